@@ -1,0 +1,1 @@
+//! GGUF reader (v2, v3).

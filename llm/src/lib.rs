@@ -1,0 +1,8 @@
+//! airinfer-llm: the language model. Reads GGUF files, tokenizes, runs the Llama-architecture
+//! forward pass on one device or split tensor-parallel across K devices, and calls a
+//! [`Collective`](tp::Collective) at every all-reduce so that a caller can put a channel there.
+//!
+//! This crate knows nothing of radios (see ARCHITECTURE.md's dependency rule).
+
+pub mod gguf;
+pub mod quant;

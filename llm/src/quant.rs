@@ -1,0 +1,1 @@
+//! Block quantisation formats of GGML (layouts, dequantisation, quantisation).

@@ -1,0 +1,4 @@
+//! airinfer-sim: joins `airinfer-llm` and `airinfer-phy` in simulated time; schemes, planners,
+//! experiments and the command-line interface.
+
+pub mod cli;
