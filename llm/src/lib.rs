@@ -4,5 +4,9 @@
 //!
 //! This crate knows nothing of radios (see ARCHITECTURE.md's dependency rule).
 
+pub mod config;
+pub mod cost;
 pub mod gguf;
 pub mod quant;
+pub mod sampling;
+pub mod tokenizer;
