@@ -7,6 +7,8 @@
 pub mod config;
 pub mod cost;
 pub mod gguf;
+pub mod kernels;
 pub mod quant;
 pub mod sampling;
 pub mod tokenizer;
+pub mod tp;
