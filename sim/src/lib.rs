@@ -1,4 +1,6 @@
 //! airinfer-sim: joins `airinfer-llm` and `airinfer-phy` in simulated time; schemes, planners,
 //! experiments and the command-line interface.
 
+pub mod assets;
 pub mod cli;
+pub mod progress;
