@@ -7,7 +7,9 @@
 pub mod config;
 pub mod cost;
 pub mod gguf;
+pub mod eval;
 pub mod kernels;
+pub mod model;
 pub mod quant;
 pub mod sampling;
 pub mod tokenizer;

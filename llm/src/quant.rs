@@ -1,1 +1,266 @@
-//! Block quantisation formats of GGML (layouts, dequantisation, quantisation).
+//! Block quantisation formats of GGML: layouts, dequantisation and reference quantisers.
+//!
+//! * Q8_0: f16 scale `d` + 32 × i8, 34 bytes per block of 32; `x = d · q`.
+//! * Q4_0: f16 `d` + 16 bytes of nibbles, 18 bytes; `x = (q − 8) · d`; the low nibble of byte j
+//!   is element j, the high nibble element j + 16.
+//! * Q4_1: f16 `d`, f16 `m` + 16 bytes of nibbles, 20 bytes; `x = q · d + m`.
+//! * F16, BF16, F32: plain little-endian values.
+
+use crate::gguf::GgmlType;
+use half::{bf16, f16};
+
+/// Elements per block of Q4_0 / Q4_1 / Q8_0.
+pub const QK: usize = 32;
+
+/// Dequantisation errors.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum QuantError {
+    /// The type has no dequantiser here.
+    #[error("dequantising {0:?} is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)")]
+    Unsupported(GgmlType),
+    /// Input and output lengths disagree.
+    #[error("{ty:?}: {bytes} bytes cannot hold {elements} elements")]
+    Length {
+        /// The type.
+        ty: GgmlType,
+        /// Bytes given.
+        bytes: usize,
+        /// Elements asked for.
+        elements: usize,
+    },
+}
+
+fn f16_at(b: &[u8], i: usize) -> f32 {
+    f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+}
+
+/// Dequantise `bytes` of type `ty` into `out` (whose length is the element count).
+pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), QuantError> {
+    let n = out.len();
+    let bs = ty.block_size();
+    let expect = if n % bs == 0 { Some(n / bs * ty.type_size()) } else { None };
+    let supported = matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1);
+    if !supported {
+        return Err(QuantError::Unsupported(ty));
+    }
+    if expect != Some(bytes.len()) {
+        return Err(QuantError::Length { ty, bytes: bytes.len(), elements: n });
+    }
+    match ty {
+        GgmlType::F32 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        GgmlType::F16 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = f16::from_le_bytes([c[0], c[1]]).to_f32();
+            }
+        }
+        GgmlType::BF16 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = bf16::from_le_bytes([c[0], c[1]]).to_f32();
+            }
+        }
+        GgmlType::Q8_0 => {
+            for (o, blk) in out.chunks_exact_mut(QK).zip(bytes.chunks_exact(34)) {
+                let d = f16_at(blk, 0);
+                for (x, &q) in o.iter_mut().zip(&blk[2..34]) {
+                    *x = d * (q as i8) as f32;
+                }
+            }
+        }
+        GgmlType::Q4_0 => {
+            for (o, blk) in out.chunks_exact_mut(QK).zip(bytes.chunks_exact(18)) {
+                let d = f16_at(blk, 0);
+                for j in 0..16 {
+                    let q = blk[2 + j];
+                    o[j] = ((q & 0x0F) as i32 - 8) as f32 * d;
+                    o[j + 16] = ((q >> 4) as i32 - 8) as f32 * d;
+                }
+            }
+        }
+        GgmlType::Q4_1 => {
+            for (o, blk) in out.chunks_exact_mut(QK).zip(bytes.chunks_exact(20)) {
+                let (d, m) = (f16_at(blk, 0), f16_at(blk, 2));
+                for j in 0..16 {
+                    let q = blk[4 + j];
+                    o[j] = (q & 0x0F) as f32 * d + m;
+                    o[j + 16] = (q >> 4) as f32 * d + m;
+                }
+            }
+        }
+        _ => unreachable!("checked above"),
+    }
+    Ok(())
+}
+
+fn check_blocks(x: &[f32]) {
+    assert!(x.len() % QK == 0, "length {} is not a multiple of {QK}", x.len());
+}
+
+/// Quantise to Q8_0 (ggml's reference rule: `d = max|x| / 127`, `q = round(x / d)`).
+pub fn quantize_q8_0(x: &[f32]) -> Vec<u8> {
+    check_blocks(x);
+    let mut out = Vec::with_capacity(x.len() / QK * 34);
+    for b in x.chunks_exact(QK) {
+        let amax = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+        out.extend(b.iter().map(|v| (v * id).round() as i8 as u8));
+    }
+    out
+}
+
+/// Quantise to Q4_0 (ggml's reference rule: `d = max / −8` where `max` is the signed value of
+/// largest magnitude, `q = min(15, trunc(x/d + 8.5))`).
+pub fn quantize_q4_0(x: &[f32]) -> Vec<u8> {
+    check_blocks(x);
+    let mut out = Vec::with_capacity(x.len() / QK * 18);
+    for b in x.chunks_exact(QK) {
+        let (mut amax, mut max) = (0.0f32, 0.0f32);
+        for &v in b {
+            if v.abs() > amax {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        let d = max / -8.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+        for j in 0..16 {
+            let q0 = ((b[j] * id + 8.5) as i32).clamp(0, 15) as u8;
+            let q1 = ((b[j + 16] * id + 8.5) as i32).clamp(0, 15) as u8;
+            out.push(q0 | (q1 << 4));
+        }
+    }
+    out
+}
+
+/// Quantise to Q4_1 (ggml's reference rule: `d = (max − min) / 15`, `m = min`,
+/// `q = min(15, trunc((x − min)/d + 0.5))`).
+pub fn quantize_q4_1(x: &[f32]) -> Vec<u8> {
+    check_blocks(x);
+    let mut out = Vec::with_capacity(x.len() / QK * 20);
+    for b in x.chunks_exact(QK) {
+        let min = b.iter().fold(f32::INFINITY, |m, &v| m.min(v));
+        let max = b.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let d = (max - min) / 15.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+        out.extend_from_slice(&f16::from_f32(min).to_le_bytes());
+        for j in 0..16 {
+            let q0 = (((b[j] - min) * id + 0.5) as i32).clamp(0, 15) as u8;
+            let q1 = (((b[j + 16] - min) * id + 0.5) as i32).clamp(0, 15) as u8;
+            out.push(q0 | (q1 << 4));
+        }
+    }
+    out
+}
+
+/// f32 values as little-endian f16 bytes.
+pub fn f32_to_f16_bytes(x: &[f32]) -> Vec<u8> {
+    x.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect()
+}
+
+/// f32 values as little-endian bf16 bytes.
+pub fn f32_to_bf16_bytes(x: &[f32]) -> Vec<u8> {
+    x.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+            })
+            .collect()
+    }
+
+    fn roundtrip(ty: GgmlType, q: Vec<u8>, n: usize) -> Vec<f32> {
+        let mut out = vec![0.0; n];
+        dequantize(ty, &q, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn hand_built_blocks() {
+        // Q8_0: d = 0.5, q = [−3, 4, 0, ...]
+        let mut b = f16::from_f32(0.5).to_le_bytes().to_vec();
+        let mut qs = [0u8; 32];
+        qs[0] = (-3i8) as u8;
+        qs[1] = 4;
+        b.extend_from_slice(&qs);
+        let out = roundtrip(GgmlType::Q8_0, b, 32);
+        assert_eq!(&out[..3], &[-1.5, 2.0, 0.0]);
+        // Q4_1: d = 2, m = −1, byte 0 = 0x3A → element 0 = 10·2−1 = 19, element 16 = 3·2−1 = 5
+        let mut b = f16::from_f32(2.0).to_le_bytes().to_vec();
+        b.extend_from_slice(&f16::from_f32(-1.0).to_le_bytes());
+        let mut qs = [0u8; 16];
+        qs[0] = 0x3A;
+        b.extend_from_slice(&qs);
+        let out = roundtrip(GgmlType::Q4_1, b, 32);
+        assert_eq!((out[0], out[16], out[1]), (19.0, 5.0, -1.0));
+        // Q4_0: d = 0.25, byte 0 = 0xF0 → element 0 = (0−8)·0.25 = −2, element 16 = (15−8)·0.25
+        let mut b = f16::from_f32(0.25).to_le_bytes().to_vec();
+        let mut qs = [0x88u8; 16];
+        qs[0] = 0xF0;
+        b.extend_from_slice(&qs);
+        let out = roundtrip(GgmlType::Q4_0, b, 32);
+        assert_eq!((out[0], out[16], out[1]), (-2.0, 1.75, 0.0));
+    }
+
+    #[test]
+    fn quantisers_are_within_half_a_step() {
+        let x = data(32 * 64, 9);
+        for (ty, q) in [(GgmlType::Q8_0, quantize_q8_0(&x)), (GgmlType::Q4_0, quantize_q4_0(&x)), (GgmlType::Q4_1, quantize_q4_1(&x))] {
+            let back = roundtrip(ty, q, x.len());
+            for (blk, (xb, yb)) in x.chunks(32).zip(back.chunks(32)).enumerate() {
+                let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let (mn, mx) = xb.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+                let step = match ty {
+                    GgmlType::Q8_0 => amax / 127.0,
+                    GgmlType::Q4_0 => amax / 8.0,
+                    _ => (mx - mn) / 15.0,
+                };
+                for (a, b) in xb.iter().zip(yb) {
+                    // half a step plus f16 rounding of the scale (and min); Q4_0's code range
+                    // [−8, 7] clips the value opposite the extreme by up to one whole step
+                    let half = if ty == GgmlType::Q4_0 && (a.abs() - amax).abs() < 0.5 * step { 1.0 } else { 0.5 };
+                    let tol = half * step + 2e-3 * amax.max(1e-6) + 1e-6;
+                    assert!((a - b).abs() <= tol, "{ty:?} block {blk}: {a} vs {b} (step {step})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn float_formats_roundtrip() {
+        let x = [1.0f32, -2.5, 0.0, 65504.0, 1e-3];
+        let y = roundtrip(GgmlType::F16, f32_to_f16_bytes(&x), 5);
+        for (a, b) in x.iter().zip(&y) {
+            assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0));
+        }
+        let y = roundtrip(GgmlType::BF16, f32_to_bf16_bytes(&x), 5);
+        for (a, b) in x.iter().zip(&y) {
+            assert!((a - b).abs() <= 1e-2 * a.abs().max(1.0));
+        }
+        let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(roundtrip(GgmlType::F32, bytes, 5), x.to_vec());
+    }
+
+    #[test]
+    fn wrong_lengths_and_types_are_errors() {
+        let mut out = vec![0.0; 32];
+        assert!(matches!(dequantize(GgmlType::Q4_1, &[0u8; 19], &mut out), Err(QuantError::Length { .. })));
+        assert!(matches!(dequantize(GgmlType::Q4_K, &[0u8; 144], &mut out), Err(QuantError::Unsupported(_))));
+        let mut out = vec![0.0; 33];
+        assert!(dequantize(GgmlType::Q8_0, &[0u8; 34], &mut out).is_err());
+    }
+}

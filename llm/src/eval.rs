@@ -1,0 +1,213 @@
+//! Evaluation: perplexity (llama.cpp's `llama-perplexity` protocol, or a sliding window) and
+//! top-1 token agreement against a reference run.
+
+use crate::model::{Logits, Model, ModelError};
+use crate::sampling::argmax;
+use crate::tp::Collective;
+
+/// How to cut the token stream into windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum PplMode {
+    /// llama.cpp `llama-perplexity`: non-overlapping chunks of `ctx` tokens (the last partial
+    /// chunk dropped), the first token of each chunk replaced by BOS when the model adds BOS,
+    /// only the second half of each chunk scored (positions `ctx/2 .. ctx−1` predicting the next
+    /// token), so every scored token sees at least `ctx/2` tokens of context.
+    LlamaCpp,
+    /// Sliding window of `ctx` tokens advancing by `stride`; each token is scored once, in the
+    /// first window that contains it with context (Hugging Face's strided perplexity).
+    Sliding {
+        /// Window advance in tokens.
+        stride: usize,
+    },
+}
+
+/// Perplexity options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PplOptions {
+    /// Context (chunk / window) length in tokens.
+    pub ctx: usize,
+    /// Stop after this many chunks / windows.
+    pub max_chunks: Option<usize>,
+    /// Protocol.
+    pub mode: PplMode,
+    /// BOS token to put first in each chunk (llama.cpp protocol), if the model wants one.
+    pub bos: Option<u32>,
+}
+
+/// Result of a perplexity run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PplResult {
+    /// exp(mean negative log-likelihood).
+    pub perplexity: f64,
+    /// Standard error of the mean NLL (over scored tokens), as llama.cpp reports it.
+    pub nll_stderr: f64,
+    /// Number of scored tokens.
+    pub scored_tokens: usize,
+    /// Tokens run through the model (including unscored context).
+    pub processed_tokens: usize,
+    /// Number of chunks / windows.
+    pub chunks: usize,
+    /// Running perplexity after each chunk (llama.cpp prints these).
+    pub running_ppl: Vec<f64>,
+    /// Top-1 prediction at every scored position (for token agreement).
+    #[serde(skip)]
+    pub predictions: Vec<u32>,
+}
+
+/// Errors of an evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The model failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Not enough tokens for a single chunk.
+    #[error("the text has {tokens} tokens, fewer than one context of {ctx} tokens (+1 for sliding windows)")]
+    TooShort {
+        /// Tokens available.
+        tokens: usize,
+        /// Context asked for.
+        ctx: usize,
+    },
+    /// Bad options.
+    #[error("{0}")]
+    Options(String),
+}
+
+/// Negative log-likelihood of `target` under a row of logits, in f64.
+pub fn nll(logits: &[f32], target: u32) -> f64 {
+    let m = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let z: f64 = logits.iter().map(|&v| (v as f64 - m).exp()).sum();
+    -(logits[target as usize] as f64 - m - z.ln())
+}
+
+/// Perplexity of `model` on `tokens`, every all-reduce going through `collective`.
+/// `progress(done, total)` is called after every chunk.
+pub fn perplexity(
+    model: &Model,
+    tokens: &[u32],
+    opts: &PplOptions,
+    collective: &mut dyn Collective,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PplResult, EvalError> {
+    let ctx = opts.ctx;
+    if ctx < 2 {
+        return Err(EvalError::Options(format!("--ctx {ctx}: the context must be at least 2 tokens")));
+    }
+    let vocab = model.cfg.vocab_size;
+    // (window start, window tokens, first scored position inside the window)
+    let mut windows: Vec<(usize, usize)> = Vec::new(); // (start, first_scored)
+    match opts.mode {
+        PplMode::LlamaCpp => {
+            let n = tokens.len() / ctx;
+            if n == 0 {
+                return Err(EvalError::TooShort { tokens: tokens.len(), ctx });
+            }
+            for i in 0..n {
+                windows.push((i * ctx, ctx / 2));
+            }
+        }
+        PplMode::Sliding { stride } => {
+            if stride == 0 || stride > ctx {
+                return Err(EvalError::Options(format!("stride {stride} must be in 1..=ctx ({ctx})")));
+            }
+            if tokens.len() < 2 {
+                return Err(EvalError::TooShort { tokens: tokens.len(), ctx });
+            }
+            let mut scored_until = 0usize; // tokens[..=scored_until] are context-only or scored
+            let mut begin = 0usize;
+            loop {
+                let end = (begin + ctx).min(tokens.len());
+                // positions j in the window predict token begin+j+1; score targets > scored_until
+                let first = scored_until.saturating_sub(begin);
+                windows.push((begin, first));
+                scored_until = end - 1;
+                if end == tokens.len() {
+                    break;
+                }
+                begin += stride;
+            }
+        }
+    }
+    if let Some(m) = opts.max_chunks {
+        windows.truncate(m.max(1));
+    }
+    let total = windows.len();
+    let mut session = model.new_session(ctx);
+    let (mut nll_sum, mut nll2_sum, mut count, mut processed) = (0.0f64, 0.0f64, 0usize, 0usize);
+    let mut running = Vec::with_capacity(total);
+    let mut predictions = Vec::new();
+    for (ci, &(start, first)) in windows.iter().enumerate() {
+        let end = (start + ctx).min(tokens.len());
+        let mut batch = tokens[start..end].to_vec();
+        if opts.mode == PplMode::LlamaCpp {
+            if let Some(bos) = opts.bos {
+                batch[0] = bos;
+            }
+        }
+        let len = batch.len();
+        // scored positions: first .. len−1 (the last position has no next token in the window)
+        let last = len - 1;
+        if first >= last {
+            continue;
+        }
+        session.reset();
+        let logits = model.forward(&mut session, &batch, collective, Logits::From(first))?;
+        processed += len;
+        for j in first..last {
+            let row = &logits[(j - first) * vocab..(j - first + 1) * vocab];
+            let target = tokens[start + j + 1];
+            let v = nll(row, target);
+            nll_sum += v;
+            nll2_sum += v * v;
+            count += 1;
+            predictions.push(argmax(row).unwrap_or(0));
+        }
+        running.push((nll_sum / count as f64).exp());
+        progress(ci + 1, total);
+    }
+    if count == 0 {
+        return Err(EvalError::TooShort { tokens: tokens.len(), ctx });
+    }
+    let mean = nll_sum / count as f64;
+    let var = (nll2_sum / count as f64 - mean * mean).max(0.0);
+    Ok(PplResult {
+        perplexity: mean.exp(),
+        nll_stderr: (var / (count as f64 - 1.0).max(1.0)).sqrt(),
+        scored_tokens: count,
+        processed_tokens: processed,
+        chunks: running.len(),
+        running_ppl: running,
+        predictions,
+    })
+}
+
+/// Fraction of positions where two runs' top-1 predictions agree (teacher-forced: both runs saw
+/// the same input tokens). Returns `None` if the runs scored different positions.
+pub fn token_agreement(reference: &[u32], run: &[u32]) -> Option<f64> {
+    if reference.len() != run.len() || reference.is_empty() {
+        return None;
+    }
+    let same = reference.iter().zip(run).filter(|(a, b)| a == b).count();
+    Some(same as f64 / reference.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nll_of_uniform_logits_is_log_vocab() {
+        let l = vec![0.5f32; 1000];
+        assert!((nll(&l, 3) - (1000f64).ln()).abs() < 1e-9);
+        // a peaked distribution: p(target) = e^2 / (e^2 + 3)
+        let l = [2.0f32, 0.0, 0.0, 0.0];
+        let want = -(2f64.exp() / (2f64.exp() + 3.0)).ln();
+        assert!((nll(&l, 0) - want).abs() < 1e-7);
+    }
+
+    #[test]
+    fn agreement_counts_matches() {
+        assert_eq!(token_agreement(&[1, 2, 3, 4], &[1, 2, 0, 4]), Some(0.75));
+        assert_eq!(token_agreement(&[1], &[1, 2]), None);
+    }
+}
