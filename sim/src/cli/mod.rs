@@ -1,6 +1,7 @@
 //! The `airinfer` command line. One file per command family.
 
 pub mod aircomp;
+pub mod llm;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -12,12 +13,21 @@ use std::process::ExitCode;
     about = "Distributed on-device LLM inference over simulated wireless networks"
 )]
 pub struct Cli {
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Show a model's architecture, tensor types and memory per device.
+    Inspect(llm::InspectArgs),
+    /// Generate text from a prompt (optionally tensor-parallel over K devices).
+    Generate(llm::GenerateArgs),
+    /// Perplexity of a model on a text (llama.cpp's protocol by default).
+    Eval(llm::EvalArgs),
     /// Over-the-air computation: MSE curves and transceiver designs.
     Aircomp {
         #[command(subcommand)]
@@ -32,6 +42,8 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
+    /// Prefill and decode tokens/s of the language model with 1 and 2 threads.
+    Llm(llm::BenchLlmArgs),
     /// AirComp trials/s and SDR designs/s.
     Phy(aircomp::BenchPhyArgs),
 }
@@ -49,10 +61,20 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(t) = cli.threads {
+        if t == 0 {
+            anyhow::bail!("--threads 0: need at least one thread");
+        }
+        rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
+    }
     match cli.command {
+        Command::Inspect(a) => llm::inspect(a),
+        Command::Generate(a) => llm::generate(a),
+        Command::Eval(a) => llm::eval(a),
         Command::Aircomp { cmd } => aircomp::run(cmd),
         Command::Bench { what } => match what {
             BenchCmd::Phy(args) => aircomp::bench_phy(args),
+            BenchCmd::Llm(args) => llm::bench_llm(args),
         },
     }
 }

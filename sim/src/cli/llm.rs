@@ -1,0 +1,412 @@
+//! `airinfer inspect`, `generate`, `eval` and `bench llm`: the language model on its own, on one
+//! device or tensor-parallel over K devices with the ideal all-reduce.
+
+use crate::assets;
+use crate::progress;
+use airinfer_llm::eval::{perplexity, PplMode, PplOptions};
+use airinfer_llm::gguf::GgufFile;
+use airinfer_llm::model::{Logits, Model};
+use airinfer_llm::sampling::{Sampler, SamplerConfig};
+use airinfer_llm::tokenizer::{chatml, ChatMessage, Tokenizer};
+use airinfer_llm::tp::IdealCollective;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Which model, and how to split it.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model: a catalogue name (smollm2-135m, fetched and cached on first use) or a GGUF path.
+    #[arg(long, default_value = "smollm2-135m")]
+    pub model: String,
+    /// Number of devices for tensor parallelism (equal shares unless --shares is given).
+    #[arg(long)]
+    pub devices: Option<usize>,
+    /// Comma-separated non-negative model shares, one per device (e.g. 2,1,1).
+    #[arg(long, value_delimiter = ',')]
+    pub shares: Option<Vec<f64>>,
+}
+
+impl ModelArgs {
+    /// The shares to split by: from --shares, else equal over --devices, else one device.
+    pub fn shares(&self) -> Result<Vec<f64>> {
+        match (&self.shares, self.devices) {
+            (Some(s), Some(k)) if s.len() != k => {
+                bail!("--shares has {} values but --devices is {k}", s.len())
+            }
+            (Some(s), _) => Ok(s.clone()),
+            (None, Some(0)) => bail!("--devices 0: at least one device is needed"),
+            (None, Some(k)) => Ok(vec![1.0; k]),
+            (None, None) => Ok(vec![1.0]),
+        }
+    }
+
+    /// Resolve, open and load the model, split by the shares.
+    pub fn load(&self, quiet: bool) -> Result<(PathBuf, GgufFile, Model)> {
+        let path = assets::resolve_model(&self.model, quiet)?;
+        let g = GgufFile::open(&path).with_context(|| format!("reading model file {}", path.display()))?;
+        let shares = self.shares()?;
+        let model = Model::load_shares(&g, &shares).with_context(|| format!("loading model {}", path.display()))?;
+        Ok((path, g, model))
+    }
+}
+
+/// `airinfer inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Model: a catalogue name or a GGUF path.
+    #[arg(default_value = "smollm2-135m")]
+    pub model: String,
+    /// Show memory per device for this many devices (equal shares unless --shares).
+    #[arg(long)]
+    pub devices: Option<usize>,
+    /// Comma-separated model shares, one per device.
+    #[arg(long, value_delimiter = ',')]
+    pub shares: Option<Vec<f64>>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `airinfer generate`.
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The prompt.
+    #[arg(long)]
+    pub prompt: String,
+    /// Wrap the prompt in the model's chat template (ChatML) as a user message.
+    #[arg(long)]
+    pub chat: bool,
+    /// Maximum number of new tokens.
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Top-k (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Top-p (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Sampler seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object on stdout instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress or statistics on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `airinfer eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Evaluation text: a catalogue name (lee-news, wikitext-2) or a text file path.
+    #[arg(long, default_value = "lee-news")]
+    pub text: String,
+    /// Context length of each chunk / window, in tokens.
+    #[arg(long, default_value_t = 512)]
+    pub ctx: usize,
+    /// Use only the first N tokens of the text.
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
+    /// Stop after N chunks.
+    #[arg(long)]
+    pub chunks: Option<usize>,
+    /// Sliding-window perplexity with this stride instead of llama.cpp's chunked protocol.
+    #[arg(long)]
+    pub sliding: Option<usize>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `airinfer bench llm`.
+#[derive(Args, Debug)]
+pub struct BenchLlmArgs {
+    /// Model: a catalogue name or a GGUF path.
+    #[arg(long, default_value = "smollm2-135m")]
+    pub model: String,
+    /// Thread counts to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 2])]
+    pub threads: Vec<usize>,
+    /// Prompt length for the prefill measurement.
+    #[arg(long, default_value_t = 512)]
+    pub prompt_tokens: usize,
+    /// Tokens generated for the decode measurement.
+    #[arg(long, default_value_t = 128)]
+    pub gen_tokens: usize,
+    /// Repetitions (the best is reported, as llama-bench reports the mean of steady runs).
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn mib(b: usize) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}
+
+pub fn inspect(a: InspectArgs) -> Result<()> {
+    let path = assets::resolve_model(&a.model, a.json)?;
+    let g = GgufFile::open(&path).with_context(|| format!("reading model file {}", path.display()))?;
+    let cfg = airinfer_llm::model::config_from_gguf(&g).with_context(|| format!("model file {}", path.display()))?;
+    let mut types: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+    let mut total_bytes = 0u64;
+    let mut n_params = 0u64;
+    for t in g.tensors() {
+        let e = types.entry(format!("{:?}", t.ggml_type)).or_default();
+        e.0 += 1;
+        e.1 += t.n_bytes();
+        total_bytes += t.n_bytes();
+        n_params += t.n_elements();
+    }
+    let margs = ModelArgs { model: path.display().to_string(), devices: a.devices, shares: a.shares.clone() };
+    let shares = margs.shares()?;
+    let model = Model::load_shares(&g, &shares).with_context(|| format!("loading model {}", path.display()))?;
+    let devices: Vec<_> = (0..model.n_devices())
+        .map(|k| {
+            let (h, f, kv) = (&model.plan.heads[k], &model.plan.ffn[k], model.plan.kv_heads(k));
+            json!({
+                "device": k,
+                "share": shares[k],
+                "query_heads": [h.start, h.end],
+                "kv_heads": [kv.start, kv.end],
+                "ffn_columns": [f.start, f.end],
+                "weight_bytes": model.device_weight_bytes(k),
+            })
+        })
+        .collect();
+    if a.json {
+        let obj = json!({
+            "path": path,
+            "gguf_version": g.version(),
+            "config": cfg,
+            "parameters": n_params,
+            "file_tensor_bytes": total_bytes,
+            "tensors": g.tensors().len(),
+            "tensor_types": types.iter().map(|(k, (n, b))| (k.clone(), json!({"count": n, "bytes": b}))).collect::<serde_json::Map<_, _>>(),
+            "devices": devices,
+        });
+        println!("{}", serde_json::to_string_pretty(&obj)?);
+        return Ok(());
+    }
+    println!("model        {} ({})", cfg.name, path.display());
+    println!("format       GGUF v{}, {} tensors, {:.1} MiB of tensor data, {:.1} M parameters", g.version(), g.tensors().len(), mib(total_bytes as usize), n_params as f64 / 1e6);
+    println!("architecture llama: {} layers, n_embd {}, n_ff {}, {} heads / {} KV heads (head dim {}), vocab {}, context {}", cfg.n_layer, cfg.n_embd, cfg.n_ff, cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.vocab_size, cfg.context_length);
+    println!("             RoPE base {}, RMSNorm eps {:e}, {} output head", cfg.rope_freq_base, cfg.rms_norm_eps, if cfg.tied_embeddings { "tied" } else { "separate" });
+    for (k, (n, b)) in &types {
+        println!("tensors      {k:>6}: {n:>4} tensors, {:>8.1} MiB", mib(*b as usize));
+    }
+    println!("split over {} device(s):", model.n_devices());
+    for k in 0..model.n_devices() {
+        let (h, f, kv) = (&model.plan.heads[k], &model.plan.ffn[k], model.plan.kv_heads(k));
+        println!(
+            "  device {k}: share {:.3}, query heads {}..{} ({}), KV heads {}..{}, FFN columns {}..{} ({}), weights {:.1} MiB",
+            shares[k] / shares.iter().sum::<f64>(),
+            h.start, h.end, h.len(), kv.start, kv.end, f.start, f.end, f.len(),
+            mib(model.device_weight_bytes(k))
+        );
+    }
+    Ok(())
+}
+
+pub fn generate(a: GenerateArgs) -> Result<()> {
+    let quiet = a.quiet || a.json;
+    if !(a.temperature.is_finite() && a.temperature >= 0.0) {
+        bail!("--temperature {}: must be finite and non-negative", a.temperature);
+    }
+    if !(a.top_p > 0.0 && a.top_p <= 1.0) {
+        bail!("--top-p {}: must be in (0, 1]", a.top_p);
+    }
+    let (_path, g, model) = a.model.load(quiet)?;
+    let tok = Tokenizer::from_gguf(&g).context("building the tokenizer from the model file")?;
+    let text = if a.chat {
+        chatml(&[ChatMessage { role: "user".into(), content: a.prompt.clone() }], true)
+    } else {
+        a.prompt.clone()
+    };
+    let prompt = tok.encode(&text, true, a.chat);
+    if prompt.is_empty() {
+        bail!("--prompt: the prompt is empty after tokenisation");
+    }
+    let limit = (prompt.len() + a.max_tokens).min(model.cfg.context_length.max(prompt.len() + 1));
+    let mut session = model.new_session(limit);
+    let mut coll = IdealCollective;
+    let mut sampler = Sampler::new(SamplerConfig { temperature: a.temperature, top_k: a.top_k, top_p: a.top_p, seed: a.seed });
+    let t0 = Instant::now();
+    let mut logits = model.forward(&mut session, &prompt, &mut coll, Logits::Last)?;
+    let t_prefill = t0.elapsed().as_secs_f64();
+    let mut out_ids = Vec::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let stdout = std::io::stdout();
+    if !a.json {
+        print!("{}", a.prompt);
+        stdout.lock().flush().ok();
+    }
+    let t1 = Instant::now();
+    while out_ids.len() < a.max_tokens && session.pos < limit {
+        let next = sampler.sample(&logits);
+        if tok.is_eog(next) {
+            break;
+        }
+        out_ids.push(next);
+        if !a.json {
+            // stream whole UTF-8 characters only
+            pending.extend_from_slice(&tok.token_bytes(next));
+            let valid = match std::str::from_utf8(&pending) {
+                Ok(s) => s.len(),
+                Err(e) => e.valid_up_to(),
+            };
+            if valid > 0 {
+                print!("{}", String::from_utf8_lossy(&pending[..valid]));
+                stdout.lock().flush().ok();
+                pending.drain(..valid);
+            }
+        }
+        if out_ids.len() == a.max_tokens || session.pos >= limit {
+            break;
+        }
+        logits = model.forward(&mut session, &[next], &mut coll, Logits::Last)?;
+    }
+    let t_decode = t1.elapsed().as_secs_f64();
+    let text_out = tok.decode(&out_ids);
+    if a.json {
+        println!("{}", json!({"text": text_out, "token_ids": out_ids, "prompt_tokens": prompt.len(),
+            "prefill_tok_s": prompt.len() as f64 / t_prefill, "decode_tok_s": out_ids.len() as f64 / t_decode.max(1e-9)}));
+    } else {
+        if !pending.is_empty() {
+            print!("{}", String::from_utf8_lossy(&pending));
+        }
+        println!();
+        if !a.quiet {
+            eprintln!(
+                "[{} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s, {} device(s)]",
+                prompt.len(),
+                prompt.len() as f64 / t_prefill,
+                out_ids.len(),
+                out_ids.len() as f64 / t_decode.max(1e-9),
+                model.n_devices()
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let quiet = a.quiet || a.json;
+    let (_path, g, model) = a.model.load(quiet)?;
+    let tok = Tokenizer::from_gguf(&g).context("building the tokenizer from the model file")?;
+    let text_path = assets::resolve_text(&a.text, quiet)?;
+    let bytes = std::fs::read(&text_path).with_context(|| format!("reading text {}", text_path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("text {}: not UTF-8 ({e})", text_path.display()))?;
+    if a.ctx < 2 || a.ctx > model.cfg.context_length {
+        bail!("--ctx {}: must be between 2 and the model's context length {}", a.ctx, model.cfg.context_length);
+    }
+    let mut tokens = tok.encode(&text, true, false);
+    if let Some(m) = a.max_tokens {
+        tokens.truncate(m);
+    }
+    let opts = PplOptions {
+        ctx: a.ctx,
+        max_chunks: a.chunks,
+        mode: match a.sliding {
+            Some(stride) => PplMode::Sliding { stride },
+            None => PplMode::LlamaCpp,
+        },
+        bos: if tok.add_bos() { tok.bos_id() } else { None },
+    };
+    let n_chunks_est = match opts.mode {
+        PplMode::LlamaCpp => tokens.len() / a.ctx.max(1),
+        PplMode::Sliding { stride } => tokens.len().saturating_sub(a.ctx).div_ceil(stride.max(1)) + 1,
+    };
+    let n_chunks_est = a.chunks.map_or(n_chunks_est, |c| c.min(n_chunks_est));
+    let pb = progress::items_bar(n_chunks_est as u64, "perplexity", quiet);
+    let t0 = Instant::now();
+    let r = perplexity(&model, &tokens, &opts, &mut IdealCollective, &mut |done, _| pb.set_position(done as u64))?;
+    pb.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    let tok_s = r.processed_tokens as f64 / secs;
+    if a.json {
+        println!(
+            "{}",
+            json!({"perplexity": r.perplexity, "nll_stderr": r.nll_stderr, "tokens": r.scored_tokens,
+                "text_tokens": tokens.len(), "processed_tokens": r.processed_tokens, "chunks": r.chunks,
+                "ctx": a.ctx, "tokens_per_s": tok_s, "seconds": secs, "devices": model.n_devices(),
+                "running_ppl": r.running_ppl})
+        );
+    } else {
+        println!(
+            "perplexity {:.4} ± {:.4} (nll stderr) over {} scored tokens ({} chunks of {}, {} text tokens); {:.1} tokens/s, {} device(s)",
+            r.perplexity, r.perplexity * r.nll_stderr, r.scored_tokens, r.chunks, a.ctx, tokens.len(), tok_s, model.n_devices()
+        );
+    }
+    Ok(())
+}
+
+pub fn bench_llm(a: BenchLlmArgs) -> Result<()> {
+    let path = assets::resolve_model(&a.model, a.json)?;
+    let g = GgufFile::open(&path).with_context(|| format!("reading model file {}", path.display()))?;
+    let model = Model::load_single(&g).with_context(|| format!("loading model {}", path.display()))?;
+    if a.prompt_tokens == 0 || a.gen_tokens == 0 || a.reps == 0 {
+        bail!("--prompt-tokens, --gen-tokens and --reps must be positive");
+    }
+    let vocab = model.cfg.vocab_size as u32;
+    // a fixed pseudo-random prompt (as llama-bench uses random tokens)
+    let prompt: Vec<u32> = (0..a.prompt_tokens as u64).map(|i| ((i * 2654435761 + 12345) % vocab as u64) as u32).collect();
+    let mut rows = Vec::new();
+    for &threads in &a.threads {
+        if threads == 0 {
+            bail!("--threads: thread counts must be positive");
+        }
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+        let (pp, tg) = pool.install(|| -> Result<(f64, f64)> {
+            // warm-up: dequantise the GEMM weights once, fault pages in
+            let mut s = model.new_session(a.prompt_tokens + a.gen_tokens + 1);
+            model.forward(&mut s, &prompt[..prompt.len().min(16)], &mut IdealCollective, Logits::Last)?;
+            model.forward(&mut s, &[1], &mut IdealCollective, Logits::Last)?;
+            let (mut best_pp, mut best_tg) = (0.0f64, 0.0f64);
+            for _ in 0..a.reps {
+                s.reset();
+                let t0 = Instant::now();
+                model.forward(&mut s, &prompt, &mut IdealCollective, Logits::Last)?;
+                best_pp = best_pp.max(a.prompt_tokens as f64 / t0.elapsed().as_secs_f64());
+                // decode from an empty cache, as llama-bench's tg128
+                s.reset();
+                let t1 = Instant::now();
+                let mut next = 1u32;
+                for _ in 0..a.gen_tokens {
+                    let l = model.forward(&mut s, &[next], &mut IdealCollective, Logits::Last)?;
+                    next = airinfer_llm::sampling::argmax(&l).unwrap_or(0);
+                }
+                best_tg = best_tg.max(a.gen_tokens as f64 / t1.elapsed().as_secs_f64());
+            }
+            Ok((best_pp, best_tg))
+        })?;
+        if !a.json {
+            println!("threads {threads}: prefill pp{} {:.1} tok/s, decode tg{} {:.1} tok/s", a.prompt_tokens, pp, a.gen_tokens, tg);
+        }
+        rows.push(json!({"threads": threads, "prefill_tok_s": pp, "decode_tok_s": tg}));
+    }
+    let weight_bytes = model.device_weight_bytes(0);
+    if a.json {
+        println!("{}", json!({"model": path, "prompt_tokens": a.prompt_tokens, "gen_tokens": a.gen_tokens, "weight_bytes": weight_bytes, "threads": rows}));
+    } else {
+        println!("(weights read per decoded token: {:.1} MB)", weight_bytes as f64 / 1e6);
+    }
+    Ok(())
+}
