@@ -64,16 +64,36 @@ impl QActs {
     }
 }
 
-/// How a [`PackedMatrix`] stores its weights.
+/// How a [`PackedMatrix`] stores its weights. The quantised packings keep GGML's own block
+/// layout (so decode reads exactly the bytes the GGUF holds, one contiguous stream per row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Packing {
-    /// 4-bit unsigned codes, 16 bytes per block (low nibbles = elements 0..15, high = 16..31);
-    /// `w = scale · u + bias` (Q4_1: bias = m; Q4_0: bias = −8·d).
-    Nibbles,
-    /// 8-bit signed codes, 32 bytes per block; `w = scale · q` (Q8_0).
-    Bytes,
-    /// Plain f32 (F32, F16, BF16 tensors, or any row length not a multiple of 32).
+    /// GGML Q4_0 blocks (18 bytes per 32 weights): f16 `d`, 16 bytes of nibbles; `w = (u−8)·d`.
+    Q4_0,
+    /// GGML Q4_1 blocks (20 bytes per 32 weights): f16 `d`, f16 `m`, 16 bytes of nibbles;
+    /// `w = u·d + m`.
+    Q4_1,
+    /// GGML Q8_0 blocks (34 bytes per 32 weights): f16 `d`, 32 × i8; `w = q·d`.
+    Q8_0,
+    /// Plain f32 (F32, F16, BF16 tensors).
     Dense,
+}
+
+impl Packing {
+    /// Bytes per block of 32 weights (0 for dense).
+    pub fn block_bytes(self) -> usize {
+        match self {
+            Packing::Q4_0 => 18,
+            Packing::Q4_1 => 20,
+            Packing::Q8_0 => 34,
+            Packing::Dense => 0,
+        }
+    }
+}
+
+#[inline(always)]
+fn f16_at(b: &[u8], i: usize) -> f32 {
+    half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
 }
 
 /// A weight matrix of `rows` outputs × `cols` inputs in the layout the kernels want.
@@ -85,12 +105,8 @@ pub struct PackedMatrix {
     /// Number of inputs (row length).
     pub cols: usize,
     packing: Packing,
-    /// `rows · cols/32` block scales.
-    scale: Vec<f32>,
-    /// `rows · cols/32` block offsets (Nibbles only).
-    bias: Vec<f32>,
-    /// Codes: 16 (Nibbles) or 32 (Bytes) per block.
-    codes: Vec<u8>,
+    /// GGML blocks, `rows · cols/32` of them, row-major (quantised packings only).
+    blocks: Vec<u8>,
     /// Dequantised weights (`rows × cols`, row-major); built on first GEMM use, or at
     /// construction for [`Packing::Dense`].
     dense: OnceLock<Vec<f32>>,
@@ -102,52 +118,14 @@ impl PackedMatrix {
         assert_eq!(w.len(), rows * cols);
         let dense = OnceLock::new();
         let _ = dense.set(w);
-        PackedMatrix {
-            rows,
-            cols,
-            packing: Packing::Dense,
-            scale: vec![],
-            bias: vec![],
-            codes: vec![],
-            dense,
-        }
+        PackedMatrix { rows, cols, packing: Packing::Dense, blocks: vec![], dense }
     }
 
-    /// Nibble-packed weights from per-block scale, bias and 16 code bytes per block.
-    pub fn from_nibbles(
-        rows: usize,
-        cols: usize,
-        scale: Vec<f32>,
-        bias: Vec<f32>,
-        codes: Vec<u8>,
-    ) -> PackedMatrix {
-        let nb = rows * cols / QK;
-        assert!(cols % QK == 0 && scale.len() == nb && bias.len() == nb && codes.len() == nb * 16);
-        PackedMatrix {
-            rows,
-            cols,
-            packing: Packing::Nibbles,
-            scale,
-            bias,
-            codes,
-            dense: OnceLock::new(),
-        }
-    }
-
-    /// Byte-packed (Q8_0-like) weights from per-block scale and 32 signed codes per block.
-    pub fn from_bytes(rows: usize, cols: usize, scale: Vec<f32>, codes: Vec<i8>) -> PackedMatrix {
-        let nb = rows * cols / QK;
-        assert!(cols % QK == 0 && scale.len() == nb && codes.len() == nb * QK);
-        let codes = codes.into_iter().map(|c| c as u8).collect();
-        PackedMatrix {
-            rows,
-            cols,
-            packing: Packing::Bytes,
-            scale,
-            bias: vec![],
-            codes,
-            dense: OnceLock::new(),
-        }
+    /// A quantised matrix from GGML blocks (`rows · cols/32` blocks, row-major).
+    pub fn from_blocks(packing: Packing, rows: usize, cols: usize, blocks: Vec<u8>) -> PackedMatrix {
+        assert!(packing != Packing::Dense && cols % QK == 0);
+        assert_eq!(blocks.len(), rows * cols / QK * packing.block_bytes());
+        PackedMatrix { rows, cols, packing, blocks, dense: OnceLock::new() }
     }
 
     /// The storage kind.
@@ -157,33 +135,39 @@ impl PackedMatrix {
 
     /// Bytes held in the quantised (decode) form.
     pub fn quantised_bytes(&self) -> usize {
-        self.codes.len() + 4 * (self.scale.len() + self.bias.len())
-            + if self.packing == Packing::Dense { 4 * self.rows * self.cols } else { 0 }
+        match self.packing {
+            Packing::Dense => 4 * self.rows * self.cols,
+            _ => self.blocks.len(),
+        }
+    }
+
+    fn row_blocks(&self, r: usize) -> &[u8] {
+        let rb = self.cols / QK * self.packing.block_bytes();
+        &self.blocks[r * rb..(r + 1) * rb]
     }
 
     /// Row `r` dequantised into `out` (length `cols`).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         assert_eq!(out.len(), self.cols);
-        let nb = self.cols / QK;
+        let bb = self.packing.block_bytes();
         match self.packing {
             Packing::Dense => out.copy_from_slice(&self.dense()[r * self.cols..(r + 1) * self.cols]),
-            Packing::Nibbles => {
-                for b in 0..nb {
-                    let i = r * nb + b;
-                    let (s, m) = (self.scale[i], self.bias[i]);
-                    let c = &self.codes[i * 16..(i + 1) * 16];
+            Packing::Q4_0 | Packing::Q4_1 => {
+                let q41 = self.packing == Packing::Q4_1;
+                for (o, blk) in out.chunks_exact_mut(QK).zip(self.row_blocks(r).chunks_exact(bb)) {
+                    let d = f16_at(blk, 0);
+                    let (m, c) = if q41 { (f16_at(blk, 2), &blk[4..20]) } else { (-8.0 * d, &blk[2..18]) };
                     for j in 0..16 {
-                        out[b * QK + j] = s * (c[j] & 0x0F) as f32 + m;
-                        out[b * QK + j + 16] = s * (c[j] >> 4) as f32 + m;
+                        o[j] = d * (c[j] & 0x0F) as f32 + m;
+                        o[j + 16] = d * (c[j] >> 4) as f32 + m;
                     }
                 }
             }
-            Packing::Bytes => {
-                for b in 0..nb {
-                    let i = r * nb + b;
-                    let s = self.scale[i];
+            Packing::Q8_0 => {
+                for (o, blk) in out.chunks_exact_mut(QK).zip(self.row_blocks(r).chunks_exact(bb)) {
+                    let d = f16_at(blk, 0);
                     for j in 0..QK {
-                        out[b * QK + j] = s * (self.codes[i * QK + j] as i8) as f32;
+                        o[j] = d * (blk[2 + j] as i8) as f32;
                     }
                 }
             }
@@ -225,29 +209,26 @@ impl PackedMatrix {
 
     /// `out[r] = Σ_c W[r,c] · x[c]` for pre-quantised activations (quantised packings only).
     pub fn matvec_q(&self, xq: &QActs, out: &mut [f32]) {
-        let nb = self.cols / QK;
-        assert_eq!(xq.blocks(), nb);
-        assert_eq!(out.len(), self.rows);
-        let kernel = select_kernel();
-        par_rows(out, |r0, chunk| {
-            for (i, o) in chunk.iter_mut().enumerate() {
-                let r = r0 + i;
-                let sc = &self.scale[r * nb..(r + 1) * nb];
-                *o = match self.packing {
-                    Packing::Nibbles => {
-                        let bi = &self.bias[r * nb..(r + 1) * nb];
-                        let codes = &self.codes[r * nb * 16..(r + 1) * nb * 16];
-                        let v = kernel.nibbles(codes, sc, xq);
-                        v + dot_f32(bi, &xq.dsum)
-                    }
-                    Packing::Bytes => {
-                        let codes = &self.codes[r * nb * QK..(r + 1) * nb * QK];
-                        kernel.bytes(codes, sc, xq)
-                    }
-                    Packing::Dense => unreachable!(),
-                };
+        matvec_q_multi(&mut [(self, out)], xq);
+    }
+
+    /// Rows `r0 .. r0 + out.len()` of the quantised mat-vec, four rows at a time.
+    fn rows_q(&self, r0: usize, out: &mut [f32], xq: &QActs, kernel: Kernel) {
+        let mut i = 0;
+        while i < out.len() {
+            let n = (out.len() - i).min(4);
+            let r = r0 + i;
+            let mut res = [0.0f32; 4];
+            // rows beyond the chunk repeat the last row (computed, then discarded)
+            let rows = [r, r + 1.min(n - 1), r + 2.min(n - 1), r + 3.min(n - 1)].map(|q| self.row_blocks(q));
+            match self.packing {
+                Packing::Q4_0 | Packing::Q4_1 => kernel.q4_rows(rows, self.packing == Packing::Q4_1, xq, &mut res),
+                Packing::Q8_0 => kernel.q8_rows(rows, xq, &mut res),
+                Packing::Dense => unreachable!("dense matrices use the f32 path"),
             }
-        });
+            out[i..i + n].copy_from_slice(&res[..n]);
+            i += n;
+        }
     }
 
     /// `Y (t × rows) = X (t × cols) · Wᵀ` in f32 through the tuned GEMM (dequantising W once).
@@ -363,6 +344,34 @@ pub fn sgemm_ab(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32
     }
 }
 
+/// Several quantised mat-vecs against the same activation in one parallel region (e.g. Q, K and
+/// V, or gate and up), so that the threads are forked once instead of once per matrix.
+pub fn matvec_q_multi(jobs: &mut [(&PackedMatrix, &mut [f32])], xq: &QActs) {
+    let kernel = select_kernel();
+    let total: usize = jobs.iter().map(|(m, _)| m.rows).sum();
+    for (m, out) in jobs.iter() {
+        assert!(m.packing != Packing::Dense, "matvec_q on a dense matrix");
+        assert_eq!(xq.blocks() * QK, m.cols);
+        assert_eq!(out.len(), m.rows);
+    }
+    let threads = rayon::current_num_threads();
+    if threads <= 1 || total < 64 {
+        for (m, out) in jobs.iter_mut() {
+            m.rows_q(0, out, xq, kernel);
+        }
+        return;
+    }
+    // ~4 tasks per thread, in multiples of 4 rows
+    let chunk = (total.div_ceil(threads * 4)).div_ceil(4).max(4) * 4;
+    let mut tasks: Vec<(&PackedMatrix, usize, &mut [f32])> = Vec::new();
+    for (m, out) in jobs.iter_mut() {
+        for (i, c) in out.chunks_mut(chunk).enumerate() {
+            tasks.push((*m, i * chunk, c));
+        }
+    }
+    tasks.into_par_iter().for_each(|(m, r0, c)| m.rows_q(r0, c, xq, kernel));
+}
+
 /// Split `out` into row chunks processed in parallel; `f(first_row, chunk)`.
 fn par_rows(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     let rows = out.len();
@@ -398,84 +407,127 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// The integer block-dot kernels, chosen once per process by CPU feature detection.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kernel {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Vnni,
 }
 
 fn select_kernel() -> Kernel {
-    static K: OnceLock<bool> = OnceLock::new();
-    let avx2 = *K.get_or_init(|| {
+    static K: OnceLock<Kernel> = OnceLock::new();
+    *K.get_or_init(|| {
+        let var = std::env::var("AIRINFER_KERNEL").unwrap_or_default();
         #[cfg(target_arch = "x86_64")]
         {
-            std::env::var_os("AIRINFER_NO_SIMD").is_none()
-                && is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
+            let vnni = avx2 && is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl");
+            match var.as_str() {
+                "portable" => return Kernel::Portable,
+                "avx2" if avx2 => return Kernel::Avx2,
+                _ => {}
+            }
+            if vnni {
+                return Kernel::Vnni;
+            }
+            if avx2 {
+                return Kernel::Avx2;
+            }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    });
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        return Kernel::Avx2;
+        let _ = var;
+        Kernel::Portable
+    })
+}
+
+/// Name of the kernel this CPU runs (for benchmarks and reports).
+pub fn kernel_name() -> &'static str {
+    match select_kernel() {
+        Kernel::Portable => "portable",
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => "avx2",
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Vnni => "avx512-vnni",
     }
-    let _ = avx2;
-    Kernel::Portable
 }
 
 impl Kernel {
-    /// Σ_b scale[b] · d_x[b] · Σ_i u[b,i] · q_x[b,i] for nibble codes.
+    /// Four rows of Q4_0 / Q4_1 blocks against the quantised activation.
     #[inline]
-    fn nibbles(self, codes: &[u8], scale: &[f32], x: &QActs) -> f32 {
+    fn q4_rows(self, rows: [&[u8]; 4], q41: bool, x: &QActs, out: &mut [f32; 4]) {
         match self {
-            Kernel::Portable => nibbles_portable(codes, scale, x),
+            Kernel::Portable => {
+                for r in 0..4 {
+                    out[r] = q4_portable(rows[r], q41, x);
+                }
+            }
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: Avx2 is only selected when the CPU reports avx2 and fma.
-            Kernel::Avx2 => unsafe { x86::nibbles_avx2(codes, scale, x) },
+            // SAFETY: selected only when the CPU reports avx2, fma and f16c.
+            Kernel::Avx2 => unsafe {
+                if q41 {
+                    x86::q4_1_avx2(rows, x, out)
+                } else {
+                    x86::q4_0_avx2(rows, x, out)
+                }
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: selected only when the CPU reports avx512vnni and avx512vl as well.
+            Kernel::Vnni => unsafe {
+                if q41 {
+                    x86::q4_1_vnni(rows, x, out)
+                } else {
+                    x86::q4_0_vnni(rows, x, out)
+                }
+            },
         }
     }
 
-    /// Σ_b scale[b] · d_x[b] · Σ_i q_w[b,i] · q_x[b,i] for signed byte codes.
+    /// Four rows of Q8_0 blocks against the quantised activation.
     #[inline]
-    fn bytes(self, codes: &[u8], scale: &[f32], x: &QActs) -> f32 {
+    fn q8_rows(self, rows: [&[u8]; 4], x: &QActs, out: &mut [f32; 4]) {
         match self {
-            Kernel::Portable => bytes_portable(codes, scale, x),
+            Kernel::Portable => {
+                for r in 0..4 {
+                    out[r] = q8_portable(rows[r], x);
+                }
+            }
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: Avx2 is only selected when the CPU reports avx2 and fma.
-            Kernel::Avx2 => unsafe { x86::bytes_avx2(codes, scale, x) },
+            // SAFETY: selected only when the CPU reports avx2, fma and f16c.
+            Kernel::Avx2 => unsafe { x86::q8_0_avx2(rows, x, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: selected only when the CPU reports avx512vnni and avx512vl as well.
+            Kernel::Vnni => unsafe { x86::q8_0_vnni(rows, x, out) },
         }
     }
 }
 
-fn nibbles_portable(codes: &[u8], scale: &[f32], x: &QActs) -> f32 {
+fn q4_portable(row: &[u8], q41: bool, x: &QActs) -> f32 {
+    let bb = if q41 { 20 } else { 18 };
     let mut s = 0.0f32;
-    for b in 0..scale.len() {
-        let c = &codes[b * 16..b * 16 + 16];
+    for (b, blk) in row.chunks_exact(bb).enumerate() {
+        let d = f16_at(blk, 0);
+        let (m, c) = if q41 { (f16_at(blk, 2), &blk[4..20]) } else { (-8.0 * d, &blk[2..18]) };
         let q = &x.qs[b * QK..b * QK + QK];
         let mut acc = 0i32;
         for j in 0..16 {
             acc += (c[j] & 0x0F) as i32 * q[j] as i32;
             acc += (c[j] >> 4) as i32 * q[j + 16] as i32;
         }
-        s += scale[b] * x.d[b] * acc as f32;
+        s += d * x.d[b] * acc as f32 + m * x.dsum[b];
     }
     s
 }
 
-fn bytes_portable(codes: &[u8], scale: &[f32], x: &QActs) -> f32 {
+fn q8_portable(row: &[u8], x: &QActs) -> f32 {
     let mut s = 0.0f32;
-    for b in 0..scale.len() {
-        let c = &codes[b * QK..b * QK + QK];
+    for (b, blk) in row.chunks_exact(34).enumerate() {
         let q = &x.qs[b * QK..b * QK + QK];
         let mut acc = 0i32;
         for j in 0..QK {
-            acc += (c[j] as i8) as i32 * q[j] as i32;
+            acc += (blk[2 + j] as i8) as i32 * q[j] as i32;
         }
-        s += scale[b] * x.d[b] * acc as f32;
+        s += f16_at(blk, 0) * x.d[b] * acc as f32;
     }
     s
 }
@@ -485,8 +537,7 @@ mod x86 {
     use super::{QActs, QK};
     use std::arch::x86_64::*;
 
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
+    #[inline(always)]
     unsafe fn hsum(v: __m256) -> f32 {
         let lo = _mm256_castps256_ps128(v);
         let hi = _mm256_extractf128_ps(v, 1);
@@ -496,76 +547,112 @@ mod x86 {
         _mm_cvtss_f32(s)
     }
 
-    /// # Safety
-    /// Requires avx2+fma; `codes.len() ≥ 16·nb`, `x.qs.len() ≥ 32·nb`, `x.d.len() ≥ nb`.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn nibbles_avx2(codes: &[u8], scale: &[f32], x: &QActs) -> f32 {
-        let nb = scale.len();
-        assert!(codes.len() >= nb * 16 && x.qs.len() >= nb * QK && x.d.len() >= nb);
+    /// 16 code bytes → 32 unsigned 4-bit values in element order (low nibbles, then high).
+    #[inline(always)]
+    unsafe fn unpack(p: *const u8) -> __m256i {
+        let raw = _mm_loadu_si128(p as *const __m128i);
         let mask = _mm_set1_epi8(0x0F);
-        let ones = _mm256_set1_epi16(1);
-        let mut acc0 = _mm256_setzero_ps();
-        let mut acc1 = _mm256_setzero_ps();
-        let cp = codes.as_ptr();
-        let qp = x.qs.as_ptr();
-        let mut b = 0;
-        while b + 2 <= nb {
-            let raw0 = _mm_loadu_si128(cp.add(b * 16) as *const __m128i);
-            let raw1 = _mm_loadu_si128(cp.add(b * 16 + 16) as *const __m128i);
-            let u0 = _mm256_set_m128i(
-                _mm_and_si128(_mm_srli_epi16(raw0, 4), mask),
-                _mm_and_si128(raw0, mask),
-            );
-            let u1 = _mm256_set_m128i(
-                _mm_and_si128(_mm_srli_epi16(raw1, 4), mask),
-                _mm_and_si128(raw1, mask),
-            );
-            let q0 = _mm256_loadu_si256(qp.add(b * QK) as *const __m256i);
-            let q1 = _mm256_loadu_si256(qp.add(b * QK + QK) as *const __m256i);
-            let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(u0, q0), ones);
-            let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(u1, q1), ones);
-            let s0 = _mm256_set1_ps(*scale.get_unchecked(b) * *x.d.get_unchecked(b));
-            let s1 = _mm256_set1_ps(*scale.get_unchecked(b + 1) * *x.d.get_unchecked(b + 1));
-            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), s0, acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), s1, acc1);
-            b += 2;
-        }
-        if b < nb {
-            let raw0 = _mm_loadu_si128(cp.add(b * 16) as *const __m128i);
-            let u0 = _mm256_set_m128i(
-                _mm_and_si128(_mm_srli_epi16(raw0, 4), mask),
-                _mm_and_si128(raw0, mask),
-            );
-            let q0 = _mm256_loadu_si256(qp.add(b * QK) as *const __m256i);
-            let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(u0, q0), ones);
-            let s0 = _mm256_set1_ps(*scale.get_unchecked(b) * *x.d.get_unchecked(b));
-            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), s0, acc0);
-        }
-        hsum(_mm256_add_ps(acc0, acc1))
+        _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), mask), _mm_and_si128(raw, mask))
     }
 
-    /// # Safety
-    /// Requires avx2+fma; `codes.len() ≥ 32·nb`, `x.qs.len() ≥ 32·nb`, `x.d.len() ≥ nb`.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn bytes_avx2(codes: &[u8], scale: &[f32], x: &QActs) -> f32 {
-        let nb = scale.len();
-        assert!(codes.len() >= nb * QK && x.qs.len() >= nb * QK && x.d.len() >= nb);
-        let ones = _mm256_set1_epi16(1);
-        let mut acc0 = _mm256_setzero_ps();
-        let cp = codes.as_ptr();
-        let qp = x.qs.as_ptr();
-        for b in 0..nb {
-            let w = _mm256_loadu_si256(cp.add(b * QK) as *const __m256i);
-            let q = _mm256_loadu_si256(qp.add(b * QK) as *const __m256i);
-            // |w| · (q with w's sign): maddubs needs an unsigned left operand.
-            let aw = _mm256_sign_epi8(w, w);
-            let sq = _mm256_sign_epi8(q, w);
-            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sq), ones);
-            let s = _mm256_set1_ps(*scale.get_unchecked(b) * *x.d.get_unchecked(b));
-            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc0);
-        }
-        hsum(acc0)
+    #[inline(always)]
+    unsafe fn h2f(p: *const u8) -> f32 {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(u16::from_le_bytes([*p, *p.add(1)]) as i32)))
     }
+
+    macro_rules! q4rows {
+        ($name:ident, $feat:literal, $dot:ident, $bb:expr, $q41:expr) => {
+            /// # Safety
+            /// Needs the target features named. Row lengths are checked against `x`.
+            #[target_feature(enable = $feat)]
+            pub unsafe fn $name(rows: [&[u8]; 4], x: &QActs, out: &mut [f32; 4]) {
+                let nb = rows[0].len() / $bb;
+                assert!(x.qs.len() >= nb * QK && x.d.len() >= nb && x.dsum.len() >= nb);
+                for r in 0..4 {
+                    assert!(rows[r].len() >= nb * $bb);
+                }
+                let mut acc = [_mm256_setzero_ps(); 4];
+                let mut macc = [0.0f32; 4];
+                let qp = x.qs.as_ptr();
+                for b in 0..nb {
+                    let q = _mm256_loadu_si256(qp.add(b * QK) as *const __m256i);
+                    let dx = *x.d.get_unchecked(b);
+                    let ds = *x.dsum.get_unchecked(b);
+                    for r in 0..4 {
+                        let blk = rows[r].as_ptr().add(b * $bb);
+                        _mm_prefetch(blk.add(8 * $bb) as *const i8, _MM_HINT_T0);
+                        // d (and m) as f32 with one conversion
+                        let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(if $q41 {
+                            i32::from_le_bytes([*blk, *blk.add(1), *blk.add(2), *blk.add(3)])
+                        } else {
+                            u16::from_le_bytes([*blk, *blk.add(1)]) as i32
+                        }));
+                        let d = _mm_cvtss_f32(dm);
+                        let u = unpack(blk.add($bb - 16));
+                        let p = $dot(u, q);
+                        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * dx), acc[r]);
+                        // offset term: m·Σx (Q4_1) or −8·d·Σx (Q4_0)
+                        let m = if $q41 { _mm_cvtss_f32(_mm_movehdup_ps(dm)) } else { -8.0 * d };
+                        macc[r] += m * ds;
+                    }
+                }
+                for r in 0..4 {
+                    out[r] = hsum(acc[r]) + macc[r];
+                }
+            }
+        };
+    }
+
+    macro_rules! q8rows {
+        ($name:ident, $feat:literal, $dot:ident) => {
+            /// # Safety
+            /// Needs the target features named. Row lengths are checked against `x`.
+            #[target_feature(enable = $feat)]
+            pub unsafe fn $name(rows: [&[u8]; 4], x: &QActs, out: &mut [f32; 4]) {
+                let nb = rows[0].len() / 34;
+                assert!(x.qs.len() >= nb * QK && x.d.len() >= nb);
+                for r in 0..4 {
+                    assert!(rows[r].len() >= nb * 34);
+                }
+                let mut acc = [_mm256_setzero_ps(); 4];
+                let qp = x.qs.as_ptr();
+                for b in 0..nb {
+                    let q = _mm256_loadu_si256(qp.add(b * QK) as *const __m256i);
+                    let dx = *x.d.get_unchecked(b);
+                    for r in 0..4 {
+                        let blk = rows[r].as_ptr().add(b * 34);
+                        _mm_prefetch(blk.add(8 * 34) as *const i8, _MM_HINT_T0);
+                        let w = _mm256_loadu_si256(blk.add(2) as *const __m256i);
+                        // |w| · (q with w's sign): the dot instructions need an unsigned left side
+                        let p = $dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w));
+                        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(h2f(blk) * dx), acc[r]);
+                    }
+                }
+                for r in 0..4 {
+                    out[r] = hsum(acc[r]);
+                }
+            }
+        };
+    }
+
+    /// u8 × i8 → 8 × i32 sums of 4 products (maddubs saturates only beyond 2·255·127; our
+    /// left sides are ≤ 15 (nibbles) or ≤ 128 (|i8|), so it never does).
+    #[inline(always)]
+    unsafe fn dot_avx2(u: __m256i, q: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(u, q), _mm256_set1_epi16(1))
+    }
+
+    #[inline(always)]
+    unsafe fn dot_vnni(u: __m256i, q: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, q)
+    }
+
+    q4rows!(q4_0_avx2, "avx2,fma,f16c", dot_avx2, 18, false);
+    q4rows!(q4_1_avx2, "avx2,fma,f16c", dot_avx2, 20, true);
+    q4rows!(q4_0_vnni, "avx2,fma,f16c,avx512vnni,avx512vl", dot_vnni, 18, false);
+    q4rows!(q4_1_vnni, "avx2,fma,f16c,avx512vnni,avx512vl", dot_vnni, 20, true);
+    q8rows!(q8_0_avx2, "avx2,fma,f16c", dot_avx2);
+    q8rows!(q8_0_vnni, "avx2,fma,f16c,avx512vnni,avx512vl", dot_vnni);
 }
 
 #[cfg(test)]
@@ -577,22 +664,20 @@ mod tests {
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
-    fn random_nibble_matrix(rows: usize, cols: usize, seed: &mut u64) -> PackedMatrix {
-        let nb = rows * cols / QK;
-        let scale = (0..nb).map(|_| lcg(seed) * 0.1).collect();
-        let bias = (0..nb).map(|_| lcg(seed) * 0.5).collect();
-        let codes = (0..nb * 16).map(|_| (lcg(seed).abs() * 255.0) as u8).collect();
-        PackedMatrix::from_nibbles(rows, cols, scale, bias, codes)
-    }
-
-    fn random_byte_matrix(rows: usize, cols: usize, seed: &mut u64) -> PackedMatrix {
-        let nb = rows * cols / QK;
-        let scale = (0..nb).map(|_| lcg(seed) * 0.1).collect();
-        // include the extreme code −128 that a hostile or odd file may hold
-        let codes = (0..nb * QK)
-            .map(|i| if i % 97 == 0 { -128 } else { (lcg(seed) * 127.0) as i8 })
-            .collect();
-        PackedMatrix::from_bytes(rows, cols, scale, codes)
+    fn random_matrix(packing: Packing, rows: usize, cols: usize, seed: &mut u64) -> PackedMatrix {
+        let w: Vec<f32> = (0..rows * cols).map(|_| lcg(seed) * 0.7 + 0.1).collect();
+        let mut blocks = match packing {
+            Packing::Q4_0 => crate::quant::quantize_q4_0(&w),
+            Packing::Q4_1 => crate::quant::quantize_q4_1(&w),
+            _ => crate::quant::quantize_q8_0(&w),
+        };
+        if packing == Packing::Q8_0 {
+            // include the extreme code −128, which ggml never writes but a file may hold
+            for blk in blocks.chunks_exact_mut(34).step_by(7) {
+                blk[5] = 0x80;
+            }
+        }
+        PackedMatrix::from_blocks(packing, rows, cols, blocks)
     }
 
     /// Reference: dequantise W and the quantised x, then a plain f64 dot product.
@@ -613,27 +698,30 @@ mod tests {
     fn quantized_matvec_matches_reference_on_every_kernel() {
         let mut seed = 7u64;
         for &(rows, cols) in &[(1, 32), (3, 64), (70, 96), (130, 576)] {
-            for m in [random_nibble_matrix(rows, cols, &mut seed), random_byte_matrix(rows, cols, &mut seed)] {
+            for packing in [Packing::Q4_0, Packing::Q4_1, Packing::Q8_0] {
+                let m = random_matrix(packing, rows, cols, &mut seed);
                 let x: Vec<f32> = (0..cols).map(|_| lcg(&mut seed) * 3.0).collect();
                 let xq = QActs::quantize(&x);
                 let want = reference(&m, &xq);
                 let mut got = vec![0.0; rows];
                 m.matvec_q(&xq, &mut got);
                 let mut portable = vec![0.0; rows];
-                let nb = cols / QK;
-                for r in 0..rows {
-                    portable[r] = match m.packing {
-                        Packing::Nibbles => {
-                            nibbles_portable(&m.codes[r * nb * 16..], &m.scale[r * nb..(r + 1) * nb], &xq)
-                                + dot_f32(&m.bias[r * nb..(r + 1) * nb], &xq.dsum)
-                        }
-                        _ => bytes_portable(&m.codes[r * nb * QK..], &m.scale[r * nb..(r + 1) * nb], &xq),
-                    };
-                }
+                m.rows_q(0, &mut portable, &xq, Kernel::Portable);
+                #[cfg(target_arch = "x86_64")]
+                let avx2 = if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c") {
+                    let mut o = vec![0.0; rows];
+                    m.rows_q(0, &mut o, &xq, Kernel::Avx2);
+                    o
+                } else {
+                    want.clone()
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                let avx2 = want.clone();
                 for r in 0..rows {
                     let tol = 1e-4 * (1.0 + want[r].abs());
                     assert!((got[r] - want[r]).abs() < tol, "{:?} {rows}x{cols} r{r}: {} vs {}", m.packing, got[r], want[r]);
                     assert!((portable[r] - want[r]).abs() < tol);
+                    assert!((avx2[r] - want[r]).abs() < tol);
                 }
             }
         }
@@ -658,7 +746,7 @@ mod tests {
     fn gemm_matches_naive_and_is_thread_count_independent() {
         let mut seed = 11u64;
         let (t, rows, cols) = (37, 130, 96);
-        let m = random_nibble_matrix(rows, cols, &mut seed);
+        let m = random_matrix(Packing::Q4_1, rows, cols, &mut seed);
         let x: Vec<f32> = (0..t * cols).map(|_| lcg(&mut seed)).collect();
         let w = m.dense().to_vec();
         let mut want = vec![0.0f64; t * rows];

@@ -281,36 +281,21 @@ fn load_matrix(
     let c1 = cols.end / bs * ty.type_size();
     let row = |r: usize| &bytes[r * rb + c0..r * rb + c1];
     let nb = nr * nc / QK;
+    let packing = match ty {
+        GgmlType::Q4_0 => Some(kernels::Packing::Q4_0),
+        GgmlType::Q4_1 => Some(kernels::Packing::Q4_1),
+        GgmlType::Q8_0 => Some(kernels::Packing::Q8_0),
+        _ => None,
+    };
+    let _ = nb;
     match ty {
-        GgmlType::Q4_0 | GgmlType::Q4_1 => {
-            let (mut scale, mut bias, mut codes) = (Vec::with_capacity(nb), Vec::with_capacity(nb), Vec::with_capacity(nb * 16));
-            let bsz = ty.type_size();
+        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => {
+            let packing = packing.expect("quantised type");
+            let mut blocks = Vec::with_capacity(nr * (c1 - c0));
             for r in rows.clone() {
-                for blk in row(r).chunks_exact(bsz) {
-                    let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
-                    if ty == GgmlType::Q4_1 {
-                        let m = half::f16::from_le_bytes([blk[2], blk[3]]).to_f32();
-                        scale.push(d);
-                        bias.push(m);
-                        codes.extend_from_slice(&blk[4..20]);
-                    } else {
-                        scale.push(d);
-                        bias.push(-8.0 * d);
-                        codes.extend_from_slice(&blk[2..18]);
-                    }
-                }
+                blocks.extend_from_slice(row(r));
             }
-            Ok(PackedMatrix::from_nibbles(nr, nc, scale, bias, codes))
-        }
-        GgmlType::Q8_0 => {
-            let (mut scale, mut codes) = (Vec::with_capacity(nb), Vec::with_capacity(nb * QK));
-            for r in rows.clone() {
-                for blk in row(r).chunks_exact(34) {
-                    scale.push(half::f16::from_le_bytes([blk[0], blk[1]]).to_f32());
-                    codes.extend(blk[2..34].iter().map(|&b| b as i8));
-                }
-            }
-            Ok(PackedMatrix::from_bytes(nr, nc, scale, codes))
+            Ok(PackedMatrix::from_blocks(packing, nr, nc, blocks))
         }
         GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => {
             let mut w = vec![0.0f32; nr * nc];
@@ -527,9 +512,7 @@ impl Model {
         let mut q = vec![0.0f32; t * nh * hd]; // (T, heads_k, head_dim)
         let mut kk = vec![0.0f32; t * nkv * hd]; // (T, kv_k, head_dim)
         let mut v = vec![0.0f32; t * nkv * hd];
-        linear(&b.wq, &xn, t, &mut q, &mut xq);
-        linear_q(&b.wk, &xn, t, &mut kk, &xq);
-        linear_q(&b.wv, &xn, t, &mut v, &xq);
+        linear_many(&mut [(&b.wq, &mut q), (&b.wk, &mut kk), (&b.wv, &mut v)], &xn, t, &mut xq);
         // RoPE on queries and keys
         rope.apply(&mut q, t, nh, hd);
         rope.apply(&mut kk, t, nkv, hd);
@@ -622,8 +605,7 @@ impl Model {
         // gate and up matmuls (this device's FFN columns)
         let mut gate = vec![0.0f32; t * f];
         let mut up = vec![0.0f32; t * f];
-        linear(&b.w_gate, &xn, t, &mut gate, &mut xq);
-        linear_q(&b.w_up, &xn, t, &mut up, &xq);
+        linear_many(&mut [(&b.w_gate, &mut gate), (&b.w_up, &mut up)], &xn, t, &mut xq);
         // SwiGLU: silu(gate) ⊙ up
         for (g, u) in gate.iter_mut().zip(&up) {
             *g = *g / (1.0 + (-*g).exp()) * u;
@@ -719,15 +701,17 @@ fn linear(w: &PackedMatrix, x: &[f32], t: usize, out: &mut [f32], xq: &mut QActs
     }
 }
 
-/// As [`linear`], reusing the activation that the previous [`linear`] call on the same `x`
-/// quantised (saves re-quantising the same vector for K and V, or for up).
-fn linear_q(w: &PackedMatrix, x: &[f32], t: usize, out: &mut [f32], xq: &QActs) {
-    if w.rows == 0 {
-        return;
-    }
-    if t == 1 && w.packing() != kernels::Packing::Dense && xq.blocks() * QK == w.cols {
-        w.matvec_q(xq, out);
+/// Several [`linear`]s of the same input; for one token with quantised weights, one
+/// activation quantisation and one parallel region for all of them.
+fn linear_many(jobs: &mut [(&PackedMatrix, &mut Vec<f32>)], x: &[f32], t: usize, xq: &mut QActs) {
+    let all_quantised = jobs.iter().all(|(w, _)| w.packing() != kernels::Packing::Dense && w.cols == x.len());
+    if t == 1 && all_quantised && x.len() % QK == 0 {
+        xq.quantize_into(x);
+        let mut js: Vec<(&PackedMatrix, &mut [f32])> = jobs.iter_mut().map(|(w, o)| (*w, o.as_mut_slice())).collect();
+        kernels::matvec_q_multi(&mut js, xq);
     } else {
-        linear(w, x, t, out, &mut QActs::default());
+        for (w, o) in jobs.iter_mut() {
+            linear(w, x, t, o, xq);
+        }
     }
 }
