@@ -1,0 +1,183 @@
+//! Shared test helpers: a tiny random Llama written as a real GGUF file, and a naive f64
+//! reference forward pass written independently of the engine.
+#![allow(dead_code)]
+
+use airinfer_llm::gguf::{GgmlType, GgufFile, GgufWriter, MetadataValue as V};
+use airinfer_llm::quant;
+
+pub struct Tiny {
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub n_ff: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub vocab: usize,
+    pub tied: bool,
+}
+
+impl Default for Tiny {
+    fn default() -> Self {
+        // head_dim 32 so that a head is one quantisation block of the output projection
+        Tiny { n_layer: 2, n_embd: 128, n_ff: 256, n_head: 4, n_head_kv: 2, vocab: 96, tied: true }
+    }
+}
+
+pub struct Lcg(pub u64);
+impl Lcg {
+    pub fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.next() * scale).collect()
+    }
+}
+
+/// Write a tiny random Llama GGUF (Q8_0 embedding, Q4_1 matrices, F32 norms) into memory.
+pub fn tiny_gguf(t: &Tiny, seed: u64) -> GgufFile {
+    let mut r = Lcg(seed);
+    let mut w = GgufWriter::new(3);
+    let hd = t.n_embd / t.n_head;
+    let u = |x: usize| V::U32(x as u32);
+    w.add_metadata("general.architecture", V::String("llama".into()))
+        .add_metadata("general.name", V::String("tiny".into()))
+        .add_metadata("llama.block_count", u(t.n_layer))
+        .add_metadata("llama.context_length", u(64))
+        .add_metadata("llama.embedding_length", u(t.n_embd))
+        .add_metadata("llama.feed_forward_length", u(t.n_ff))
+        .add_metadata("llama.attention.head_count", u(t.n_head))
+        .add_metadata("llama.attention.head_count_kv", u(t.n_head_kv))
+        .add_metadata("llama.rope.freq_base", V::F32(10000.0))
+        .add_metadata("llama.attention.layer_norm_rms_epsilon", V::F32(1e-5));
+    let (d, ff, kv) = (t.n_embd as u64, t.n_ff as u64, (t.n_head_kv * hd) as u64);
+    w.add_tensor("token_embd.weight", &[d, t.vocab as u64], GgmlType::Q8_0, quant::quantize_q8_0(&r.vec(t.n_embd * t.vocab, 1.0)));
+    if !t.tied {
+        w.add_tensor("output.weight", &[d, t.vocab as u64], GgmlType::Q4_1, quant::quantize_q4_1(&r.vec(t.n_embd * t.vocab, 0.2)));
+    }
+    let norm: Vec<f32> = (0..t.n_embd).map(|_| 1.0 + 0.2 * r.next()).collect();
+    w.add_f32("output_norm.weight", &[d], &norm);
+    let mat = |r: &mut Lcg, cols: u64, rows: u64, scale: f32| quant::quantize_q4_1(&r.vec((cols * rows) as usize, scale));
+    for l in 0..t.n_layer {
+        let n = |s: &str| format!("blk.{l}.{s}.weight");
+        let an: Vec<f32> = (0..t.n_embd).map(|_| 1.0 + 0.2 * r.next()).collect();
+        let fnn: Vec<f32> = (0..t.n_embd).map(|_| 1.0 + 0.2 * r.next()).collect();
+        w.add_f32(&n("attn_norm"), &[d], &an);
+        w.add_f32(&n("ffn_norm"), &[d], &fnn);
+        w.add_tensor(&n("attn_q"), &[d, d], GgmlType::Q4_1, mat(&mut r, d, d, 0.3));
+        w.add_tensor(&n("attn_k"), &[d, kv], GgmlType::Q4_1, mat(&mut r, d, kv, 0.3));
+        w.add_tensor(&n("attn_v"), &[d, kv], GgmlType::Q4_1, mat(&mut r, d, kv, 0.3));
+        w.add_tensor(&n("attn_output"), &[d, d], GgmlType::Q4_1, mat(&mut r, d, d, 0.1));
+        w.add_tensor(&n("ffn_gate"), &[d, ff], GgmlType::Q4_1, mat(&mut r, d, ff, 0.2));
+        w.add_tensor(&n("ffn_up"), &[d, ff], GgmlType::Q4_1, mat(&mut r, d, ff, 0.2));
+        w.add_tensor(&n("ffn_down"), &[ff, d], GgmlType::Q4_1, mat(&mut r, ff, d, 0.1));
+    }
+    GgufFile::from_bytes(w.to_bytes()).expect("tiny GGUF parses")
+}
+
+/// Emulate the engine's 8-bit activation quantisation (per 32-block, d = max|x|/127,
+/// round half away from zero), written independently for the reference.
+pub fn q8_roundtrip(x: &[f64]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(x.len());
+    for b in x.chunks(32) {
+        let xf: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+        let amax = xf.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        for v in xf {
+            let q = (v * id).round().clamp(-127.0, 127.0);
+            out.push(d as f64 * q as f64);
+        }
+    }
+    out
+}
+
+/// Naive f64 Llama forward over `tokens` from position 0; returns logits for every position.
+/// `quantise_acts`: emulate the engine's decode path (8-bit activations before every matrix).
+pub fn reference_logits(g: &GgufFile, t: &Tiny, tokens: &[u32], quantise_acts: bool) -> Vec<Vec<f64>> {
+    let get = |name: &str| -> Vec<f64> { g.tensor_f32(name).unwrap().into_iter().map(|v| v as f64).collect() };
+    let (d, hd, nh, nkv, ff) = (t.n_embd, t.n_embd / t.n_head, t.n_head, t.n_head_kv, t.n_ff);
+    let eps = 1e-5f64;
+    let matvec = |w: &[f64], rows: usize, x: &[f64]| -> Vec<f64> {
+        let x = if quantise_acts { q8_roundtrip(x) } else { x.to_vec() };
+        let cols = x.len();
+        (0..rows).map(|r| (0..cols).map(|c| w[r * cols + c] * x[c]).sum()).collect()
+    };
+    let rms = |x: &[f64], w: &[f64]| -> Vec<f64> {
+        let ss = x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64;
+        let inv = 1.0 / (ss + eps).sqrt();
+        x.iter().zip(w).map(|(a, b)| a * inv * b).collect()
+    };
+    let rope = |v: &mut [f64], pos: usize| {
+        for h in 0..v.len() / hd {
+            for j in 0..hd / 2 {
+                let theta = pos as f64 * 10000f64.powf(-2.0 * j as f64 / hd as f64);
+                let (s, c) = theta.sin_cos();
+                let (a, b) = (v[h * hd + 2 * j], v[h * hd + 2 * j + 1]);
+                v[h * hd + 2 * j] = a * c - b * s;
+                v[h * hd + 2 * j + 1] = a * s + b * c;
+            }
+        }
+    };
+    let emb = get("token_embd.weight");
+    let head = if t.tied { emb.clone() } else { get("output.weight") };
+    let onorm = get("output_norm.weight");
+    let layers: Vec<_> = (0..t.n_layer)
+        .map(|l| {
+            let n = |s: &str| get(&format!("blk.{l}.{s}.weight"));
+            (n("attn_norm"), n("ffn_norm"), n("attn_q"), n("attn_k"), n("attn_v"), n("attn_output"), n("ffn_gate"), n("ffn_up"), n("ffn_down"))
+        })
+        .collect();
+    let mut kcache: Vec<Vec<Vec<f64>>> = vec![Vec::new(); t.n_layer];
+    let mut vcache: Vec<Vec<Vec<f64>>> = vec![Vec::new(); t.n_layer];
+    let mut out = Vec::new();
+    for (pos, &tok) in tokens.iter().enumerate() {
+        let mut x: Vec<f64> = emb[tok as usize * d..(tok as usize + 1) * d].to_vec();
+        for (l, (an, fnw, wq, wk, wv, wo, wg, wu, wd)) in layers.iter().enumerate() {
+            let xn = rms(&x, an);
+            let mut q = matvec(wq, nh * hd, &xn);
+            let mut k = matvec(wk, nkv * hd, &xn);
+            let v = matvec(wv, nkv * hd, &xn);
+            rope(&mut q, pos);
+            rope(&mut k, pos);
+            kcache[l].push(k);
+            vcache[l].push(v);
+            let mut att = vec![0.0f64; nh * hd];
+            for h in 0..nh {
+                let kvh = h / (nh / nkv);
+                let qh = &q[h * hd..(h + 1) * hd];
+                let scores: Vec<f64> = kcache[l].iter().map(|k| qh.iter().zip(&k[kvh * hd..(kvh + 1) * hd]).map(|(a, b)| a * b).sum::<f64>() / (hd as f64).sqrt()).collect();
+                let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for (p, w) in e.iter().enumerate() {
+                    for j in 0..hd {
+                        att[h * hd + j] += w / z * vcache[l][p][kvh * hd + j];
+                    }
+                }
+            }
+            let o = matvec(wo, d, &att);
+            x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+            let xn = rms(&x, fnw);
+            let g = matvec(wg, ff, &xn);
+            let u = matvec(wu, ff, &xn);
+            let h: Vec<f64> = g.iter().zip(&u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
+            let dn = matvec(wd, d, &h);
+            x.iter_mut().zip(&dn).for_each(|(a, b)| *a += b);
+        }
+        let xn = rms(&x, &onorm);
+        out.push(matvec(&head, t.vocab, &xn));
+    }
+    out
+}
+
+/// max |a − b| / max |b|.
+pub fn rel_err(a: &[f32], b: &[f64]) -> f64 {
+    let m = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+    a.iter().zip(b).fold(0.0f64, |e, (x, y)| e.max((*x as f64 - y).abs())) / m
+}
+
+/// Same for two f32 vectors.
+pub fn rel_err32(a: &[f32], b: &[f32]) -> f64 {
+    let b64: Vec<f64> = b.iter().map(|&v| v as f64).collect();
+    rel_err(a, &b64)
+}
