@@ -79,9 +79,11 @@ fn logits_with(model: &Model, tokens: &[u32], decode: bool) -> Vec<f32> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
     /// For K = 1..6 and random uneven shares (zeros allowed), tensor-parallel logits with the
-    /// ideal all-reduce equal the single-device logits.
+    /// ideal all-reduce equal the single-device logits (f32 path: the only difference is the
+    /// order in which partial sums are added).
     #[test]
-    fn tensor_parallel_equals_single_device(shares in prop::collection::vec(0.0f64..3.0, 1..=6), zero_first in any::<bool>(), decode in any::<bool>()) {
+    fn tensor_parallel_equals_single_device(shares in prop::collection::vec(0.0f64..3.0, 1..=6), zero_first in any::<bool>()) {
+        let decode = false;
         let mut shares = shares;
         if zero_first { shares[0] = 0.0; }
         prop_assume!(shares.iter().sum::<f64>() > 0.05);
@@ -94,6 +96,23 @@ proptest! {
         let b = logits_with(&tp, &TOKENS, decode);
         let e = rel_err32(&b, &a);
         prop_assert!(e < 1e-4, "shares {:?}: relative error {}", shares, e);
+    }
+}
+
+/// The decode path quantises activations to 8 bits: a one-ulp difference in a partial sum can
+/// move a value across a rounding boundary, so tensor-parallel decode agrees with single-device
+/// decode to the size of one quantisation step, not to float precision.
+#[test]
+fn tensor_parallel_decode_agrees_within_activation_quantisation() {
+    let t = Tiny::default();
+    let g = tiny_gguf(&t, 4);
+    let single = Model::load_single(&g).unwrap();
+    let a = logits_with(&single, &TOKENS, true);
+    for shares in [vec![1.0, 1.0], vec![2.0, 0.0, 1.0], vec![0.5, 1.0, 1.5, 2.0, 2.5, 3.0]] {
+        let tp = Model::load_shares(&g, &shares).unwrap();
+        let b = logits_with(&tp, &TOKENS, true);
+        let e = rel_err32(&b, &a);
+        assert!(e < 2e-2, "shares {shares:?}: relative error {e}");
     }
 }
 
