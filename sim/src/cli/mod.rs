@@ -22,6 +22,13 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Fetch and verify catalogue assets into the cache (models: smollm2-135m; texts: lee-news,
+    /// wikitext-2) and print their paths.
+    Fetch {
+        /// Asset names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Show a model's architecture, tensor types and memory per device.
     Inspect(llm::InspectArgs),
     /// Generate text from a prompt (optionally tensor-parallel over K devices).
@@ -68,6 +75,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
     }
     match cli.command {
+        Command::Fetch { names } => {
+            for n in names {
+                let p = match crate::assets::resolve_model(&n, false) {
+                    Ok(p) => p,
+                    Err(_) if crate::assets::TEXTS.iter().any(|a| a.names.contains(&n.as_str())) => crate::assets::resolve_text(&n, false)?,
+                    Err(_) => anyhow::bail!(
+                        "'{n}' is not a known asset (models: {}; texts: {})",
+                        crate::assets::MODELS.iter().map(|a| a.names[0]).collect::<Vec<_>>().join(", "),
+                        crate::assets::TEXTS.iter().map(|a| a.names[0]).collect::<Vec<_>>().join(", ")
+                    ),
+                };
+                println!("{}", p.display());
+            }
+            Ok(())
+        }
         Command::Inspect(a) => llm::inspect(a),
         Command::Generate(a) => llm::generate(a),
         Command::Eval(a) => llm::eval(a),
