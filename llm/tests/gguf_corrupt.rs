@@ -193,3 +193,33 @@ fn model_loading_rejects_inconsistent_models() {
     let e = Model::load_single(&g3).unwrap_err().to_string();
     assert!(e.contains("blk.2"), "{e}");
 }
+
+/// Writes the fuzzer's seed corpus (`fuzz/seeds/`): `cargo test -p airinfer-llm --test
+/// gguf_corrupt -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    use common::{tiny_gguf, Tiny};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("sample.gguf"), sample()).unwrap();
+    let t = Tiny { n_layer: 1, n_embd: 64, n_ff: 64, n_head: 2, n_head_kv: 1, vocab: 8, tied: true };
+    let g = tiny_gguf(&t, 1);
+    let mut w = GgufWriter::new(3);
+    for (k, v) in g.metadata() {
+        w.add_metadata(k, v.clone());
+    }
+    w.add_metadata("tokenizer.ggml.model", V::String("gpt2".into()))
+        .add_metadata("tokenizer.ggml.pre", V::String("smollm".into()))
+        .add_metadata("tokenizer.ggml.tokens", V::Array(["a", "b", "ab", "Ġ", "<|im_end|>", "c", "d", "e"].iter().map(|s| V::String(s.to_string())).collect()))
+        .add_metadata("tokenizer.ggml.token_type", V::Array([1, 1, 1, 1, 3, 1, 1, 1].iter().map(|&i| V::I32(i)).collect()))
+        .add_metadata("tokenizer.ggml.merges", V::Array(vec![V::String("a b".into())]))
+        .add_metadata("tokenizer.ggml.eos_token_id", V::U32(4));
+    for ti in g.tensors() {
+        w.add_tensor(&ti.name, &ti.dims, ti.ggml_type, g.tensor_bytes(ti).to_vec());
+    }
+    std::fs::write(dir.join("tiny_llama.gguf"), w.to_bytes()).unwrap();
+    let mut w2 = GgufWriter::new(2);
+    w2.add_metadata("general.alignment", V::U32(64)).add_f32("x", &[3, 2], &[1.0; 6]);
+    std::fs::write(dir.join("v2_align64.gguf"), w2.to_bytes()).unwrap();
+}

@@ -121,3 +121,15 @@ fn tokenizer_roundtrips_the_lee_corpus_and_perplexity_is_sane() {
     let r2 = perplexity(&tp, &ids, &opts, &mut IdealCollective, &mut |_, _| {}).unwrap();
     assert!((r2.perplexity / r.perplexity - 1.0).abs() < 1e-4);
 }
+
+#[test]
+fn cost_preset_matches_the_real_model() {
+    let Some(g) = model_file() else { return };
+    let elements: u64 = g.tensors().iter().map(|t| t.n_elements()).sum();
+    let preset = airinfer_llm::cost::presets::smollm2_135m();
+    assert_eq!(airinfer_llm::cost::param_count(&preset), elements);
+    let real = airinfer_llm::model::config_from_gguf(&g).unwrap();
+    assert_eq!((real.n_layer, real.n_embd, real.n_ff, real.n_head, real.n_head_kv, real.vocab_size, real.tied_embeddings),
+               (preset.n_layer, preset.n_embd, preset.n_ff, preset.n_head, preset.n_head_kv, preset.vocab_size, preset.tied_embeddings));
+    assert_eq!(real.rope_freq_base, preset.rope_freq_base);
+}
