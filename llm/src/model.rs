@@ -694,18 +694,25 @@ fn linear(w: &PackedMatrix, x: &[f32], t: usize, out: &mut [f32], xq: &mut QActs
         out.fill(0.0);
         return;
     }
-    if t == 1 {
+    if t == 1 && !f32_decode() {
         w.matvec(x, xq, out);
     } else {
         w.matmul(x, t, out);
     }
 }
 
+/// `AIRINFER_F32_DECODE=1` makes single-token steps use f32 activations (the GEMM path) instead
+/// of 8-bit ones: slower, bit-for-bit the prefill arithmetic.
+fn f32_decode() -> bool {
+    static F: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *F.get_or_init(|| std::env::var("AIRINFER_F32_DECODE").is_ok_and(|v| v == "1"))
+}
+
 /// Several [`linear`]s of the same input; for one token with quantised weights, one
 /// activation quantisation and one parallel region for all of them.
 fn linear_many(jobs: &mut [(&PackedMatrix, &mut Vec<f32>)], x: &[f32], t: usize, xq: &mut QActs) {
     let all_quantised = jobs.iter().all(|(w, _)| w.packing() != kernels::Packing::Dense && w.cols == x.len());
-    if t == 1 && all_quantised && x.len() % QK == 0 {
+    if t == 1 && all_quantised && x.len() % QK == 0 && !f32_decode() {
         xq.quantize_into(x);
         let mut js: Vec<(&PackedMatrix, &mut [f32])> = jobs.iter_mut().map(|(w, o)| (*w, o.as_mut_slice())).collect();
         kernels::matvec_q_multi(&mut js, xq);

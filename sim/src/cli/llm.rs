@@ -7,7 +7,7 @@ use airinfer_llm::eval::{perplexity, PplMode, PplOptions};
 use airinfer_llm::gguf::GgufFile;
 use airinfer_llm::model::{Logits, Model};
 use airinfer_llm::sampling::{Sampler, SamplerConfig};
-use airinfer_llm::tokenizer::{chatml, ChatMessage, Tokenizer};
+use airinfer_llm::tokenizer::{chatml, default_system_message, ChatMessage, Tokenizer};
 use airinfer_llm::tp::IdealCollective;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -236,7 +236,12 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     let (_path, g, model) = a.model.load(quiet)?;
     let tok = Tokenizer::from_gguf(&g).context("building the tokenizer from the model file")?;
     let text = if a.chat {
-        chatml(&[ChatMessage { role: "user".into(), content: a.prompt.clone() }], true)
+        let mut msgs = Vec::new();
+        if let Some(sys) = default_system_message(&g) {
+            msgs.push(ChatMessage { role: "system".into(), content: sys });
+        }
+        msgs.push(ChatMessage { role: "user".into(), content: a.prompt.clone() });
+        chatml(&msgs, true)
     } else {
         a.prompt.clone()
     };
@@ -254,7 +259,7 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     let mut out_ids = Vec::new();
     let mut pending: Vec<u8> = Vec::new();
     let stdout = std::io::stdout();
-    if !a.json {
+    if !a.json && !a.chat {
         print!("{}", a.prompt);
         stdout.lock().flush().ok();
     }
