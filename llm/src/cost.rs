@@ -55,19 +55,31 @@ pub struct Shard {
 impl Shard {
     /// The whole block (one device).
     pub fn full(cfg: &LlamaConfig) -> Shard {
-        Shard { q_heads: cfg.n_head, kv_heads: cfg.n_head_kv, ffn_cols: cfg.n_ff }
+        Shard {
+            q_heads: cfg.n_head,
+            kv_heads: cfg.n_head_kv,
+            ffn_cols: cfg.n_ff,
+        }
     }
 
     /// Device `k`'s shard under `plan`.
     pub fn of_plan(plan: &TpPlan, k: usize) -> Shard {
-        Shard { q_heads: plan.heads[k].len(), kv_heads: plan.kv_heads(k).len(), ffn_cols: plan.ffn[k].len() }
+        Shard {
+            q_heads: plan.heads[k].len(),
+            kv_heads: plan.kv_heads(k).len(),
+            ffn_cols: plan.ffn[k].len(),
+        }
     }
 
     /// Weights of this shard of one block: Q (d·h·hd), K and V (d·h_kv·hd each), O (h·hd·d),
     /// gate and up (d·f each), down (f·d). Norm weights are replicated and not counted.
     pub fn matrix_weights(&self, cfg: &LlamaConfig) -> u64 {
         let (d, hd) = (cfg.n_embd as u64, cfg.head_dim as u64);
-        let (h, hkv, f) = (self.q_heads as u64, self.kv_heads as u64, self.ffn_cols as u64);
+        let (h, hkv, f) = (
+            self.q_heads as u64,
+            self.kv_heads as u64,
+            self.ffn_cols as u64,
+        );
         2 * d * h * hd + 2 * d * hkv * hd + 3 * d * f
     }
 }
@@ -89,7 +101,14 @@ pub struct BlockCost {
 
 /// Cost of block work for `tokens` new positions after `past` cached ones (decode: tokens = 1).
 /// `kv_bytes_per_value`: 4 for an f32 cache (airinfer), 2 for f16 (llama.cpp's default).
-pub fn block_cost(cfg: &LlamaConfig, shard: &Shard, tokens: usize, past: usize, w: WeightFormat, kv_bytes_per_value: f64) -> BlockCost {
+pub fn block_cost(
+    cfg: &LlamaConfig,
+    shard: &Shard,
+    tokens: usize,
+    past: usize,
+    w: WeightFormat,
+    kv_bytes_per_value: f64,
+) -> BlockCost {
     let t = tokens as f64;
     let hd = cfg.head_dim as f64;
     let mats = shard.matrix_weights(cfg) as f64;
@@ -102,7 +121,13 @@ pub fn block_cost(cfg: &LlamaConfig, shard: &Shard, tokens: usize, past: usize, 
         weight_bytes: mats * w.bits() / 8.0,
         // each new token reads the whole cache so far (the GEMM path reads it once per call;
         // this is the decode-style upper bound)
-        kv_read_bytes: kv_width * kv_bytes_per_value * if tokens == 1 { (past + 1) as f64 } else { (past + tokens) as f64 },
+        kv_read_bytes: kv_width
+            * kv_bytes_per_value
+            * if tokens == 1 {
+                (past + 1) as f64
+            } else {
+                (past + tokens) as f64
+            },
         kv_write_bytes: kv_width * kv_bytes_per_value * t,
         allreduce_values: 2.0 * cfg.n_embd as f64 * t,
     }
@@ -112,7 +137,11 @@ pub fn block_cost(cfg: &LlamaConfig, shard: &Shard, tokens: usize, past: usize, 
 /// scored positions for perplexity): `2·rows·vocab·d` FLOPs, the head matrix read once.
 pub fn head_cost(cfg: &LlamaConfig, rows: usize, w: WeightFormat) -> BlockCost {
     let (v, d) = (cfg.vocab_size as f64, cfg.n_embd as f64);
-    BlockCost { flops: 2.0 * rows as f64 * v * d, weight_bytes: v * d * w.bits() / 8.0, ..Default::default() }
+    BlockCost {
+        flops: 2.0 * rows as f64 * v * d,
+        weight_bytes: v * d * w.bits() / 8.0,
+        ..Default::default()
+    }
 }
 
 /// Parameter count: embedding, output head (unless tied), per block the matrices and two norm
@@ -124,9 +153,19 @@ pub fn param_count(cfg: &LlamaConfig) -> u64 {
     emb + cfg.n_layer as u64 * block + d
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Whole-model cost of one forward call on one device holding `shard` of every block
 /// (embedding lookups ignored; head on this device when `logits_rows > 0`).
-pub fn forward_cost(cfg: &LlamaConfig, shard: &Shard, tokens: usize, past: usize, logits_rows: usize, w: WeightFormat, head: WeightFormat, kv_bytes_per_value: f64) -> BlockCost {
+pub fn forward_cost(
+    cfg: &LlamaConfig,
+    shard: &Shard,
+    tokens: usize,
+    past: usize,
+    logits_rows: usize,
+    w: WeightFormat,
+    head: WeightFormat,
+    kv_bytes_per_value: f64,
+) -> BlockCost {
     let b = block_cost(cfg, shard, tokens, past, w, kv_bytes_per_value);
     let n = cfg.n_layer as f64;
     let mut c = BlockCost {
@@ -149,7 +188,19 @@ pub mod presets {
     use crate::config::LlamaConfig;
 
     #[allow(clippy::too_many_arguments)]
-    fn cfg(name: &str, n_layer: usize, n_embd: usize, n_ff: usize, n_head: usize, n_head_kv: usize, vocab: usize, ctx: usize, rope: f32, eps: f32, tied: bool) -> LlamaConfig {
+    fn cfg(
+        name: &str,
+        n_layer: usize,
+        n_embd: usize,
+        n_ff: usize,
+        n_head: usize,
+        n_head_kv: usize,
+        vocab: usize,
+        ctx: usize,
+        rope: f32,
+        eps: f32,
+        tied: bool,
+    ) -> LlamaConfig {
         LlamaConfig {
             name: name.into(),
             n_layer,
@@ -168,39 +219,147 @@ pub mod presets {
 
     /// meta-llama/Llama-2-7b-hf.
     pub fn llama2_7b() -> LlamaConfig {
-        cfg("Llama-2-7B", 32, 4096, 11008, 32, 32, 32000, 4096, 10000.0, 1e-5, false)
+        cfg(
+            "Llama-2-7B",
+            32,
+            4096,
+            11008,
+            32,
+            32,
+            32000,
+            4096,
+            10000.0,
+            1e-5,
+            false,
+        )
     }
     /// meta-llama/Llama-2-13b-hf.
     pub fn llama2_13b() -> LlamaConfig {
-        cfg("Llama-2-13B", 40, 5120, 13824, 40, 40, 32000, 4096, 10000.0, 1e-5, false)
+        cfg(
+            "Llama-2-13B",
+            40,
+            5120,
+            13824,
+            40,
+            40,
+            32000,
+            4096,
+            10000.0,
+            1e-5,
+            false,
+        )
     }
     /// meta-llama/Llama-2-70b-hf (GQA, 8 KV heads).
     pub fn llama2_70b() -> LlamaConfig {
-        cfg("Llama-2-70B", 80, 8192, 28672, 64, 8, 32000, 4096, 10000.0, 1e-5, false)
+        cfg(
+            "Llama-2-70B",
+            80,
+            8192,
+            28672,
+            64,
+            8,
+            32000,
+            4096,
+            10000.0,
+            1e-5,
+            false,
+        )
     }
     /// meta-llama/Meta-Llama-3-8B.
     pub fn llama3_8b() -> LlamaConfig {
-        cfg("Llama-3-8B", 32, 4096, 14336, 32, 8, 128256, 8192, 500000.0, 1e-5, false)
+        cfg(
+            "Llama-3-8B",
+            32,
+            4096,
+            14336,
+            32,
+            8,
+            128256,
+            8192,
+            500000.0,
+            1e-5,
+            false,
+        )
     }
     /// meta-llama/Meta-Llama-3-70B.
     pub fn llama3_70b() -> LlamaConfig {
-        cfg("Llama-3-70B", 80, 8192, 28672, 64, 8, 128256, 8192, 500000.0, 1e-5, false)
+        cfg(
+            "Llama-3-70B",
+            80,
+            8192,
+            28672,
+            64,
+            8,
+            128256,
+            8192,
+            500000.0,
+            1e-5,
+            false,
+        )
     }
     /// HuggingFaceTB/SmolLM2-135M.
     pub fn smollm2_135m() -> LlamaConfig {
-        cfg("SmolLM2-135M", 30, 576, 1536, 9, 3, 49152, 8192, 100000.0, 1e-5, true)
+        cfg(
+            "SmolLM2-135M",
+            30,
+            576,
+            1536,
+            9,
+            3,
+            49152,
+            8192,
+            100000.0,
+            1e-5,
+            true,
+        )
     }
     /// HuggingFaceTB/SmolLM2-360M.
     pub fn smollm2_360m() -> LlamaConfig {
-        cfg("SmolLM2-360M", 32, 960, 2560, 15, 5, 49152, 8192, 100000.0, 1e-5, true)
+        cfg(
+            "SmolLM2-360M",
+            32,
+            960,
+            2560,
+            15,
+            5,
+            49152,
+            8192,
+            100000.0,
+            1e-5,
+            true,
+        )
     }
     /// HuggingFaceTB/SmolLM2-1.7B.
     pub fn smollm2_1_7b() -> LlamaConfig {
-        cfg("SmolLM2-1.7B", 24, 2048, 8192, 32, 32, 49152, 8192, 130000.0, 1e-5, true)
+        cfg(
+            "SmolLM2-1.7B",
+            24,
+            2048,
+            8192,
+            32,
+            32,
+            49152,
+            8192,
+            130000.0,
+            1e-5,
+            true,
+        )
     }
     /// TinyLlama/TinyLlama-1.1B-Chat-v1.0.
     pub fn tinyllama_1_1b() -> LlamaConfig {
-        cfg("TinyLlama-1.1B", 22, 2048, 5632, 32, 4, 32000, 2048, 10000.0, 1e-5, false)
+        cfg(
+            "TinyLlama-1.1B",
+            22,
+            2048,
+            5632,
+            32,
+            4,
+            32000,
+            2048,
+            10000.0,
+            1e-5,
+            false,
+        )
     }
 
     /// Every preset with the names users type.
@@ -256,7 +415,10 @@ mod tests {
         assert_eq!(param_count(&c), 80 + 64 + 32 + 32 + 64 + 3 * 128 + 16 + 8);
         // decode at past = 0: 2 FLOPs per matrix weight + attention 4·2 heads·4·1
         let b = block_cost(&c, &Shard::full(&c), 1, 0, WeightFormat::F32, 4.0);
-        assert_eq!(b.flops, 2.0 * (64 + 32 + 32 + 64 + 3 * 128) as f64 + 4.0 * 2.0 * 4.0);
+        assert_eq!(
+            b.flops,
+            2.0 * (64 + 32 + 32 + 64 + 3 * 128) as f64 + 4.0 * 2.0 * 4.0
+        );
         assert_eq!(b.weight_bytes, 4.0 * (64 + 32 + 32 + 64 + 3 * 128) as f64);
         assert_eq!(b.allreduce_values, 16.0);
     }
@@ -264,7 +426,16 @@ mod tests {
     #[test]
     fn decode_flops_are_about_twice_the_parameters() {
         for (name, c) in presets::all() {
-            let f = forward_cost(&c, &Shard::full(&c), 1, 16, 1, WeightFormat::Q4_1, WeightFormat::Q8_0, 2.0);
+            let f = forward_cost(
+                &c,
+                &Shard::full(&c),
+                1,
+                16,
+                1,
+                WeightFormat::Q4_1,
+                WeightFormat::Q8_0,
+                2.0,
+            );
             let p = param_count(&c) as f64;
             // embedding lookup costs nothing; with a tied head it is counted once as head
             let ratio = f.flops / (2.0 * p);
@@ -280,7 +451,14 @@ mod tests {
         let mut flops = 0.0;
         let mut bytes = 0.0;
         for k in 0..4 {
-            let b = block_cost(&c, &Shard::of_plan(&plan, k), 7, 100, WeightFormat::Q4_0, 2.0);
+            let b = block_cost(
+                &c,
+                &Shard::of_plan(&plan, k),
+                7,
+                100,
+                WeightFormat::Q4_0,
+                2.0,
+            );
             flops += b.flops;
             bytes += b.weight_bytes;
         }

@@ -91,7 +91,9 @@ pub fn perplexity(
 ) -> Result<PplResult, EvalError> {
     let ctx = opts.ctx;
     if ctx < 2 {
-        return Err(EvalError::Options(format!("--ctx {ctx}: the context must be at least 2 tokens")));
+        return Err(EvalError::Options(format!(
+            "--ctx {ctx}: the context must be at least 2 tokens"
+        )));
     }
     let vocab = model.cfg.vocab_size;
     // (window start, window tokens, first scored position inside the window)
@@ -100,7 +102,10 @@ pub fn perplexity(
         PplMode::LlamaCpp => {
             let n = tokens.len() / ctx;
             if n == 0 {
-                return Err(EvalError::TooShort { tokens: tokens.len(), ctx });
+                return Err(EvalError::TooShort {
+                    tokens: tokens.len(),
+                    ctx,
+                });
             }
             for i in 0..n {
                 windows.push((i * ctx, ctx / 2));
@@ -108,10 +113,15 @@ pub fn perplexity(
         }
         PplMode::Sliding { stride } => {
             if stride == 0 || stride > ctx {
-                return Err(EvalError::Options(format!("stride {stride} must be in 1..=ctx ({ctx})")));
+                return Err(EvalError::Options(format!(
+                    "stride {stride} must be in 1..=ctx ({ctx})"
+                )));
             }
             if tokens.len() < 2 {
-                return Err(EvalError::TooShort { tokens: tokens.len(), ctx });
+                return Err(EvalError::TooShort {
+                    tokens: tokens.len(),
+                    ctx,
+                });
             }
             let mut scored_until = 0usize; // tokens[..=scored_until] are context-only or scored
             let mut begin = 0usize;
@@ -166,7 +176,10 @@ pub fn perplexity(
         progress(ci + 1, total);
     }
     if count == 0 {
-        return Err(EvalError::TooShort { tokens: tokens.len(), ctx });
+        return Err(EvalError::TooShort {
+            tokens: tokens.len(),
+            ctx,
+        });
     }
     let mean = nll_sum / count as f64;
     let var = (nll2_sum / count as f64 - mean * mean).max(0.0);

@@ -376,7 +376,12 @@ impl<'a> Reader<'a> {
     fn need(&self, n: u64, what: &str) -> Result<(), GgufError> {
         let have = (self.b.len() - self.pos) as u64;
         if n > have {
-            return Err(GgufError::Truncated { offset: self.pos as u64, what: what.into(), need: n, have });
+            return Err(GgufError::Truncated {
+                offset: self.pos as u64,
+                what: what.into(),
+                need: n,
+                have,
+            });
         }
         Ok(())
     }
@@ -408,7 +413,10 @@ impl<'a> Reader<'a> {
         let len = self.u64(what)?;
         self.need(len, what)?;
         let s = self.take(len as usize, what)?;
-        String::from_utf8(s.to_vec()).map_err(|_| GgufError::Invalid { offset: at, reason: format!("{what} is not valid UTF-8") })
+        String::from_utf8(s.to_vec()).map_err(|_| GgufError::Invalid {
+            offset: at,
+            reason: format!("{what} is not valid UTF-8"),
+        })
     }
     fn value(&mut self, ty: u32, depth: usize, what: &str) -> Result<MetadataValue, GgufError> {
         let at = self.pos as u64;
@@ -423,12 +431,20 @@ impl<'a> Reader<'a> {
             7 => match self.u8(what)? {
                 0 => MetadataValue::Bool(false),
                 1 => MetadataValue::Bool(true),
-                v => return Err(GgufError::Invalid { offset: at, reason: format!("{what}: boolean byte {v} is neither 0 nor 1") }),
+                v => {
+                    return Err(GgufError::Invalid {
+                        offset: at,
+                        reason: format!("{what}: boolean byte {v} is neither 0 nor 1"),
+                    })
+                }
             },
             8 => MetadataValue::String(self.string(what)?),
             9 => {
                 if depth >= MAX_ARRAY_DEPTH {
-                    return Err(GgufError::Invalid { offset: at, reason: format!("{what}: arrays nested deeper than {MAX_ARRAY_DEPTH}") });
+                    return Err(GgufError::Invalid {
+                        offset: at,
+                        reason: format!("{what}: arrays nested deeper than {MAX_ARRAY_DEPTH}"),
+                    });
                 }
                 let elem_ty = self.u32(what)?;
                 let n = self.u64(what)?;
@@ -436,10 +452,15 @@ impl<'a> Reader<'a> {
                 let min_size = match elem_ty {
                     0 | 1 | 7 => 1,
                     2 | 3 => 2,
-                    4 | 5 | 6 => 4,
+                    4..=6 => 4,
                     8 | 10 | 11 | 12 => 8,
                     9 => 12,
-                    t => return Err(GgufError::Invalid { offset: at, reason: format!("{what}: unknown array element type {t}") }),
+                    t => {
+                        return Err(GgufError::Invalid {
+                            offset: at,
+                            reason: format!("{what}: unknown array element type {t}"),
+                        })
+                    }
                 };
                 self.need(n.saturating_mul(min_size), what)?;
                 let mut v = Vec::with_capacity(n as usize);
@@ -451,7 +472,12 @@ impl<'a> Reader<'a> {
             10 => MetadataValue::U64(self.u64(what)?),
             11 => MetadataValue::I64(self.u64(what)? as i64),
             12 => MetadataValue::F64(f64::from_bits(self.u64(what)?)),
-            t => return Err(GgufError::Invalid { offset: at, reason: format!("{what}: unknown value type {t}") }),
+            t => {
+                return Err(GgufError::Invalid {
+                    offset: at,
+                    reason: format!("{what}: unknown value type {t}"),
+                })
+            }
         })
     }
 }
@@ -459,7 +485,10 @@ impl<'a> Reader<'a> {
 impl GgufFile {
     /// Open and memory-map a GGUF file.
     pub fn open(path: &Path) -> Result<GgufFile, GgufError> {
-        let io = |source| GgufError::Io { path: path.display().to_string(), source };
+        let io = |source| GgufError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let f = std::fs::File::open(path).map_err(io)?;
         // SAFETY: the map is read-only; airinfer never writes the model file while it runs. If
         // another process truncates it, reads may fault — the usual caveat of mmap-based readers.
@@ -477,7 +506,9 @@ impl GgufFile {
         let mut r = Reader { b, pos: 0 };
         let magic = r.take(4, "magic")?;
         if magic != b"GGUF" {
-            return Err(GgufError::BadMagic([magic[0], magic[1], magic[2], magic[3]]));
+            return Err(GgufError::BadMagic([
+                magic[0], magic[1], magic[2], magic[3],
+            ]));
         }
         let version = r.u32("version")?;
         if version != 2 && version != 3 {
@@ -496,7 +527,10 @@ impl GgufFile {
             let ty = r.u32(&format!("type of '{key}'"))?;
             let v = r.value(ty, 0, &format!("value of '{key}'"))?;
             if index.insert(key.clone(), metadata.len()).is_some() {
-                return Err(GgufError::Invalid { offset: at, reason: format!("duplicate metadata key '{key}'") });
+                return Err(GgufError::Invalid {
+                    offset: at,
+                    reason: format!("duplicate metadata key '{key}'"),
+                });
             }
             metadata.push((key, v));
         }
@@ -504,7 +538,12 @@ impl GgufFile {
             None => 32,
             Some((_, v)) => match v.as_int() {
                 Some(a) if a > 0 && a <= 1 << 20 && (a as u64).is_power_of_two() => a as u64,
-                _ => return Err(GgufError::BadValue { key: "general.alignment".into(), reason: format!("{v:?} is not a power of two in 1..=2^20") }),
+                _ => {
+                    return Err(GgufError::BadValue {
+                        key: "general.alignment".into(),
+                        reason: format!("{v:?} is not a power of two in 1..=2^20"),
+                    })
+                }
             },
         };
         let mut tensors = Vec::with_capacity(n_tensors as usize);
@@ -512,7 +551,10 @@ impl GgufFile {
         for i in 0..n_tensors {
             let at = r.pos as u64;
             let name = r.string(&format!("tensor #{i} name"))?;
-            let bad = |reason: String| GgufError::BadTensor { name: name.clone(), reason };
+            let bad = |reason: String| GgufError::BadTensor {
+                name: name.clone(),
+                reason,
+            };
             let n_dims = r.u32(&format!("tensor '{name}' n_dims"))?;
             if n_dims == 0 || n_dims > MAX_DIMS {
                 return Err(bad(format!("{n_dims} dimensions (must be 1..={MAX_DIMS})")));
@@ -522,36 +564,58 @@ impl GgufFile {
                 dims.push(r.u64(&format!("tensor '{name}' dims"))?);
             }
             let ty_id = r.u32(&format!("tensor '{name}' type"))?;
-            let ggml_type = GgmlType::from_id(ty_id).ok_or_else(|| bad(format!("unknown type id {ty_id}")))?;
+            let ggml_type =
+                GgmlType::from_id(ty_id).ok_or_else(|| bad(format!("unknown type id {ty_id}")))?;
             let offset = r.u64(&format!("tensor '{name}' offset"))?;
             let mut n: u64 = 1;
             for &d in &dims {
-                n = n.checked_mul(d).ok_or_else(|| bad(format!("dimensions {dims:?} overflow")))?;
+                n = n
+                    .checked_mul(d)
+                    .ok_or_else(|| bad(format!("dimensions {dims:?} overflow")))?;
             }
             if n == 0 {
                 return Err(bad(format!("dimensions {dims:?} hold no elements")));
             }
             if dims[0] % ggml_type.block_size() as u64 != 0 {
-                return Err(bad(format!("row length {} is not a multiple of the {ggml_type:?} block size {}", dims[0], ggml_type.block_size())));
+                return Err(bad(format!(
+                    "row length {} is not a multiple of the {ggml_type:?} block size {}",
+                    dims[0],
+                    ggml_type.block_size()
+                )));
             }
             if offset % alignment != 0 {
-                return Err(bad(format!("data offset {offset} is not aligned to {alignment}")));
+                return Err(bad(format!(
+                    "data offset {offset} is not aligned to {alignment}"
+                )));
             }
-            let info = TensorInfo { name: name.clone(), dims, ggml_type, offset };
+            let info = TensorInfo {
+                name: name.clone(),
+                dims,
+                ggml_type,
+                offset,
+            };
             // checked size: n / block · type_size, without overflow
             (n / ggml_type.block_size() as u64)
                 .checked_mul(ggml_type.type_size() as u64)
                 .and_then(|s| s.checked_add(offset))
                 .ok_or_else(|| bad("data size overflows".into()))?;
             if tensor_index.insert(name.clone(), tensors.len()).is_some() {
-                return Err(GgufError::Invalid { offset: at, reason: format!("duplicate tensor name '{name}'") });
+                return Err(GgufError::Invalid {
+                    offset: at,
+                    reason: format!("duplicate tensor name '{name}'"),
+                });
             }
             tensors.push(info);
         }
         let data_start = (r.pos as u64).div_ceil(alignment) * alignment;
         let file_len = b.len() as u64;
         if n_tensors > 0 && data_start > file_len {
-            return Err(GgufError::Truncated { offset: r.pos as u64, what: "padding before tensor data".into(), need: data_start - r.pos as u64, have: file_len - r.pos as u64 });
+            return Err(GgufError::Truncated {
+                offset: r.pos as u64,
+                what: "padding before tensor data".into(),
+                need: data_start - r.pos as u64,
+                have: file_len - r.pos as u64,
+            });
         }
         // every tensor inside the file, and no two overlapping
         let mut spans: Vec<(u64, u64, usize)> = Vec::with_capacity(tensors.len());
@@ -559,17 +623,34 @@ impl GgufFile {
             let start = data_start + t.offset;
             let end = start + t.n_bytes();
             if end > file_len {
-                return Err(GgufError::BadTensor { name: t.name.clone(), reason: format!("data {start}..{end} runs past the end of the file ({file_len} bytes)") });
+                return Err(GgufError::BadTensor {
+                    name: t.name.clone(),
+                    reason: format!(
+                        "data {start}..{end} runs past the end of the file ({file_len} bytes)"
+                    ),
+                });
             }
             spans.push((start, end, i));
         }
         spans.sort_unstable();
         for w in spans.windows(2) {
             if w[1].0 < w[0].1 {
-                return Err(GgufError::BadTensor { name: tensors[w[1].2].name.clone(), reason: format!("data overlaps tensor '{}'", tensors[w[0].2].name) });
+                return Err(GgufError::BadTensor {
+                    name: tensors[w[1].2].name.clone(),
+                    reason: format!("data overlaps tensor '{}'", tensors[w[0].2].name),
+                });
             }
         }
-        Ok(GgufFile { version, alignment, metadata, index, tensors, tensor_index, data_start, bytes })
+        Ok(GgufFile {
+            version,
+            alignment,
+            metadata,
+            index,
+            tensors,
+            tensor_index,
+            data_start,
+            bytes,
+        })
     }
 
     /// GGUF version (2 or 3).
@@ -603,14 +684,24 @@ impl GgufFile {
     }
     /// A tensor dequantised to f32.
     pub fn tensor_f32(&self, name: &str) -> Result<Vec<f32>, GgufError> {
-        let t = self.tensor(name).ok_or_else(|| GgufError::MissingTensor(name.into()))?;
+        let t = self
+            .tensor(name)
+            .ok_or_else(|| GgufError::MissingTensor(name.into()))?;
         let mut out = vec![0.0f32; t.n_elements() as usize];
-        crate::quant::dequantize(t.ggml_type, self.tensor_bytes(t), &mut out).map_err(|source| GgufError::Quant { name: name.into(), source })?;
+        crate::quant::dequantize(t.ggml_type, self.tensor_bytes(t), &mut out).map_err(
+            |source| GgufError::Quant {
+                name: name.into(),
+                source,
+            },
+        )?;
         Ok(out)
     }
 
     fn bad(key: &str, reason: String) -> GgufError {
-        GgufError::BadValue { key: key.into(), reason }
+        GgufError::BadValue {
+            key: key.into(),
+            reason,
+        }
     }
 
     /// An integer value that fits u32; `None` if absent.
@@ -619,25 +710,33 @@ impl GgufFile {
             None => Ok(None),
             Some(v) => match v.as_int() {
                 Some(i) if (0..=u32::MAX as i128).contains(&i) => Ok(Some(i as u32)),
-                Some(i) => Err(Self::bad(key, format!("{i} does not fit an unsigned 32-bit integer"))),
+                Some(i) => Err(Self::bad(
+                    key,
+                    format!("{i} does not fit an unsigned 32-bit integer"),
+                )),
                 None => Err(Self::bad(key, format!("expected an integer, found {v:?}"))),
             },
         }
     }
     /// An integer value that fits u32.
     pub fn get_u32(&self, key: &str) -> Result<u32, GgufError> {
-        self.get_u32_opt(key)?.ok_or_else(|| GgufError::MissingKey(key.into()))
+        self.get_u32_opt(key)?
+            .ok_or_else(|| GgufError::MissingKey(key.into()))
     }
     /// A float value (any numeric type); `None` if absent.
     pub fn get_f32_opt(&self, key: &str) -> Result<Option<f32>, GgufError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.as_f64().map(|x| Some(x as f32)).ok_or_else(|| Self::bad(key, format!("expected a number, found {v:?}"))),
+            Some(v) => v
+                .as_f64()
+                .map(|x| Some(x as f32))
+                .ok_or_else(|| Self::bad(key, format!("expected a number, found {v:?}"))),
         }
     }
     /// A float value.
     pub fn get_f32(&self, key: &str) -> Result<f32, GgufError> {
-        self.get_f32_opt(key)?.ok_or_else(|| GgufError::MissingKey(key.into()))
+        self.get_f32_opt(key)?
+            .ok_or_else(|| GgufError::MissingKey(key.into()))
     }
     /// A boolean; `None` if absent.
     pub fn get_bool_opt(&self, key: &str) -> Result<Option<bool>, GgufError> {
@@ -649,71 +748,101 @@ impl GgufFile {
     }
     /// A boolean.
     pub fn get_bool(&self, key: &str) -> Result<bool, GgufError> {
-        self.get_bool_opt(key)?.ok_or_else(|| GgufError::MissingKey(key.into()))
+        self.get_bool_opt(key)?
+            .ok_or_else(|| GgufError::MissingKey(key.into()))
     }
     /// A string; `None` if absent.
     pub fn get_str_opt(&self, key: &str) -> Result<Option<&str>, GgufError> {
         match self.get(key) {
             None => Ok(None),
             Some(MetadataValue::String(s)) => Ok(Some(s)),
-            Some(v) => Err(Self::bad(key, format!("expected a string, found {}", short(v)))),
+            Some(v) => Err(Self::bad(
+                key,
+                format!("expected a string, found {}", short(v)),
+            )),
         }
     }
     /// A string.
     pub fn get_str(&self, key: &str) -> Result<&str, GgufError> {
-        self.get_str_opt(key)?.ok_or_else(|| GgufError::MissingKey(key.into()))
+        self.get_str_opt(key)?
+            .ok_or_else(|| GgufError::MissingKey(key.into()))
     }
     fn array(&self, key: &str) -> Result<Option<&[MetadataValue]>, GgufError> {
         match self.get(key) {
             None => Ok(None),
             Some(MetadataValue::Array(a)) => Ok(Some(a)),
-            Some(v) => Err(Self::bad(key, format!("expected an array, found {}", short(v)))),
+            Some(v) => Err(Self::bad(
+                key,
+                format!("expected an array, found {}", short(v)),
+            )),
         }
     }
     /// An array of strings; `None` if absent.
     pub fn get_string_array_opt(&self, key: &str) -> Result<Option<Vec<&str>>, GgufError> {
-        let Some(a) = self.array(key)? else { return Ok(None) };
+        let Some(a) = self.array(key)? else {
+            return Ok(None);
+        };
         a.iter()
             .enumerate()
             .map(|(i, v)| match v {
                 MetadataValue::String(s) => Ok(s.as_str()),
-                v => Err(Self::bad(key, format!("element {i} is {}, expected a string", short(v)))),
+                v => Err(Self::bad(
+                    key,
+                    format!("element {i} is {}, expected a string", short(v)),
+                )),
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }
     /// An array of strings.
     pub fn get_string_array(&self, key: &str) -> Result<Vec<&str>, GgufError> {
-        self.get_string_array_opt(key)?.ok_or_else(|| GgufError::MissingKey(key.into()))
+        self.get_string_array_opt(key)?
+            .ok_or_else(|| GgufError::MissingKey(key.into()))
     }
     /// An array of numbers as f32; `None` if absent.
     pub fn get_f32_array_opt(&self, key: &str) -> Result<Option<Vec<f32>>, GgufError> {
-        let Some(a) = self.array(key)? else { return Ok(None) };
+        let Some(a) = self.array(key)? else {
+            return Ok(None);
+        };
         a.iter()
             .enumerate()
-            .map(|(i, v)| v.as_f64().map(|x| x as f32).ok_or_else(|| Self::bad(key, format!("element {i} is {}, expected a number", short(v)))))
+            .map(|(i, v)| {
+                v.as_f64().map(|x| x as f32).ok_or_else(|| {
+                    Self::bad(
+                        key,
+                        format!("element {i} is {}, expected a number", short(v)),
+                    )
+                })
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }
     /// An array of numbers as f32.
     pub fn get_f32_array(&self, key: &str) -> Result<Vec<f32>, GgufError> {
-        self.get_f32_array_opt(key)?.ok_or_else(|| GgufError::MissingKey(key.into()))
+        self.get_f32_array_opt(key)?
+            .ok_or_else(|| GgufError::MissingKey(key.into()))
     }
     /// An array of integers that fit i32; `None` if absent.
     pub fn get_i32_array_opt(&self, key: &str) -> Result<Option<Vec<i32>>, GgufError> {
-        let Some(a) = self.array(key)? else { return Ok(None) };
+        let Some(a) = self.array(key)? else {
+            return Ok(None);
+        };
         a.iter()
             .enumerate()
             .map(|(i, v)| match v.as_int() {
                 Some(x) if (i32::MIN as i128..=i32::MAX as i128).contains(&x) => Ok(x as i32),
-                _ => Err(Self::bad(key, format!("element {i} is {}, expected a 32-bit integer", short(v)))),
+                _ => Err(Self::bad(
+                    key,
+                    format!("element {i} is {}, expected a 32-bit integer", short(v)),
+                )),
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }
     /// An array of integers that fit i32.
     pub fn get_i32_array(&self, key: &str) -> Result<Vec<i32>, GgufError> {
-        self.get_i32_array_opt(key)?.ok_or_else(|| GgufError::MissingKey(key.into()))
+        self.get_i32_array_opt(key)?
+            .ok_or_else(|| GgufError::MissingKey(key.into()))
     }
 }
 
@@ -737,7 +866,12 @@ pub struct GgufWriter {
 impl GgufWriter {
     /// A writer for GGUF `version` (2 or 3) with the default alignment of 32.
     pub fn new(version: u32) -> GgufWriter {
-        GgufWriter { version, alignment: 32, metadata: Vec::new(), tensors: Vec::new() }
+        GgufWriter {
+            version,
+            alignment: 32,
+            metadata: Vec::new(),
+            tensors: Vec::new(),
+        }
     }
     /// Add a metadata key (a `general.alignment` key also sets the data alignment).
     pub fn add_metadata(&mut self, key: &str, value: MetadataValue) -> &mut Self {
@@ -750,7 +884,13 @@ impl GgufWriter {
         self
     }
     /// Add a tensor with its raw data bytes (`dims` in GGML order).
-    pub fn add_tensor(&mut self, name: &str, dims: &[u64], ty: GgmlType, data: Vec<u8>) -> &mut Self {
+    pub fn add_tensor(
+        &mut self,
+        name: &str,
+        dims: &[u64],
+        ty: GgmlType,
+        data: Vec<u8>,
+    ) -> &mut Self {
         self.tensors.push((name.into(), dims.to_vec(), ty, data));
         self
     }

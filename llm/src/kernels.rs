@@ -37,7 +37,11 @@ impl QActs {
 
     /// As [`QActs::quantize`], reusing this buffer.
     pub fn quantize_into(&mut self, x: &[f32]) {
-        assert!(x.len() % QK == 0, "activation length {} not a multiple of {QK}", x.len());
+        assert!(
+            x.len().is_multiple_of(QK),
+            "activation length {} not a multiple of {QK}",
+            x.len()
+        );
         let nb = x.len() / QK;
         self.qs.resize(x.len(), 0);
         self.d.resize(nb, 0.0);
@@ -118,14 +122,31 @@ impl PackedMatrix {
         assert_eq!(w.len(), rows * cols);
         let dense = OnceLock::new();
         let _ = dense.set(w);
-        PackedMatrix { rows, cols, packing: Packing::Dense, blocks: vec![], dense }
+        PackedMatrix {
+            rows,
+            cols,
+            packing: Packing::Dense,
+            blocks: vec![],
+            dense,
+        }
     }
 
     /// A quantised matrix from GGML blocks (`rows · cols/32` blocks, row-major).
-    pub fn from_blocks(packing: Packing, rows: usize, cols: usize, blocks: Vec<u8>) -> PackedMatrix {
-        assert!(packing != Packing::Dense && cols % QK == 0);
+    pub fn from_blocks(
+        packing: Packing,
+        rows: usize,
+        cols: usize,
+        blocks: Vec<u8>,
+    ) -> PackedMatrix {
+        assert!(packing != Packing::Dense && cols.is_multiple_of(QK));
         assert_eq!(blocks.len(), rows * cols / QK * packing.block_bytes());
-        PackedMatrix { rows, cols, packing, blocks, dense: OnceLock::new() }
+        PackedMatrix {
+            rows,
+            cols,
+            packing,
+            blocks,
+            dense: OnceLock::new(),
+        }
     }
 
     /// The storage kind.
@@ -151,12 +172,21 @@ impl PackedMatrix {
         assert_eq!(out.len(), self.cols);
         let bb = self.packing.block_bytes();
         match self.packing {
-            Packing::Dense => out.copy_from_slice(&self.dense()[r * self.cols..(r + 1) * self.cols]),
+            Packing::Dense => {
+                out.copy_from_slice(&self.dense()[r * self.cols..(r + 1) * self.cols])
+            }
             Packing::Q4_0 | Packing::Q4_1 => {
                 let q41 = self.packing == Packing::Q4_1;
-                for (o, blk) in out.chunks_exact_mut(QK).zip(self.row_blocks(r).chunks_exact(bb)) {
+                for (o, blk) in out
+                    .chunks_exact_mut(QK)
+                    .zip(self.row_blocks(r).chunks_exact(bb))
+                {
                     let d = f16_at(blk, 0);
-                    let (m, c) = if q41 { (f16_at(blk, 2), &blk[4..20]) } else { (-8.0 * d, &blk[2..18]) };
+                    let (m, c) = if q41 {
+                        (f16_at(blk, 2), &blk[4..20])
+                    } else {
+                        (-8.0 * d, &blk[2..18])
+                    };
                     for j in 0..16 {
                         o[j] = d * (c[j] & 0x0F) as f32 + m;
                         o[j + 16] = d * (c[j] >> 4) as f32 + m;
@@ -164,7 +194,10 @@ impl PackedMatrix {
                 }
             }
             Packing::Q8_0 => {
-                for (o, blk) in out.chunks_exact_mut(QK).zip(self.row_blocks(r).chunks_exact(bb)) {
+                for (o, blk) in out
+                    .chunks_exact_mut(QK)
+                    .zip(self.row_blocks(r).chunks_exact(bb))
+                {
                     let d = f16_at(blk, 0);
                     for j in 0..QK {
                         o[j] = d * (blk[2 + j] as i8) as f32;
@@ -220,9 +253,12 @@ impl PackedMatrix {
             let r = r0 + i;
             let mut res = [0.0f32; 4];
             // rows beyond the chunk repeat the last row (computed, then discarded)
-            let rows = [r, r + 1.min(n - 1), r + 2.min(n - 1), r + 3.min(n - 1)].map(|q| self.row_blocks(q));
+            let rows = [r, r + 1.min(n - 1), r + 2.min(n - 1), r + 3.min(n - 1)]
+                .map(|q| self.row_blocks(q));
             match self.packing {
-                Packing::Q4_0 | Packing::Q4_1 => kernel.q4_rows(rows, self.packing == Packing::Q4_1, xq, &mut res),
+                Packing::Q4_0 | Packing::Q4_1 => {
+                    kernel.q4_rows(rows, self.packing == Packing::Q4_1, xq, &mut res)
+                }
                 Packing::Q8_0 => kernel.q8_rows(rows, xq, &mut res),
                 Packing::Dense => unreachable!("dense matrices use the f32 path"),
             }
@@ -361,16 +397,29 @@ pub fn matvec_q_multi(jobs: &mut [(&PackedMatrix, &mut [f32])], xq: &QActs) {
         }
         return;
     }
-    // ~4 tasks per thread, in multiples of 4 rows
+    // ~4 tasks per thread, in multiples of 4 rows, run by the spinning decode team
     let chunk = (total.div_ceil(threads * 4)).div_ceil(4).max(4) * 4;
-    let mut tasks: Vec<(&PackedMatrix, usize, &mut [f32])> = Vec::new();
+    let mut tasks: Vec<(&PackedMatrix, usize, SendPtr, usize)> = Vec::new();
     for (m, out) in jobs.iter_mut() {
         for (i, c) in out.chunks_mut(chunk).enumerate() {
-            tasks.push((*m, i * chunk, c));
+            tasks.push((*m, i * chunk, SendPtr(c.as_mut_ptr()), c.len()));
         }
     }
-    tasks.into_par_iter().for_each(|(m, r0, c)| m.rows_q(r0, c, xq, kernel));
+    crate::spin::SpinTeam::global().run(tasks.len(), threads, &|i| {
+        let (m, r0, ptr, len) = &tasks[i];
+        // SAFETY: the chunks come from `chunks_mut` of distinct outputs, so task i alone writes
+        // these `len` floats, and `run` returns only after every task has finished.
+        let c = unsafe { std::slice::from_raw_parts_mut(ptr.0, *len) };
+        m.rows_q(*r0, c, xq, kernel);
+    });
 }
+
+/// A raw output pointer handed to one task of the spinning team.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: each pointer is written by exactly one task (see `matvec_q_multi`).
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
 
 /// Split `out` into row chunks processed in parallel; `f(first_row, chunk)`.
 fn par_rows(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
@@ -422,8 +471,12 @@ fn select_kernel() -> Kernel {
         let var = std::env::var("AIRINFER_KERNEL").unwrap_or_default();
         #[cfg(target_arch = "x86_64")]
         {
-            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
-            let vnni = avx2 && is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl");
+            let avx2 = is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c");
+            let vnni = avx2
+                && is_x86_feature_detected!("avx512vnni")
+                && is_x86_feature_detected!("avx512vl");
             match var.as_str() {
                 "portable" => return Kernel::Portable,
                 "avx2" if avx2 => return Kernel::Avx2,
@@ -507,7 +560,11 @@ fn q4_portable(row: &[u8], q41: bool, x: &QActs) -> f32 {
     let mut s = 0.0f32;
     for (b, blk) in row.chunks_exact(bb).enumerate() {
         let d = f16_at(blk, 0);
-        let (m, c) = if q41 { (f16_at(blk, 2), &blk[4..20]) } else { (-8.0 * d, &blk[2..18]) };
+        let (m, c) = if q41 {
+            (f16_at(blk, 2), &blk[4..20])
+        } else {
+            (-8.0 * d, &blk[2..18])
+        };
         let q = &x.qs[b * QK..b * QK + QK];
         let mut acc = 0i32;
         for j in 0..16 {
@@ -552,12 +609,17 @@ mod x86 {
     unsafe fn unpack(p: *const u8) -> __m256i {
         let raw = _mm_loadu_si128(p as *const __m128i);
         let mask = _mm_set1_epi8(0x0F);
-        _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), mask), _mm_and_si128(raw, mask))
+        _mm256_set_m128i(
+            _mm_and_si128(_mm_srli_epi16(raw, 4), mask),
+            _mm_and_si128(raw, mask),
+        )
     }
 
     #[inline(always)]
     unsafe fn h2f(p: *const u8) -> f32 {
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(u16::from_le_bytes([*p, *p.add(1)]) as i32)))
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
+            u16::from_le_bytes([*p, *p.add(1)]) as i32,
+        )))
     }
 
     macro_rules! q4rows {
@@ -590,9 +652,14 @@ mod x86 {
                         let d = _mm_cvtss_f32(dm);
                         let u = unpack(blk.add($bb - 16));
                         let p = $dot(u, q);
-                        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * dx), acc[r]);
+                        acc[r] =
+                            _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * dx), acc[r]);
                         // offset term: m·Σx (Q4_1) or −8·d·Σx (Q4_0)
-                        let m = if $q41 { _mm_cvtss_f32(_mm_movehdup_ps(dm)) } else { -8.0 * d };
+                        let m = if $q41 {
+                            _mm_cvtss_f32(_mm_movehdup_ps(dm))
+                        } else {
+                            -8.0 * d
+                        };
                         macc[r] += m * ds;
                     }
                 }
@@ -625,7 +692,11 @@ mod x86 {
                         let w = _mm256_loadu_si256(blk.add(2) as *const __m256i);
                         // |w| · (q with w's sign): the dot instructions need an unsigned left side
                         let p = $dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w));
-                        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(h2f(blk) * dx), acc[r]);
+                        acc[r] = _mm256_fmadd_ps(
+                            _mm256_cvtepi32_ps(p),
+                            _mm256_set1_ps(h2f(blk) * dx),
+                            acc[r],
+                        );
                     }
                 }
                 for r in 0..4 {
@@ -649,8 +720,20 @@ mod x86 {
 
     q4rows!(q4_0_avx2, "avx2,fma,f16c", dot_avx2, 18, false);
     q4rows!(q4_1_avx2, "avx2,fma,f16c", dot_avx2, 20, true);
-    q4rows!(q4_0_vnni, "avx2,fma,f16c,avx512vnni,avx512vl", dot_vnni, 18, false);
-    q4rows!(q4_1_vnni, "avx2,fma,f16c,avx512vnni,avx512vl", dot_vnni, 20, true);
+    q4rows!(
+        q4_0_vnni,
+        "avx2,fma,f16c,avx512vnni,avx512vl",
+        dot_vnni,
+        18,
+        false
+    );
+    q4rows!(
+        q4_1_vnni,
+        "avx2,fma,f16c,avx512vnni,avx512vl",
+        dot_vnni,
+        20,
+        true
+    );
     q8rows!(q8_0_avx2, "avx2,fma,f16c", dot_avx2);
     q8rows!(q8_0_vnni, "avx2,fma,f16c,avx512vnni,avx512vl", dot_vnni);
 }
@@ -660,7 +743,9 @@ mod tests {
     use super::*;
 
     fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
@@ -708,7 +793,10 @@ mod tests {
                 let mut portable = vec![0.0; rows];
                 m.rows_q(0, &mut portable, &xq, Kernel::Portable);
                 #[cfg(target_arch = "x86_64")]
-                let avx2 = if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c") {
+                let avx2 = if is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("f16c")
+                {
                     let mut o = vec![0.0; rows];
                     m.rows_q(0, &mut o, &xq, Kernel::Avx2);
                     o
@@ -719,7 +807,13 @@ mod tests {
                 let avx2 = want.clone();
                 for r in 0..rows {
                     let tol = 1e-4 * (1.0 + want[r].abs());
-                    assert!((got[r] - want[r]).abs() < tol, "{:?} {rows}x{cols} r{r}: {} vs {}", m.packing, got[r], want[r]);
+                    assert!(
+                        (got[r] - want[r]).abs() < tol,
+                        "{:?} {rows}x{cols} r{r}: {} vs {}",
+                        m.packing,
+                        got[r],
+                        want[r]
+                    );
                     assert!((portable[r] - want[r]).abs() < tol);
                     assert!((avx2[r] - want[r]).abs() < tol);
                 }
@@ -752,11 +846,16 @@ mod tests {
         let mut want = vec![0.0f64; t * rows];
         for i in 0..t {
             for r in 0..rows {
-                want[i * rows + r] = (0..cols).map(|c| x[i * cols + c] as f64 * w[r * cols + c] as f64).sum();
+                want[i * rows + r] = (0..cols)
+                    .map(|c| x[i * cols + c] as f64 * w[r * cols + c] as f64)
+                    .sum();
             }
         }
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             pool.install(|| {
                 let mut y = vec![0.0f32; t * rows];
                 m.matmul(&x, t, &mut y);

@@ -6,11 +6,12 @@
 
 pub mod config;
 pub mod cost;
-pub mod gguf;
 pub mod eval;
+pub mod gguf;
 pub mod kernels;
 pub mod model;
 pub mod quant;
 pub mod sampling;
+pub mod spin;
 pub mod tokenizer;
 pub mod tp;

@@ -74,14 +74,14 @@ pub enum ModelError {
 /// One block's weights held by one device.
 #[derive(Debug)]
 struct Block {
-    attn_norm: Vec<f32>, // (n_embd)
-    ffn_norm: Vec<f32>,  // (n_embd)
-    wq: PackedMatrix,    // (heads_k·head_dim, n_embd)
-    wk: PackedMatrix,    // (kv_k·head_dim, n_embd)
-    wv: PackedMatrix,    // (kv_k·head_dim, n_embd)
-    wo: PackedMatrix,    // (n_embd, heads_k·head_dim)
+    attn_norm: Vec<f32>,  // (n_embd)
+    ffn_norm: Vec<f32>,   // (n_embd)
+    wq: PackedMatrix,     // (heads_k·head_dim, n_embd)
+    wk: PackedMatrix,     // (kv_k·head_dim, n_embd)
+    wv: PackedMatrix,     // (kv_k·head_dim, n_embd)
+    wo: PackedMatrix,     // (n_embd, heads_k·head_dim)
     w_gate: PackedMatrix, // (ffn_k, n_embd)
-    w_up: PackedMatrix,  // (ffn_k, n_embd)
+    w_up: PackedMatrix,   // (ffn_k, n_embd)
     w_down: PackedMatrix, // (n_embd, ffn_k)
 }
 
@@ -101,9 +101,9 @@ pub struct Model {
     pub cfg: LlamaConfig,
     /// The split.
     pub plan: TpPlan,
-    token_embd: PackedMatrix,     // (vocab, n_embd), replicated on every device
+    token_embd: PackedMatrix, // (vocab, n_embd), replicated on every device
     output: Option<PackedMatrix>, // (vocab, n_embd); None when tied to token_embd
-    output_norm: Vec<f32>,        // (n_embd)
+    output_norm: Vec<f32>,    // (n_embd)
     devices: Vec<DeviceWeights>,
     rope_freqs: Vec<f32>, // (head_dim/2): θ^(−2i/head_dim)
 }
@@ -144,7 +144,10 @@ impl Session {
 
     /// Bytes held by the KV caches of device `k`.
     pub fn kv_bytes(&self, k: usize) -> usize {
-        self.caches[k].iter().map(|(a, b)| 4 * (a.len() + b.len())).sum()
+        self.caches[k]
+            .iter()
+            .map(|(a, b)| 4 * (a.len() + b.len()))
+            .sum()
     }
 }
 
@@ -161,7 +164,10 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<LlamaConfig, ModelError> {
     let positive = |k: &str| -> Result<usize, ModelError> {
         let v = g.get_u32(&key(k))? as usize;
         if v == 0 {
-            return Err(ModelError::Config { key: key(k), reason: "must be positive".into() });
+            return Err(ModelError::Config {
+                key: key(k),
+                reason: "must be positive".into(),
+            });
         }
         Ok(v)
     };
@@ -170,7 +176,12 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<LlamaConfig, ModelError> {
     let n_ff = positive("feed_forward_length")?;
     let n_head = positive("attention.head_count")?;
     let n_head_kv = match g.get_u32_opt(&key("attention.head_count_kv"))? {
-        Some(0) => return Err(ModelError::Config { key: key("attention.head_count_kv"), reason: "must be positive".into() }),
+        Some(0) => {
+            return Err(ModelError::Config {
+                key: key("attention.head_count_kv"),
+                reason: "must be positive".into(),
+            })
+        }
         Some(v) => v as usize,
         None => n_head,
     };
@@ -196,17 +207,30 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<LlamaConfig, ModelError> {
         }
     }
     if head_dim % 2 != 0 {
-        return Err(ModelError::Config { key: key("embedding_length"), reason: "head dimension must be even for RoPE".into() });
+        return Err(ModelError::Config {
+            key: key("embedding_length"),
+            reason: "head dimension must be even for RoPE".into(),
+        });
     }
     let rope_freq_base = g.get_f32_opt(&key("rope.freq_base"))?.unwrap_or(10000.0);
-    let rms_norm_eps = g.get_f32_opt(&key("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5);
-    for (k, v) in [("rope.freq_base", rope_freq_base), ("attention.layer_norm_rms_epsilon", rms_norm_eps)] {
+    let rms_norm_eps = g
+        .get_f32_opt(&key("attention.layer_norm_rms_epsilon"))?
+        .unwrap_or(1e-5);
+    for (k, v) in [
+        ("rope.freq_base", rope_freq_base),
+        ("attention.layer_norm_rms_epsilon", rms_norm_eps),
+    ] {
         if !(v.is_finite() && v > 0.0) {
-            return Err(ModelError::Config { key: key(k), reason: format!("{v} must be finite and positive") });
+            return Err(ModelError::Config {
+                key: key(k),
+                reason: format!("{v} must be finite and positive"),
+            });
         }
     }
     let context_length = g.get_u32_opt(&key("context_length"))?.unwrap_or(2048) as usize;
-    let embd = g.tensor("token_embd.weight").ok_or_else(|| ModelError::MissingTensor("token_embd.weight".into()))?;
+    let embd = g
+        .tensor("token_embd.weight")
+        .ok_or_else(|| ModelError::MissingTensor("token_embd.weight".into()))?;
     if embd.dims.len() != 2 || embd.dims[0] != n_embd as u64 {
         return Err(ModelError::BadShape {
             name: embd.name.clone(),
@@ -215,7 +239,10 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<LlamaConfig, ModelError> {
         });
     }
     let vocab_size = embd.dims[1] as usize;
-    let name = g.get_str_opt("general.name")?.unwrap_or("unnamed").to_string();
+    let name = g
+        .get_str_opt("general.name")?
+        .unwrap_or("unnamed")
+        .to_string();
     Ok(LlamaConfig {
         name,
         n_layer,
@@ -234,7 +261,9 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<LlamaConfig, ModelError> {
 
 /// Find a tensor and check its GGML shape.
 fn tensor<'a>(g: &'a GgufFile, name: &str, dims: &[usize]) -> Result<&'a TensorInfo, ModelError> {
-    let t = g.tensor(name).ok_or_else(|| ModelError::MissingTensor(name.into()))?;
+    let t = g
+        .tensor(name)
+        .ok_or_else(|| ModelError::MissingTensor(name.into()))?;
     let want: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
     // GGUF may store a vector as (n, 1): compare with trailing ones dropped.
     let mut got = t.dims.clone();
@@ -242,7 +271,11 @@ fn tensor<'a>(g: &'a GgufFile, name: &str, dims: &[usize]) -> Result<&'a TensorI
         got.pop();
     }
     if got != want {
-        return Err(ModelError::BadShape { name: name.into(), got: t.dims.clone(), expected: want });
+        return Err(ModelError::BadShape {
+            name: name.into(),
+            got: t.dims.clone(),
+            expected: want,
+        });
     }
     Ok(t)
 }
@@ -273,8 +306,13 @@ fn load_matrix(
     let bytes = g.tensor_bytes(t);
     let (nr, nc) = (rows.len(), cols.len());
     let bs = ty.block_size();
-    if n_cols % bs != 0 || cols.start % bs != 0 || cols.end % bs != 0 {
-        return Err(ModelError::BadShape { name: name.into(), got: t.dims.clone(), expected: vec![n_cols as u64, n_rows as u64] });
+    if !n_cols.is_multiple_of(bs) || !cols.start.is_multiple_of(bs) || !cols.end.is_multiple_of(bs)
+    {
+        return Err(ModelError::BadShape {
+            name: name.into(),
+            got: t.dims.clone(),
+            expected: vec![n_cols as u64, n_rows as u64],
+        });
     }
     let rb = row_bytes(ty, n_cols);
     let c0 = cols.start / bs * ty.type_size();
@@ -300,12 +338,19 @@ fn load_matrix(
         GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => {
             let mut w = vec![0.0f32; nr * nc];
             for (i, r) in rows.clone().enumerate() {
-                crate::quant::dequantize(ty, row(r), &mut w[i * nc..(i + 1) * nc])
-                    .map_err(|_| ModelError::UnsupportedType { name: name.into(), ty })?;
+                crate::quant::dequantize(ty, row(r), &mut w[i * nc..(i + 1) * nc]).map_err(
+                    |_| ModelError::UnsupportedType {
+                        name: name.into(),
+                        ty,
+                    },
+                )?;
             }
             Ok(PackedMatrix::from_dense(nr, nc, w))
         }
-        other => Err(ModelError::UnsupportedType { name: name.into(), ty: other }),
+        other => Err(ModelError::UnsupportedType {
+            name: name.into(),
+            ty: other,
+        }),
     }
 }
 
@@ -329,21 +374,49 @@ impl Model {
     /// aligned to the down projection's quantisation block.
     pub fn load_shares(g: &GgufFile, shares: &[f64]) -> Result<Model, ModelError> {
         let cfg = config_from_gguf(g)?;
-        let align = g.tensor("blk.0.ffn_down.weight").map(|t| t.ggml_type.block_size()).unwrap_or(1);
+        let align = g
+            .tensor("blk.0.ffn_down.weight")
+            .map(|t| t.ggml_type.block_size())
+            .unwrap_or(1);
         let plan = TpPlan::from_shares(&cfg, shares, align)?;
         Self::load_with_config(g, cfg, plan)
     }
 
     fn load_with_config(g: &GgufFile, cfg: LlamaConfig, plan: TpPlan) -> Result<Model, ModelError> {
-        let (d, hd, ff, nh, nkv) = (cfg.n_embd, cfg.head_dim, cfg.n_ff, cfg.n_head, cfg.n_head_kv);
-        if plan.heads.last().map(|r| r.end) != Some(nh) || plan.ffn.last().map(|r| r.end) != Some(ff) {
-            return Err(ModelError::Config { key: "tp_plan".into(), reason: "plan does not match the model's heads / FFN width".into() });
+        let (d, hd, ff, nh, nkv) = (
+            cfg.n_embd,
+            cfg.head_dim,
+            cfg.n_ff,
+            cfg.n_head,
+            cfg.n_head_kv,
+        );
+        if plan.heads.last().map(|r| r.end) != Some(nh)
+            || plan.ffn.last().map(|r| r.end) != Some(ff)
+        {
+            return Err(ModelError::Config {
+                key: "tp_plan".into(),
+                reason: "plan does not match the model's heads / FFN width".into(),
+            });
         }
-        let token_embd = load_matrix(g, "token_embd.weight", cfg.vocab_size, d, 0..cfg.vocab_size, 0..d)?;
+        let token_embd = load_matrix(
+            g,
+            "token_embd.weight",
+            cfg.vocab_size,
+            d,
+            0..cfg.vocab_size,
+            0..d,
+        )?;
         let output = if cfg.tied_embeddings {
             None
         } else {
-            Some(load_matrix(g, "output.weight", cfg.vocab_size, d, 0..cfg.vocab_size, 0..d)?)
+            Some(load_matrix(
+                g,
+                "output.weight",
+                cfg.vocab_size,
+                d,
+                0..cfg.vocab_size,
+                0..d,
+            )?)
         };
         let output_norm = vector(g, "output_norm.weight", d)?;
         let mut devices = Vec::with_capacity(plan.n_devices());
@@ -368,12 +441,25 @@ impl Model {
                     w_down: load_matrix(g, &n("ffn_down"), d, ff, 0..d, ffn.clone())?,
                 });
             }
-            devices.push(DeviceWeights { heads, kv_heads, ffn, blocks });
+            devices.push(DeviceWeights {
+                heads,
+                kv_heads,
+                ffn,
+                blocks,
+            });
         }
         let rope_freqs = (0..hd / 2)
             .map(|i| (cfg.rope_freq_base as f64).powf(-2.0 * i as f64 / hd as f64) as f32)
             .collect();
-        Ok(Model { cfg, plan, token_embd, output, output_norm, devices, rope_freqs })
+        Ok(Model {
+            cfg,
+            plan,
+            token_embd,
+            output,
+            output_norm,
+            devices,
+            rope_freqs,
+        })
     }
 
     /// Number of devices.
@@ -390,10 +476,16 @@ impl Model {
             .iter()
             .map(|b| {
                 4 * (b.attn_norm.len() + b.ffn_norm.len())
-                    + [&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down].iter().map(|m| m.quantised_bytes()).sum::<usize>()
+                    + [&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down]
+                        .iter()
+                        .map(|m| m.quantised_bytes())
+                        .sum::<usize>()
             })
             .sum();
-        blocks + self.token_embd.quantised_bytes() + self.output.as_ref().map_or(0, |o| o.quantised_bytes()) + 4 * self.output_norm.len()
+        blocks
+            + self.token_embd.quantised_bytes()
+            + self.output.as_ref().map_or(0, |o| o.quantised_bytes())
+            + 4 * self.output_norm.len()
     }
 
     /// A new, empty sequence whose caches may grow to `limit` positions.
@@ -401,7 +493,15 @@ impl Model {
         Session {
             pos: 0,
             limit,
-            caches: self.devices.iter().map(|d| (0..d.blocks.len()).map(|_| (Vec::new(), Vec::new())).collect()).collect(),
+            caches: self
+                .devices
+                .iter()
+                .map(|d| {
+                    (0..d.blocks.len())
+                        .map(|_| (Vec::new(), Vec::new()))
+                        .collect()
+                })
+                .collect(),
         }
     }
 
@@ -422,17 +522,24 @@ impl Model {
             return Ok(Vec::new());
         }
         if s.pos + t > s.limit {
-            return Err(ModelError::ContextFull { len: s.pos + t, limit: s.limit });
+            return Err(ModelError::ContextFull {
+                len: s.pos + t,
+                limit: s.limit,
+            });
         }
         if let Some(&id) = tokens.iter().find(|&&id| id as usize >= cfg.vocab_size) {
-            return Err(ModelError::BadToken { id, vocab: cfg.vocab_size });
+            return Err(ModelError::BadToken {
+                id,
+                vocab: cfg.vocab_size,
+            });
         }
         let pos0 = s.pos;
 
         // token embedding: every device looks up the same rows
         let mut x0 = vec![0.0f32; t * d];
         for (i, &tok) in tokens.iter().enumerate() {
-            self.token_embd.dequantize_row(tok as usize, &mut x0[i * d..(i + 1) * d]);
+            self.token_embd
+                .dequantize_row(tok as usize, &mut x0[i * d..(i + 1) * d]);
         }
         let mut xs: Vec<Vec<f32>> = vec![x0; n_dev]; // per-device residual streams (T, n_embd)
         let mut partials: Vec<Vec<f32>> = vec![vec![0.0f32; t * d]; n_dev];
@@ -441,10 +548,25 @@ impl Model {
         for l in 0..cfg.n_layer {
             // attention: each device computes its heads and its slice of the output projection
             for k in 0..n_dev {
-                self.attention(k, l, &xs[k], pos0, t, &rope, &mut s.caches[k][l], &mut partials[k]);
+                self.attention(
+                    k,
+                    l,
+                    &xs[k],
+                    pos0,
+                    t,
+                    &rope,
+                    &mut s.caches[k][l],
+                    &mut partials[k],
+                );
             }
             // all-reduce of the attention output, then the residual add
-            let ctx = ReduceCtx { layer: l, site: ReduceSite::AttnOutput, n_tokens: t, pos: pos0, width: d };
+            let ctx = ReduceCtx {
+                layer: l,
+                site: ReduceSite::AttnOutput,
+                n_tokens: t,
+                pos: pos0,
+                width: d,
+            };
             collective.all_reduce(&ctx, &mut partials);
             for (x, p) in xs.iter_mut().zip(&partials) {
                 add_assign(x, p);
@@ -454,7 +576,13 @@ impl Model {
                 self.mlp(k, l, &xs[k], t, &mut partials[k]);
             }
             // all-reduce of the MLP output, then the residual add
-            let ctx = ReduceCtx { layer: l, site: ReduceSite::MlpDown, n_tokens: t, pos: pos0, width: d };
+            let ctx = ReduceCtx {
+                layer: l,
+                site: ReduceSite::MlpDown,
+                n_tokens: t,
+                pos: pos0,
+                width: d,
+            };
             collective.all_reduce(&ctx, &mut partials);
             for (x, p) in xs.iter_mut().zip(&partials) {
                 add_assign(x, p);
@@ -471,7 +599,12 @@ impl Model {
         let rows = t - from;
         let mut xn = vec![0.0f32; rows * d];
         for i in 0..rows {
-            rmsnorm(&mut xn[i * d..(i + 1) * d], &xs[0][(from + i) * d..(from + i + 1) * d], &self.output_norm, cfg.rms_norm_eps);
+            rmsnorm(
+                &mut xn[i * d..(i + 1) * d],
+                &xs[0][(from + i) * d..(from + i + 1) * d],
+                &self.output_norm,
+                cfg.rms_norm_eps,
+            );
         }
         let head = self.output.as_ref().unwrap_or(&self.token_embd);
         let mut logits = vec![0.0f32; rows * cfg.vocab_size];
@@ -506,13 +639,23 @@ impl Model {
         // attention rmsnorm
         let mut xn = vec![0.0f32; t * d];
         for i in 0..t {
-            rmsnorm(&mut xn[i * d..(i + 1) * d], &x[i * d..(i + 1) * d], &b.attn_norm, cfg.rms_norm_eps);
+            rmsnorm(
+                &mut xn[i * d..(i + 1) * d],
+                &x[i * d..(i + 1) * d],
+                &b.attn_norm,
+                cfg.rms_norm_eps,
+            );
         }
         // qkv matmuls (this device's heads only)
         let mut q = vec![0.0f32; t * nh * hd]; // (T, heads_k, head_dim)
         let mut kk = vec![0.0f32; t * nkv * hd]; // (T, kv_k, head_dim)
         let mut v = vec![0.0f32; t * nkv * hd];
-        linear_many(&mut [(&b.wq, &mut q), (&b.wk, &mut kk), (&b.wv, &mut v)], &xn, t, &mut xq);
+        linear_many(
+            &mut [(&b.wq, &mut q), (&b.wk, &mut kk), (&b.wv, &mut v)],
+            &xn,
+            t,
+            &mut xq,
+        );
         // RoPE on queries and keys
         rope.apply(&mut q, t, nh, hd);
         rope.apply(&mut kk, t, nkv, hd);
@@ -533,7 +676,8 @@ impl Model {
                 let kvh = kv_of(i);
                 let qh = &q[i * hd..(i + 1) * hd];
                 for (p, sc) in scores.iter_mut().enumerate() {
-                    *sc = kernels::dot_f32(qh, &kc[(p * nkv + kvh) * hd..(p * nkv + kvh + 1) * hd]) * scale;
+                    *sc = kernels::dot_f32(qh, &kc[(p * nkv + kvh) * hd..(p * nkv + kvh + 1) * hd])
+                        * scale;
                 }
                 softmax(&mut scores);
                 let o = &mut att[i * hd..(i + 1) * hd];
@@ -552,13 +696,16 @@ impl Model {
                     let kvh = kv_of(i);
                     let mut qh = vec![0.0f32; t * hd];
                     for r in 0..t {
-                        qh[r * hd..(r + 1) * hd].copy_from_slice(&q[(r * nh + i) * hd..(r * nh + i + 1) * hd]);
+                        qh[r * hd..(r + 1) * hd]
+                            .copy_from_slice(&q[(r * nh + i) * hd..(r * nh + i + 1) * hd]);
                     }
                     let mut kh = vec![0.0f32; len * hd];
                     let mut vh = vec![0.0f32; len * hd];
                     for p in 0..len {
-                        kh[p * hd..(p + 1) * hd].copy_from_slice(&kc[(p * nkv + kvh) * hd..(p * nkv + kvh + 1) * hd]);
-                        vh[p * hd..(p + 1) * hd].copy_from_slice(&vc[(p * nkv + kvh) * hd..(p * nkv + kvh + 1) * hd]);
+                        kh[p * hd..(p + 1) * hd]
+                            .copy_from_slice(&kc[(p * nkv + kvh) * hd..(p * nkv + kvh + 1) * hd]);
+                        vh[p * hd..(p + 1) * hd]
+                            .copy_from_slice(&vc[(p * nkv + kvh) * hd..(p * nkv + kvh + 1) * hd]);
                     }
                     let mut sc = vec![0.0f32; t * len];
                     kernels::sgemm_abt_serial(t, len, hd, &qh, &kh, &mut sc);
@@ -578,7 +725,8 @@ impl Model {
                 .collect();
             for (i, oh) in heads_out.iter().enumerate() {
                 for r in 0..t {
-                    att[(r * nh + i) * hd..(r * nh + i + 1) * hd].copy_from_slice(&oh[r * hd..(r + 1) * hd]);
+                    att[(r * nh + i) * hd..(r * nh + i + 1) * hd]
+                        .copy_from_slice(&oh[r * hd..(r + 1) * hd]);
                 }
             }
         }
@@ -600,12 +748,22 @@ impl Model {
         // ffn rmsnorm
         let mut xn = vec![0.0f32; t * d];
         for i in 0..t {
-            rmsnorm(&mut xn[i * d..(i + 1) * d], &x[i * d..(i + 1) * d], &b.ffn_norm, cfg.rms_norm_eps);
+            rmsnorm(
+                &mut xn[i * d..(i + 1) * d],
+                &x[i * d..(i + 1) * d],
+                &b.ffn_norm,
+                cfg.rms_norm_eps,
+            );
         }
         // gate and up matmuls (this device's FFN columns)
         let mut gate = vec![0.0f32; t * f];
         let mut up = vec![0.0f32; t * f];
-        linear_many(&mut [(&b.w_gate, &mut gate), (&b.w_up, &mut up)], &xn, t, &mut xq);
+        linear_many(
+            &mut [(&b.w_gate, &mut gate), (&b.w_up, &mut up)],
+            &xn,
+            t,
+            &mut xq,
+        );
         // SwiGLU: silu(gate) ⊙ up
         for (g, u) in gate.iter_mut().zip(&up) {
             *g = *g / (1.0 + (-*g).exp()) * u;
@@ -642,7 +800,10 @@ impl RopeTable {
     /// which Llama GGUFs expect: the converter permutes Q/K rows accordingly).
     fn apply(&self, x: &mut [f32], t: usize, n_heads: usize, hd: usize) {
         for i in 0..t {
-            let (c, s) = (&self.cos[i * self.half..(i + 1) * self.half], &self.sin[i * self.half..(i + 1) * self.half]);
+            let (c, s) = (
+                &self.cos[i * self.half..(i + 1) * self.half],
+                &self.sin[i * self.half..(i + 1) * self.half],
+            );
             for h in 0..n_heads {
                 let v = &mut x[(i * n_heads + h) * hd..(i * n_heads + h + 1) * hd];
                 for j in 0..hd / 2 {
@@ -711,10 +872,15 @@ fn f32_decode() -> bool {
 /// Several [`linear`]s of the same input; for one token with quantised weights, one
 /// activation quantisation and one parallel region for all of them.
 fn linear_many(jobs: &mut [(&PackedMatrix, &mut Vec<f32>)], x: &[f32], t: usize, xq: &mut QActs) {
-    let all_quantised = jobs.iter().all(|(w, _)| w.packing() != kernels::Packing::Dense && w.cols == x.len());
-    if t == 1 && all_quantised && x.len() % QK == 0 && !f32_decode() {
+    let all_quantised = jobs
+        .iter()
+        .all(|(w, _)| w.packing() != kernels::Packing::Dense && w.cols == x.len());
+    if t == 1 && all_quantised && x.len().is_multiple_of(QK) && !f32_decode() {
         xq.quantize_into(x);
-        let mut js: Vec<(&PackedMatrix, &mut [f32])> = jobs.iter_mut().map(|(w, o)| (*w, o.as_mut_slice())).collect();
+        let mut js: Vec<(&PackedMatrix, &mut [f32])> = jobs
+            .iter_mut()
+            .map(|(w, o)| (*w, o.as_mut_slice()))
+            .collect();
         kernels::matvec_q_multi(&mut js, xq);
     } else {
         for (w, o) in jobs.iter_mut() {

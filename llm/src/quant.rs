@@ -38,13 +38,29 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
 pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), QuantError> {
     let n = out.len();
     let bs = ty.block_size();
-    let expect = if n % bs == 0 { Some(n / bs * ty.type_size()) } else { None };
-    let supported = matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1);
+    let expect = if n.is_multiple_of(bs) {
+        Some(n / bs * ty.type_size())
+    } else {
+        None
+    };
+    let supported = matches!(
+        ty,
+        GgmlType::F32
+            | GgmlType::F16
+            | GgmlType::BF16
+            | GgmlType::Q8_0
+            | GgmlType::Q4_0
+            | GgmlType::Q4_1
+    );
     if !supported {
         return Err(QuantError::Unsupported(ty));
     }
     if expect != Some(bytes.len()) {
-        return Err(QuantError::Length { ty, bytes: bytes.len(), elements: n });
+        return Err(QuantError::Length {
+            ty,
+            bytes: bytes.len(),
+            elements: n,
+        });
     }
     match ty {
         GgmlType::F32 => {
@@ -96,7 +112,11 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), Qua
 }
 
 fn check_blocks(x: &[f32]) {
-    assert!(x.len() % QK == 0, "length {} is not a multiple of {QK}", x.len());
+    assert!(
+        x.len().is_multiple_of(QK),
+        "length {} is not a multiple of {QK}",
+        x.len()
+    );
 }
 
 /// Quantise to Q8_0 (ggml's reference rule: `d = max|x| / 127`, `q = round(x / d)`).
@@ -161,12 +181,16 @@ pub fn quantize_q4_1(x: &[f32]) -> Vec<u8> {
 
 /// f32 values as little-endian f16 bytes.
 pub fn f32_to_f16_bytes(x: &[f32]) -> Vec<u8> {
-    x.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect()
+    x.iter()
+        .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+        .collect()
 }
 
 /// f32 values as little-endian bf16 bytes.
 pub fn f32_to_bf16_bytes(x: &[f32]) -> Vec<u8> {
-    x.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect()
+    x.iter()
+        .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
+        .collect()
 }
 
 #[cfg(test)]
@@ -177,7 +201,9 @@ mod tests {
         let mut s = seed;
         (0..n)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
             })
             .collect()
@@ -219,11 +245,19 @@ mod tests {
     #[test]
     fn quantisers_are_within_half_a_step() {
         let x = data(32 * 64, 9);
-        for (ty, q) in [(GgmlType::Q8_0, quantize_q8_0(&x)), (GgmlType::Q4_0, quantize_q4_0(&x)), (GgmlType::Q4_1, quantize_q4_1(&x))] {
+        for (ty, q) in [
+            (GgmlType::Q8_0, quantize_q8_0(&x)),
+            (GgmlType::Q4_0, quantize_q4_0(&x)),
+            (GgmlType::Q4_1, quantize_q4_1(&x)),
+        ] {
             let back = roundtrip(ty, q, x.len());
             for (blk, (xb, yb)) in x.chunks(32).zip(back.chunks(32)).enumerate() {
                 let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                let (mn, mx) = xb.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+                let (mn, mx) = xb
+                    .iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+                        (a.min(v), b.max(v))
+                    });
                 let step = match ty {
                     GgmlType::Q8_0 => amax / 127.0,
                     GgmlType::Q4_0 => amax / 8.0,
@@ -232,9 +266,16 @@ mod tests {
                 for (a, b) in xb.iter().zip(yb) {
                     // half a step plus f16 rounding of the scale (and min); Q4_0's code range
                     // [−8, 7] clips the value opposite the extreme by up to one whole step
-                    let half = if ty == GgmlType::Q4_0 && (a.abs() - amax).abs() < 0.5 * step { 1.0 } else { 0.5 };
+                    let half = if ty == GgmlType::Q4_0 && (a.abs() - amax).abs() < 0.5 * step {
+                        1.0
+                    } else {
+                        0.5
+                    };
                     let tol = half * step + 2e-3 * amax.max(1e-6) + 1e-6;
-                    assert!((a - b).abs() <= tol, "{ty:?} block {blk}: {a} vs {b} (step {step})");
+                    assert!(
+                        (a - b).abs() <= tol,
+                        "{ty:?} block {blk}: {a} vs {b} (step {step})"
+                    );
                 }
             }
         }
@@ -258,8 +299,14 @@ mod tests {
     #[test]
     fn wrong_lengths_and_types_are_errors() {
         let mut out = vec![0.0; 32];
-        assert!(matches!(dequantize(GgmlType::Q4_1, &[0u8; 19], &mut out), Err(QuantError::Length { .. })));
-        assert!(matches!(dequantize(GgmlType::Q4_K, &[0u8; 144], &mut out), Err(QuantError::Unsupported(_))));
+        assert!(matches!(
+            dequantize(GgmlType::Q4_1, &[0u8; 19], &mut out),
+            Err(QuantError::Length { .. })
+        ));
+        assert!(matches!(
+            dequantize(GgmlType::Q4_K, &[0u8; 144], &mut out),
+            Err(QuantError::Unsupported(_))
+        ));
         let mut out = vec![0.0; 33];
         assert!(dequantize(GgmlType::Q8_0, &[0u8; 34], &mut out).is_err());
     }

@@ -15,7 +15,12 @@ pub struct SamplerConfig {
 
 impl Default for SamplerConfig {
     fn default() -> Self {
-        SamplerConfig { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0 }
+        SamplerConfig {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+        }
     }
 }
 
@@ -31,7 +36,7 @@ pub fn argmax(logits: &[f32]) -> Option<u32> {
     let mut best: Option<(usize, f32)> = None;
     for (i, &v) in logits.iter().enumerate() {
         match best {
-            Some((_, b)) if !(v > b) => {}
+            Some((_, b)) if v <= b || v.is_nan() => {}
             _ => best = Some((i, v)),
         }
     }
@@ -62,17 +67,26 @@ impl Sampler {
             return greedy;
         }
         // candidates sorted by logit (descending, index as tie-break for determinism)
-        let mut idx: Vec<u32> = (0..logits.len() as u32).filter(|&i| logits[i as usize].is_finite()).collect();
+        let mut idx: Vec<u32> = (0..logits.len() as u32)
+            .filter(|&i| logits[i as usize].is_finite())
+            .collect();
         if idx.is_empty() {
             return greedy;
         }
-        idx.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+        idx.sort_by(|&a, &b| {
+            logits[b as usize]
+                .total_cmp(&logits[a as usize])
+                .then(a.cmp(&b))
+        });
         if self.cfg.top_k > 0 && idx.len() > self.cfg.top_k {
             idx.truncate(self.cfg.top_k);
         }
         let t = self.cfg.temperature as f64;
         let m = logits[idx[0] as usize] as f64;
-        let mut p: Vec<f64> = idx.iter().map(|&i| ((logits[i as usize] as f64 - m) / t).exp()).collect();
+        let mut p: Vec<f64> = idx
+            .iter()
+            .map(|&i| ((logits[i as usize] as f64 - m) / t).exp())
+            .collect();
         let z: f64 = p.iter().sum();
         p.iter_mut().for_each(|v| *v /= z);
         if self.cfg.top_p < 1.0 {
@@ -116,13 +130,29 @@ mod tests {
     #[test]
     fn top_k_one_is_greedy_and_seeds_reproduce() {
         let logits: Vec<f32> = (0..50).map(|i| ((i * 37) % 11) as f32 * 0.3).collect();
-        let mut s = Sampler::new(SamplerConfig { temperature: 1.0, top_k: 1, top_p: 1.0, seed: 5 });
+        let mut s = Sampler::new(SamplerConfig {
+            temperature: 1.0,
+            top_k: 1,
+            top_p: 1.0,
+            seed: 5,
+        });
         for _ in 0..20 {
             assert_eq!(s.sample(&logits), argmax(&logits).unwrap());
         }
-        let cfg = SamplerConfig { temperature: 0.8, top_k: 10, top_p: 0.9, seed: 42 };
-        let a: Vec<u32> = { let mut s = Sampler::new(cfg.clone()); (0..30).map(|_| s.sample(&logits)).collect() };
-        let b: Vec<u32> = { let mut s = Sampler::new(cfg); (0..30).map(|_| s.sample(&logits)).collect() };
+        let cfg = SamplerConfig {
+            temperature: 0.8,
+            top_k: 10,
+            top_p: 0.9,
+            seed: 42,
+        };
+        let a: Vec<u32> = {
+            let mut s = Sampler::new(cfg.clone());
+            (0..30).map(|_| s.sample(&logits)).collect()
+        };
+        let b: Vec<u32> = {
+            let mut s = Sampler::new(cfg);
+            (0..30).map(|_| s.sample(&logits)).collect()
+        };
         assert_eq!(a, b);
     }
 
@@ -130,7 +160,12 @@ mod tests {
     fn sampling_frequencies_follow_the_softmax() {
         // two tokens with logits 0 and ln 3: probabilities 1/4 and 3/4 at temperature 1
         let logits = [0.0f32, 3.0f32.ln()];
-        let mut s = Sampler::new(SamplerConfig { temperature: 1.0, top_k: 0, top_p: 1.0, seed: 1 });
+        let mut s = Sampler::new(SamplerConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 1,
+        });
         let n = 40_000;
         let ones = (0..n).filter(|_| s.sample(&logits) == 1).count() as f64 / n as f64;
         // binomial standard deviation √(pq/n) ≈ 0.0022; allow 5σ
@@ -141,7 +176,12 @@ mod tests {
     fn top_p_cuts_the_tail() {
         // probabilities ≈ 0.665, 0.245, 0.09: top_p = 0.6 keeps only the first
         let logits = [2.0f32, 1.0, 0.0];
-        let mut s = Sampler::new(SamplerConfig { temperature: 1.0, top_k: 0, top_p: 0.6, seed: 3 });
+        let mut s = Sampler::new(SamplerConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 0.6,
+            seed: 3,
+        });
         for _ in 0..100 {
             assert_eq!(s.sample(&logits), 0);
         }

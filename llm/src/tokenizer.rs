@@ -81,6 +81,7 @@ pub struct TokenizerVocab {
     pub add_space_prefix: bool,
 }
 
+#[allow(clippy::large_enum_variant)]
 enum Kind {
     Bpe {
         regexes: Vec<fancy_regex::Regex>,
@@ -105,7 +106,10 @@ pub struct Tokenizer {
 
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokenizer").field("model", &self.vocab.model).field("vocab", &self.vocab.tokens.len()).finish()
+        f.debug_struct("Tokenizer")
+            .field("model", &self.vocab.model)
+            .field("vocab", &self.vocab.tokens.len())
+            .finish()
     }
 }
 
@@ -114,7 +118,8 @@ fn gpt2_byte_chars() -> [char; 256] {
     let mut table = ['\0'; 256];
     let mut n = 0u32;
     for b in 0..256u32 {
-        let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+        let printable =
+            (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
         table[b as usize] = if printable {
             char::from_u32(b).unwrap_or('\0')
         } else {
@@ -126,14 +131,17 @@ fn gpt2_byte_chars() -> [char; 256] {
     table
 }
 
-const GPT2_PATTERN: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
+const GPT2_PATTERN: &str =
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
 const LLAMA3_PATTERN: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// The regex sequence of a pre-tokenizer name (as llama.cpp's `llama-vocab.cpp` defines them).
 fn pre_regexes(pre: &str) -> Option<Vec<&'static str>> {
     Some(match pre {
         "default" | "gpt2" | "gpt-2" | "mpt" | "olmo" | "jais" => vec![GPT2_PATTERN],
-        "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva" => vec![r"\p{N}", GPT2_PATTERN],
+        "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva" => {
+            vec![r"\p{N}", GPT2_PATTERN]
+        }
         "llama-bpe" | "llama3" | "llama-v3" | "dbrx" | "smaug-bpe" => vec![LLAMA3_PATTERN],
         _ => return None,
     })
@@ -173,15 +181,28 @@ impl Tokenizer {
             return Err(TokenizerError::Vocab("the vocabulary is empty".into()));
         }
         if !v.token_types.is_empty() && v.token_types.len() != n {
-            return Err(TokenizerError::Vocab(format!("{} token types for {n} tokens", v.token_types.len())));
+            return Err(TokenizerError::Vocab(format!(
+                "{} token types for {n} tokens",
+                v.token_types.len()
+            )));
         }
         if !v.scores.is_empty() && v.scores.len() != n {
-            return Err(TokenizerError::Vocab(format!("{} scores for {n} tokens", v.scores.len())));
+            return Err(TokenizerError::Vocab(format!(
+                "{} scores for {n} tokens",
+                v.scores.len()
+            )));
         }
-        for (name, id) in [("bos", v.bos_id), ("eos", v.eos_id), ("unk", v.unk_id), ("padding", v.pad_id)] {
+        for (name, id) in [
+            ("bos", v.bos_id),
+            ("eos", v.eos_id),
+            ("unk", v.unk_id),
+            ("padding", v.pad_id),
+        ] {
             if let Some(id) = id {
                 if id as usize >= n {
-                    return Err(TokenizerError::Vocab(format!("{name} token id {id} is outside the vocabulary of {n}")));
+                    return Err(TokenizerError::Vocab(format!(
+                        "{name} token id {id} is outside the vocabulary of {n}"
+                    )));
                 }
             }
         }
@@ -191,12 +212,22 @@ impl Tokenizer {
         }
         let ty = |i: usize| v.token_types.get(i).copied().unwrap_or(token_type::NORMAL);
         let mut specials: Vec<(String, u32)> = (0..n)
-            .filter(|&i| matches!(ty(i), token_type::CONTROL | token_type::USER_DEFINED) && !v.tokens[i].is_empty())
+            .filter(|&i| {
+                matches!(ty(i), token_type::CONTROL | token_type::USER_DEFINED)
+                    && !v.tokens[i].is_empty()
+            })
             .map(|i| (v.tokens[i].clone(), i as u32))
             .collect();
         specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
         let mut eog: Vec<u32> = v.eos_id.into_iter().collect();
-        for s in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>"] {
+        for s in [
+            "<|im_end|>",
+            "<|endoftext|>",
+            "<|eot_id|>",
+            "<end_of_turn>",
+            "<|end|>",
+            "</s>",
+        ] {
             if let Some(&id) = ids.get(s) {
                 if ty(id as usize) == token_type::CONTROL && !eog.contains(&id) {
                     eog.push(id);
@@ -206,22 +237,40 @@ impl Tokenizer {
         let kind = match v.model.as_str() {
             "gpt2" => {
                 let pre = v.pre.clone().unwrap_or_else(|| "default".into());
-                let pats = pre_regexes(&pre).ok_or_else(|| TokenizerError::UnsupportedPre(pre.clone()))?;
+                let pats =
+                    pre_regexes(&pre).ok_or_else(|| TokenizerError::UnsupportedPre(pre.clone()))?;
                 let regexes = pats
                     .iter()
-                    .map(|p| fancy_regex::Regex::new(p).map_err(|e| TokenizerError::Vocab(format!("pre-tokenizer regex: {e}"))))
+                    .map(|p| {
+                        fancy_regex::Regex::new(p)
+                            .map_err(|e| TokenizerError::Vocab(format!("pre-tokenizer regex: {e}")))
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 let mut merges = HashMap::with_capacity(v.merges.len());
                 for (rank, m) in v.merges.iter().enumerate() {
-                    let (a, b) = m.split_once(' ').ok_or_else(|| TokenizerError::Vocab(format!("merge #{rank} '{m}' has no space")))?;
-                    let (Some(&ia), Some(&ib), Some(&im)) = (ids.get(a), ids.get(b), ids.get(&format!("{a}{b}"))) else {
+                    let (a, b) = m.split_once(' ').ok_or_else(|| {
+                        TokenizerError::Vocab(format!("merge #{rank} '{m}' has no space"))
+                    })?;
+                    let (Some(&ia), Some(&ib), Some(&im)) =
+                        (ids.get(a), ids.get(b), ids.get(&format!("{a}{b}")))
+                    else {
                         continue; // a merge whose parts are not tokens can never fire
                     };
                     merges.entry((ia, ib)).or_insert((rank as u32, im));
                 }
                 let byte_to_char = gpt2_byte_chars();
-                let char_to_byte = byte_to_char.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
-                Kind::Bpe { regexes, merges, byte_to_char, char_to_byte, cache: Mutex::new(HashMap::new()) }
+                let char_to_byte = byte_to_char
+                    .iter()
+                    .enumerate()
+                    .map(|(b, &c)| (c, b as u8))
+                    .collect();
+                Kind::Bpe {
+                    regexes,
+                    merges,
+                    byte_to_char,
+                    char_to_byte,
+                    cache: Mutex::new(HashMap::new()),
+                }
             }
             "llama" => {
                 let mut byte_tokens = [None; 256];
@@ -232,28 +281,53 @@ impl Tokenizer {
             }
             other => return Err(TokenizerError::UnsupportedModel(other.into())),
         };
-        Ok(Tokenizer { vocab: v, ids, kind, specials, eog })
+        Ok(Tokenizer {
+            vocab: v,
+            ids,
+            kind,
+            specials,
+            eog,
+        })
     }
 
     /// Build from a GGUF file's `tokenizer.ggml.*` metadata.
     pub fn from_gguf(g: &GgufFile) -> Result<Tokenizer, TokenizerError> {
         let model = g.get_str("tokenizer.ggml.model")?.to_string();
-        let tokens: Vec<String> = g.get_string_array("tokenizer.ggml.tokens")?.into_iter().map(String::from).collect();
+        let tokens: Vec<String> = g
+            .get_string_array("tokenizer.ggml.tokens")?
+            .into_iter()
+            .map(String::from)
+            .collect();
         let opt_id = |k: &str| g.get_u32_opt(k);
         let is_spm = model == "llama";
         let v = TokenizerVocab {
             pre: g.get_str_opt("tokenizer.ggml.pre")?.map(String::from),
-            token_types: g.get_i32_array_opt("tokenizer.ggml.token_type")?.unwrap_or_default(),
-            scores: g.get_f32_array_opt("tokenizer.ggml.scores")?.unwrap_or_default(),
-            merges: g.get_string_array_opt("tokenizer.ggml.merges")?.unwrap_or_default().into_iter().map(String::from).collect(),
+            token_types: g
+                .get_i32_array_opt("tokenizer.ggml.token_type")?
+                .unwrap_or_default(),
+            scores: g
+                .get_f32_array_opt("tokenizer.ggml.scores")?
+                .unwrap_or_default(),
+            merges: g
+                .get_string_array_opt("tokenizer.ggml.merges")?
+                .unwrap_or_default()
+                .into_iter()
+                .map(String::from)
+                .collect(),
             bos_id: opt_id("tokenizer.ggml.bos_token_id")?,
             eos_id: opt_id("tokenizer.ggml.eos_token_id")?,
             unk_id: opt_id("tokenizer.ggml.unknown_token_id")?,
             pad_id: opt_id("tokenizer.ggml.padding_token_id")?,
             // llama.cpp's defaults: SPM adds BOS and a space prefix, BPE adds neither
-            add_bos: g.get_bool_opt("tokenizer.ggml.add_bos_token")?.unwrap_or(is_spm),
-            add_eos: g.get_bool_opt("tokenizer.ggml.add_eos_token")?.unwrap_or(false),
-            add_space_prefix: g.get_bool_opt("tokenizer.ggml.add_space_prefix")?.unwrap_or(is_spm),
+            add_bos: g
+                .get_bool_opt("tokenizer.ggml.add_bos_token")?
+                .unwrap_or(is_spm),
+            add_eos: g
+                .get_bool_opt("tokenizer.ggml.add_eos_token")?
+                .unwrap_or(false),
+            add_space_prefix: g
+                .get_bool_opt("tokenizer.ggml.add_space_prefix")?
+                .unwrap_or(is_spm),
             tokens,
             model,
         };
@@ -290,14 +364,22 @@ impl Tokenizer {
     }
 
     fn ttype(&self, id: u32) -> i32 {
-        self.vocab.token_types.get(id as usize).copied().unwrap_or(token_type::NORMAL)
+        self.vocab
+            .token_types
+            .get(id as usize)
+            .copied()
+            .unwrap_or(token_type::NORMAL)
     }
 
     /// The bytes a token stands for in decoded text.
     pub fn token_bytes(&self, id: u32) -> Vec<u8> {
-        let Some(text) = self.vocab.tokens.get(id as usize) else { return Vec::new() };
+        let Some(text) = self.vocab.tokens.get(id as usize) else {
+            return Vec::new();
+        };
         match self.ttype(id) {
-            token_type::CONTROL | token_type::USER_DEFINED | token_type::UNKNOWN => return text.as_bytes().to_vec(),
+            token_type::CONTROL | token_type::USER_DEFINED | token_type::UNKNOWN => {
+                return text.as_bytes().to_vec()
+            }
             _ => {}
         }
         match &self.kind {
@@ -338,7 +420,10 @@ impl Tokenizer {
         }
         let mut s = String::from_utf8_lossy(&bytes).into_owned();
         // SentencePiece: drop the prefix space added at encoding
-        if matches!(self.kind, Kind::Spm { .. }) && self.vocab.add_space_prefix && s.starts_with(' ') {
+        if matches!(self.kind, Kind::Spm { .. })
+            && self.vocab.add_space_prefix
+            && s.starts_with(' ')
+        {
             s.remove(0);
         }
         s
@@ -389,7 +474,9 @@ impl Tokenizer {
                 Ok(s) => {
                     match &self.kind {
                         Kind::Bpe { .. } => self.encode_bpe(s, &mut out),
-                        Kind::Spm { .. } => self.encode_spm(s, first_text && self.vocab.add_space_prefix, &mut out),
+                        Kind::Spm { .. } => {
+                            self.encode_spm(s, first_text && self.vocab.add_space_prefix, &mut out)
+                        }
                     }
                     first_text = false;
                 }
@@ -402,7 +489,16 @@ impl Tokenizer {
     }
 
     fn encode_bpe(&self, text: &str, out: &mut Vec<u32>) {
-        let Kind::Bpe { regexes, merges, byte_to_char, cache, .. } = &self.kind else { return };
+        let Kind::Bpe {
+            regexes,
+            merges,
+            byte_to_char,
+            cache,
+            ..
+        } = &self.kind
+        else {
+            return;
+        };
         // pre-tokenize: each regex splits the pieces of the previous one
         let mut pieces = vec![(0usize, text.len())];
         for re in regexes {
@@ -466,7 +562,9 @@ impl Tokenizer {
     }
 
     fn encode_spm(&self, text: &str, prefix_space: bool, out: &mut Vec<u32>) {
-        let Kind::Spm { byte_tokens } = &self.kind else { return };
+        let Kind::Spm { byte_tokens } = &self.kind else {
+            return;
+        };
         let mut norm = String::with_capacity(text.len() + 3);
         if prefix_space {
             norm.push('\u{2581}');
@@ -478,9 +576,18 @@ impl Tokenizer {
         if n == 0 {
             return;
         }
-        let mut range: Vec<(usize, usize)> = (0..n).map(|i| (starts[i], if i + 1 < n { starts[i + 1] } else { norm.len() })).collect();
+        let mut range: Vec<(usize, usize)> = (0..n)
+            .map(|i| {
+                (
+                    starts[i],
+                    if i + 1 < n { starts[i + 1] } else { norm.len() },
+                )
+            })
+            .collect();
         let mut prev: Vec<isize> = (0..n as isize).map(|i| i - 1).collect();
-        let mut next: Vec<isize> = (0..n as isize).map(|i| if i + 1 < n as isize { i + 1 } else { -1 }).collect();
+        let mut next: Vec<isize> = (0..n as isize)
+            .map(|i| if i + 1 < n as isize { i + 1 } else { -1 })
+            .collect();
         let mut alive = vec![true; n];
 
         #[derive(PartialEq)]
@@ -503,22 +610,31 @@ impl Tokenizer {
             }
         }
         let score = |s: &str| -> Option<f32> {
-            self.ids.get(s).map(|&id| self.vocab.scores.get(id as usize).copied().unwrap_or(0.0))
+            self.ids
+                .get(s)
+                .map(|&id| self.vocab.scores.get(id as usize).copied().unwrap_or(0.0))
         };
         let mut heap = BinaryHeap::new();
-        let try_push = |heap: &mut BinaryHeap<Bigram>, range: &[(usize, usize)], l: usize, r: usize| {
-            let s = &norm[range[l].0..range[r].1];
-            if let Some(sc) = score(s) {
-                heap.push(Bigram { score: sc, left: l, right: r, len: s.len() });
-            }
-        };
+        let try_push =
+            |heap: &mut BinaryHeap<Bigram>, range: &[(usize, usize)], l: usize, r: usize| {
+                let s = &norm[range[l].0..range[r].1];
+                if let Some(sc) = score(s) {
+                    heap.push(Bigram {
+                        score: sc,
+                        left: l,
+                        right: r,
+                        len: s.len(),
+                    });
+                }
+            };
         for i in 0..n.saturating_sub(1) {
             try_push(&mut heap, &range, i, i + 1);
         }
         while let Some(bg) = heap.pop() {
             let (l, r) = (bg.left, bg.right);
             // stale entry: one side already merged away or changed length
-            if !alive[l] || !alive[r] || next[l] != r as isize || range[r].1 - range[l].0 != bg.len {
+            if !alive[l] || !alive[r] || next[l] != r as isize || range[r].1 - range[l].0 != bg.len
+            {
                 continue;
             }
             range[l].1 = range[r].1;
@@ -567,7 +683,10 @@ pub struct ChatMessage {
 pub fn chatml(messages: &[ChatMessage], add_generation_prompt: bool) -> String {
     let mut s = String::new();
     for m in messages {
-        s.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", m.role, m.content));
+        s.push_str(&format!(
+            "<|im_start|>{}\n{}<|im_end|>\n",
+            m.role, m.content
+        ));
     }
     if add_generation_prompt {
         s.push_str("<|im_start|>assistant\n");
@@ -598,7 +717,12 @@ mod tests {
         let chars = gpt2_byte_chars();
         let mut tokens: Vec<String> = chars.iter().map(|c| c.to_string()).collect();
         let g = chars[b' ' as usize];
-        let merges = vec![format!("{g} t"), "h e".to_string(), format!("{g}t he"), "1 2".to_string()];
+        let merges = vec![
+            format!("{g} t"),
+            "h e".to_string(),
+            format!("{g}t he"),
+            "1 2".to_string(),
+        ];
         for m in &merges {
             tokens.push(m.replace(' ', ""));
         }
@@ -623,7 +747,10 @@ mod tests {
         let t = tiny_bpe();
         let ids = t.encode(" the", false, false);
         assert_eq!(ids.len(), 1, "{ids:?}");
-        assert_eq!(t.token_text(ids[0]).unwrap(), format!("{}the", gpt2_byte_chars()[32]));
+        assert_eq!(
+            t.token_text(ids[0]).unwrap(),
+            format!("{}the", gpt2_byte_chars()[32])
+        );
         // smollm splits every digit: "12" must not merge even though "1 2" is a merge
         let ids = t.encode("12", false, false);
         assert_eq!(ids.len(), 2);
@@ -637,17 +764,31 @@ mod tests {
     #[test]
     fn bpe_roundtrips_arbitrary_text() {
         let t = tiny_bpe();
-        for s in ["", "hello world", "  leading\n\n\ttabs  ", "ünïcödé 漢字 🎉🎉", "don't I'll 3.14159", "<|im_end|>", "\r\n\u{0}\u{7f}"] {
+        for s in [
+            "",
+            "hello world",
+            "  leading\n\n\ttabs  ",
+            "ünïcödé 漢字 🎉🎉",
+            "don't I'll 3.14159",
+            "<|im_end|>",
+            "\r\n\u{0}\u{7f}",
+        ] {
             assert_eq!(t.decode(&t.encode(s, false, false)), s);
         }
     }
 
     fn tiny_spm() -> Tokenizer {
         // ▁ = U+2581
-        let toks = ["<unk>", "<s>", "</s>", "▁", "a", "b", "▁a", "ab", "▁ab", "c"];
+        let toks = [
+            "<unk>", "<s>", "</s>", "▁", "a", "b", "▁a", "ab", "▁ab", "c",
+        ];
         let scores = [0.0, 0.0, 0.0, -1.0, -2.0, -2.0, -1.5, -1.0, -0.5, -3.0];
         let mut tokens: Vec<String> = toks.iter().map(|s| s.to_string()).collect();
-        let mut types = vec![token_type::UNKNOWN, token_type::CONTROL, token_type::CONTROL];
+        let mut types = vec![
+            token_type::UNKNOWN,
+            token_type::CONTROL,
+            token_type::CONTROL,
+        ];
         types.extend(std::iter::repeat_n(token_type::NORMAL, toks.len() - 3));
         let mut sc: Vec<f32> = scores.to_vec();
         for b in 0..256 {

@@ -112,6 +112,7 @@ pub struct TpPlan {
 impl TpPlan {
     /// Everything on one device.
     pub fn single(cfg: &LlamaConfig) -> TpPlan {
+        #[allow(clippy::single_range_in_vec_init)]
         TpPlan {
             heads: vec![0..cfg.n_head],
             ffn: vec![0..cfg.n_ff],
@@ -123,7 +124,11 @@ impl TpPlan {
     /// necessarily normalised) by largest-remainder rounding; FFN columns move in units of
     /// `ffn_align` (the quantisation block of the down projection, so that each device's slice
     /// is whole blocks). A device may end up with no heads or no columns.
-    pub fn from_shares(cfg: &LlamaConfig, shares: &[f64], ffn_align: usize) -> Result<TpPlan, TpError> {
+    pub fn from_shares(
+        cfg: &LlamaConfig,
+        shares: &[f64],
+        ffn_align: usize,
+    ) -> Result<TpPlan, TpError> {
         if shares.is_empty() {
             return Err(TpError::NoDevices);
         }
@@ -137,14 +142,21 @@ impl TpPlan {
             return Err(TpError::AllZero);
         }
         let align = ffn_align.max(1);
-        if cfg.n_ff % align != 0 {
-            return Err(TpError::Misaligned { n_ff: cfg.n_ff, align });
+        if !cfg.n_ff.is_multiple_of(align) {
+            return Err(TpError::Misaligned {
+                n_ff: cfg.n_ff,
+                align,
+            });
         }
         let head_counts = apportion(cfg.n_head, shares);
         let ffn_units = apportion(cfg.n_ff / align, shares);
         let heads = to_ranges(&head_counts, 1);
         let ffn = to_ranges(&ffn_units, align);
-        Ok(TpPlan { heads, ffn, gqa_group: cfg.gqa_group() })
+        Ok(TpPlan {
+            heads,
+            ffn,
+            gqa_group: cfg.gqa_group(),
+        })
     }
 
     /// Number of devices.
@@ -185,7 +197,9 @@ fn apportion(n: usize, weights: &[f64]) -> Vec<usize> {
     order.sort_by(|&a, &b| {
         let ra = quotas[a] - quotas[a].floor();
         let rb = quotas[b] - quotas[b].floor();
-        rb.partial_cmp(&ra).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b))
+        rb.partial_cmp(&ra)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.cmp(&b))
     });
     for &i in order.iter().cycle() {
         if left == 0 {
@@ -235,7 +249,12 @@ mod tests {
     #[test]
     fn plans_cover_everything_exactly_once() {
         let c = cfg();
-        for shares in [vec![1.0], vec![1.0, 1.0], vec![3.0, 0.0, 1.0], vec![0.1, 0.2, 0.3, 0.4, 5.0, 0.0]] {
+        for shares in [
+            vec![1.0],
+            vec![1.0, 1.0],
+            vec![3.0, 0.0, 1.0],
+            vec![0.1, 0.2, 0.3, 0.4, 5.0, 0.0],
+        ] {
             let p = TpPlan::from_shares(&c, &shares, 32).unwrap();
             assert_eq!(p.n_devices(), shares.len());
             assert_eq!(p.heads.first().unwrap().start, 0);
@@ -270,10 +289,22 @@ mod tests {
     fn bad_shares_are_rejected() {
         let c = cfg();
         assert_eq!(TpPlan::from_shares(&c, &[], 32), Err(TpError::NoDevices));
-        assert_eq!(TpPlan::from_shares(&c, &[0.0, 0.0], 32), Err(TpError::AllZero));
-        assert!(matches!(TpPlan::from_shares(&c, &[1.0, -1.0], 32), Err(TpError::BadShare { index: 1, .. })));
-        assert!(matches!(TpPlan::from_shares(&c, &[f64::NAN], 32), Err(TpError::BadShare { .. })));
-        assert!(matches!(TpPlan::from_shares(&c, &[1.0], 1000), Err(TpError::Misaligned { .. })));
+        assert_eq!(
+            TpPlan::from_shares(&c, &[0.0, 0.0], 32),
+            Err(TpError::AllZero)
+        );
+        assert!(matches!(
+            TpPlan::from_shares(&c, &[1.0, -1.0], 32),
+            Err(TpError::BadShare { index: 1, .. })
+        ));
+        assert!(matches!(
+            TpPlan::from_shares(&c, &[f64::NAN], 32),
+            Err(TpError::BadShare { .. })
+        ));
+        assert!(matches!(
+            TpPlan::from_shares(&c, &[1.0], 1000),
+            Err(TpError::Misaligned { .. })
+        ));
     }
 
     #[test]

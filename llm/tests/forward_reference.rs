@@ -11,11 +11,16 @@ const TOKENS: [u32; 7] = [3, 17, 95, 0, 42, 42, 7];
 #[test]
 fn prefill_matches_the_f32_reference() {
     for tied in [true, false] {
-        let t = Tiny { tied, ..Default::default() };
+        let t = Tiny {
+            tied,
+            ..Default::default()
+        };
         let g = tiny_gguf(&t, 1);
         let model = Model::load_single(&g).unwrap();
         let mut s = model.new_session(64);
-        let logits = model.forward(&mut s, &TOKENS, &mut IdealCollective, Logits::From(0)).unwrap();
+        let logits = model
+            .forward(&mut s, &TOKENS, &mut IdealCollective, Logits::From(0))
+            .unwrap();
         let want = reference_logits(&g, &t, &TOKENS, false);
         for (p, w) in want.iter().enumerate() {
             let e = rel_err(&logits[p * t.vocab..(p + 1) * t.vocab], w);
@@ -32,7 +37,9 @@ fn decode_matches_the_reference_with_the_same_activation_quantisation() {
     let mut s = model.new_session(64);
     let want = reference_logits(&g, &t, &TOKENS, true);
     for (p, &tok) in TOKENS.iter().enumerate() {
-        let l = model.forward(&mut s, &[tok], &mut IdealCollective, Logits::Last).unwrap();
+        let l = model
+            .forward(&mut s, &[tok], &mut IdealCollective, Logits::Last)
+            .unwrap();
         let e = rel_err(&l, &want[p]);
         assert!(e < 1e-4, "position {p}: relative error {e}");
     }
@@ -41,10 +48,15 @@ fn decode_matches_the_reference_with_the_same_activation_quantisation() {
     let mut s = model.new_session(64);
     let mut worst = 0.0f64;
     for (p, &tok) in TOKENS.iter().enumerate() {
-        let l = model.forward(&mut s, &[tok], &mut IdealCollective, Logits::Last).unwrap();
+        let l = model
+            .forward(&mut s, &[tok], &mut IdealCollective, Logits::Last)
+            .unwrap();
         worst = worst.max(rel_err(&l, &plain[p]));
     }
-    assert!(worst > 1e-4, "8-bit activations should differ from f32 ones by more than 1e-4 ({worst})");
+    assert!(
+        worst > 1e-4,
+        "8-bit activations should differ from f32 ones by more than 1e-4 ({worst})"
+    );
 }
 
 #[test]
@@ -55,9 +67,18 @@ fn prefill_then_decode_continues_the_same_sequence() {
     let want = reference_logits(&g, &t, &TOKENS, false);
     // prefill 5 tokens with the GEMM path, then the 6th and 7th through the decode path
     let mut s = model.new_session(64);
-    model.forward(&mut s, &TOKENS[..5], &mut IdealCollective, Logits::None).unwrap();
+    model
+        .forward(&mut s, &TOKENS[..5], &mut IdealCollective, Logits::None)
+        .unwrap();
     for p in 5..7 {
-        let l = model.forward(&mut s, &TOKENS[p..p + 1], &mut IdealCollective, Logits::Last).unwrap();
+        let l = model
+            .forward(
+                &mut s,
+                &TOKENS[p..p + 1],
+                &mut IdealCollective,
+                Logits::Last,
+            )
+            .unwrap();
         // decode quantises activations: agree with the f32 reference to ~1e-2
         assert!(rel_err(&l, &want[p]) < 3e-2, "position {p}");
     }
@@ -68,11 +89,17 @@ fn logits_with(model: &Model, tokens: &[u32], decode: bool) -> Vec<f32> {
     if decode {
         let mut all = Vec::new();
         for &tok in tokens {
-            all.extend(model.forward(&mut s, &[tok], &mut IdealCollective, Logits::Last).unwrap());
+            all.extend(
+                model
+                    .forward(&mut s, &[tok], &mut IdealCollective, Logits::Last)
+                    .unwrap(),
+            );
         }
         all
     } else {
-        model.forward(&mut s, tokens, &mut IdealCollective, Logits::From(0)).unwrap()
+        model
+            .forward(&mut s, tokens, &mut IdealCollective, Logits::From(0))
+            .unwrap()
     }
 }
 
@@ -108,7 +135,11 @@ fn tensor_parallel_decode_agrees_within_activation_quantisation() {
     let g = tiny_gguf(&t, 4);
     let single = Model::load_single(&g).unwrap();
     let a = logits_with(&single, &TOKENS, true);
-    for shares in [vec![1.0, 1.0], vec![2.0, 0.0, 1.0], vec![0.5, 1.0, 1.5, 2.0, 2.5, 3.0]] {
+    for shares in [
+        vec![1.0, 1.0],
+        vec![2.0, 0.0, 1.0],
+        vec![0.5, 1.0, 1.5, 2.0, 2.5, 3.0],
+    ] {
         let tp = Model::load_shares(&g, &shares).unwrap();
         let b = logits_with(&tp, &TOKENS, true);
         let e = rel_err32(&b, &a);
@@ -123,7 +154,8 @@ struct Spy {
 }
 impl Collective for Spy {
     fn all_reduce(&mut self, ctx: &ReduceCtx, buffers: &mut [Vec<f32>]) {
-        self.calls.push((ctx.layer, ctx.site, ctx.n_tokens, buffers.len()));
+        self.calls
+            .push((ctx.layer, ctx.site, ctx.n_tokens, buffers.len()));
         airinfer_llm::tp::ideal_sum(buffers);
         if let Some(k) = self.perturb {
             for v in buffers[k].iter_mut() {
@@ -138,15 +170,32 @@ fn every_reduction_site_is_intercepted_and_errors_reach_the_output() {
     let t = Tiny::default();
     let g = tiny_gguf(&t, 5);
     let model = Model::load_shares(&g, &[1.0, 2.0, 1.0]).unwrap();
-    let mut spy = Spy { calls: vec![], perturb: None };
+    let mut spy = Spy {
+        calls: vec![],
+        perturb: None,
+    };
     let mut s = model.new_session(64);
-    let clean = model.forward(&mut s, &TOKENS, &mut spy, Logits::Last).unwrap();
-    let want: Vec<_> = (0..t.n_layer).flat_map(|l| [(l, ReduceSite::AttnOutput, 7, 3), (l, ReduceSite::MlpDown, 7, 3)]).collect();
+    let clean = model
+        .forward(&mut s, &TOKENS, &mut spy, Logits::Last)
+        .unwrap();
+    let want: Vec<_> = (0..t.n_layer)
+        .flat_map(|l| {
+            [
+                (l, ReduceSite::AttnOutput, 7, 3),
+                (l, ReduceSite::MlpDown, 7, 3),
+            ]
+        })
+        .collect();
     assert_eq!(spy.calls, want);
     // an error in what device 0 (the one that produces logits) receives changes the logits
-    let mut spy = Spy { calls: vec![], perturb: Some(0) };
+    let mut spy = Spy {
+        calls: vec![],
+        perturb: Some(0),
+    };
     let mut s = model.new_session(64);
-    let noisy = model.forward(&mut s, &TOKENS, &mut spy, Logits::Last).unwrap();
+    let noisy = model
+        .forward(&mut s, &TOKENS, &mut spy, Logits::Last)
+        .unwrap();
     assert!(rel_err32(&noisy, &clean) > 1e-3);
 }
 
@@ -156,8 +205,12 @@ fn bad_tokens_and_context_overflow_are_errors() {
     let g = tiny_gguf(&t, 6);
     let model = Model::load_single(&g).unwrap();
     let mut s = model.new_session(4);
-    assert!(model.forward(&mut s, &[999], &mut IdealCollective, Logits::Last).is_err());
-    assert!(model.forward(&mut s, &[1, 2, 3, 4, 5], &mut IdealCollective, Logits::Last).is_err());
+    assert!(model
+        .forward(&mut s, &[999], &mut IdealCollective, Logits::Last)
+        .is_err());
+    assert!(model
+        .forward(&mut s, &[1, 2, 3, 4, 5], &mut IdealCollective, Logits::Last)
+        .is_err());
 }
 
 #[test]
@@ -166,8 +219,16 @@ fn results_do_not_depend_on_the_thread_count() {
     let g = tiny_gguf(&t, 7);
     let model = Model::load_shares(&g, &[1.0, 1.0]).unwrap();
     let run = |n| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
-        pool.install(|| (logits_with(&model, &TOKENS, false), logits_with(&model, &TOKENS, true)))
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            (
+                logits_with(&model, &TOKENS, false),
+                logits_with(&model, &TOKENS, true),
+            )
+        })
     };
     assert_eq!(run(1), run(2));
 }

@@ -18,8 +18,17 @@ fn sample() -> Vec<u8> {
         .add_metadata("f32", V::F32(1.5))
         .add_metadata("bool", V::Bool(true))
         .add_metadata("string", V::String("héllo".into()))
-        .add_metadata("array", V::Array(vec![V::String("a".into()), V::String("bc".into())]))
-        .add_metadata("nested", V::Array(vec![V::Array(vec![V::I32(1), V::I32(2)]), V::Array(vec![V::I32(3)])]))
+        .add_metadata(
+            "array",
+            V::Array(vec![V::String("a".into()), V::String("bc".into())]),
+        )
+        .add_metadata(
+            "nested",
+            V::Array(vec![
+                V::Array(vec![V::I32(1), V::I32(2)]),
+                V::Array(vec![V::I32(3)]),
+            ]),
+        )
         .add_metadata("u64", V::U64(1 << 40))
         .add_metadata("i64", V::I64(-(1 << 40)))
         .add_metadata("f64", V::F64(2.25));
@@ -75,7 +84,8 @@ fn the_sample_roundtrips_every_metadata_type() {
 #[test]
 fn version_2_is_read_and_version_1_rejected() {
     let mut w = GgufWriter::new(2);
-    w.add_metadata("k", V::U32(1)).add_f32("t", &[4], &[1.0, 2.0, 3.0, 4.0]);
+    w.add_metadata("k", V::U32(1))
+        .add_f32("t", &[4], &[1.0, 2.0, 3.0, 4.0]);
     let g = GgufFile::from_bytes(w.to_bytes()).unwrap();
     assert_eq!(g.version(), 2);
     let mut b = w.to_bytes();
@@ -131,11 +141,31 @@ fn absurd_counts_lengths_offsets_and_dimensions_are_errors() {
         w.add_tensor("t", dims, ty, data);
         w.to_bytes()
     };
-    assert_eq!(parse_all(mk(&[u64::MAX, 2], GgmlType::F32, vec![0; 8])), Ok(false), "overflowing dims");
-    assert_eq!(parse_all(mk(&[1 << 40], GgmlType::F32, vec![0; 8])), Ok(false), "data past the end");
-    assert_eq!(parse_all(mk(&[33], GgmlType::Q8_0, vec![0; 34])), Ok(false), "row not a block multiple");
-    assert_eq!(parse_all(mk(&[0], GgmlType::F32, vec![])), Ok(false), "no elements");
-    assert_eq!(parse_all(mk(&[1, 1, 1, 1, 1], GgmlType::F32, vec![0; 4])), Ok(false), "5 dims");
+    assert_eq!(
+        parse_all(mk(&[u64::MAX, 2], GgmlType::F32, vec![0; 8])),
+        Ok(false),
+        "overflowing dims"
+    );
+    assert_eq!(
+        parse_all(mk(&[1 << 40], GgmlType::F32, vec![0; 8])),
+        Ok(false),
+        "data past the end"
+    );
+    assert_eq!(
+        parse_all(mk(&[33], GgmlType::Q8_0, vec![0; 34])),
+        Ok(false),
+        "row not a block multiple"
+    );
+    assert_eq!(
+        parse_all(mk(&[0], GgmlType::F32, vec![])),
+        Ok(false),
+        "no elements"
+    );
+    assert_eq!(
+        parse_all(mk(&[1, 1, 1, 1, 1], GgmlType::F32, vec![0; 4])),
+        Ok(false),
+        "5 dims"
+    );
     // an unknown type id, a misaligned and an overlapping offset: patch the tensor info
     let b = mk(&[8], GgmlType::F32, vec![0; 32]);
     // tensor info starts at 24: name len(8) "t"(1) n_dims(4) dim(8) type(4) offset(8)
@@ -147,7 +177,8 @@ fn absurd_counts_lengths_offsets_and_dimensions_are_errors() {
     patch_u64(&mut x, ty_at + 4, 3);
     assert_eq!(parse_all(x), Ok(false), "misaligned offset");
     let mut w = GgufWriter::new(3);
-    w.add_f32("a", &[8], &[0.0; 8]).add_f32("b", &[8], &[0.0; 8]);
+    w.add_f32("a", &[8], &[0.0; 8])
+        .add_f32("b", &[8], &[0.0; 8]);
     let mut x = w.to_bytes();
     // second tensor info's offset → 0 (overlaps the first)
     let second = 24 + (8 + 1 + 4 + 8 + 4 + 8);
@@ -158,7 +189,8 @@ fn absurd_counts_lengths_offsets_and_dimensions_are_errors() {
     w.add_metadata("k", V::U8(1)).add_metadata("k", V::U8(2));
     assert_eq!(parse_all(w.to_bytes()), Ok(false), "duplicate key");
     let mut w = GgufWriter::new(3);
-    w.add_f32("a", &[8], &[0.0; 8]).add_f32("a", &[8], &[0.0; 8]);
+    w.add_f32("a", &[8], &[0.0; 8])
+        .add_f32("a", &[8], &[0.0; 8]);
     assert_eq!(parse_all(w.to_bytes()), Ok(false), "duplicate tensor");
     // deeply nested arrays
     let mut v = V::U8(0);
@@ -183,11 +215,20 @@ fn model_loading_rejects_inconsistent_models() {
     // a model whose metadata says 3 layers but holds 2
     let mut w = GgufWriter::new(3);
     for (k, v) in g.metadata() {
-        let v = if k == "llama.block_count" { V::U32(3) } else { v.clone() };
+        let v = if k == "llama.block_count" {
+            V::U32(3)
+        } else {
+            v.clone()
+        };
         w.add_metadata(k, v);
     }
     for ti in g.tensors() {
-        w.add_tensor(&ti.name, &ti.dims, ti.ggml_type, g.tensor_bytes(ti).to_vec());
+        w.add_tensor(
+            &ti.name,
+            &ti.dims,
+            ti.ggml_type,
+            g.tensor_bytes(ti).to_vec(),
+        );
     }
     let g3 = GgufFile::from_bytes(w.to_bytes()).unwrap();
     let e = Model::load_single(&g3).unwrap_err().to_string();
@@ -203,7 +244,15 @@ fn write_fuzz_seeds() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("sample.gguf"), sample()).unwrap();
-    let t = Tiny { n_layer: 1, n_embd: 64, n_ff: 64, n_head: 2, n_head_kv: 1, vocab: 8, tied: true };
+    let t = Tiny {
+        n_layer: 1,
+        n_embd: 64,
+        n_ff: 64,
+        n_head: 2,
+        n_head_kv: 1,
+        vocab: 8,
+        tied: true,
+    };
     let g = tiny_gguf(&t, 1);
     let mut w = GgufWriter::new(3);
     for (k, v) in g.metadata() {
@@ -211,15 +260,40 @@ fn write_fuzz_seeds() {
     }
     w.add_metadata("tokenizer.ggml.model", V::String("gpt2".into()))
         .add_metadata("tokenizer.ggml.pre", V::String("smollm".into()))
-        .add_metadata("tokenizer.ggml.tokens", V::Array(["a", "b", "ab", "Ġ", "<|im_end|>", "c", "d", "e"].iter().map(|s| V::String(s.to_string())).collect()))
-        .add_metadata("tokenizer.ggml.token_type", V::Array([1, 1, 1, 1, 3, 1, 1, 1].iter().map(|&i| V::I32(i)).collect()))
-        .add_metadata("tokenizer.ggml.merges", V::Array(vec![V::String("a b".into())]))
+        .add_metadata(
+            "tokenizer.ggml.tokens",
+            V::Array(
+                ["a", "b", "ab", "Ġ", "<|im_end|>", "c", "d", "e"]
+                    .iter()
+                    .map(|s| V::String(s.to_string()))
+                    .collect(),
+            ),
+        )
+        .add_metadata(
+            "tokenizer.ggml.token_type",
+            V::Array(
+                [1, 1, 1, 1, 3, 1, 1, 1]
+                    .iter()
+                    .map(|&i| V::I32(i))
+                    .collect(),
+            ),
+        )
+        .add_metadata(
+            "tokenizer.ggml.merges",
+            V::Array(vec![V::String("a b".into())]),
+        )
         .add_metadata("tokenizer.ggml.eos_token_id", V::U32(4));
     for ti in g.tensors() {
-        w.add_tensor(&ti.name, &ti.dims, ti.ggml_type, g.tensor_bytes(ti).to_vec());
+        w.add_tensor(
+            &ti.name,
+            &ti.dims,
+            ti.ggml_type,
+            g.tensor_bytes(ti).to_vec(),
+        );
     }
     std::fs::write(dir.join("tiny_llama.gguf"), w.to_bytes()).unwrap();
     let mut w2 = GgufWriter::new(2);
-    w2.add_metadata("general.alignment", V::U32(64)).add_f32("x", &[3, 2], &[1.0; 6]);
+    w2.add_metadata("general.alignment", V::U32(64))
+        .add_f32("x", &[3, 2], &[1.0; 6]);
     std::fs::write(dir.join("v2_align64.gguf"), w2.to_bytes()).unwrap();
 }

@@ -14,16 +14,21 @@ use common::rel_err32;
 use std::path::PathBuf;
 
 fn cache() -> PathBuf {
-    std::env::var_os("AIRINFER_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/airinfer")
-    })
+    std::env::var_os("AIRINFER_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/airinfer")
+        })
 }
 
 fn model_file() -> Option<GgufFile> {
     let p = cache().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
     if !p.is_file() {
         if std::env::var_os("AIRINFER_REQUIRE_MODEL").is_some() {
-            panic!("{} is missing (run `airinfer inspect smollm2-135m` to fetch it)", p.display());
+            panic!(
+                "{} is missing (run `airinfer inspect smollm2-135m` to fetch it)",
+                p.display()
+            );
         }
         eprintln!("note: {} absent; SmolLM2 test skipped", p.display());
         return None;
@@ -43,12 +48,16 @@ fn greedy_generation_names_paris() {
     let model = Model::load_single(&g).unwrap();
     let prompt = tok.encode("The capital of France is", true, false);
     let mut s = model.new_session(64);
-    let mut logits = model.forward(&mut s, &prompt, &mut IdealCollective, Logits::Last).unwrap();
+    let mut logits = model
+        .forward(&mut s, &prompt, &mut IdealCollective, Logits::Last)
+        .unwrap();
     let mut out = Vec::new();
     for _ in 0..8 {
         let next = argmax(&logits).unwrap();
         out.push(next);
-        logits = model.forward(&mut s, &[next], &mut IdealCollective, Logits::Last).unwrap();
+        logits = model
+            .forward(&mut s, &[next], &mut IdealCollective, Logits::Last)
+            .unwrap();
     }
     let text = tok.decode(&out);
     assert!(text.contains("Paris"), "continuation: {text:?}");
@@ -59,20 +68,32 @@ fn tensor_parallel_smollm2_equals_single_device() {
     let Some(g) = model_file() else { return };
     let tok = Tokenizer::from_gguf(&g).unwrap();
     let single = Model::load_single(&g).unwrap();
-    let prompt = tok.encode("Over-the-air computation sums the partial activations of every device.", true, false);
+    let prompt = tok.encode(
+        "Over-the-air computation sums the partial activations of every device.",
+        true,
+        false,
+    );
     for shares in [vec![2.0, 1.0, 0.5], vec![0.3, 1.0, 0.0, 2.0, 0.7]] {
         let tp = Model::load_shares(&g, &shares).unwrap();
         let (mut a, mut b) = (single.new_session(64), tp.new_session(64));
-        let la = single.forward(&mut a, &prompt, &mut IdealCollective, Logits::From(0)).unwrap();
-        let lb = tp.forward(&mut b, &prompt, &mut IdealCollective, Logits::From(0)).unwrap();
+        let la = single
+            .forward(&mut a, &prompt, &mut IdealCollective, Logits::From(0))
+            .unwrap();
+        let lb = tp
+            .forward(&mut b, &prompt, &mut IdealCollective, Logits::From(0))
+            .unwrap();
         let e = rel_err32(&lb, &la);
         assert!(e < 1e-4, "prefill, shares {shares:?}: {e}");
         // decode quantises activations to 8 bits, so summation-order differences can flip a
         // rounding: agreement is to the size of a quantisation step (the f32 path above is exact)
         let mut next = argmax(&la[la.len() - single.cfg.vocab_size..]).unwrap();
         for step in 0..4 {
-            let la = single.forward(&mut a, &[next], &mut IdealCollective, Logits::Last).unwrap();
-            let lb = tp.forward(&mut b, &[next], &mut IdealCollective, Logits::Last).unwrap();
+            let la = single
+                .forward(&mut a, &[next], &mut IdealCollective, Logits::Last)
+                .unwrap();
+            let lb = tp
+                .forward(&mut b, &[next], &mut IdealCollective, Logits::Last)
+                .unwrap();
             let e = rel_err32(&lb, &la);
             assert!(e < 5e-2, "decode step {step}, shares {shares:?}: {e}");
             next = argmax(&la).unwrap();
@@ -86,11 +107,20 @@ fn smollm2_results_do_not_depend_on_the_thread_count() {
     let model = Model::load_shares(&g, &[1.0, 2.0]).unwrap();
     let tokens: Vec<u32> = (0..96).map(|i| (i * 7919 + 11) % 49152).collect();
     let run = |n| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap();
         pool.install(|| {
             let mut s = model.new_session(128);
-            let mut l = model.forward(&mut s, &tokens, &mut IdealCollective, Logits::From(90)).unwrap();
-            l.extend(model.forward(&mut s, &[5], &mut IdealCollective, Logits::Last).unwrap());
+            let mut l = model
+                .forward(&mut s, &tokens, &mut IdealCollective, Logits::From(90))
+                .unwrap();
+            l.extend(
+                model
+                    .forward(&mut s, &[5], &mut IdealCollective, Logits::Last)
+                    .unwrap(),
+            );
             l
         })
     };
@@ -112,10 +142,19 @@ fn tokenizer_roundtrips_the_lee_corpus_and_perplexity_is_sane() {
     let ratio = ids.len() as f64 / words as f64;
     assert!((1.0..1.6).contains(&ratio), "tokens per word {ratio}");
     let model = Model::load_single(&g).unwrap();
-    let opts = PplOptions { ctx: 128, max_chunks: Some(3), mode: PplMode::LlamaCpp, bos: None };
+    let opts = PplOptions {
+        ctx: 128,
+        max_chunks: Some(3),
+        mode: PplMode::LlamaCpp,
+        bos: None,
+    };
     let r = perplexity(&model, &ids, &opts, &mut IdealCollective, &mut |_, _| {}).unwrap();
     assert_eq!(r.scored_tokens, 3 * 63);
-    assert!(r.perplexity > 3.0 && r.perplexity < 100.0, "perplexity {}", r.perplexity);
+    assert!(
+        r.perplexity > 3.0 && r.perplexity < 100.0,
+        "perplexity {}",
+        r.perplexity
+    );
     // tensor-parallel perplexity equals single-device perplexity
     let tp = Model::load_shares(&g, &[1.0, 1.0, 1.0]).unwrap();
     let r2 = perplexity(&tp, &ids, &opts, &mut IdealCollective, &mut |_, _| {}).unwrap();
@@ -129,7 +168,25 @@ fn cost_preset_matches_the_real_model() {
     let preset = airinfer_llm::cost::presets::smollm2_135m();
     assert_eq!(airinfer_llm::cost::param_count(&preset), elements);
     let real = airinfer_llm::model::config_from_gguf(&g).unwrap();
-    assert_eq!((real.n_layer, real.n_embd, real.n_ff, real.n_head, real.n_head_kv, real.vocab_size, real.tied_embeddings),
-               (preset.n_layer, preset.n_embd, preset.n_ff, preset.n_head, preset.n_head_kv, preset.vocab_size, preset.tied_embeddings));
+    assert_eq!(
+        (
+            real.n_layer,
+            real.n_embd,
+            real.n_ff,
+            real.n_head,
+            real.n_head_kv,
+            real.vocab_size,
+            real.tied_embeddings
+        ),
+        (
+            preset.n_layer,
+            preset.n_embd,
+            preset.n_ff,
+            preset.n_head,
+            preset.n_head_kv,
+            preset.vocab_size,
+            preset.tied_embeddings
+        )
+    );
     assert_eq!(real.rope_freq_base, preset.rope_freq_base);
 }

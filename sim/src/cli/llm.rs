@@ -48,9 +48,11 @@ impl ModelArgs {
     /// Resolve, open and load the model, split by the shares.
     pub fn load(&self, quiet: bool) -> Result<(PathBuf, GgufFile, Model)> {
         let path = assets::resolve_model(&self.model, quiet)?;
-        let g = GgufFile::open(&path).with_context(|| format!("reading model file {}", path.display()))?;
+        let g = GgufFile::open(&path)
+            .with_context(|| format!("reading model file {}", path.display()))?;
         let shares = self.shares()?;
-        let model = Model::load_shares(&g, &shares).with_context(|| format!("loading model {}", path.display()))?;
+        let model = Model::load_shares(&g, &shares)
+            .with_context(|| format!("loading model {}", path.display()))?;
         Ok((path, g, model))
     }
 }
@@ -163,8 +165,10 @@ fn mib(b: usize) -> f64 {
 
 pub fn inspect(a: InspectArgs) -> Result<()> {
     let path = assets::resolve_model(&a.model, a.json)?;
-    let g = GgufFile::open(&path).with_context(|| format!("reading model file {}", path.display()))?;
-    let cfg = airinfer_llm::model::config_from_gguf(&g).with_context(|| format!("model file {}", path.display()))?;
+    let g =
+        GgufFile::open(&path).with_context(|| format!("reading model file {}", path.display()))?;
+    let cfg = airinfer_llm::model::config_from_gguf(&g)
+        .with_context(|| format!("model file {}", path.display()))?;
     let mut types: BTreeMap<String, (usize, u64)> = BTreeMap::new();
     let mut total_bytes = 0u64;
     let mut n_params = 0u64;
@@ -175,12 +179,21 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         total_bytes += t.n_bytes();
         n_params += t.n_elements();
     }
-    let margs = ModelArgs { model: path.display().to_string(), devices: a.devices, shares: a.shares.clone() };
+    let margs = ModelArgs {
+        model: path.display().to_string(),
+        devices: a.devices,
+        shares: a.shares.clone(),
+    };
     let shares = margs.shares()?;
-    let model = Model::load_shares(&g, &shares).with_context(|| format!("loading model {}", path.display()))?;
+    let model = Model::load_shares(&g, &shares)
+        .with_context(|| format!("loading model {}", path.display()))?;
     let devices: Vec<_> = (0..model.n_devices())
         .map(|k| {
-            let (h, f, kv) = (&model.plan.heads[k], &model.plan.ffn[k], model.plan.kv_heads(k));
+            let (h, f, kv) = (
+                &model.plan.heads[k],
+                &model.plan.ffn[k],
+                model.plan.kv_heads(k),
+            );
             json!({
                 "device": k,
                 "share": shares[k],
@@ -206,15 +219,37 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         return Ok(());
     }
     println!("model        {} ({})", cfg.name, path.display());
-    println!("format       GGUF v{}, {} tensors, {:.1} MiB of tensor data, {:.1} M parameters", g.version(), g.tensors().len(), mib(total_bytes as usize), n_params as f64 / 1e6);
+    println!(
+        "format       GGUF v{}, {} tensors, {:.1} MiB of tensor data, {:.1} M parameters",
+        g.version(),
+        g.tensors().len(),
+        mib(total_bytes as usize),
+        n_params as f64 / 1e6
+    );
     println!("architecture llama: {} layers, n_embd {}, n_ff {}, {} heads / {} KV heads (head dim {}), vocab {}, context {}", cfg.n_layer, cfg.n_embd, cfg.n_ff, cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.vocab_size, cfg.context_length);
-    println!("             RoPE base {}, RMSNorm eps {:e}, {} output head", cfg.rope_freq_base, cfg.rms_norm_eps, if cfg.tied_embeddings { "tied" } else { "separate" });
+    println!(
+        "             RoPE base {}, RMSNorm eps {:e}, {} output head",
+        cfg.rope_freq_base,
+        cfg.rms_norm_eps,
+        if cfg.tied_embeddings {
+            "tied"
+        } else {
+            "separate"
+        }
+    );
     for (k, (n, b)) in &types {
-        println!("tensors      {k:>6}: {n:>4} tensors, {:>8.1} MiB", mib(*b as usize));
+        println!(
+            "tensors      {k:>6}: {n:>4} tensors, {:>8.1} MiB",
+            mib(*b as usize)
+        );
     }
     println!("split over {} device(s):", model.n_devices());
     for k in 0..model.n_devices() {
-        let (h, f, kv) = (&model.plan.heads[k], &model.plan.ffn[k], model.plan.kv_heads(k));
+        let (h, f, kv) = (
+            &model.plan.heads[k],
+            &model.plan.ffn[k],
+            model.plan.kv_heads(k),
+        );
         println!(
             "  device {k}: share {:.3}, query heads {}..{} ({}), KV heads {}..{}, FFN columns {}..{} ({}), weights {:.1} MiB",
             shares[k] / shares.iter().sum::<f64>(),
@@ -228,7 +263,10 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
 pub fn generate(a: GenerateArgs) -> Result<()> {
     let quiet = a.quiet || a.json;
     if !(a.temperature.is_finite() && a.temperature >= 0.0) {
-        bail!("--temperature {}: must be finite and non-negative", a.temperature);
+        bail!(
+            "--temperature {}: must be finite and non-negative",
+            a.temperature
+        );
     }
     if !(a.top_p > 0.0 && a.top_p <= 1.0) {
         bail!("--top-p {}: must be in (0, 1]", a.top_p);
@@ -238,9 +276,15 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     let text = if a.chat {
         let mut msgs = Vec::new();
         if let Some(sys) = default_system_message(&g) {
-            msgs.push(ChatMessage { role: "system".into(), content: sys });
+            msgs.push(ChatMessage {
+                role: "system".into(),
+                content: sys,
+            });
         }
-        msgs.push(ChatMessage { role: "user".into(), content: a.prompt.clone() });
+        msgs.push(ChatMessage {
+            role: "user".into(),
+            content: a.prompt.clone(),
+        });
         chatml(&msgs, true)
     } else {
         a.prompt.clone()
@@ -252,7 +296,12 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     let limit = (prompt.len() + a.max_tokens).min(model.cfg.context_length.max(prompt.len() + 1));
     let mut session = model.new_session(limit);
     let mut coll = IdealCollective;
-    let mut sampler = Sampler::new(SamplerConfig { temperature: a.temperature, top_k: a.top_k, top_p: a.top_p, seed: a.seed });
+    let mut sampler = Sampler::new(SamplerConfig {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        seed: a.seed,
+    });
     let t0 = Instant::now();
     let mut logits = model.forward(&mut session, &prompt, &mut coll, Logits::Last)?;
     let t_prefill = t0.elapsed().as_secs_f64();
@@ -291,8 +340,11 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     let t_decode = t1.elapsed().as_secs_f64();
     let text_out = tok.decode(&out_ids);
     if a.json {
-        println!("{}", json!({"text": text_out, "token_ids": out_ids, "prompt_tokens": prompt.len(),
-            "prefill_tok_s": prompt.len() as f64 / t_prefill, "decode_tok_s": out_ids.len() as f64 / t_decode.max(1e-9)}));
+        println!(
+            "{}",
+            json!({"text": text_out, "token_ids": out_ids, "prompt_tokens": prompt.len(),
+            "prefill_tok_s": prompt.len() as f64 / t_prefill, "decode_tok_s": out_ids.len() as f64 / t_decode.max(1e-9)})
+        );
     } else {
         if !pending.is_empty() {
             print!("{}", String::from_utf8_lossy(&pending));
@@ -317,10 +369,16 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let (_path, g, model) = a.model.load(quiet)?;
     let tok = Tokenizer::from_gguf(&g).context("building the tokenizer from the model file")?;
     let text_path = assets::resolve_text(&a.text, quiet)?;
-    let bytes = std::fs::read(&text_path).with_context(|| format!("reading text {}", text_path.display()))?;
-    let text = String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("text {}: not UTF-8 ({e})", text_path.display()))?;
+    let bytes = std::fs::read(&text_path)
+        .with_context(|| format!("reading text {}", text_path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("text {}: not UTF-8 ({e})", text_path.display()))?;
     if a.ctx < 2 || a.ctx > model.cfg.context_length {
-        bail!("--ctx {}: must be between 2 and the model's context length {}", a.ctx, model.cfg.context_length);
+        bail!(
+            "--ctx {}: must be between 2 and the model's context length {}",
+            a.ctx,
+            model.cfg.context_length
+        );
     }
     let mut tokens = tok.encode(&text, true, false);
     if let Some(m) = a.max_tokens {
@@ -337,12 +395,20 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     };
     let n_chunks_est = match opts.mode {
         PplMode::LlamaCpp => tokens.len() / a.ctx.max(1),
-        PplMode::Sliding { stride } => tokens.len().saturating_sub(a.ctx).div_ceil(stride.max(1)) + 1,
+        PplMode::Sliding { stride } => {
+            tokens.len().saturating_sub(a.ctx).div_ceil(stride.max(1)) + 1
+        }
     };
     let n_chunks_est = a.chunks.map_or(n_chunks_est, |c| c.min(n_chunks_est));
     let pb = progress::items_bar(n_chunks_est as u64, "perplexity", quiet);
     let t0 = Instant::now();
-    let r = perplexity(&model, &tokens, &opts, &mut IdealCollective, &mut |done, _| pb.set_position(done as u64))?;
+    let r = perplexity(
+        &model,
+        &tokens,
+        &opts,
+        &mut IdealCollective,
+        &mut |done, _| pb.set_position(done as u64),
+    )?;
     pb.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
     let tok_s = r.processed_tokens as f64 / secs;
@@ -365,24 +431,35 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 
 pub fn bench_llm(a: BenchLlmArgs) -> Result<()> {
     let path = assets::resolve_model(&a.model, a.json)?;
-    let g = GgufFile::open(&path).with_context(|| format!("reading model file {}", path.display()))?;
-    let model = Model::load_single(&g).with_context(|| format!("loading model {}", path.display()))?;
+    let g =
+        GgufFile::open(&path).with_context(|| format!("reading model file {}", path.display()))?;
+    let model =
+        Model::load_single(&g).with_context(|| format!("loading model {}", path.display()))?;
     if a.prompt_tokens == 0 || a.gen_tokens == 0 || a.reps == 0 {
         bail!("--prompt-tokens, --gen-tokens and --reps must be positive");
     }
     let vocab = model.cfg.vocab_size as u32;
     // a fixed pseudo-random prompt (as llama-bench uses random tokens)
-    let prompt: Vec<u32> = (0..a.prompt_tokens as u64).map(|i| ((i * 2654435761 + 12345) % vocab as u64) as u32).collect();
+    let prompt: Vec<u32> = (0..a.prompt_tokens as u64)
+        .map(|i| ((i * 2654435761 + 12345) % vocab as u64) as u32)
+        .collect();
     let mut rows = Vec::new();
     for &threads in &a.threads {
         if threads == 0 {
             bail!("--threads: thread counts must be positive");
         }
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()?;
         let (pp, tg) = pool.install(|| -> Result<(f64, f64)> {
             // warm-up: dequantise the GEMM weights once, fault pages in
             let mut s = model.new_session(a.prompt_tokens + a.gen_tokens + 1);
-            model.forward(&mut s, &prompt[..prompt.len().min(16)], &mut IdealCollective, Logits::Last)?;
+            model.forward(
+                &mut s,
+                &prompt[..prompt.len().min(16)],
+                &mut IdealCollective,
+                Logits::Last,
+            )?;
             model.forward(&mut s, &[1], &mut IdealCollective, Logits::Last)?;
             let (mut best_pp, mut best_tg) = (0.0f64, 0.0f64);
             for _ in 0..a.reps {
@@ -403,15 +480,24 @@ pub fn bench_llm(a: BenchLlmArgs) -> Result<()> {
             Ok((best_pp, best_tg))
         })?;
         if !a.json {
-            println!("threads {threads}: prefill pp{} {:.1} tok/s, decode tg{} {:.1} tok/s", a.prompt_tokens, pp, a.gen_tokens, tg);
+            println!(
+                "threads {threads}: prefill pp{} {:.1} tok/s, decode tg{} {:.1} tok/s",
+                a.prompt_tokens, pp, a.gen_tokens, tg
+            );
         }
         rows.push(json!({"threads": threads, "prefill_tok_s": pp, "decode_tok_s": tg}));
     }
     let weight_bytes = model.device_weight_bytes(0);
     if a.json {
-        println!("{}", json!({"model": path, "prompt_tokens": a.prompt_tokens, "gen_tokens": a.gen_tokens, "weight_bytes": weight_bytes, "threads": rows}));
+        println!(
+            "{}",
+            json!({"model": path, "prompt_tokens": a.prompt_tokens, "gen_tokens": a.gen_tokens, "weight_bytes": weight_bytes, "threads": rows})
+        );
     } else {
-        println!("(weights read per decoded token: {:.1} MB)", weight_bytes as f64 / 1e6);
+        println!(
+            "(weights read per decoded token: {:.1} MB)",
+            weight_bytes as f64 / 1e6
+        );
     }
     Ok(())
 }

@@ -72,18 +72,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         if t == 0 {
             anyhow::bail!("--threads 0: need at least one thread");
         }
-        rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()?;
     }
     match cli.command {
         Command::Fetch { names } => {
             for n in names {
                 let p = match crate::assets::resolve_model(&n, false) {
                     Ok(p) => p,
-                    Err(_) if crate::assets::TEXTS.iter().any(|a| a.names.contains(&n.as_str())) => crate::assets::resolve_text(&n, false)?,
+                    Err(_)
+                        if crate::assets::TEXTS
+                            .iter()
+                            .any(|a| a.names.contains(&n.as_str())) =>
+                    {
+                        crate::assets::resolve_text(&n, false)?
+                    }
                     Err(_) => anyhow::bail!(
                         "'{n}' is not a known asset (models: {}; texts: {})",
-                        crate::assets::MODELS.iter().map(|a| a.names[0]).collect::<Vec<_>>().join(", "),
-                        crate::assets::TEXTS.iter().map(|a| a.names[0]).collect::<Vec<_>>().join(", ")
+                        crate::assets::MODELS
+                            .iter()
+                            .map(|a| a.names[0])
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        crate::assets::TEXTS
+                            .iter()
+                            .map(|a| a.names[0])
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 };
                 println!("{}", p.display());
