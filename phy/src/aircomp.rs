@@ -1,1 +1,622 @@
-//! aircomp
+//! Over-the-air computation (AirComp) of a sum over a fading MAC.
+//!
+//! System (Zhang, He, Song, Zhang, Letaief 2025, eq. (5)–(8)): device k sends `B_k s_k`,
+//! `s_k ∈ C^L` with `E[s_k s_kᴴ] = σ_k² I`; the AP receives `y = Σ_k H_k B_k s_k + n`,
+//! `n ~ CN(0, σ² I)`, and estimates the sum as `ŝ = Aᴴ y`. Its mean-squared error is
+//!
+//! `MSE(A, {B_k}) = Σ_k σ_k² ‖AᴴH_kB_k − I‖²_F + σ² ‖A‖²_F`,
+//!
+//! under the per-device power budgets `σ_k² tr(B_kB_kᴴ) ≤ P_k` (per channel use).
+//! Designs here: zero-forcing inversion with a simple receive beamformer (principal eigen-
+//! directions or the sum of channel directions), and MMSE transceivers by alternating
+//! optimisation (not forced to be unbiased, so their MSE is at most the ZF one).
+
+use crate::channel::cn_matrix;
+use crate::{CMat, C64};
+
+/// Invalid AirComp inputs.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum AirCompError {
+    /// A parameter is out of range or shapes disagree.
+    #[error("aircomp: {0}")]
+    Invalid(String),
+}
+
+fn bad<T>(msg: impl Into<String>) -> Result<T, AirCompError> {
+    Err(AirCompError::Invalid(msg.into()))
+}
+
+/// What a transceiver design is given.
+#[derive(Debug, Clone, Copy)]
+pub struct Problem<'a> {
+    /// Channel of each device, N_r × N_t.
+    pub channels: &'a [CMat],
+    /// Signal variance σ_k² of each device's symbols (per complex symbol).
+    pub signal_var: &'a [f64],
+    /// Power budget P_k of each device per channel use.
+    pub power: &'a [f64],
+    /// Receiver noise variance σ².
+    pub noise_var: f64,
+    /// Number of streams L.
+    pub streams: usize,
+}
+
+impl Problem<'_> {
+    /// Check shapes and ranges.
+    pub fn validate(&self) -> Result<(), AirCompError> {
+        let k = self.channels.len();
+        if k == 0 {
+            return bad("no devices (K = 0)");
+        }
+        let (nr, nt) = (self.channels[0].nrows(), self.channels[0].ncols());
+        if nr == 0 || nt == 0 {
+            return bad(format!(
+                "channel matrices are {nr} × {nt}; need N_r ≥ 1 and N_t ≥ 1"
+            ));
+        }
+        for (i, h) in self.channels.iter().enumerate() {
+            if h.shape() != (nr, nt) {
+                return bad(format!(
+                    "channel {i} is {:?}, channel 0 is {:?}",
+                    h.shape(),
+                    (nr, nt)
+                ));
+            }
+            if h.iter().any(|v| !v.re.is_finite() || !v.im.is_finite()) {
+                return bad(format!("channel {i} holds a non-finite entry"));
+            }
+        }
+        if self.signal_var.len() != k || self.power.len() != k {
+            return bad(format!(
+                "{} signal variances and {} power budgets for {k} devices",
+                self.signal_var.len(),
+                self.power.len()
+            ));
+        }
+        for (i, (&s, &p)) in self.signal_var.iter().zip(self.power).enumerate() {
+            if !(s.is_finite() && s >= 0.0) {
+                return bad(format!(
+                    "signal variance of device {i} is {s}; must be finite and ≥ 0"
+                ));
+            }
+            if !(p.is_finite() && p > 0.0) {
+                return bad(format!(
+                    "power budget of device {i} is {p}; must be finite and > 0"
+                ));
+            }
+        }
+        if !(self.noise_var.is_finite() && self.noise_var > 0.0) {
+            return bad(format!(
+                "noise variance {} must be finite and > 0",
+                self.noise_var
+            ));
+        }
+        if self.streams == 0 || self.streams > nr || self.streams > nt {
+            return bad(format!(
+                "{} streams: need 1 ≤ L ≤ min(N_r = {nr}, N_t = {nt})",
+                self.streams
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A designed transceiver: receive beamformer A (N_r × L), precoders B_k (N_t × L).
+#[derive(Debug, Clone)]
+pub struct Transceiver {
+    /// A.
+    pub receive_beamformer: CMat,
+    /// B_k per device.
+    pub precoders: Vec<CMat>,
+    /// MSE by the closed form.
+    pub analytic_mse: f64,
+}
+
+/// `Σ_k σ_k² ‖AᴴH_kB_k − I‖²_F + σ² ‖A‖²_F`.
+pub fn mse(p: &Problem, a: &CMat, b: &[CMat]) -> f64 {
+    let l = a.ncols();
+    let eye = CMat::identity(l, l);
+    let mis: f64 = p
+        .channels
+        .iter()
+        .zip(b)
+        .zip(p.signal_var)
+        .map(|((h, bk), s)| s * (a.adjoint() * h * bk - &eye).norm_squared())
+        .sum();
+    mis + p.noise_var * a.norm_squared()
+}
+
+/// Power each device spends per channel use: σ_k² tr(B_kB_kᴴ).
+pub fn powers(p: &Problem, b: &[CMat]) -> Vec<f64> {
+    b.iter()
+        .zip(p.signal_var)
+        .map(|(bk, s)| s * bk.norm_squared())
+        .collect()
+}
+
+/// How the zero-forcing design picks the receive direction(s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiveDirection {
+    /// Principal L eigenvectors of Σ_k H_kH_kᴴ.
+    Eigen,
+    /// Normalised sum of the devices' principal channel directions (L = 1), topped up with
+    /// eigen-directions for L > 1.
+    SumDirections,
+}
+
+/// Top-`l` eigenvectors of a Hermitian matrix (columns, by decreasing eigenvalue).
+fn top_eigenvectors(m: &CMat, l: usize) -> CMat {
+    let eig = m.clone().symmetric_eigen();
+    let mut idx: Vec<usize> = (0..eig.eigenvalues.len()).collect();
+    idx.sort_by(|&i, &j| eig.eigenvalues[j].total_cmp(&eig.eigenvalues[i]));
+    CMat::from_fn(m.nrows(), l, |r, c| eig.eigenvectors[(r, idx[c])])
+}
+
+/// Zero-forcing inversion: `A = c·G` with orthonormal G (N_r × L), `B_k = (AᴴH_k)ᴴ(AᴴH_kH_kᴴA)⁻¹`
+/// so that AᴴH_kB_k = I; the scale `c² = max_k σ_k² tr((GᴴH_kH_kᴴG)⁻¹) / P_k` is the smallest that
+/// meets every budget, which minimises the remaining MSE `σ² c² L`.
+pub fn zero_forcing(p: &Problem, dir: ReceiveDirection) -> Result<Transceiver, AirCompError> {
+    p.validate()?;
+    let l = p.streams;
+    let nr = p.channels[0].nrows();
+    let gram: CMat = p
+        .channels
+        .iter()
+        .fold(CMat::zeros(nr, nr), |acc, h| acc + h * h.adjoint());
+    let g = match dir {
+        ReceiveDirection::Eigen => top_eigenvectors(&gram, l),
+        ReceiveDirection::SumDirections => {
+            let mut sum = CMat::zeros(nr, 1);
+            for h in p.channels {
+                let u = top_eigenvectors(&(h * h.adjoint()), 1);
+                // align phases so that directions add up
+                let ph = u[(0, 0)];
+                let rot = if ph.norm() > 0.0 {
+                    ph.conj() / ph.norm()
+                } else {
+                    C64::new(1.0, 0.0)
+                };
+                sum += u * rot;
+            }
+            let n = sum.norm();
+            let first = if n > 0.0 {
+                sum / C64::new(n, 0.0)
+            } else {
+                top_eigenvectors(&gram, 1)
+            };
+            if l == 1 {
+                first
+            } else {
+                // complete with eigen-directions, orthonormalised
+                let mut cols = vec![first];
+                let e = top_eigenvectors(&gram, nr);
+                for c in 0..nr {
+                    if cols.len() == l {
+                        break;
+                    }
+                    let mut v: CMat = CMat::from_fn(nr, 1, |r, _| e[(r, c)]);
+                    for u in &cols {
+                        let proj = (u.adjoint() * &v)[(0, 0)];
+                        v -= u * proj;
+                    }
+                    let n = v.norm();
+                    if n > 1e-9 {
+                        cols.push(v / C64::new(n, 0.0));
+                    }
+                }
+                CMat::from_fn(nr, l, |r, c| cols[c][(r, 0)])
+            }
+        }
+    };
+    // per device: t_k = tr((GᴴH_kH_kᴴG)⁻¹)
+    let mut c2: f64 = 0.0;
+    let mut inv = Vec::with_capacity(p.channels.len());
+    for (i, h) in p.channels.iter().enumerate() {
+        let gh = g.adjoint() * h; // L × N_t
+        let m = &gh * gh.adjoint();
+        let mi = m.clone().try_inverse().ok_or_else(|| AirCompError::Invalid(format!("device {i}: its channel is rank-deficient along the receive directions (AᴴH_kH_kᴴA singular)")))?;
+        let t: f64 = (0..l).map(|j| mi[(j, j)].re).sum();
+        c2 = c2.max(p.signal_var[i] * t / p.power[i]);
+        inv.push((gh, mi));
+    }
+    if c2 <= 0.0 {
+        c2 = 1e-30; // every signal variance is zero: any tiny scale works
+    }
+    let c = c2.sqrt();
+    let a = &g * C64::new(c, 0.0);
+    // B_k = (AᴴH_k)ᴴ(AᴴH_kH_kᴴA)⁻¹ = (1/c) (GᴴH_k)ᴴ (GᴴH_kH_kᴴG)⁻¹
+    let b: Vec<CMat> = inv
+        .iter()
+        .map(|(gh, mi)| gh.adjoint() * mi * C64::new(1.0 / c, 0.0))
+        .collect();
+    let analytic_mse = mse(p, &a, &b);
+    Ok(Transceiver {
+        receive_beamformer: a,
+        precoders: b,
+        analytic_mse,
+    })
+}
+
+/// MMSE transceivers (single stream) by alternating optimisation from the ZF design:
+/// for fixed A each B_k is the power-limited best response `B_k = β_k (AᴴH_k)ᴴ/‖AᴴH_k‖`,
+/// `β_k = min(1/‖AᴴH_k‖, sqrt(P_k/σ_k²))`; for fixed {B_k}, A is the linear MMSE combiner
+/// `A = (Σ_k σ_k² H_kB_kB_kᴴH_kᴴ + σ² I)⁻¹ Σ_k σ_k² H_kB_k`. Each step cannot increase the MSE.
+pub fn mmse(p: &Problem, iterations: usize) -> Result<Transceiver, AirCompError> {
+    p.validate()?;
+    if p.streams != 1 {
+        return bad("the MMSE design is implemented for one stream (L = 1)");
+    }
+    let start = zero_forcing(p, ReceiveDirection::Eigen)?;
+    let nr = p.channels[0].nrows();
+    let mut a = start.receive_beamformer;
+    let mut b = start.precoders;
+    let mut best = start.analytic_mse;
+    for _ in 0..iterations.max(1) {
+        // precoders for fixed A
+        let nb: Vec<CMat> = p
+            .channels
+            .iter()
+            .zip(p.signal_var.iter().zip(p.power))
+            .map(|(h, (&s, &pw))| {
+                let ah = a.adjoint() * h; // 1 × N_t
+                let n = ah.norm();
+                if n == 0.0 || s == 0.0 {
+                    return CMat::zeros(h.ncols(), 1);
+                }
+                let beta = (1.0 / n).min((pw / s).sqrt());
+                ah.adjoint() * C64::new(beta / n, 0.0)
+            })
+            .collect();
+        // combiner for fixed precoders
+        let mut cov = CMat::identity(nr, nr) * C64::new(p.noise_var, 0.0);
+        let mut cross = CMat::zeros(nr, 1);
+        for ((h, bk), &s) in p.channels.iter().zip(&nb).zip(p.signal_var) {
+            let hb = h * bk;
+            cov += &hb * hb.adjoint() * C64::new(s, 0.0);
+            cross += hb * C64::new(s, 0.0);
+        }
+        let na = match cov.try_inverse() {
+            Some(ci) => ci * cross,
+            None => break,
+        };
+        let m = mse(p, &na, &nb);
+        if m > best * (1.0 + 1e-12) {
+            break;
+        }
+        let done = (best - m) <= 1e-12 * best;
+        a = na;
+        b = nb;
+        best = m;
+        if done {
+            break;
+        }
+    }
+    Ok(Transceiver {
+        receive_beamformer: a,
+        precoders: b,
+        analytic_mse: best,
+    })
+}
+
+/// Monte-Carlo MSE of a transceiver: `symbols` independent uses, Gaussian s_k ~ CN(0, σ_k² I).
+pub fn simulate_mse<R: rand::Rng + ?Sized>(
+    p: &Problem,
+    t: &Transceiver,
+    symbols: usize,
+    rng: &mut R,
+) -> f64 {
+    let l = t.receive_beamformer.ncols();
+    let nr = p.channels[0].nrows();
+    let mut y = cn_matrix(nr, symbols, rng) * C64::new(p.noise_var.sqrt(), 0.0);
+    let mut sum = CMat::zeros(l, symbols);
+    for ((h, bk), &s) in p.channels.iter().zip(&t.precoders).zip(p.signal_var) {
+        let sk = cn_matrix(l, symbols, rng) * C64::new(s.sqrt(), 0.0);
+        y += (h * bk) * &sk;
+        sum += sk;
+    }
+    let est = t.receive_beamformer.adjoint() * y;
+    (est - sum).norm_squared() / symbols as f64
+}
+
+/// Result of one over-the-air all-reduce of real vectors.
+#[derive(Debug, Clone)]
+pub struct OtaOutcome {
+    /// The AP's estimate of Σ_k x_k.
+    pub estimate: Vec<f32>,
+    /// Channel uses (complex symbols per stream; two reals per use).
+    pub channel_uses: usize,
+    /// Side-information bytes sent digitally (each device's mean and scale as f32).
+    pub side_info_bytes: usize,
+    /// The design's analytic MSE per complex symbol (of the normalised sum).
+    pub analytic_mse: f64,
+}
+
+/// Over-the-air sum of K real vectors through `channels` with one stream: each device removes
+/// its mean (sent digitally as side information, with its variance), packs pairs of reals into
+/// complex symbols, precodes with the design chosen for the devices' variances and budgets; the
+/// AP combines, adds the means back and unpacks.
+pub fn over_the_air_sum<R: rand::Rng + ?Sized>(
+    partials: &[&[f32]],
+    channels: &[CMat],
+    power: &[f64],
+    noise_var: f64,
+    design: impl Fn(&Problem) -> Result<Transceiver, AirCompError>,
+    rng: &mut R,
+) -> Result<OtaOutcome, AirCompError> {
+    let k = partials.len();
+    if k != channels.len() {
+        return bad(format!(
+            "{k} partial vectors for {} channels",
+            channels.len()
+        ));
+    }
+    let n = partials.first().map_or(0, |v| v.len());
+    if partials.iter().any(|v| v.len() != n) {
+        return bad("partial vectors differ in length");
+    }
+    let uses = n.div_ceil(2);
+    let means: Vec<f64> = partials
+        .iter()
+        .map(|v| {
+            if n == 0 {
+                0.0
+            } else {
+                v.iter().map(|&x| x as f64).sum::<f64>() / n as f64
+            }
+        })
+        .collect();
+    // complex-symbol variance: two real components each of the device's variance
+    let var: Vec<f64> = partials
+        .iter()
+        .zip(&means)
+        .map(|(v, m)| {
+            if n == 0 {
+                0.0
+            } else {
+                2.0 * v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / n as f64
+            }
+        })
+        .collect();
+    let p = Problem {
+        channels,
+        signal_var: &var,
+        power,
+        noise_var,
+        streams: 1,
+    };
+    let t = design(&p)?;
+    let nr = channels[0].nrows();
+    let mut y = cn_matrix(nr, uses, rng) * C64::new(noise_var.sqrt(), 0.0);
+    for ((x, m), (h, bk)) in partials
+        .iter()
+        .zip(&means)
+        .zip(channels.iter().zip(&t.precoders))
+    {
+        let s = CMat::from_fn(1, uses, |_, j| {
+            let re = x.get(2 * j).map_or(0.0, |&v| v as f64 - m);
+            let im = x.get(2 * j + 1).map_or(0.0, |&v| v as f64 - m);
+            C64::new(re, im)
+        });
+        y += (h * bk) * s;
+    }
+    let est = t.receive_beamformer.adjoint() * y;
+    let mean_sum: f64 = means.iter().sum();
+    let estimate = (0..n)
+        .map(|i| {
+            let z = est[(0, i / 2)];
+            ((if i % 2 == 0 { z.re } else { z.im }) + mean_sum) as f32
+        })
+        .collect();
+    Ok(OtaOutcome {
+        estimate,
+        channel_uses: uses,
+        side_info_bytes: 8 * k,
+        analytic_mse: t.analytic_mse,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::stream;
+
+    fn rayleigh(k: usize, nr: usize, nt: usize, seed: u64) -> Vec<CMat> {
+        let mut rng = stream(seed, &[1]);
+        (0..k).map(|_| cn_matrix(nr, nt, &mut rng)).collect()
+    }
+
+    #[test]
+    fn zero_forcing_meets_budgets_and_inverts_the_channel() {
+        let h = rayleigh(6, 4, 2, 1);
+        let var = vec![1.0, 2.0, 0.5, 1.0, 3.0, 1.0];
+        let pw = vec![1.0, 0.5, 2.0, 1.0, 1.0, 4.0];
+        for l in [1, 2] {
+            for dir in [ReceiveDirection::Eigen, ReceiveDirection::SumDirections] {
+                let p = Problem {
+                    channels: &h,
+                    signal_var: &var,
+                    power: &pw,
+                    noise_var: 0.1,
+                    streams: l,
+                };
+                let t = zero_forcing(&p, dir).unwrap();
+                let used = powers(&p, &t.precoders);
+                assert!(used.iter().zip(&pw).all(|(u, b)| *u <= b * (1.0 + 1e-9)));
+                // the binding device uses its whole budget (otherwise the scale could shrink)
+                assert!(used
+                    .iter()
+                    .zip(&pw)
+                    .any(|(u, b)| (u / b - 1.0).abs() < 1e-9));
+                // no misalignment: MSE is pure noise σ²‖A‖²
+                let a = &t.receive_beamformer;
+                assert!((t.analytic_mse - 0.1 * a.norm_squared()).abs() < 1e-9 * t.analytic_mse);
+            }
+        }
+    }
+
+    #[test]
+    fn simulated_mse_matches_the_closed_form() {
+        // acceptance grid: SNR −10…30 dB, K ∈ {2,4,8,16}, N_r ∈ {1,4,16}; 1e5 symbols each
+        let mut worst = 0.0f64;
+        for (ki, &k) in [2usize, 4, 8, 16].iter().enumerate() {
+            for (ri, &nr) in [1usize, 4, 16].iter().enumerate() {
+                let h = rayleigh(k, nr, 1, 100 + (ki * 3 + ri) as u64);
+                let var = vec![1.0; k];
+                let pw = vec![1.0; k];
+                for snr_db in [-10.0f64, 0.0, 10.0, 20.0, 30.0] {
+                    let noise = 10f64.powf(-snr_db / 10.0);
+                    let p = Problem {
+                        channels: &h,
+                        signal_var: &var,
+                        power: &pw,
+                        noise_var: noise,
+                        streams: 1,
+                    };
+                    let designs = [
+                        zero_forcing(&p, ReceiveDirection::Eigen).unwrap(),
+                        zero_forcing(&p, ReceiveDirection::SumDirections).unwrap(),
+                        mmse(&p, 50).unwrap(),
+                    ];
+                    for (di, t) in designs.iter().enumerate() {
+                        let mut rng =
+                            stream(7, &[k as u64, nr as u64, (snr_db + 20.0) as u64, di as u64]);
+                        let sim = simulate_mse(&p, t, 100_000, &mut rng);
+                        let rel = (sim / t.analytic_mse - 1.0).abs();
+                        worst = worst.max(rel);
+                        assert!(rel < 0.03, "K={k} N_r={nr} SNR={snr_db} design {di}: simulated {sim} vs analytic {}", t.analytic_mse);
+                    }
+                }
+            }
+        }
+        assert!(worst > 0.0);
+    }
+
+    #[test]
+    fn mmse_is_never_worse_than_zero_forcing() {
+        for seed in 0..20 {
+            let h = rayleigh(8, 4, 1, 200 + seed);
+            let var = vec![1.0; 8];
+            let pw: Vec<f64> = (0..8).map(|i| 0.2 + i as f64 * 0.3).collect();
+            for noise in [0.01, 1.0, 10.0] {
+                let p = Problem {
+                    channels: &h,
+                    signal_var: &var,
+                    power: &pw,
+                    noise_var: noise,
+                    streams: 1,
+                };
+                let zf = zero_forcing(&p, ReceiveDirection::Eigen).unwrap();
+                let zs = zero_forcing(&p, ReceiveDirection::SumDirections).unwrap();
+                let m = mmse(&p, 100).unwrap();
+                assert!(m.analytic_mse <= zf.analytic_mse * (1.0 + 1e-9));
+                assert!(
+                    m.analytic_mse <= zs.analytic_mse * (1.0 + 1e-9)
+                        || m.analytic_mse <= zf.analytic_mse
+                );
+                let used = powers(&p, &m.precoders);
+                assert!(used.iter().zip(&pw).all(|(u, b)| *u <= b * (1.0 + 1e-9)));
+                // the MSE reported is the closed form of what was designed
+                assert!(
+                    (mse(&p, &m.receive_beamformer, &m.precoders) - m.analytic_mse).abs()
+                        < 1e-9 * m.analytic_mse
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn over_the_air_sum_estimates_the_sum() {
+        let k = 4;
+        let h = rayleigh(k, 8, 1, 9);
+        let xs: Vec<Vec<f32>> = (0..k)
+            .map(|d| {
+                (0..4001)
+                    .map(|i| ((i * (d + 3)) as f32 * 0.01).sin() + d as f32)
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
+        let truth: Vec<f64> = (0..4001)
+            .map(|i| xs.iter().map(|v| v[i] as f64).sum())
+            .collect();
+        for noise in [1e-4, 1e-2] {
+            let mut rng = stream(11, &[]);
+            let out = over_the_air_sum(
+                &refs,
+                &h,
+                &vec![1.0; k],
+                noise,
+                |p| zero_forcing(p, ReceiveDirection::Eigen),
+                &mut rng,
+            )
+            .unwrap();
+            assert_eq!(out.channel_uses, 2001);
+            let err: f64 = out
+                .estimate
+                .iter()
+                .zip(&truth)
+                .map(|(e, t)| (*e as f64 - t).powi(2))
+                .sum::<f64>()
+                / truth.len() as f64;
+            // per real component: half the complex-symbol MSE
+            let want = out.analytic_mse / 2.0;
+            assert!(
+                (err / want - 1.0).abs() < 0.1,
+                "noise {noise}: {err} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_parameters_are_errors() {
+        let h = rayleigh(2, 2, 1, 1);
+        let ok = Problem {
+            channels: &h,
+            signal_var: &[1.0, 1.0],
+            power: &[1.0, 1.0],
+            noise_var: 1.0,
+            streams: 1,
+        };
+        assert!(ok.validate().is_ok());
+        assert!(Problem {
+            channels: &[],
+            ..ok
+        }
+        .validate()
+        .is_err());
+        assert!(Problem {
+            power: &[1.0, -1.0],
+            ..ok
+        }
+        .validate()
+        .is_err());
+        assert!(Problem {
+            signal_var: &[1.0, f64::NAN],
+            ..ok
+        }
+        .validate()
+        .is_err());
+        assert!(Problem {
+            noise_var: 0.0,
+            ..ok
+        }
+        .validate()
+        .is_err());
+        assert!(Problem { streams: 2, ..ok }.validate().is_err());
+        let mixed = vec![h[0].clone(), cn_matrix(3, 1, &mut stream(0, &[]))];
+        assert!(Problem {
+            channels: &mixed,
+            ..ok
+        }
+        .validate()
+        .is_err());
+        let empty = vec![CMat::zeros(0, 1), CMat::zeros(0, 1)];
+        assert!(Problem {
+            channels: &empty,
+            ..ok
+        }
+        .validate()
+        .is_err());
+    }
+}
