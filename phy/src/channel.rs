@@ -23,11 +23,20 @@ pub enum ChannelError {
     },
 }
 
-fn check(field: &'static str, value: f64, ok: bool, reason: &'static str) -> Result<(), ChannelError> {
+fn check(
+    field: &'static str,
+    value: f64,
+    ok: bool,
+    reason: &'static str,
+) -> Result<(), ChannelError> {
     if ok && value.is_finite() {
         Ok(())
     } else {
-        Err(ChannelError::Invalid { field, value, reason })
+        Err(ChannelError::Invalid {
+            field,
+            value,
+            reason,
+        })
     }
 }
 
@@ -47,14 +56,30 @@ pub fn cn_matrix<R: rand::Rng + ?Sized>(r: usize, c: usize, rng: &mut R) -> CMat
 /// Response of a uniform linear array of `n` elements with spacing `spacing` wavelengths to a
 /// plane wave from angle `theta_rad` (from broadside): `a_i = exp(j 2π spacing i sin θ)`.
 pub fn ula_response(n: usize, spacing: f64, theta_rad: f64) -> CMat {
-    CMat::from_fn(n, 1, |i, _| C64::from_polar(1.0, 2.0 * std::f64::consts::PI * spacing * i as f64 * theta_rad.sin()))
+    CMat::from_fn(n, 1, |i, _| {
+        C64::from_polar(
+            1.0,
+            2.0 * std::f64::consts::PI * spacing * i as f64 * theta_rad.sin(),
+        )
+    })
 }
 
 /// Square root (Cholesky factor) of the exponential correlation matrix `R_ij = ρ^|i−j|`.
 pub fn exp_correlation_sqrt(n: usize, rho: f64) -> Result<CMat, ChannelError> {
-    check("correlation", rho, (0.0..1.0).contains(&rho), "must be in [0, 1)")?;
+    check(
+        "correlation",
+        rho,
+        (0.0..1.0).contains(&rho),
+        "must be in [0, 1)",
+    )?;
     let r = nalgebra::DMatrix::<f64>::from_fn(n, n, |i, j| rho.powi((i as i32 - j as i32).abs()));
-    let l = nalgebra::Cholesky::new(r).ok_or(ChannelError::Invalid { field: "correlation", value: rho, reason: "not positive definite" })?.l();
+    let l = nalgebra::Cholesky::new(r)
+        .ok_or(ChannelError::Invalid {
+            field: "correlation",
+            value: rho,
+            reason: "not positive definite",
+        })?
+        .l();
     Ok(l.map(|v| C64::new(v, 0.0)))
 }
 
@@ -152,30 +177,66 @@ pub enum LargeScale {
 
 impl LargeScale {
     /// Linear gains of `k` devices (shadowing drawn from `rng`).
-    pub fn gains<R: rand::Rng + ?Sized>(&self, k: usize, rng: &mut R) -> Result<Vec<f64>, ChannelError> {
+    pub fn gains<R: rand::Rng + ?Sized>(
+        &self,
+        k: usize,
+        rng: &mut R,
+    ) -> Result<Vec<f64>, ChannelError> {
         let db = |v: f64| 10f64.powf(v / 10.0);
-        let check_len = |n: usize| check("distances_m / gains_db (length)", n as f64, n == k, "one value per device");
+        let check_len = |n: usize| {
+            check(
+                "distances_m / gains_db (length)",
+                n as f64,
+                n == k,
+                "one value per device",
+            )
+        };
         match self {
             LargeScale::Unit => Ok(vec![1.0; k]),
             LargeScale::Fixed { gains_db } => {
                 check_len(gains_db.len())?;
-                gains_db.iter().map(|&g| check("gains_db", g, true, "must be finite").map(|_| db(g))).collect()
+                gains_db
+                    .iter()
+                    .map(|&g| check("gains_db", g, true, "must be finite").map(|_| db(g)))
+                    .collect()
             }
-            LargeScale::LogDistance { pl0_db, d0_m, exponent, shadowing_db, distances_m } => {
+            LargeScale::LogDistance {
+                pl0_db,
+                d0_m,
+                exponent,
+                shadowing_db,
+                distances_m,
+            } => {
                 check_len(distances_m.len())?;
                 check("d0_m", *d0_m, *d0_m > 0.0, "must be positive")?;
-                check("exponent", *exponent, *exponent >= 0.0, "must be non-negative")?;
-                check("shadowing_db", *shadowing_db, *shadowing_db >= 0.0, "must be non-negative")?;
+                check(
+                    "exponent",
+                    *exponent,
+                    *exponent >= 0.0,
+                    "must be non-negative",
+                )?;
+                check(
+                    "shadowing_db",
+                    *shadowing_db,
+                    *shadowing_db >= 0.0,
+                    "must be non-negative",
+                )?;
                 distances_m
                     .iter()
                     .map(|&d| {
                         check("distances_m", d, d > 0.0, "must be positive")?;
                         let z: f64 = StandardNormal.sample(rng);
-                        Ok(db(-(pl0_db + 10.0 * exponent * (d / d0_m).log10() + shadowing_db * z)))
+                        Ok(db(-(pl0_db
+                            + 10.0 * exponent * (d / d0_m).log10()
+                            + shadowing_db * z)))
                     })
                     .collect()
             }
-            LargeScale::Gpp { scenario, fc_ghz, distances_m } => {
+            LargeScale::Gpp {
+                scenario,
+                fc_ghz,
+                distances_m,
+            } => {
                 check_len(distances_m.len())?;
                 check("fc_ghz", *fc_ghz, *fc_ghz > 0.0, "must be positive")?;
                 distances_m
@@ -183,7 +244,9 @@ impl LargeScale {
                     .map(|&d| {
                         check("distances_m", d, d > 0.0, "must be positive")?;
                         let z: f64 = StandardNormal.sample(rng);
-                        Ok(db(-(scenario.path_loss_db(d, *fc_ghz) + scenario.shadowing_db() * z)))
+                        Ok(db(
+                            -(scenario.path_loss_db(d, *fc_ghz) + scenario.shadowing_db() * z)
+                        ))
                     })
                     .collect()
             }
@@ -193,8 +256,18 @@ impl LargeScale {
 
 /// Thermal noise power in dBm: −174 dBm/Hz + 10·log10(B) + noise figure.
 pub fn noise_power_dbm(bandwidth_hz: f64, noise_figure_db: f64) -> Result<f64, ChannelError> {
-    check("bandwidth_hz", bandwidth_hz, bandwidth_hz > 0.0, "must be positive")?;
-    check("noise_figure_db", noise_figure_db, noise_figure_db >= 0.0, "must be non-negative")?;
+    check(
+        "bandwidth_hz",
+        bandwidth_hz,
+        bandwidth_hz > 0.0,
+        "must be positive",
+    )?;
+    check(
+        "noise_figure_db",
+        noise_figure_db,
+        noise_figure_db >= 0.0,
+        "must be non-negative",
+    )?;
     Ok(-174.0 + 10.0 * bandwidth_hz.log10() + noise_figure_db)
 }
 
@@ -237,22 +310,48 @@ pub struct Mac {
 impl Mac {
     /// Validate `cfg` and precompute what every realisation shares.
     pub fn new(cfg: MacConfig) -> Result<Mac, ChannelError> {
-        check("devices", cfg.devices as f64, cfg.devices > 0, "need at least one device")?;
-        check("rx_antennas", cfg.rx_antennas as f64, cfg.rx_antennas > 0, "need at least one antenna")?;
-        check("tx_antennas", cfg.tx_antennas as f64, cfg.tx_antennas > 0, "need at least one antenna")?;
+        check(
+            "devices",
+            cfg.devices as f64,
+            cfg.devices > 0,
+            "need at least one device",
+        )?;
+        check(
+            "rx_antennas",
+            cfg.rx_antennas as f64,
+            cfg.rx_antennas > 0,
+            "need at least one antenna",
+        )?;
+        check(
+            "tx_antennas",
+            cfg.tx_antennas as f64,
+            cfg.tx_antennas > 0,
+            "need at least one antenna",
+        )?;
         let rx_sqrt = exp_correlation_sqrt(cfg.rx_antennas, cfg.rx_correlation)?;
         let tx_sqrt = exp_correlation_sqrt(cfg.tx_antennas, cfg.tx_correlation)?;
         let (los, nlos_weight) = match &cfg.small_scale {
             SmallScale::Rayleigh => (vec![None; cfg.devices], 1.0),
-            SmallScale::Rician { k_factor_db, aoa_deg } => {
+            SmallScale::Rician {
+                k_factor_db,
+                aoa_deg,
+            } => {
                 check("k_factor_db", *k_factor_db, true, "must be finite")?;
                 if !aoa_deg.is_empty() && aoa_deg.len() != cfg.devices {
-                    return Err(ChannelError::Invalid { field: "aoa_deg (length)", value: aoa_deg.len() as f64, reason: "one angle per device" });
+                    return Err(ChannelError::Invalid {
+                        field: "aoa_deg (length)",
+                        value: aoa_deg.len() as f64,
+                        reason: "one angle per device",
+                    });
                 }
                 let k = 10f64.powf(k_factor_db / 10.0);
                 let los = (0..cfg.devices)
                     .map(|d| {
-                        let deg = aoa_deg.get(d).copied().unwrap_or(if cfg.devices == 1 { 0.0 } else { -60.0 + 120.0 * d as f64 / (cfg.devices - 1) as f64 });
+                        let deg = aoa_deg.get(d).copied().unwrap_or(if cfg.devices == 1 {
+                            0.0
+                        } else {
+                            -60.0 + 120.0 * d as f64 / (cfg.devices - 1) as f64
+                        });
                         let ar = ula_response(cfg.rx_antennas, 0.5, deg.to_radians());
                         let at = ula_response(cfg.tx_antennas, 0.5, (deg * 0.5).to_radians());
                         Some(((k / (k + 1.0)).sqrt(), &ar * at.adjoint()))
@@ -261,12 +360,25 @@ impl Mac {
                 (los, (1.0 / (k + 1.0)).sqrt())
             }
         };
-        Ok(Mac { cfg, rx_sqrt, tx_sqrt, los, nlos_weight })
+        Ok(Mac {
+            cfg,
+            rx_sqrt,
+            tx_sqrt,
+            los,
+            nlos_weight,
+        })
     }
 
     /// Small-scale realisation of every device (unit average power per entry).
     pub fn small_scale<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Vec<CMat> {
-        (0..self.cfg.devices).map(|k| self.compose(k, cn_matrix(self.cfg.rx_antennas, self.cfg.tx_antennas, rng))).collect()
+        (0..self.cfg.devices)
+            .map(|k| {
+                self.compose(
+                    k,
+                    cn_matrix(self.cfg.rx_antennas, self.cfg.tx_antennas, rng),
+                )
+            })
+            .collect()
     }
 
     /// Combine an i.i.d. CN(0,1) matrix `g` into device k's channel (correlation and LoS).
@@ -274,13 +386,19 @@ impl Mac {
         let scattered = &self.rx_sqrt * g * self.tx_sqrt.adjoint();
         match &self.los[k] {
             None => scattered,
-            Some((w, h_los)) => h_los * C64::new(*w, 0.0) + scattered * C64::new(self.nlos_weight, 0.0),
+            Some((w, h_los)) => {
+                h_los * C64::new(*w, 0.0) + scattered * C64::new(self.nlos_weight, 0.0)
+            }
         }
     }
 
     /// A full realisation: small scale times `sqrt(gain_k)`.
     pub fn realise<R: rand::Rng + ?Sized>(&self, gains: &[f64], rng: &mut R) -> Vec<CMat> {
-        self.small_scale(rng).into_iter().zip(gains).map(|(h, g)| h * C64::new(g.sqrt(), 0.0)).collect()
+        self.small_scale(rng)
+            .into_iter()
+            .zip(gains)
+            .map(|(h, g)| h * C64::new(g.sqrt(), 0.0))
+            .collect()
     }
 }
 
@@ -303,8 +421,12 @@ pub fn bessel_j0(x: f64) -> f64 {
         // J0(x) ≈ sqrt(2/(πx)) (P cos χ − Q sin χ), χ = x − π/4
         let z = 8.0 / ax;
         let z2 = z * z;
-        let p = 1.0 + z2 * (-0.1098628627e-2 + z2 * (0.2734510407e-4 + z2 * (-0.2073370639e-5 + z2 * 0.2093887211e-6)));
-        let q = -0.1562499995e-1 + z2 * (0.1430488765e-3 + z2 * (-0.6911147651e-5 + z2 * (0.7621095161e-6 - z2 * 0.934935152e-7)));
+        let p = 1.0
+            + z2 * (-0.1098628627e-2
+                + z2 * (0.2734510407e-4 + z2 * (-0.2073370639e-5 + z2 * 0.2093887211e-6)));
+        let q = -0.1562499995e-1
+            + z2 * (0.1430488765e-3
+                + z2 * (-0.6911147651e-5 + z2 * (0.7621095161e-6 - z2 * 0.934935152e-7)));
         let chi = ax - std::f64::consts::FRAC_PI_4;
         (2.0 / (std::f64::consts::PI * ax)).sqrt() * (p * chi.cos() - z * q * chi.sin())
     }
@@ -339,13 +461,34 @@ pub struct FadingProcess {
 
 impl FadingProcess {
     /// Start at t = 0 with i.i.d. CN(0,1) matrices of the MAC's shape.
-    pub fn new<R: rand::Rng + ?Sized>(mac: &Mac, model: TimeModel, rng: &mut R) -> Result<FadingProcess, ChannelError> {
+    pub fn new<R: rand::Rng + ?Sized>(
+        mac: &Mac,
+        model: TimeModel,
+        rng: &mut R,
+    ) -> Result<FadingProcess, ChannelError> {
         match model {
-            TimeModel::Block { coherence_time_s } => check("coherence_time_s", coherence_time_s, coherence_time_s > 0.0, "must be positive")?,
-            TimeModel::Jakes { doppler_hz } => check("doppler_hz", doppler_hz, doppler_hz >= 0.0, "must be non-negative")?,
+            TimeModel::Block { coherence_time_s } => check(
+                "coherence_time_s",
+                coherence_time_s,
+                coherence_time_s > 0.0,
+                "must be positive",
+            )?,
+            TimeModel::Jakes { doppler_hz } => check(
+                "doppler_hz",
+                doppler_hz,
+                doppler_hz >= 0.0,
+                "must be non-negative",
+            )?,
         }
-        let g = (0..mac.cfg.devices).map(|_| cn_matrix(mac.cfg.rx_antennas, mac.cfg.tx_antennas, rng)).collect();
-        Ok(FadingProcess { model, time_s: 0.0, block: 0, g })
+        let g = (0..mac.cfg.devices)
+            .map(|_| cn_matrix(mac.cfg.rx_antennas, mac.cfg.tx_antennas, rng))
+            .collect();
+        Ok(FadingProcess {
+            model,
+            time_s: 0.0,
+            block: 0,
+            g,
+        })
     }
 
     /// Advance to time `t_s` and return the i.i.d. matrices there (compose with [`Mac::compose`]).
@@ -379,15 +522,29 @@ impl FadingProcess {
 }
 
 /// Imperfect CSI: the estimate `Ĥ = H + E`, E with i.i.d. CN(0, `error_var`) entries.
-pub fn estimate<R: rand::Rng + ?Sized>(h: &CMat, error_var: f64, rng: &mut R) -> Result<CMat, ChannelError> {
-    check("csi_error_var", error_var, error_var >= 0.0, "must be non-negative")?;
+pub fn estimate<R: rand::Rng + ?Sized>(
+    h: &CMat,
+    error_var: f64,
+    rng: &mut R,
+) -> Result<CMat, ChannelError> {
+    check(
+        "csi_error_var",
+        error_var,
+        error_var >= 0.0,
+        "must be non-negative",
+    )?;
     Ok(h + cn_matrix(h.nrows(), h.ncols(), rng) * C64::new(error_var.sqrt(), 0.0))
 }
 
 /// Error variance of a least-squares channel estimate from `pilots` orthogonal pilot symbols
 /// at linear pilot SNR `snr`: σ_e² = 1 / (pilots · snr).
 pub fn pilot_error_var(pilots: usize, snr: f64) -> Result<f64, ChannelError> {
-    check("pilots", pilots as f64, pilots > 0, "need at least one pilot")?;
+    check(
+        "pilots",
+        pilots as f64,
+        pilots > 0,
+        "need at least one pilot",
+    )?;
     check("pilot_snr", snr, snr > 0.0, "must be positive")?;
     Ok(1.0 / (pilots as f64 * snr))
 }
@@ -404,7 +561,15 @@ mod tests {
 
     #[test]
     fn rayleigh_power_is_exponential_with_mean_one() {
-        let mac = Mac::new(MacConfig { devices: 4, rx_antennas: 4, tx_antennas: 2, small_scale: SmallScale::Rayleigh, rx_correlation: 0.0, tx_correlation: 0.0 }).unwrap();
+        let mac = Mac::new(MacConfig {
+            devices: 4,
+            rx_antennas: 4,
+            tx_antennas: 2,
+            small_scale: SmallScale::Rayleigh,
+            rx_correlation: 0.0,
+            tx_correlation: 0.0,
+        })
+        .unwrap();
         let mut rng = stream(1, &[1]);
         let mut p = Vec::new();
         for _ in 0..5000 {
@@ -419,16 +584,32 @@ mod tests {
         for x in [0.5f64, 1.0, 2.0, 3.0] {
             let frac = p.iter().filter(|&&v| v > x).count() as f64 / n;
             let want = (-x).exp();
-            assert!((frac - want).abs() < 5.0 * (want * (1.0 - want) / n).sqrt(), "x={x}: {frac} vs {want}");
+            assert!(
+                (frac - want).abs() < 5.0 * (want * (1.0 - want) / n).sqrt(),
+                "x={x}: {frac} vs {want}"
+            );
         }
     }
 
     #[test]
     fn rician_k_factor_is_recovered_from_moments() {
         for k_db in [0.0f64, 6.0, 10.0] {
-            let mac = Mac::new(MacConfig { devices: 1, rx_antennas: 1, tx_antennas: 1, small_scale: SmallScale::Rician { k_factor_db: k_db, aoa_deg: vec![20.0] }, rx_correlation: 0.0, tx_correlation: 0.0 }).unwrap();
+            let mac = Mac::new(MacConfig {
+                devices: 1,
+                rx_antennas: 1,
+                tx_antennas: 1,
+                small_scale: SmallScale::Rician {
+                    k_factor_db: k_db,
+                    aoa_deg: vec![20.0],
+                },
+                rx_correlation: 0.0,
+                tx_correlation: 0.0,
+            })
+            .unwrap();
             let mut rng = stream(2, &[k_db as u64]);
-            let s: Vec<f64> = (0..200_000).map(|_| mac.small_scale(&mut rng)[0][(0, 0)].norm_sqr()).collect();
+            let s: Vec<f64> = (0..200_000)
+                .map(|_| mac.small_scale(&mut rng)[0][(0, 0)].norm_sqr())
+                .collect();
             let n = s.len() as f64;
             let m2 = s.iter().sum::<f64>() / n;
             let m4 = s.iter().map(|v| v * v).sum::<f64>() / n;
@@ -444,22 +625,42 @@ mod tests {
     #[test]
     fn bessel_j0_matches_tables() {
         // Abramowitz & Stegun Table 9.1 and its zeros
-        for (x, want) in [(0.0, 1.0), (1.0, 0.7651976866), (2.0, 0.2238907791), (5.0, -0.1775967713), (10.0, -0.2459357645), (20.0, 0.1670246643)] {
-            assert!((bessel_j0(x) - want).abs() < 1e-7, "J0({x}) = {}", bessel_j0(x));
+        for (x, want) in [
+            (0.0, 1.0),
+            (1.0, 0.7651976866),
+            (2.0, 0.2238907791),
+            (5.0, -0.1775967713),
+            (10.0, -0.2459357645),
+            (20.0, 0.1670246643),
+        ] {
+            assert!(
+                (bessel_j0(x) - want).abs() < 1e-7,
+                "J0({x}) = {}",
+                bessel_j0(x)
+            );
         }
         assert!(bessel_j0(2.404825557695773).abs() < 1e-8);
     }
 
     #[test]
     fn jakes_time_correlation_follows_j0() {
-        let mac = Mac::new(MacConfig { devices: 200, rx_antennas: 4, tx_antennas: 1, small_scale: SmallScale::Rayleigh, rx_correlation: 0.0, tx_correlation: 0.0 }).unwrap();
+        let mac = Mac::new(MacConfig {
+            devices: 200,
+            rx_antennas: 4,
+            tx_antennas: 1,
+            small_scale: SmallScale::Rayleigh,
+            rx_correlation: 0.0,
+            tx_correlation: 0.0,
+        })
+        .unwrap();
         let fd = 100.0;
         for tau in [0.5e-3, 1e-3, 2e-3, 4e-3] {
             let mut rng = stream(3, &[(tau * 1e6) as u64]);
             let mut acc = C64::new(0.0, 0.0);
             let mut n = 0.0;
             for _ in 0..25 {
-                let mut p = FadingProcess::new(&mac, TimeModel::Jakes { doppler_hz: fd }, &mut rng).unwrap();
+                let mut p = FadingProcess::new(&mac, TimeModel::Jakes { doppler_hz: fd }, &mut rng)
+                    .unwrap();
                 let h0: Vec<CMat> = p.at(0.0, &mut rng).to_vec();
                 let h1: Vec<CMat> = p.at(tau, &mut rng).to_vec();
                 for (a, b) in h0.iter().zip(&h1) {
@@ -477,9 +678,24 @@ mod tests {
 
     #[test]
     fn block_fading_is_constant_within_a_block_and_changes_across() {
-        let mac = Mac::new(MacConfig { devices: 2, rx_antennas: 2, tx_antennas: 1, small_scale: SmallScale::Rayleigh, rx_correlation: 0.0, tx_correlation: 0.0 }).unwrap();
+        let mac = Mac::new(MacConfig {
+            devices: 2,
+            rx_antennas: 2,
+            tx_antennas: 1,
+            small_scale: SmallScale::Rayleigh,
+            rx_correlation: 0.0,
+            tx_correlation: 0.0,
+        })
+        .unwrap();
         let mut rng = stream(4, &[]);
-        let mut p = FadingProcess::new(&mac, TimeModel::Block { coherence_time_s: 1e-3 }, &mut rng).unwrap();
+        let mut p = FadingProcess::new(
+            &mac,
+            TimeModel::Block {
+                coherence_time_s: 1e-3,
+            },
+            &mut rng,
+        )
+        .unwrap();
         let a = p.at(0.1e-3, &mut rng).to_vec();
         let b = p.at(0.9e-3, &mut rng).to_vec();
         let c = p.at(1.1e-3, &mut rng).to_vec();
@@ -489,29 +705,67 @@ mod tests {
 
     #[test]
     fn path_loss_slope_and_noise_power() {
-        let ls = LargeScale::LogDistance { pl0_db: 40.0, d0_m: 1.0, exponent: 3.5, shadowing_db: 0.0, distances_m: vec![10.0, 100.0] };
+        let ls = LargeScale::LogDistance {
+            pl0_db: 40.0,
+            d0_m: 1.0,
+            exponent: 3.5,
+            shadowing_db: 0.0,
+            distances_m: vec![10.0, 100.0],
+        };
         let g = ls.gains(2, &mut stream(5, &[])).unwrap();
         let slope = 10.0 * (g[0] / g[1]).log10();
         assert!((slope - 35.0).abs() < 1e-9, "10·n dB per decade: {slope}");
         // with shadowing: regression of 2000 draws recovers the exponent
         let d: Vec<f64> = (0..2000).map(|i| 5.0 + i as f64 * 0.25).collect();
-        let ls = LargeScale::LogDistance { pl0_db: 40.0, d0_m: 1.0, exponent: 3.0, shadowing_db: 6.0, distances_m: d.clone() };
+        let ls = LargeScale::LogDistance {
+            pl0_db: 40.0,
+            d0_m: 1.0,
+            exponent: 3.0,
+            shadowing_db: 6.0,
+            distances_m: d.clone(),
+        };
         let g = ls.gains(d.len(), &mut stream(6, &[])).unwrap();
         let xs: Vec<f64> = d.iter().map(|v| v.log10()).collect();
         let ys: Vec<f64> = g.iter().map(|v| -10.0 * v.log10()).collect();
-        let (mx, my) = (xs.iter().sum::<f64>() / xs.len() as f64, ys.iter().sum::<f64>() / ys.len() as f64);
-        let b = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum::<f64>() / xs.iter().map(|x| (x - mx).powi(2)).sum::<f64>();
-        assert!((b / 10.0 - 3.0).abs() < 0.15, "fitted exponent {}", b / 10.0);
+        let (mx, my) = (
+            xs.iter().sum::<f64>() / xs.len() as f64,
+            ys.iter().sum::<f64>() / ys.len() as f64,
+        );
+        let b = xs
+            .iter()
+            .zip(&ys)
+            .map(|(x, y)| (x - mx) * (y - my))
+            .sum::<f64>()
+            / xs.iter().map(|x| (x - mx).powi(2)).sum::<f64>();
+        assert!(
+            (b / 10.0 - 3.0).abs() < 0.15,
+            "fitted exponent {}",
+            b / 10.0
+        );
         // 3GPP InH LOS at 10 m, 3.5 GHz: 32.4 + 17.3 + 20·log10(3.5)
-        assert!((Scenario::InhLos.path_loss_db(10.0, 3.5) - (32.4 + 17.3 + 20.0 * 3.5f64.log10())).abs() < 1e-9);
-        assert!(Scenario::UmiNlos.path_loss_db(100.0, 3.5) >= Scenario::UmiLos.path_loss_db(100.0, 3.5));
+        assert!(
+            (Scenario::InhLos.path_loss_db(10.0, 3.5) - (32.4 + 17.3 + 20.0 * 3.5f64.log10()))
+                .abs()
+                < 1e-9
+        );
+        assert!(
+            Scenario::UmiNlos.path_loss_db(100.0, 3.5) >= Scenario::UmiLos.path_loss_db(100.0, 3.5)
+        );
         // −174 dBm/Hz + 70 dB (10 MHz) + 7 dB
         assert!((noise_power_dbm(10e6, 7.0).unwrap() - (-97.0)).abs() < 1e-9);
     }
 
     #[test]
     fn spatial_correlation_is_exponential() {
-        let mac = Mac::new(MacConfig { devices: 1, rx_antennas: 3, tx_antennas: 1, small_scale: SmallScale::Rayleigh, rx_correlation: 0.7, tx_correlation: 0.0 }).unwrap();
+        let mac = Mac::new(MacConfig {
+            devices: 1,
+            rx_antennas: 3,
+            tx_antennas: 1,
+            small_scale: SmallScale::Rayleigh,
+            rx_correlation: 0.7,
+            tx_correlation: 0.0,
+        })
+        .unwrap();
         let mut rng = stream(7, &[]);
         let mut c01 = C64::new(0.0, 0.0);
         let mut c02 = C64::new(0.0, 0.0);
@@ -527,19 +781,60 @@ mod tests {
 
     #[test]
     fn invalid_parameters_are_errors() {
-        let base = MacConfig { devices: 2, rx_antennas: 2, tx_antennas: 1, small_scale: SmallScale::Rayleigh, rx_correlation: 0.0, tx_correlation: 0.0 };
-        assert!(Mac::new(MacConfig { devices: 0, ..base.clone() }).is_err());
-        assert!(Mac::new(MacConfig { rx_antennas: 0, ..base.clone() }).is_err());
-        assert!(Mac::new(MacConfig { rx_correlation: 1.5, ..base.clone() }).is_err());
-        assert!(Mac::new(MacConfig { small_scale: SmallScale::Rician { k_factor_db: f64::NAN, aoa_deg: vec![] }, ..base.clone() }).is_err());
+        let base = MacConfig {
+            devices: 2,
+            rx_antennas: 2,
+            tx_antennas: 1,
+            small_scale: SmallScale::Rayleigh,
+            rx_correlation: 0.0,
+            tx_correlation: 0.0,
+        };
+        assert!(Mac::new(MacConfig {
+            devices: 0,
+            ..base.clone()
+        })
+        .is_err());
+        assert!(Mac::new(MacConfig {
+            rx_antennas: 0,
+            ..base.clone()
+        })
+        .is_err());
+        assert!(Mac::new(MacConfig {
+            rx_correlation: 1.5,
+            ..base.clone()
+        })
+        .is_err());
+        assert!(Mac::new(MacConfig {
+            small_scale: SmallScale::Rician {
+                k_factor_db: f64::NAN,
+                aoa_deg: vec![]
+            },
+            ..base.clone()
+        })
+        .is_err());
         assert!(noise_power_dbm(-1.0, 5.0).is_err());
         assert!(noise_power_dbm(f64::NAN, 5.0).is_err());
         assert!(pilot_error_var(0, 10.0).is_err());
-        let ls = LargeScale::LogDistance { pl0_db: 40.0, d0_m: 1.0, exponent: 3.0, shadowing_db: 0.0, distances_m: vec![10.0] };
+        let ls = LargeScale::LogDistance {
+            pl0_db: 40.0,
+            d0_m: 1.0,
+            exponent: 3.0,
+            shadowing_db: 0.0,
+            distances_m: vec![10.0],
+        };
         assert!(ls.gains(2, &mut stream(0, &[])).is_err(), "length mismatch");
-        let ls = LargeScale::LogDistance { pl0_db: 40.0, d0_m: 1.0, exponent: 3.0, shadowing_db: 0.0, distances_m: vec![-1.0] };
+        let ls = LargeScale::LogDistance {
+            pl0_db: 40.0,
+            d0_m: 1.0,
+            exponent: 3.0,
+            shadowing_db: 0.0,
+            distances_m: vec![-1.0],
+        };
         assert!(ls.gains(1, &mut stream(0, &[])).is_err());
         let toml_like = r#"{"devices": 2, "rx_antennas": 4, "small_scale": {"model": "rician", "k_factor_db": 3.0}, "bogus": 1}"#;
-        assert!(serde_json::from_str::<MacConfig>(toml_like).is_err(), "unknown keys are errors");
+        assert!(
+            serde_json::from_str::<MacConfig>(toml_like).is_err(),
+            "unknown keys are errors"
+        );
     }
 }

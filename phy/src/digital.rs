@@ -1,1 +1,261 @@
-//! digital
+//! Digital all-reduce: quantise each device's vector, send the bits over rate-limited links,
+//! sum at the access point and broadcast the result back.
+//!
+//! * Quantisation: fp16, bf16, and symmetric uniform int8 / int4 with one f32 scale per block
+//!   (`Δ = max|x| / (2^(b−1) − 1)`, round to nearest): error variance `Δ²/12` for values spread
+//!   over many steps.
+//! * Rates: Shannon with an SNR gap, `R = B log2(1 + SNR/Γ)`.
+//! * Protocols: TDMA (devices one after another, each at its own rate, the whole band), OFDMA
+//!   (the band split equally, devices in parallel, time of the slowest), then a broadcast of the
+//!   sum at the rate of the weakest device; plus a fixed per-round cost.
+
+use serde::{Deserialize, Serialize};
+
+/// Invalid digital-link parameters.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DigitalError {
+    /// A parameter is out of range.
+    #[error("digital: {0}")]
+    Invalid(String),
+}
+
+/// Number format on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quantiser {
+    /// IEEE half precision.
+    Fp16,
+    /// bfloat16.
+    Bf16,
+    /// 8-bit symmetric integers with an f32 scale per `block` values.
+    Int8 {
+        /// Values per scale.
+        block: usize,
+    },
+    /// 4-bit symmetric integers with an f32 scale per `block` values.
+    Int4 {
+        /// Values per scale.
+        block: usize,
+    },
+}
+
+impl Quantiser {
+    /// Bits on the wire for `n` values (scales included).
+    pub fn bits(self, n: usize) -> u64 {
+        match self {
+            Quantiser::Fp16 | Quantiser::Bf16 => 16 * n as u64,
+            Quantiser::Int8 { block } => 8 * n as u64 + 32 * n.div_ceil(block.max(1)) as u64,
+            Quantiser::Int4 { block } => 4 * n as u64 + 32 * n.div_ceil(block.max(1)) as u64,
+        }
+    }
+
+    /// Quantise and dequantise `x` (what the receiver reconstructs).
+    pub fn roundtrip(self, x: &[f32]) -> Vec<f32> {
+        match self {
+            Quantiser::Fp16 => x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(),
+            Quantiser::Bf16 => x
+                .iter()
+                .map(|&v| half::bf16::from_f32(v).to_f32())
+                .collect(),
+            Quantiser::Int8 { block } => int_roundtrip(x, block, 127.0),
+            Quantiser::Int4 { block } => int_roundtrip(x, block, 7.0),
+        }
+    }
+}
+
+fn int_roundtrip(x: &[f32], block: usize, levels: f32) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len());
+    for b in x.chunks(block.max(1)) {
+        let amax = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let step = amax / levels;
+        for &v in b {
+            out.push(if step > 0.0 {
+                (v / step).round().clamp(-levels, levels) * step
+            } else {
+                0.0
+            });
+        }
+    }
+    out
+}
+
+/// Shannon rate in bit/s of a link of `bandwidth_hz` at linear `snr`, with SNR gap `gap_db`
+/// (0 dB = capacity; ~ 6–9 dB for practical coded modulation).
+pub fn shannon_rate(bandwidth_hz: f64, snr: f64, gap_db: f64) -> Result<f64, DigitalError> {
+    if !(bandwidth_hz.is_finite() && bandwidth_hz > 0.0) {
+        return Err(DigitalError::Invalid(format!(
+            "bandwidth_hz = {bandwidth_hz}: must be positive"
+        )));
+    }
+    if !(snr.is_finite() && snr >= 0.0) {
+        return Err(DigitalError::Invalid(format!(
+            "snr = {snr}: must be finite and ≥ 0"
+        )));
+    }
+    if !gap_db.is_finite() {
+        return Err(DigitalError::Invalid(format!(
+            "gap_db = {gap_db}: must be finite"
+        )));
+    }
+    Ok(bandwidth_hz * (1.0 + snr / 10f64.powf(gap_db / 10.0)).log2())
+}
+
+/// Uplink multiple access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Time division: each device alone on the whole band.
+    Tdma,
+    /// Frequency division: the band split in K equal parts, all devices at once.
+    Ofdma,
+}
+
+/// Airtime of one reduce-at-AP + broadcast round.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Airtime {
+    /// Uplink time, s.
+    pub uplink_s: f64,
+    /// Downlink broadcast time, s.
+    pub downlink_s: f64,
+    /// Fixed per-round cost, s.
+    pub overhead_s: f64,
+}
+
+impl Airtime {
+    /// Total, s.
+    pub fn total_s(&self) -> f64 {
+        self.uplink_s + self.downlink_s + self.overhead_s
+    }
+}
+
+/// Airtime for each device sending `bits[k]` to the AP at uplink SNRs `snr[k]` over
+/// `bandwidth_hz`, then the AP broadcasting `broadcast_bits` at the weakest device's rate.
+pub fn reduce_broadcast_airtime(
+    access: Access,
+    bits: &[u64],
+    snr: &[f64],
+    broadcast_bits: u64,
+    bandwidth_hz: f64,
+    gap_db: f64,
+    overhead_s: f64,
+) -> Result<Airtime, DigitalError> {
+    let k = bits.len();
+    if k == 0 || snr.len() != k {
+        return Err(DigitalError::Invalid(format!(
+            "{k} payloads and {} SNRs: need K ≥ 1 of each",
+            snr.len()
+        )));
+    }
+    if !(overhead_s.is_finite() && overhead_s >= 0.0) {
+        return Err(DigitalError::Invalid(format!(
+            "overhead_s = {overhead_s}: must be ≥ 0"
+        )));
+    }
+    let uplink_s = match access {
+        Access::Tdma => {
+            let mut t = 0.0;
+            for (&b, &s) in bits.iter().zip(snr) {
+                t += b as f64 / shannon_rate(bandwidth_hz, s, gap_db)?;
+            }
+            t
+        }
+        Access::Ofdma => {
+            let mut t: f64 = 0.0;
+            for (&b, &s) in bits.iter().zip(snr) {
+                // a K-th of the band; the same power spread over it raises the SNR K-fold
+                t = t.max(b as f64 / shannon_rate(bandwidth_hz / k as f64, s * k as f64, gap_db)?);
+            }
+            t
+        }
+    };
+    let weakest = snr.iter().cloned().fold(f64::INFINITY, f64::min);
+    let downlink_s = broadcast_bits as f64 / shannon_rate(bandwidth_hz, weakest, gap_db)?;
+    Ok(Airtime {
+        uplink_s,
+        downlink_s,
+        overhead_s,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uniform_quantiser_error_is_step_squared_over_twelve() {
+        // values uniform in [−1, 1] with one large block: Δ = 1/127 (int8), 1/7 (int4)
+        let mut s = 1u64;
+        let x: Vec<f32> = (0..200_000)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .chain([1.0f32])
+            .collect();
+        for (q, levels) in [
+            (Quantiser::Int8 { block: x.len() }, 127.0f64),
+            (Quantiser::Int4 { block: x.len() }, 7.0),
+        ] {
+            let y = q.roundtrip(&x);
+            let mse = x
+                .iter()
+                .zip(&y)
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum::<f64>()
+                / x.len() as f64;
+            let step = 1.0 / levels;
+            let want = step * step / 12.0;
+            assert!((mse / want - 1.0).abs() < 0.03, "{q:?}: {mse} vs {want}");
+        }
+        assert_eq!(Quantiser::Int8 { block: 32 }.bits(64), 8 * 64 + 2 * 32);
+        assert_eq!(Quantiser::Fp16.bits(10), 160);
+        let y = Quantiser::Fp16.roundtrip(&[1.0, 0.1, 65504.0]);
+        assert!((y[1] - 0.1).abs() < 1e-4 && y[2] == 65504.0);
+    }
+
+    #[test]
+    fn airtime_hand_cases() {
+        // 1 MHz, SNR 3 (2 bit/s/Hz, no gap): 2 Mbit/s per device on the whole band
+        let t = reduce_broadcast_airtime(
+            Access::Tdma,
+            &[1_000_000, 2_000_000],
+            &[3.0, 3.0],
+            1_000_000,
+            1e6,
+            0.0,
+            1e-3,
+        )
+        .unwrap();
+        assert!((t.uplink_s - 1.5).abs() < 1e-12);
+        assert!((t.downlink_s - 0.5).abs() < 1e-12);
+        assert!((t.total_s() - 2.001).abs() < 1e-12);
+        // OFDMA: K = 2 halves of the band at SNR 2·1.5 = 3: 1 Mbit/s each, the slower device sets the time
+        let t = reduce_broadcast_airtime(
+            Access::Ofdma,
+            &[1_000_000, 2_000_000],
+            &[1.5, 1.5],
+            0,
+            1e6,
+            0.0,
+            0.0,
+        )
+        .unwrap();
+        assert!((t.uplink_s - 2.0).abs() < 1e-12);
+        // a 3 dB gap halves the effective SNR: log2(1 + 3/2) bit/s/Hz
+        let r = shannon_rate(1.0, 3.0, 10.0 * 2f64.log10()).unwrap();
+        assert!((r - 2.5f64.log2()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn invalid_parameters_are_errors() {
+        assert!(shannon_rate(-1.0, 1.0, 0.0).is_err());
+        assert!(shannon_rate(1.0, f64::NAN, 0.0).is_err());
+        assert!(reduce_broadcast_airtime(Access::Tdma, &[], &[], 0, 1e6, 0.0, 0.0).is_err());
+        assert!(
+            reduce_broadcast_airtime(Access::Tdma, &[1], &[1.0, 2.0], 0, 1e6, 0.0, 0.0).is_err()
+        );
+        assert!(reduce_broadcast_airtime(Access::Tdma, &[1], &[1.0], 0, 1e6, 0.0, -1.0).is_err());
+    }
+}

@@ -61,7 +61,13 @@ mod tests {
                 assert!(seen.insert(stream(seed, &[p]).random::<u64>()));
             }
         }
-        assert_ne!(stream(1, &[2, 3]).random::<u64>(), stream(1, &[3, 2]).random::<u64>());
-        assert_ne!(stream(1, &[]).random::<u64>(), stream(1, &[0]).random::<u64>());
+        assert_ne!(
+            stream(1, &[2, 3]).random::<u64>(),
+            stream(1, &[3, 2]).random::<u64>()
+        );
+        assert_ne!(
+            stream(1, &[]).random::<u64>(),
+            stream(1, &[0]).random::<u64>()
+        );
     }
 }
