@@ -15,3 +15,6 @@ pub type C64 = num_complex::Complex64;
 pub type CMat = nalgebra::DMatrix<C64>;
 /// A complex column vector.
 pub type CVec = nalgebra::DVector<C64>;
+
+// Link the system OpenBLAS/LAPACK that clarabel's SDP support calls.
+extern crate openblas_src as _;

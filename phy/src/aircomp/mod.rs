@@ -14,6 +14,9 @@
 use crate::channel::cn_matrix;
 use crate::{CMat, C64};
 
+pub mod sdr;
+pub use sdr::{sdr, SdrDesign};
+
 /// Invalid AirComp inputs.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum AirCompError {

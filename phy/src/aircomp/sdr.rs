@@ -1,0 +1,315 @@
+//! Semidefinite relaxation (SDR) of the single-stream AirComp receive-beamformer design.
+//!
+//! With zero-forcing precoders `b_k = (aᴴH_k)ᴴ / ‖aᴴH_k‖²` device k spends `σ_k² / ‖aᴴH_k‖²`,
+//! so the budgets read `aᴴ(H_kH_kᴴ)a ≥ σ_k²/P_k` and the MSE is `σ²‖a‖²`. Minimising it is a
+//! non-convex QCQP (as in Zhu & Huang 2019 and Zhang et al. 2025, Sec. IV); lifting `M = aaᴴ`
+//! and dropping rank(M) = 1 gives the SDP
+//!
+//! `min tr(M)  s.t.  tr(M H_kH_kᴴ) ≥ σ_k²/P_k,  M ⪰ 0`,
+//!
+//! solved here with clarabel (the complex Hermitian M embedded as the real symmetric
+//! `[[Re M, −Im M], [Im M, Re M]] ⪰ 0`), followed by Gaussian randomisation: candidates
+//! `a = U Λ^{1/2} z`, z ~ CN(0, I), each scaled to meet every budget, the best kept. `σ² tr(M*)`
+//! is a lower bound on the MSE of any zero-forcing design.
+
+use super::{AirCompError, Problem, Transceiver};
+use crate::channel::cn01;
+use crate::{CMat, C64};
+use clarabel::algebra::CscMatrix;
+use clarabel::solver::{
+    DefaultSettingsBuilder, DefaultSolver, IPSolver, SolverStatus, SupportedConeT,
+};
+
+/// The SDR design and its certificate.
+#[derive(Debug, Clone)]
+pub struct SdrDesign {
+    /// The transceiver (best randomised candidate, ZF precoders).
+    pub transceiver: Transceiver,
+    /// σ² · tr(M*): lower bound on the MSE of any ZF-precoded single-stream design.
+    pub lower_bound: f64,
+    /// Solver status reported by clarabel.
+    pub status: String,
+    /// Solver iterations.
+    pub iterations: u32,
+}
+
+/// Solve the SDP and randomise with `candidates` Gaussian draws from `rng`.
+pub fn sdr<R: rand::Rng + ?Sized>(
+    p: &Problem,
+    candidates: usize,
+    rng: &mut R,
+) -> Result<SdrDesign, AirCompError> {
+    p.validate()?;
+    if p.streams != 1 {
+        return Err(AirCompError::Invalid(
+            "the SDR design is implemented for one stream (L = 1)".into(),
+        ));
+    }
+    let n = p.channels[0].nrows();
+    let q: Vec<CMat> = p.channels.iter().map(|h| h * h.adjoint()).collect();
+    let need: Vec<f64> = p
+        .signal_var
+        .iter()
+        .zip(p.power)
+        .map(|(s, pw)| s / pw)
+        .collect();
+    let (m, status, iterations) = solve_sdp(n, &q, &need)?;
+    let lower_bound = p.noise_var * (0..n).map(|i| m[(i, i)].re).sum::<f64>();
+
+    // Gaussian randomisation around M = U Λ Uᴴ, plus the principal eigenvector itself
+    let eig = m.clone().symmetric_eigen();
+    let mut root = eig.eigenvectors.clone();
+    for j in 0..n {
+        let l = eig.eigenvalues[j].max(0.0).sqrt();
+        for i in 0..n {
+            root[(i, j)] *= C64::new(l, 0.0);
+        }
+    }
+    let best_j = (0..n)
+        .max_by(|&i, &j| eig.eigenvalues[i].total_cmp(&eig.eigenvalues[j]))
+        .unwrap_or(0);
+    let mut cands: Vec<CMat> = vec![CMat::from_fn(n, 1, |i, _| eig.eigenvectors[(i, best_j)])];
+    for _ in 0..candidates {
+        let z = CMat::from_fn(n, 1, |_, _| cn01(rng));
+        cands.push(&root * z);
+    }
+    let mut best: Option<(f64, CMat)> = None;
+    for a in cands {
+        // scale so that the tightest budget is met with equality
+        let mut t: f64 = 0.0;
+        let mut ok = true;
+        for (qk, &c) in q.iter().zip(&need) {
+            let g = (a.adjoint() * qk * &a)[(0, 0)].re;
+            if g <= 0.0 {
+                ok = c == 0.0;
+                if !ok {
+                    break;
+                }
+                continue;
+            }
+            t = t.max(c / g);
+        }
+        if !ok || t <= 0.0 {
+            continue;
+        }
+        let a = a * C64::new(t.sqrt(), 0.0);
+        let mse = p.noise_var * a.norm_squared();
+        if best.as_ref().is_none_or(|(b, _)| mse < *b) {
+            best = Some((mse, a));
+        }
+    }
+    let (_, a) =
+        best.ok_or_else(|| AirCompError::Invalid("SDR: no feasible randomised candidate".into()))?;
+    let b: Vec<CMat> = p
+        .channels
+        .iter()
+        .map(|h| {
+            let ah = a.adjoint() * h;
+            let g = ah.norm_squared();
+            ah.adjoint() * C64::new(1.0 / g, 0.0)
+        })
+        .collect();
+    let analytic_mse = super::mse(p, &a, &b);
+    Ok(SdrDesign {
+        transceiver: Transceiver {
+            receive_beamformer: a,
+            precoders: b,
+            analytic_mse,
+        },
+        lower_bound,
+        status,
+        iterations,
+    })
+}
+
+/// `min tr(M) s.t. tr(M Q_k) ≥ c_k, M ⪰ 0` over complex Hermitian n×n M, via clarabel.
+#[allow(clippy::needless_range_loop)]
+fn solve_sdp(n: usize, q: &[CMat], c: &[f64]) -> Result<(CMat, String, u32), AirCompError> {
+    // variables: A_ij (i ≤ j) then B_ij (i < j), M = A + jB, A symmetric, B skew
+    let mut a_idx = vec![vec![usize::MAX; n]; n];
+    let mut nv = 0;
+    for j in 0..n {
+        for i in 0..=j {
+            a_idx[i][j] = nv;
+            a_idx[j][i] = nv;
+            nv += 1;
+        }
+    }
+    let mut b_idx = vec![vec![usize::MAX; n]; n];
+    for j in 0..n {
+        for i in 0..j {
+            b_idx[i][j] = nv;
+            nv += 1;
+        }
+    }
+    // objective tr(M) = Σ A_ii
+    let mut cost = vec![0.0; nv];
+    for (i, row) in a_idx.iter().enumerate() {
+        cost[row[i]] = 1.0;
+    }
+    // scale the constraints to order one for the solver
+    let scale = c.iter().cloned().fold(0.0f64, f64::max).max(1e-300);
+    let (mut ri, mut ci, mut vals, mut rhs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // tr(M Q) = Σ_i A_ii Qr_ii + 2 Σ_{i<j} (A_ij Qr_ij + B_ij Qi_ij)  ≥ c   →   −tr(MQ) + s = −c, s ≥ 0
+    for (k, (qk, &ck)) in q.iter().zip(c).enumerate() {
+        for i in 0..n {
+            for j in i..n {
+                let (w, z) = (if i == j { 1.0 } else { 2.0 }, qk[(i, j)]);
+                if z.re != 0.0 {
+                    ri.push(k);
+                    ci.push(a_idx[i][j]);
+                    vals.push(-w * z.re / scale);
+                }
+                if i < j && z.im != 0.0 {
+                    ri.push(k);
+                    ci.push(b_idx[i][j]);
+                    vals.push(-w * z.im / scale);
+                }
+            }
+        }
+        rhs.push(-ck / scale);
+    }
+    // X = [[A, −Bᵀ…]] ⪰ 0 in clarabel's scaled upper-triangle, column-major vectorisation:
+    // s = svec(X) = −(−svec(X(x))) → rows with −coefficients, b = 0
+    let m2 = 2 * n;
+    let mut row = q.len();
+    let sqrt2 = std::f64::consts::SQRT_2;
+    for col in 0..m2 {
+        for r in 0..=col {
+            let w = if r == col { 1.0 } else { sqrt2 };
+            // entry X[r][col] as ±(one variable), or 0
+            let entry: Option<(usize, f64)> = match (r < n, col < n) {
+                (true, true) => Some((a_idx[r][col], 1.0)),
+                (false, false) => Some((a_idx[r - n][col - n], 1.0)),
+                (true, false) => {
+                    // X[r][n+j] = −B_rj
+                    let j = col - n;
+                    if r < j {
+                        Some((b_idx[r][j], -1.0))
+                    } else if r > j {
+                        Some((b_idx[j][r], 1.0))
+                    } else {
+                        None
+                    }
+                }
+                (false, true) => unreachable!("upper triangle: r ≤ col"),
+            };
+            if let Some((v, sgn)) = entry {
+                ri.push(row);
+                ci.push(v);
+                vals.push(-w * sgn);
+            }
+            rhs.push(0.0);
+            row += 1;
+        }
+    }
+    let a = CscMatrix::new_from_triplets(row, nv, ri, ci, vals);
+    let pmat = CscMatrix::zeros((nv, nv));
+    let cones = vec![
+        SupportedConeT::NonnegativeConeT(q.len()),
+        SupportedConeT::PSDTriangleConeT(m2),
+    ];
+    let settings = DefaultSettingsBuilder::default()
+        .verbose(false)
+        .max_iter(200)
+        .build()
+        .map_err(|e| AirCompError::Invalid(format!("clarabel settings: {e:?}")))?;
+    let mut solver = DefaultSolver::new(&pmat, &cost, &a, &rhs, &cones, settings)
+        .map_err(|e| AirCompError::Invalid(format!("clarabel: {e:?}")))?;
+    solver.solve();
+    let sol = &solver.solution;
+    if !matches!(
+        sol.status,
+        SolverStatus::Solved | SolverStatus::AlmostSolved
+    ) {
+        return Err(AirCompError::Invalid(format!(
+            "clarabel did not solve the SDR: {:?}",
+            sol.status
+        )));
+    }
+    let x = &sol.x;
+    let m = CMat::from_fn(n, n, |i, j| {
+        let re = x[a_idx[i][j]];
+        let im = match i.cmp(&j) {
+            std::cmp::Ordering::Less => x[b_idx[i][j]],
+            std::cmp::Ordering::Greater => -x[b_idx[j][i]],
+            std::cmp::Ordering::Equal => 0.0,
+        };
+        C64::new(re, im)
+    });
+    Ok((m, format!("{:?}", sol.status), sol.iterations))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aircomp::{mmse, powers, zero_forcing, ReceiveDirection};
+    use crate::channel::cn_matrix;
+    use crate::rng::stream;
+
+    #[test]
+    fn sdr_is_solved_and_beats_zero_forcing_on_every_realisation() {
+        let mut ratio_sum = 0.0;
+        let mut count = 0.0;
+        for seed in 0..12 {
+            let mut rng = stream(40, &[seed]);
+            let (k, nr, nt) = if seed % 2 == 0 { (8, 8, 1) } else { (6, 4, 2) };
+            let h: Vec<CMat> = (0..k).map(|_| cn_matrix(nr, nt, &mut rng)).collect();
+            let var: Vec<f64> = (0..k).map(|i| 0.5 + 0.25 * i as f64).collect();
+            let pw = vec![1.0; k];
+            let p = Problem {
+                channels: &h,
+                signal_var: &var,
+                power: &pw,
+                noise_var: 0.1,
+                streams: 1,
+            };
+            let d = sdr(&p, 200, &mut rng).unwrap();
+            // rank-one optima are degenerate for interior-point methods: clarabel may stop at
+            // reduced accuracy; the bound checks below hold either way
+            assert!(
+                d.status == "Solved" || d.status == "AlmostSolved",
+                "{}",
+                d.status
+            );
+            let zf = zero_forcing(&p, ReceiveDirection::Eigen).unwrap();
+            let zs = zero_forcing(&p, ReceiveDirection::SumDirections).unwrap();
+            let m = d.transceiver.analytic_mse;
+            // relaxation bound ≤ any ZF design; SDR's rounding ≤ the simple ZF baselines
+            assert!(
+                d.lower_bound <= m * (1.0 + 1e-6),
+                "seed {seed}: bound {} vs design {m} (zf {})",
+                d.lower_bound,
+                zf.analytic_mse
+            );
+            assert!(
+                d.lower_bound <= zf.analytic_mse * (1.0 + 1e-6)
+                    && d.lower_bound <= zs.analytic_mse * (1.0 + 1e-6)
+            );
+            assert!(
+                m <= zf.analytic_mse * (1.0 + 1e-9),
+                "seed {seed}: SDR {m} vs ZF {}",
+                zf.analytic_mse
+            );
+            assert!(
+                m <= zs.analytic_mse * (1.0 + 1e-9),
+                "seed {seed}: SDR {m} vs ZF-sum {}",
+                zs.analytic_mse
+            );
+            // budgets hold and MMSE (unbiasedness dropped) is at least as good as ZF-eigen
+            assert!(powers(&p, &d.transceiver.precoders)
+                .iter()
+                .zip(&pw)
+                .all(|(u, b)| *u <= b * (1.0 + 1e-6)));
+            assert!(mmse(&p, 100).unwrap().analytic_mse <= zf.analytic_mse * (1.0 + 1e-9));
+            ratio_sum += m / d.lower_bound;
+            count += 1.0;
+        }
+        // Gaussian randomisation lands close to the relaxation bound on average
+        assert!(
+            ratio_sum / count < 1.5,
+            "mean gap to the bound {}",
+            ratio_sum / count
+        );
+    }
+}
