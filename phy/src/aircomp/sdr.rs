@@ -296,13 +296,33 @@ mod tests {
                 .all(|(u, b)| *u <= b * (1.0 + 1e-6)));
             assert!(mmse(&p, 100).unwrap().analytic_mse <= zf.analytic_mse * (1.0 + 1e-9));
             ratio_sum += m / d.lower_bound;
+            // the fast (SCA) design: feasible, never worse than its ZF start
+            let f = crate::aircomp::fast(&p, 100).unwrap();
+            assert!(f.analytic_mse <= zf.analytic_mse * (1.0 + 1e-9));
+            assert!(f.analytic_mse >= d.lower_bound * (1.0 - 1e-6));
+            assert!(powers(&p, &f.precoders)
+                .iter()
+                .zip(&pw)
+                .all(|(u, b)| *u <= b * (1.0 + 1e-6)));
+            fast_ratio += f.analytic_mse / m;
             count += 1.0;
         }
+        eprintln!(
+            "SDR/bound {:.4}, fast/SDR {:.4}",
+            ratio_sum / count,
+            fast_ratio / count
+        );
         // Gaussian randomisation lands close to the relaxation bound on average
         assert!(
             ratio_sum / count < 1.5,
             "mean gap to the bound {}",
             ratio_sum / count
+        );
+        // and the fast design is within 5 % of SDR on average
+        assert!(
+            fast_ratio / count < 1.05,
+            "fast / SDR = {}",
+            fast_ratio / count
         );
     }
 }
