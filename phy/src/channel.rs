@@ -838,3 +838,228 @@ mod tests {
         );
     }
 }
+
+/// Channel realisations from a file: NumPy `.npy` (complex64 or complex128, C order, shape
+/// (R, K, N_r, N_t)) or JSON of the same nesting with complex numbers as `[re, im]`.
+/// Returns R realisations of K matrices.
+pub fn load_channels(path: &std::path::Path) -> Result<Vec<Vec<CMat>>, String> {
+    let name = path.display();
+    let bytes = std::fs::read(path).map_err(|e| format!("{name}: {e}"))?;
+    if bytes.starts_with(b"\x93NUMPY") {
+        parse_npy(&bytes).map_err(|e| format!("{name}: {e}"))
+    } else {
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{name}: not .npy, and not JSON ({e})"))?;
+        parse_json(&v).map_err(|e| format!("{name}: {e}"))
+    }
+}
+
+fn shape_to_channels(shape: &[usize], at: impl Fn(usize) -> C64) -> Result<Vec<Vec<CMat>>, String> {
+    let [r, k, nr, nt] = shape else {
+        return Err(format!(
+            "shape {shape:?}: expected 4 dimensions (R, K, N_r, N_t)"
+        ));
+    };
+    if *r == 0 || *k == 0 || *nr == 0 || *nt == 0 {
+        return Err(format!("shape {shape:?}: every dimension must be ≥ 1"));
+    }
+    let mut out = Vec::with_capacity(*r);
+    for ri in 0..*r {
+        let mut devs = Vec::with_capacity(*k);
+        for ki in 0..*k {
+            let base = (ri * k + ki) * nr * nt;
+            let m = CMat::from_fn(*nr, *nt, |i, j| at(base + i * nt + j));
+            if m.iter().any(|v| !v.re.is_finite() || !v.im.is_finite()) {
+                return Err(format!("realisation {ri}, device {ki}: non-finite entry"));
+            }
+            devs.push(m);
+        }
+        out.push(devs);
+    }
+    Ok(out)
+}
+
+fn parse_npy(b: &[u8]) -> Result<Vec<Vec<CMat>>, String> {
+    if b.len() < 10 {
+        return Err("truncated .npy header".into());
+    }
+    let major = b[6];
+    let (hlen, start) = match major {
+        1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10),
+        2 | 3 => {
+            if b.len() < 12 {
+                return Err("truncated .npy header".into());
+            }
+            (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
+        }
+        v => return Err(format!(".npy version {v} is not supported")),
+    };
+    let header = b.get(start..start + hlen).ok_or("truncated .npy header")?;
+    let header = std::str::from_utf8(header).map_err(|_| ".npy header is not text")?;
+    let descr = header
+        .split("'descr':")
+        .nth(1)
+        .and_then(|s| s.split('\'').nth(1))
+        .ok_or("no 'descr' in .npy header")?;
+    let elem = match descr {
+        "<c16" => 16,
+        "<c8" => 8,
+        d => {
+            return Err(format!(
+                "dtype '{d}': expected complex64 ('<c8') or complex128 ('<c16')"
+            ))
+        }
+    };
+    if header.contains("'fortran_order': True") {
+        return Err("Fortran-ordered arrays are not supported (save with C order)".into());
+    }
+    let shape_txt = header
+        .split("'shape':")
+        .nth(1)
+        .and_then(|s| s.split('(').nth(1))
+        .and_then(|s| s.split(')').next())
+        .ok_or("no 'shape' in .npy header")?;
+    let shape: Vec<usize> = shape_txt
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("bad shape entry '{s}'"))
+        })
+        .collect::<Result<_, _>>()?;
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or("shape overflows")?;
+    let data = &b[start + hlen..];
+    if data.len() != n.checked_mul(elem).ok_or("shape overflows")? {
+        return Err(format!(
+            "shape {shape:?} needs {} bytes of data, the file holds {}",
+            n * elem,
+            data.len()
+        ));
+    }
+    shape_to_channels(&shape, |i| {
+        if elem == 16 {
+            let f = |o: usize| f64::from_le_bytes(data[o..o + 8].try_into().expect("8 bytes"));
+            C64::new(f(i * 16), f(i * 16 + 8))
+        } else {
+            let f =
+                |o: usize| f32::from_le_bytes(data[o..o + 4].try_into().expect("4 bytes")) as f64;
+            C64::new(f(i * 8), f(i * 8 + 4))
+        }
+    })
+}
+
+fn parse_json(v: &serde_json::Value) -> Result<Vec<Vec<CMat>>, String> {
+    fn dims(v: &serde_json::Value, depth: usize, shape: &mut Vec<usize>) {
+        if depth == 4 {
+            return;
+        }
+        if let Some(a) = v.as_array() {
+            shape.push(a.len());
+            if let Some(f) = a.first() {
+                dims(f, depth + 1, shape);
+            }
+        }
+    }
+    let mut shape = Vec::new();
+    dims(v, 0, &mut shape);
+    if shape.len() != 4 {
+        return Err(format!(
+            "JSON nesting depth {} (shape {shape:?}): expected [R][K][N_r][N_t] of [re, im]",
+            shape.len()
+        ));
+    }
+    let mut flat = Vec::with_capacity(shape.iter().product());
+    for (ri, r) in v.as_array().into_iter().flatten().enumerate() {
+        let r = r
+            .as_array()
+            .filter(|a| a.len() == shape[1])
+            .ok_or(format!("realisation {ri}: expected {} devices", shape[1]))?;
+        for (ki, k) in r.iter().enumerate() {
+            let rows = k.as_array().filter(|a| a.len() == shape[2]).ok_or(format!(
+                "realisation {ri}, device {ki}: expected {} rows",
+                shape[2]
+            ))?;
+            for (i, row) in rows.iter().enumerate() {
+                let cols = row
+                    .as_array()
+                    .filter(|a| a.len() == shape[3])
+                    .ok_or(format!(
+                        "realisation {ri}, device {ki}, row {i}: expected {} entries",
+                        shape[3]
+                    ))?;
+                for (j, z) in cols.iter().enumerate() {
+                    let pair = z.as_array().filter(|a| a.len() == 2).ok_or(format!(
+                        "realisation {ri}, device {ki}, entry ({i},{j}): expected [re, im]"
+                    ))?;
+                    let re = pair[0].as_f64().ok_or("non-numeric real part")?;
+                    let im = pair[1].as_f64().ok_or("non-numeric imaginary part")?;
+                    flat.push(C64::new(re, im));
+                }
+            }
+        }
+    }
+    shape_to_channels(&shape, |i| flat[i])
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    #[test]
+    fn npy_and_json_files_load_and_mismatches_are_errors() {
+        let dir = std::env::temp_dir().join(format!("airinfer-chan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // complex128 (1, 2, 2, 1): values k*10 + i + j·0.5
+        let mut data = Vec::new();
+        for k in 0..2 {
+            for i in 0..2 {
+                data.extend_from_slice(&((k * 10 + i) as f64).to_le_bytes());
+                data.extend_from_slice(&0.5f64.to_le_bytes());
+            }
+        }
+        let header = "{'descr': '<c16', 'fortran_order': False, 'shape': (1, 2, 2, 1), }";
+        let mut h = header.to_string();
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+        npy.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        npy.extend_from_slice(h.as_bytes());
+        npy.extend_from_slice(&data);
+        std::fs::write(dir.join("h.npy"), &npy).unwrap();
+        let c = load_channels(&dir.join("h.npy")).unwrap();
+        assert_eq!((c.len(), c[0].len(), c[0][0].shape()), (1, 2, (2, 1)));
+        assert_eq!(c[0][1][(1, 0)], C64::new(11.0, 0.5));
+        // the same as JSON
+        std::fs::write(
+            dir.join("h.json"),
+            "[[[[[0,0.5]],[[1,0.5]]],[[[10,0.5]],[[11,0.5]]]]]",
+        )
+        .unwrap();
+        assert_eq!(load_channels(&dir.join("h.json")).unwrap(), c);
+        // truncated data, ragged JSON, wrong dtype
+        std::fs::write(dir.join("bad.npy"), &npy[..npy.len() - 3]).unwrap();
+        assert!(load_channels(&dir.join("bad.npy"))
+            .unwrap_err()
+            .contains("bytes"));
+        std::fs::write(
+            dir.join("bad.json"),
+            "[[[[[0,0.5]],[[1,0.5]]],[[[10,0.5]]]]]",
+        )
+        .unwrap();
+        assert!(load_channels(&dir.join("bad.json")).is_err());
+        let mut f8 = npy.clone();
+        let at = f8.windows(4).position(|w| w == b"<c16").unwrap();
+        f8[at..at + 4].copy_from_slice(b"<f8 ");
+        std::fs::write(dir.join("f8.npy"), &f8).unwrap();
+        assert!(load_channels(&dir.join("f8.npy"))
+            .unwrap_err()
+            .contains("dtype"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
