@@ -1023,7 +1023,7 @@ mod file_tests {
         }
         let header = "{'descr': '<c16', 'fortran_order': False, 'shape': (1, 2, 2, 1), }";
         let mut h = header.to_string();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
         h.push('\n');

@@ -1,11 +1,128 @@
 //! `airinfer aircomp …` and `airinfer bench phy`.
 
-use clap::{Args, Subcommand};
+use airinfer_phy::aircomp::{self, Problem, ReceiveDirection, Transceiver};
+use airinfer_phy::channel::{self, Mac, MacConfig, SmallScale};
+use airinfer_phy::rng::{self, component};
+use airinfer_phy::CMat;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use rayon::prelude::*;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Transceiver designs the CLI offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DesignName {
+    /// Zero-forcing, receive beamformer = principal eigenvector of Σ H_kH_kᴴ.
+    Zf,
+    /// Zero-forcing, receive beamformer = normalised sum of channel directions.
+    ZfSum,
+    /// MMSE transceivers by alternating optimisation.
+    Mmse,
+    /// Successive convex approximation (near-SDR quality, no SDP).
+    Fast,
+    /// Semidefinite relaxation solved by clarabel + Gaussian randomisation.
+    Sdr,
+}
+
+impl DesignName {
+    fn run(self, p: &Problem, seed: u64, index: u64) -> Result<Transceiver> {
+        Ok(match self {
+            DesignName::Zf => aircomp::zero_forcing(p, ReceiveDirection::Eigen)?,
+            DesignName::ZfSum => aircomp::zero_forcing(p, ReceiveDirection::SumDirections)?,
+            DesignName::Mmse => aircomp::mmse(p, 100)?,
+            DesignName::Fast => aircomp::fast(p, 100)?,
+            DesignName::Sdr => {
+                aircomp::sdr(
+                    p,
+                    100,
+                    &mut rng::stream(seed, &[component::RANDOMISATION, index]),
+                )?
+                .transceiver
+            }
+        })
+    }
+    fn label(self) -> &'static str {
+        match self {
+            DesignName::Zf => "zf",
+            DesignName::ZfSum => "zf-sum",
+            DesignName::Mmse => "mmse",
+            DesignName::Fast => "fast",
+            DesignName::Sdr => "sdr",
+        }
+    }
+}
 
 #[derive(Subcommand, Debug)]
 pub enum AircompCmd {
-    /// MSE vs SNR (or K, N_r) for chosen designs, analytic and simulated side by side.
-    Mse,
+    /// MSE vs SNR for chosen designs, analytic and simulated side by side (Rayleigh or Rician).
+    Mse(MseArgs),
+    /// Design transceivers for given channel realisations and print them.
+    Design(DesignArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MseArgs {
+    /// Number of devices K.
+    #[arg(long, default_value_t = 8)]
+    pub devices: usize,
+    /// AP antennas N_r.
+    #[arg(long, default_value_t = 4)]
+    pub rx_antennas: usize,
+    /// Antennas per device N_t.
+    #[arg(long, default_value_t = 1)]
+    pub tx_antennas: usize,
+    /// SNR values in dB (power budget 1 per device, unit signal variance, noise variance 10^(−SNR/10)).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, default_values_t = vec![-10.0, 0.0, 10.0, 20.0, 30.0])]
+    pub snr_db: Vec<f64>,
+    /// Designs to compare.
+    #[arg(long, value_delimiter = ',', value_enum, default_values_t = vec![DesignName::Zf, DesignName::ZfSum, DesignName::Mmse, DesignName::Fast])]
+    pub designs: Vec<DesignName>,
+    /// Rician K-factor in dB (Rayleigh when absent).
+    #[arg(long, allow_hyphen_values = true)]
+    pub rician_k_db: Option<f64>,
+    /// Channel realisations averaged per point.
+    #[arg(long, default_value_t = 50)]
+    pub realisations: usize,
+    /// Simulated symbols per realisation.
+    #[arg(long, default_value_t = 20_000)]
+    pub symbols: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DesignArgs {
+    /// Channel realisations: .npy (complex64/complex128, shape (R, K, N_r, N_t)) or JSON of the
+    /// same nesting with complex numbers as [re, im].
+    #[arg(long)]
+    pub channels: PathBuf,
+    /// The design.
+    #[arg(long, value_enum, default_value_t = DesignName::Fast)]
+    pub design: DesignName,
+    /// Power budget per channel use: one value, or one per device.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1.0])]
+    pub power_budget: Vec<f64>,
+    /// Signal variance: one value, or one per device.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1.0])]
+    pub signal_var: Vec<f64>,
+    /// Receiver noise variance.
+    #[arg(long, default_value_t = 1.0)]
+    pub noise_var: f64,
+    /// Streams L.
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
+    /// Seed (SDR randomisation).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print JSON (the only output format).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -13,14 +130,248 @@ pub struct BenchPhyArgs {
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
 }
 
-pub fn run(cmd: AircompCmd) -> anyhow::Result<()> {
+pub fn run(cmd: AircompCmd) -> Result<()> {
     match cmd {
-        AircompCmd::Mse => anyhow::bail!("not implemented yet"),
+        AircompCmd::Mse(a) => mse(a),
+        AircompCmd::Design(a) => design(a),
     }
 }
 
-pub fn bench_phy(_args: BenchPhyArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+fn per_device(v: &[f64], k: usize, what: &str) -> Result<Vec<f64>> {
+    match v.len() {
+        1 => Ok(vec![v[0]; k]),
+        n if n == k => Ok(v.to_vec()),
+        n => bail!("--{what}: {n} values for {k} devices (give one, or one per device)"),
+    }
+}
+
+fn mse(a: MseArgs) -> Result<()> {
+    if a.realisations == 0 || a.symbols == 0 {
+        bail!("--realisations and --symbols must be positive");
+    }
+    if a.designs.contains(&DesignName::Sdr) && a.rx_antennas > 24 {
+        bail!(
+            "--designs sdr with --rx-antennas {}: the SDP grows as (2·N_r)²; use N_r ≤ 24",
+            a.rx_antennas
+        );
+    }
+    let small_scale = match a.rician_k_db {
+        None => SmallScale::Rayleigh,
+        Some(k) => SmallScale::Rician {
+            k_factor_db: k,
+            aoa_deg: vec![],
+        },
+    };
+    let mac = Mac::new(MacConfig {
+        devices: a.devices,
+        rx_antennas: a.rx_antennas,
+        tx_antennas: a.tx_antennas,
+        small_scale,
+        rx_correlation: 0.0,
+        tx_correlation: 0.0,
+    })
+    .context("channel parameters")?;
+    let k = a.devices;
+    let ones = vec![1.0; k];
+    let mut rows = Vec::new();
+    if !a.json {
+        println!("K = {k}, N_r = {}, N_t = {}, {} realisations × {} symbols; MSE of the sum per complex symbol", a.rx_antennas, a.tx_antennas, a.realisations, a.symbols);
+        print!("{:>8}", "SNR dB");
+        for d in &a.designs {
+            print!(
+                " {:>12} {:>12}",
+                format!("{} anal.", d.label()),
+                format!("{} sim.", d.label())
+            );
+        }
+        println!();
+    }
+    for (si, &snr) in a.snr_db.iter().enumerate() {
+        if !snr.is_finite() {
+            bail!("--snr-db {snr}: must be finite");
+        }
+        let noise = 10f64.powf(-snr / 10.0);
+        let per_real: Vec<Vec<(f64, f64)>> = (0..a.realisations)
+            .into_par_iter()
+            .map(|r| -> Result<Vec<(f64, f64)>> {
+                let h = mac.small_scale(&mut rng::stream(a.seed, &[component::FADING, r as u64]));
+                let p = Problem {
+                    channels: &h,
+                    signal_var: &ones,
+                    power: &ones,
+                    noise_var: noise,
+                    streams: 1,
+                };
+                a.designs
+                    .iter()
+                    .enumerate()
+                    .map(|(di, d)| {
+                        let t = d.run(&p, a.seed, r as u64)?;
+                        let sim = aircomp::simulate_mse(
+                            &p,
+                            &t,
+                            a.symbols,
+                            &mut rng::stream(
+                                a.seed,
+                                &[component::NOISE, si as u64, r as u64, di as u64],
+                            ),
+                        );
+                        Ok((t.analytic_mse, sim))
+                    })
+                    .collect()
+            })
+            .collect::<Result<_>>()?;
+        let mut row = json!({"snr_db": snr});
+        if !a.json {
+            print!("{snr:>8.1}");
+        }
+        for (di, d) in a.designs.iter().enumerate() {
+            let an = per_real.iter().map(|v| v[di].0).sum::<f64>() / a.realisations as f64;
+            let si_ = per_real.iter().map(|v| v[di].1).sum::<f64>() / a.realisations as f64;
+            row[d.label()] = json!({"analytic_mse": an, "simulated_mse": si_});
+            if !a.json {
+                print!(" {an:>12.4e} {si_:>12.4e}");
+            }
+        }
+        if !a.json {
+            println!();
+        }
+        rows.push(row);
+    }
+    if a.json {
+        println!(
+            "{}",
+            json!({"devices": k, "rx_antennas": a.rx_antennas, "tx_antennas": a.tx_antennas, "realisations": a.realisations, "symbols": a.symbols, "points": rows})
+        );
+    }
+    Ok(())
+}
+
+fn cmat_json(m: &CMat) -> serde_json::Value {
+    json!((0..m.nrows())
+        .map(|i| (0..m.ncols())
+            .map(|j| [m[(i, j)].re, m[(i, j)].im])
+            .collect::<Vec<_>>())
+        .collect::<Vec<_>>())
+}
+
+fn design(a: DesignArgs) -> Result<()> {
+    let reals = channel::load_channels(&a.channels).map_err(anyhow::Error::msg)?;
+    let k = reals[0].len();
+    let power = per_device(&a.power_budget, k, "power-budget")?;
+    let var = per_device(&a.signal_var, k, "signal-var")?;
+    let mut out = Vec::with_capacity(reals.len());
+    for (r, h) in reals.iter().enumerate() {
+        let p = Problem {
+            channels: h,
+            signal_var: &var,
+            power: &power,
+            noise_var: a.noise_var,
+            streams: a.streams,
+        };
+        let t = a
+            .design
+            .run(&p, a.seed, r as u64)
+            .with_context(|| format!("realisation {r}"))?;
+        out.push(json!({
+            "mse": t.analytic_mse,
+            "receive_beamformer": cmat_json(&t.receive_beamformer),
+            "precoders": t.precoders.iter().map(cmat_json).collect::<Vec<_>>(),
+            "power": aircomp::powers(&p, &t.precoders),
+        }));
+    }
+    println!(
+        "{}",
+        json!({"design": a.design.label(), "realisations": out})
+    );
+    Ok(())
+}
+
+pub fn bench_phy(a: BenchPhyArgs) -> Result<()> {
+    if a.seconds.is_nan() || a.seconds <= 0.0 {
+        bail!("--seconds must be positive");
+    }
+    // (a) AirComp trials/s: K = 8, N_r = 4, N_t = 1, 288 symbols per device, Rayleigh, ZF with
+    // the sum-direction receive beamformer; a trial draws the channel, designs, transmits, combines
+    let mac = Mac::new(MacConfig {
+        devices: 8,
+        rx_antennas: 4,
+        tx_antennas: 1,
+        small_scale: SmallScale::Rayleigh,
+        rx_correlation: 0.0,
+        tx_correlation: 0.0,
+    })?;
+    let ones = vec![1.0; 8];
+    let trial = |i: u64| -> f64 {
+        let mut r = rng::stream(1, &[i]);
+        let h = mac.small_scale(&mut r);
+        let p = Problem {
+            channels: &h,
+            signal_var: &ones,
+            power: &ones,
+            noise_var: 0.1,
+            streams: 1,
+        };
+        let t = aircomp::zero_forcing(&p, ReceiveDirection::SumDirections).expect("valid problem");
+        aircomp::simulate_mse(&p, &t, 288, &mut r)
+    };
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    while t0.elapsed().as_secs_f64() < a.seconds {
+        let batch: f64 = (n..n + 64).into_par_iter().map(trial).sum();
+        std::hint::black_box(batch);
+        n += 64;
+    }
+    let trials_s = n as f64 / t0.elapsed().as_secs_f64();
+    // (b) SDR designs/s
+    let mut sdr_rates = Vec::new();
+    for (k, nr, nt) in [(8usize, 8usize, 1usize), (8, 20, 4)] {
+        let mac = Mac::new(MacConfig {
+            devices: k,
+            rx_antennas: nr,
+            tx_antennas: nt,
+            small_scale: SmallScale::Rayleigh,
+            rx_correlation: 0.0,
+            tx_correlation: 0.0,
+        })?;
+        let ones = vec![1.0; k];
+        let t0 = Instant::now();
+        let mut m = 0u64;
+        while t0.elapsed().as_secs_f64() < a.seconds || m == 0 {
+            let h = mac.small_scale(&mut rng::stream(2, &[m]));
+            let p = Problem {
+                channels: &h,
+                signal_var: &ones,
+                power: &ones,
+                noise_var: 0.1,
+                streams: 1,
+            };
+            std::hint::black_box(aircomp::sdr(&p, 100, &mut rng::stream(3, &[m]))?);
+            m += 1;
+        }
+        sdr_rates.push(json!({"devices": k, "rx_antennas": nr, "tx_antennas": nt, "designs_per_s": m as f64 / t0.elapsed().as_secs_f64()}));
+    }
+    if a.json {
+        println!(
+            "{}",
+            json!({"aircomp_trials_per_s": trials_s, "threads": rayon::current_num_threads(), "sdr": sdr_rates})
+        );
+    } else {
+        println!("AirComp trials/s (K=8, N_r=4, N_t=1, 288 symbols, ZF sum-direction): {trials_s:.0} ({} threads)", rayon::current_num_threads());
+        for s in &sdr_rates {
+            println!(
+                "SDR designs/s (K={}, N_r={}, N_t={}): {:.2}",
+                s["devices"],
+                s["rx_antennas"],
+                s["tx_antennas"],
+                s["designs_per_s"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(())
 }
