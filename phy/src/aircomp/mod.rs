@@ -329,7 +329,7 @@ pub fn zf_precoders(p: &Problem, a: &CMat) -> Vec<CMat> {
 }
 
 /// Scale `a` so that the tightest budget `aᴴQ_ka ≥ c_k` holds with equality.
-fn scale_to_budgets(a: &CMat, q: &[CMat], c: &[f64]) -> Option<CMat> {
+pub(crate) fn scale_to_budgets(a: &CMat, q: &[CMat], c: &[f64]) -> Option<CMat> {
     let mut t: f64 = 0.0;
     for (qk, &ck) in q.iter().zip(c) {
         let g = (a.adjoint() * qk * a)[(0, 0)].re;

@@ -75,24 +75,9 @@ pub fn sdr<R: rand::Rng + ?Sized>(
     }
     let mut best: Option<(f64, CMat)> = None;
     for a in cands {
-        // scale so that the tightest budget is met with equality
-        let mut t: f64 = 0.0;
-        let mut ok = true;
-        for (qk, &c) in q.iter().zip(&need) {
-            let g = (a.adjoint() * qk * &a)[(0, 0)].re;
-            if g <= 0.0 {
-                ok = c == 0.0;
-                if !ok {
-                    break;
-                }
-                continue;
-            }
-            t = t.max(c / g);
-        }
-        if !ok || t <= 0.0 {
+        let Some(a) = super::scale_to_budgets(&a, &q, &need) else {
             continue;
-        }
-        let a = a * C64::new(t.sqrt(), 0.0);
+        };
         let mse = p.noise_var * a.norm_squared();
         if best.as_ref().is_none_or(|(b, _)| mse < *b) {
             best = Some((mse, a));
