@@ -172,7 +172,12 @@ pub fn zero_forcing(p: &Problem, dir: ReceiveDirection) -> Result<Transceiver, A
         ReceiveDirection::SumDirections => {
             let mut sum = CMat::zeros(nr, 1);
             for h in p.channels {
-                let u = top_eigenvectors(&(h * h.adjoint()), 1);
+                // principal direction of H_k: h/‖h‖ for one transmit antenna, else the top eigenvector
+                let u = if h.ncols() == 1 && h.norm() > 0.0 {
+                    h / C64::new(h.norm(), 0.0)
+                } else {
+                    top_eigenvectors(&(h * h.adjoint()), 1)
+                };
                 // align phases so that directions add up
                 let ph = u[(0, 0)];
                 let rot = if ph.norm() > 0.0 {
