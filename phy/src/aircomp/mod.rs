@@ -436,6 +436,9 @@ pub fn simulate_mse<R: rand::Rng + ?Sized>(
 ) -> f64 {
     let l = t.receive_beamformer.ncols();
     let nr = p.channels[0].nrows();
+    if l == 1 {
+        return simulate_mse_single_stream(p, t, symbols, rng);
+    }
     let mut y = cn_matrix(nr, symbols, rng) * C64::new(p.noise_var.sqrt(), 0.0);
     let mut sum = CMat::zeros(l, symbols);
     for ((h, bk), &s) in p.channels.iter().zip(&t.precoders).zip(p.signal_var) {
@@ -445,6 +448,49 @@ pub fn simulate_mse<R: rand::Rng + ?Sized>(
     }
     let est = t.receive_beamformer.adjoint() * y;
     (est - sum).norm_squared() / symbols as f64
+}
+
+/// [`simulate_mse`] for one stream, symbol by symbol without temporaries: per channel use the
+/// received vector `y = Σ_k (H_kb_k) s_k + n` is formed antenna by antenna, then combined with aᴴ.
+fn simulate_mse_single_stream<R: rand::Rng + ?Sized>(
+    p: &Problem,
+    t: &Transceiver,
+    symbols: usize,
+    rng: &mut R,
+) -> f64 {
+    let nr = p.channels[0].nrows();
+    let k = p.channels.len();
+    // effective channels v_k = H_k b_k (N_r each), stored flat
+    let mut v = vec![C64::new(0.0, 0.0); k * nr];
+    for (d, (h, bk)) in p.channels.iter().zip(&t.precoders).enumerate() {
+        let hb = h * bk;
+        for i in 0..nr {
+            v[d * nr + i] = hb[(i, 0)];
+        }
+    }
+    let a: Vec<C64> = (0..nr)
+        .map(|i| t.receive_beamformer[(i, 0)].conj())
+        .collect();
+    let sd: Vec<f64> = p.signal_var.iter().map(|s| s.sqrt()).collect();
+    let sn = p.noise_var.sqrt();
+    let mut y = vec![C64::new(0.0, 0.0); nr];
+    let mut err2 = 0.0f64;
+    for _ in 0..symbols {
+        for yi in y.iter_mut() {
+            *yi = crate::channel::cn01(rng) * sn;
+        }
+        let mut sum = C64::new(0.0, 0.0);
+        for (d, &sdev) in sd.iter().enumerate() {
+            let s = crate::channel::cn01(rng) * sdev;
+            sum += s;
+            for (yi, vi) in y.iter_mut().zip(&v[d * nr..(d + 1) * nr]) {
+                *yi += vi * s;
+            }
+        }
+        let est: C64 = a.iter().zip(&y).map(|(ai, yi)| ai * yi).sum();
+        err2 += (est - sum).norm_sqr();
+    }
+    err2 / symbols as f64
 }
 
 /// Result of one over-the-air all-reduce of real vectors.

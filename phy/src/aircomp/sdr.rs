@@ -99,9 +99,22 @@ pub fn sdr<R: rand::Rng + ?Sized>(
     })
 }
 
+extern "C" {
+    fn openblas_set_num_threads(n: std::os::raw::c_int);
+}
+
+/// OpenBLAS's own threads only spin and yield on the small dense blocks of these SDPs (and
+/// would compete with the Monte-Carlo threads): run BLAS on the calling thread.
+fn single_threaded_blas() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: a plain setter exported by the OpenBLAS that `openblas-src` links.
+    ONCE.call_once(|| unsafe { openblas_set_num_threads(1) });
+}
+
 /// `min tr(M) s.t. tr(M Q_k) ≥ c_k, M ⪰ 0` over complex Hermitian n×n M, via clarabel.
 #[allow(clippy::needless_range_loop)]
 fn solve_sdp(n: usize, q: &[CMat], c: &[f64]) -> Result<(CMat, String, u32), AirCompError> {
+    single_threaded_blas();
     // variables: A_ij (i ≤ j) then B_ij (i < j), M = A + jB, A symmetric, B skew
     let mut a_idx = vec![vec![usize::MAX; n]; n];
     let mut nv = 0;
