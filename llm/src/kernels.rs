@@ -309,6 +309,23 @@ fn sgemm_abt_with(
     par: gemm::Parallelism,
 ) {
     assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
+    // Bᵀ (k × n) read from B's n × k row-major storage: row stride 1, column stride k
+    gemm_strided(m, n, k, a, b, (1, k as isize), c, par);
+}
+
+/// `C (m × n) = A (m × k) · R`, R (k × n) read from `r` with (row, column) strides `rs`;
+/// A and C row-major. Callers check that every index is inside the slices.
+#[allow(clippy::too_many_arguments)]
+fn gemm_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    r: &[f32],
+    rs: (isize, isize),
+    c: &mut [f32],
+    par: gemm::Parallelism,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -316,9 +333,8 @@ fn sgemm_abt_with(
         c[..m * n].fill(0.0);
         return;
     }
-    // SAFETY: the asserts above bound every index the kernel touches: dst is m×n with row stride
-    // n, lhs is m×k with row stride k, rhs (= Bᵀ) is k×n read with row stride 1 and column
-    // stride k from B's n×k row-major storage.
+    // SAFETY: the callers' asserts bound every index the kernel touches: dst is m×n with row
+    // stride n, lhs is m×k with row stride k, rhs is k×n with the given strides inside `r`.
     unsafe {
         gemm::gemm(
             m,
@@ -331,9 +347,9 @@ fn sgemm_abt_with(
             a.as_ptr(),
             1,
             k as isize,
-            b.as_ptr(),
-            k as isize,
-            1,
+            r.as_ptr(),
+            rs.1,
+            rs.0,
             0.0f32,
             1.0f32,
             false,
@@ -344,40 +360,10 @@ fn sgemm_abt_with(
     }
 }
 
-/// `C (m × n) = A (m × k) · B` where B is `k × n` row-major; overwrites C.
+/// `C (m × n) = A (m × k) · B` where B is `k × n` row-major; overwrites C. Serial.
 pub fn sgemm_ab(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        c[..m * n].fill(0.0);
-        return;
-    }
-    // SAFETY: as in `sgemm_abt`, with rhs read with row stride n and column stride 1.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    gemm_strided(m, n, k, a, b, (n as isize, 1), c, gemm::Parallelism::None);
 }
 
 /// Several quantised mat-vecs against the same activation in one parallel region (e.g. Q, K and

@@ -628,7 +628,7 @@ impl Model {
         let cfg = &self.cfg;
         let dev = &self.devices[k];
         let b = &dev.blocks[l];
-        let (d, hd) = (cfg.n_embd, cfg.head_dim);
+        let hd = cfg.head_dim;
         let (nh, nkv) = (dev.heads.len(), dev.kv_heads.len());
         if nh == 0 {
             out.fill(0.0);
@@ -637,15 +637,7 @@ impl Model {
         let mut xq = QActs::default();
 
         // attention rmsnorm
-        let mut xn = vec![0.0f32; t * d];
-        for i in 0..t {
-            rmsnorm(
-                &mut xn[i * d..(i + 1) * d],
-                &x[i * d..(i + 1) * d],
-                &b.attn_norm,
-                cfg.rms_norm_eps,
-            );
-        }
+        let xn = rmsnorm_rows(x, &b.attn_norm, cfg.rms_norm_eps);
         // qkv matmuls (this device's heads only)
         let mut q = vec![0.0f32; t * nh * hd]; // (T, heads_k, head_dim)
         let mut kk = vec![0.0f32; t * nkv * hd]; // (T, kv_k, head_dim)
@@ -739,22 +731,14 @@ impl Model {
         let cfg = &self.cfg;
         let dev = &self.devices[k];
         let b = &dev.blocks[l];
-        let (d, f) = (cfg.n_embd, dev.ffn.len());
+        let f = dev.ffn.len();
         if f == 0 {
             out.fill(0.0);
             return;
         }
         let mut xq = QActs::default();
         // ffn rmsnorm
-        let mut xn = vec![0.0f32; t * d];
-        for i in 0..t {
-            rmsnorm(
-                &mut xn[i * d..(i + 1) * d],
-                &x[i * d..(i + 1) * d],
-                &b.ffn_norm,
-                cfg.rms_norm_eps,
-            );
-        }
+        let xn = rmsnorm_rows(x, &b.ffn_norm, cfg.rms_norm_eps);
         // gate and up matmuls (this device's FFN columns)
         let mut gate = vec![0.0f32; t * f];
         let mut up = vec![0.0f32; t * f];
@@ -823,6 +807,15 @@ pub fn rmsnorm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
     for ((o, xv), wv) in out.iter_mut().zip(x).zip(w) {
         *o = xv * inv * wv;
     }
+}
+
+/// RMSNorm of every `w.len()`-wide row of `x`.
+fn rmsnorm_rows(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len()];
+    for (o, r) in out.chunks_mut(w.len()).zip(x.chunks(w.len())) {
+        rmsnorm(o, r, w, eps);
+    }
+    out
 }
 
 /// In-place numerically stable softmax.

@@ -195,11 +195,17 @@ fn cost_preset_matches_the_real_model() {
 fn tokenizer_matches_llama_cpp() {
     let Some(g) = model_file() else { return };
     let tok = Tokenizer::from_gguf(&g).unwrap();
-    let fixture: serde_json::Value = serde_json::from_str(include_str!("data/tok_llamacpp_smollm2.json")).unwrap();
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("data/tok_llamacpp_smollm2.json")).unwrap();
     for (key, special) in [("cases", false), ("special_cases", true)] {
         for case in fixture[key].as_array().unwrap() {
             let text = case["text"].as_str().unwrap();
-            let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            let want: Vec<u32> = case["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
             let got = tok.encode(text, true, special);
             assert_eq!(got, want, "text {text:?} (parse_special {special})");
             if !special {
