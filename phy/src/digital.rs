@@ -259,3 +259,54 @@ mod tests {
         assert!(reduce_broadcast_airtime(Access::Tdma, &[1], &[1.0], 0, 1e6, 0.0, -1.0).is_err());
     }
 }
+
+/// Airtime of a device-to-device ring all-reduce (reduce-scatter then all-gather, as
+/// distributed-llama and NCCL's ring do): 2(K−1) steps, in each every device sends `bits/K` to
+/// its successor at the same time, so a step lasts as long as the slowest link of the ring.
+/// `link_rate_bps[k]` is the rate from device k to device (k+1) mod K.
+pub fn ring_allreduce_airtime(
+    bits: u64,
+    link_rate_bps: &[f64],
+    overhead_per_step_s: f64,
+) -> Result<f64, DigitalError> {
+    let k = link_rate_bps.len();
+    if k == 0 {
+        return Err(DigitalError::Invalid(
+            "ring all-reduce needs at least one device".into(),
+        ));
+    }
+    if let Some(r) = link_rate_bps.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
+        return Err(DigitalError::Invalid(format!(
+            "link rate {r}: must be finite and > 0"
+        )));
+    }
+    if !(overhead_per_step_s.is_finite() && overhead_per_step_s >= 0.0) {
+        return Err(DigitalError::Invalid(format!(
+            "overhead_per_step_s = {overhead_per_step_s}: must be ≥ 0"
+        )));
+    }
+    if k == 1 {
+        return Ok(0.0);
+    }
+    let slowest = link_rate_bps.iter().cloned().fold(f64::INFINITY, f64::min);
+    let steps = 2 * (k - 1);
+    Ok(steps as f64 * ((bits as f64 / k as f64) / slowest + overhead_per_step_s))
+}
+
+#[cfg(test)]
+mod ring_tests {
+    use super::*;
+
+    #[test]
+    fn ring_airtime_hand_cases() {
+        // K = 4, 4 Mbit at 1 Mbit/s on every link: 6 steps of 1 s
+        assert!((ring_allreduce_airtime(4_000_000, &[1e6; 4], 0.0).unwrap() - 6.0).abs() < 1e-12);
+        // one slow link (0.5 Mbit/s) doubles every step; 1 ms per step overhead
+        let t = ring_allreduce_airtime(4_000_000, &[1e6, 1e6, 0.5e6, 1e6], 1e-3).unwrap();
+        assert!((t - 6.0 * (2.0 + 1e-3)).abs() < 1e-12);
+        // a ring sends 2(K−1)/K of the payload per device, vs K payloads through one AP link
+        assert_eq!(ring_allreduce_airtime(1000, &[1.0], 0.0).unwrap(), 0.0);
+        assert!(ring_allreduce_airtime(1, &[], 0.0).is_err());
+        assert!(ring_allreduce_airtime(1, &[1.0, 0.0], 0.0).is_err());
+    }
+}
