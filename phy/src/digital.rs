@@ -310,3 +310,122 @@ mod ring_tests {
         assert!(ring_allreduce_airtime(1, &[1.0, 0.0], 0.0).is_err());
     }
 }
+
+/// Spectral efficiency (bit/s/Hz) of the 15 entries of the 5G NR 4-bit CQI table 1
+/// (3GPP TS 38.214 Table 5.2.2.1-2): QPSK, 16QAM and 64QAM with their code rates.
+pub const NR_CQI_TABLE1_SE: [f64; 15] = [
+    0.1523, 0.2344, 0.3770, 0.6016, 0.8770, 1.1758, 1.4766, 1.9141, 2.4063, 2.7305, 3.3223, 3.9023,
+    4.5234, 5.1152, 5.5547,
+];
+
+/// Block-error model of one MCS: a logistic curve in SNR (dB) whose 50 % point lies
+/// `gap_db` above the Shannon SNR of the MCS's spectral efficiency, `10·log10(2^SE − 1)`, with
+/// `slope_per_db` (a fit of the usual AWGN waterfall curves; documented, not a standard).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlerModel {
+    /// Distance of the 50 % BLER point from the Shannon SNR, dB.
+    pub gap_db: f64,
+    /// Steepness of the waterfall, 1/dB.
+    pub slope_per_db: f64,
+}
+
+impl Default for BlerModel {
+    fn default() -> Self {
+        BlerModel {
+            gap_db: 1.5,
+            slope_per_db: 2.0,
+        }
+    }
+}
+
+impl BlerModel {
+    /// BLER of an MCS with spectral efficiency `se` at `snr_db`.
+    pub fn bler(&self, se: f64, snr_db: f64) -> f64 {
+        let thr = 10.0 * (2f64.powf(se) - 1.0).log10() + self.gap_db;
+        1.0 / (1.0 + (self.slope_per_db * (snr_db - thr)).exp())
+    }
+}
+
+/// Outcome of sending a payload with link adaptation and HARQ.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HarqOutcome {
+    /// Index of the chosen CQI entry (0-based), or None when even the lowest misses the target.
+    pub cqi: Option<usize>,
+    /// Expected number of transmissions of each block, Σ_{i<N} BLER^i.
+    pub expected_tx: f64,
+    /// Probability that a block is still lost after N transmissions, BLER^N.
+    pub residual_loss: f64,
+    /// Expected airtime, s.
+    pub airtime_s: f64,
+}
+
+/// Send `bits` over `bandwidth_hz` at `snr_db`: pick the highest CQI whose BLER ≤ `target_bler`
+/// (the lowest if none), then up to `max_tx` independent (re)transmissions.
+pub fn mcs_airtime(
+    bits: u64,
+    bandwidth_hz: f64,
+    snr_db: f64,
+    model: &BlerModel,
+    target_bler: f64,
+    max_tx: u32,
+) -> Result<HarqOutcome, DigitalError> {
+    if !(bandwidth_hz.is_finite() && bandwidth_hz > 0.0) {
+        return Err(DigitalError::Invalid(format!(
+            "bandwidth_hz = {bandwidth_hz}: must be positive"
+        )));
+    }
+    if !snr_db.is_finite() || !(0.0..1.0).contains(&target_bler) || max_tx == 0 {
+        return Err(DigitalError::Invalid(format!("snr_db = {snr_db}, target_bler = {target_bler}, max_tx = {max_tx}: need finite SNR, 0 ≤ target < 1, max_tx ≥ 1")));
+    }
+    let cqi = (0..NR_CQI_TABLE1_SE.len())
+        .rev()
+        .find(|&i| model.bler(NR_CQI_TABLE1_SE[i], snr_db) <= target_bler);
+    let i = cqi.unwrap_or(0);
+    let se = NR_CQI_TABLE1_SE[i];
+    let b = model.bler(se, snr_db);
+    let expected_tx: f64 = (0..max_tx).map(|n| b.powi(n as i32)).sum();
+    Ok(HarqOutcome {
+        cqi,
+        expected_tx,
+        residual_loss: b.powi(max_tx as i32),
+        airtime_s: bits as f64 / (se * bandwidth_hz) * expected_tx,
+    })
+}
+
+#[cfg(test)]
+mod mcs_tests {
+    use super::*;
+
+    #[test]
+    fn link_adaptation_and_harq() {
+        let m = BlerModel::default();
+        // BLER falls with SNR and rises with the MCS
+        assert!(m.bler(2.0, 5.0) > m.bler(2.0, 8.0));
+        assert!(m.bler(4.0, 10.0) > m.bler(2.0, 10.0));
+        // 50 % point: Shannon SNR of SE 1 (0 dB) + 1.5 dB
+        assert!((m.bler(1.0, 1.5) - 0.5).abs() < 1e-12);
+        // higher SNR never picks a lower CQI
+        let mut last = 0;
+        for snr in -10..30 {
+            let o = mcs_airtime(1_000_000, 1e6, snr as f64, &m, 0.1, 4).unwrap();
+            let c = o.cqi.unwrap_or(0);
+            assert!(c >= last);
+            last = c;
+            assert!(o.expected_tx >= 1.0 && o.residual_loss <= 1.0);
+        }
+        // at a high SNR the top CQI with ~1 transmission: 1 Mbit / (5.5547 · 1 MHz)
+        let o = mcs_airtime(1_000_000, 1e6, 40.0, &m, 0.1, 4).unwrap();
+        assert_eq!(o.cqi, Some(14));
+        assert!((o.airtime_s - 1.0 / 5.5547).abs() < 1e-6);
+        // HARQ: expected transmissions Σ b^i for a known BLER (lowest CQI far below threshold)
+        let o = mcs_airtime(1000, 1e6, -30.0, &m, 0.1, 3).unwrap();
+        assert_eq!(o.cqi, None);
+        let b = m.bler(NR_CQI_TABLE1_SE[0], -30.0);
+        assert!((o.expected_tx - (1.0 + b + b * b)).abs() < 1e-12);
+        assert!((o.residual_loss - b.powi(3)).abs() < 1e-12);
+        assert!(mcs_airtime(1, -1.0, 0.0, &m, 0.1, 1).is_err());
+        assert!(mcs_airtime(1, 1.0, 0.0, &m, 1.5, 1).is_err());
+        assert!(mcs_airtime(1, 1.0, 0.0, &m, 0.1, 0).is_err());
+    }
+}
