@@ -199,7 +199,10 @@ fn solve_sdp(n: usize, q: &[CMat], c: &[f64]) -> Result<(CMat, String, u32), Air
         SupportedConeT::NonnegativeConeT(q.len()),
         SupportedConeT::PSDTriangleConeT(m2),
     ];
+    // faer's supernodal LDL is ~10× faster than the default QDLDL once the PSD block is large
+    let method = if n >= 12 { "faer" } else { "qdldl" };
     let settings = DefaultSettingsBuilder::default()
+        .direct_solve_method(method.into())
         .verbose(false)
         .max_iter(200)
         .build()
