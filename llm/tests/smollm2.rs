@@ -214,3 +214,46 @@ fn tokenizer_matches_llama_cpp() {
         }
     }
 }
+
+#[test]
+fn real_gguf_structure_and_dequantisation_match_the_python_gguf_package() {
+    let Some(g) = model_file() else { return };
+    use airinfer_llm::gguf::GgmlType;
+    assert_eq!(g.version(), 3);
+    assert_eq!(g.tensors().len(), 272);
+    assert_eq!(g.metadata().len(), 33, "the header's kv count");
+    assert_eq!(g.get_u32("llama.block_count").unwrap(), 30);
+    let count = |ty| g.tensors().iter().filter(|t| t.ggml_type == ty).count();
+    assert_eq!(
+        (
+            count(GgmlType::Q4_1),
+            count(GgmlType::Q8_0),
+            count(GgmlType::F32)
+        ),
+        (210, 1, 61)
+    );
+    // reference values from `gguf.quants.dequantize` (independent implementation)
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("data/dequant_smollm2.json")).unwrap();
+    for (name, want) in fixture["tensors"].as_object().unwrap() {
+        let got = g.tensor_f32(name).unwrap();
+        assert_eq!(got.len() as u64, want["n"].as_u64().unwrap(), "{name}");
+        for (i, w) in want["first"].as_array().unwrap().iter().enumerate() {
+            assert_eq!(got[i], w.as_f64().unwrap() as f32, "{name}[{i}]");
+        }
+        let sum: f64 = got.iter().map(|&v| v as f64).sum();
+        let sumsq: f64 = got.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        let (ws, wq) = (
+            want["sum"].as_f64().unwrap(),
+            want["sumsq"].as_f64().unwrap(),
+        );
+        assert!(
+            (sum - ws).abs() <= 1e-9 * wq.max(1.0),
+            "{name}: sum {sum} vs {ws}"
+        );
+        assert!(
+            (sumsq / wq - 1.0).abs() < 1e-9,
+            "{name}: sum of squares {sumsq} vs {wq}"
+        );
+    }
+}
