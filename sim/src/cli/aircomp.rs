@@ -91,9 +91,26 @@ pub struct MseArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// What to sweep: the SNR list (default), or K / N_r over --values at the first SNR.
+    #[arg(long, value_enum, default_value_t = Vary::Snr)]
+    pub vary: Vary,
+    /// Values of K or N_r for --vary devices / rx-antennas.
+    #[arg(long, value_delimiter = ',')]
+    pub values: Vec<usize>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The swept parameter of `aircomp mse`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Vary {
+    /// SNR (the --snr-db list).
+    Snr,
+    /// Number of devices K.
+    Devices,
+    /// AP antennas N_r.
+    RxAntennas,
 }
 
 #[derive(Args, Debug)]
@@ -157,11 +174,26 @@ fn mse(a: MseArgs) -> Result<()> {
     if a.realisations == 0 || a.symbols == 0 {
         bail!("--realisations and --symbols must be positive");
     }
-    if a.designs.contains(&DesignName::Sdr) && a.rx_antennas > 24 {
-        bail!(
-            "--designs sdr with --rx-antennas {}: the SDP grows as (2·N_r)²; use N_r ≤ 24",
-            a.rx_antennas
-        );
+    // the points: (K, N_r, SNR dB), varying one of them
+    let points: Vec<(usize, usize, f64)> = match a.vary {
+        Vary::Snr => a
+            .snr_db
+            .iter()
+            .map(|&s| (a.devices, a.rx_antennas, s))
+            .collect(),
+        Vary::Devices => a
+            .values
+            .iter()
+            .map(|&v| (v, a.rx_antennas, a.snr_db[0]))
+            .collect(),
+        Vary::RxAntennas => a
+            .values
+            .iter()
+            .map(|&v| (a.devices, v, a.snr_db[0]))
+            .collect(),
+    };
+    if points.is_empty() {
+        bail!("--values: give the {:?} values to sweep", a.vary);
     }
     let small_scale = match a.rician_k_db {
         None => SmallScale::Rayleigh,
@@ -170,21 +202,24 @@ fn mse(a: MseArgs) -> Result<()> {
             aoa_deg: vec![],
         },
     };
-    let mac = Mac::new(MacConfig {
-        devices: a.devices,
-        rx_antennas: a.rx_antennas,
-        tx_antennas: a.tx_antennas,
-        small_scale,
-        rx_correlation: 0.0,
-        tx_correlation: 0.0,
-    })
-    .context("channel parameters")?;
-    let k = a.devices;
-    let ones = vec![1.0; k];
-    let mut rows = Vec::new();
+    let var_name = match a.vary {
+        Vary::Snr => "SNR dB",
+        Vary::Devices => "K",
+        Vary::RxAntennas => "N_r",
+    };
     if !a.json {
-        println!("K = {k}, N_r = {}, N_t = {}, {} realisations × {} symbols; MSE of the sum per complex symbol", a.rx_antennas, a.tx_antennas, a.realisations, a.symbols);
-        print!("{:>8}", "SNR dB");
+        println!(
+            "{}; N_t = {}, {} realisations × {} symbols; MSE of the sum per complex symbol",
+            match a.vary {
+                Vary::Snr => format!("K = {}, N_r = {}", a.devices, a.rx_antennas),
+                Vary::Devices => format!("N_r = {}, SNR = {} dB", a.rx_antennas, a.snr_db[0]),
+                Vary::RxAntennas => format!("K = {}, SNR = {} dB", a.devices, a.snr_db[0]),
+            },
+            a.tx_antennas,
+            a.realisations,
+            a.symbols
+        );
+        print!("{var_name:>8}");
         for d in &a.designs {
             print!(
                 " {:>12} {:>12}",
@@ -194,15 +229,32 @@ fn mse(a: MseArgs) -> Result<()> {
         }
         println!();
     }
-    for (si, &snr) in a.snr_db.iter().enumerate() {
+    let mut rows = Vec::new();
+    for (pi, &(k, nr, snr)) in points.iter().enumerate() {
         if !snr.is_finite() {
             bail!("--snr-db {snr}: must be finite");
         }
+        if a.designs.contains(&DesignName::Sdr) && nr > 24 {
+            bail!("--designs sdr with N_r = {nr}: the SDP grows as (2·N_r)²; use N_r ≤ 24");
+        }
+        let mac = Mac::new(MacConfig {
+            devices: k,
+            rx_antennas: nr,
+            tx_antennas: a.tx_antennas,
+            small_scale: small_scale.clone(),
+            rx_correlation: 0.0,
+            tx_correlation: 0.0,
+        })
+        .context("channel parameters")?;
+        let ones = vec![1.0; k];
         let noise = 10f64.powf(-snr / 10.0);
         let per_real: Vec<Vec<(f64, f64)>> = (0..a.realisations)
             .into_par_iter()
             .map(|r| -> Result<Vec<(f64, f64)>> {
-                let h = mac.small_scale(&mut rng::stream(a.seed, &[component::FADING, r as u64]));
+                let h = mac.small_scale(&mut rng::stream(
+                    a.seed,
+                    &[component::FADING, pi as u64, r as u64],
+                ));
                 let p = Problem {
                     channels: &h,
                     signal_var: &ones,
@@ -221,7 +273,7 @@ fn mse(a: MseArgs) -> Result<()> {
                             a.symbols,
                             &mut rng::stream(
                                 a.seed,
-                                &[component::NOISE, si as u64, r as u64, di as u64],
+                                &[component::NOISE, pi as u64, r as u64, di as u64],
                             ),
                         );
                         Ok((t.analytic_mse, sim))
@@ -229,16 +281,20 @@ fn mse(a: MseArgs) -> Result<()> {
                     .collect()
             })
             .collect::<Result<_>>()?;
-        let mut row = json!({"snr_db": snr});
+        let mut row = json!({"devices": k, "rx_antennas": nr, "snr_db": snr});
         if !a.json {
-            print!("{snr:>8.1}");
+            match a.vary {
+                Vary::Snr => print!("{snr:>8.1}"),
+                Vary::Devices => print!("{k:>8}"),
+                Vary::RxAntennas => print!("{nr:>8}"),
+            }
         }
         for (di, d) in a.designs.iter().enumerate() {
             let an = per_real.iter().map(|v| v[di].0).sum::<f64>() / a.realisations as f64;
-            let si_ = per_real.iter().map(|v| v[di].1).sum::<f64>() / a.realisations as f64;
-            row[d.label()] = json!({"analytic_mse": an, "simulated_mse": si_});
+            let sm = per_real.iter().map(|v| v[di].1).sum::<f64>() / a.realisations as f64;
+            row[d.label()] = json!({"analytic_mse": an, "simulated_mse": sm});
             if !a.json {
-                print!(" {an:>12.4e} {si_:>12.4e}");
+                print!(" {an:>12.4e} {sm:>12.4e}");
             }
         }
         if !a.json {
@@ -249,7 +305,7 @@ fn mse(a: MseArgs) -> Result<()> {
     if a.json {
         println!(
             "{}",
-            json!({"devices": k, "rx_antennas": a.rx_antennas, "tx_antennas": a.tx_antennas, "realisations": a.realisations, "symbols": a.symbols, "points": rows})
+            json!({"vary": var_name, "tx_antennas": a.tx_antennas, "realisations": a.realisations, "symbols": a.symbols, "points": rows})
         );
     }
     Ok(())
