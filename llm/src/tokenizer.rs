@@ -777,6 +777,18 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, .. Default::default() })]
+        /// decode(encode(text)) == text for any UTF-8 text (byte-level BPE covers every byte).
+        #[test]
+        fn bpe_roundtrips_any_utf8(text in "\\PC*", spaces in 0usize..40, digits in "[0-9]{0,30}") {
+            let t = tiny_bpe();
+            for s in [text.clone(), format!("{}{}{}", " ".repeat(spaces), digits, text)] {
+                proptest::prop_assert_eq!(t.decode(&t.encode(&s, false, false)), s);
+            }
+        }
+    }
+
     fn tiny_spm() -> Tokenizer {
         // ▁ = U+2581
         let toks = [

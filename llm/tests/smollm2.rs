@@ -257,3 +257,17 @@ fn real_gguf_structure_and_dequantisation_match_the_python_gguf_package() {
         );
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, .. Default::default() })]
+    /// decode(encode(text)) == text for arbitrary UTF-8 on the real vocabulary (emoji, CJK,
+    /// control characters, runs of spaces, digits and newlines included by the generator).
+    #[test]
+    fn smollm2_tokenizer_roundtrips_any_utf8(text in "\\PC*", ws in "[ \t\r\n]{0,20}", digits in "[0-9]{0,25}") {
+        static TOK: std::sync::OnceLock<Option<Tokenizer>> = std::sync::OnceLock::new();
+        if let Some(tok) = TOK.get_or_init(|| model_file().map(|g| Tokenizer::from_gguf(&g).unwrap())) {
+            let s = format!("{ws}{text}{digits}{ws}");
+            proptest::prop_assert_eq!(tok.decode(&tok.encode(&s, false, false)), s);
+        }
+    }
+}
