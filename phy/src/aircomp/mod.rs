@@ -14,7 +14,9 @@
 use crate::channel::cn_matrix;
 use crate::{CMat, C64};
 
+pub mod fdma;
 pub mod sdr;
+pub use fdma::{simulate_fdma_mse, uncoded_fdma, FdmaDesign};
 pub use sdr::{sdr, SdrDesign};
 
 /// Invalid AirComp inputs.
@@ -667,31 +669,53 @@ fn simulate_mse_single_stream<R: rand::Rng + ?Sized>(
     err2 / symbols as f64
 }
 
-/// Result of one over-the-air all-reduce of real vectors.
+/// The uplink an over-the-air sum goes through.
+#[derive(Debug, Clone, Copy)]
+pub struct OtaLink<'a> {
+    /// True channel of each device (N_r × N_t): what the signals go through.
+    pub channels: &'a [CMat],
+    /// What the transceiver design is computed from (imperfect CSI, e.g. from
+    /// [`crate::channel::estimate`]); `None` means perfect CSI.
+    pub csi: Option<&'a [CMat]>,
+    /// Power budget of each device per channel use.
+    pub power: &'a [f64],
+    /// Receiver noise variance σ².
+    pub noise_var: f64,
+    /// Streams L.
+    pub streams: usize,
+}
+
+/// Result of one over-the-air sum of real vectors.
 #[derive(Debug, Clone)]
 pub struct OtaOutcome {
     /// The AP's estimate of Σ_k x_k.
     pub estimate: Vec<f32>,
-    /// Channel uses (complex symbols per stream; two reals per use).
+    /// Channel uses (complex symbols per stream; 2L reals per use).
     pub channel_uses: usize,
     /// Side-information bytes sent digitally (each device's mean and scale as f32).
     pub side_info_bytes: usize,
-    /// The design's analytic MSE per complex symbol (of the normalised sum).
+    /// The design's analytic MSE per complex symbol (of the normalised sum), as the design
+    /// believes it from its CSI.
     pub analytic_mse: f64,
+    /// The same closed form evaluated on the true channels (equal to `analytic_mse` with
+    /// perfect CSI): the MSE the estimate actually has in expectation.
+    pub true_mse: f64,
 }
 
-/// Over-the-air sum of K real vectors through `channels` with one stream: each device removes
-/// its mean (sent digitally as side information, with its variance), packs pairs of reals into
-/// complex symbols, precodes with the design chosen for the devices' variances and budgets; the
-/// AP combines, adds the means back and unpacks.
+/// Over-the-air sum of K real vectors: each device removes its mean (sent digitally as side
+/// information, with its variance), packs pairs of reals into complex symbols spread over L
+/// streams, precodes with the design computed from the CSI for the devices' variances and
+/// budgets; the signals cross the true channels; the AP combines, adds the means back and unpacks.
+/// `true_mse` is exact in expectation when the packed symbols are circular and uncorrelated
+/// across devices; with zero-forcing and perfect CSI only the noise term remains, which holds
+/// for any signal.
 pub fn over_the_air_sum<R: rand::Rng + ?Sized>(
     partials: &[&[f32]],
-    channels: &[CMat],
-    power: &[f64],
-    noise_var: f64,
+    link: &OtaLink,
     design: impl Fn(&Problem) -> Result<Transceiver, AirCompError>,
     rng: &mut R,
 ) -> Result<OtaOutcome, AirCompError> {
+    let channels = link.channels;
     let k = partials.len();
     if k != channels.len() {
         return bad(format!(
@@ -699,11 +723,22 @@ pub fn over_the_air_sum<R: rand::Rng + ?Sized>(
             channels.len()
         ));
     }
+    let csi = link.csi.unwrap_or(channels);
+    if csi.len() != k
+        || csi
+            .iter()
+            .zip(channels)
+            .any(|(a, b)| a.shape() != b.shape())
+    {
+        return bad("the CSI does not have the shape of the channels");
+    }
     let n = partials.first().map_or(0, |v| v.len());
     if partials.iter().any(|v| v.len() != n) {
         return bad("partial vectors differ in length");
     }
-    let uses = n.div_ceil(2);
+    let l = link.streams.max(1);
+    let symbols = n.div_ceil(2);
+    let uses = symbols.div_ceil(l);
     let means: Vec<f64> = partials
         .iter()
         .map(|v| {
@@ -726,24 +761,32 @@ pub fn over_the_air_sum<R: rand::Rng + ?Sized>(
             }
         })
         .collect();
-    let p = Problem {
-        channels,
+    let believed = Problem {
+        channels: csi,
         signal_var: &var,
-        power,
-        noise_var,
-        streams: 1,
+        power: link.power,
+        noise_var: link.noise_var,
+        streams: l,
     };
-    let t = design(&p)?;
+    let t = design(&believed)?;
+    let truth = Problem {
+        channels,
+        ..believed
+    };
+    truth.validate()?;
+    let true_mse = mse(&truth, &t.receive_beamformer, &t.precoders);
     let nr = channels[0].nrows();
-    let mut y = cn_matrix(nr, uses, rng) * C64::new(noise_var.sqrt(), 0.0);
+    let mut y = cn_matrix(nr, uses, rng) * C64::new(link.noise_var.sqrt(), 0.0);
     for ((x, m), (h, bk)) in partials
         .iter()
         .zip(&means)
         .zip(channels.iter().zip(&t.precoders))
     {
-        let s = CMat::from_fn(1, uses, |_, j| {
-            let re = x.get(2 * j).map_or(0.0, |&v| v as f64 - m);
-            let im = x.get(2 * j + 1).map_or(0.0, |&v| v as f64 - m);
+        // symbol q = use·L + stream carries reals 2q and 2q + 1
+        let s = CMat::from_fn(l, uses, |st, u| {
+            let q = u * l + st;
+            let re = x.get(2 * q).map_or(0.0, |&v| v as f64 - m);
+            let im = x.get(2 * q + 1).map_or(0.0, |&v| v as f64 - m);
             C64::new(re, im)
         });
         y += (h * bk) * s;
@@ -752,7 +795,8 @@ pub fn over_the_air_sum<R: rand::Rng + ?Sized>(
     let mean_sum: f64 = means.iter().sum();
     let estimate = (0..n)
         .map(|i| {
-            let z = est[(0, i / 2)];
+            let q = i / 2;
+            let z = est[(q % l, q / l)];
             ((if i % 2 == 0 { z.re } else { z.im }) + mean_sum) as f32
         })
         .collect();
@@ -761,6 +805,36 @@ pub fn over_the_air_sum<R: rand::Rng + ?Sized>(
         channel_uses: uses,
         side_info_bytes: 8 * k,
         analytic_mse: t.analytic_mse,
+        true_mse,
+    })
+}
+
+/// One over-the-air all-reduce: the uplink sum ([`over_the_air_sum`]) then the downlink
+/// ([`deliver`]) back to every device.
+#[derive(Debug, Clone)]
+pub struct AllReduceOutcome {
+    /// The uplink part.
+    pub uplink: OtaOutcome,
+    /// What each device ends up with.
+    pub per_device: Vec<Vec<f32>>,
+    /// Downlink airtime, s.
+    pub downlink_airtime_s: f64,
+}
+
+/// Uplink over the air, then `downlink` to all K devices.
+pub fn over_the_air_all_reduce<R: rand::Rng + ?Sized>(
+    partials: &[&[f32]],
+    link: &OtaLink,
+    design: impl Fn(&Problem) -> Result<Transceiver, AirCompError>,
+    downlink: &Downlink,
+    rng: &mut R,
+) -> Result<AllReduceOutcome, AirCompError> {
+    let uplink = over_the_air_sum(partials, link, design, rng)?;
+    let d = deliver(&uplink.estimate, partials.len(), downlink, rng)?;
+    Ok(AllReduceOutcome {
+        uplink,
+        per_device: d.per_device,
+        downlink_airtime_s: d.airtime_s,
     })
 }
 
@@ -953,13 +1027,18 @@ mod tests {
             let mut rng = stream(11, &[]);
             let out = over_the_air_sum(
                 &refs,
-                &h,
-                &vec![1.0; k],
-                noise,
+                &OtaLink {
+                    channels: &h,
+                    csi: None,
+                    power: &vec![1.0; k],
+                    noise_var: noise,
+                    streams: 1,
+                },
                 |p| zero_forcing(p, ReceiveDirection::Eigen),
                 &mut rng,
             )
             .unwrap();
+            assert_eq!(out.analytic_mse, out.true_mse);
             assert_eq!(out.channel_uses, 2001);
             let err: f64 = out
                 .estimate
@@ -974,6 +1053,63 @@ mod tests {
                 (err / want - 1.0).abs() < 0.1,
                 "noise {noise}: {err} vs {want}"
             );
+        }
+    }
+
+    #[test]
+    fn all_reduce_with_imperfect_csi_and_streams_follows_the_true_closed_form() {
+        let k = 4;
+        let h = rayleigh(k, 6, 2, 19);
+        let mut crng = stream(20, &[]);
+        let err_var = 0.05;
+        let csi: Vec<CMat> = h
+            .iter()
+            .map(|hk| crate::channel::estimate(hk, err_var, &mut crng).unwrap())
+            .collect();
+        let n = 6000;
+        // i.i.d. values (the closed form assumes circular, uncorrelated symbols)
+        let mut xr = stream(22, &[]);
+        let xs: Vec<Vec<f32>> = (0..k)
+            .map(|d| {
+                (0..n)
+                    .map(|_| (1.0 + d as f32) * rand::Rng::random::<f32>(&mut xr) - 0.3)
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
+        let truth: Vec<f64> = (0..n)
+            .map(|i| xs.iter().map(|v| v[i] as f64).sum())
+            .collect();
+        for (streams, csi) in [(1usize, None), (2, None), (2, Some(csi.as_slice()))] {
+            let link = OtaLink {
+                channels: &h,
+                csi,
+                power: &[1.0, 2.0, 1.0, 0.5],
+                noise_var: 1e-3,
+                streams,
+            };
+            let mut rng = stream(21, &[streams as u64]);
+            let out =
+                over_the_air_all_reduce(&refs, &link, |p| mmse(p, 50), &Downlink::Ideal, &mut rng)
+                    .unwrap();
+            assert_eq!(out.uplink.channel_uses, (n / 2).div_ceil(streams));
+            assert_eq!(out.per_device.len(), k);
+            let err: f64 = out.per_device[3]
+                .iter()
+                .zip(&truth)
+                .map(|(e, t)| (*e as f64 - t).powi(2))
+                .sum::<f64>()
+                / n as f64;
+            // per real component: half the per-use MSE spread over L streams
+            let want = out.uplink.true_mse / (2.0 * streams as f64);
+            assert!(
+                (err / want - 1.0).abs() < 0.1,
+                "L={streams}: {err} vs {want}"
+            );
+            if csi.is_some() {
+                // the design was fooled: the truth is worse than it believed
+                assert!(out.uplink.true_mse > out.uplink.analytic_mse);
+            }
         }
     }
 

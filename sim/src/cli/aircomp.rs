@@ -24,6 +24,8 @@ pub enum DesignName {
     Fast,
     /// Semidefinite relaxation solved by clarabel + Gaussian randomisation.
     Sdr,
+    /// Uncoded FDMA baseline: each device alone on a 1/K sub-channel (K× the airtime).
+    Fdma,
 }
 
 impl DesignName {
@@ -41,7 +43,30 @@ impl DesignName {
                 )?
                 .transceiver
             }
+            DesignName::Fdma => {
+                bail!("uncoded FDMA has one combiner per device, not one receive beamformer")
+            }
         })
+    }
+
+    /// (analytic, simulated) MSE of this design on `p`.
+    fn mse_pair(
+        self,
+        p: &Problem,
+        seed: u64,
+        index: u64,
+        symbols: usize,
+        noise: &mut rng::Rng,
+    ) -> Result<(f64, f64)> {
+        if self == DesignName::Fdma {
+            let d = aircomp::uncoded_fdma(p)?;
+            return Ok((
+                d.analytic_mse,
+                aircomp::simulate_fdma_mse(p, &d, symbols, noise),
+            ));
+        }
+        let t = self.run(p, seed, index)?;
+        Ok((t.analytic_mse, aircomp::simulate_mse(p, &t, symbols, noise)))
     }
     fn label(self) -> &'static str {
         match self {
@@ -50,6 +75,7 @@ impl DesignName {
             DesignName::Mmse => "mmse",
             DesignName::Fast => "fast",
             DesignName::Sdr => "sdr",
+            DesignName::Fdma => "fdma",
         }
     }
 }
@@ -82,6 +108,9 @@ pub struct MseArgs {
     /// Rician K-factor in dB (Rayleigh when absent).
     #[arg(long, allow_hyphen_values = true)]
     pub rician_k_db: Option<f64>,
+    /// Streams L (≤ min(N_r, N_t)).
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
     /// Channel realisations averaged per point.
     #[arg(long, default_value_t = 50)]
     pub realisations: usize,
@@ -260,23 +289,22 @@ fn mse(a: MseArgs) -> Result<()> {
                     signal_var: &ones,
                     power: &ones,
                     noise_var: noise,
-                    streams: 1,
+                    streams: a.streams,
                 };
                 a.designs
                     .iter()
                     .enumerate()
                     .map(|(di, d)| {
-                        let t = d.run(&p, a.seed, r as u64)?;
-                        let sim = aircomp::simulate_mse(
+                        d.mse_pair(
                             &p,
-                            &t,
+                            a.seed,
+                            r as u64,
                             a.symbols,
                             &mut rng::stream(
                                 a.seed,
                                 &[component::NOISE, pi as u64, r as u64, di as u64],
                             ),
-                        );
-                        Ok((t.analytic_mse, sim))
+                        )
                     })
                     .collect()
             })
@@ -333,6 +361,18 @@ fn design(a: DesignArgs) -> Result<()> {
             noise_var: a.noise_var,
             streams: a.streams,
         };
+        if a.design == DesignName::Fdma {
+            let d = aircomp::uncoded_fdma(&p).with_context(|| format!("realisation {r}"))?;
+            out.push(json!({
+                "mse": d.analytic_mse,
+                "per_device_mse": d.per_device_mse,
+                "combiners": d.combiners.iter().map(cmat_json).collect::<Vec<_>>(),
+                "precoders": d.precoders.iter().map(cmat_json).collect::<Vec<_>>(),
+                "power": aircomp::powers(&p, &d.precoders),
+                "airtime_factor": d.airtime_factor,
+            }));
+            continue;
+        }
         let t = a
             .design
             .run(&p, a.seed, r as u64)
