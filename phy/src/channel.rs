@@ -402,6 +402,129 @@ impl Mac {
     }
 }
 
+/// Device-to-device links among K devices with N antennas each, placed at `positions_m`
+/// (x, y in metres). Each unordered pair {i, j} gets one large-scale gain from `large_scale`
+/// evaluated at their distance (for [`LargeScale::Fixed`]: K(K−1)/2 gains in pair order
+/// (0,1), (0,2), …, (1,2), …) and one small-scale matrix; links are reciprocal,
+/// `H_{j←i} = H_{i←j}ᵀ` (TDD). Rician pairs use ULAs along the x axis with the geometric
+/// angle between the two devices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct D2dConfig {
+    /// Device positions, m.
+    pub positions_m: Vec<[f64; 2]>,
+    /// Antennas per device.
+    #[serde(default = "one")]
+    pub antennas: usize,
+    /// Small-scale fading (for Rician, `aoa_deg` must be empty: angles come from positions).
+    pub small_scale: SmallScale,
+    /// Large-scale model, evaluated per pair (distances from positions).
+    pub large_scale: LargeScale,
+}
+
+/// One realisation of every D2D link.
+#[derive(Debug, Clone)]
+pub struct D2dLinks {
+    /// `h[i][j]`: channel from device j to device i (N × N); zero on the diagonal.
+    pub h: Vec<Vec<CMat>>,
+    /// Large-scale gain of each ordered pair (symmetric; 0 on the diagonal).
+    pub gain: Vec<Vec<f64>>,
+}
+
+impl D2dConfig {
+    /// Draw one realisation (shadowing and fading from `rng`).
+    pub fn realise<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Result<D2dLinks, ChannelError> {
+        let k = self.positions_m.len();
+        check(
+            "positions_m (devices)",
+            k as f64,
+            k >= 2,
+            "need at least two devices",
+        )?;
+        check(
+            "antennas",
+            self.antennas as f64,
+            self.antennas > 0,
+            "need at least one antenna",
+        )?;
+        for p in &self.positions_m {
+            check("positions_m", p[0], p[1].is_finite(), "must be finite")?;
+        }
+        let pairs: Vec<(usize, usize)> = (0..k)
+            .flat_map(|i| (i + 1..k).map(move |j| (i, j)))
+            .collect();
+        let dist: Vec<f64> = pairs
+            .iter()
+            .map(|&(i, j)| {
+                let (a, b) = (self.positions_m[i], self.positions_m[j]);
+                (a[0] - b[0]).hypot(a[1] - b[1])
+            })
+            .collect();
+        let per_pair = match &self.large_scale {
+            LargeScale::LogDistance {
+                pl0_db,
+                d0_m,
+                exponent,
+                shadowing_db,
+                ..
+            } => LargeScale::LogDistance {
+                pl0_db: *pl0_db,
+                d0_m: *d0_m,
+                exponent: *exponent,
+                shadowing_db: *shadowing_db,
+                distances_m: dist.clone(),
+            },
+            LargeScale::Gpp {
+                scenario, fc_ghz, ..
+            } => LargeScale::Gpp {
+                scenario: *scenario,
+                fc_ghz: *fc_ghz,
+                distances_m: dist.clone(),
+            },
+            other => other.clone(),
+        };
+        let g = per_pair.gains(pairs.len(), rng)?;
+        let n = self.antennas;
+        let kf = match &self.small_scale {
+            SmallScale::Rayleigh => None,
+            SmallScale::Rician {
+                k_factor_db,
+                aoa_deg,
+            } => {
+                check("k_factor_db", *k_factor_db, true, "must be finite")?;
+                if !aoa_deg.is_empty() {
+                    return Err(ChannelError::Invalid {
+                        field: "aoa_deg (length)",
+                        value: aoa_deg.len() as f64,
+                        reason: "D2D angles come from the positions; leave aoa_deg empty",
+                    });
+                }
+                Some(10f64.powf(k_factor_db / 10.0))
+            }
+        };
+        let mut h = vec![vec![CMat::zeros(n, n); k]; k];
+        let mut gain = vec![vec![0.0; k]; k];
+        for (&(i, j), &gij) in pairs.iter().zip(&g) {
+            let mut m = cn_matrix(n, n, rng);
+            if let Some(kf) = kf {
+                let (a, b) = (self.positions_m[i], self.positions_m[j]);
+                // angle of the i→j direction from the x-axis array's broadside (the y axis)
+                let theta = (b[0] - a[0]).atan2(b[1] - a[1]);
+                let ai = ula_response(n, 0.5, theta);
+                let aj = ula_response(n, 0.5, -theta);
+                m = (&ai * aj.transpose()) * C64::new((kf / (kf + 1.0)).sqrt(), 0.0)
+                    + m * C64::new((1.0 / (kf + 1.0)).sqrt(), 0.0);
+            }
+            let m = m * C64::new(gij.sqrt(), 0.0);
+            h[j][i] = m.transpose();
+            h[i][j] = m;
+            gain[i][j] = gij;
+            gain[j][i] = gij;
+        }
+        Ok(D2dLinks { h, gain })
+    }
+}
+
 /// Bessel function of the first kind, order 0 (power series for |x| ≤ 8, Hankel asymptotic
 /// expansion beyond; absolute error < 1e-8).
 pub fn bessel_j0(x: f64) -> f64 {
@@ -1061,5 +1184,87 @@ mod file_tests {
             .unwrap_err()
             .contains("dtype"));
         std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+#[cfg(test)]
+mod d2d_tests {
+    use super::*;
+    use crate::rng::stream;
+
+    #[test]
+    #[allow(clippy::needless_range_loop)]
+    fn d2d_links_are_reciprocal_and_follow_the_path_loss() {
+        let cfg = D2dConfig {
+            positions_m: vec![[0.0, 0.0], [10.0, 0.0], [0.0, 100.0], [30.0, 40.0]],
+            antennas: 2,
+            small_scale: SmallScale::Rayleigh,
+            large_scale: LargeScale::LogDistance {
+                pl0_db: 40.0,
+                d0_m: 1.0,
+                exponent: 3.0,
+                shadowing_db: 0.0,
+                distances_m: vec![],
+            },
+        };
+        let mut rng = stream(90, &[]);
+        let draws = 4000;
+        let mut power = vec![vec![0.0; 4]; 4];
+        for _ in 0..draws {
+            let l = cfg.realise(&mut rng).unwrap();
+            for i in 0..4 {
+                assert_eq!(l.h[i][i].norm(), 0.0);
+                for j in 0..4 {
+                    assert_eq!(l.h[i][j], l.h[j][i].transpose());
+                    power[i][j] += l.h[i][j].norm_squared() / 4.0 / draws as f64;
+                }
+            }
+        }
+        // mean entry power = path gain 10^(−(40 + 30 log10 d)/10)
+        for (i, j, d) in [
+            (0usize, 1usize, 10.0f64),
+            (0, 2, 100.0),
+            (0, 3, 50.0),
+            (1, 3, (400.0f64 + 1600.0).sqrt()),
+        ] {
+            let want = 10f64.powf(-(40.0 + 30.0 * d.log10()) / 10.0);
+            assert!(
+                (power[i][j] / want - 1.0).abs() < 0.05,
+                "{i}-{j}: {} vs {want}",
+                power[i][j]
+            );
+        }
+        // the slope: 10× the distance costs 30 dB
+        let slope = 10.0 * (power[0][1] / power[0][2]).log10();
+        assert!((slope - 30.0).abs() < 0.5, "{slope}");
+        // Rician with K → ∞ is the deterministic line of sight, unit power per entry
+        let los = D2dConfig {
+            small_scale: SmallScale::Rician {
+                k_factor_db: 80.0,
+                aoa_deg: vec![],
+            },
+            large_scale: LargeScale::Unit,
+            ..cfg.clone()
+        };
+        let l = los.realise(&mut rng).unwrap();
+        assert!(l.h[0][3].iter().all(|v| (v.norm() - 1.0).abs() < 1e-3));
+        // bad input
+        let one = D2dConfig {
+            positions_m: vec![[0.0, 0.0]],
+            ..cfg.clone()
+        };
+        assert!(one.realise(&mut rng).is_err());
+        let nan = D2dConfig {
+            positions_m: vec![[0.0, 0.0], [f64::NAN, 1.0]],
+            ..cfg.clone()
+        };
+        assert!(nan.realise(&mut rng).is_err());
+        let fixed = D2dConfig {
+            large_scale: LargeScale::Fixed {
+                gains_db: vec![0.0; 5],
+            },
+            ..cfg
+        };
+        assert!(fixed.realise(&mut rng).is_err()); // 4 devices have 6 pairs
     }
 }

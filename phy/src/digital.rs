@@ -429,3 +429,265 @@ mod mcs_tests {
         assert!(mcs_airtime(1, 1.0, 0.0, &m, 0.1, 0).is_err());
     }
 }
+
+/// A digital reduce-at-AP + broadcast round with link adaptation, HARQ and residual errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigitalLink {
+    /// Uplink multiple access.
+    pub access: Access,
+    /// Total bandwidth, Hz.
+    pub bandwidth_hz: f64,
+    /// Uplink SNR of each device on the whole band, dB (OFDMA: its 1/K share sees K× the SNR).
+    pub uplink_snr_db: Vec<f64>,
+    /// Downlink SNR of each device, dB.
+    pub downlink_snr_db: Vec<f64>,
+    /// Number format on the wire.
+    pub quantiser: Quantiser,
+    /// Values per transport block (the unit of HARQ and of loss).
+    pub block_values: usize,
+    /// BLER curves.
+    #[serde(default)]
+    pub bler: BlerModel,
+    /// Link-adaptation target BLER.
+    pub target_bler: f64,
+    /// Transmissions per block at most (1 = no HARQ).
+    pub max_tx: u32,
+    /// Fixed per-round cost, s.
+    #[serde(default)]
+    pub overhead_s: f64,
+}
+
+/// What a digital all-reduce delivered.
+#[derive(Debug, Clone)]
+pub struct DigitalSum {
+    /// The AP's sum (blocks lost on the uplink are missing: the AP adds zero for them).
+    pub estimate: Vec<f32>,
+    /// What each device received (blocks lost on the downlink read as zero).
+    pub per_device: Vec<Vec<f32>>,
+    /// Realised airtime.
+    pub airtime: Airtime,
+    /// Uplink blocks lost after HARQ (over all devices).
+    pub uplink_lost_blocks: usize,
+    /// Downlink (device, block) pairs lost after HARQ.
+    pub downlink_lost_blocks: usize,
+}
+
+/// Transmissions of one block until it is decoded or `max_tx` is reached: (count, delivered).
+fn harq_draw<R: rand::Rng + ?Sized>(bler: f64, max_tx: u32, rng: &mut R) -> (u32, bool) {
+    for n in 1..=max_tx {
+        if rng.random::<f64>() >= bler {
+            return (n, true);
+        }
+    }
+    (max_tx, false)
+}
+
+/// All-reduce `partials` (one vector per device) through `link`: every device quantises its
+/// vector and sends it block by block at the MCS chosen for its SNR ([`mcs_airtime`]'s rule);
+/// each block is retransmitted until decoded or `max_tx` is reached (drawn from `rng`); the AP
+/// sums what arrived, quantises the sum and broadcasts it at the weakest device's MCS, each
+/// block repeated until every device has it or `max_tx` is reached.
+pub fn digital_all_reduce<R: rand::Rng + ?Sized>(
+    partials: &[&[f32]],
+    link: &DigitalLink,
+    rng: &mut R,
+) -> Result<DigitalSum, DigitalError> {
+    let k = partials.len();
+    if k == 0 {
+        return Err(DigitalError::Invalid("all-reduce over zero devices".into()));
+    }
+    if link.uplink_snr_db.len() != k || link.downlink_snr_db.len() != k {
+        return Err(DigitalError::Invalid(format!(
+            "{} uplink and {} downlink SNRs for {k} devices",
+            link.uplink_snr_db.len(),
+            link.downlink_snr_db.len()
+        )));
+    }
+    if link.block_values == 0 {
+        return Err(DigitalError::Invalid("block_values must be ≥ 1".into()));
+    }
+    if !(link.overhead_s.is_finite() && link.overhead_s >= 0.0) {
+        return Err(DigitalError::Invalid(format!(
+            "overhead_s = {}: must be ≥ 0",
+            link.overhead_s
+        )));
+    }
+    let n = partials[0].len();
+    if partials.iter().any(|p| p.len() != n) {
+        return Err(DigitalError::Invalid(
+            "partial vectors differ in length".into(),
+        ));
+    }
+    let blocks = n.div_ceil(link.block_values);
+    let block_bits = |b: usize| {
+        let len = link.block_values.min(n - b * link.block_values);
+        link.quantiser.bits(len)
+    };
+    // MCS per uplink: (spectral efficiency, BLER, bandwidth)
+    let (up_bw, up_gain) = match link.access {
+        Access::Tdma => (link.bandwidth_hz, 1.0),
+        Access::Ofdma => (link.bandwidth_hz / k as f64, k as f64),
+    };
+    let mut estimate = vec![0.0f32; n];
+    let mut uplink_lost_blocks = 0;
+    let mut per_device_time = Vec::with_capacity(k);
+    for (x, &snr_db) in partials.iter().zip(&link.uplink_snr_db) {
+        let snr_db = snr_db + 10.0 * up_gain.log10();
+        let o = mcs_airtime(1, up_bw, snr_db, &link.bler, link.target_bler, link.max_tx)?;
+        let se = NR_CQI_TABLE1_SE[o.cqi.unwrap_or(0)];
+        let b = link.bler.bler(se, snr_db);
+        let q = link.quantiser.roundtrip(x);
+        let mut t = 0.0;
+        for blk in 0..blocks {
+            let (tx, ok) = harq_draw(b, link.max_tx, rng);
+            t += tx as f64 * block_bits(blk) as f64 / (se * up_bw);
+            if ok {
+                let lo = blk * link.block_values;
+                let hi = (lo + link.block_values).min(n);
+                for (e, v) in estimate[lo..hi].iter_mut().zip(&q[lo..hi]) {
+                    *e += v;
+                }
+            } else {
+                uplink_lost_blocks += 1;
+            }
+        }
+        per_device_time.push(t);
+    }
+    let uplink_s = match link.access {
+        Access::Tdma => per_device_time.iter().sum(),
+        Access::Ofdma => per_device_time.iter().cloned().fold(0.0, f64::max),
+    };
+    // broadcast at the weakest device's MCS
+    let weakest = link
+        .downlink_snr_db
+        .iter()
+        .cloned()
+        .fold(f64::INFINITY, f64::min);
+    let o = mcs_airtime(
+        1,
+        link.bandwidth_hz,
+        weakest,
+        &link.bler,
+        link.target_bler,
+        link.max_tx,
+    )?;
+    let se = NR_CQI_TABLE1_SE[o.cqi.unwrap_or(0)];
+    let sent = link.quantiser.roundtrip(&estimate);
+    let mut per_device = vec![sent.clone(); k];
+    let mut downlink_s = 0.0;
+    let mut downlink_lost_blocks = 0;
+    for blk in 0..blocks {
+        let mut rounds = 0;
+        for (d, &snr_db) in link.downlink_snr_db.iter().enumerate() {
+            let (tx, ok) = harq_draw(link.bler.bler(se, snr_db), link.max_tx, rng);
+            rounds = rounds.max(tx);
+            if !ok {
+                downlink_lost_blocks += 1;
+                let lo = blk * link.block_values;
+                let hi = (lo + link.block_values).min(n);
+                per_device[d][lo..hi].fill(0.0);
+            }
+        }
+        downlink_s += rounds as f64 * block_bits(blk) as f64 / (se * link.bandwidth_hz);
+    }
+    Ok(DigitalSum {
+        estimate,
+        per_device,
+        airtime: Airtime {
+            uplink_s,
+            downlink_s,
+            overhead_s: link.overhead_s,
+        },
+        uplink_lost_blocks,
+        downlink_lost_blocks,
+    })
+}
+
+#[cfg(test)]
+mod all_reduce_tests {
+    use super::*;
+    use crate::rng::stream;
+
+    fn link(snr_db: f64, access: Access, max_tx: u32) -> DigitalLink {
+        DigitalLink {
+            access,
+            bandwidth_hz: 1e6,
+            uplink_snr_db: vec![snr_db; 4],
+            downlink_snr_db: vec![snr_db; 4],
+            quantiser: Quantiser::Int8 { block: 32 },
+            block_values: 256,
+            bler: BlerModel::default(),
+            target_bler: 0.1,
+            max_tx,
+            overhead_s: 1e-3,
+        }
+    }
+
+    #[test]
+    fn clean_links_sum_exactly_at_the_top_mcs() {
+        let xs: Vec<Vec<f32>> = (0..4)
+            .map(|d| {
+                (0..1000)
+                    .map(|i| ((i + 7 * d) as f32 * 0.1).sin())
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
+        let q = Quantiser::Int8 { block: 32 };
+        for access in [Access::Tdma, Access::Ofdma] {
+            let l = link(60.0, access, 4);
+            let out = digital_all_reduce(&refs, &l, &mut stream(1, &[])).unwrap();
+            assert_eq!(out.uplink_lost_blocks + out.downlink_lost_blocks, 0);
+            // the AP's sum is the sum of what the devices quantised
+            for i in 0..1000 {
+                let want: f32 = xs.iter().map(|v| q.roundtrip(v)[i]).sum();
+                assert!((out.estimate[i] - want).abs() < 1e-5);
+            }
+            assert!(out
+                .per_device
+                .iter()
+                .all(|v| v == &q.roundtrip(&out.estimate)));
+            // hand-computed airtime: bits / (5.5547 bit/s/Hz · band) with one transmission each
+            let bits = q.bits(256) as f64 * 3.0 + q.bits(1000 - 768) as f64;
+            let per_dev = bits / (5.5547 * 1e6);
+            let up = match access {
+                Access::Tdma => 4.0 * per_dev,
+                Access::Ofdma => bits / (5.5547 * 0.25e6),
+            };
+            assert!((out.airtime.uplink_s / up - 1.0).abs() < 1e-9, "{access:?}");
+            assert!((out.airtime.downlink_s / per_dev - 1.0).abs() < 1e-9);
+            assert!((out.airtime.total_s() - up - per_dev - 1e-3).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn losses_and_retransmissions_follow_the_bler() {
+        // at an SNR where even the lowest MCS fails often: lost fraction = BLER^max_tx and the
+        // mean number of transmissions = Σ_{i<N} BLER^i
+        let snr = -8.0;
+        let l = link(snr, Access::Tdma, 2);
+        let b = l.bler.bler(NR_CQI_TABLE1_SE[0], snr);
+        assert!(b > 0.3 && b < 0.99, "{b}");
+        let n = 256 * 500;
+        let xs: Vec<Vec<f32>> = (0..4).map(|_| vec![1.0; n]).collect();
+        let refs: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
+        let out = digital_all_reduce(&refs, &l, &mut stream(2, &[])).unwrap();
+        let lost = out.uplink_lost_blocks as f64 / 2000.0;
+        assert!((lost / (b * b) - 1.0).abs() < 0.1, "{lost} vs {}", b * b);
+        // every lost block shows as a missing unit in the sum
+        let missing: f64 = out.estimate.iter().map(|&v| 4.0 - v as f64).sum::<f64>() / 256.0;
+        assert!((missing - out.uplink_lost_blocks as f64).abs() < 1e-3);
+        let bits = Quantiser::Int8 { block: 32 }.bits(256) as f64;
+        let mean_tx = out.airtime.uplink_s * NR_CQI_TABLE1_SE[0] * 1e6 / bits / 2000.0;
+        assert!((mean_tx / (1.0 + b) - 1.0).abs() < 0.05, "{mean_tx}");
+        // bad input
+        assert!(digital_all_reduce(&refs[..3], &l, &mut stream(2, &[])).is_err());
+        let mut z = l.clone();
+        z.block_values = 0;
+        assert!(digital_all_reduce(&refs, &z, &mut stream(2, &[])).is_err());
+        let mut z = l.clone();
+        z.bandwidth_hz = -1.0;
+        assert!(digital_all_reduce(&refs, &z, &mut stream(2, &[])).is_err());
+    }
+}

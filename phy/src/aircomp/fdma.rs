@@ -48,7 +48,7 @@ pub fn uncoded_fdma(p: &Problem) -> Result<FdmaDesign, AirCompError> {
         let mut idx: Vec<usize> = (0..svd.singular_values.len()).collect();
         idx.sort_by(|&i, &j| svd.singular_values[j].total_cmp(&svd.singular_values[i]));
         let s: Vec<f64> = idx[..l].iter().map(|&i| svd.singular_values[i]).collect();
-        if s.iter().any(|&v| !(v > 0.0)) {
+        if s.iter().any(|&v| v.is_nan() || v <= 0.0) {
             return Err(AirCompError::Invalid(format!(
                 "device {d}: channel rank below L = {l}; uncoded FDMA cannot invert it"
             )));

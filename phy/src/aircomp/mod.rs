@@ -317,7 +317,7 @@ pub fn refine_mmse(
             None => break,
         };
         let m = mse(p, &na, &nb);
-        if !(m <= best * (1.0 + 1e-12)) {
+        if m.is_nan() || m > best * (1.0 + 1e-12) {
             break;
         }
         let done = (best - m) <= 1e-12 * best;
