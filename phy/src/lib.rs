@@ -5,6 +5,7 @@
 pub mod aircomp;
 pub mod channel;
 pub mod digital;
+pub mod fastrng;
 pub mod montecarlo;
 pub mod rng;
 

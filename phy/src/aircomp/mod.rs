@@ -165,12 +165,15 @@ pub fn zero_forcing(p: &Problem, dir: ReceiveDirection) -> Result<Transceiver, A
     p.validate()?;
     let l = p.streams;
     let nr = p.channels[0].nrows();
-    let gram: CMat = p
-        .channels
-        .iter()
-        .fold(CMat::zeros(nr, nr), |acc, h| acc + h * h.adjoint());
+    let gram = || -> CMat {
+        let mut acc = CMat::zeros(nr, nr);
+        for h in p.channels {
+            acc.gemm(C64::new(1.0, 0.0), h, &h.adjoint(), C64::new(1.0, 0.0));
+        }
+        acc
+    };
     let g = match dir {
-        ReceiveDirection::Eigen => top_eigenvectors(&gram, l),
+        ReceiveDirection::Eigen => top_eigenvectors(&gram(), l),
         ReceiveDirection::SumDirections => {
             let mut sum = CMat::zeros(nr, 1);
             for h in p.channels {
@@ -193,14 +196,14 @@ pub fn zero_forcing(p: &Problem, dir: ReceiveDirection) -> Result<Transceiver, A
             let first = if n > 0.0 {
                 sum / C64::new(n, 0.0)
             } else {
-                top_eigenvectors(&gram, 1)
+                top_eigenvectors(&gram(), 1)
             };
             if l == 1 {
                 first
             } else {
                 // complete with eigen-directions, orthonormalised
                 let mut cols = vec![first];
-                let e = top_eigenvectors(&gram, nr);
+                let e = top_eigenvectors(&gram(), nr);
                 for c in 0..nr {
                     if cols.len() == l {
                         break;
@@ -227,6 +230,9 @@ pub fn zero_forcing(p: &Problem, dir: ReceiveDirection) -> Result<Transceiver, A
 /// that meets every budget; MSE `σ² c² ‖G‖²_F`.
 pub fn zf_with_directions(p: &Problem, g: &CMat) -> Result<Transceiver, AirCompError> {
     let l = g.ncols();
+    if l == 1 {
+        return zf_single_stream(p, g);
+    }
     let mut c2: f64 = 0.0;
     let mut inv = Vec::with_capacity(p.channels.len());
     for (i, h) in p.channels.iter().enumerate() {
@@ -250,6 +256,39 @@ pub fn zf_with_directions(p: &Problem, g: &CMat) -> Result<Transceiver, AirCompE
     let b: Vec<CMat> = inv
         .iter()
         .map(|(gh, mi)| gh.adjoint() * mi * C64::new(1.0 / c, 0.0))
+        .collect();
+    let analytic_mse = mse(p, &a, &b);
+    Ok(Transceiver {
+        receive_beamformer: a,
+        precoders: b,
+        analytic_mse,
+    })
+}
+
+/// [`zf_with_directions`] for one stream: `t_k = 1/|gᴴh_k|²` with h_k = H_k's only column when
+/// N_t = 1, `b_k = (gᴴH_k)ᴴ/(c |gᴴH_k|²)` in general.
+fn zf_single_stream(p: &Problem, g: &CMat) -> Result<Transceiver, AirCompError> {
+    let mut c2: f64 = 0.0;
+    let mut gh = Vec::with_capacity(p.channels.len());
+    for (i, h) in p.channels.iter().enumerate() {
+        let row = g.adjoint() * h; // 1 × N_t
+        let n2 = row.norm_squared();
+        if !(n2.is_finite() && n2 > 0.0) {
+            return bad(format!(
+                "device {i}: its channel is orthogonal to the receive direction (aᴴH_k = 0)"
+            ));
+        }
+        c2 = c2.max(p.signal_var[i] / (n2 * p.power[i]));
+        gh.push((row, n2));
+    }
+    if c2 <= 0.0 {
+        c2 = 1e-30;
+    }
+    let c = c2.sqrt();
+    let a = g * C64::new(c, 0.0);
+    let b: Vec<CMat> = gh
+        .iter()
+        .map(|(row, n2)| row.adjoint() * C64::new(1.0 / (c * n2), 0.0))
         .collect();
     let analytic_mse = mse(p, &a, &b);
     Ok(Transceiver {
@@ -626,8 +665,10 @@ pub fn simulate_mse<R: rand::Rng + ?Sized>(
     (est - sum).norm_squared() / symbols as f64
 }
 
-/// [`simulate_mse`] for one stream, symbol by symbol without temporaries: per channel use the
-/// received vector `y = Σ_k (H_kb_k) s_k + n` is formed antenna by antenna, then combined with aᴴ.
+/// [`simulate_mse`] for one stream: blocks of 96 channel uses in structure-of-arrays f32, the
+/// received signal formed antenna by antenna (`y_i = Σ_k v_ik s_k + n_i`, `v_k = H_kb_k`) and
+/// combined with aᴴ, every loop running over the 96 uses so that it vectorises; Gaussian draws
+/// from [`crate::fastrng::Normals`] seeded from `rng`. Squared errors are accumulated in f64.
 fn simulate_mse_single_stream<R: rand::Rng + ?Sized>(
     p: &Problem,
     t: &Transceiver,
@@ -636,37 +677,144 @@ fn simulate_mse_single_stream<R: rand::Rng + ?Sized>(
 ) -> f64 {
     let nr = p.channels[0].nrows();
     let k = p.channels.len();
-    // effective channels v_k = H_k b_k (N_r each), stored flat
-    let mut v = vec![C64::new(0.0, 0.0); k * nr];
-    for (d, (h, bk)) in p.channels.iter().zip(&t.precoders).enumerate() {
+    let mut v = Vec::with_capacity(k * nr);
+    for (h, bk) in p.channels.iter().zip(&t.precoders) {
         let hb = h * bk;
-        for i in 0..nr {
-            v[d * nr + i] = hb[(i, 0)];
-        }
+        v.extend((0..nr).map(|i| (hb[(i, 0)].re as f32, hb[(i, 0)].im as f32)));
     }
-    let a: Vec<C64> = (0..nr)
-        .map(|i| t.receive_beamformer[(i, 0)].conj())
+    let a: Vec<(f32, f32)> = (0..nr)
+        .map(|i| {
+            let z = t.receive_beamformer[(i, 0)];
+            (z.re as f32, z.im as f32)
+        })
         .collect();
-    let sd: Vec<f64> = p.signal_var.iter().map(|s| s.sqrt()).collect();
-    let sn = p.noise_var.sqrt();
-    let mut y = vec![C64::new(0.0, 0.0); nr];
+    // per real component: CN(0, σ²) has variance σ²/2
+    let sd: Vec<f32> = p
+        .signal_var
+        .iter()
+        .map(|s| (s / 2.0).sqrt() as f32)
+        .collect();
+    let sn = (p.noise_var / 2.0).sqrt() as f32;
+    let mut g = crate::fastrng::Normals::from_rng(rng);
+    let mut st = SimScratch::new(k, nr);
     let mut err2 = 0.0f64;
-    for _ in 0..symbols {
-        for yi in y.iter_mut() {
-            *yi = crate::channel::cn01(rng) * sn;
-        }
-        let mut sum = C64::new(0.0, 0.0);
-        for (d, &sdev) in sd.iter().enumerate() {
-            let s = crate::channel::cn01(rng) * sdev;
-            sum += s;
-            for (yi, vi) in y.iter_mut().zip(&v[d * nr..(d + 1) * nr]) {
-                *yi += vi * s;
-            }
-        }
-        let est: C64 = a.iter().zip(&y).map(|(ai, yi)| ai * yi).sum();
-        err2 += (est - sum).norm_sqr();
+    let mut left = symbols;
+    while left > 0 {
+        let n = left.min(BLOCK);
+        err2 += simulate_block(&mut g, &mut st, &v, &a, &sd, sn, n);
+        left -= n;
     }
     err2 / symbols as f64
+}
+
+const BLOCK: usize = 96;
+
+struct SimScratch {
+    /// Noise then signals: (N_r + K) × 2 × BLOCK normals.
+    z: Vec<f32>,
+}
+
+impl SimScratch {
+    fn new(k: usize, nr: usize) -> SimScratch {
+        SimScratch {
+            z: vec![0.0; (nr + k) * 2 * BLOCK],
+        }
+    }
+}
+
+fn simulate_block(
+    g: &mut crate::fastrng::Normals,
+    st: &mut SimScratch,
+    v: &[(f32, f32)],
+    a: &[(f32, f32)],
+    sd: &[f32],
+    sn: f32,
+    n: usize,
+) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { simulate_block_avx2(g, st, v, a, sd, sn, n) };
+        }
+    }
+    simulate_block_portable(g, st, v, a, sd, sn, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn simulate_block_avx2(
+    g: &mut crate::fastrng::Normals,
+    st: &mut SimScratch,
+    v: &[(f32, f32)],
+    a: &[(f32, f32)],
+    sd: &[f32],
+    sn: f32,
+    n: usize,
+) -> f64 {
+    simulate_block_portable(g, st, v, a, sd, sn, n)
+}
+
+#[inline(always)]
+fn simulate_block_portable(
+    g: &mut crate::fastrng::Normals,
+    st: &mut SimScratch,
+    v: &[(f32, f32)],
+    a: &[(f32, f32)],
+    sd: &[f32],
+    sn: f32,
+    n: usize,
+) -> f64 {
+    let nr = a.len();
+    g.fill(&mut st.z, 1.0);
+    let (noise, sig) = st.z.split_at_mut(nr * 2 * BLOCK);
+    // est = Σ_i conj(a_i) y_i = Σ_i conj(a_i) n_i + Σ_k (Σ_i conj(a_i) v_ik) s_k, evaluated
+    // antenna by antenna as the receiver does: y_i first, then the combiner
+    let mut er = [0f32; BLOCK];
+    let mut ei = [0f32; BLOCK];
+    let mut sum_r = [0f32; BLOCK];
+    let mut sum_i = [0f32; BLOCK];
+    let mut yr = [0f32; BLOCK];
+    let mut yi = [0f32; BLOCK];
+    // scale the signals once
+    for (d, &s) in sd.iter().enumerate() {
+        let blk = &mut sig[d * 2 * BLOCK..(d + 1) * 2 * BLOCK];
+        for x in blk.iter_mut() {
+            *x *= s;
+        }
+        let (re, im) = blk.split_at(BLOCK);
+        for j in 0..BLOCK {
+            sum_r[j] += re[j];
+            sum_i[j] += im[j];
+        }
+    }
+    for (i, &(ar, ai)) in a.iter().enumerate() {
+        let (nre, nim) = noise[i * 2 * BLOCK..(i + 1) * 2 * BLOCK].split_at(BLOCK);
+        for j in 0..BLOCK {
+            yr[j] = sn * nre[j];
+            yi[j] = sn * nim[j];
+        }
+        for d in 0..sd.len() {
+            let (vr, vi) = v[d * nr + i];
+            let (sr, si) = sig[d * 2 * BLOCK..(d + 1) * 2 * BLOCK].split_at(BLOCK);
+            for j in 0..BLOCK {
+                yr[j] += vr * sr[j] - vi * si[j];
+                yi[j] += vr * si[j] + vi * sr[j];
+            }
+        }
+        // conj(a_i) y_i
+        for j in 0..BLOCK {
+            er[j] += ar * yr[j] + ai * yi[j];
+            ei[j] += ar * yi[j] - ai * yr[j];
+        }
+    }
+    let mut acc = 0.0f64;
+    for j in 0..n {
+        let dr = er[j] - sum_r[j];
+        let di = ei[j] - sum_i[j];
+        acc += (dr * dr + di * di) as f64;
+    }
+    acc
 }
 
 /// The uplink an over-the-air sum goes through.
