@@ -1043,10 +1043,13 @@ mod tests {
                         noise_var: noise,
                         streams: 1,
                     };
+                    let mut srng = stream(9, &[k as u64, nr as u64, (snr_db + 20.0) as u64]);
                     let designs = [
                         zero_forcing(&p, ReceiveDirection::Eigen).unwrap(),
                         zero_forcing(&p, ReceiveDirection::SumDirections).unwrap(),
                         mmse(&p, 50).unwrap(),
+                        fast(&p, 100).unwrap(),
+                        sdr(&p, 20, &mut srng).unwrap().transceiver,
                     ];
                     for (di, t) in designs.iter().enumerate() {
                         let mut rng =
@@ -1056,6 +1059,16 @@ mod tests {
                         worst = worst.max(rel);
                         assert!(rel < 0.03, "K={k} N_r={nr} SNR={snr_db} design {di}: simulated {sim} vs analytic {}", t.analytic_mse);
                     }
+                    let f = uncoded_fdma(&p).unwrap();
+                    let mut rng = stream(7, &[k as u64, nr as u64, (snr_db + 20.0) as u64, 99]);
+                    let sim = simulate_fdma_mse(&p, &f, 100_000, &mut rng);
+                    let rel = (sim / f.analytic_mse - 1.0).abs();
+                    worst = worst.max(rel);
+                    assert!(
+                        rel < 0.03,
+                        "K={k} N_r={nr} SNR={snr_db} FDMA: {sim} vs {}",
+                        f.analytic_mse
+                    );
                 }
             }
         }

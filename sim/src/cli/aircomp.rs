@@ -224,6 +224,21 @@ fn mse(a: MseArgs) -> Result<()> {
     if points.is_empty() {
         bail!("--values: give the {:?} values to sweep", a.vary);
     }
+    for &(k, nr, _) in &points {
+        if k == 0 || nr == 0 || a.tx_antennas == 0 {
+            bail!(
+                "K = {k}, N_r = {nr}, N_t = {}: all must be ≥ 1",
+                a.tx_antennas
+            );
+        }
+        if a.streams == 0 || a.streams > nr || a.streams > a.tx_antennas {
+            bail!(
+                "--streams {}: need 1 ≤ L ≤ min(N_r = {nr}, N_t = {})",
+                a.streams,
+                a.tx_antennas
+            );
+        }
+    }
     let small_scale = match a.rician_k_db {
         None => SmallScale::Rayleigh,
         Some(k) => SmallScale::Rician {

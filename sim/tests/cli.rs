@@ -1,0 +1,209 @@
+//! The `airinfer` binary as a user runs it: JSON other programs can trust, one-line errors with a
+//! non-zero exit for bad input.
+
+use std::process::Command;
+
+fn airinfer(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_airinfer"))
+        .args(args)
+        .output()
+        .expect("run airinfer");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+type C = (f64, f64);
+
+fn cm(v: &serde_json::Value) -> Vec<Vec<C>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|z| (z[0].as_f64().unwrap(), z[1].as_f64().unwrap()))
+                .collect()
+        })
+        .collect()
+}
+
+fn mul(a: C, b: C) -> C {
+    (a.0 * b.0 - a.1 * b.1, a.0 * b.1 + a.1 * b.0)
+}
+
+/// A channel file in the documented JSON layout: (R, K, N_r, N_t) of [re, im].
+fn channels(r: usize, k: usize, nr: usize, nt: usize) -> (String, Vec<Vec<Vec<Vec<C>>>>) {
+    let mut s = 12345u64;
+    let mut g = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    };
+    let h: Vec<Vec<Vec<Vec<C>>>> = (0..r)
+        .map(|_| {
+            (0..k)
+                .map(|_| {
+                    (0..nr)
+                        .map(|_| (0..nt).map(|_| (g(), g())).collect())
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let json = serde_json::to_string(
+        &h.iter()
+            .map(|rk| {
+                rk.iter()
+                    .map(|m| {
+                        m.iter()
+                            .map(|row| row.iter().map(|z| [z.0, z.1]).collect::<Vec<_>>())
+                            .collect::<Vec<_>>()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    (json, h)
+}
+
+#[test]
+fn aircomp_design_json_recomputes_to_its_mse_and_meets_the_budgets() {
+    let dir = std::env::temp_dir().join(format!("airinfer-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, h) = channels(2, 3, 4, 2);
+    let path = dir.join("h.json");
+    std::fs::write(&path, json).unwrap();
+    let (noise, power, var) = (0.2, [1.0, 0.5, 2.0], [1.0, 2.0, 0.5]);
+    for (design, streams) in [("zf", 1), ("mmse", 1), ("fast", 2), ("sdr", 2), ("mmse", 2)] {
+        let (code, out, err) = airinfer(&[
+            "aircomp",
+            "design",
+            "--channels",
+            path.to_str().unwrap(),
+            "--design",
+            design,
+            "--streams",
+            &streams.to_string(),
+            "--noise-var",
+            "0.2",
+            "--power-budget",
+            "1,0.5,2",
+            "--signal-var",
+            "1,2,0.5",
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{design}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        for (r, real) in v["realisations"].as_array().unwrap().iter().enumerate() {
+            let a = cm(&real["receive_beamformer"]);
+            assert_eq!((a.len(), a[0].len()), (4, streams));
+            // MSE = Σ_k σ_k² ‖AᴴH_kB_k − I‖² + σ² ‖A‖², recomputed here from the printed matrices
+            let mut m = noise
+                * a.iter()
+                    .flatten()
+                    .map(|z| z.0 * z.0 + z.1 * z.1)
+                    .sum::<f64>();
+            for (k, bk) in real["precoders"].as_array().unwrap().iter().enumerate() {
+                let b = cm(bk);
+                assert_eq!((b.len(), b[0].len()), (2, streams));
+                let p: f64 = var[k]
+                    * b.iter()
+                        .flatten()
+                        .map(|z| z.0 * z.0 + z.1 * z.1)
+                        .sum::<f64>();
+                assert!(
+                    p <= power[k] * (1.0 + 1e-6),
+                    "{design}: device {k} uses {p}"
+                );
+                for i in 0..streams {
+                    for j in 0..streams {
+                        let mut e = (if i == j { -1.0 } else { 0.0 }, 0.0);
+                        for (rr, arow) in a.iter().enumerate() {
+                            let ac = (arow[i].0, -arow[i].1);
+                            for (t, bt) in b.iter().enumerate() {
+                                let x = mul(mul(ac, h[r][k][rr][t]), bt[j]);
+                                e = (e.0 + x.0, e.1 + x.1);
+                            }
+                        }
+                        m += var[k] * (e.0 * e.0 + e.1 * e.1);
+                    }
+                }
+            }
+            let said = real["mse"].as_f64().unwrap();
+            assert!(
+                (m / said - 1.0).abs() < 1e-6,
+                "{design} L={streams}: {m} vs {said}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_one() {
+    let dir = std::env::temp_dir().join(format!("airinfer-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ragged = dir.join("ragged.json");
+    std::fs::write(&ragged, "[[[[[1,0]],[[1,0]]],[[[1,0]]]]]").unwrap();
+    let missing = dir.join("missing.json");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "aircomp".into(),
+                "mse".into(),
+                "--devices".into(),
+                "0".into(),
+            ],
+            "K = 0",
+        ),
+        (
+            vec![
+                "aircomp".into(),
+                "mse".into(),
+                "--streams".into(),
+                "2".into(),
+            ],
+            "--streams",
+        ),
+        (
+            vec![
+                "aircomp".into(),
+                "design".into(),
+                "--channels".into(),
+                ragged.to_string_lossy().into_owned(),
+                "--json".into(),
+            ],
+            "ragged.json",
+        ),
+        (
+            vec![
+                "aircomp".into(),
+                "design".into(),
+                "--channels".into(),
+                missing.to_string_lossy().into_owned(),
+                "--json".into(),
+            ],
+            "missing.json",
+        ),
+        (
+            vec!["inspect".into(), missing.to_string_lossy().into_owned()],
+            "missing.json",
+        ),
+    ];
+    for (args, needle) in cases {
+        let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let (code, out, err) = airinfer(&refs);
+        assert_eq!(code, 1, "{args:?}: stdout {out} stderr {err}");
+        assert!(out.is_empty(), "{args:?} wrote to stdout: {out}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
