@@ -3,4 +3,6 @@
 
 pub mod assets;
 pub mod cli;
+pub mod des;
+pub mod device;
 pub mod progress;
