@@ -16,7 +16,7 @@ use crate::{CMat, C64};
 
 pub mod fdma;
 pub mod sdr;
-pub use fdma::{simulate_fdma_mse, uncoded_fdma, FdmaDesign};
+pub use fdma::{fdma_sum, simulate_fdma_mse, uncoded_fdma, FdmaDesign};
 pub use sdr::{sdr, SdrDesign};
 
 /// Invalid AirComp inputs.
