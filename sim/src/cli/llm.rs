@@ -128,6 +128,9 @@ pub struct EvalArgs {
     /// Sliding-window perplexity with this stride instead of llama.cpp's chunked protocol.
     #[arg(long)]
     pub sliding: Option<usize>,
+    /// The coupled system: scheme, radio, devices, latency run.
+    #[command(flatten)]
+    pub radio: super::tp_eval::SchemeArgs,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -400,6 +403,18 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
     };
     let n_chunks_est = a.chunks.map_or(n_chunks_est, |c| c.min(n_chunks_est));
+    if a.radio.scheme.is_some() {
+        let pb = progress::items_bar(2 * n_chunks_est as u64, "reference + scheme", quiet);
+        let mut base = 0;
+        let r = super::tp_eval::run(&a.radio, &model, &g, &tokens, &opts, a.json, &mut |phase, d, _| {
+            if phase == "scheme" {
+                base = n_chunks_est;
+            }
+            pb.set_position((base + d) as u64);
+        });
+        pb.finish_and_clear();
+        return r;
+    }
     let pb = progress::items_bar(n_chunks_est as u64, "perplexity", quiet);
     let t0 = Instant::now();
     let r = perplexity(

@@ -2,6 +2,7 @@
 
 pub mod aircomp;
 pub mod llm;
+pub mod tp_eval;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

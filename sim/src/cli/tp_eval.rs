@@ -1,0 +1,317 @@
+//! `airinfer eval --scheme …`: the real model, tensor-parallel, every all-reduce through a
+//! simulated radio link, with simulated latency.
+
+use crate::device::{Precision, Profiles};
+use crate::schemes::tp::{ComputeModel, Design, RadioConfig, SchemeKind, TpCollective};
+use airinfer_llm::cost::WeightFormat;
+use airinfer_llm::eval::{perplexity, token_agreement, PplOptions};
+use airinfer_llm::gguf::{GgmlType, GgufFile};
+use airinfer_llm::model::{Logits, Model};
+use airinfer_llm::sampling::argmax;
+use airinfer_llm::tp::IdealCollective;
+use airinfer_phy::channel::{SmallScale, TimeModel};
+use airinfer_phy::digital::{Access, Quantiser};
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+/// Wire formats of the digital scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QuantName {
+    /// IEEE half.
+    Fp16,
+    /// bfloat16.
+    Bf16,
+    /// int8, one scale per 32 values.
+    Int8,
+    /// int4, one scale per 32 values.
+    Int4,
+}
+
+/// Uplink access of the digital scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AccessName {
+    /// Time division.
+    Tdma,
+    /// Frequency division.
+    Ofdma,
+}
+
+/// The coupled-system options of `airinfer eval`.
+#[derive(Args, Debug, Clone)]
+pub struct SchemeArgs {
+    /// Send every all-reduce through this scheme (and report latency); absent: plain evaluation.
+    #[arg(long, value_enum)]
+    pub scheme: Option<SchemeKind>,
+    /// AirComp transceiver design.
+    #[arg(long, value_enum, default_value_t = Design::Fast)]
+    pub design: Design,
+    /// Transmit SNR P/σ² per device and channel use, dB.
+    #[arg(long, default_value_t = 20.0, allow_hyphen_values = true)]
+    pub snr_db: f64,
+    /// Device profiles: one name for all devices or one per device (see sim/data/devices.toml).
+    #[arg(long, value_delimiter = ',', default_values_t = vec!["jetson-orin-nano".to_string()])]
+    pub profiles: Vec<String>,
+    /// Extra device profiles (TOML file of [name] tables with the same fields).
+    #[arg(long)]
+    pub profiles_file: Option<std::path::PathBuf>,
+    /// Arithmetic of the matrix products for the compute-time model.
+    #[arg(long, value_enum, default_value_t = PrecisionName::F16)]
+    pub precision: PrecisionName,
+    /// AP antennas N_r.
+    #[arg(long, default_value_t = 4)]
+    pub rx_antennas: usize,
+    /// Antennas per device N_t.
+    #[arg(long, default_value_t = 1)]
+    pub tx_antennas: usize,
+    /// Streams L.
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
+    /// Bandwidth = symbol rate, MHz.
+    #[arg(long, default_value_t = 10.0)]
+    pub bandwidth_mhz: f64,
+    /// Block-fading coherence time, ms (ignored with --doppler-hz).
+    #[arg(long, default_value_t = 10.0)]
+    pub coherence_ms: f64,
+    /// Continuous Doppler evolution (Jakes correlation) instead of block fading.
+    #[arg(long)]
+    pub doppler_hz: Option<f64>,
+    /// Rician K-factor, dB (Rayleigh when absent).
+    #[arg(long, allow_hyphen_values = true)]
+    pub rician_k_db: Option<f64>,
+    /// CSI error variance (channel entries have unit power); 0 = perfect CSI.
+    #[arg(long, default_value_t = 0.0)]
+    pub csi_error_var: f64,
+    /// Fixed cost per all-reduce round (sync, pilots, CSI), µs.
+    #[arg(long, default_value_t = 50.0)]
+    pub overhead_us: f64,
+    /// Digital: wire format.
+    #[arg(long, value_enum, default_value_t = QuantName::Int8)]
+    pub quantiser: QuantName,
+    /// Digital: uplink access.
+    #[arg(long, value_enum, default_value_t = AccessName::Ofdma)]
+    pub access: AccessName,
+    /// Seed of every random draw (channel, noise, CSI error, designs).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Prompt tokens of the latency run (time to first token).
+    #[arg(long, default_value_t = 64)]
+    pub prompt_tokens: usize,
+    /// Tokens generated in the latency run (per-token latency).
+    #[arg(long, default_value_t = 16)]
+    pub gen_tokens: usize,
+}
+
+/// Precision names on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionName {
+    /// FP32.
+    F32,
+    /// FP16.
+    F16,
+    /// INT8.
+    Int8,
+}
+
+fn weight_format(g: &GgufFile) -> WeightFormat {
+    match g.tensor("blk.0.ffn_down.weight").map(|t| t.ggml_type) {
+        Some(GgmlType::F32) => WeightFormat::F32,
+        Some(GgmlType::F16) | Some(GgmlType::BF16) => WeightFormat::F16,
+        Some(GgmlType::Q8_0) => WeightFormat::Q8_0,
+        Some(GgmlType::Q4_0) => WeightFormat::Q4_0,
+        _ => WeightFormat::Q4_1,
+    }
+}
+
+/// Build the collective the options describe for `model`.
+pub fn collective(s: &SchemeArgs, model: &Model, g: &GgufFile, seed: u64) -> Result<TpCollective> {
+    let k = model.n_devices();
+    let mut lib = Profiles::builtin();
+    if let Some(f) = &s.profiles_file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading device profiles {}", f.display()))?;
+        lib.extend(Profiles::parse(&text, &f.display().to_string())?);
+    }
+    let names: Vec<String> = match s.profiles.len() {
+        1 => vec![s.profiles[0].clone(); k],
+        n if n == k => s.profiles.clone(),
+        n => bail!("--profiles: {n} names for {k} devices (give one, or one per device)"),
+    };
+    let profiles = names
+        .iter()
+        .map(|n| lib.get(n).cloned())
+        .collect::<Result<Vec<_>, _>>()?;
+    let precision = match s.precision {
+        PrecisionName::F32 => Precision::F32,
+        PrecisionName::F16 => Precision::F16,
+        PrecisionName::Int8 => Precision::Int8,
+    };
+    let compute = ComputeModel::new(&model.cfg, &model.plan, profiles, precision, weight_format(g));
+    if !(s.bandwidth_mhz.is_finite() && s.bandwidth_mhz > 0.0) {
+        bail!("--bandwidth-mhz {}: must be positive", s.bandwidth_mhz);
+    }
+    if !(s.overhead_us.is_finite() && s.overhead_us >= 0.0) {
+        bail!("--overhead-us {}: must be ≥ 0", s.overhead_us);
+    }
+    let time = match s.doppler_hz {
+        Some(f) => TimeModel::Jakes { doppler_hz: f },
+        None => TimeModel::Block {
+            coherence_time_s: s.coherence_ms * 1e-3,
+        },
+    };
+    let radio = RadioConfig {
+        rx_antennas: s.rx_antennas,
+        tx_antennas: s.tx_antennas,
+        streams: s.streams,
+        small_scale: match s.rician_k_db {
+            None => SmallScale::Rayleigh,
+            Some(k) => SmallScale::Rician {
+                k_factor_db: k,
+                aoa_deg: vec![],
+            },
+        },
+        time,
+        snr_db: s.snr_db,
+        bandwidth_hz: s.bandwidth_mhz * 1e6,
+        round_overhead_s: s.overhead_us * 1e-6,
+        csi_error_var: s.csi_error_var,
+        quantiser: match s.quantiser {
+            QuantName::Fp16 => Quantiser::Fp16,
+            QuantName::Bf16 => Quantiser::Bf16,
+            QuantName::Int8 => Quantiser::Int8 { block: 32 },
+            QuantName::Int4 => Quantiser::Int4 { block: 32 },
+        },
+        access: match s.access {
+            AccessName::Tdma => Access::Tdma,
+            AccessName::Ofdma => Access::Ofdma,
+        },
+        ..RadioConfig::default()
+    };
+    let scheme = s.scheme.unwrap_or(SchemeKind::Ideal);
+    Ok(TpCollective::new(scheme, s.design, radio, compute, seed)?)
+}
+
+/// Memory each device needs (weights + an f32 KV cache of `ctx` positions), checked against its
+/// profile; an error names the device that does not fit.
+fn check_memory(model: &Model, c: &TpCollective, ctx: usize) -> Result<()> {
+    for (k, p) in c.compute().profiles.iter().enumerate() {
+        let kv =
+            2 * model.cfg.n_layer * model.plan.kv_heads(k).len() * model.cfg.head_dim * 4 * ctx;
+        let need = (model.device_weight_bytes(k) + kv) as f64;
+        if need > p.mem_capacity {
+            bail!(
+                "device {k} ({}) needs {:.3} GB (weights + KV cache of {ctx} positions) but has {:.3} GB: the model does not fit",
+                p.description,
+                need / 1e9,
+                p.mem_capacity / 1e9
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Run the coupled evaluation and print the report.
+pub fn run(
+    s: &SchemeArgs,
+    model: &Model,
+    g: &GgufFile,
+    tokens: &[u32],
+    opts: &PplOptions,
+    json_out: bool,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<()> {
+    if s.gen_tokens == 0 || s.prompt_tokens == 0 {
+        bail!("--prompt-tokens and --gen-tokens must be positive");
+    }
+    let scheme = s.scheme.unwrap_or(SchemeKind::Ideal);
+    // the error-free reference of the same split
+    let reference = perplexity(model, tokens, opts, &mut IdealCollective, &mut |d, t| {
+        progress("reference", d, t)
+    })?;
+    let mut c = collective(s, model, g, s.seed)?;
+    check_memory(model, &c, opts.ctx)?;
+    let run = perplexity(model, tokens, opts, &mut c, &mut |d, t| progress("scheme", d, t))?;
+    let agreement = token_agreement(&reference.predictions, &run.predictions).unwrap_or(f64::NAN);
+    let stats = c.stats;
+    // latency: prefill a prompt, then greedy decode, on a fresh clock and fresh channel streams
+    let mut t = collective(s, model, g, s.seed ^ 0x5EED_0001)?;
+    let prompt: Vec<u32> = tokens.iter().copied().take(s.prompt_tokens).collect();
+    let mut session = model.new_session(prompt.len() + s.gen_tokens + 1);
+    let logits = model.forward(&mut session, &prompt, &mut t, Logits::Last)?;
+    t.finish_forward(1);
+    let ttft = t.now_s();
+    let prefill = t.totals.clone();
+    t.reset_totals();
+    let mut next = argmax(&logits).unwrap_or(0);
+    for _ in 0..s.gen_tokens {
+        let l = model.forward(&mut session, &[next], &mut t, Logits::Last)?;
+        t.finish_forward(1);
+        next = argmax(&l).unwrap_or(0);
+    }
+    let per_token = (t.now_s() - ttft) / s.gen_tokens as f64;
+    let decode = t.totals.clone();
+    let per_tok = |v: &[f64]| v.iter().map(|x| x / s.gen_tokens as f64 * 1e3).collect::<Vec<_>>();
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "scheme": format!("{scheme:?}").to_lowercase(),
+                "design": format!("{:?}", s.design).to_lowercase(),
+                "snr_db": s.snr_db,
+                "devices": model.n_devices(),
+                "perplexity": run.perplexity,
+                "reference_perplexity": reference.perplexity,
+                "agreement": agreement,
+                "mse": {"attn_output": stats[0].nmse(), "mlp_down": stats[1].nmse()},
+                "ttft_ms": ttft * 1e3,
+                "ms_per_token": per_token * 1e3,
+                "scored_tokens": run.scored_tokens,
+                "prompt_tokens": prompt.len(),
+                "gen_tokens": s.gen_tokens,
+                "prefill": {"compute_ms": prefill.compute_s.iter().map(|x| x * 1e3).collect::<Vec<_>>(),
+                            "idle_ms": prefill.idle_s.iter().map(|x| x * 1e3).collect::<Vec<_>>(),
+                            "airtime_ms": prefill.airtime_s * 1e3},
+                "decode_per_token": {"compute_ms": per_tok(&decode.compute_s), "idle_ms": per_tok(&decode.idle_s),
+                            "airtime_ms": decode.airtime_s / s.gen_tokens as f64 * 1e3,
+                            "rounds": decode.rounds / s.gen_tokens as u64},
+            })
+        );
+    } else {
+        println!(
+            "{} devices, scheme {:?} ({:?}), SNR {} dB",
+            model.n_devices(),
+            scheme,
+            s.design,
+            s.snr_db
+        );
+        println!(
+            "perplexity {:.4} (error-free {:.4}), top-1 agreement {:.4} over {} tokens",
+            run.perplexity, reference.perplexity, agreement, run.scored_tokens
+        );
+        println!(
+            "normalised MSE per reduction: attention output {:.3e}, MLP down {:.3e}",
+            stats[0].nmse(),
+            stats[1].nmse()
+        );
+        println!(
+            "time to first token {:.2} ms ({} prompt tokens), {:.3} ms per token",
+            ttft * 1e3,
+            prompt.len(),
+            per_token * 1e3
+        );
+        println!("per decoded token:   device  compute ms    idle ms");
+        for d in 0..model.n_devices() {
+            println!(
+                "                     {d:>6} {:>11.4} {:>10.4}",
+                decode.compute_s[d] / s.gen_tokens as f64 * 1e3,
+                decode.idle_s[d] / s.gen_tokens as f64 * 1e3
+            );
+        }
+        println!(
+            "                     airtime {:.4} ms in {} all-reduce rounds",
+            decode.airtime_s / s.gen_tokens as f64 * 1e3,
+            decode.rounds / s.gen_tokens as u64
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Distributed-inference schemes in simulated time.
+
+pub mod tp;

@@ -1,0 +1,780 @@
+//! Tensor parallelism over the air: an [`llm::tp::Collective`] that sends every all-reduce of the
+//! real forward pass through a `phy` link and advances a simulated clock.
+//!
+//! Timing model (lockstep, as Megatron-style TP is): between two reduction sites each device
+//! computes its shard of that half-block (attention: Q, K, V, attention, O; MLP: gate, up, down),
+//! timed by the roofline of its [`DeviceProfile`] on the analytic cost of `llm::cost`. The
+//! all-reduce starts when the slowest device is done (the others idle), takes the scheme's
+//! airtime plus a fixed per-round cost, and every device resumes when the sum has come back.
+//! The output head runs on device 0 after the last block ([`TpCollective::finish_forward`]).
+//!
+//! Channel uses: a call carries `n_tokens · n_embd` reals per device. AirComp and FDMA send them
+//! token by token, two reals per complex symbol (L streams per use), the channel read at the
+//! simulated time each token goes out (so a long prefill meets new realisations when it outlasts
+//! the coherence time) and the transceivers redesigned for every token (the design needs the
+//! token's per-device variances). Each device also sends its token's mean and variance digitally
+//! (2 × 16 bits at `side_info_bits_per_use`, devices one after another). Digital all-reduce sends
+//! the whole call at once through `phy::digital::digital_all_reduce` (uplink MCS from each device's
+//! MRC SNR `P‖h_k‖²/σ²`, HARQ, residual losses, broadcast back). The sum returns to every device
+//! through the downlink model (ideal by default) — for digital, through its own broadcast.
+
+use airinfer_llm::config::LlamaConfig;
+use airinfer_llm::cost::{Shard, WeightFormat};
+use airinfer_llm::tp::{ideal_sum, Collective, ReduceCtx, ReduceSite, TpPlan};
+use airinfer_phy::aircomp::{self, Downlink, OtaLink, Problem, ReceiveDirection, Transceiver};
+use airinfer_phy::channel::{self, FadingProcess, Mac, MacConfig, SmallScale, TimeModel};
+use airinfer_phy::digital::{self, Access, BlerModel, DigitalLink, Quantiser};
+use airinfer_phy::rng::{self, component};
+use airinfer_phy::CMat;
+use serde::{Deserialize, Serialize};
+
+use crate::device::{DeviceProfile, Precision};
+
+/// How the all-reduce is carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemeKind {
+    /// Exact sum, no airtime.
+    Ideal,
+    /// Quantise, send with link adaptation and HARQ, sum at the AP, broadcast.
+    Digital,
+    /// Uncoded analog FDMA: one sub-channel per device.
+    Fdma,
+    /// Over-the-air computation.
+    Aircomp,
+}
+
+/// AirComp transceiver design.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Design {
+    /// Zero-forcing, principal eigen-direction.
+    Zf,
+    /// Zero-forcing, sum of channel directions.
+    ZfSum,
+    /// MMSE by alternating optimisation.
+    Mmse,
+    /// SCA (near-SDR, no SDP).
+    Fast,
+    /// SDR with clarabel (slow: one SDP per token and site).
+    Sdr,
+}
+
+/// The radio side of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadioConfig {
+    /// AP antennas N_r.
+    pub rx_antennas: usize,
+    /// Antennas per device N_t.
+    pub tx_antennas: usize,
+    /// Streams L (AirComp / FDMA).
+    pub streams: usize,
+    /// Small-scale fading.
+    pub small_scale: SmallScale,
+    /// Evolution in time.
+    pub time: TimeModel,
+    /// Transmit SNR P/σ² per device and channel use (unit large-scale gain), dB.
+    pub snr_db: f64,
+    /// Bandwidth = complex symbol rate, Hz.
+    pub bandwidth_hz: f64,
+    /// Fixed cost per all-reduce round (synchronisation, pilots, CSI), s.
+    pub round_overhead_s: f64,
+    /// CSI error variance (relative to unit channel power); 0 = perfect CSI.
+    pub csi_error_var: f64,
+    /// Bits per channel use of the digital side information (AirComp / FDMA).
+    pub side_info_bits_per_use: f64,
+    /// Digital: number format.
+    pub quantiser: Quantiser,
+    /// Digital: uplink access.
+    pub access: Access,
+    /// Digital: values per transport block.
+    pub block_values: usize,
+    /// Digital: BLER target of link adaptation.
+    pub target_bler: f64,
+    /// Digital: transmissions per block at most.
+    pub max_tx: u32,
+    /// How the AirComp / FDMA estimate returns to the devices.
+    pub downlink: Downlink,
+}
+
+impl Default for RadioConfig {
+    fn default() -> Self {
+        RadioConfig {
+            rx_antennas: 4,
+            tx_antennas: 1,
+            streams: 1,
+            small_scale: SmallScale::Rayleigh,
+            time: TimeModel::Block {
+                coherence_time_s: 10e-3,
+            },
+            snr_db: 20.0,
+            bandwidth_hz: 10e6,
+            round_overhead_s: 50e-6,
+            csi_error_var: 0.0,
+            side_info_bits_per_use: 2.0,
+            quantiser: Quantiser::Int8 { block: 32 },
+            access: Access::Ofdma,
+            block_values: 1024,
+            target_bler: 0.1,
+            max_tx: 4,
+            downlink: Downlink::Ideal,
+        }
+    }
+}
+
+/// Compute timing of the shards.
+#[derive(Debug, Clone)]
+pub struct ComputeModel {
+    /// Profile of each device.
+    pub profiles: Vec<DeviceProfile>,
+    /// Arithmetic used.
+    pub precision: Precision,
+    /// The model.
+    pub cfg: LlamaConfig,
+    /// Each device's shard.
+    pub shards: Vec<Shard>,
+    /// Weight storage format.
+    pub weights: WeightFormat,
+    /// Bytes per cached K/V value.
+    pub kv_bytes: f64,
+}
+
+impl ComputeModel {
+    /// From a plan.
+    pub fn new(
+        cfg: &LlamaConfig,
+        plan: &TpPlan,
+        profiles: Vec<DeviceProfile>,
+        precision: Precision,
+        weights: WeightFormat,
+    ) -> ComputeModel {
+        ComputeModel {
+            shards: (0..plan.heads.len())
+                .map(|k| Shard::of_plan(plan, k))
+                .collect(),
+            profiles,
+            precision,
+            cfg: cfg.clone(),
+            weights,
+            kv_bytes: 4.0,
+        }
+    }
+
+    /// Time device `k` needs for the half-block ending at `site`, for `t` tokens after `past`.
+    pub fn site_time_s(&self, k: usize, site: ReduceSite, t: usize, past: usize) -> f64 {
+        let c = &self.cfg;
+        let s = &self.shards[k];
+        let (d, hd) = (c.n_embd as f64, c.head_dim as f64);
+        let tf = t as f64;
+        let bits = self.weights.bits() / 8.0;
+        let (flops, bytes, kernels) = match site {
+            ReduceSite::AttnOutput => {
+                let w = 2.0 * d * s.q_heads as f64 * hd + 2.0 * d * s.kv_heads as f64 * hd;
+                let attended = tf * past as f64 + tf * (tf + 1.0) / 2.0;
+                let kv = 2.0 * s.kv_heads as f64 * hd * self.kv_bytes * (past + t) as f64;
+                (
+                    2.0 * tf * w + 4.0 * s.q_heads as f64 * hd * attended,
+                    w * bits + kv,
+                    5,
+                )
+            }
+            ReduceSite::MlpDown => {
+                let w = 3.0 * d * s.ffn_cols as f64;
+                (2.0 * tf * w, w * bits, 3)
+            }
+        };
+        if flops == 0.0 {
+            return 0.0;
+        }
+        self.profiles[k].compute_time_s(flops, bytes, kernels, self.precision)
+    }
+
+    /// Output head for `rows` positions on device 0.
+    pub fn head_time_s(&self, rows: usize) -> f64 {
+        if rows == 0 {
+            return 0.0;
+        }
+        let h = airinfer_llm::cost::head_cost(&self.cfg, rows, self.weights);
+        self.profiles[0].compute_time_s(h.flops, h.weight_bytes, 1, self.precision)
+    }
+}
+
+/// Error statistics of one reduction site.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct SiteStats {
+    /// Σ squared error (averaged over devices).
+    pub err2: f64,
+    /// Σ squared exact sum.
+    pub sig2: f64,
+    /// Values reduced.
+    pub values: u64,
+}
+
+impl SiteStats {
+    /// MSE normalised by the signal power.
+    pub fn nmse(&self) -> f64 {
+        if self.sig2 > 0.0 {
+            self.err2 / self.sig2
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A span of the timeline (for Gantt charts and breakdowns).
+#[derive(Debug, Clone, Serialize)]
+pub struct Span {
+    /// Device index, or K for the channel.
+    pub lane: usize,
+    /// "compute", "idle", "air".
+    pub kind: &'static str,
+    /// Start, s.
+    pub start_s: f64,
+    /// End, s.
+    pub end_s: f64,
+}
+
+/// Per-device totals.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Breakdown {
+    /// Compute time per device, s.
+    pub compute_s: Vec<f64>,
+    /// Idle time per device (waiting for the slowest device or the channel), s.
+    pub idle_s: Vec<f64>,
+    /// Airtime including round overheads, s.
+    pub airtime_s: f64,
+    /// All-reduce rounds.
+    pub rounds: u64,
+}
+
+/// The collective.
+pub struct TpCollective {
+    scheme: SchemeKind,
+    design: Design,
+    radio: RadioConfig,
+    compute: ComputeModel,
+    mac: Mac,
+    fading: FadingProcess,
+    seed: u64,
+    rng_fading: rng::Rng,
+    rng_noise: rng::Rng,
+    rng_csi: rng::Rng,
+    rng_design: rng::Rng,
+    ready: Vec<f64>,
+    /// Totals since the last [`TpCollective::reset_totals`].
+    pub totals: Breakdown,
+    /// Per-site error statistics (attention output, MLP down).
+    pub stats: [SiteStats; 2],
+    /// Spans recorded while `record` is on.
+    pub timeline: Vec<Span>,
+    /// Record spans.
+    pub record: bool,
+}
+
+/// Invalid scheme set-up.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemeError {
+    /// A parameter is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl TpCollective {
+    /// Build for `compute.shards.len()` devices; every random draw from streams of `seed`.
+    pub fn new(
+        scheme: SchemeKind,
+        design: Design,
+        radio: RadioConfig,
+        compute: ComputeModel,
+        seed: u64,
+    ) -> Result<TpCollective, SchemeError> {
+        let k = compute.shards.len();
+        let bad = |m: String| Err(SchemeError::Invalid(m));
+        if compute.profiles.len() != k {
+            return bad(format!("{} device profiles for {k} devices", compute.profiles.len()));
+        }
+        if !(radio.bandwidth_hz.is_finite() && radio.bandwidth_hz > 0.0) {
+            return bad(format!("bandwidth_hz = {}: must be positive", radio.bandwidth_hz));
+        }
+        if !radio.snr_db.is_finite() {
+            return bad(format!("snr_db = {}: must be finite", radio.snr_db));
+        }
+        if !(radio.round_overhead_s.is_finite() && radio.round_overhead_s >= 0.0) {
+            return bad(format!("round_overhead_s = {}: must be ≥ 0", radio.round_overhead_s));
+        }
+        if !(radio.csi_error_var.is_finite() && radio.csi_error_var >= 0.0) {
+            return bad(format!("csi_error_var = {}: must be ≥ 0", radio.csi_error_var));
+        }
+        if !(radio.side_info_bits_per_use.is_finite() && radio.side_info_bits_per_use > 0.0) {
+            return bad(format!(
+                "side_info_bits_per_use = {}: must be positive",
+                radio.side_info_bits_per_use
+            ));
+        }
+        if radio.streams == 0
+            || radio.streams > radio.rx_antennas
+            || radio.streams > radio.tx_antennas
+        {
+            return bad(format!(
+                "streams = {}: need 1 ≤ L ≤ min(N_r = {}, N_t = {})",
+                radio.streams, radio.rx_antennas, radio.tx_antennas
+            ));
+        }
+        if radio.block_values == 0
+            || !(0.0..1.0).contains(&radio.target_bler)
+            || radio.max_tx == 0
+        {
+            return bad(format!(
+                "digital: block_values = {}, target_bler = {}, max_tx = {}: need ≥ 1, [0, 1), ≥ 1",
+                radio.block_values, radio.target_bler, radio.max_tx
+            ));
+        }
+        if let Downlink::Analog { snr, .. } = &radio.downlink {
+            if snr.len() != k {
+                return bad(format!("downlink: {} SNRs for {k} devices", snr.len()));
+            }
+        }
+        aircomp::deliver(&[0.0], k, &radio.downlink, &mut rng::stream(0, &[]))
+            .map_err(|e| SchemeError::Invalid(e.to_string()))?;
+        let mac = Mac::new(MacConfig {
+            devices: k,
+            rx_antennas: radio.rx_antennas,
+            tx_antennas: radio.tx_antennas,
+            small_scale: radio.small_scale.clone(),
+            rx_correlation: 0.0,
+            tx_correlation: 0.0,
+        })
+        .map_err(|e| SchemeError::Invalid(e.to_string()))?;
+        let mut rng_fading = rng::stream(seed, &[component::FADING]);
+        let fading = FadingProcess::new(&mac, radio.time, &mut rng_fading)
+            .map_err(|e| SchemeError::Invalid(e.to_string()))?;
+        Ok(TpCollective {
+            scheme,
+            design,
+            compute,
+            mac,
+            fading,
+            seed,
+            rng_fading,
+            rng_noise: rng::stream(seed, &[component::NOISE]),
+            rng_csi: rng::stream(seed, &[component::CSI]),
+            rng_design: rng::stream(seed, &[component::RANDOMISATION]),
+            ready: vec![0.0; k],
+            totals: Breakdown {
+                compute_s: vec![0.0; k],
+                idle_s: vec![0.0; k],
+                ..Default::default()
+            },
+            stats: [SiteStats::default(); 2],
+            timeline: Vec::new(),
+            record: false,
+            radio,
+        })
+    }
+
+    /// The compute model (profiles, shards).
+    pub fn compute(&self) -> &ComputeModel {
+        &self.compute
+    }
+
+    /// The seed this collective draws from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Simulated time now (every device synchronised after a forward), s.
+    pub fn now_s(&self) -> f64 {
+        self.ready.iter().cloned().fold(0.0, f64::max)
+    }
+
+    /// Zero the per-device totals and the timeline (the clock keeps running).
+    pub fn reset_totals(&mut self) {
+        let k = self.ready.len();
+        self.totals = Breakdown {
+            compute_s: vec![0.0; k],
+            idle_s: vec![0.0; k],
+            ..Default::default()
+        };
+        self.timeline.clear();
+    }
+
+    fn span(&mut self, lane: usize, kind: &'static str, start_s: f64, end_s: f64) {
+        if self.record && end_s > start_s {
+            self.timeline.push(Span {
+                lane,
+                kind,
+                start_s,
+                end_s,
+            });
+        }
+    }
+
+    /// After a forward call: the output head on device 0 for `logits_rows` positions; the other
+    /// devices wait for the next token.
+    pub fn finish_forward(&mut self, logits_rows: usize) {
+        let t = self.compute.head_time_s(logits_rows);
+        let start = self.now_s();
+        self.totals.compute_s[0] += t;
+        self.span(0, "compute", start, start + t);
+        let end = start + t;
+        for k in 0..self.ready.len() {
+            if k > 0 {
+                self.totals.idle_s[k] += end - self.ready[k];
+                let r = self.ready[k];
+                self.span(k, "idle", r, end);
+            }
+            self.ready[k] = end;
+        }
+    }
+
+    fn channels_at(&mut self, t_s: f64) -> Vec<CMat> {
+        let g: Vec<CMat> = self.fading.at(t_s, &mut self.rng_fading).to_vec();
+        g.into_iter()
+            .enumerate()
+            .map(|(k, gk)| self.mac.compose(k, gk))
+            .collect()
+    }
+
+    fn design_fn(&mut self) -> impl Fn(&Problem) -> Result<Transceiver, aircomp::AirCompError> + '_ {
+        let design = self.design;
+        let rng = std::cell::RefCell::new(&mut self.rng_design);
+        move |p: &Problem| match design {
+            Design::Zf => aircomp::zero_forcing(p, ReceiveDirection::Eigen),
+            Design::ZfSum => aircomp::zero_forcing(p, ReceiveDirection::SumDirections),
+            Design::Mmse => aircomp::mmse(p, 50),
+            Design::Fast => aircomp::fast(p, 100),
+            Design::Sdr => aircomp::sdr(p, 50, &mut **rng.borrow_mut()).map(|d| d.transceiver),
+        }
+    }
+
+    /// Send one call's partials; returns the airtime (s) and writes what each device receives.
+    fn transmit(&mut self, start: f64, width: usize, n_tokens: usize, buffers: &mut [Vec<f32>]) -> f64 {
+        let k = buffers.len();
+        let noise_var = 10f64.powf(-self.radio.snr_db / 10.0);
+        let power = vec![1.0; k];
+        match self.scheme {
+            SchemeKind::Ideal => {
+                ideal_sum(buffers);
+                0.0
+            }
+            SchemeKind::Digital => {
+                let h = self.channels_at(start);
+                let snr_db: Vec<f64> = h
+                    .iter()
+                    .map(|hk| 10.0 * (hk.norm_squared().max(1e-30) / noise_var).log10())
+                    .collect();
+                let link = DigitalLink {
+                    access: self.radio.access,
+                    bandwidth_hz: self.radio.bandwidth_hz,
+                    uplink_snr_db: snr_db.clone(),
+                    downlink_snr_db: snr_db,
+                    quantiser: self.radio.quantiser,
+                    block_values: self.radio.block_values,
+                    bler: BlerModel::default(),
+                    target_bler: self.radio.target_bler,
+                    max_tx: self.radio.max_tx,
+                    overhead_s: 0.0,
+                };
+                let refs: Vec<&[f32]> = buffers.iter().map(|b| b.as_slice()).collect();
+                let out = digital::digital_all_reduce(&refs, &link, &mut self.rng_noise)
+                    .expect("digital link parameters are validated in TpCollective::new");
+                for (b, v) in buffers.iter_mut().zip(out.per_device) {
+                    b.copy_from_slice(&v);
+                }
+                out.airtime.total_s()
+            }
+            SchemeKind::Fdma | SchemeKind::Aircomp => {
+                let mut t = start;
+                let mut out = vec![vec![0f32; width * n_tokens]; k];
+                for tok in 0..n_tokens {
+                    let h = self.channels_at(t);
+                    let csi: Option<Vec<CMat>> = (self.radio.csi_error_var > 0.0).then(|| {
+                        h.iter()
+                            .map(|hk| {
+                                channel::estimate(hk, self.radio.csi_error_var, &mut self.rng_csi)
+                                    .expect("validated")
+                            })
+                            .collect()
+                    });
+                    let refs: Vec<&[f32]> = buffers
+                        .iter()
+                        .map(|b| &b[tok * width..(tok + 1) * width])
+                        .collect();
+                    let link = OtaLink {
+                        channels: &h,
+                        csi: csi.as_deref(),
+                        power: &power,
+                        noise_var,
+                        streams: self.radio.streams,
+                    };
+                    let mut noise_rng = std::mem::replace(&mut self.rng_noise, rng::stream(0, &[]));
+                    let r = if self.scheme == SchemeKind::Fdma {
+                        aircomp::fdma_sum(&refs, &link, &mut noise_rng)
+                    } else {
+                        let f = self.design_fn();
+                        aircomp::over_the_air_sum(&refs, &link, f, &mut noise_rng)
+                    };
+                    let (est, uses, side) = match r {
+                        Ok(o) => (o.estimate, o.channel_uses, o.side_info_bytes),
+                        // a design that cannot serve this realisation (e.g. rank-deficient):
+                        // nothing arrives this token
+                        Err(_) => (vec![0f32; width], width.div_ceil(2), 8 * k),
+                    };
+                    let delivered = aircomp::deliver(&est, k, &self.radio.downlink, &mut noise_rng)
+                        .expect("validated downlink");
+                    self.rng_noise = noise_rng;
+                    for (o, v) in out.iter_mut().zip(delivered.per_device) {
+                        o[tok * width..(tok + 1) * width].copy_from_slice(&v);
+                    }
+                    // side info: mean and variance as 2 × fp16 per device
+                    let side_bits = 4.0 * side as f64; // 8 bytes of f32 side info → 2 × fp16
+
+                    let air = uses as f64 / self.radio.bandwidth_hz
+                        + side_bits / self.radio.side_info_bits_per_use / self.radio.bandwidth_hz
+                        + delivered.airtime_s;
+                    t += air;
+                }
+                for (b, o) in buffers.iter_mut().zip(out) {
+                    b.copy_from_slice(&o);
+                }
+                t - start
+            }
+        }
+    }
+}
+
+impl Collective for TpCollective {
+    fn all_reduce(&mut self, ctx: &ReduceCtx, buffers: &mut [Vec<f32>]) {
+        let k = buffers.len();
+        // compute of the half-block that ends here
+        for d in 0..k {
+            let t = self.compute.site_time_s(d, ctx.site, ctx.n_tokens, ctx.pos);
+            let r = self.ready[d];
+            self.span(d, "compute", r, r + t);
+            self.ready[d] += t;
+            self.totals.compute_s[d] += t;
+        }
+        let start = self.now_s();
+        for d in 0..k {
+            self.totals.idle_s[d] += start - self.ready[d];
+            let r = self.ready[d];
+            self.span(d, "idle", r, start);
+        }
+        // the exact sum, for the error statistics
+        let n = buffers[0].len();
+        let mut exact = vec![0f64; n];
+        for b in buffers.iter() {
+            for (e, v) in exact.iter_mut().zip(b) {
+                *e += *v as f64;
+            }
+        }
+        let air = if k == 1 && self.scheme != SchemeKind::Ideal {
+            // one device: nothing to reduce, nothing sent
+            0.0
+        } else {
+            let a = self.transmit(start, ctx.width, ctx.n_tokens, buffers);
+            if self.scheme == SchemeKind::Ideal {
+                a
+            } else {
+                a + self.radio.round_overhead_s
+            }
+        };
+        let s = &mut self.stats[match ctx.site {
+            ReduceSite::AttnOutput => 0,
+            ReduceSite::MlpDown => 1,
+        }];
+        for (i, e) in exact.iter().enumerate() {
+            let err: f64 = buffers
+                .iter()
+                .map(|b| (b[i] as f64 - e).powi(2))
+                .sum::<f64>()
+                / k as f64;
+            s.err2 += err;
+            s.sig2 += e * e;
+        }
+        s.values += n as u64;
+        self.totals.airtime_s += air;
+        self.totals.rounds += 1;
+        self.span(k, "air", start, start + air);
+        for r in self.ready.iter_mut() {
+            *r = start + air;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Profiles;
+    use airinfer_llm::cost::presets;
+
+    fn setup(k: usize, scheme: SchemeKind, radio: RadioConfig, seed: u64) -> TpCollective {
+        let cfg = presets::smollm2_135m();
+        let plan = TpPlan::from_shares(&cfg, &vec![1.0; k], 32).unwrap();
+        let prof = Profiles::builtin().get("jetson-orin-nano").unwrap().clone();
+        let compute =
+            ComputeModel::new(&cfg, &plan, vec![prof; k], Precision::F16, WeightFormat::Q4_1);
+        TpCollective::new(scheme, Design::ZfSum, radio, compute, seed).unwrap()
+    }
+
+    fn partials(k: usize, n: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..k)
+            .map(|_| {
+                (0..n)
+                    .map(|_| {
+                        s ^= s << 13;
+                        s ^= s >> 7;
+                        s ^= s << 17;
+                        ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn ctx(site: ReduceSite, n_tokens: usize) -> ReduceCtx {
+        ReduceCtx {
+            layer: 0,
+            site,
+            n_tokens,
+            pos: 0,
+            width: 576,
+        }
+    }
+
+    #[test]
+    fn ideal_rounds_cost_compute_only_and_sum_exactly() {
+        let k = 3;
+        let mut c = setup(k, SchemeKind::Ideal, RadioConfig::default(), 1);
+        let mut b = partials(k, 576, 1);
+        let want: Vec<f32> = (0..576).map(|i| b[0][i] + b[1][i] + b[2][i]).collect();
+        c.all_reduce(&ctx(ReduceSite::MlpDown, 1), &mut b);
+        assert!(b.iter().all(|v| v == &want));
+        // hand-computed: MLP of device k = 3·576·f_k weights, Q4_1 (5 bits), 2 FLOPs each;
+        // memory-bound on an Orin Nano (68 GB/s × 0.7), + 3 kernels × 5 µs
+        let p = Profiles::builtin().get("jetson-orin-nano").unwrap().clone();
+        let shard_cols = c.compute().shards.iter().map(|s| s.ffn_cols).max().unwrap();
+        let w = 3.0 * 576.0 * shard_cols as f64;
+        let t = (2.0 * w / (p.peak_flops_f16 * 0.5)).max(w * 5.0 / 8.0 / (68e9 * 0.7)) + 15e-6;
+        assert!((c.now_s() - t).abs() < 1e-12, "{} vs {t}", c.now_s());
+        assert_eq!(c.totals.airtime_s, 0.0);
+        // the f32 sum of the TP devices vs the f64 reference: rounding only
+        assert!(c.stats[1].err2 < 1e-10 * c.stats[1].sig2);
+    }
+
+    #[test]
+    fn aircomp_airtime_is_flat_in_k_and_digital_grows() {
+        let radio = RadioConfig::default();
+        let mut air = Vec::new();
+        let mut dig = Vec::new();
+        for k in [2usize, 4, 8] {
+            for (scheme, out) in [(SchemeKind::Aircomp, &mut air), (SchemeKind::Digital, &mut dig)] {
+                let mut c = setup(k, scheme, radio.clone(), 2);
+                let mut b = partials(k, 576, 3);
+                c.all_reduce(&ctx(ReduceSite::AttnOutput, 1), &mut b);
+                out.push(c.totals.airtime_s);
+            }
+        }
+        // AirComp: 288 channel uses of data + 32 bits of side info per device at 2 bit/use,
+        // at 10 Msymbol/s, + 50 µs per round — the data part does not depend on K
+        for (i, k) in [2.0f64, 4.0, 8.0].iter().enumerate() {
+            let want = (288.0 + 16.0 * k) / 10e6 + 50e-6;
+            assert!((air[i] - want).abs() < 1e-12, "K={k}: {} vs {want}", air[i]);
+        }
+        let data: Vec<f64> = [2.0f64, 4.0, 8.0]
+            .iter()
+            .zip(&air)
+            .map(|(k, a)| a - 16.0 * k / 10e6)
+            .collect();
+        assert!((data[2] - data[0]).abs() < 1e-12);
+        // digital: every device's bits cross the uplink: time grows with K
+        assert!(dig[1] > 1.5 * dig[0] && dig[2] > 1.5 * dig[1], "{dig:?}");
+    }
+
+    #[test]
+    fn aircomp_error_falls_with_snr_and_is_reproducible() {
+        let mut last = f64::INFINITY;
+        for snr in [0.0, 10.0, 20.0, 30.0] {
+            let radio = RadioConfig {
+                snr_db: snr,
+                ..RadioConfig::default()
+            };
+            let mut c = setup(4, SchemeKind::Aircomp, radio.clone(), 5);
+            let mut b = partials(4, 576 * 8, 7);
+            c.all_reduce(&ctx(ReduceSite::MlpDown, 8), &mut b);
+            let e = c.stats[1].nmse();
+            assert!(e < last, "SNR {snr}: {e} ≥ {last}");
+            last = e;
+            // same seed, same numbers
+            let mut d = setup(4, SchemeKind::Aircomp, radio, 5);
+            let mut b2 = partials(4, 576 * 8, 7);
+            d.all_reduce(&ctx(ReduceSite::MlpDown, 8), &mut b2);
+            assert_eq!(b, b2);
+        }
+        assert!(last < 1e-3);
+    }
+
+    #[test]
+    fn a_long_prefill_meets_new_channels() {
+        // coherence 0.1 ms, ~35 µs per token: a 64-token prefill spans ~20 blocks; with the channel
+        // frozen (huge coherence time) the same noise seed gives a different error
+        let mut errs = Vec::new();
+        for tc in [1e-4, 1e3] {
+            let radio = RadioConfig {
+                time: TimeModel::Block {
+                    coherence_time_s: tc,
+                },
+                snr_db: 10.0,
+                ..RadioConfig::default()
+            };
+            let mut c = setup(4, SchemeKind::Aircomp, radio, 9);
+            let mut b = partials(4, 576 * 64, 11);
+            c.all_reduce(&ctx(ReduceSite::AttnOutput, 64), &mut b);
+            errs.push(c.stats[0].err2);
+        }
+        assert!(errs[0] != errs[1]);
+    }
+
+    #[test]
+    fn bad_setups_are_errors() {
+        let cfg = presets::smollm2_135m();
+        let plan = TpPlan::from_shares(&cfg, &[1.0, 1.0], 32).unwrap();
+        let prof = Profiles::builtin().get("raspberry-pi-5").unwrap().clone();
+        let compute =
+            ComputeModel::new(&cfg, &plan, vec![prof.clone(); 2], Precision::F16, WeightFormat::Q4_1);
+        for radio in [
+            RadioConfig {
+                bandwidth_hz: -1.0,
+                ..RadioConfig::default()
+            },
+            RadioConfig {
+                streams: 2,
+                ..RadioConfig::default()
+            },
+            RadioConfig {
+                snr_db: f64::NAN,
+                ..RadioConfig::default()
+            },
+            RadioConfig {
+                block_values: 0,
+                ..RadioConfig::default()
+            },
+        ] {
+            assert!(TpCollective::new(SchemeKind::Aircomp, Design::Fast, radio, compute.clone(), 0).is_err());
+        }
+        let one_profile = ComputeModel {
+            profiles: vec![prof],
+            ..compute
+        };
+        assert!(TpCollective::new(
+            SchemeKind::Ideal,
+            Design::Fast,
+            RadioConfig::default(),
+            one_profile,
+            0
+        )
+        .is_err());
+    }
+}
