@@ -5,5 +5,5 @@ pub mod assets;
 pub mod cli;
 pub mod des;
 pub mod device;
-pub mod schemes;
 pub mod progress;
+pub mod schemes;

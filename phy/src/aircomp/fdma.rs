@@ -134,7 +134,9 @@ pub fn fdma_sum<R: rand::Rng + ?Sized>(
     let csi = link.csi.unwrap_or(channels);
     let n = partials.first().map_or(0, |v| v.len());
     if partials.iter().any(|v| v.len() != n) {
-        return Err(AirCompError::Invalid("partial vectors differ in length".into()));
+        return Err(AirCompError::Invalid(
+            "partial vectors differ in length".into(),
+        ));
     }
     let l = link.streams.max(1);
     let uses = n.div_ceil(2).div_ceil(l);
@@ -145,7 +147,9 @@ pub fn fdma_sum<R: rand::Rng + ?Sized>(
     let var: Vec<f64> = partials
         .iter()
         .zip(&means)
-        .map(|(v, m)| 2.0 * v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / n.max(1) as f64)
+        .map(|(v, m)| {
+            2.0 * v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / n.max(1) as f64
+        })
         .collect();
     let believed = Problem {
         channels: csi,
@@ -310,7 +314,11 @@ mod tests {
         let h: Vec<CMat> = (0..k).map(|_| cn_matrix(4, 1, &mut rng)).collect();
         let n = 20_000;
         let xs: Vec<Vec<f32>> = (0..k)
-            .map(|d| (0..n).map(|_| rand::Rng::random::<f32>(&mut rng) * (d + 1) as f32).collect())
+            .map(|d| {
+                (0..n)
+                    .map(|_| rand::Rng::random::<f32>(&mut rng) * (d + 1) as f32)
+                    .collect()
+            })
             .collect();
         let refs: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
         let link = crate::aircomp::OtaLink {
@@ -330,6 +338,10 @@ mod tests {
             })
             .sum::<f64>()
             / n as f64;
-        assert!((err / (out.true_mse / 2.0) - 1.0).abs() < 0.05, "{err} vs {}", out.true_mse / 2.0);
+        assert!(
+            (err / (out.true_mse / 2.0) - 1.0).abs() < 0.05,
+            "{err} vs {}",
+            out.true_mse / 2.0
+        );
     }
 }

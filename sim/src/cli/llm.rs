@@ -406,12 +406,20 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     if a.radio.scheme.is_some() {
         let pb = progress::items_bar(2 * n_chunks_est as u64, "reference + scheme", quiet);
         let mut base = 0;
-        let r = super::tp_eval::run(&a.radio, &model, &g, &tokens, &opts, a.json, &mut |phase, d, _| {
-            if phase == "scheme" {
-                base = n_chunks_est;
-            }
-            pb.set_position((base + d) as u64);
-        });
+        let r = super::tp_eval::run(
+            &a.radio,
+            &model,
+            &g,
+            &tokens,
+            &opts,
+            a.json,
+            &mut |phase, d, _| {
+                if phase == "scheme" {
+                    base = n_chunks_est;
+                }
+                pb.set_position((base + d) as u64);
+            },
+        );
         pb.finish_and_clear();
         return r;
     }

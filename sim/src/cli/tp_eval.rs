@@ -146,7 +146,13 @@ pub fn collective(s: &SchemeArgs, model: &Model, g: &GgufFile, seed: u64) -> Res
         PrecisionName::F16 => Precision::F16,
         PrecisionName::Int8 => Precision::Int8,
     };
-    let compute = ComputeModel::new(&model.cfg, &model.plan, profiles, precision, weight_format(g));
+    let compute = ComputeModel::new(
+        &model.cfg,
+        &model.plan,
+        profiles,
+        precision,
+        weight_format(g),
+    );
     if !(s.bandwidth_mhz.is_finite() && s.bandwidth_mhz > 0.0) {
         bail!("--bandwidth-mhz {}: must be positive", s.bandwidth_mhz);
     }
@@ -230,7 +236,9 @@ pub fn run(
     })?;
     let mut c = collective(s, model, g, s.seed)?;
     check_memory(model, &c, opts.ctx)?;
-    let run = perplexity(model, tokens, opts, &mut c, &mut |d, t| progress("scheme", d, t))?;
+    let run = perplexity(model, tokens, opts, &mut c, &mut |d, t| {
+        progress("scheme", d, t)
+    })?;
     let agreement = token_agreement(&reference.predictions, &run.predictions).unwrap_or(f64::NAN);
     let stats = c.stats;
     // latency: prefill a prompt, then greedy decode, on a fresh clock and fresh channel streams
@@ -250,7 +258,11 @@ pub fn run(
     }
     let per_token = (t.now_s() - ttft) / s.gen_tokens as f64;
     let decode = t.totals.clone();
-    let per_tok = |v: &[f64]| v.iter().map(|x| x / s.gen_tokens as f64 * 1e3).collect::<Vec<_>>();
+    let per_tok = |v: &[f64]| {
+        v.iter()
+            .map(|x| x / s.gen_tokens as f64 * 1e3)
+            .collect::<Vec<_>>()
+    };
     if json_out {
         println!(
             "{}",

@@ -292,19 +292,31 @@ impl TpCollective {
         let k = compute.shards.len();
         let bad = |m: String| Err(SchemeError::Invalid(m));
         if compute.profiles.len() != k {
-            return bad(format!("{} device profiles for {k} devices", compute.profiles.len()));
+            return bad(format!(
+                "{} device profiles for {k} devices",
+                compute.profiles.len()
+            ));
         }
         if !(radio.bandwidth_hz.is_finite() && radio.bandwidth_hz > 0.0) {
-            return bad(format!("bandwidth_hz = {}: must be positive", radio.bandwidth_hz));
+            return bad(format!(
+                "bandwidth_hz = {}: must be positive",
+                radio.bandwidth_hz
+            ));
         }
         if !radio.snr_db.is_finite() {
             return bad(format!("snr_db = {}: must be finite", radio.snr_db));
         }
         if !(radio.round_overhead_s.is_finite() && radio.round_overhead_s >= 0.0) {
-            return bad(format!("round_overhead_s = {}: must be ≥ 0", radio.round_overhead_s));
+            return bad(format!(
+                "round_overhead_s = {}: must be ≥ 0",
+                radio.round_overhead_s
+            ));
         }
         if !(radio.csi_error_var.is_finite() && radio.csi_error_var >= 0.0) {
-            return bad(format!("csi_error_var = {}: must be ≥ 0", radio.csi_error_var));
+            return bad(format!(
+                "csi_error_var = {}: must be ≥ 0",
+                radio.csi_error_var
+            ));
         }
         if !(radio.side_info_bits_per_use.is_finite() && radio.side_info_bits_per_use > 0.0) {
             return bad(format!(
@@ -321,9 +333,7 @@ impl TpCollective {
                 radio.streams, radio.rx_antennas, radio.tx_antennas
             ));
         }
-        if radio.block_values == 0
-            || !(0.0..1.0).contains(&radio.target_bler)
-            || radio.max_tx == 0
+        if radio.block_values == 0 || !(0.0..1.0).contains(&radio.target_bler) || radio.max_tx == 0
         {
             return bad(format!(
                 "digital: block_values = {}, target_bler = {}, max_tx = {}: need ≥ 1, [0, 1), ≥ 1",
@@ -436,7 +446,9 @@ impl TpCollective {
             .collect()
     }
 
-    fn design_fn(&mut self) -> impl Fn(&Problem) -> Result<Transceiver, aircomp::AirCompError> + '_ {
+    fn design_fn(
+        &mut self,
+    ) -> impl Fn(&Problem) -> Result<Transceiver, aircomp::AirCompError> + '_ {
         let design = self.design;
         let rng = std::cell::RefCell::new(&mut self.rng_design);
         move |p: &Problem| match design {
@@ -449,7 +461,13 @@ impl TpCollective {
     }
 
     /// Send one call's partials; returns the airtime (s) and writes what each device receives.
-    fn transmit(&mut self, start: f64, width: usize, n_tokens: usize, buffers: &mut [Vec<f32>]) -> f64 {
+    fn transmit(
+        &mut self,
+        start: f64,
+        width: usize,
+        n_tokens: usize,
+        buffers: &mut [Vec<f32>],
+    ) -> f64 {
         let k = buffers.len();
         let noise_var = 10f64.powf(-self.radio.snr_db / 10.0);
         let power = vec![1.0; k];
@@ -613,8 +631,13 @@ mod tests {
         let cfg = presets::smollm2_135m();
         let plan = TpPlan::from_shares(&cfg, &vec![1.0; k], 32).unwrap();
         let prof = Profiles::builtin().get("jetson-orin-nano").unwrap().clone();
-        let compute =
-            ComputeModel::new(&cfg, &plan, vec![prof; k], Precision::F16, WeightFormat::Q4_1);
+        let compute = ComputeModel::new(
+            &cfg,
+            &plan,
+            vec![prof; k],
+            Precision::F16,
+            WeightFormat::Q4_1,
+        );
         TpCollective::new(scheme, Design::ZfSum, radio, compute, seed).unwrap()
     }
 
@@ -670,7 +693,10 @@ mod tests {
         let mut air = Vec::new();
         let mut dig = Vec::new();
         for k in [2usize, 4, 8] {
-            for (scheme, out) in [(SchemeKind::Aircomp, &mut air), (SchemeKind::Digital, &mut dig)] {
+            for (scheme, out) in [
+                (SchemeKind::Aircomp, &mut air),
+                (SchemeKind::Digital, &mut dig),
+            ] {
                 let mut c = setup(k, scheme, radio.clone(), 2);
                 let mut b = partials(k, 576, 3);
                 c.all_reduce(&ctx(ReduceSite::AttnOutput, 1), &mut b);
@@ -742,8 +768,13 @@ mod tests {
         let cfg = presets::smollm2_135m();
         let plan = TpPlan::from_shares(&cfg, &[1.0, 1.0], 32).unwrap();
         let prof = Profiles::builtin().get("raspberry-pi-5").unwrap().clone();
-        let compute =
-            ComputeModel::new(&cfg, &plan, vec![prof.clone(); 2], Precision::F16, WeightFormat::Q4_1);
+        let compute = ComputeModel::new(
+            &cfg,
+            &plan,
+            vec![prof.clone(); 2],
+            Precision::F16,
+            WeightFormat::Q4_1,
+        );
         for radio in [
             RadioConfig {
                 bandwidth_hz: -1.0,
@@ -762,7 +793,14 @@ mod tests {
                 ..RadioConfig::default()
             },
         ] {
-            assert!(TpCollective::new(SchemeKind::Aircomp, Design::Fast, radio, compute.clone(), 0).is_err());
+            assert!(TpCollective::new(
+                SchemeKind::Aircomp,
+                Design::Fast,
+                radio,
+                compute.clone(),
+                0
+            )
+            .is_err());
         }
         let one_profile = ComputeModel {
             profiles: vec![prof],
