@@ -5,5 +5,6 @@ pub mod assets;
 pub mod cli;
 pub mod des;
 pub mod device;
+pub mod plan;
 pub mod progress;
 pub mod schemes;

@@ -2,6 +2,7 @@
 
 pub mod aircomp;
 pub mod llm;
+pub mod plan;
 pub mod tp_eval;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,8 @@ pub enum Command {
         #[command(subcommand)]
         cmd: aircomp::AircompCmd,
     },
+    /// Joint model assignment: device shares minimising the expected AirComp MSE (stochastic SCA).
+    Plan(plan::PlanArgs),
     /// Speed benchmarks.
     Bench {
         #[command(subcommand)]
@@ -58,6 +61,12 @@ pub enum BenchCmd {
 
 /// Entry point: parse, run, report one clear error with a non-zero exit.
 pub fn main() -> ExitCode {
+    // `airinfer … | head`: die quietly on a closed pipe like other Unix tools, not panic
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -110,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => llm::inspect(a),
         Command::Generate(a) => llm::generate(a),
         Command::Eval(a) => llm::eval(a),
+        Command::Plan(a) => plan::run(a),
         Command::Aircomp { cmd } => aircomp::run(cmd),
         Command::Bench { what } => match what {
             BenchCmd::Phy(args) => aircomp::bench_phy(args),
