@@ -3,6 +3,7 @@
 pub mod aircomp;
 pub mod llm;
 pub mod plan;
+pub mod table1;
 pub mod tp_eval;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,8 @@ pub enum Command {
     },
     /// Joint model assignment: device shares minimising the expected AirComp MSE (stochastic SCA).
     Plan(plan::PlanArgs),
+    /// Table I of Zhang et al. 2025: per-token time of Llama-2/3 on 1/2/4/8 devices, AirComp vs digital.
+    Table1(table1::Table1Args),
     /// Speed benchmarks.
     Bench {
         #[command(subcommand)]
@@ -120,6 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(a) => llm::generate(a),
         Command::Eval(a) => llm::eval(a),
         Command::Plan(a) => plan::run(a),
+        Command::Table1(a) => table1::run(a),
         Command::Aircomp { cmd } => aircomp::run(cmd),
         Command::Bench { what } => match what {
             BenchCmd::Phy(args) => aircomp::bench_phy(args),
