@@ -137,7 +137,8 @@ impl PlanProblem {
             .map(|n| {
                 let mem = self.mem_capacity[n] / self.model_bytes;
                 let e = if self.energy_per_flop[n] > 0.0 {
-                    0.99 * self.energy_budget_j[n] / (self.energy_per_flop[n] * self.flops_per_token)
+                    0.99 * self.energy_budget_j[n]
+                        / (self.energy_per_flop[n] * self.flops_per_token)
                 } else {
                     f64::INFINITY
                 };
@@ -179,9 +180,7 @@ impl PlanProblem {
         let qa: Vec<CMat> = h.iter().map(|hn| hn * (hn.adjoint() * a)).collect();
         let c: Vec<f64> = (0..k).map(|n| var[n] / pw[n]).collect();
         let act: Vec<usize> = (0..k)
-            .filter(|&n| {
-                c[n] > 0.0 && (a.adjoint() * &qa[n])[(0, 0)].re <= c[n] * (1.0 + 1e-6)
-            })
+            .filter(|&n| c[n] > 0.0 && (a.adjoint() * &qa[n])[(0, 0)].re <= c[n] * (1.0 + 1e-6))
             .collect();
         let lambda = nnls(&qa, &act, a);
         // ∂c_n/∂m_n = σ̄²/p_n − σ_n² p_n'/p_n², p_n' = −e_n F B / U while the energy binds
@@ -209,7 +208,12 @@ impl PlanProblem {
     }
 
     /// Stochastic SCA from the uniform (projected) shares.
-    pub fn optimise(&self, iterations: usize, seed: u64, validation: usize) -> Result<PlanResult, PlanError> {
+    pub fn optimise(
+        &self,
+        iterations: usize,
+        seed: u64,
+        validation: usize,
+    ) -> Result<PlanResult, PlanError> {
         self.validate()?;
         let k = self.k();
         let caps = self.caps();
@@ -234,10 +238,13 @@ impl PlanProblem {
             }
             // proximal weight τ set once from the first gradient's size (so a surrogate step
             // moves the shares by O(1) at most)
-            let tau = *scale.get_or_insert_with(|| {
-                d.iter().map(|x| x.abs()).fold(0.0, f64::max).max(1e-300)
-            });
-            let target: Vec<f64> = m.iter().zip(&d).map(|(mi, di)| mi - di / (2.0 * tau)).collect();
+            let tau = *scale
+                .get_or_insert_with(|| d.iter().map(|x| x.abs()).fold(0.0, f64::max).max(1e-300));
+            let target: Vec<f64> = m
+                .iter()
+                .zip(&d)
+                .map(|(mi, di)| mi - di / (2.0 * tau))
+                .collect();
             let hat = project_capped_simplex(&target, &caps);
             for (mi, hi) in m.iter_mut().zip(&hat) {
                 *mi = (1.0 - gamma) * *mi + gamma * hi;
@@ -276,7 +283,11 @@ fn nnls(v: &[CMat], act: &[usize], a: &CMat) -> Vec<f64> {
             if g[j][j] <= 0.0 {
                 continue;
             }
-            let r: f64 = b[j] - (0..n).filter(|&i| i != j).map(|i| g[j][i] * l[i]).sum::<f64>();
+            let r: f64 = b[j]
+                - (0..n)
+                    .filter(|&i| i != j)
+                    .map(|i| g[j][i] * l[i])
+                    .sum::<f64>();
             let new = (r / g[j][j]).max(0.0);
             change = change.max((new - l[j]).abs());
             l[j] = new;
@@ -290,7 +301,12 @@ fn nnls(v: &[CMat], act: &[usize], a: &CMat) -> Vec<f64> {
 
 /// Euclidean projection onto `{m : Σ m = 1, 0 ≤ m_n ≤ cap_n}` (bisection on the shift).
 pub fn project_capped_simplex(x: &[f64], caps: &[f64]) -> Vec<f64> {
-    let f = |s: f64| -> f64 { x.iter().zip(caps).map(|(v, c)| (v - s).clamp(0.0, *c)).sum() };
+    let f = |s: f64| -> f64 {
+        x.iter()
+            .zip(caps)
+            .map(|(v, c)| (v - s).clamp(0.0, *c))
+            .sum()
+    };
     let lo0 = x.iter().cloned().fold(f64::INFINITY, f64::min) - 1.0;
     let hi0 = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let (mut lo, mut hi) = (lo0, hi0);
@@ -303,7 +319,10 @@ pub fn project_capped_simplex(x: &[f64], caps: &[f64]) -> Vec<f64> {
         }
     }
     let s = 0.5 * (lo + hi);
-    x.iter().zip(caps).map(|(v, c)| (v - s).clamp(0.0, *c)).collect()
+    x.iter()
+        .zip(caps)
+        .map(|(v, c)| (v - s).clamp(0.0, *c))
+        .collect()
 }
 
 #[cfg(test)]
@@ -345,10 +364,16 @@ mod tests {
         let caps = [0.5, 0.5, 0.2];
         let p = project_capped_simplex(&[0.9, 0.9, 0.9], &caps);
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
-        assert!(p.iter().zip(&caps).all(|(v, c)| *v >= 0.0 && *v <= c + 1e-12));
+        assert!(p
+            .iter()
+            .zip(&caps)
+            .all(|(v, c)| *v >= 0.0 && *v <= c + 1e-12));
         // already feasible points stay put
         let q = project_capped_simplex(&[0.4, 0.4, 0.2], &caps);
-        assert!(q.iter().zip([0.4, 0.4, 0.2]).all(|(a, b)| (a - b).abs() < 1e-12));
+        assert!(q
+            .iter()
+            .zip([0.4, 0.4, 0.2])
+            .all(|(a, b)| (a - b).abs() < 1e-12));
     }
 
     #[test]
@@ -365,7 +390,10 @@ mod tests {
         let fd = (p.mse_and_gradient(&mp, &h).0 - p.mse_and_gradient(&mm, &h).0) / (2.0 * eps);
         let an: f64 = g.iter().zip(&dir).map(|(a, b)| a * b).sum();
         assert!(f0 > 0.0);
-        assert!((fd - an).abs() < 0.05 * fd.abs().max(an.abs()) + 1e-12, "fd {fd} vs {an}");
+        assert!(
+            (fd - an).abs() < 0.05 * fd.abs().max(an.abs()) + 1e-12,
+            "fd {fd} vs {an}"
+        );
     }
 
     #[test]
@@ -376,7 +404,11 @@ mod tests {
         assert!(r.expected_mse < first, "{} vs {first}", r.expected_mse);
         // non-increasing along the trace, up to Monte-Carlo-free noise of the common validation set
         for w in r.trace.windows(2) {
-            assert!(w[1].expected_mse <= w[0].expected_mse * 1.02, "{:?}", r.trace);
+            assert!(
+                w[1].expected_mse <= w[0].expected_mse * 1.02,
+                "{:?}",
+                r.trace
+            );
         }
         // feasibility: simplex, caps (memory and energy), positive transmit power
         assert!((r.shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
@@ -393,7 +425,10 @@ mod tests {
         let val = 0xA5A5_0000_0000_0001 ^ 7;
         let mu = p.expected_mse(&uniform, val, 64);
         let mc = p.expected_mse(&compute, val, 64);
-        eprintln!("SCA {} uniform {mu} compute-proportional {mc} shares {:?}", r.expected_mse, r.shares);
+        eprintln!(
+            "SCA {} uniform {mu} compute-proportional {mc} shares {:?}",
+            r.expected_mse, r.shares
+        );
         assert!(r.expected_mse < mu && r.expected_mse < mc);
     }
 }

@@ -1,6 +1,6 @@
 //! `airinfer plan`: the joint model assignment (long timescale) for a set of devices.
 
-use crate::device::{Profiles, Precision};
+use crate::device::{Precision, Profiles};
 use crate::plan::{project_capped_simplex, PlanProblem};
 use airinfer_llm::cost::{presets, Shard};
 use airinfer_llm::tp::TpPlan;
@@ -63,7 +63,11 @@ pub fn run(a: PlanArgs) -> Result<()> {
         format!(
             "--model {}: not a cost preset (known: {})",
             a.model,
-            presets::all().iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            presets::all()
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     })?;
     let k = a.profiles.len();
@@ -129,7 +133,9 @@ pub fn run(a: PlanArgs) -> Result<()> {
         ),
     ];
     let feasible = |m: &[f64]| m.iter().zip(&caps).all(|(x, c)| *x <= c + 1e-9);
-    let mut rows = vec![json!({"name": "sca", "shares": r.shares, "expected_mse": r.expected_mse, "feasible": feasible(&r.shares)})];
+    let mut rows = vec![
+        json!({"name": "sca", "shares": r.shares, "expected_mse": r.expected_mse, "feasible": feasible(&r.shares)}),
+    ];
     for (name, m) in &baselines {
         let proj = project_capped_simplex(m, &caps);
         rows.push(json!({"name": name, "shares": m, "expected_mse": if feasible(m) { p.expected_mse(m, val, a.validation) } else { f64::NAN },
@@ -155,7 +161,10 @@ pub fn run(a: PlanArgs) -> Result<()> {
         "{} on {k} devices, SNR {} dB, {} SCA iterations, expected MSE over {} channels",
         a.model, a.snr_db, a.iterations, a.validation
     );
-    println!("{:<22} {:>12} {:>9}  shares", "assignment", "E[MSE]", "feasible");
+    println!(
+        "{:<22} {:>12} {:>9}  shares",
+        "assignment", "E[MSE]", "feasible"
+    );
     for row in &rows {
         println!(
             "{:<22} {:>12.4e} {:>9}  {}",
@@ -174,13 +183,20 @@ pub fn run(a: PlanArgs) -> Result<()> {
     }
     println!(
         "caps (energy, memory): {}",
-        caps.iter().map(|c| format!("{c:.3}")).collect::<Vec<_>>().join(" ")
+        caps.iter()
+            .map(|c| format!("{c:.3}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     println!(
         "rounded to whole heads / FFN blocks: {}",
         realised
             .iter()
-            .map(|v| format!("{:.3}/{:.3}", v["heads"].as_f64().unwrap_or(0.0), v["ffn"].as_f64().unwrap_or(0.0)))
+            .map(|v| format!(
+                "{:.3}/{:.3}",
+                v["heads"].as_f64().unwrap_or(0.0),
+                v["ffn"].as_f64().unwrap_or(0.0)
+            ))
             .collect::<Vec<_>>()
             .join(" ")
     );

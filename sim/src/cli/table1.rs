@@ -45,8 +45,14 @@ pub struct Table1Args {
 
 /// The paper's Table I, ms per token on 1/2/4/8 devices (None: does not fit).
 const PAPER: [(&str, [Option<f64>; 4]); 4] = [
-    ("llama2-7b", [Some(114.2), Some(69.7), Some(45.7), Some(37.8)]),
-    ("llama2-13b", [Some(217.3), Some(128.5), Some(81.3), Some(66.4)]),
+    (
+        "llama2-7b",
+        [Some(114.2), Some(69.7), Some(45.7), Some(37.8)],
+    ),
+    (
+        "llama2-13b",
+        [Some(217.3), Some(128.5), Some(81.3), Some(66.4)],
+    ),
     ("llama2-70b", [None, Some(660.9), Some(423.0), Some(354.2)]),
     ("llama3-70b", [None, Some(746.8), Some(477.1), Some(406.0)]),
 ];
@@ -76,11 +82,16 @@ pub fn run(a: Table1Args) -> Result<()> {
                 let w = cfg.n_layer as f64 * s.matrix_weights(&cfg) as f64 * a.weight_bits / 8.0;
                 let emb = cfg.vocab_size as f64 * cfg.n_embd as f64 * a.weight_bits / 8.0
                     * if cfg.tied_embeddings { 1.0 } else { 2.0 };
-                let kv = 2.0 * cfg.n_layer as f64 * s.kv_heads as f64 * cfg.head_dim as f64 * 2.0
+                let kv = 2.0
+                    * cfg.n_layer as f64
+                    * s.kv_heads as f64
+                    * cfg.head_dim as f64
+                    * 2.0
                     * a.past as f64;
                 w + emb + kv <= prof.mem_capacity
             });
-            let mut entry = json!({"model": name, "devices": k, "paper_ms": paper[i], "fits": fits});
+            let mut entry =
+                json!({"model": name, "devices": k, "paper_ms": paper[i], "fits": fits});
             if fits {
                 for scheme in [SchemeKind::Aircomp, SchemeKind::Digital] {
                     let compute = ComputeModel::new(
@@ -90,13 +101,8 @@ pub fn run(a: Table1Args) -> Result<()> {
                         Precision::F16,
                         WeightFormat::Bits(a.weight_bits),
                     );
-                    let mut c = TpCollective::new(
-                        scheme,
-                        Design::ZfSum,
-                        radio.clone(),
-                        compute,
-                        a.seed,
-                    )?;
+                    let mut c =
+                        TpCollective::new(scheme, Design::ZfSum, radio.clone(), compute, a.seed)?;
                     let mut s = 0x2545_F491_4F6C_DD1Du64 ^ a.seed;
                     for t in 0..a.tokens {
                         for layer in 0..cfg.n_layer {
@@ -127,7 +133,11 @@ pub fn run(a: Table1Args) -> Result<()> {
                     }
                     let ms = c.now_s() / a.tokens as f64 * 1e3;
                     let air = c.totals.airtime_s / a.tokens as f64 * 1e3;
-                    let key = if scheme == SchemeKind::Aircomp { "aircomp" } else { "digital" };
+                    let key = if scheme == SchemeKind::Aircomp {
+                        "aircomp"
+                    } else {
+                        "digital"
+                    };
                     entry[key] = json!({"ms_per_token": ms, "airtime_ms": air});
                 }
             }
