@@ -6,5 +6,6 @@ pub mod cli;
 pub mod des;
 pub mod device;
 pub mod plan;
+pub mod plot;
 pub mod progress;
 pub mod schemes;

@@ -100,6 +100,10 @@ pub struct SchemeArgs {
     /// Tokens generated in the latency run (per-token latency).
     #[arg(long, default_value_t = 16)]
     pub gen_tokens: usize,
+    /// Draw a Gantt chart of the devices and the channel over the first generated token
+    /// (.png or .svg).
+    #[arg(long)]
+    pub timeline: Option<std::path::PathBuf>,
 }
 
 /// Precision names on the command line.
@@ -251,10 +255,29 @@ pub fn run(
     let prefill = t.totals.clone();
     t.reset_totals();
     let mut next = argmax(&logits).unwrap_or(0);
-    for _ in 0..s.gen_tokens {
+    let mut spans = Vec::new();
+    for i in 0..s.gen_tokens {
+        t.record = i == 0 && s.timeline.is_some();
         let l = model.forward(&mut session, &[next], &mut t, Logits::Last)?;
         t.finish_forward(1);
+        if t.record {
+            spans = std::mem::take(&mut t.timeline);
+            t.record = false;
+        }
         next = argmax(&l).unwrap_or(0);
+    }
+    if let Some(path) = &s.timeline {
+        crate::plot::gantt(
+            &spans,
+            model.n_devices(),
+            &format!(
+                "one decoded token, {} devices, {:?} at {} dB",
+                model.n_devices(),
+                scheme,
+                s.snr_db
+            ),
+            path,
+        )?;
     }
     let per_token = (t.now_s() - ttft) / s.gen_tokens as f64;
     let decode = t.totals.clone();
