@@ -52,6 +52,11 @@ pub struct PlanProblem {
     pub noise_var: f64,
     /// Variance of the whole model's partial sum σ̄² (device n's is m_n σ̄²).
     pub signal_var: f64,
+    /// Optional per-token compute-latency budget: device n's share must satisfy
+    /// `m_n · full_model_time_s[n] ≤ budget` (decode time scales with the share held).
+    pub latency_budget_s: Option<f64>,
+    /// Time device n needs for the whole model's decode step, s (used with the latency budget).
+    pub full_model_time_s: Vec<f64>,
 }
 
 /// Invalid planning input.
@@ -121,21 +126,33 @@ impl PlanProblem {
                 return bad(format!("{name} = {v}: must be positive"));
             }
         }
+        if let Some(b) = self.latency_budget_s {
+            if !(b.is_finite() && b > 0.0) || self.full_model_time_s.len() != k {
+                return bad(format!(
+                    "latency_budget_s = {b} needs to be positive with one full_model_time_s per device ({} given)",
+                    self.full_model_time_s.len()
+                ));
+            }
+        }
         let caps = self.caps();
         if caps.iter().sum::<f64>() < 1.0 {
             return bad(format!(
-                "the devices' energy and memory budgets cannot hold the whole model (caps {caps:?} sum below 1)"
+                "the devices' energy, memory and latency budgets cannot hold the whole model (caps {caps:?} sum below 1)"
             ));
         }
         Ok(())
     }
 
-    /// Largest share each device can take: memory `mem/model_bytes`, and energy: leave at least
-    /// 1 % of the budget for transmission.
+    /// Largest share each device can take: memory `mem/model_bytes`, energy (leave at least
+    /// 1 % of the budget for transmission), and the latency budget if any.
     pub fn caps(&self) -> Vec<f64> {
         (0..self.k())
             .map(|n| {
-                let mem = self.mem_capacity[n] / self.model_bytes;
+                let lat = match (self.latency_budget_s, self.full_model_time_s.get(n)) {
+                    (Some(b), Some(&t)) if t > 0.0 => b / t,
+                    _ => f64::INFINITY,
+                };
+                let mem = (self.mem_capacity[n] / self.model_bytes).min(lat);
                 let e = if self.energy_per_flop[n] > 0.0 {
                     0.99 * self.energy_budget_j[n]
                         / (self.energy_per_flop[n] * self.flops_per_token)
@@ -356,6 +373,8 @@ mod tests {
             bandwidth_hz: 10e6,
             noise_var: 1e-3,
             signal_var: 1.0,
+            latency_budget_s: None,
+            full_model_time_s: vec![],
         }
     }
 
@@ -430,5 +449,20 @@ mod tests {
             r.expected_mse, r.shares
         );
         assert!(r.expected_mse < mu && r.expected_mse < mc);
+        // a latency budget caps the fast near devices: the plan must move share to the others
+        let tight = PlanProblem {
+            latency_budget_s: Some(0.03),
+            full_model_time_s: vec![0.1; 4],
+            ..p.clone()
+        };
+        let t = tight.optimise(100, 7, 32).unwrap();
+        assert!(t.shares.iter().all(|&m| m <= 0.3 + 1e-9), "{:?}", t.shares);
+        assert!(t.expected_mse >= r.expected_mse * 0.98);
+        let impossible = PlanProblem {
+            latency_budget_s: Some(0.01),
+            full_model_time_s: vec![0.1; 4],
+            ..p
+        };
+        assert!(impossible.optimise(10, 7, 4).is_err());
     }
 }

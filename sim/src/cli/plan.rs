@@ -36,6 +36,9 @@ pub struct PlanArgs {
     /// Weight bits for the memory check (Q4_1 = 5).
     #[arg(long, default_value_t = 5.0)]
     pub weight_bits: f64,
+    /// Per-token compute-latency budget, ms (a device's share × its whole-model decode time).
+    #[arg(long)]
+    pub latency_ms: Option<f64>,
     /// SCA iterations.
     #[arg(long, default_value_t = 300)]
     pub iterations: usize,
@@ -113,6 +116,18 @@ pub fn run(a: PlanArgs) -> Result<()> {
         bandwidth_hz: a.bandwidth_mhz * 1e6,
         noise_var: pref * 10f64.powf(-a.snr_db / 10.0),
         signal_var: 1.0,
+        latency_budget_s: a.latency_ms.map(|l| l * 1e-3),
+        full_model_time_s: profiles
+            .iter()
+            .map(|p| {
+                p.compute_time_s(
+                    2.0 * weights,
+                    weights * a.weight_bits / 8.0,
+                    8 * cfg.n_layer,
+                    Precision::F16,
+                )
+            })
+            .collect(),
     };
     let r = p.optimise(a.iterations, a.seed, a.validation)?;
     let val = a.seed ^ 0xA5A5_0000_0000_0001;
@@ -182,7 +197,7 @@ pub fn run(a: PlanArgs) -> Result<()> {
         );
     }
     println!(
-        "caps (energy, memory): {}",
+        "caps (energy, memory, latency): {}",
         caps.iter()
             .map(|c| format!("{c:.3}"))
             .collect::<Vec<_>>()
