@@ -17,6 +17,8 @@
 //! the whole call at once through `phy::digital::digital_all_reduce` (uplink MCS from each device's
 //! MRC SNR `P‖h_k‖²/σ²`, HARQ, residual losses, broadcast back). The sum returns to every device
 //! through the downlink model (ideal by default) — for digital, through its own broadcast.
+//! The D2D ring (`Ring`) needs no AP: reduce-scatter then all-gather over links k → k+1 at
+//! their Shannon rates, requantising at every reduce-scatter hop.
 
 use airinfer_llm::config::LlamaConfig;
 use airinfer_llm::cost::{Shard, WeightFormat};
@@ -40,6 +42,9 @@ pub enum SchemeKind {
     Digital,
     /// Uncoded analog FDMA: one sub-channel per device.
     Fdma,
+    /// Digital device-to-device ring all-reduce (reduce-scatter + all-gather, as
+    /// distributed-llama does over a LAN): every hop requantises, links at Shannon rate.
+    Ring,
     /// Over-the-air computation.
     Aircomp,
 }
@@ -446,6 +451,25 @@ impl TpCollective {
             .collect()
     }
 
+    /// Shannon rates of the ring links k → k+1 (N_t × N_t Rayleigh D2D channels with MRT/MRC
+    /// gain ‖G‖²_F, unit large-scale gain), redrawn per coherence block (per round with Jakes).
+    fn ring_rates(&self, start: f64, k: usize, noise_var: f64) -> Vec<f64> {
+        let block = match self.radio.time {
+            TimeModel::Block { coherence_time_s } => (start / coherence_time_s).floor() as u64,
+            TimeModel::Jakes { .. } => self.totals.rounds,
+        };
+        let mut r = rng::stream(self.seed, &[component::FADING, 0xD2D, block]);
+        let n = self.radio.tx_antennas;
+        (0..k)
+            .map(|_| {
+                let g = channel::cn_matrix(n, n, &mut r).norm_squared();
+                digital::shannon_rate(self.radio.bandwidth_hz, g / noise_var, 0.0)
+                    .expect("validated bandwidth")
+                    .max(1e-3)
+            })
+            .collect()
+    }
+
     fn design_fn(
         &mut self,
     ) -> impl Fn(&Problem) -> Result<Transceiver, aircomp::AirCompError> + '_ {
@@ -501,6 +525,42 @@ impl TpCollective {
                     b.copy_from_slice(&v);
                 }
                 out.airtime.total_s()
+            }
+            SchemeKind::Ring => {
+                let rates = self.ring_rates(start, k, noise_var);
+                let q = self.radio.quantiser;
+                let n = buffers[0].len();
+                let bits = q.bits(n);
+                let chunk = n.div_ceil(k);
+                let mut out = vec![vec![0f32; n]; k];
+                for c in 0..k {
+                    let (lo, hi) = ((c * chunk).min(n), ((c + 1) * chunk).min(n));
+                    if lo == hi {
+                        continue;
+                    }
+                    // reduce-scatter: chunk c starts at device c+1 and ends, summed, at device c
+                    let mut dev = (c + 1) % k;
+                    let mut acc: Vec<f32> = buffers[dev][lo..hi].to_vec();
+                    for _ in 0..k - 1 {
+                        let sent = q.roundtrip(&acc);
+                        dev = (dev + 1) % k;
+                        acc = sent
+                            .iter()
+                            .zip(&buffers[dev][lo..hi])
+                            .map(|(a, b)| a + b)
+                            .collect();
+                    }
+                    // all-gather: the owner keeps its sum, the others receive it quantised once
+                    let gathered = q.roundtrip(&acc);
+                    for (d, o) in out.iter_mut().enumerate() {
+                        let v = if d == c { &acc } else { &gathered };
+                        o[lo..hi].copy_from_slice(v);
+                    }
+                }
+                for (b, o) in buffers.iter_mut().zip(out) {
+                    b.copy_from_slice(&o);
+                }
+                digital::ring_allreduce_airtime(bits, &rates, 0.0).expect("ring rates are positive")
             }
             SchemeKind::Fdma | SchemeKind::Aircomp => {
                 let mut t = start;
@@ -761,6 +821,38 @@ mod tests {
             errs.push(c.stats[0].err2);
         }
         assert!(errs[0] != errs[1]);
+    }
+
+    #[test]
+    fn ring_all_reduce_quantises_per_hop_and_takes_2k_minus_2_steps() {
+        let k = 4;
+        let radio = RadioConfig {
+            snr_db: 30.0,
+            quantiser: Quantiser::Fp16,
+            round_overhead_s: 0.0,
+            ..RadioConfig::default()
+        };
+        let mut c = setup(k, SchemeKind::Ring, radio.clone(), 3);
+        let mut b = partials(k, 576, 5);
+        let exact: Vec<f64> = (0..576)
+            .map(|i| b.iter().map(|v| v[i] as f64).sum())
+            .collect();
+        c.all_reduce(&ctx(ReduceSite::MlpDown, 1), &mut b);
+        // fp16: relative error ~1e-3 at most per hop
+        for v in &b {
+            for (x, e) in v.iter().zip(&exact) {
+                assert!((*x as f64 - e).abs() < 5e-3 * (1.0 + e.abs()));
+            }
+        }
+        assert!(c.stats[1].err2 > 0.0);
+        // airtime: 2(K−1) steps of bits/K at the slowest link's rate
+        let rates = c.ring_rates(c.now_s() - c.totals.airtime_s, k, 1e-3);
+        let want = 6.0 * (16.0 * 576.0 / 4.0) / rates.iter().cloned().fold(f64::INFINITY, f64::min);
+        assert!(
+            (c.totals.airtime_s - want).abs() < 1e-12 * want.max(1.0),
+            "{} vs {want}",
+            c.totals.airtime_s
+        );
     }
 
     #[test]
