@@ -152,6 +152,10 @@ fn bad_input_is_one_line_and_exit_one() {
     let ragged = dir.join("ragged.json");
     std::fs::write(&ragged, "[[[[[1,0]],[[1,0]]],[[[1,0]]]]]").unwrap();
     let missing = dir.join("missing.json");
+    let bad_cfg = dir.join("bad.toml");
+    std::fs::write(&bad_cfg, "scheme = \"aircomp\"\nsnr = 3\n").unwrap();
+    let bad_enum = dir.join("enum.toml");
+    std::fs::write(&bad_enum, "scheme = \"air\"\n").unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
             vec![
@@ -194,6 +198,30 @@ fn bad_input_is_one_line_and_exit_one() {
         (
             vec!["inspect".into(), missing.to_string_lossy().into_owned()],
             "missing.json",
+        ),
+        (
+            vec![
+                "eval".into(),
+                "--config".into(),
+                bad_cfg.to_string_lossy().into_owned(),
+            ],
+            "unknown field `snr`",
+        ),
+        (
+            vec![
+                "eval".into(),
+                "--config".into(),
+                bad_enum.to_string_lossy().into_owned(),
+            ],
+            "enum.toml: scheme = \"air\"",
+        ),
+        (
+            vec!["plan".into(), "--latency-ms".into(), "0.001".into()],
+            "cannot hold the whole model",
+        ),
+        (
+            vec!["plan".into(), "--profiles".into(), "nope".into()],
+            "unknown device profile 'nope'",
         ),
     ];
     for (args, needle) in cases {

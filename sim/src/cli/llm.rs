@@ -369,6 +369,7 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
 
 pub fn eval(a: EvalArgs) -> Result<()> {
     let quiet = a.quiet || a.json;
+    let radio = a.radio.clone().with_config()?;
     let (_path, g, model) = a.model.load(quiet)?;
     let tok = Tokenizer::from_gguf(&g).context("building the tokenizer from the model file")?;
     let text_path = assets::resolve_text(&a.text, quiet)?;
@@ -403,11 +404,11 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
     };
     let n_chunks_est = a.chunks.map_or(n_chunks_est, |c| c.min(n_chunks_est));
-    if a.radio.scheme.is_some() {
+    if radio.scheme.is_some() {
         let pb = progress::items_bar(2 * n_chunks_est as u64, "reference + scheme", quiet);
         let mut base = 0;
         let r = super::tp_eval::run(
-            &a.radio,
+            &radio,
             &model,
             &g,
             &tokens,

@@ -104,6 +104,106 @@ pub struct SchemeArgs {
     /// (.png or .svg).
     #[arg(long)]
     pub timeline: Option<std::path::PathBuf>,
+    /// Take the options above from a TOML file (keys as the flags with '_' for '-', e.g.
+    /// `scheme = "aircomp"`, `snr_db = 10`, `profiles = ["jetson-orin-nx", "raspberry-pi-5"]`);
+    /// values given in the file replace the flags' defaults.
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+}
+
+/// The TOML form of [`SchemeArgs`] (every key optional).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchemeToml {
+    scheme: Option<String>,
+    design: Option<String>,
+    snr_db: Option<f64>,
+    profiles: Option<Vec<String>>,
+    profiles_file: Option<std::path::PathBuf>,
+    precision: Option<String>,
+    rx_antennas: Option<usize>,
+    tx_antennas: Option<usize>,
+    streams: Option<usize>,
+    bandwidth_mhz: Option<f64>,
+    coherence_ms: Option<f64>,
+    doppler_hz: Option<f64>,
+    rician_k_db: Option<f64>,
+    csi_error_var: Option<f64>,
+    overhead_us: Option<f64>,
+    quantiser: Option<String>,
+    access: Option<String>,
+    seed: Option<u64>,
+    prompt_tokens: Option<usize>,
+    gen_tokens: Option<usize>,
+    timeline: Option<std::path::PathBuf>,
+}
+
+fn enum_value<T: ValueEnum>(file: &str, key: &str, v: &str) -> Result<T> {
+    T::from_str(v, true).map_err(|_| {
+        let ok: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|x| x.to_possible_value().map(|p| p.get_name().to_string()))
+            .collect();
+        anyhow::anyhow!("{file}: {key} = \"{v}\": expected one of {}", ok.join(", "))
+    })
+}
+
+impl SchemeArgs {
+    /// Apply `--config FILE` (if given) over these options.
+    pub fn with_config(mut self) -> Result<SchemeArgs> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let f = path.display().to_string();
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {f}"))?;
+        let t: SchemeToml = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{f}: {}", e.to_string().trim().replace('\n', " ")))?;
+        if let Some(v) = t.scheme {
+            self.scheme = Some(enum_value(&f, "scheme", &v)?);
+        }
+        if let Some(v) = t.design {
+            self.design = enum_value(&f, "design", &v)?;
+        }
+        if let Some(v) = t.precision {
+            self.precision = enum_value(&f, "precision", &v)?;
+        }
+        if let Some(v) = t.quantiser {
+            self.quantiser = enum_value(&f, "quantiser", &v)?;
+        }
+        if let Some(v) = t.access {
+            self.access = enum_value(&f, "access", &v)?;
+        }
+        macro_rules! take {
+            ($($k:ident),*) => { $( if let Some(v) = t.$k { self.$k = v; } )* };
+        }
+        take!(
+            snr_db,
+            profiles,
+            rx_antennas,
+            tx_antennas,
+            streams,
+            bandwidth_mhz,
+            coherence_ms,
+            csi_error_var,
+            overhead_us,
+            seed,
+            prompt_tokens,
+            gen_tokens
+        );
+        if t.profiles_file.is_some() {
+            self.profiles_file = t.profiles_file;
+        }
+        if t.doppler_hz.is_some() {
+            self.doppler_hz = t.doppler_hz;
+        }
+        if t.rician_k_db.is_some() {
+            self.rician_k_db = t.rician_k_db;
+        }
+        if t.timeline.is_some() {
+            self.timeline = t.timeline;
+        }
+        Ok(self)
+    }
 }
 
 /// Precision names on the command line.
