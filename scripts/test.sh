@@ -4,7 +4,11 @@
 # close with one summary line over all test binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo run --release -q -- fetch smollm2-135m lee-news
+# one build (the test profile, opt-level 3) serves both the fetch and the tests
+cargo test --workspace --no-run -q "$@"
+profile_dir=debug
+for a in "$@"; do [ "$a" = "--release" ] && profile_dir=release; done
+"${CARGO_TARGET_DIR:-target}/$profile_dir/airinfer" fetch smollm2-135m lee-news
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
