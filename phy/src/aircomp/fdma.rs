@@ -125,32 +125,10 @@ pub fn fdma_sum<R: rand::Rng + ?Sized>(
 ) -> Result<super::OtaOutcome, AirCompError> {
     let channels = link.channels;
     let k = partials.len();
-    if k != channels.len() {
-        return Err(AirCompError::Invalid(format!(
-            "{k} partial vectors for {} channels",
-            channels.len()
-        )));
-    }
-    let csi = link.csi.unwrap_or(channels);
-    let n = partials.first().map_or(0, |v| v.len());
-    if partials.iter().any(|v| v.len() != n) {
-        return Err(AirCompError::Invalid(
-            "partial vectors differ in length".into(),
-        ));
-    }
+    let (n, csi) = super::check_partials(partials, link)?;
     let l = link.streams.max(1);
     let uses = n.div_ceil(2).div_ceil(l);
-    let means: Vec<f64> = partials
-        .iter()
-        .map(|v| v.iter().map(|&x| x as f64).sum::<f64>() / n.max(1) as f64)
-        .collect();
-    let var: Vec<f64> = partials
-        .iter()
-        .zip(&means)
-        .map(|(v, m)| {
-            2.0 * v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / n.max(1) as f64
-        })
-        .collect();
+    let (means, var) = super::centre_stats(partials);
     let believed = Problem {
         channels: csi,
         signal_var: &var,
@@ -174,12 +152,7 @@ pub fn fdma_sum<R: rand::Rng + ?Sized>(
         .zip(d.combiners.iter().zip(&d.precoders))
         .enumerate()
     {
-        let s = CMat::from_fn(l, uses, |st, u| {
-            let q = u * l + st;
-            let re = x.get(2 * q).map_or(0.0, |&v| v as f64 - m);
-            let im = x.get(2 * q + 1).map_or(0.0, |&v| v as f64 - m);
-            C64::new(re, im)
-        });
+        let s = super::pack(x, *m, l, uses);
         let noise = crate::channel::cn_matrix(h.nrows(), uses, rng) * C64::new(sn, 0.0);
         let eff = a.adjoint() * h * b;
         est += &eff * s + a.adjoint() * noise;
@@ -187,14 +160,7 @@ pub fn fdma_sum<R: rand::Rng + ?Sized>(
         true_mse += var[dev] * (eff - CMat::identity(l, l)).norm_squared()
             + link.noise_var / k as f64 * a.norm_squared();
     }
-    let mean_sum: f64 = means.iter().sum();
-    let estimate = (0..n)
-        .map(|i| {
-            let q = i / 2;
-            let z = est[(q % l, q / l)];
-            ((if i % 2 == 0 { z.re } else { z.im }) + mean_sum) as f32
-        })
-        .collect();
+    let estimate = super::unpack(&est, means.iter().sum(), n);
     Ok(super::OtaOutcome {
         estimate,
         channel_uses: uses * k,

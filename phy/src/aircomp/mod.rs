@@ -696,12 +696,13 @@ fn simulate_mse_single_stream<R: rand::Rng + ?Sized>(
         .collect();
     let sn = (p.noise_var / 2.0).sqrt() as f32;
     let mut g = crate::fastrng::Normals::from_rng(rng);
-    let mut st = SimScratch::new(k, nr);
+    // noise then signals: (N_r + K) × 2 × BLOCK normals per block
+    let mut z = vec![0f32; (nr + k) * 2 * BLOCK];
     let mut err2 = 0.0f64;
     let mut left = symbols;
     while left > 0 {
         let n = left.min(BLOCK);
-        err2 += simulate_block(&mut g, &mut st, &v, &a, &sd, sn, n);
+        err2 += simulate_block(&mut g, &mut z, &v, &a, &sd, sn, n);
         left -= n;
     }
     err2 / symbols as f64
@@ -709,22 +710,9 @@ fn simulate_mse_single_stream<R: rand::Rng + ?Sized>(
 
 const BLOCK: usize = 96;
 
-struct SimScratch {
-    /// Noise then signals: (N_r + K) × 2 × BLOCK normals.
-    z: Vec<f32>,
-}
-
-impl SimScratch {
-    fn new(k: usize, nr: usize) -> SimScratch {
-        SimScratch {
-            z: vec![0.0; (nr + k) * 2 * BLOCK],
-        }
-    }
-}
-
 fn simulate_block(
     g: &mut crate::fastrng::Normals,
-    st: &mut SimScratch,
+    z: &mut [f32],
     v: &[(f32, f32)],
     a: &[(f32, f32)],
     sd: &[f32],
@@ -735,30 +723,30 @@ fn simulate_block(
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { simulate_block_avx2(g, st, v, a, sd, sn, n) };
+            return unsafe { simulate_block_avx2(g, z, v, a, sd, sn, n) };
         }
     }
-    simulate_block_portable(g, st, v, a, sd, sn, n)
+    simulate_block_portable(g, z, v, a, sd, sn, n)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn simulate_block_avx2(
     g: &mut crate::fastrng::Normals,
-    st: &mut SimScratch,
+    z: &mut [f32],
     v: &[(f32, f32)],
     a: &[(f32, f32)],
     sd: &[f32],
     sn: f32,
     n: usize,
 ) -> f64 {
-    simulate_block_portable(g, st, v, a, sd, sn, n)
+    simulate_block_portable(g, z, v, a, sd, sn, n)
 }
 
 #[inline(always)]
 fn simulate_block_portable(
     g: &mut crate::fastrng::Normals,
-    st: &mut SimScratch,
+    z: &mut [f32],
     v: &[(f32, f32)],
     a: &[(f32, f32)],
     sd: &[f32],
@@ -766,8 +754,8 @@ fn simulate_block_portable(
     n: usize,
 ) -> f64 {
     let nr = a.len();
-    g.fill(&mut st.z, 1.0);
-    let (noise, sig) = st.z.split_at_mut(nr * 2 * BLOCK);
+    g.fill(z, 1.0);
+    let (noise, sig) = z.split_at_mut(nr * 2 * BLOCK);
     // est = Σ_i conj(a_i) y_i = Σ_i conj(a_i) n_i + Σ_k (Σ_i conj(a_i) v_ik) s_k, evaluated
     // antenna by antenna as the receiver does: y_i first, then the combiner
     let mut er = [0f32; BLOCK];
@@ -865,6 +853,52 @@ pub fn over_the_air_sum<R: rand::Rng + ?Sized>(
 ) -> Result<OtaOutcome, AirCompError> {
     let channels = link.channels;
     let k = partials.len();
+    let (n, csi) = check_partials(partials, link)?;
+    let l = link.streams.max(1);
+    let uses = n.div_ceil(2).div_ceil(l);
+    let (means, var) = centre_stats(partials);
+    let believed = Problem {
+        channels: csi,
+        signal_var: &var,
+        power: link.power,
+        noise_var: link.noise_var,
+        streams: l,
+    };
+    let t = design(&believed)?;
+    let truth = Problem {
+        channels,
+        ..believed
+    };
+    truth.validate()?;
+    let true_mse = mse(&truth, &t.receive_beamformer, &t.precoders);
+    let nr = channels[0].nrows();
+    let mut y = cn_matrix(nr, uses, rng) * C64::new(link.noise_var.sqrt(), 0.0);
+    for ((x, &m), (h, bk)) in partials
+        .iter()
+        .zip(&means)
+        .zip(channels.iter().zip(&t.precoders))
+    {
+        y += (h * bk) * pack(x, m, l, uses);
+    }
+    let est = t.receive_beamformer.adjoint() * y;
+    let estimate = unpack(&est, means.iter().sum(), n);
+    Ok(OtaOutcome {
+        estimate,
+        channel_uses: uses,
+        side_info_bytes: 8 * k,
+        analytic_mse: t.analytic_mse,
+        true_mse,
+    })
+}
+
+/// Check the partial vectors against the link: one per channel, equal lengths, CSI of the
+/// channels' shape. Returns the length and the CSI the design sees.
+pub(crate) fn check_partials<'a>(
+    partials: &[&[f32]],
+    link: &OtaLink<'a>,
+) -> Result<(usize, &'a [CMat]), AirCompError> {
+    let channels = link.channels;
+    let k = partials.len();
     if k != channels.len() {
         return bad(format!(
             "{k} partial vectors for {} channels",
@@ -884,77 +918,47 @@ pub fn over_the_air_sum<R: rand::Rng + ?Sized>(
     if partials.iter().any(|v| v.len() != n) {
         return bad("partial vectors differ in length");
     }
-    let l = link.streams.max(1);
-    let symbols = n.div_ceil(2);
-    let uses = symbols.div_ceil(l);
-    let means: Vec<f64> = partials
+    Ok((n, csi))
+}
+
+/// Each device's mean, and the variance of its centred complex symbols (two real components
+/// each of the device's variance); both 0 for empty vectors.
+pub(crate) fn centre_stats(partials: &[&[f32]]) -> (Vec<f64>, Vec<f64>) {
+    partials
         .iter()
         .map(|v| {
-            if n == 0 {
-                0.0
-            } else {
-                v.iter().map(|&x| x as f64).sum::<f64>() / n as f64
+            if v.is_empty() {
+                return (0.0, 0.0);
             }
+            let n = v.len() as f64;
+            let m = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+            let var = 2.0 * v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / n;
+            (m, var)
         })
-        .collect();
-    // complex-symbol variance: two real components each of the device's variance
-    let var: Vec<f64> = partials
-        .iter()
-        .zip(&means)
-        .map(|(v, m)| {
-            if n == 0 {
-                0.0
-            } else {
-                2.0 * v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / n as f64
-            }
-        })
-        .collect();
-    let believed = Problem {
-        channels: csi,
-        signal_var: &var,
-        power: link.power,
-        noise_var: link.noise_var,
-        streams: l,
-    };
-    let t = design(&believed)?;
-    let truth = Problem {
-        channels,
-        ..believed
-    };
-    truth.validate()?;
-    let true_mse = mse(&truth, &t.receive_beamformer, &t.precoders);
-    let nr = channels[0].nrows();
-    let mut y = cn_matrix(nr, uses, rng) * C64::new(link.noise_var.sqrt(), 0.0);
-    for ((x, m), (h, bk)) in partials
-        .iter()
-        .zip(&means)
-        .zip(channels.iter().zip(&t.precoders))
-    {
-        // symbol q = use·L + stream carries reals 2q and 2q + 1
-        let s = CMat::from_fn(l, uses, |st, u| {
-            let q = u * l + st;
-            let re = x.get(2 * q).map_or(0.0, |&v| v as f64 - m);
-            let im = x.get(2 * q + 1).map_or(0.0, |&v| v as f64 - m);
-            C64::new(re, im)
-        });
-        y += (h * bk) * s;
-    }
-    let est = t.receive_beamformer.adjoint() * y;
-    let mean_sum: f64 = means.iter().sum();
-    let estimate = (0..n)
+        .unzip()
+}
+
+/// `x − mean` as complex symbols on L streams: symbol q = use·L + stream carries reals 2q and
+/// 2q + 1 (zero past the end).
+pub(crate) fn pack(x: &[f32], mean: f64, l: usize, uses: usize) -> CMat {
+    CMat::from_fn(l, uses, |st, u| {
+        let q = u * l + st;
+        let re = x.get(2 * q).map_or(0.0, |&v| v as f64 - mean);
+        let im = x.get(2 * q + 1).map_or(0.0, |&v| v as f64 - mean);
+        C64::new(re, im)
+    })
+}
+
+/// The inverse of [`pack`] for an estimate of a sum: n reals, `offset` (the summed means) added.
+pub(crate) fn unpack(est: &CMat, offset: f64, n: usize) -> Vec<f32> {
+    let l = est.nrows();
+    (0..n)
         .map(|i| {
             let q = i / 2;
             let z = est[(q % l, q / l)];
-            ((if i % 2 == 0 { z.re } else { z.im }) + mean_sum) as f32
+            ((if i % 2 == 0 { z.re } else { z.im }) + offset) as f32
         })
-        .collect();
-    Ok(OtaOutcome {
-        estimate,
-        channel_uses: uses,
-        side_info_bytes: 8 * k,
-        analytic_mse: t.analytic_mse,
-        true_mse,
-    })
+        .collect()
 }
 
 /// One over-the-air all-reduce: the uplink sum ([`over_the_air_sum`]) then the downlink

@@ -55,18 +55,8 @@ pub fn sdr<R: rand::Rng + ?Sized>(
     let lower_bound = p.noise_var * (0..n).map(|i| m[(i, i)].re).sum::<f64>();
 
     // Gaussian randomisation around M = U Λ Uᴴ, plus the principal eigenvector itself
-    let eig = m.clone().symmetric_eigen();
-    let mut root = eig.eigenvectors.clone();
-    for j in 0..n {
-        let l = eig.eigenvalues[j].max(0.0).sqrt();
-        for i in 0..n {
-            root[(i, j)] *= C64::new(l, 0.0);
-        }
-    }
-    let best_j = (0..n)
-        .max_by(|&i, &j| eig.eigenvalues[i].total_cmp(&eig.eigenvalues[j]))
-        .unwrap_or(0);
-    let mut cands: Vec<CMat> = vec![CMat::from_fn(n, 1, |i, _| eig.eigenvectors[(i, best_j)])];
+    let (u, root, order) = eigen_root(&m);
+    let mut cands: Vec<CMat> = vec![CMat::from_fn(n, 1, |i, _| u[(i, order[0])])];
     for _ in 0..candidates {
         let z = CMat::from_fn(n, 1, |_, _| cn01(rng));
         cands.push(&root * z);
@@ -143,19 +133,10 @@ fn sdr_multi_stream<R: rand::Rng + ?Sized>(
             status = st;
         }
         iterations += it;
-        let eig = m.clone().symmetric_eigen();
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&i, &j| eig.eigenvalues[j].total_cmp(&eig.eigenvalues[i]));
-        let mut root = eig.eigenvectors.clone();
-        for j in 0..n {
-            let s = eig.eigenvalues[j].max(0.0).sqrt();
-            for i in 0..n {
-                root[(i, j)] *= C64::new(s, 0.0);
-            }
-        }
+        let (u, root, order) = eigen_root(&m);
         let mut cands: Vec<CMat> = vec![
             CMat::from_fn(n, l, |i, c| root[(i, order[c])]),
-            CMat::from_fn(n, l, |i, c| eig.eigenvectors[(i, order[c])]),
+            CMat::from_fn(n, l, |i, c| u[(i, order[c])]),
         ];
         for _ in 0..candidates {
             let z = CMat::from_fn(n, l, |_, _| cn01(rng));
@@ -186,6 +167,23 @@ fn sdr_multi_stream<R: rand::Rng + ?Sized>(
         status,
         iterations,
     })
+}
+
+/// Eigenvectors U of the SDP solution M, the randomisation root `U Λ^{1/2}` (negative
+/// eigenvalues clipped), and the column order by decreasing eigenvalue.
+fn eigen_root(m: &CMat) -> (CMat, CMat, Vec<usize>) {
+    let n = m.nrows();
+    let eig = m.clone().symmetric_eigen();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| eig.eigenvalues[j].total_cmp(&eig.eigenvalues[i]));
+    let mut root = eig.eigenvectors.clone();
+    for j in 0..n {
+        let s = eig.eigenvalues[j].max(0.0).sqrt();
+        for i in 0..n {
+            root[(i, j)] *= C64::new(s, 0.0);
+        }
+    }
+    (eig.eigenvectors, root, order)
 }
 
 /// SDPs solved per multi-stream design: the relaxation, then re-solves with the correction factors.

@@ -277,6 +277,22 @@ pub struct TpCollective {
     pub record: bool,
 }
 
+/// The transceiver design `design` as the closure `over_the_air_sum` calls (SDR draws its
+/// randomisation from `rng`).
+fn design_fn(
+    design: Design,
+    rng: &mut rng::Rng,
+) -> impl Fn(&Problem) -> Result<Transceiver, aircomp::AirCompError> + '_ {
+    let rng = std::cell::RefCell::new(rng);
+    move |p: &Problem| match design {
+        Design::Zf => aircomp::zero_forcing(p, ReceiveDirection::Eigen),
+        Design::ZfSum => aircomp::zero_forcing(p, ReceiveDirection::SumDirections),
+        Design::Mmse => aircomp::mmse(p, 50),
+        Design::Fast => aircomp::fast(p, 100),
+        Design::Sdr => aircomp::sdr(p, 50, &mut **rng.borrow_mut()).map(|d| d.transceiver),
+    }
+}
+
 /// Invalid scheme set-up.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemeError {
@@ -470,20 +486,6 @@ impl TpCollective {
             .collect()
     }
 
-    fn design_fn(
-        &mut self,
-    ) -> impl Fn(&Problem) -> Result<Transceiver, aircomp::AirCompError> + '_ {
-        let design = self.design;
-        let rng = std::cell::RefCell::new(&mut self.rng_design);
-        move |p: &Problem| match design {
-            Design::Zf => aircomp::zero_forcing(p, ReceiveDirection::Eigen),
-            Design::ZfSum => aircomp::zero_forcing(p, ReceiveDirection::SumDirections),
-            Design::Mmse => aircomp::mmse(p, 50),
-            Design::Fast => aircomp::fast(p, 100),
-            Design::Sdr => aircomp::sdr(p, 50, &mut **rng.borrow_mut()).map(|d| d.transceiver),
-        }
-    }
-
     /// Send one call's partials; returns the airtime (s) and writes what each device receives.
     fn transmit(
         &mut self,
@@ -586,12 +588,11 @@ impl TpCollective {
                         noise_var,
                         streams: self.radio.streams,
                     };
-                    let mut noise_rng = std::mem::replace(&mut self.rng_noise, rng::stream(0, &[]));
                     let r = if self.scheme == SchemeKind::Fdma {
-                        aircomp::fdma_sum(&refs, &link, &mut noise_rng)
+                        aircomp::fdma_sum(&refs, &link, &mut self.rng_noise)
                     } else {
-                        let f = self.design_fn();
-                        aircomp::over_the_air_sum(&refs, &link, f, &mut noise_rng)
+                        let f = design_fn(self.design, &mut self.rng_design);
+                        aircomp::over_the_air_sum(&refs, &link, f, &mut self.rng_noise)
                     };
                     let (est, uses, side) = match r {
                         Ok(o) => (o.estimate, o.channel_uses, o.side_info_bytes),
@@ -599,15 +600,14 @@ impl TpCollective {
                         // nothing arrives this token
                         Err(_) => (vec![0f32; width], width.div_ceil(2), 8 * k),
                     };
-                    let delivered = aircomp::deliver(&est, k, &self.radio.downlink, &mut noise_rng)
-                        .expect("validated downlink");
-                    self.rng_noise = noise_rng;
+                    let delivered =
+                        aircomp::deliver(&est, k, &self.radio.downlink, &mut self.rng_noise)
+                            .expect("validated downlink");
                     for (o, v) in out.iter_mut().zip(delivered.per_device) {
                         o[tok * width..(tok + 1) * width].copy_from_slice(&v);
                     }
-                    // side info: mean and variance as 2 × fp16 per device
-                    let side_bits = 4.0 * side as f64; // 8 bytes of f32 side info → 2 × fp16
-
+                    // side info: each device's mean and variance, 8 bytes as f32, sent as 2 × fp16
+                    let side_bits = 4.0 * side as f64;
                     let air = uses as f64 / self.radio.bandwidth_hz
                         + side_bits / self.radio.side_info_bits_per_use / self.radio.bandwidth_hz
                         + delivered.airtime_s;
