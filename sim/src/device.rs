@@ -127,7 +127,8 @@ impl DeviceProfile {
         10f64.powf((self.max_tx_power_dbm - 30.0) / 10.0)
     }
 
-    fn validate(&self, source_name: &str, device: &str) -> Result<(), DeviceError> {
+    /// Check every field's range; errors name `source_name`, the device and the field.
+    pub fn validate(&self, source_name: &str, device: &str) -> Result<(), DeviceError> {
         let bad = |field: &'static str, value: f64, reason: &'static str| DeviceError::Invalid {
             source_name: source_name.into(),
             device: device.into(),

@@ -20,7 +20,10 @@
 //! `m_{t+1} = (1 − γ_t) m_t + γ_t m̂_t` with `ρ_t = (t+1)^{-0.6}`, `γ_t = (t+1)^{-0.8}` (γ/ρ → 0).
 
 use airinfer_phy::aircomp::{self, Problem};
-use airinfer_phy::channel::Mac;
+use crate::device::{DeviceProfile, Precision};
+use airinfer_llm::config::LlamaConfig;
+use airinfer_llm::cost::Shard;
+use airinfer_phy::channel::{Mac, MacConfig, SmallScale};
 use airinfer_phy::rng::{self, component};
 use airinfer_phy::CMat;
 use serde::Serialize;
@@ -281,6 +284,110 @@ impl PlanProblem {
             caps,
         })
     }
+}
+
+/// What [`PlanProblem::for_devices`] needs: a model, devices and the radio.
+#[derive(Debug, Clone)]
+pub struct PlanSetup<'a> {
+    /// The model architecture.
+    pub cfg: &'a LlamaConfig,
+    /// Each device's profile (compute energy, memory, transmit power).
+    pub profiles: &'a [DeviceProfile],
+    /// Large-scale gain of each device, linear.
+    pub gains: &'a [f64],
+    /// Per-token energy budget of each device, J.
+    pub energy_budget_j: &'a [f64],
+    /// SNR of a device at full power and unit gain, per channel use, dB.
+    pub snr_db: f64,
+    /// AP antennas.
+    pub rx_antennas: usize,
+    /// Bandwidth, Hz.
+    pub bandwidth_hz: f64,
+    /// Bits per weight (memory check).
+    pub weight_bits: f64,
+    /// Optional per-token compute-latency budget, s.
+    pub latency_budget_s: Option<f64>,
+}
+
+impl PlanProblem {
+    /// The problem for a model on devices: Rayleigh MAC with single-antenna devices, noise set
+    /// so that the strongest transmitter's full power gives `snr_db`, model cost from `llm::cost`.
+    pub fn for_devices(s: &PlanSetup) -> Result<PlanProblem, PlanError> {
+        let k = s.profiles.len();
+        let invalid = |e: String| PlanError::Invalid(e);
+        if k == 0 {
+            return Err(invalid("need at least one device".into()));
+        }
+        if !(s.weight_bits.is_finite() && s.weight_bits > 0.0) {
+            return Err(invalid(format!("weight_bits = {}: must be positive", s.weight_bits)));
+        }
+        if !s.snr_db.is_finite() {
+            return Err(invalid(format!("snr_db = {}: must be finite", s.snr_db)));
+        }
+        let mac = Mac::new(MacConfig {
+            devices: k,
+            rx_antennas: s.rx_antennas,
+            tx_antennas: 1,
+            small_scale: SmallScale::Rayleigh,
+            rx_correlation: 0.0,
+            tx_correlation: 0.0,
+        })
+        .map_err(|e| invalid(e.to_string()))?;
+        let cfg = s.cfg;
+        let full = Shard::full(cfg);
+        let weights = cfg.n_layer as f64 * full.matrix_weights(cfg) as f64;
+        let max_power: Vec<f64> = s.profiles.iter().map(|p| p.max_tx_power_w()).collect();
+        let pref = max_power.iter().cloned().fold(0.0, f64::max);
+        let p = PlanProblem {
+            mac,
+            gains: s.gains.to_vec(),
+            energy_budget_j: s.energy_budget_j.to_vec(),
+            energy_per_flop: s.profiles.iter().map(|p| p.energy_per_flop).collect(),
+            max_power_w: max_power,
+            mem_capacity: s.profiles.iter().map(|p| p.mem_capacity).collect(),
+            flops_per_token: 2.0 * weights,
+            model_bytes: weights * s.weight_bits / 8.0,
+            uses_per_token: cfg.n_layer as f64 * 2.0 * cfg.n_embd as f64 / 2.0,
+            bandwidth_hz: s.bandwidth_hz,
+            noise_var: pref * 10f64.powf(-s.snr_db / 10.0),
+            signal_var: 1.0,
+            latency_budget_s: s.latency_budget_s,
+            full_model_time_s: s
+                .profiles
+                .iter()
+                .map(|p| {
+                    p.compute_time_s(
+                        2.0 * weights,
+                        weights * s.weight_bits / 8.0,
+                        8 * cfg.n_layer,
+                        Precision::F16,
+                    )
+                })
+                .collect(),
+        };
+        p.validate()?;
+        Ok(p)
+    }
+}
+
+/// The baseline assignments: uniform, compute-proportional (FP16 peak) and memory-proportional.
+pub fn baselines(profiles: &[DeviceProfile]) -> Vec<(&'static str, Vec<f64>)> {
+    let k = profiles.len();
+    let norm = |v: Vec<f64>| {
+        let s: f64 = v.iter().sum();
+        v.into_iter().map(|x| x / s).collect::<Vec<f64>>()
+    };
+    vec![
+        ("uniform", vec![1.0 / k as f64; k]),
+        (
+            "compute_proportional",
+            norm(profiles.iter().map(|p| p.peak(Precision::F16)).collect()),
+        ),
+        (
+            "memory_proportional",
+            norm(profiles.iter().map(|p| p.mem_capacity).collect()),
+        ),
+    ]
 }
 
 /// Non-negative least squares `min_{λ≥0} ‖a − Σ_j λ_j v_j‖²` over the vectors `v[act[j]]`

@@ -1,10 +1,9 @@
 //! `airinfer plan`: the joint model assignment (long timescale) for a set of devices.
 
-use crate::device::{Precision, Profiles};
-use crate::plan::{project_capped_simplex, PlanProblem};
-use airinfer_llm::cost::{presets, Shard};
+use crate::device::Profiles;
+use crate::plan::{baselines, project_capped_simplex, PlanProblem, PlanSetup};
+use airinfer_llm::cost::presets;
 use airinfer_llm::tp::TpPlan;
-use airinfer_phy::channel::{Mac, MacConfig, SmallScale};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
@@ -91,62 +90,21 @@ pub fn run(a: PlanArgs) -> Result<()> {
     if a.iterations == 0 || a.validation == 0 {
         bail!("--iterations and --validation must be positive");
     }
-    let mac = Mac::new(MacConfig {
-        devices: k,
+    let p = PlanProblem::for_devices(&PlanSetup {
+        cfg: &cfg,
+        profiles: &profiles,
+        gains: &gains.iter().map(|g| 10f64.powf(g / 10.0)).collect::<Vec<_>>(),
+        energy_budget_j: &energy.iter().map(|e| e * 1e-3).collect::<Vec<_>>(),
+        snr_db: a.snr_db,
         rx_antennas: a.rx_antennas,
-        tx_antennas: 1,
-        small_scale: SmallScale::Rayleigh,
-        rx_correlation: 0.0,
-        tx_correlation: 0.0,
-    })?;
-    let full = Shard::full(&cfg);
-    let weights = cfg.n_layer as f64 * full.matrix_weights(&cfg) as f64;
-    let max_power: Vec<f64> = profiles.iter().map(|p| p.max_tx_power_w()).collect();
-    let pref = max_power.iter().cloned().fold(0.0, f64::max);
-    let p = PlanProblem {
-        mac,
-        gains: gains.iter().map(|g| 10f64.powf(g / 10.0)).collect(),
-        energy_budget_j: energy.iter().map(|e| e * 1e-3).collect(),
-        energy_per_flop: profiles.iter().map(|p| p.energy_per_flop).collect(),
-        max_power_w: max_power,
-        mem_capacity: profiles.iter().map(|p| p.mem_capacity).collect(),
-        flops_per_token: 2.0 * weights,
-        model_bytes: weights * a.weight_bits / 8.0,
-        uses_per_token: cfg.n_layer as f64 * 2.0 * cfg.n_embd as f64 / 2.0,
         bandwidth_hz: a.bandwidth_mhz * 1e6,
-        noise_var: pref * 10f64.powf(-a.snr_db / 10.0),
-        signal_var: 1.0,
+        weight_bits: a.weight_bits,
         latency_budget_s: a.latency_ms.map(|l| l * 1e-3),
-        full_model_time_s: profiles
-            .iter()
-            .map(|p| {
-                p.compute_time_s(
-                    2.0 * weights,
-                    weights * a.weight_bits / 8.0,
-                    8 * cfg.n_layer,
-                    Precision::F16,
-                )
-            })
-            .collect(),
-    };
+    })?;
     let r = p.optimise(a.iterations, a.seed, a.validation)?;
     let val = a.seed ^ 0xA5A5_0000_0000_0001;
     let caps = p.caps();
-    let norm = |v: Vec<f64>| {
-        let s: f64 = v.iter().sum();
-        v.into_iter().map(|x| x / s).collect::<Vec<f64>>()
-    };
-    let baselines = [
-        ("uniform", vec![1.0 / k as f64; k]),
-        (
-            "compute_proportional",
-            norm(profiles.iter().map(|p| p.peak(Precision::F16)).collect()),
-        ),
-        (
-            "memory_proportional",
-            norm(profiles.iter().map(|p| p.mem_capacity).collect()),
-        ),
-    ];
+    let baselines = baselines(&profiles);
     let feasible = |m: &[f64]| m.iter().zip(&caps).all(|(x, c)| *x <= c + 1e-9);
     let mut rows = vec![
         json!({"name": "sca", "shares": r.shares, "expected_mse": r.expected_mse, "feasible": feasible(&r.shares)}),

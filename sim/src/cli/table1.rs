@@ -4,9 +4,11 @@
 //! width), beside the paper's values.
 
 use crate::device::{Precision, Profiles};
-use crate::schemes::tp::{ComputeModel, Design, RadioConfig, SchemeKind, TpCollective};
-use airinfer_llm::cost::{presets, Shard, WeightFormat};
-use airinfer_llm::tp::{Collective, ReduceCtx, ReduceSite, TpPlan};
+use crate::schemes::tp::{
+    fits_memory, simulate_decode, ComputeModel, Design, RadioConfig, SchemeKind, TpCollective,
+};
+use airinfer_llm::cost::{presets, WeightFormat};
+use airinfer_llm::tp::TpPlan;
 use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
@@ -76,20 +78,8 @@ pub fn run(a: Table1Args) -> Result<()> {
         let cfg = presets::by_name(name).expect("preset exists");
         for (i, k) in [1usize, 2, 4, 8].into_iter().enumerate() {
             let plan = TpPlan::from_shares(&cfg, &vec![1.0; k], 32)?;
-            // memory: weights of the shard + f16 KV cache of `past` positions
-            let fits = (0..k).all(|d| {
-                let s = Shard::of_plan(&plan, d);
-                let w = cfg.n_layer as f64 * s.matrix_weights(&cfg) as f64 * a.weight_bits / 8.0;
-                let emb = cfg.vocab_size as f64 * cfg.n_embd as f64 * a.weight_bits / 8.0
-                    * if cfg.tied_embeddings { 1.0 } else { 2.0 };
-                let kv = 2.0
-                    * cfg.n_layer as f64
-                    * s.kv_heads as f64
-                    * cfg.head_dim as f64
-                    * 2.0
-                    * a.past as f64;
-                w + emb + kv <= prof.mem_capacity
-            });
+            let profiles = vec![prof.clone(); k];
+            let fits = fits_memory(&cfg, &plan, &profiles, a.weight_bits, a.past);
             let mut entry =
                 json!({"model": name, "devices": k, "paper_ms": paper[i], "fits": fits});
             if fits {
@@ -97,40 +87,13 @@ pub fn run(a: Table1Args) -> Result<()> {
                     let compute = ComputeModel::new(
                         &cfg,
                         &plan,
-                        vec![prof.clone(); k],
+                        profiles.clone(),
                         Precision::F16,
                         WeightFormat::Bits(a.weight_bits),
                     );
                     let mut c =
                         TpCollective::new(scheme, Design::ZfSum, radio.clone(), compute, a.seed)?;
-                    let mut s = 0x2545_F491_4F6C_DD1Du64 ^ a.seed;
-                    for t in 0..a.tokens {
-                        for layer in 0..cfg.n_layer {
-                            for site in [ReduceSite::AttnOutput, ReduceSite::MlpDown] {
-                                let mut bufs: Vec<Vec<f32>> = (0..k)
-                                    .map(|_| {
-                                        (0..cfg.n_embd)
-                                            .map(|_| {
-                                                s ^= s << 13;
-                                                s ^= s >> 7;
-                                                s ^= s << 17;
-                                                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-                                            })
-                                            .collect()
-                                    })
-                                    .collect();
-                                let ctx = ReduceCtx {
-                                    layer,
-                                    site,
-                                    n_tokens: 1,
-                                    pos: a.past + t,
-                                    width: cfg.n_embd,
-                                };
-                                c.all_reduce(&ctx, &mut bufs);
-                            }
-                        }
-                        c.finish_forward(1);
-                    }
+                    simulate_decode(&mut c, &cfg, a.past, a.tokens, a.seed);
                     let ms = c.now_s() / a.tokens as f64 * 1e3;
                     let air = c.totals.airtime_s / a.tokens as f64 * 1e3;
                     let key = if scheme == SchemeKind::Aircomp {

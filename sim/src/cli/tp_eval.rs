@@ -2,13 +2,11 @@
 //! simulated radio link, with simulated latency.
 
 use crate::device::{Precision, Profiles};
+use crate::schemes::coupled;
 use crate::schemes::tp::{ComputeModel, Design, RadioConfig, SchemeKind, TpCollective};
-use airinfer_llm::cost::WeightFormat;
-use airinfer_llm::eval::{perplexity, token_agreement, PplOptions};
-use airinfer_llm::gguf::{GgmlType, GgufFile};
-use airinfer_llm::model::{Logits, Model};
-use airinfer_llm::sampling::argmax;
-use airinfer_llm::tp::IdealCollective;
+use airinfer_llm::eval::PplOptions;
+use airinfer_llm::gguf::GgufFile;
+use airinfer_llm::model::Model;
 use airinfer_phy::channel::{SmallScale, TimeModel};
 use airinfer_phy::digital::{Access, Quantiser};
 use anyhow::{bail, Context, Result};
@@ -217,16 +215,6 @@ pub enum PrecisionName {
     Int8,
 }
 
-fn weight_format(g: &GgufFile) -> WeightFormat {
-    match g.tensor("blk.0.ffn_down.weight").map(|t| t.ggml_type) {
-        Some(GgmlType::F32) => WeightFormat::F32,
-        Some(GgmlType::F16) | Some(GgmlType::BF16) => WeightFormat::F16,
-        Some(GgmlType::Q8_0) => WeightFormat::Q8_0,
-        Some(GgmlType::Q4_0) => WeightFormat::Q4_0,
-        _ => WeightFormat::Q4_1,
-    }
-}
-
 /// Build the collective the options describe for `model`.
 pub fn collective(s: &SchemeArgs, model: &Model, g: &GgufFile, seed: u64) -> Result<TpCollective> {
     let k = model.n_devices();
@@ -255,7 +243,7 @@ pub fn collective(s: &SchemeArgs, model: &Model, g: &GgufFile, seed: u64) -> Res
         &model.plan,
         profiles,
         precision,
-        weight_format(g),
+        coupled::weight_format(g),
     );
     if !(s.bandwidth_mhz.is_finite() && s.bandwidth_mhz > 0.0) {
         bail!("--bandwidth-mhz {}: must be positive", s.bandwidth_mhz);
@@ -301,25 +289,6 @@ pub fn collective(s: &SchemeArgs, model: &Model, g: &GgufFile, seed: u64) -> Res
     Ok(TpCollective::new(scheme, s.design, radio, compute, seed)?)
 }
 
-/// Memory each device needs (weights + an f32 KV cache of `ctx` positions), checked against its
-/// profile; an error names the device that does not fit.
-fn check_memory(model: &Model, c: &TpCollective, ctx: usize) -> Result<()> {
-    for (k, p) in c.compute().profiles.iter().enumerate() {
-        let kv =
-            2 * model.cfg.n_layer * model.plan.kv_heads(k).len() * model.cfg.head_dim * 4 * ctx;
-        let need = (model.device_weight_bytes(k) + kv) as f64;
-        if need > p.mem_capacity {
-            bail!(
-                "device {k} ({}) needs {:.3} GB (weights + KV cache of {ctx} positions) but has {:.3} GB: the model does not fit",
-                p.description,
-                need / 1e9,
-                p.mem_capacity / 1e9
-            );
-        }
-    }
-    Ok(())
-}
-
 /// Run the coupled evaluation and print the report.
 pub fn run(
     s: &SchemeArgs,
@@ -335,40 +304,24 @@ pub fn run(
     }
     let scheme = s.scheme.unwrap_or(SchemeKind::Ideal);
     // the error-free reference of the same split
-    let reference = perplexity(model, tokens, opts, &mut IdealCollective, &mut |d, t| {
+    let reference = coupled::reference(model, tokens, opts, &mut |d, t| {
         progress("reference", d, t)
     })?;
-    let mut c = collective(s, model, g, s.seed)?;
-    check_memory(model, &c, opts.ctx)?;
-    let run = perplexity(model, tokens, opts, &mut c, &mut |d, t| {
-        progress("scheme", d, t)
-    })?;
-    let agreement = token_agreement(&reference.predictions, &run.predictions).unwrap_or(f64::NAN);
-    let stats = c.stats;
-    // latency: prefill a prompt, then greedy decode, on a fresh clock and fresh channel streams
-    let mut t = collective(s, model, g, s.seed ^ 0x5EED_0001)?;
-    let prompt: Vec<u32> = tokens.iter().copied().take(s.prompt_tokens).collect();
-    let mut session = model.new_session(prompt.len() + s.gen_tokens + 1);
-    let logits = model.forward(&mut session, &prompt, &mut t, Logits::Last)?;
-    t.finish_forward(1);
-    let ttft = t.now_s();
-    let prefill = t.totals.clone();
-    t.reset_totals();
-    let mut next = argmax(&logits).unwrap_or(0);
-    let mut spans = Vec::new();
-    for i in 0..s.gen_tokens {
-        t.record = i == 0 && s.timeline.is_some();
-        let l = model.forward(&mut session, &[next], &mut t, Logits::Last)?;
-        t.finish_forward(1);
-        if t.record {
-            spans = std::mem::take(&mut t.timeline);
-            t.record = false;
-        }
-        next = argmax(&l).unwrap_or(0);
-    }
+    let r = coupled::evaluate(
+        model,
+        tokens,
+        opts,
+        &reference,
+        &|seed| collective(s, model, g, seed),
+        s.seed,
+        s.prompt_tokens,
+        s.gen_tokens,
+        s.timeline.is_some(),
+        &mut |d, t| progress("scheme", d, t),
+    )?;
     if let Some(path) = &s.timeline {
         crate::plot::gantt(
-            &spans,
+            &r.first_token_spans,
             model.n_devices(),
             &format!(
                 "one decoded token, {} devices, {:?} at {} dB",
@@ -379,8 +332,9 @@ pub fn run(
             path,
         )?;
     }
-    let per_token = (t.now_s() - ttft) / s.gen_tokens as f64;
-    let decode = t.totals.clone();
+    let (ttft, per_token, prefill, decode) = (r.ttft_s, r.per_token_s, &r.prefill, &r.decode);
+    let stats = r.nmse;
+    let agreement = r.agreement;
     let per_tok = |v: &[f64]| {
         v.iter()
             .map(|x| x / s.gen_tokens as f64 * 1e3)
@@ -394,14 +348,14 @@ pub fn run(
                 "design": format!("{:?}", s.design).to_lowercase(),
                 "snr_db": s.snr_db,
                 "devices": model.n_devices(),
-                "perplexity": run.perplexity,
-                "reference_perplexity": reference.perplexity,
+                "perplexity": r.perplexity,
+                "reference_perplexity": r.reference_perplexity,
                 "agreement": agreement,
-                "mse": {"attn_output": stats[0].nmse(), "mlp_down": stats[1].nmse()},
+                "mse": {"attn_output": stats[0], "mlp_down": stats[1]},
                 "ttft_ms": ttft * 1e3,
                 "ms_per_token": per_token * 1e3,
-                "scored_tokens": run.scored_tokens,
-                "prompt_tokens": prompt.len(),
+                "scored_tokens": r.scored_tokens,
+                "prompt_tokens": r.prompt_tokens,
                 "gen_tokens": s.gen_tokens,
                 "prefill": {"compute_ms": prefill.compute_s.iter().map(|x| x * 1e3).collect::<Vec<_>>(),
                             "idle_ms": prefill.idle_s.iter().map(|x| x * 1e3).collect::<Vec<_>>(),
@@ -421,17 +375,16 @@ pub fn run(
         );
         println!(
             "perplexity {:.4} (error-free {:.4}), top-1 agreement {:.4} over {} tokens",
-            run.perplexity, reference.perplexity, agreement, run.scored_tokens
+            r.perplexity, r.reference_perplexity, agreement, r.scored_tokens
         );
         println!(
             "normalised MSE per reduction: attention output {:.3e}, MLP down {:.3e}",
-            stats[0].nmse(),
-            stats[1].nmse()
+            stats[0], stats[1]
         );
         println!(
             "time to first token {:.2} ms ({} prompt tokens), {:.3} ms per token",
             ttft * 1e3,
-            prompt.len(),
+            r.prompt_tokens,
             per_token * 1e3
         );
         println!("per decoded token:   device  compute ms    idle ms");

@@ -1,3 +1,4 @@
 //! Distributed-inference schemes in simulated time.
 
+pub mod coupled;
 pub mod tp;

@@ -81,6 +81,9 @@ pub struct RadioConfig {
     pub time: TimeModel,
     /// Transmit SNR P/σ² per device and channel use (unit large-scale gain), dB.
     pub snr_db: f64,
+    /// Large-scale (path-loss) gain of each device towards the AP, linear (empty: all 1).
+    #[serde(default)]
+    pub gains: Vec<f64>,
     /// Bandwidth = complex symbol rate, Hz.
     pub bandwidth_hz: f64,
     /// Fixed cost per all-reduce round (synchronisation, pilots, CSI), s.
@@ -114,6 +117,7 @@ impl Default for RadioConfig {
                 coherence_time_s: 10e-3,
             },
             snr_db: 20.0,
+            gains: Vec::new(),
             bandwidth_hz: 10e6,
             round_overhead_s: 50e-6,
             csi_error_var: 0.0,
@@ -361,6 +365,14 @@ impl TpCollective {
                 radio.block_values, radio.target_bler, radio.max_tx
             ));
         }
+        if !radio.gains.is_empty()
+            && (radio.gains.len() != k || radio.gains.iter().any(|g| !(g.is_finite() && *g > 0.0)))
+        {
+            return bad(format!(
+                "gains: {:?} for {k} devices (need none, or one positive gain per device)",
+                radio.gains
+            ));
+        }
         if let Downlink::Analog { snr, .. } = &radio.downlink {
             if snr.len() != k {
                 return bad(format!("downlink: {} SNRs for {k} devices", snr.len()));
@@ -463,7 +475,13 @@ impl TpCollective {
         let g: Vec<CMat> = self.fading.at(t_s, &mut self.rng_fading).to_vec();
         g.into_iter()
             .enumerate()
-            .map(|(k, gk)| self.mac.compose(k, gk))
+            .map(|(k, gk)| {
+                let h = self.mac.compose(k, gk);
+                match self.radio.gains.get(k) {
+                    Some(g) => h * airinfer_phy::C64::new(g.sqrt(), 0.0),
+                    None => h,
+                }
+            })
             .collect()
     }
 
@@ -678,6 +696,60 @@ impl Collective for TpCollective {
         for r in self.ready.iter_mut() {
             *r = start + air;
         }
+    }
+}
+
+/// Whether every device of `plan` holds its shard of `cfg` (`weight_bits` per weight; the
+/// embedding and output head replicated) and an f16 KV cache of `past` positions in its memory.
+pub fn fits_memory(
+    cfg: &LlamaConfig,
+    plan: &TpPlan,
+    profiles: &[DeviceProfile],
+    weight_bits: f64,
+    past: usize,
+) -> bool {
+    profiles.iter().enumerate().all(|(d, prof)| {
+        let s = Shard::of_plan(plan, d);
+        let w = cfg.n_layer as f64 * s.matrix_weights(cfg) as f64 * weight_bits / 8.0;
+        let emb = cfg.vocab_size as f64 * cfg.n_embd as f64 * weight_bits / 8.0
+            * if cfg.tied_embeddings { 1.0 } else { 2.0 };
+        let kv = 2.0 * cfg.n_layer as f64 * s.kv_heads as f64 * cfg.head_dim as f64 * 2.0 * past as f64;
+        w + emb + kv <= prof.mem_capacity
+    })
+}
+
+/// Decode `tokens` tokens of `cfg` (after `past` cached positions) through `c`: every block's two
+/// all-reduces carry pseudo-random activations of the model's width (a fixed generator of
+/// `seed`), then the output head. Read the time from `c.now_s()` and `c.totals`.
+pub fn simulate_decode(c: &mut TpCollective, cfg: &LlamaConfig, past: usize, tokens: usize, seed: u64) {
+    let k = c.compute().shards.len();
+    let mut s = 0x2545_F491_4F6C_DD1Du64 ^ seed;
+    for t in 0..tokens {
+        for layer in 0..cfg.n_layer {
+            for site in [ReduceSite::AttnOutput, ReduceSite::MlpDown] {
+                let mut bufs: Vec<Vec<f32>> = (0..k)
+                    .map(|_| {
+                        (0..cfg.n_embd)
+                            .map(|_| {
+                                s ^= s << 13;
+                                s ^= s >> 7;
+                                s ^= s << 17;
+                                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let ctx = ReduceCtx {
+                    layer,
+                    site,
+                    n_tokens: 1,
+                    pos: past + t,
+                    width: cfg.n_embd,
+                };
+                c.all_reduce(&ctx, &mut bufs);
+            }
+        }
+        c.finish_forward(1);
     }
 }
 
