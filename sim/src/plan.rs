@@ -19,10 +19,10 @@
 //! (simplex ∩ per-device caps from energy and memory; a projection), and move
 //! `m_{t+1} = (1 − γ_t) m_t + γ_t m̂_t` with `ρ_t = (t+1)^{-0.6}`, `γ_t = (t+1)^{-0.8}` (γ/ρ → 0).
 
-use airinfer_phy::aircomp::{self, Problem};
 use crate::device::{DeviceProfile, Precision};
 use airinfer_llm::config::LlamaConfig;
 use airinfer_llm::cost::Shard;
+use airinfer_phy::aircomp::{self, Problem};
 use airinfer_phy::channel::{Mac, MacConfig, SmallScale};
 use airinfer_phy::rng::{self, component};
 use airinfer_phy::CMat;
@@ -319,7 +319,10 @@ impl PlanProblem {
             return Err(invalid("need at least one device".into()));
         }
         if !(s.weight_bits.is_finite() && s.weight_bits > 0.0) {
-            return Err(invalid(format!("weight_bits = {}: must be positive", s.weight_bits)));
+            return Err(invalid(format!(
+                "weight_bits = {}: must be positive",
+                s.weight_bits
+            )));
         }
         if !s.snr_db.is_finite() {
             return Err(invalid(format!("snr_db = {}: must be finite", s.snr_db)));

@@ -18,7 +18,7 @@ pub enum PlotError {
     },
 }
 
-fn fonts() {
+pub(crate) fn fonts() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // a static font buffer registered once; failure only if the bytes are not a font

@@ -1,6 +1,7 @@
 //! The `airinfer` command line. One file per command family.
 
 pub mod aircomp;
+pub mod experiment;
 pub mod llm;
 pub mod plan;
 pub mod table1;
@@ -25,6 +26,17 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run an experiment file: every run of its sweep × replications into results/<name>/
+    /// (CSV, JSON, plots); re-running resumes, skipping finished runs.
+    Run(experiment::RunArgs),
+    /// Validate an experiment file without running it and print the number of runs.
+    Check(experiment::FileArgs),
+    /// List the runs of an experiment file with their index and parameters.
+    List(experiment::FileArgs),
+    /// Re-draw the plots of a results directory from its CSV.
+    Plot(experiment::PlotArgs),
+    /// Join the results directories of shards (`run --shard I/N`) into one.
+    Merge(experiment::MergeArgs),
     /// Fetch and verify catalogue assets into the cache (models: smollm2-135m; texts: lee-news,
     /// wikitext-2) and print their paths.
     Fetch {
@@ -119,6 +131,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Run(a) => experiment::run(a),
+        Command::Check(a) => experiment::check(a),
+        Command::List(a) => experiment::list(a),
+        Command::Plot(a) => experiment::plot(a),
+        Command::Merge(a) => experiment::merge(a),
         Command::Inspect(a) => llm::inspect(a),
         Command::Generate(a) => llm::generate(a),
         Command::Eval(a) => llm::eval(a),

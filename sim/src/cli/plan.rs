@@ -93,7 +93,10 @@ pub fn run(a: PlanArgs) -> Result<()> {
     let p = PlanProblem::for_devices(&PlanSetup {
         cfg: &cfg,
         profiles: &profiles,
-        gains: &gains.iter().map(|g| 10f64.powf(g / 10.0)).collect::<Vec<_>>(),
+        gains: &gains
+            .iter()
+            .map(|g| 10f64.powf(g / 10.0))
+            .collect::<Vec<_>>(),
         energy_budget_j: &energy.iter().map(|e| e * 1e-3).collect::<Vec<_>>(),
         snr_db: a.snr_db,
         rx_antennas: a.rx_antennas,

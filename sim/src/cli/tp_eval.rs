@@ -304,9 +304,8 @@ pub fn run(
     }
     let scheme = s.scheme.unwrap_or(SchemeKind::Ideal);
     // the error-free reference of the same split
-    let reference = coupled::reference(model, tokens, opts, &mut |d, t| {
-        progress("reference", d, t)
-    })?;
+    let reference =
+        coupled::reference(model, tokens, opts, &mut |d, t| progress("reference", d, t))?;
     let r = coupled::evaluate(
         model,
         tokens,

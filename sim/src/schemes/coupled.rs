@@ -22,6 +22,8 @@ pub struct CoupledReport {
     pub agreement: f64,
     /// Normalised MSE at the attention-output and MLP-down reductions.
     pub nmse: [f64; 2],
+    /// Normalised MSE over both sites (total squared error over total signal energy).
+    pub nmse_all: f64,
     /// Tokens scored.
     pub scored_tokens: usize,
     /// Prompt tokens of the latency run.
@@ -58,7 +60,13 @@ pub fn reference(
     opts: &PplOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PplResult> {
-    Ok(perplexity(model, tokens, opts, &mut IdealCollective, progress)?)
+    Ok(perplexity(
+        model,
+        tokens,
+        opts,
+        &mut IdealCollective,
+        progress,
+    )?)
 }
 
 /// Memory each device needs (weights + an f32 KV cache of `ctx` positions), checked against its
@@ -128,6 +136,8 @@ pub fn evaluate(
         reference_perplexity: reference.perplexity,
         agreement,
         nmse: [c.stats[0].nmse(), c.stats[1].nmse()],
+        nmse_all: (c.stats[0].err2 + c.stats[1].err2)
+            / (c.stats[0].sig2 + c.stats[1].sig2).max(f64::MIN_POSITIVE),
         scored_tokens: run.scored_tokens,
         prompt_tokens: prompt.len(),
         gen_tokens,

@@ -713,7 +713,8 @@ pub fn fits_memory(
         let w = cfg.n_layer as f64 * s.matrix_weights(cfg) as f64 * weight_bits / 8.0;
         let emb = cfg.vocab_size as f64 * cfg.n_embd as f64 * weight_bits / 8.0
             * if cfg.tied_embeddings { 1.0 } else { 2.0 };
-        let kv = 2.0 * cfg.n_layer as f64 * s.kv_heads as f64 * cfg.head_dim as f64 * 2.0 * past as f64;
+        let kv =
+            2.0 * cfg.n_layer as f64 * s.kv_heads as f64 * cfg.head_dim as f64 * 2.0 * past as f64;
         w + emb + kv <= prof.mem_capacity
     })
 }
@@ -721,7 +722,13 @@ pub fn fits_memory(
 /// Decode `tokens` tokens of `cfg` (after `past` cached positions) through `c`: every block's two
 /// all-reduces carry pseudo-random activations of the model's width (a fixed generator of
 /// `seed`), then the output head. Read the time from `c.now_s()` and `c.totals`.
-pub fn simulate_decode(c: &mut TpCollective, cfg: &LlamaConfig, past: usize, tokens: usize, seed: u64) {
+pub fn simulate_decode(
+    c: &mut TpCollective,
+    cfg: &LlamaConfig,
+    past: usize,
+    tokens: usize,
+    seed: u64,
+) {
     let k = c.compute().shards.len();
     let mut s = 0x2545_F491_4F6C_DD1Du64 ^ seed;
     for t in 0..tokens {

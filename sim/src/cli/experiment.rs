@@ -1,0 +1,356 @@
+//! `airinfer run | check | list | plot | merge`: experiment campaigns from TOML files.
+
+use crate::experiment::figures::{draw_all, terminal_table};
+use crate::experiment::store::{self, Store, Table};
+use crate::experiment::{CampaignOptions, Experiment, Progress};
+use crate::progress;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+/// A shard `I/N`.
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("'{s}': expected I/N, e.g. 0/4"))?;
+    let i: usize = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}': I is not a number"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}': N is not a number"))?;
+    if n == 0 || i >= n {
+        return Err(format!("'{s}': need 0 ≤ I < N"));
+    }
+    Ok((i, n))
+}
+
+/// `airinfer run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The experiment file (TOML).
+    pub file: PathBuf,
+    /// Results directory (default: results/<name>, or results/<name>/shard-I-of-N with --shard).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Run only the runs whose index ≡ I (mod N), e.g. 0/4 (for job arrays; join with `merge`).
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Redo finished runs instead of skipping them.
+    #[arg(long)]
+    pub force: bool,
+    /// Nothing on the terminal but errors.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `airinfer check` / `airinfer list`.
+#[derive(Args, Debug)]
+pub struct FileArgs {
+    /// The experiment file (TOML).
+    pub file: PathBuf,
+    /// Only the runs of shard I/N.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+}
+
+/// `airinfer plot`.
+#[derive(Args, Debug)]
+pub struct PlotArgs {
+    /// A results directory (with experiment.json and results.csv).
+    pub dir: PathBuf,
+    /// Take the [[plot]] tables from this experiment file instead of the stored ones.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// `airinfer merge`.
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Where the joined results go.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Shard results directories.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Nothing on the terminal but errors.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn default_out(exp: &Experiment, shard: Option<(usize, usize)>) -> PathBuf {
+    let base = Path::new("results").join(&exp.name);
+    match shard {
+        Some((i, n)) => base.join(format!("shard-{i}-of-{n}")),
+        None => base,
+    }
+}
+
+/// Metric columns of a summary (those with a `_ci95` partner).
+fn metrics_of(summary: &Table) -> Vec<String> {
+    summary
+        .columns
+        .iter()
+        .filter(|c| summary.col(&format!("{c}_ci95")).is_some())
+        .cloned()
+        .collect()
+}
+
+/// Rebuild the summary from results.csv and draw the plots; returns the files written.
+fn redraw(
+    dir: &Path,
+    plots: &[crate::experiment::spec::PlotSpec],
+    meta: &store::Meta,
+) -> Result<(Table, Vec<PathBuf>)> {
+    let results = Table::read_csv(&dir.join("results.csv"))?;
+    let summary = store::summary(meta, &results);
+    let files = if results.rows.is_empty() {
+        Vec::new()
+    } else {
+        draw_all(plots, &summary, dir)?
+    };
+    Ok((summary, files))
+}
+
+fn one_line(run: &crate::experiment::Run, rec: &store::RunRecord) -> String {
+    let params: Vec<String> = rec.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let what = match rec.rows.as_slice() {
+        [row] => row
+            .metrics
+            .iter()
+            .take(4)
+            .map(|(k, v)| format!("{k} {}", fmt_metric(*v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        rows => format!("{} rows", rows.len()),
+    };
+    format!(
+        "run {} (point {}, rep {}) {} → {what} [{:.1} s]",
+        run.index,
+        run.point.index,
+        run.replication,
+        params.join(" "),
+        rec.elapsed_s
+    )
+}
+
+fn fmt_metric(v: f64) -> String {
+    if v == 0.0 || (1e-3..1e5).contains(&v.abs()) {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+/// `airinfer run FILE`.
+pub fn run(a: RunArgs) -> Result<()> {
+    let exp = Experiment::load(&a.file)?;
+    let out = a.out.clone().unwrap_or_else(|| default_out(&exp, a.shard));
+    let opts = CampaignOptions {
+        out: out.clone(),
+        shard: a.shard,
+        force: a.force,
+        quiet: a.quiet,
+    };
+    let mut pb = None;
+    let t0 = std::time::Instant::now();
+    let st = exp.run_campaign(&opts, &mut |p| match p {
+        Progress::Start { todo, skipped } => {
+            if !a.quiet {
+                eprintln!(
+                    "{}: {} runs ({} points × {} replications){}; {todo} to run, {skipped} already finished → {}",
+                    exp.name,
+                    exp.n_runs(),
+                    exp.points.len(),
+                    exp.replications(),
+                    a.shard.map_or(String::new(), |(i, n)| format!(", shard {i}/{n}")),
+                    out.display()
+                );
+            }
+            pb = Some(progress::items_bar(todo as u64, "runs", a.quiet));
+        }
+        Progress::Begin(run) => {
+            if let Some(pb) = &pb {
+                pb.set_message(format!("run {}", run.index));
+            }
+        }
+        Progress::Done(run, rec) => {
+            if let Some(pb) = &pb {
+                pb.inc(1);
+                if !a.quiet {
+                    let line = one_line(run, rec);
+                    if pb.is_hidden() {
+                        eprintln!("{line}");
+                    } else {
+                        pb.println(line);
+                    }
+                }
+            }
+        }
+    });
+    if let Some(pb) = &pb {
+        pb.finish_and_clear();
+    }
+    let st = st?;
+    let (summary, files) = redraw(&st.dir, &st.meta.plots, &st.meta)?;
+    if !a.quiet {
+        if !summary.rows.is_empty() {
+            print!(
+                "{}",
+                terminal_table(&st.meta.table, &summary, &metrics_of(&summary))
+            );
+        }
+        let missing = st.meta.runs - st.records.len();
+        eprintln!(
+            "{} of {} runs finished ({:.1} s); results in {}/ (results.csv, summary.csv{}{})",
+            st.records.len(),
+            st.meta.runs,
+            t0.elapsed().as_secs_f64(),
+            st.dir.display(),
+            files
+                .iter()
+                .filter_map(|f| f.file_name().map(|n| format!(", {}", n.to_string_lossy())))
+                .collect::<String>(),
+            if missing > 0 && a.shard.is_some() {
+                format!("; the other shards hold {missing} runs: join with `airinfer merge`")
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `airinfer check FILE`.
+pub fn check(a: FileArgs) -> Result<()> {
+    let exp = Experiment::load(&a.file)?;
+    let n = match a.shard {
+        Some((i, s)) => (0..exp.n_runs()).filter(|r| r % s == i).count(),
+        None => exp.n_runs(),
+    };
+    println!(
+        "{}: ok — experiment '{}' ({:?}), {} points × {} replications = {} runs{}",
+        a.file.display(),
+        exp.name,
+        exp.kind(),
+        exp.points.len(),
+        exp.replications(),
+        exp.n_runs(),
+        a.shard
+            .map_or(String::new(), |(i, s)| format!(" ({n} in shard {i}/{s})"))
+    );
+    if !exp.base.description.is_empty() {
+        println!("  {}", exp.base.description.trim());
+    }
+    for ax in &exp.sweep.axes {
+        println!(
+            "  sweep {}: {} values",
+            ax.paths.join(" + "),
+            ax.steps.len()
+        );
+    }
+    println!(
+        "  {} plots; results go to {}",
+        exp.base.plot.len(),
+        default_out(&exp, a.shard).display()
+    );
+    Ok(())
+}
+
+/// `airinfer list FILE`.
+pub fn list(a: FileArgs) -> Result<()> {
+    let exp = Experiment::load(&a.file)?;
+    let mut header = vec!["run".to_string(), "point".into(), "rep".into()];
+    header.extend(exp.param_columns.iter().cloned());
+    let mut grid = vec![header];
+    for r in exp.runs() {
+        if a.shard.is_some_and(|(i, n)| r.index % n != i) {
+            continue;
+        }
+        let mut row = vec![
+            r.index.to_string(),
+            r.point.index.to_string(),
+            r.replication.to_string(),
+        ];
+        for c in &exp.param_columns {
+            row.push(
+                r.point
+                    .params
+                    .iter()
+                    .find(|(k, _)| k == c)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default(),
+            );
+        }
+        grid.push(row);
+    }
+    let widths: Vec<usize> = (0..grid[0].len())
+        .map(|j| grid.iter().map(|r| r[j].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in grid {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}", w = *w))
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+    Ok(())
+}
+
+/// `airinfer plot DIR`.
+pub fn plot(a: PlotArgs) -> Result<()> {
+    let st = Store::load(&a.dir)?;
+    let plots = match &a.config {
+        Some(f) => Experiment::load(f)?.base.plot,
+        None => st.meta.plots.clone(),
+    };
+    if plots.is_empty() {
+        bail!(
+            "{}: no [[plot]] tables to draw",
+            a.config
+                .as_ref()
+                .unwrap_or(&a.dir.join("experiment.json"))
+                .display()
+        );
+    }
+    let (_, files) = redraw(&a.dir, &plots, &st.meta)
+        .with_context(|| format!("plotting {}", a.dir.display()))?;
+    for f in files {
+        println!("{}", f.display());
+    }
+    Ok(())
+}
+
+/// `airinfer merge --out DIR SHARD…`.
+pub fn merge(a: MergeArgs) -> Result<()> {
+    let (st, missing) = store::merge(&a.out, &a.dirs)?;
+    let (summary, files) = redraw(&st.dir, &st.meta.plots, &st.meta)?;
+    if !a.quiet {
+        if !summary.rows.is_empty() {
+            print!(
+                "{}",
+                terminal_table(&st.meta.table, &summary, &metrics_of(&summary))
+            );
+        }
+        eprintln!(
+            "merged {} directories: {} of {} runs in {}/{}{}",
+            a.dirs.len(),
+            st.records.len(),
+            st.meta.runs,
+            st.dir.display(),
+            if missing > 0 {
+                format!(" ({missing} runs missing)")
+            } else {
+                String::new()
+            },
+            files
+                .iter()
+                .filter_map(|f| f.file_name().map(|n| format!(", {}", n.to_string_lossy())))
+                .collect::<String>()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,432 @@
+//! What one run computes, per `kind`: rows of key columns (which metric set within the run) and
+//! metrics.
+
+use super::spec::{Kind, Spec};
+use super::Run;
+use crate::assets;
+use crate::schemes::coupled;
+use crate::schemes::tp::{fits_memory, simulate_decode, ComputeModel, TpCollective};
+use airinfer_llm::cost::WeightFormat;
+use airinfer_llm::eval::{PplMode, PplOptions, PplResult};
+use airinfer_llm::gguf::GgufFile;
+use airinfer_llm::model::Model;
+use airinfer_llm::tokenizer::Tokenizer;
+use airinfer_llm::tp::{Collective, ReduceCtx, ReduceSite, TpPlan};
+use airinfer_phy::rng::{self, component};
+use anyhow::{Context, Result};
+use rand::RngCore;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Version of what the kinds compute; part of every run hash, so results of an older
+/// computation are redone rather than mixed with new ones.
+pub const VERSION: u32 = 1;
+
+/// One row of a run: key columns (text) and metrics.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Row {
+    /// Which metric set of the run (e.g. assignment and iteration of a plan trace).
+    pub keys: Vec<(String, String)>,
+    /// Metric name → value (NaN where undefined).
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// Key columns and metrics a kind's rows have (plan rows also have `share_0`, `share_1`, …).
+pub fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str]) {
+    match kind {
+        Kind::Eval => (
+            &["devices"],
+            &[
+                "perplexity",
+                "reference_perplexity",
+                "agreement",
+                "nmse",
+                "nmse_attn",
+                "nmse_mlp",
+                "ttft_ms",
+                "ms_per_token",
+                "airtime_ms_per_token",
+                "compute_ms_per_token",
+                "scored_tokens",
+            ],
+        ),
+        Kind::Latency => (
+            &["devices"],
+            &[
+                "ms_per_token",
+                "airtime_ms_per_token",
+                "compute_ms_per_token",
+                "fits",
+            ],
+        ),
+        Kind::Allreduce => (&["devices"], &["nmse", "airtime_us"]),
+        Kind::Plan => (&["assignment", "iteration"], &["expected_mse", "feasible"]),
+    }
+}
+
+/// Columns a kind makes per device (plan: `share_<k>`).
+pub fn is_dynamic_column(kind: Kind, c: &str) -> bool {
+    kind == Kind::Plan
+        && c.strip_prefix("share_")
+            .is_some_and(|d| !d.is_empty() && d.chars().all(|x| x.is_ascii_digit()))
+}
+
+/// What runs share: the loaded model, tokenised texts and error-free references (a campaign
+/// evaluates one model many times; loading and the reference do not depend on the scheme).
+#[derive(Default)]
+pub struct Workspace {
+    /// Progress and fetch messages off.
+    pub quiet: bool,
+    model: Option<(String, GgufFile, Model)>,
+    tokens: HashMap<String, std::sync::Arc<Vec<u32>>>,
+    references: HashMap<String, PplResult>,
+}
+
+impl Workspace {
+    /// An empty workspace.
+    pub fn new(quiet: bool) -> Workspace {
+        Workspace {
+            quiet,
+            ..Default::default()
+        }
+    }
+}
+
+/// A row of a run on `devices` devices.
+fn row(devices: usize, metrics: Vec<(&str, f64)>) -> Row {
+    Row {
+        keys: vec![("devices".into(), devices.to_string())],
+        metrics: metrics
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    }
+}
+
+/// Execute `run` of an experiment whose relative paths resolve through `dir`.
+pub fn execute(run: &Run, dir: &dyn Fn(&str) -> PathBuf, ws: &mut Workspace) -> Result<Vec<Row>> {
+    let spec = &run.point.spec;
+    match spec.kind {
+        Kind::Eval => eval(spec, run.seed, dir, ws),
+        Kind::Latency => latency(spec, run.seed, dir),
+        Kind::Allreduce => allreduce(spec, run.seed, dir),
+        Kind::Plan => plan(spec, run.seed, dir),
+    }
+}
+
+fn invalid(e: (String, String)) -> anyhow::Error {
+    anyhow::anyhow!("{}: {}", e.0, e.1)
+}
+
+fn collective(
+    spec: &Spec,
+    cfg: &airinfer_llm::config::LlamaConfig,
+    plan: &TpPlan,
+    weights: WeightFormat,
+    dir: &dyn Fn(&str) -> PathBuf,
+    seed: u64,
+) -> Result<TpCollective> {
+    let d = spec.devices(dir).map_err(invalid)?;
+    let radio = spec.radio(d.profiles.len()).map_err(invalid)?;
+    let compute = ComputeModel::new(cfg, plan, d.profiles, spec.devices.precision, weights);
+    Ok(TpCollective::new(
+        spec.scheme.kind,
+        spec.scheme.design,
+        radio,
+        compute,
+        seed,
+    )?)
+}
+
+fn eval(
+    spec: &Spec,
+    seed: u64,
+    dir: &dyn Fn(&str) -> PathBuf,
+    ws: &mut Workspace,
+) -> Result<Vec<Row>> {
+    let model_path = match spec.model_file(dir).map_err(invalid)? {
+        Some(p) => p,
+        None => assets::resolve_model(&spec.model.name, ws.quiet)?,
+    };
+    let text_path = match spec.text_file(dir).map_err(invalid)? {
+        Some(p) => p,
+        None => assets::resolve_text(&spec.eval.text, ws.quiet)?,
+    };
+    let shares = spec.devices(dir).map_err(invalid)?.shares;
+    let model_key = format!("{}|{shares:?}", model_path.display());
+    if ws.model.as_ref().is_none_or(|(k, _, _)| *k != model_key) {
+        ws.model = None; // free the previous split before loading the next
+        let g = GgufFile::open(&model_path)
+            .with_context(|| format!("reading model file {}", model_path.display()))?;
+        let m = Model::load_shares(&g, &shares)
+            .with_context(|| format!("loading model {}", model_path.display()))?;
+        ws.model = Some((model_key.clone(), g, m));
+    }
+    let (_, g, model) = ws.model.as_ref().expect("loaded above");
+    let e = &spec.eval;
+    if e.ctx_tokens > model.cfg.context_length {
+        anyhow::bail!(
+            "eval.ctx_tokens = {}: the model's context is {} tokens",
+            e.ctx_tokens,
+            model.cfg.context_length
+        );
+    }
+    let text_key = format!(
+        "{}|{}|{:?}",
+        model_path.display(),
+        text_path.display(),
+        e.max_tokens
+    );
+    let tok = Tokenizer::from_gguf(g).context("building the tokenizer from the model file")?;
+    let tokens = match ws.tokens.get(&text_key) {
+        Some(t) => t.clone(),
+        None => {
+            let text = read_text(&text_path)?;
+            let mut t = tok.encode(&text, true, false);
+            if let Some(m) = e.max_tokens {
+                t.truncate(m);
+            }
+            let t = std::sync::Arc::new(t);
+            ws.tokens.insert(text_key.clone(), t.clone());
+            t
+        }
+    };
+    let opts = PplOptions {
+        ctx: e.ctx_tokens,
+        max_chunks: e.chunks,
+        mode: match e.sliding_stride {
+            Some(stride) => PplMode::Sliding { stride },
+            None => PplMode::LlamaCpp,
+        },
+        bos: if tok.add_bos() { tok.bos_id() } else { None },
+    };
+    let ref_key = format!(
+        "{model_key}|{text_key}|{}|{:?}|{:?}",
+        e.ctx_tokens, e.chunks, e.sliding_stride
+    );
+    if !ws.references.contains_key(&ref_key) {
+        let r = coupled::reference(model, &tokens, &opts, &mut |_, _| {})?;
+        ws.references.insert(ref_key.clone(), r);
+    }
+    let reference = &ws.references[&ref_key];
+    let weights = coupled::weight_format(g);
+    let r = coupled::evaluate(
+        model,
+        &tokens,
+        &opts,
+        reference,
+        &|s| collective(spec, &model.cfg, &model.plan, weights, dir, s),
+        seed,
+        e.prompt_tokens,
+        e.gen_tokens,
+        false,
+        &mut |_, _| {},
+    )?;
+    let per_tok = |x: f64| x / r.gen_tokens as f64 * 1e3;
+    Ok(vec![row(
+        model.n_devices(),
+        vec![
+            ("perplexity", r.perplexity),
+            ("reference_perplexity", r.reference_perplexity),
+            ("agreement", r.agreement),
+            ("nmse", r.nmse_all),
+            ("nmse_attn", r.nmse[0]),
+            ("nmse_mlp", r.nmse[1]),
+            ("ttft_ms", r.ttft_s * 1e3),
+            ("ms_per_token", r.per_token_s * 1e3),
+            ("airtime_ms_per_token", per_tok(r.decode.airtime_s)),
+            (
+                "compute_ms_per_token",
+                per_tok(r.decode.compute_s.iter().cloned().fold(0.0, f64::max)),
+            ),
+            ("scored_tokens", r.scored_tokens as f64),
+        ],
+    )])
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading text {}", path.display()))?;
+    String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("text {}: not UTF-8 ({e})", path.display()))
+}
+
+fn latency(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Vec<Row>> {
+    let cfg = spec.preset().map_err(invalid)?;
+    let d = spec.devices(dir).map_err(invalid)?;
+    let k = d.profiles.len();
+    let plan = TpPlan::from_shares(&cfg, &d.shares, 32)?;
+    let l = &spec.latency;
+    if !fits_memory(
+        &cfg,
+        &plan,
+        &d.profiles,
+        spec.model.weight_bits,
+        l.past_tokens,
+    ) {
+        return Ok(vec![row(
+            k,
+            vec![
+                ("ms_per_token", f64::NAN),
+                ("airtime_ms_per_token", f64::NAN),
+                ("compute_ms_per_token", f64::NAN),
+                ("fits", 0.0),
+            ],
+        )]);
+    }
+    let mut c = collective(
+        spec,
+        &cfg,
+        &plan,
+        WeightFormat::Bits(spec.model.weight_bits),
+        dir,
+        seed,
+    )?;
+    simulate_decode(&mut c, &cfg, l.past_tokens, l.tokens, seed);
+    let n = l.tokens as f64;
+    Ok(vec![row(
+        k,
+        vec![
+            ("ms_per_token", c.now_s() / n * 1e3),
+            ("airtime_ms_per_token", c.totals.airtime_s / n * 1e3),
+            (
+                "compute_ms_per_token",
+                c.totals.compute_s.iter().cloned().fold(0.0, f64::max) / n * 1e3,
+            ),
+            ("fits", 1.0),
+        ],
+    )])
+}
+
+fn allreduce(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Vec<Row>> {
+    let cfg = spec.preset().map_err(invalid)?;
+    let d = spec.devices(dir).map_err(invalid)?;
+    let k = d.profiles.len();
+    let plan = TpPlan::from_shares(&cfg, &d.shares, 32)?;
+    let n = spec.allreduce.values.unwrap_or(cfg.n_embd);
+    let weights = WeightFormat::Bits(spec.model.weight_bits);
+    let radio = spec.radio(k).map_err(invalid)?;
+    let compute = ComputeModel::new(&cfg, &plan, d.profiles, spec.devices.precision, weights);
+    // one independent channel, noise and data draw per realisation, in parallel; summed in order
+    let per: Vec<(f64, f64, f64)> = (0..spec.allreduce.realisations as u64)
+        .into_par_iter()
+        .map(|r| -> Result<(f64, f64, f64)> {
+            let mut c = TpCollective::new(
+                spec.scheme.kind,
+                spec.scheme.design,
+                radio.clone(),
+                compute.clone(),
+                rng::stream(seed, &[r]).next_u64(),
+            )?;
+            let mut data = rng::stream(seed, &[component::DATA, r]);
+            let mut bufs: Vec<Vec<f32>> = (0..k)
+                .map(|_| {
+                    (0..n)
+                        .map(|_| {
+                            let x: f64 = StandardNormal.sample(&mut data);
+                            x as f32
+                        })
+                        .collect()
+                })
+                .collect();
+            let ctx = ReduceCtx {
+                layer: 0,
+                site: ReduceSite::MlpDown,
+                n_tokens: 1,
+                pos: 0,
+                width: n,
+            };
+            c.all_reduce(&ctx, &mut bufs);
+            Ok((c.stats[1].err2, c.stats[1].sig2, c.totals.airtime_s))
+        })
+        .collect::<Result<_>>()?;
+    let (err2, sig2, air) = per
+        .iter()
+        .fold((0.0, 0.0, 0.0), |a, x| (a.0 + x.0, a.1 + x.1, a.2 + x.2));
+    let nmse = err2 / sig2;
+    Ok(vec![row(
+        k,
+        vec![
+            ("nmse", nmse),
+            ("airtime_us", air / spec.allreduce.realisations as f64 * 1e6),
+        ],
+    )])
+}
+
+fn plan(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Vec<Row>> {
+    use crate::plan::{baselines, project_capped_simplex, PlanProblem, PlanSetup};
+    let cfg = spec.preset().map_err(invalid)?;
+    let d = spec.devices(dir).map_err(invalid)?;
+    let k = d.profiles.len();
+    let gains = spec.gains(k).map_err(invalid)?;
+    let e = &spec.plan.energy_mj;
+    let energy: Vec<f64> = (0..k)
+        .map(|i| e[if e.len() == 1 { 0 } else { i }] * 1e-3)
+        .collect();
+    let p = PlanProblem::for_devices(&PlanSetup {
+        cfg: &cfg,
+        profiles: &d.profiles,
+        gains: &gains,
+        energy_budget_j: &energy,
+        snr_db: spec.channel.snr_db,
+        rx_antennas: spec.channel.rx_antennas,
+        bandwidth_hz: spec.channel.bandwidth_hz,
+        weight_bits: spec.model.weight_bits,
+        latency_budget_s: spec.plan.latency_ms.map(|l| l * 1e-3),
+    })?;
+    let r = p.optimise(spec.plan.iterations, seed, spec.plan.validation)?;
+    let caps = r.caps.clone();
+    let shares_metrics = |m: &[f64]| -> Vec<(String, f64)> {
+        m.iter()
+            .enumerate()
+            .map(|(i, x)| (format!("share_{i}"), *x))
+            .collect()
+    };
+    let mut rows: Vec<Row> = r
+        .trace
+        .iter()
+        .map(|s| {
+            let mut metrics = vec![
+                ("expected_mse".to_string(), s.expected_mse),
+                ("feasible".to_string(), 1.0),
+            ];
+            metrics.extend(shares_metrics(&s.shares));
+            Row {
+                keys: vec![
+                    ("assignment".into(), "sca".into()),
+                    ("iteration".into(), s.iteration.to_string()),
+                ],
+                metrics,
+            }
+        })
+        .collect();
+    // baselines: constant along the iterations (rows at the first and last iteration); an
+    // infeasible one is projected onto the constraints first
+    let val_seed = seed ^ 0xA5A5_0000_0000_0001;
+    let last = r.trace.last().map_or(0, |s| s.iteration);
+    for (name, m) in baselines(&d.profiles) {
+        let feasible = m.iter().zip(&caps).all(|(x, c)| *x <= c + 1e-9);
+        let m = if feasible {
+            m
+        } else {
+            project_capped_simplex(&m, &caps)
+        };
+        let mse = p.expected_mse(&m, val_seed, spec.plan.validation);
+        for it in [0, last] {
+            let mut metrics = vec![
+                ("expected_mse".to_string(), mse),
+                ("feasible".to_string(), feasible as u8 as f64),
+            ];
+            metrics.extend(shares_metrics(&m));
+            rows.push(Row {
+                keys: vec![
+                    ("assignment".into(), name.into()),
+                    ("iteration".into(), it.to_string()),
+                ],
+                metrics,
+            });
+        }
+    }
+    Ok(rows)
+}

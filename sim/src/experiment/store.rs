@@ -1,0 +1,598 @@
+//! The results directory of a campaign:
+//!
+//! ```text
+//! experiment.json   metadata: resolved config and its hash, airinfer version, git commit, seed,
+//!                   start/end time, columns, plots, one hash per run
+//! runs/NNNNNN.json  one file per finished run (its rows, parameters, seed, hash, wall time)
+//! results.csv       one row per (run, metric set): run, point, replication, seed, swept keys,
+//!                   keys, metrics — sorted by run
+//! summary.csv       per (point, keys): replications, and for every metric its mean and the
+//!                   half-width of the 95 % confidence interval over replications
+//! ```
+//! Every file is written to a temporary name and renamed, so an interrupted campaign leaves
+//! complete files only; the run files are the record, the CSVs are views rebuilt from them after
+//! every run. A run is done when its file exists with the run's current hash: re-running resumes,
+//! and runs whose configuration changed are redone.
+
+use super::kinds::Row;
+use super::spec::{Kind, PlotSpec, TableSpec};
+use super::stats::summarise;
+use super::{format_f64, RUN_COLUMNS};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// `experiment.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    /// Experiment name.
+    pub name: String,
+    /// The experiment file as given.
+    pub file: String,
+    /// Its description.
+    pub description: String,
+    /// What runs compute.
+    pub kind: Kind,
+    /// SHA-256 of the resolved configuration (extends merged; sweep and plots included).
+    pub experiment_hash: String,
+    /// airinfer version.
+    pub airinfer_version: String,
+    /// Git commit airinfer was built from (`-dirty` with uncommitted changes).
+    pub git_commit: String,
+    /// Campaign seed.
+    pub seed: u64,
+    /// Replications per point.
+    pub replications: usize,
+    /// Sweep points.
+    pub points: usize,
+    /// Runs (points × replications).
+    pub runs: usize,
+    /// This directory holds runs ≡ I (mod N) only.
+    pub shard: Option<(usize, usize)>,
+    /// Swept keys (tables flattened), the parameter columns.
+    pub param_columns: Vec<String>,
+    /// The hash of every run, by index.
+    pub run_hashes: Vec<String>,
+    /// Figures.
+    pub plots: Vec<PlotSpec>,
+    /// The final table.
+    pub table: TableSpec,
+    /// When the campaign (this invocation) started, RFC 3339 UTC.
+    pub started_at: String,
+    /// When it ended (absent while running or after an interruption).
+    pub finished_at: Option<String>,
+    /// Shard directories this one was merged from.
+    #[serde(default)]
+    pub merged_from: Vec<String>,
+    /// The resolved configuration.
+    pub config: serde_json::Value,
+}
+
+/// `runs/NNNNNN.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunRecord {
+    /// Run index.
+    pub run: usize,
+    /// Point index.
+    pub point: usize,
+    /// Replication.
+    pub replication: usize,
+    /// Root seed of its random streams.
+    pub seed: u64,
+    /// Hash of its configuration.
+    pub hash: String,
+    /// Swept keys and values.
+    pub params: Vec<(String, String)>,
+    /// Its rows.
+    pub rows: Vec<Row>,
+    /// Start, RFC 3339 UTC.
+    pub started_at: String,
+    /// Wall-clock seconds.
+    pub elapsed_s: f64,
+}
+
+/// A table of text cells (a CSV in memory).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Table {
+    /// Header.
+    pub columns: Vec<String>,
+    /// Rows, each as long as the header.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Index of column `name`.
+    pub fn col(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+
+    /// Write as CSV to `path` (atomically).
+    pub fn write_csv(&self, path: &Path) -> Result<()> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(&self.columns)?;
+        for r in &self.rows {
+            w.write_record(r)?;
+        }
+        let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+        write_atomic(path, &bytes)
+    }
+
+    /// Read a CSV written by [`Table::write_csv`].
+    pub fn read_csv(path: &Path) -> Result<Table> {
+        let mut r =
+            csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+        let columns: Vec<String> = r.headers()?.iter().map(String::from).collect();
+        let mut rows = Vec::new();
+        for (i, rec) in r.records().enumerate() {
+            let rec = rec.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
+            if rec.len() != columns.len() {
+                bail!(
+                    "{}: row {} has {} cells for {} columns",
+                    path.display(),
+                    i + 2,
+                    rec.len(),
+                    columns.len()
+                );
+            }
+            rows.push(rec.iter().map(String::from).collect());
+        }
+        Ok(Table { columns, rows })
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file, synced and renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp-{}",
+        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
+        std::process::id()
+    ));
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// The time now, RFC 3339 UTC to the second.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// A results directory.
+pub struct Store {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its metadata.
+    pub meta: Meta,
+    /// Finished runs (current hashes only), by index.
+    pub records: BTreeMap<usize, RunRecord>,
+}
+
+fn run_file(dir: &Path, run: usize) -> PathBuf {
+    dir.join("runs").join(format!("{run:06}.json"))
+}
+
+/// Finished runs in `dir/runs` whose hash matches `hashes` (others are stale or foreign).
+fn load_records(dir: &Path, hashes: &[String]) -> Result<BTreeMap<usize, RunRecord>> {
+    let mut out = BTreeMap::new();
+    let runs = dir.join("runs");
+    let Ok(entries) = std::fs::read_dir(&runs) else {
+        return Ok(out);
+    };
+    for e in entries {
+        let p = e?.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue; // temporary files of an interrupted write
+        }
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        let Ok(rec) = serde_json::from_slice::<RunRecord>(&bytes) else {
+            continue;
+        };
+        if hashes.get(rec.run) == Some(&rec.hash) && p == run_file(dir, rec.run) {
+            out.insert(rec.run, rec);
+        }
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// Open (create) `dir` for a campaign described by `meta`, keeping finished runs whose hash
+    /// still matches.
+    pub fn open(dir: &Path, meta: Meta) -> Result<Store> {
+        std::fs::create_dir_all(dir.join("runs"))
+            .with_context(|| format!("creating results directory {}", dir.display()))?;
+        let records = load_records(dir, &meta.run_hashes)?;
+        let s = Store {
+            dir: dir.to_path_buf(),
+            meta,
+            records,
+        };
+        s.write_meta()?;
+        Ok(s)
+    }
+
+    /// Load an existing results directory.
+    pub fn load(dir: &Path) -> Result<Store> {
+        let path = dir.join("experiment.json");
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "{}: not a results directory (no experiment.json)",
+                dir.display()
+            )
+        })?;
+        let meta: Meta = serde_json::from_slice(&bytes)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let records = load_records(dir, &meta.run_hashes)?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            meta,
+            records,
+        })
+    }
+
+    fn write_meta(&self) -> Result<()> {
+        write_atomic(
+            &self.dir.join("experiment.json"),
+            &serde_json::to_vec_pretty(&self.meta)?,
+        )
+    }
+
+    /// Whether run `i` is finished (with its current configuration).
+    pub fn done(&self, i: usize) -> bool {
+        self.records.contains_key(&i)
+    }
+
+    /// Record a finished run: its file, then the CSV views.
+    pub fn record(&mut self, rec: RunRecord) -> Result<()> {
+        write_atomic(
+            &run_file(&self.dir, rec.run),
+            &serde_json::to_vec_pretty(&rec)?,
+        )?;
+        self.records.insert(rec.run, rec);
+        self.write_views()
+    }
+
+    /// Mark the campaign finished.
+    pub fn finish(&mut self) -> Result<()> {
+        self.meta.finished_at = Some(now_rfc3339());
+        self.write_meta()
+    }
+
+    /// `results.csv` as a table.
+    pub fn results(&self) -> Table {
+        results_table(&self.meta, self.records.values())
+    }
+
+    /// Rewrite results.csv and summary.csv.
+    pub fn write_views(&self) -> Result<()> {
+        let r = self.results();
+        r.write_csv(&self.dir.join("results.csv"))?;
+        summary(&self.meta, &r).write_csv(&self.dir.join("summary.csv"))
+    }
+}
+
+fn push_unique(v: &mut Vec<String>, s: &str) {
+    if !v.iter().any(|x| x == s) {
+        v.push(s.to_string());
+    }
+}
+
+/// The results table of `records` (sorted by run).
+pub fn results_table<'a>(meta: &Meta, records: impl Iterator<Item = &'a RunRecord>) -> Table {
+    let records: Vec<&RunRecord> = records.collect();
+    let mut keys = Vec::new();
+    let mut metrics = Vec::new();
+    for r in &records {
+        for row in &r.rows {
+            for (k, _) in &row.keys {
+                push_unique(&mut keys, k);
+            }
+            for (m, _) in &row.metrics {
+                push_unique(&mut metrics, m);
+            }
+        }
+    }
+    let mut columns: Vec<String> = RUN_COLUMNS.iter().map(|s| s.to_string()).collect();
+    columns.extend(meta.param_columns.iter().cloned());
+    columns.extend(keys.iter().cloned());
+    columns.extend(metrics.iter().cloned());
+    let mut rows = Vec::new();
+    for r in records {
+        for row in &r.rows {
+            let mut cells = vec![
+                r.run.to_string(),
+                r.point.to_string(),
+                r.replication.to_string(),
+                r.seed.to_string(),
+            ];
+            for p in &meta.param_columns {
+                cells.push(
+                    r.params
+                        .iter()
+                        .find(|(k, _)| k == p)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default(),
+                );
+            }
+            for k in &keys {
+                cells.push(
+                    row.keys
+                        .iter()
+                        .find(|(x, _)| x == k)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default(),
+                );
+            }
+            for m in &metrics {
+                cells.push(
+                    row.metrics
+                        .iter()
+                        .find(|(x, _)| x == m)
+                        .map_or(String::new(), |(_, v)| format_f64(*v)),
+                );
+            }
+            rows.push(cells);
+        }
+    }
+    Table { columns, rows }
+}
+
+/// Which columns of a results table are keys of a kind's rows (the rest after the parameters are
+/// metrics).
+fn is_key_column(kind: Kind, c: &str) -> bool {
+    super::kinds::columns(kind).0.contains(&c)
+}
+
+/// The summary of a results table: one row per (point, keys) with the number of replications
+/// and each metric's mean and 95 % CI half-width (`<metric>_ci95`).
+pub fn summary(meta: &Meta, results: &Table) -> Table {
+    let param_idx: Vec<usize> = meta
+        .param_columns
+        .iter()
+        .filter_map(|c| results.col(c))
+        .collect();
+    let skip = RUN_COLUMNS.len() + param_idx.len();
+    let key_idx: Vec<usize> = (skip..results.columns.len())
+        .filter(|&i| is_key_column(meta.kind, &results.columns[i]))
+        .collect();
+    let metric_idx: Vec<usize> = (skip..results.columns.len())
+        .filter(|i| !key_idx.contains(i))
+        .collect();
+    let point = results.col("point");
+    // groups in order of first appearance
+    let mut order: Vec<(String, Vec<String>)> = Vec::new();
+    let mut groups: BTreeMap<(String, Vec<String>), Vec<usize>> = BTreeMap::new();
+    for (ri, row) in results.rows.iter().enumerate() {
+        let p = point.map_or(String::new(), |i| row[i].clone());
+        let k: Vec<String> = key_idx.iter().map(|&i| row[i].clone()).collect();
+        let g = groups.entry((p.clone(), k.clone())).or_default();
+        if g.is_empty() {
+            order.push((p, k));
+        }
+        g.push(ri);
+    }
+    let mut columns = vec!["point".to_string()];
+    columns.extend(param_idx.iter().map(|&i| results.columns[i].clone()));
+    columns.extend(key_idx.iter().map(|&i| results.columns[i].clone()));
+    columns.push("replications".into());
+    for &m in &metric_idx {
+        columns.push(results.columns[m].clone());
+        columns.push(format!("{}_ci95", results.columns[m]));
+    }
+    let mut rows = Vec::new();
+    for key in order {
+        let members = &groups[&key];
+        let first = &results.rows[members[0]];
+        let mut cells = vec![key.0.clone()];
+        cells.extend(param_idx.iter().map(|&i| first[i].clone()));
+        cells.extend(key.1.iter().cloned());
+        cells.push(members.len().to_string());
+        for &m in &metric_idx {
+            let vals: Vec<f64> = members
+                .iter()
+                .filter_map(|&r| results.rows[r][m].parse::<f64>().ok())
+                .collect();
+            let s = summarise(&vals);
+            cells.push(format_f64(s.mean));
+            cells.push(format_f64(s.ci95));
+        }
+        rows.push(cells);
+    }
+    Table { columns, rows }
+}
+
+/// Join shard directories into `out`: they must come from the same experiment (same hash);
+/// every run found is copied; the views, metadata and figures are rebuilt. Returns the store and
+/// the number of runs still missing.
+pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<(Store, usize)> {
+    if dirs.is_empty() {
+        bail!("merge: name at least one results directory");
+    }
+    let shards: Vec<Store> = dirs.iter().map(|d| Store::load(d)).collect::<Result<_>>()?;
+    let first = &shards[0].meta;
+    for (s, d) in shards.iter().zip(dirs) {
+        if s.meta.experiment_hash != first.experiment_hash || s.meta.run_hashes != first.run_hashes
+        {
+            bail!(
+                "merge: {} holds another experiment than {} (experiment hash {} vs {}): re-run the shards with the same file",
+                d.display(),
+                dirs[0].display(),
+                &s.meta.experiment_hash[..12.min(s.meta.experiment_hash.len())],
+                &first.experiment_hash[..12.min(first.experiment_hash.len())]
+            );
+        }
+    }
+    let mut meta = first.clone();
+    meta.shard = None;
+    meta.merged_from = dirs.iter().map(|d| d.display().to_string()).collect();
+    meta.started_at = shards
+        .iter()
+        .map(|s| s.meta.started_at.clone())
+        .min()
+        .unwrap_or_default();
+    meta.finished_at = None;
+    let mut store = Store::open(out, meta)?;
+    for s in &shards {
+        for rec in s.records.values() {
+            if !store.done(rec.run) {
+                write_atomic(&run_file(out, rec.run), &serde_json::to_vec_pretty(rec)?)?;
+                store.records.insert(rec.run, rec.clone());
+            }
+        }
+    }
+    store.write_views()?;
+    let missing = store.meta.runs - store.records.len();
+    if missing == 0 {
+        store.finish()?;
+    }
+    Ok((store, missing))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> Meta {
+        Meta {
+            name: "t".into(),
+            file: "t.toml".into(),
+            description: String::new(),
+            kind: Kind::Plan,
+            experiment_hash: "h".into(),
+            airinfer_version: "0".into(),
+            git_commit: "c".into(),
+            seed: 0,
+            replications: 2,
+            points: 2,
+            runs: 4,
+            shard: None,
+            param_columns: vec!["channel.snr_db".into()],
+            run_hashes: vec!["a".into(), "b".into(), "c".into(), "d".into()],
+            plots: vec![],
+            table: TableSpec::default(),
+            started_at: String::new(),
+            finished_at: None,
+            merged_from: vec![],
+            config: serde_json::Value::Null,
+        }
+    }
+
+    fn rec(run: usize, hash: &str, v: f64) -> RunRecord {
+        RunRecord {
+            run,
+            point: run / 2,
+            replication: run % 2,
+            seed: 7,
+            hash: hash.into(),
+            params: vec![("channel.snr_db".into(), format!("{}", 10 * (run / 2)))],
+            rows: vec![
+                Row {
+                    keys: vec![
+                        ("assignment".into(), "sca".into()),
+                        ("iteration".into(), "0".into()),
+                    ],
+                    metrics: vec![("expected_mse".into(), v)],
+                },
+                Row {
+                    keys: vec![
+                        ("assignment".into(), "sca".into()),
+                        ("iteration".into(), "5".into()),
+                    ],
+                    metrics: vec![("expected_mse".into(), v / 2.0)],
+                },
+            ],
+            started_at: String::new(),
+            elapsed_s: 1.0,
+        }
+    }
+
+    #[test]
+    fn summary_groups_replications_per_point_and_key() {
+        let m = meta();
+        let recs = [rec(0, "a", 1.0), rec(1, "b", 3.0), rec(2, "c", 10.0)];
+        let r = results_table(&m, recs.iter());
+        assert_eq!(
+            r.columns,
+            [
+                "run",
+                "point",
+                "replication",
+                "seed",
+                "channel.snr_db",
+                "assignment",
+                "iteration",
+                "expected_mse"
+            ]
+        );
+        assert_eq!(r.rows.len(), 6);
+        let s = summary(&m, &r);
+        assert_eq!(
+            s.columns,
+            [
+                "point",
+                "channel.snr_db",
+                "assignment",
+                "iteration",
+                "replications",
+                "expected_mse",
+                "expected_mse_ci95"
+            ]
+        );
+        assert_eq!(s.rows.len(), 4);
+        // point 0, iteration 0: mean of 1 and 3, CI 12.706 · √2 / √2
+        assert_eq!(s.rows[0][..5], ["0", "0", "sca", "0", "2"]);
+        assert_eq!(s.rows[0][5], "2");
+        let ci: f64 = s.rows[0][6].parse().unwrap();
+        assert!((ci - 12.706).abs() < 2e-3, "{ci}");
+        assert_eq!(s.rows[1][5], "1");
+        // point 1: one replication, no interval
+        assert_eq!(s.rows[2][..5], ["1", "10", "sca", "0", "1"]);
+        assert_eq!(s.rows[2][6], "NaN");
+    }
+
+    #[test]
+    fn stale_foreign_and_partial_run_files_are_not_results() {
+        let d = std::env::temp_dir().join(format!("airinfer-store-{}", std::process::id()));
+        std::fs::remove_dir_all(&d).ok();
+        let mut s = Store::open(&d, meta()).unwrap();
+        s.record(rec(0, "a", 1.0)).unwrap();
+        s.record(rec(1, "stale", 1.0)).unwrap();
+        std::fs::write(d.join("runs/000002.json"), b"{\"run\": 2, \"poi").unwrap();
+        std::fs::write(d.join("runs/000003.json.tmp-1"), b"x").unwrap();
+        let again = Store::load(&d).unwrap();
+        assert_eq!(again.records.keys().copied().collect::<Vec<_>>(), [0]);
+        let csv = Table::read_csv(&d.join("results.csv")).unwrap();
+        assert_eq!(csv.rows.len(), 4); // written while run 1 was current: both runs' rows
+        assert_eq!(again.results().rows.len(), 2);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn merge_refuses_other_experiments() {
+        let base = std::env::temp_dir().join(format!("airinfer-merge-{}", std::process::id()));
+        std::fs::remove_dir_all(&base).ok();
+        let mut a = Store::open(&base.join("a"), meta()).unwrap();
+        a.record(rec(0, "a", 1.0)).unwrap();
+        let mut m2 = meta();
+        m2.experiment_hash = "other".into();
+        Store::open(&base.join("b"), m2).unwrap();
+        let e = merge(&base.join("out"), &[base.join("a"), base.join("b")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("another experiment"), "{e}");
+        let mut b = Store::open(&base.join("c"), meta()).unwrap();
+        b.record(rec(3, "d", 2.0)).unwrap();
+        let (m, missing) = merge(&base.join("out"), &[base.join("a"), base.join("c")]).unwrap();
+        assert_eq!((m.records.len(), missing), (2, 2));
+        assert!(m.meta.finished_at.is_none());
+        std::fs::remove_dir_all(&base).ok();
+    }
+}
