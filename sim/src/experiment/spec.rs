@@ -44,6 +44,10 @@ pub struct Spec {
     /// Free text, shown by `check` and kept in the metadata.
     #[serde(default)]
     pub description: String,
+    /// A name for the point in legends and tables; sweep it beside what it names (in a
+    /// `[[sweep.zip]]` group). Not part of any computation.
+    #[serde(default)]
+    pub label: Option<String>,
     /// What each run computes.
     pub kind: Kind,
     /// Campaign seed: run r of every point draws from streams of (seed, r) — common random

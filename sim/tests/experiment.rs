@@ -1,0 +1,601 @@
+//! `airinfer run | check | list | plot | merge` as a user runs them: bad files give one located
+//! error, an interrupted campaign resumes without redoing or corrupting anything, shards merge
+//! into the unsharded result, and the numbers do not depend on the thread count.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_airinfer"))
+}
+
+fn airinfer(args: &[&str]) -> (i32, String, String) {
+    let out = bin().args(args).output().expect("run airinfer");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("airinfer-exp-{}-{name}", std::process::id()));
+    std::fs::remove_dir_all(&d).ok();
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// A cheap campaign: all-reduces of Gaussian vectors, `points` SNRs × 2 schemes × `reps`.
+fn allreduce_toml(snrs: &[i32], reps: usize, realisations: usize) -> String {
+    format!(
+        "kind = \"allreduce\"\nseed = 3\nreplications = {reps}\n[devices]\ncount = 3\n\
+         [scheme]\ndesign = \"fast\"\n[allreduce]\nrealisations = {realisations}\n\
+         [sweep]\n\"scheme.kind\" = [\"aircomp\", \"fdma\"]\n\"channel.snr_db\" = {snrs:?}\n\
+         [[plot]]\nfile = \"nmse\"\nx = \"channel.snr_db\"\ny = \"nmse\"\nseries = \"scheme.kind\"\nlog_y = true\n"
+    )
+}
+
+/// Rows of a CSV file, header first.
+fn csv_rows(p: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(p).unwrap();
+    text.lines()
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect()
+}
+
+#[test]
+fn bad_experiment_files_give_one_located_error_each() {
+    let d = tmp("bad");
+    let ok = "kind = \"allreduce\"\n[devices]\ncount = 2\n";
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // (file text, line:col expected, key named, words expected)
+        (
+            "kind = \"allreduce\"\n[channel]\nsnr_dB = 10\n",
+            ":3:1:",
+            "channel.snr_dB",
+            "unknown field",
+        ),
+        (
+            "kind = \"allreduce\"\n[channel]\nsnr_db = \"ten\"\n",
+            ":3:1:",
+            "channel.snr_db",
+            "invalid type",
+        ),
+        (
+            "kind = \"allreduce\"\n[sweep]\n\"channel.snr_db\" = []\n",
+            ":3:1:",
+            "sweep.channel.snr_db",
+            "empty sweep list",
+        ),
+        (
+            "kind = \"allreduce\"\n[sweep]\n\"channel.snr_db\" = { from = 0, to = 20, step = -5 }\n",
+            ":3:",
+            "step",
+            "spacing must be positive",
+        ),
+        (
+            "kind = \"allreduce\"\n[devices]\nprofiles = [\"jetson-orin-nano\", \"pixel-99\"]\n",
+            ":3:33:",
+            "devices.profiles[1]",
+            "'pixel-99' is not in the device library",
+        ),
+        (
+            "kind = \"eval\"\n[model]\nname = \"no-such-model.gguf\"\n",
+            ":3:1:",
+            "model.name",
+            "no such model file",
+        ),
+        (
+            "kind = \"allreduce\"\n[devices]\ncount = 0\n",
+            ":3:1:",
+            "devices.count",
+            "at least one device",
+        ),
+        (
+            "kind = \"allreduce\"\n[channel]\nbandwidth_hz = -1e6\n",
+            ":3:1:",
+            "channel.bandwidth_hz",
+            "positive",
+        ),
+        (
+            "kind = \"allreduce\"\n[sweep]\n\"channel.bandwidth_hz\" = [1e6, -1e6]\n",
+            ":3:",
+            "sweep.channel.bandwidth_hz[1]",
+            "positive",
+        ),
+        (
+            "kind = \"allreduce\"\n\n[[plot]]\nfile = \"f\"\nx = \"devices\"\ny = \"perplexity\"\n",
+            ":6:1:",
+            "plot[0].y",
+            "not a metric",
+        ),
+        ("[channel]\nsnr_db = 3\n", ":1:1:", "kind", "missing field"),
+        ("kind = \"allreduce\"\nseed = = 1\n", ":2:8:", "", "expected"),
+    ];
+    write(&d, "ok.toml", ok);
+    for (i, (text, at, key, words)) in cases.iter().enumerate() {
+        let f = write(&d, &format!("bad{i}.toml"), text);
+        let out_dir = d.join("out").display().to_string();
+        for args in [vec!["check", &f], vec!["run", &f, "--out", &out_dir]] {
+            let cmd = args[0];
+            let (code, out, err) = airinfer(&args);
+            assert_eq!(code, 1, "{cmd} {text:?}: exit {code}, stderr {err}");
+            assert!(out.is_empty(), "{cmd} {text:?}: stdout {out}");
+            let line = err.trim();
+            assert_eq!(line.lines().count(), 1, "{text:?}: one line: {line}");
+            assert!(
+                line.contains(&format!("bad{i}.toml{at}"))
+                    && line.contains(key)
+                    && line.contains(words),
+                "{text:?}: {line}"
+            );
+        }
+        assert!(!d.join("out").exists(), "a bad file must write nothing");
+    }
+    // a missing file and a cycle of extends
+    let (code, _, err) = airinfer(&["check", d.join("nope.toml").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("nope.toml") && err.contains("cannot read"),
+        "{err}"
+    );
+    let ok = write(&d, "ok.toml", ok);
+    let (code, out, _) = airinfer(&["check", &ok]);
+    assert_eq!(code, 0);
+    assert!(out.contains("1 points × 1 replications = 1 runs"), "{out}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn extends_and_sweeps_make_the_runs_that_list_prints() {
+    let d = tmp("extends");
+    write(&d, "base.toml", &allreduce_toml(&[0, 10, 20], 2, 4));
+    let child = write(
+        &d,
+        "child.toml",
+        "extends = \"base.toml\"\nname = \"child\"\n[sweep]\n\"channel.snr_db\" = { from = 5, to = 15, step = 5 }\n[[sweep.zip]]\n\"channel.rx_antennas\" = [2, 4]\n\"devices.count\" = [2, 3]\n",
+    );
+    let (code, out, err) = airinfer(&["check", &child]);
+    assert_eq!(code, 0, "{err}");
+    // 2 schemes × 3 SNRs × 2 zipped (antennas, devices) × 2 replications
+    assert!(
+        out.contains("12 points × 2 replications = 24 runs"),
+        "{out}"
+    );
+    let (code, out, _) = airinfer(&["list", &child]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 25);
+    assert!(lines[0].split_whitespace().eq([
+        "run",
+        "point",
+        "rep",
+        "scheme.kind",
+        "channel.snr_db",
+        "channel.rx_antennas",
+        "devices.count"
+    ]));
+    // last axis fastest: run 2 is point 1 = (aircomp, 5 dB, 4 antennas, 3 devices)
+    assert!(
+        lines[3]
+            .split_whitespace()
+            .eq(["2", "1", "0", "aircomp", "5", "4", "3"]),
+        "{}",
+        lines[3]
+    );
+    assert!(
+        lines[24]
+            .split_whitespace()
+            .eq(["23", "11", "1", "fdma", "15", "4", "3"]),
+        "{}",
+        lines[24]
+    );
+    let (_, out, _) = airinfer(&["list", &child, "--shard", "1/4"]);
+    assert_eq!(out.lines().count(), 1 + 6);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn shards_merged_equal_the_unsharded_run_and_threads_do_not_matter() {
+    let d = tmp("shards");
+    let f = write(&d, "e.toml", &allreduce_toml(&[0, 10, 20], 2, 6));
+    let one = d.join("one");
+    let (code, _, err) = airinfer(&["run", &f, "--out", one.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let mut shards = Vec::new();
+    for i in 0..3 {
+        let s = d.join(format!("s{i}"));
+        let (code, out, err) = airinfer(&[
+            "--threads",
+            "1",
+            "run",
+            &f,
+            "--shard",
+            &format!("{i}/3"),
+            "--out",
+            s.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.is_empty() && err.is_empty(), "--quiet: {out}{err}");
+        assert_eq!(std::fs::read_dir(s.join("runs")).unwrap().count(), 4);
+        shards.push(s.display().to_string());
+    }
+    let m = d.join("merged");
+    let mut args = vec!["merge", "--out", m.to_str().unwrap(), "--quiet"];
+    args.extend(shards.iter().map(|s| s.as_str()));
+    let (code, _, err) = airinfer(&args);
+    assert_eq!(code, 0, "{err}");
+    let a = std::fs::read(one.join("results.csv")).unwrap();
+    assert_eq!(
+        a,
+        std::fs::read(m.join("results.csv")).unwrap(),
+        "merged results differ"
+    );
+    assert_eq!(
+        std::fs::read(one.join("summary.csv")).unwrap(),
+        std::fs::read(m.join("summary.csv")).unwrap()
+    );
+    assert!(m.join("nmse.png").exists() && m.join("nmse.svg").exists());
+    let rows = csv_rows(&one.join("results.csv"));
+    assert_eq!(rows.len(), 1 + 12);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(m.join("experiment.json")).unwrap()).unwrap();
+    assert!(meta["finished_at"].is_string() && meta["merged_from"].as_array().unwrap().len() == 3);
+    assert_eq!(meta["experiment_hash"].as_str().unwrap().len(), 64);
+    // merging only some shards reports the missing runs and leaves the campaign unfinished
+    let (code, _, err) = airinfer(&[
+        "merge",
+        "--out",
+        d.join("part").to_str().unwrap(),
+        &shards[0],
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        err.contains("4 of 12 runs") && err.contains("8 runs missing"),
+        "{err}"
+    );
+    // a merge of two different experiments is refused
+    let g = write(&d, "g.toml", &allreduce_toml(&[0, 10], 1, 6));
+    let other = d.join("other");
+    airinfer(&["run", &g, "--out", other.to_str().unwrap(), "--quiet"]);
+    let (code, _, err) = airinfer(&[
+        "merge",
+        "--out",
+        d.join("bad").to_str().unwrap(),
+        &shards[0],
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("another experiment"), "{err}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn an_interrupted_campaign_resumes_without_redoing_or_corrupting() {
+    let d = tmp("resume");
+    // ~0.4 s per run on 2 cores: the kill lands mid-campaign
+    let f = write(
+        &d,
+        "e.toml",
+        &allreduce_toml(&[0, 5, 10, 15, 20, 25], 1, 12_000),
+    );
+    let reference = d.join("reference");
+    let (code, _, err) = airinfer(&["run", &f, "--out", reference.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let out = d.join("out");
+    let mut child = bin()
+        .args(["run", &f, "--out", out.to_str().unwrap(), "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let runs = out.join("runs");
+    let count = |p: &Path| {
+        std::fs::read_dir(p).map_or(0, |r| {
+            r.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
+            })
+            .count()
+        })
+    };
+    while count(&runs) < 3 && t0.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let finished = count(&runs);
+    assert!(
+        (3..12).contains(&finished),
+        "killed after {finished} of 12 runs: make runs slower"
+    );
+    // what is on disk is consistent: complete CSV rows of finished runs only
+    let rows = csv_rows(&out.join("results.csv"));
+    let header = &rows[0];
+    assert!(rows.iter().all(|r| r.len() == header.len()));
+    assert!(rows.len() - 1 <= finished);
+    let reference_rows = csv_rows(&reference.join("results.csv"));
+    for r in &rows[1..] {
+        assert!(
+            reference_rows.contains(r),
+            "a row that the full run does not have: {r:?}"
+        );
+    }
+    let before: Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let m = std::fs::metadata(&p).unwrap().modified().unwrap();
+            (p.clone(), std::fs::read(&p).unwrap(), m)
+        })
+        .filter(|(p, _, _)| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    // resume: the finished runs are skipped and untouched
+    let (code, out_text, err) = airinfer(&["run", &f, "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{} to run, {finished} already finished",
+            12 - finished
+        )),
+        "{err}"
+    );
+    assert!(out_text.contains("nmse"), "final table: {out_text}");
+    for (p, bytes, m) in &before {
+        assert_eq!(
+            &std::fs::read(p).unwrap(),
+            bytes,
+            "{} rewritten",
+            p.display()
+        );
+        assert_eq!(std::fs::metadata(p).unwrap().modified().unwrap(), *m);
+    }
+    assert_eq!(
+        std::fs::read(out.join("results.csv")).unwrap(),
+        std::fs::read(reference.join("results.csv")).unwrap()
+    );
+    // nothing left to do; --force redoes everything and gets the same numbers
+    let (_, _, err) = airinfer(&["run", &f, "--out", out.to_str().unwrap()]);
+    assert!(err.contains("0 to run, 12 already finished"), "{err}");
+    let (_, _, err) = airinfer(&["run", &f, "--out", out.to_str().unwrap(), "--force"]);
+    assert!(err.contains("12 to run"), "{err}");
+    assert_eq!(
+        std::fs::read(out.join("results.csv")).unwrap(),
+        std::fs::read(reference.join("results.csv")).unwrap()
+    );
+    // a changed point is redone, the others kept
+    let g = std::fs::read_to_string(&f)
+        .unwrap()
+        .replace("[0, 5, 10, 15, 20, 25]", "[0, 5, 10, 15, 20, 30]");
+    std::fs::write(&f, g).unwrap();
+    let (_, _, err) = airinfer(&["run", &f, "--out", out.to_str().unwrap()]);
+    assert!(err.contains("2 to run, 10 already finished"), "{err}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn plot_redraws_from_the_csv() {
+    let d = tmp("plot");
+    let f = write(&d, "e.toml", &allreduce_toml(&[0, 20], 1, 4));
+    let out = d.join("out");
+    airinfer(&["run", &f, "--out", out.to_str().unwrap(), "--quiet"]);
+    std::fs::remove_file(out.join("nmse.png")).unwrap();
+    let (code, stdout, err) = airinfer(&["plot", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("nmse.png"));
+    let png = std::fs::read(out.join("nmse.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // new plots from an edited file, without re-running
+    let g = std::fs::read_to_string(&f).unwrap()
+        + "[[plot]]\nfile = \"air\"\nx = \"channel.snr_db\"\ny = \"airtime_us\"\nseries = \"scheme.kind\"\nformats = [\"svg\"]\n";
+    std::fs::write(&f, g).unwrap();
+    let (code, _, err) = airinfer(&["plot", out.to_str().unwrap(), "--config", &f]);
+    assert_eq!(code, 0, "{err}");
+    let svg = std::fs::read_to_string(out.join("air.svg")).unwrap();
+    assert!(svg.contains("aircomp") && svg.contains("fdma"));
+    let (code, _, err) = airinfer(&["plot", d.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a results directory"), "{err}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// The summary of a finished campaign as (column → value) maps.
+fn summary_rows(dir: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let rows = csv_rows(&dir.join("summary.csv"));
+    rows[1..]
+        .iter()
+        .map(|r| rows[0].iter().cloned().zip(r.iter().cloned()).collect())
+        .collect()
+}
+
+fn num(m: &std::collections::HashMap<String, String>, k: &str) -> f64 {
+    m[k].parse().unwrap_or_else(|_| panic!("{k} = {}", m[k]))
+}
+
+#[test]
+fn allreduce_runs_meet_the_closed_forms() {
+    let d = tmp("closed");
+    // ZF (sum of directions): with common random numbers the same channels and noise samples
+    // meet every SNR, so the error scales exactly as the noise variance; airtime per all-reduce:
+    // AirComp n/2 channel uses + 2 × 16 bits of side information per device at 2 bits per use,
+    // FDMA K × n/2 uses + the same side information, + 50 µs per round, at 10 M uses/s
+    let f = write(
+        &d,
+        "e.toml",
+        "kind = \"allreduce\"\nseed = 11\n[devices]\ncount = 3\n[scheme]\ndesign = \"zf_sum\"\n\
+         [allreduce]\nrealisations = 40\nvalues = 1000\n\
+         [sweep]\n\"scheme.kind\" = [\"ideal\", \"aircomp\", \"fdma\"]\n\"channel.snr_db\" = [0, 20]\n",
+    );
+    let out = d.join("out");
+    let (code, _, err) = airinfer(&["run", &f, "--out", out.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let s = summary_rows(&out);
+    let get = |kind: &str, snr: &str| {
+        s.iter()
+            .find(|r| r["scheme.kind"] == kind && r["channel.snr_db"] == snr)
+            .unwrap()
+    };
+    for snr in ["0", "20"] {
+        assert!(num(get("ideal", snr), "nmse") < 1e-12);
+        assert_eq!(num(get("ideal", snr), "airtime_us"), 0.0);
+        let air = num(get("aircomp", snr), "airtime_us");
+        assert!(
+            (air - ((500.0 + 3.0 * 16.0) / 10e6 + 50e-6) * 1e6).abs() < 1e-9,
+            "{air}"
+        );
+        let fdma = num(get("fdma", snr), "airtime_us");
+        assert!(
+            (fdma - ((3.0 * 500.0 + 3.0 * 16.0) / 10e6 + 50e-6) * 1e6).abs() < 1e-9,
+            "{fdma}"
+        );
+    }
+    for kind in ["aircomp", "fdma"] {
+        let ratio = num(get(kind, "20"), "nmse") / num(get(kind, "0"), "nmse");
+        assert!((ratio - 0.01).abs() < 1e-6, "{kind}: {ratio}");
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn the_sca_plan_ends_below_the_uniform_assignment() {
+    let d = tmp("plan");
+    let f = write(
+        &d,
+        "p.toml",
+        "kind = \"plan\"\nseed = 4\nreplications = 2\n[devices]\nprofiles = [\"jetson-agx-orin\", \"jetson-orin-nano\", \"raspberry-pi-5\"]\n\
+         [channel]\ngains_db = [0, -6, -10]\n[plan]\niterations = 60\nvalidation = 32\n",
+    );
+    let out = d.join("out");
+    let (code, _, err) = airinfer(&["run", &f, "--out", out.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let rows = csv_rows(&out.join("results.csv"));
+    let h = &rows[0];
+    let col = |n: &str| h.iter().position(|c| c == n).unwrap();
+    for rep in ["0", "1"] {
+        let of = |a: &str| -> Vec<(usize, f64)> {
+            rows[1..]
+                .iter()
+                .filter(|r| r[col("replication")] == rep && r[col("assignment")] == a)
+                .map(|r| {
+                    (
+                        r[col("iteration")].parse().unwrap(),
+                        r[col("expected_mse")].parse().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        let sca = of("sca");
+        let uniform = of("uniform");
+        assert_eq!(sca.first().unwrap().0, 0);
+        assert_eq!(sca.last().unwrap().0, 60);
+        // SCA starts at the (projected) uniform shares and ends well below them
+        assert!((sca[0].1 - uniform[0].1).abs() < 1e-12 * uniform[0].1.max(1.0));
+        assert!(
+            sca.last().unwrap().1 < 0.8 * uniform[0].1,
+            "{sca:?} vs {uniform:?}"
+        );
+        // every row's shares lie on the simplex
+        for r in &rows[1..] {
+            let s: f64 = (0..3)
+                .map(|k| r[col(&format!("share_{k}"))].parse::<f64>().unwrap())
+                .sum();
+            assert!((s - 1.0).abs() < 1e-9);
+        }
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
+
+fn cached_model() -> Option<(PathBuf, PathBuf)> {
+    let home = std::env::var_os("AIRINFER_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/airinfer")
+        });
+    let m = home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let t = home.join("texts/lee_background.cor");
+    if m.exists() && t.exists() {
+        return Some((m, t));
+    }
+    assert!(
+        std::env::var_os("AIRINFER_REQUIRE_MODEL").is_none(),
+        "model or text missing under {} (run scripts/test.sh)",
+        home.display()
+    );
+    eprintln!("note: SmolLM2 / lee-news not cached; skipping");
+    None
+}
+
+#[test]
+fn eval_runs_on_the_real_model_agree_with_airinfer_eval() {
+    let Some((model, text)) = cached_model() else {
+        return;
+    };
+    let d = tmp("eval");
+    // model and text given as paths relative to the experiment file
+    std::os::unix::fs::symlink(&model, d.join("m.gguf")).unwrap();
+    std::os::unix::fs::symlink(&text, d.join("t.txt")).unwrap();
+    let f = write(
+        &d,
+        "e.toml",
+        "kind = \"eval\"\nseed = 5\n[model]\nname = \"m.gguf\"\nshares = [2, 1, 1]\n\
+         [eval]\ntext = \"t.txt\"\nctx_tokens = 64\nchunks = 2\nprompt_tokens = 8\ngen_tokens = 2\n\
+         [devices]\nprofiles = [\"jetson-orin-nano\"]\n\
+         [sweep]\n\"scheme.kind\" = [\"ideal\", \"aircomp\"]\n\"channel.snr_db\" = [5, 40]\n",
+    );
+    let out = d.join("out");
+    let (code, _, err) = airinfer(&["run", &f, "--out", out.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let s = summary_rows(&out);
+    // the same split through `airinfer eval` (one process, its own loading and tokenising)
+    let (code, stdout, err) = airinfer(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--text",
+        text.to_str().unwrap(),
+        "--ctx",
+        "64",
+        "--chunks",
+        "2",
+        "--devices",
+        "3",
+        "--shares",
+        "2,1,1",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let want: f64 = serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["perplexity"]
+        .as_f64()
+        .unwrap();
+    for r in &s {
+        assert_eq!(r["devices"], "3");
+        assert!(
+            (num(r, "reference_perplexity") - want).abs() < 1e-9 * want,
+            "{} vs {want}",
+            r["reference_perplexity"]
+        );
+    }
+    let get = |kind: &str, snr: &str| {
+        s.iter()
+            .find(|r| r["scheme.kind"] == kind && r["channel.snr_db"] == snr)
+            .unwrap()
+    };
+    let ideal = get("ideal", "5");
+    assert!((num(ideal, "perplexity") - want).abs() < 1e-3 * want);
+    assert_eq!(num(ideal, "agreement"), 1.0);
+    // the channel's error reaches the model: worse at 5 dB than at 40 dB
+    let (lo, hi) = (get("aircomp", "5"), get("aircomp", "40"));
+    assert!(num(lo, "nmse") > 100.0 * num(hi, "nmse"));
+    assert!(num(lo, "agreement") < num(hi, "agreement"));
+    assert!(num(hi, "ms_per_token") > num(ideal, "ms_per_token"));
+    std::fs::remove_dir_all(&d).ok();
+}
