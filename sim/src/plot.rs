@@ -108,37 +108,57 @@ fn render<DB: DrawingBackend>(
     root.present().map_err(|e| e.to_string())
 }
 
-/// A Gantt chart of one token: lanes 0..K−1 are devices, lane K the channel; `.png` or `.svg`.
-pub fn gantt(spans: &[Span], devices: usize, title: &str, path: &Path) -> Result<(), PlotError> {
-    let fail = |m: String| PlotError::Failed {
+/// Figure file formats, chosen by extension.
+pub(crate) enum Format {
+    /// `.png`
+    Png,
+    /// `.svg`
+    Svg,
+}
+
+/// The error of drawing `path`.
+pub(crate) fn failed(path: &Path, message: String) -> PlotError {
+    PlotError::Failed {
         path: path.display().to_string(),
-        message: m,
-    };
+        message,
+    }
+}
+
+/// The format `path`'s extension names (`.png`, `.svg`, any case).
+pub(crate) fn format_of(path: &Path) -> Result<Format, PlotError> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let size = gantt_size(devices);
     match ext.as_str() {
-        "png" => render(
+        "png" => Ok(Format::Png),
+        "svg" => Ok(Format::Svg),
+        other => Err(failed(
+            path,
+            format!("unsupported figure format '.{other}' (use .png or .svg)"),
+        )),
+    }
+}
+
+/// A Gantt chart of one token: lanes 0..K−1 are devices, lane K the channel; `.png` or `.svg`.
+pub fn gantt(spans: &[Span], devices: usize, title: &str, path: &Path) -> Result<(), PlotError> {
+    let size = gantt_size(devices);
+    match format_of(path)? {
+        Format::Png => render(
             BitMapBackend::new(path, size).into_drawing_area(),
             spans,
             devices,
             title,
-        )
-        .map_err(fail),
-        "svg" => render(
+        ),
+        Format::Svg => render(
             SVGBackend::new(path, size).into_drawing_area(),
             spans,
             devices,
             title,
-        )
-        .map_err(fail),
-        other => Err(fail(format!(
-            "unsupported figure format '.{other}' (use .png or .svg)"
-        ))),
+        ),
     }
+    .map_err(|m| failed(path, m))
 }
 
 #[cfg(test)]

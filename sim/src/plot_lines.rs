@@ -3,7 +3,7 @@
 //! (matplotlib's tab10) and marker shapes, optional error bars, linear or log axes, and a
 //! legend placed where it hides no data. PNG (`.png`) or SVG (`.svg`), 960×640.
 
-use crate::plot::{fonts, PlotError};
+use crate::plot::{failed, fonts, format_of, Format, PlotError};
 use plotters::coord::combinators::{IntoLogRange, LogCoord};
 use plotters::coord::ranged1d::{
     KeyPointHint, KeyPointWeight, NoDefaultFormatting, Ranged, ValueFormatter,
@@ -1079,34 +1079,20 @@ pub fn render<DB: DrawingBackend>(
 
 /// Draws `chart` to `path`: PNG for `.png`, SVG for `.svg`; 960×640.
 pub fn line_chart(chart: &LineChart, path: &Path) -> Result<(), PlotError> {
-    let fail = |m: String| PlotError::Failed {
-        path: path.display().to_string(),
-        message: m,
-    };
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if ext == "png" || ext == "svg" {
-        // check before the backend exists: a bitmap backend writes its file when dropped
-        data_ranges(chart, &prepare(chart)).map_err(fail)?;
-    }
-    match ext.as_str() {
-        "png" => render(
+    let format = format_of(path)?;
+    // check before the backend exists: a bitmap backend writes its file when dropped
+    data_ranges(chart, &prepare(chart)).map_err(|m| failed(path, m))?;
+    match format {
+        Format::Png => render(
             BitMapBackend::new(path, LINE_CHART_SIZE).into_drawing_area(),
             chart,
-        )
-        .map_err(fail),
-        "svg" => render(
+        ),
+        Format::Svg => render(
             SVGBackend::new(path, LINE_CHART_SIZE).into_drawing_area(),
             chart,
-        )
-        .map_err(fail),
-        other => Err(fail(format!(
-            "unsupported figure format '.{other}' (use .png or .svg)"
-        ))),
+        ),
     }
+    .map_err(|m| failed(path, m))
 }
 
 #[cfg(test)]

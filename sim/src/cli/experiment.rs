@@ -114,6 +114,24 @@ fn redraw(
     Ok((summary, files))
 }
 
+/// The final table on stdout.
+fn print_table(st: &Store, summary: &Table) {
+    if !summary.rows.is_empty() {
+        print!(
+            "{}",
+            terminal_table(&st.meta.table, summary, &metrics_of(summary))
+        );
+    }
+}
+
+/// ", a.png, a.svg" for the figures written.
+fn file_names(files: &[PathBuf]) -> String {
+    files
+        .iter()
+        .filter_map(|f| f.file_name().map(|n| format!(", {}", n.to_string_lossy())))
+        .collect()
+}
+
 fn one_line(run: &crate::experiment::Run, rec: &store::RunRecord) -> String {
     let params: Vec<String> = rec.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let what = match rec.rows.as_slice() {
@@ -196,12 +214,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let st = st?;
     let (summary, files) = redraw(&st.dir, &st.meta.plots, &st.meta)?;
     if !a.quiet {
-        if !summary.rows.is_empty() {
-            print!(
-                "{}",
-                terminal_table(&st.meta.table, &summary, &metrics_of(&summary))
-            );
-        }
+        print_table(&st, &summary);
         let missing = st.meta.runs - st.records.len();
         eprintln!(
             "{} of {} runs finished ({:.1} s); results in {}/ (results.csv, summary.csv{}{})",
@@ -209,10 +222,7 @@ pub fn run(a: RunArgs) -> Result<()> {
             st.meta.runs,
             t0.elapsed().as_secs_f64(),
             st.dir.display(),
-            files
-                .iter()
-                .filter_map(|f| f.file_name().map(|n| format!(", {}", n.to_string_lossy())))
-                .collect::<String>(),
+            file_names(&files),
             if missing > 0 && a.shard.is_some() {
                 format!("; the other shards hold {missing} runs: join with `airinfer merge`")
             } else {
@@ -329,12 +339,7 @@ pub fn merge(a: MergeArgs) -> Result<()> {
     let (st, missing) = store::merge(&a.out, &a.dirs)?;
     let (summary, files) = redraw(&st.dir, &st.meta.plots, &st.meta)?;
     if !a.quiet {
-        if !summary.rows.is_empty() {
-            print!(
-                "{}",
-                terminal_table(&st.meta.table, &summary, &metrics_of(&summary))
-            );
-        }
+        print_table(&st, &summary);
         eprintln!(
             "merged {} directories: {} of {} runs in {}/{}{}",
             a.dirs.len(),
@@ -346,10 +351,7 @@ pub fn merge(a: MergeArgs) -> Result<()> {
             } else {
                 String::new()
             },
-            files
-                .iter()
-                .filter_map(|f| f.file_name().map(|n| format!(", {}", n.to_string_lossy())))
-                .collect::<String>()
+            file_names(&files)
         );
     }
     Ok(())
