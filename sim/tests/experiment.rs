@@ -210,7 +210,7 @@ fn shards_merged_equal_the_unsharded_run_and_threads_do_not_matter() {
     let (code, _, err) = airinfer(&["run", &f, "--out", one.to_str().unwrap(), "--quiet"]);
     assert_eq!(code, 0, "{err}");
     let mut shards = Vec::new();
-    for i in 0..3 {
+    for i in 0..2 {
         let s = d.join(format!("s{i}"));
         let (code, out, err) = airinfer(&[
             "--threads",
@@ -218,14 +218,14 @@ fn shards_merged_equal_the_unsharded_run_and_threads_do_not_matter() {
             "run",
             &f,
             "--shard",
-            &format!("{i}/3"),
+            &format!("{i}/2"),
             "--out",
             s.to_str().unwrap(),
             "--quiet",
         ]);
         assert_eq!(code, 0, "{err}");
         assert!(out.is_empty() && err.is_empty(), "--quiet: {out}{err}");
-        assert_eq!(std::fs::read_dir(s.join("runs")).unwrap().count(), 4);
+        assert_eq!(std::fs::read_dir(s.join("runs")).unwrap().count(), 6);
         shards.push(s.display().to_string());
     }
     let m = d.join("merged");
@@ -248,7 +248,7 @@ fn shards_merged_equal_the_unsharded_run_and_threads_do_not_matter() {
     assert_eq!(rows.len(), 1 + 12);
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(m.join("experiment.json")).unwrap()).unwrap();
-    assert!(meta["finished_at"].is_string() && meta["merged_from"].as_array().unwrap().len() == 3);
+    assert!(meta["finished_at"].is_string() && meta["merged_from"].as_array().unwrap().len() == 2);
     assert_eq!(meta["experiment_hash"].as_str().unwrap().len(), 64);
     // merging only some shards reports the missing runs and leaves the campaign unfinished
     let (code, _, err) = airinfer(&[
@@ -259,7 +259,7 @@ fn shards_merged_equal_the_unsharded_run_and_threads_do_not_matter() {
     ]);
     assert_eq!(code, 0);
     assert!(
-        err.contains("4 of 12 runs") && err.contains("8 runs missing"),
+        err.contains("6 of 12 runs") && err.contains("6 runs missing"),
         "{err}"
     );
     // a merge of two different experiments is refused
