@@ -74,6 +74,12 @@ pub const MODELS: &[Asset] = &[SMOLLM2_135M];
 /// Evaluation texts known by name.
 pub const TEXTS: &[Asset] = &[LEE_NEWS, WIKITEXT2];
 
+/// A UTF-8 text file (an evaluation text), with errors naming it.
+pub fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading text {}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| anyhow!("text {}: not UTF-8 ({e})", path.display()))
+}
+
 /// The cache directory: `$AIRINFER_HOME`, else `~/.cache/airinfer`.
 pub fn cache_dir() -> PathBuf {
     if let Some(h) = std::env::var_os("AIRINFER_HOME") {

@@ -373,10 +373,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let (_path, g, model) = a.model.load(quiet)?;
     let tok = Tokenizer::from_gguf(&g).context("building the tokenizer from the model file")?;
     let text_path = assets::resolve_text(&a.text, quiet)?;
-    let bytes = std::fs::read(&text_path)
-        .with_context(|| format!("reading text {}", text_path.display()))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|e| anyhow::anyhow!("text {}: not UTF-8 ({e})", text_path.display()))?;
+    let text = assets::read_text(&text_path)?;
     if a.ctx < 2 || a.ctx > model.cfg.context_length {
         bail!(
             "--ctx {}: must be between 2 and the model's context length {}",

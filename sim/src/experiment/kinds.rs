@@ -5,7 +5,7 @@ use super::spec::{Kind, Spec};
 use super::Run;
 use crate::assets;
 use crate::schemes::coupled;
-use crate::schemes::tp::{fits_memory, simulate_decode, ComputeModel, TpCollective};
+use crate::schemes::tp::{fits_memory, simulate_decode, ComputeModel, RadioConfig, TpCollective};
 use airinfer_llm::cost::WeightFormat;
 use airinfer_llm::eval::{PplMode, PplOptions, PplResult};
 use airinfer_llm::gguf::GgufFile;
@@ -18,7 +18,7 @@ use rand::RngCore;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Version of what the kinds compute; part of every run hash, so results of an older
 /// computation are redone rather than mixed with new ones.
@@ -120,22 +120,18 @@ fn invalid(e: (String, String)) -> anyhow::Error {
     anyhow::anyhow!("{}: {}", e.0, e.1)
 }
 
+/// The run's scheme on `compute` and `radio` (resolved once per run), drawing from `seed`.
 fn collective(
     spec: &Spec,
-    cfg: &airinfer_llm::config::LlamaConfig,
-    plan: &TpPlan,
-    weights: WeightFormat,
-    dir: &dyn Fn(&str) -> PathBuf,
+    compute: &ComputeModel,
+    radio: &RadioConfig,
     seed: u64,
 ) -> Result<TpCollective> {
-    let d = spec.devices(dir).map_err(invalid)?;
-    let radio = spec.radio(d.profiles.len()).map_err(invalid)?;
-    let compute = ComputeModel::new(cfg, plan, d.profiles, spec.devices.precision, weights);
     Ok(TpCollective::new(
         spec.scheme.kind,
         spec.scheme.design,
-        radio,
-        compute,
+        radio.clone(),
+        compute.clone(),
         seed,
     )?)
 }
@@ -154,7 +150,9 @@ fn eval(
         Some(p) => p,
         None => assets::resolve_text(&spec.eval.text, ws.quiet)?,
     };
-    let shares = spec.devices(dir).map_err(invalid)?.shares;
+    let d = spec.devices(dir).map_err(invalid)?;
+    let radio = spec.radio(d.profiles.len()).map_err(invalid)?;
+    let shares = d.shares;
     let model_key = format!("{}|{shares:?}", model_path.display());
     if ws.model.as_ref().is_none_or(|(k, _, _)| *k != model_key) {
         ws.model = None; // free the previous split before loading the next
@@ -183,7 +181,7 @@ fn eval(
     let tokens = match ws.tokens.get(&text_key) {
         Some(t) => t.clone(),
         None => {
-            let text = read_text(&text_path)?;
+            let text = assets::read_text(&text_path)?;
             let mut t = tok.encode(&text, true, false);
             if let Some(m) = e.max_tokens {
                 t.truncate(m);
@@ -211,13 +209,19 @@ fn eval(
         ws.references.insert(ref_key.clone(), r);
     }
     let reference = &ws.references[&ref_key];
-    let weights = coupled::weight_format(g);
+    let compute = ComputeModel::new(
+        &model.cfg,
+        &model.plan,
+        d.profiles,
+        spec.devices.precision,
+        coupled::weight_format(g),
+    );
     let r = coupled::evaluate(
         model,
         &tokens,
         &opts,
         reference,
-        &|s| collective(spec, &model.cfg, &model.plan, weights, dir, s),
+        &|s| collective(spec, &compute, &radio, s),
         seed,
         e.prompt_tokens,
         e.gen_tokens,
@@ -246,12 +250,6 @@ fn eval(
     )])
 }
 
-fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading text {}", path.display()))?;
-    String::from_utf8(bytes)
-        .map_err(|e| anyhow::anyhow!("text {}: not UTF-8 ({e})", path.display()))
-}
-
 fn latency(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Vec<Row>> {
     let cfg = spec.preset().map_err(invalid)?;
     let d = spec.devices(dir).map_err(invalid)?;
@@ -275,14 +273,15 @@ fn latency(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Vec<
             ],
         )]);
     }
-    let mut c = collective(
-        spec,
+    let compute = ComputeModel::new(
         &cfg,
         &plan,
+        d.profiles,
+        spec.devices.precision,
         WeightFormat::Bits(spec.model.weight_bits),
-        dir,
-        seed,
-    )?;
+    );
+    let radio = spec.radio(k).map_err(invalid)?;
+    let mut c = collective(spec, &compute, &radio, seed)?;
     simulate_decode(&mut c, &cfg, l.past_tokens, l.tokens, seed);
     let n = l.tokens as f64;
     Ok(vec![row(
@@ -312,13 +311,7 @@ fn allreduce(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Ve
     let per: Vec<(f64, f64, f64)> = (0..spec.allreduce.realisations as u64)
         .into_par_iter()
         .map(|r| -> Result<(f64, f64, f64)> {
-            let mut c = TpCollective::new(
-                spec.scheme.kind,
-                spec.scheme.design,
-                radio.clone(),
-                compute.clone(),
-                rng::stream(seed, &[r]).next_u64(),
-            )?;
+            let mut c = collective(spec, &compute, &radio, rng::stream(seed, &[r]).next_u64())?;
             let mut data = rng::stream(seed, &[component::DATA, r]);
             let mut bufs: Vec<Vec<f32>> = (0..k)
                 .map(|_| {

@@ -104,14 +104,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// The sweep setting of a point that sets `key` or a table holding it.
+fn covering<'a>(settings: &'a [Setting], key: &str) -> Option<&'a Setting> {
+    settings.iter().find(|s| {
+        key.strip_prefix(s.path.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+    })
+}
+
 /// The error at `key` of a point: at the sweep entry that set it, else where the file set it.
 fn locate(doc: &source::Doc, settings: &[Setting], key: &str, message: &str) -> ExperimentError {
-    let swept = settings.iter().find(|s| {
-        key == s.path
-            || key.starts_with(&format!("{}.", s.path))
-            || key.starts_with(&format!("{}[", s.path))
-    });
-    match swept {
+    match covering(settings, key) {
         Some(s) => doc.error(&s.from, format!("{key} = {}: {message}", s.value)),
         None => doc.error(key, message),
     }
@@ -156,10 +159,7 @@ fn typed<T: serde::de::DeserializeOwned>(
 
 /// The directory relative paths at `key` of a point are taken from.
 fn dir_of(doc: &source::Doc, settings: &[Setting], key: &str) -> PathBuf {
-    match settings
-        .iter()
-        .find(|s| key == s.path || key.starts_with(&format!("{}.", s.path)))
-    {
+    match covering(settings, key) {
         Some(s) => doc.base_dir(&s.from),
         None => doc.base_dir(key),
     }
