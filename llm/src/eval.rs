@@ -1,7 +1,7 @@
 //! Evaluation: perplexity (llama.cpp's `llama-perplexity` protocol, or a sliding window) and
 //! top-1 token agreement against a reference run.
 
-use crate::model::{Logits, Model, ModelError};
+use crate::model::{Logits, Model, ModelError, Session};
 use crate::sampling::argmax;
 use crate::tp::Collective;
 
@@ -80,6 +80,48 @@ pub fn nll(logits: &[f32], target: u32) -> f64 {
     -(logits[target as usize] as f64 - m - z.ln())
 }
 
+/// Something that turns token windows into logits: one model (single-device or tensor-parallel
+/// through a collective), or a pipeline of stages.
+pub trait Forward {
+    /// Vocabulary size (width of a logits row).
+    fn vocab(&self) -> usize;
+    /// Start a new sequence.
+    fn reset(&mut self);
+    /// Run `tokens` after what is cached; logits for the rows `want` asks for.
+    fn forward(&mut self, tokens: &[u32], want: Logits) -> Result<Vec<f32>, ModelError>;
+}
+
+/// A model, one session and a collective as a [`Forward`].
+pub struct ModelForward<'a> {
+    model: &'a Model,
+    session: Session,
+    collective: &'a mut dyn Collective,
+}
+
+impl<'a> ModelForward<'a> {
+    /// Sessions of `limit` positions.
+    pub fn new(model: &'a Model, limit: usize, collective: &'a mut dyn Collective) -> Self {
+        ModelForward {
+            model,
+            session: model.new_session(limit),
+            collective,
+        }
+    }
+}
+
+impl Forward for ModelForward<'_> {
+    fn vocab(&self) -> usize {
+        self.model.cfg.vocab_size
+    }
+    fn reset(&mut self) {
+        self.session.reset();
+    }
+    fn forward(&mut self, tokens: &[u32], want: Logits) -> Result<Vec<f32>, ModelError> {
+        self.model
+            .forward(&mut self.session, tokens, self.collective, want)
+    }
+}
+
 /// Perplexity of `model` on `tokens`, every all-reduce going through `collective`.
 /// `progress(done, total)` is called after every chunk.
 pub fn perplexity(
@@ -89,13 +131,24 @@ pub fn perplexity(
     collective: &mut dyn Collective,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PplResult, EvalError> {
+    let mut f = ModelForward::new(model, opts.ctx, collective);
+    perplexity_with(&mut f, tokens, opts, progress)
+}
+
+/// Perplexity of any [`Forward`] (sessions must hold `opts.ctx` positions).
+pub fn perplexity_with(
+    f: &mut dyn Forward,
+    tokens: &[u32],
+    opts: &PplOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PplResult, EvalError> {
     let ctx = opts.ctx;
     if ctx < 2 {
         return Err(EvalError::Options(format!(
             "--ctx {ctx}: the context must be at least 2 tokens"
         )));
     }
-    let vocab = model.cfg.vocab_size;
+    let vocab = f.vocab();
     // (window start, window tokens, first scored position inside the window)
     let mut windows: Vec<(usize, usize)> = Vec::new(); // (start, first_scored)
     match opts.mode {
@@ -142,7 +195,6 @@ pub fn perplexity(
         windows.truncate(m.max(1));
     }
     let total = windows.len();
-    let mut session = model.new_session(ctx);
     let (mut nll_sum, mut nll2_sum, mut count, mut processed) = (0.0f64, 0.0f64, 0usize, 0usize);
     let mut running = Vec::with_capacity(total);
     let mut predictions = Vec::new();
@@ -160,8 +212,8 @@ pub fn perplexity(
         if first >= last {
             continue;
         }
-        session.reset();
-        let logits = model.forward(&mut session, &batch, collective, Logits::From(first))?;
+        f.reset();
+        let logits = f.forward(&batch, Logits::From(first))?;
         processed += len;
         for j in first..last {
             let row = &logits[(j - first) * vocab..(j - first + 1) * vocab];

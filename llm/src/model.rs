@@ -119,6 +119,18 @@ pub enum Logits {
     From(usize),
 }
 
+/// The residual stream between blocks: what a pipeline stage hands to the next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hidden {
+    /// Sequence position of the first token.
+    pub pos: usize,
+    /// Token positions carried.
+    pub n_tokens: usize,
+    /// One stream per tensor-parallel device, each `n_tokens × n_embd` values, token-major
+    /// (a single-device model has one).
+    pub xs: Vec<Vec<f32>>,
+}
+
 /// KV caches and position of one sequence, one cache per device (each device caches its own
 /// KV heads). Several sessions can share one [`Model`] (one per sample in flight).
 #[derive(Debug, Clone)]
@@ -508,7 +520,8 @@ impl Model {
     /// Run `tokens` (positions `session.pos ..`) through the model, calling `collective` at the
     /// two reduction sites of every block, and return logits (`rows × vocab`, row-major) for the
     /// positions `want` asks for. One token uses the quantised mat-vec path; several tokens the
-    /// f32 GEMM path.
+    /// f32 GEMM path. The same as [`Model::embed`], [`Model::run_layers`] over every block and
+    /// [`Model::head`] (what a pipeline stage runs a piece of).
     pub fn forward(
         &self,
         s: &mut Session,
@@ -516,10 +529,72 @@ impl Model {
         collective: &mut dyn Collective,
         want: Logits,
     ) -> Result<Vec<f32>, ModelError> {
-        let cfg = &self.cfg;
-        let (t, d, n_dev) = (tokens.len(), cfg.n_embd, self.devices.len());
-        if t == 0 {
+        if tokens.is_empty() {
             return Ok(Vec::new());
+        }
+        let mut h = self.embed(s.pos, tokens)?;
+        self.run_layers(s, &mut h, 0..self.cfg.n_layer, collective)?;
+        Ok(self.head(&h, want))
+    }
+
+    /// Token embedding of `tokens` at positions `pos ..`: the first pipeline stage's work. Every
+    /// tensor-parallel device starts from the same rows.
+    pub fn embed(&self, pos: usize, tokens: &[u32]) -> Result<Hidden, ModelError> {
+        let d = self.cfg.n_embd;
+        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= self.cfg.vocab_size) {
+            return Err(ModelError::BadToken {
+                id,
+                vocab: self.cfg.vocab_size,
+            });
+        }
+        let mut x0 = vec![0.0f32; tokens.len() * d];
+        for (i, &tok) in tokens.iter().enumerate() {
+            self.token_embd
+                .dequantize_row(tok as usize, &mut x0[i * d..(i + 1) * d]);
+        }
+        Ok(Hidden {
+            pos,
+            n_tokens: tokens.len(),
+            xs: vec![x0; self.devices.len()],
+        })
+    }
+
+    /// Run blocks `layers` on the hidden state `h` (whose first token must sit at `s.pos`),
+    /// appending their keys and values to `s`'s caches, and advance `s.pos` (an empty range only
+    /// advances it). A pipeline stage owns a session of
+    /// its own, so its KV caches live with it.
+    pub fn run_layers(
+        &self,
+        s: &mut Session,
+        h: &mut Hidden,
+        layers: Range<usize>,
+        collective: &mut dyn Collective,
+    ) -> Result<(), ModelError> {
+        let cfg = &self.cfg;
+        let (t, d, n_dev) = (h.n_tokens, cfg.n_embd, self.devices.len());
+        if layers.end > cfg.n_layer || layers.start > layers.end {
+            return Err(ModelError::Config {
+                key: "layers".into(),
+                reason: format!("{layers:?} is not a range of the model's {} blocks", cfg.n_layer),
+            });
+        }
+        if h.xs.len() != n_dev || h.xs.iter().any(|x| x.len() != t * d) {
+            return Err(ModelError::Config {
+                key: "hidden".into(),
+                reason: format!("expected {n_dev} streams of {t} × {d} values"),
+            });
+        }
+        if s.pos != h.pos {
+            return Err(ModelError::Config {
+                key: "session".into(),
+                reason: format!(
+                    "the hidden state is at position {} but the session's caches at {}",
+                    h.pos, s.pos
+                ),
+            });
+        }
+        if t == 0 {
+            return Ok(());
         }
         if s.pos + t > s.limit {
             return Err(ModelError::ContextFull {
@@ -527,25 +602,12 @@ impl Model {
                 limit: s.limit,
             });
         }
-        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= cfg.vocab_size) {
-            return Err(ModelError::BadToken {
-                id,
-                vocab: cfg.vocab_size,
-            });
-        }
         let pos0 = s.pos;
-
-        // token embedding: every device looks up the same rows
-        let mut x0 = vec![0.0f32; t * d];
-        for (i, &tok) in tokens.iter().enumerate() {
-            self.token_embd
-                .dequantize_row(tok as usize, &mut x0[i * d..(i + 1) * d]);
-        }
-        let mut xs: Vec<Vec<f32>> = vec![x0; n_dev]; // per-device residual streams (T, n_embd)
+        let xs = &mut h.xs; // per-device residual streams (T, n_embd)
         let mut partials: Vec<Vec<f32>> = vec![vec![0.0f32; t * d]; n_dev];
         let rope = self.rope_table(pos0, t);
 
-        for l in 0..cfg.n_layer {
+        for l in layers {
             // attention: each device computes its heads and its slice of the output projection
             for k in 0..n_dev {
                 self.attention(
@@ -589,11 +651,16 @@ impl Model {
             }
         }
         s.pos += t;
+        Ok(())
+    }
 
-        // final norm and output head, on device 0 (the device that samples)
+    /// Final norm and output head on device 0's stream (the device that samples): the last
+    /// pipeline stage's work. Returns logits for the rows `want` asks for.
+    pub fn head(&self, h: &Hidden, want: Logits) -> Vec<f32> {
+        let (cfg, t, d) = (&self.cfg, h.n_tokens, self.cfg.n_embd);
         let from = match want {
-            Logits::None => return Ok(Vec::new()),
-            Logits::Last => t - 1,
+            Logits::None => return Vec::new(),
+            Logits::Last => t.saturating_sub(1),
             Logits::From(f) => f.min(t),
         };
         let rows = t - from;
@@ -601,7 +668,7 @@ impl Model {
         for i in 0..rows {
             rmsnorm(
                 &mut xn[i * d..(i + 1) * d],
-                &xs[0][(from + i) * d..(from + i + 1) * d],
+                &h.xs[0][(from + i) * d..(from + i + 1) * d],
                 &self.output_norm,
                 cfg.rms_norm_eps,
             );
@@ -609,7 +676,7 @@ impl Model {
         let head = self.output.as_ref().unwrap_or(&self.token_embd);
         let mut logits = vec![0.0f32; rows * cfg.vocab_size];
         linear(head, &xn, rows, &mut logits, &mut QActs::default());
-        Ok(logits)
+        logits
     }
 
     /// One device's attention for block `l`: writes its partial output projection into `out`.

@@ -576,3 +576,5 @@ mod tests {
         assert!(impossible.optimise(10, 7, 4).is_err());
     }
 }
+
+pub mod pipeline;

@@ -2,3 +2,4 @@
 
 pub mod coupled;
 pub mod tp;
+pub mod pipeline;
