@@ -541,7 +541,10 @@ impl Model {
     /// tensor-parallel device starts from the same rows.
     pub fn embed(&self, pos: usize, tokens: &[u32]) -> Result<Hidden, ModelError> {
         let d = self.cfg.n_embd;
-        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= self.cfg.vocab_size) {
+        if let Some(&id) = tokens
+            .iter()
+            .find(|&&id| id as usize >= self.cfg.vocab_size)
+        {
             return Err(ModelError::BadToken {
                 id,
                 vocab: self.cfg.vocab_size,
@@ -575,7 +578,10 @@ impl Model {
         if layers.end > cfg.n_layer || layers.start > layers.end {
             return Err(ModelError::Config {
                 key: "layers".into(),
-                reason: format!("{layers:?} is not a range of the model's {} blocks", cfg.n_layer),
+                reason: format!(
+                    "{layers:?} is not a range of the model's {} blocks",
+                    cfg.n_layer
+                ),
             });
         }
         if h.xs.len() != n_dev || h.xs.iter().any(|x| x.len() != t * d) {

@@ -577,4 +577,6 @@ mod tests {
     }
 }
 
+pub mod edgeshard;
 pub mod pipeline;
+pub mod simple;

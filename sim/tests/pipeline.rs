@@ -21,7 +21,10 @@ fn model_path() -> Option<PathBuf> {
         return Some(m);
     }
     if std::env::var_os("AIRINFER_REQUIRE_MODEL").is_some() {
-        panic!("model missing under {} (run scripts/test.sh)", home.display());
+        panic!(
+            "model missing under {} (run scripts/test.sh)",
+            home.display()
+        );
     }
     eprintln!("note: SmolLM2 not cached; skipping");
     None
@@ -31,7 +34,10 @@ fn stages(spec: &[(usize, usize, usize)]) -> Assignment {
     Assignment {
         stages: spec
             .iter()
-            .map(|&(device, a, b)| Stage { device, units: a..b })
+            .map(|&(device, a, b)| Stage {
+                device,
+                units: a..b,
+            })
             .collect(),
     }
 }

@@ -88,6 +88,11 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> PartitionErro
     }
 }
 
+/// Bytes as GB with enough digits to tell small sizes apart.
+pub fn gb(bytes: f64) -> String {
+    format!("{:.4} GB", bytes / 1e9)
+}
+
 impl PartitionProblem {
     /// Number of units.
     pub fn n_units(&self) -> usize {
@@ -121,10 +126,7 @@ impl PartitionProblem {
             ));
         }
         if self.source >= m {
-            return Err(invalid(
-                "source",
-                format!("device {} of {m}", self.source),
-            ));
+            return Err(invalid("source", format!("device {} of {m}", self.source)));
         }
         if self.compute_s.len() != m || self.compute_s.iter().any(|r| r.len() != n) {
             return Err(invalid("compute_s", format!("must be {m} × {n}")));
@@ -135,7 +137,10 @@ impl PartitionProblem {
         if self.out_bytes.len() != n {
             return Err(invalid("out_bytes", format!("{n} units")));
         }
-        for (name, mat) in [("latency_s", &self.latency_s), ("bandwidth", &self.bandwidth)] {
+        for (name, mat) in [
+            ("latency_s", &self.latency_s),
+            ("bandwidth", &self.bandwidth),
+        ] {
             if mat.len() != m || mat.iter().any(|r| r.len() != m) {
                 return Err(invalid(name, format!("must be {m} × {m}")));
             }
@@ -172,7 +177,7 @@ impl PartitionProblem {
                     ));
                 }
                 let b = self.bandwidth[i][j];
-                if !(b > 0.0) || b.is_nan() {
+                if b.is_nan() || b <= 0.0 {
                     return Err(invalid(
                         format!("bandwidth[{i}][{j}]"),
                         format!("{b}: must be positive"),
@@ -181,7 +186,7 @@ impl PartitionProblem {
             }
         }
         for &(u, v, b) in &self.residual {
-            if !(u + 1 < v && v < n) || !finite_nonneg(b) {
+            if !(u + 1 < v && v < n && finite_nonneg(b)) {
                 return Err(invalid(
                     "residual",
                     format!("({u}, {v}, {b}): need u + 1 < v < {n} and bytes ≥ 0"),
@@ -190,11 +195,11 @@ impl PartitionProblem {
         }
         let total: f64 = self.memory.iter().sum();
         let cap: f64 = self.capacity.iter().sum();
-        if total > cap {
+        if total > cap * (1.0 + 1e-12) {
             return Err(PartitionError::Infeasible(format!(
-                "the model needs {:.3} GB but all {m} devices together have {:.3} GB",
-                total / 1e9,
-                cap / 1e9
+                "the model needs {} but all {m} devices together have {}",
+                gb(total),
+                gb(cap)
             )));
         }
         Ok(())
@@ -234,7 +239,7 @@ impl Assignment {
                 format!("cover units 0..{next}, not 0..{}", p.n_units()),
             ));
         }
-        if self.stages[0].device != p.source {
+        if self.stages.first().is_none_or(|s| s.device != p.source) {
             return Err(invalid("stages[0]", "the source device must hold unit 0"));
         }
         Ok(())

@@ -1,5 +1,5 @@
 //! Distributed-inference schemes in simulated time.
 
 pub mod coupled;
-pub mod tp;
 pub mod pipeline;
+pub mod tp;

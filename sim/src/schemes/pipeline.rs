@@ -550,7 +550,13 @@ pub fn simulate(
         let mut next = 0;
         for s in &stages.stages {
             if s.units.start != next || s.units.is_empty() || s.device >= m {
-                return Err(bad("stages", format!("{:?} is not a contiguous cover of 0..{n} on existing devices", stages.stages)));
+                return Err(bad(
+                    "stages",
+                    format!(
+                        "{:?} is not a contiguous cover of 0..{n} on existing devices",
+                        stages.stages
+                    ),
+                ));
             }
             next = s.units.end;
         }
@@ -766,19 +772,20 @@ pub fn simulate(
         .collect();
     let fin = versions.last().expect("one version").clone();
     let ctx = w.prompt_tokens + w.gen_tokens;
-    let mut memory_bytes = vec![0.0; m];
     let dev_units = fin.device_of_units(n);
-    for d in 0..m {
-        let held: Vec<usize> = match preloaded {
-            Some(p) => p.get(d).cloned().unwrap_or(0..0).collect(),
-            None => (0..n).filter(|&u| dev_units[u] == d).collect(),
-        };
-        memory_bytes[d] = held.iter().map(|&u| cost.unit_weight_bytes(u)).sum::<f64>()
-            + (0..n)
-                .filter(|&u| dev_units[u] == d)
-                .map(|u| cost.unit_kv_bytes(u, w.samples, ctx))
-                .sum::<f64>();
-    }
+    let memory_bytes = (0..m)
+        .map(|d| {
+            let held: Vec<usize> = match preloaded {
+                Some(p) => p.get(d).cloned().unwrap_or(0..0).collect(),
+                None => (0..n).filter(|&u| dev_units[u] == d).collect(),
+            };
+            held.iter().map(|&u| cost.unit_weight_bytes(u)).sum::<f64>()
+                + (0..n)
+                    .filter(|&u| dev_units[u] == d)
+                    .map(|u| cost.unit_kv_bytes(u, w.samples, ctx))
+                    .sum::<f64>()
+        })
+        .collect();
     Ok(PipelineReport {
         ttft_s: ttft,
         per_token_s,
@@ -939,5 +946,216 @@ impl airinfer_llm::eval::Forward for PipelineForward<'_> {
             }
         }
         Ok(self.model.head(&h, want))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Profiles;
+    use crate::plan::pipeline::Partitioner;
+    use crate::plan::simple::{EvenSplit, Mdi};
+    use airinfer_llm::cost::presets;
+
+    fn cost(devices: &[&str], kv_bytes: f64) -> CostSetup {
+        let lib = Profiles::builtin();
+        CostSetup {
+            cfg: presets::smollm2_135m(),
+            weights: WeightFormat::Q4_1,
+            precision: Precision::F16,
+            kv_bytes,
+            profiles: devices
+                .iter()
+                .map(|d| lib.get(d).unwrap().clone())
+                .collect(),
+            wire: Wire::F16,
+        }
+    }
+
+    fn wired(n: usize, bw: f64, lat: f64) -> Network {
+        Network::uniform(
+            n,
+            Link::Wired {
+                bandwidth: bw,
+                latency_s: lat,
+            },
+        )
+    }
+
+    fn run(
+        c: &CostSetup,
+        net: &Network,
+        a: &Assignment,
+        w: Workload,
+        record: bool,
+    ) -> PipelineReport {
+        simulate(c, net, a, &w, &Background::default(), None, None, 7, record).unwrap()
+    }
+
+    #[test]
+    fn one_sample_follows_the_closed_form() {
+        let c = cost(&["jetson-orin-nano", "raspberry-pi-5", "jetson-tx2"], 2.0);
+        let net = wired(3, 12.5e6, 2e-3);
+        let n = c.n_units();
+        let a = Assignment {
+            stages: vec![
+                Stage {
+                    device: 0,
+                    units: 0..9,
+                },
+                Stage {
+                    device: 1,
+                    units: 9..20,
+                },
+                Stage {
+                    device: 2,
+                    units: 20..n,
+                },
+            ],
+        };
+        let w = Workload {
+            samples: 1,
+            prompt_tokens: 8,
+            gen_tokens: 5,
+        };
+        let r = run(&c, &net, &a, w, false);
+        // step s: Σ unit times on their devices + two hand-offs + the 4-byte token home
+        let mut t = 0.0;
+        for step in 0..w.gen_tokens {
+            let (tok, past) = if step == 0 { (8, 0) } else { (1, 8 + step - 1) };
+            for s in &a.stages {
+                t += s
+                    .units
+                    .clone()
+                    .map(|u| c.unit_time_s(s.device, u, tok, past))
+                    .sum::<f64>();
+            }
+            t += 2.0 * (2e-3 + c.hidden_bytes(tok) / 12.5e6) + (2e-3 + 4.0 / 12.5e6);
+            // integer-ns event times: a few ns of rounding per event
+            assert!((r.token_times_s[0][step] - t).abs() < 1e-7, "step {step}");
+        }
+        assert!((r.ttft_s[0] - r.token_times_s[0][0]).abs() == 0.0);
+    }
+
+    #[test]
+    fn many_samples_in_flight_reach_the_planned_bottleneck() {
+        // kv_bytes = 0: decode is memory-bound on weights only, so unit times do not depend on
+        // the context and the planner's period is exact
+        let c = cost(&["jetson-orin-nano", "raspberry-pi-5", "jetson-tx2"], 0.0);
+        let net = wired(3, 12.5e6, 0.5e-3);
+        let names: Vec<String> = (0..3).map(|i| format!("d{i}")).collect();
+        let w = Workload {
+            samples: 12,
+            prompt_tokens: 4,
+            gen_tokens: 60,
+        };
+        let p = c.problem(&names, &net, &w, 0, 1.0).unwrap();
+        let a = EvenSplit::default().partition(&p).unwrap();
+        let r = run(&c, &net, &a, w, false);
+        let want = 1.0 / a.bottleneck_s(&p);
+        assert!(
+            (r.steady_tok_s / want - 1.0).abs() < 0.02,
+            "steady {} tok/s vs 1/bottleneck {want}",
+            r.steady_tok_s
+        );
+        // one sample alone: per-token time = the planner's latency
+        let r1 = run(&c, &net, &a, Workload { samples: 1, ..w }, false);
+        assert!((r1.per_token_s / a.latency_s(&p) - 1.0).abs() < 1e-6);
+        // the bottleneck device is (almost) always busy
+        let u = r.utilisation.iter().cloned().fold(0.0, f64::max);
+        assert!(u > 0.97 && u <= 1.0 + 1e-9, "{:?}", r.utilisation);
+    }
+
+    #[test]
+    fn mdi_recurrent_pipeline_fills_the_ring() {
+        let c = cost(&["jetson-tx2"; 3], 2.0);
+        let net = wired(3, 125e6, 0.2e-3);
+        let names: Vec<String> = (0..3).map(|i| format!("tx2-{i}")).collect();
+        let base = Workload {
+            samples: 1,
+            prompt_tokens: 16,
+            gen_tokens: 48,
+        };
+        let p = c.problem(&names, &net, &base, 0, 1.0).unwrap();
+        let a = Mdi::default().partition(&p).unwrap();
+        let rates: Vec<f64> = (1..=5)
+            .map(|s| run(&c, &net, &a, Workload { samples: s, ..base }, false).steady_tok_s)
+            .collect();
+        // rises with every sample up to the number of nodes …
+        for s in 1..3 {
+            assert!(rates[s] > rates[s - 1] * 1.3, "{rates:?}");
+        }
+        // … and once the hops are covered too (the ring has 4 hand-offs: one sample more), it
+        // saturates at the slowest node's rate
+        assert!(rates[3] >= rates[2], "{rates:?}");
+        assert!((rates[4] / rates[3] - 1.0).abs() < 0.02, "{rates:?}");
+        let period = a.bottleneck_s(&p);
+        assert!(
+            (rates[4] * period - 1.0).abs() < 0.05,
+            "{rates:?} vs 1/{period}"
+        );
+        // then every node is busy most of the steady state
+        let r = run(&c, &net, &a, Workload { samples: 4, ..base }, true);
+        for (d, u) in r.utilisation.iter().enumerate() {
+            assert!(
+                *u > 0.85,
+                "node {d} busy {u} of the steady state: {:?}",
+                r.utilisation
+            );
+        }
+        // the timeline never runs two jobs at once on one resource
+        let mut by: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+        for b in &r.timeline {
+            by.entry(&b.resource)
+                .or_default()
+                .push((b.start_s, b.end_s));
+        }
+        for (res, mut iv) in by {
+            iv.sort_by(|x, y| x.0.total_cmp(&y.0));
+            for w in iv.windows(2) {
+                assert!(w[1].0 >= w[0].1 - 1e-12, "{res} overlaps: {w:?}");
+            }
+        }
+        // one sample alone leaves two of three nodes idle most of the time
+        let r1 = run(&c, &net, &a, base, false);
+        let mean = r1.utilisation.iter().sum::<f64>() / 3.0;
+        assert!(mean < 0.45, "{:?}", r1.utilisation);
+    }
+
+    #[test]
+    fn wireless_link_airtime_and_losses() {
+        let l = Link::Wireless {
+            bandwidth_hz: 20e6,
+            snr_db: 25.0,
+            bler: BlerModel::default(),
+            target_bler: 0.1,
+            max_tx: 4,
+            block_bytes: 1000,
+            overhead_s: 1e-4,
+        };
+        l.validate().unwrap();
+        let mut r = rng::stream(1, &[9]);
+        let n = 4000;
+        let mean: f64 = (0..n).map(|_| l.send(10_000.0, &mut r).0).sum::<f64>() / n as f64;
+        // the Monte-Carlo mean of the realised airtime matches the planners' expectation
+        assert!((mean / l.expected_s(10_000.0) - 1.0).abs() < 0.01, "{mean}");
+        // at a very low SNR and one transmission most blocks are lost
+        let bad = Link::Wireless {
+            bandwidth_hz: 20e6,
+            snr_db: -20.0,
+            bler: BlerModel::default(),
+            target_bler: 0.1,
+            max_tx: 1,
+            block_bytes: 1000,
+            overhead_s: 1e-4,
+        };
+        let (_, lost) = bad.send(10_000.0, &mut r);
+        assert!(lost.len() >= 8, "{lost:?}");
+        assert!(Link::Wired {
+            bandwidth: -1.0,
+            latency_s: 0.0
+        }
+        .validate()
+        .is_err());
     }
 }

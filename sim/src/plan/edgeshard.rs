@@ -1,0 +1,1061 @@
+//! EdgeShard planners: joint device selection and model partition by dynamic programming
+//! (M. Zhang, J. Cao, X. Shen, Z. Cui, "EdgeShard: Efficient LLM Inference via Collaborative
+//! Edge Computing", arXiv:2405.14371, 2024; IEEE Internet of Things Journal 12(10), 2025).
+//!
+//! EdgeShard cuts the model's chain of units into contiguous shards, picks which of the
+//! available devices hold them (devices may stay unused) and in which order, and places the
+//! first shard on the device that holds the input. Every chosen device holds exactly one shard,
+//! whose units must fit in its memory. Two objectives, each solved exactly:
+//!
+//! * [`EdgeShardLatency`] minimises [`Assignment::latency_s`] (one sample alone);
+//! * [`EdgeShardThroughput`] minimises [`Assignment::bottleneck_s`] (the pipeline period), and
+//!   among the assignments with that period the one with the least latency.
+//!
+//! # The recurrence
+//!
+//! Let `s` be the source, `n` the number of units, and for a device `d` and units `i..j`
+//! `C_d(i, j) = Σ_{u=i}^{j−1} compute_s[d][u]`, `M(i, j) = Σ_{u=i}^{j−1} memory[u]`, and
+//! `T(d, e, i) = transfer_s(d, e, out_bytes[i − 1])` the hand-off from the stage ending at
+//! unit `i − 1` on `d` to the next stage on `e`. `⊕` is `+` for latency and `max` for the
+//! bottleneck. The state is `F(S, d, j)`: the best partial score of an assignment of units
+//! `0..j` whose stages use exactly the device set `S ∋ s` and whose last stage is on `d ∈ S`
+//! and ends just before unit `j`:
+//!
+//! ```text
+//! F({s}, s, j)      = C_s(0, j)                                        if M(0, j) ≤ cap_s
+//! F(S ∪ {e}, e, j)  = min_{i < j, d ∈ S} F(S, d, i) ⊕ T(d, e, i) ⊕ C_e(i, j)
+//!                                                     for e ∉ S, if M(i, j) ≤ cap_e
+//! optimum           = min_{S, d} F(S, d, n) ⊕ T(d, s, n)               (return to the source)
+//! ```
+//!
+//! Both are exact: the future cost depends only on `(S, d, j)` and `⊕` is monotone. For the
+//! bottleneck this needs each resource to appear in one term only, which holds because a
+//! device holds at most one stage and, the devices of the chain being distinct, every hand-off
+//! uses its own directed link and the return link `d_k → s` is none of them; so
+//! [`Assignment::bottleneck_s`] is exactly the `max` of the terms.
+//!
+//! The minimum over `(i, d)` is split in two to save a factor: for each `(S, e, i)` first
+//! `G = min_{d ∈ S} F(S, d, i) ⊕ T(d, e, i)`, then one sweep of `j = i + 1, …, n` accumulates
+//! `C_e(i, j)` and `M(i, j)` (the running sums play the part of per-device prefix sums, and
+//! reproduce [`Assignment`]'s own sums bit for bit) and stops as soon as the memory is
+//! exceeded, memory being monotone in `j`. Sets are bitmasks visited in increasing order, so
+//! every `F(S, ·, ·)` is final before it is read. With `m` devices the cost is
+//! `O(2^(m−1) · m · n · (m + n))` time and `2^(m−1) · m · (n + 1)` states; at most
+//! [`MAX_DEVICES`] devices and [`MAX_DP_STATES`] states are accepted.
+//!
+//! The memory test is the one of [`Assignment::memory_violation`] (`need > cap · (1 + 1e−12)`),
+//! so the planners and that check agree on what fits. Ties are broken deterministically: the
+//! first candidate in loop order (sets ascending, then next device, then cut, then previous
+//! device, all ascending) wins, comparisons being strict.
+//!
+//! The throughput planner runs two passes: the bottleneck DP gives the optimal period `B*`;
+//! a latency DP that only admits stages and transfers of at most `B*` seconds then finds the
+//! fastest assignment with that period (the terms are computed identically in both passes, so
+//! the optimum of the first pass is admitted by the second).
+//!
+//! EdgeShard's network model has only the sequential hand-offs between consecutive units, so a
+//! problem with residual links is refused.
+
+use crate::plan::pipeline::{Assignment, PartitionError, PartitionProblem, Partitioner, Stage};
+
+/// Most devices the planners accept: the state space grows as `2^(m−1)` in the device count.
+pub const MAX_DEVICES: usize = 16;
+
+/// Most dynamic-programming states (`2^(m−1) · m · (n + 1)` for `m` devices and `n` units)
+/// the planners allocate; each takes 12 bytes.
+pub const MAX_DP_STATES: usize = 1 << 26;
+
+/// EdgeShard's latency planner: the assignment with the least [`Assignment::latency_s`], each
+/// device holding at most one contiguous stage within its memory, the first on the source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EdgeShardLatency;
+
+/// EdgeShard's throughput planner: the assignment with the least [`Assignment::bottleneck_s`]
+/// (the pipeline period), and among those the least [`Assignment::latency_s`], each device
+/// holding at most one contiguous stage within its memory, the first on the source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EdgeShardThroughput;
+
+impl Partitioner for EdgeShardLatency {
+    fn name(&self) -> &'static str {
+        "edgeshard-latency"
+    }
+
+    fn partition(&self, p: &PartitionProblem) -> Result<Assignment, PartitionError> {
+        check(p)?;
+        match solve(p, Objective::Latency { cap: f64::INFINITY })? {
+            Some((_, a)) => Ok(a),
+            None => Err(PartitionError::Infeasible(why_infeasible(p))),
+        }
+    }
+}
+
+impl Partitioner for EdgeShardThroughput {
+    fn name(&self) -> &'static str {
+        "edgeshard-throughput"
+    }
+
+    fn partition(&self, p: &PartitionProblem) -> Result<Assignment, PartitionError> {
+        check(p)?;
+        let Some((period, _)) = solve(p, Objective::Bottleneck)? else {
+            return Err(PartitionError::Infeasible(why_infeasible(p)));
+        };
+        match solve(p, Objective::Latency { cap: period })? {
+            Some((_, a)) => Ok(a),
+            None => Err(PartitionError::Solver(format!(
+                "edgeshard-throughput: no assignment with the optimal period {period} s in the \
+                 latency pass (internal inconsistency)"
+            ))),
+        }
+    }
+}
+
+/// Validate `p` and check it is within EdgeShard's model and the planners' size limits.
+fn check(p: &PartitionProblem) -> Result<(), PartitionError> {
+    p.validate()?;
+    if !p.residual.is_empty() {
+        return Err(PartitionError::Invalid {
+            field: "residual".into(),
+            reason: format!(
+                "{} residual link(s): EdgeShard's model has only the sequential hand-offs \
+                 between consecutive units",
+                p.residual.len()
+            ),
+        });
+    }
+    let (n, m) = (p.n_units(), p.n_devices());
+    if m > MAX_DEVICES {
+        return Err(PartitionError::Invalid {
+            field: "devices".into(),
+            reason: format!(
+                "{m} devices: EdgeShard's dynamic programme is exponential in the device count \
+                 and accepts at most {MAX_DEVICES}"
+            ),
+        });
+    }
+    let states = (1usize << (m - 1))
+        .checked_mul(m)
+        .and_then(|x| x.checked_mul(n + 1));
+    match states {
+        Some(s) if s <= MAX_DP_STATES => Ok(()),
+        _ => Err(PartitionError::Invalid {
+            field: "devices".into(),
+            reason: format!(
+                "{m} devices × {n} units need 2^{} · {m} · {} dynamic-programming states, more \
+                 than the limit of {MAX_DP_STATES}; use fewer devices",
+                m - 1,
+                n + 1
+            ),
+        }),
+    }
+}
+
+/// What the dynamic programme minimises.
+#[derive(Debug, Clone, Copy)]
+enum Objective {
+    /// Σ of the terms, admitting only terms of at most `cap` seconds (∞: no restriction).
+    Latency { cap: f64 },
+    /// max of the terms.
+    Bottleneck,
+}
+
+impl Objective {
+    /// `a ⊕ b`.
+    fn combine(self, a: f64, b: f64) -> f64 {
+        match self {
+            Objective::Latency { .. } => a + b,
+            Objective::Bottleneck => a.max(b),
+        }
+    }
+
+    /// Whether a stage or transfer of `term` seconds is allowed.
+    fn admits(self, term: f64) -> bool {
+        match self {
+            Objective::Latency { cap } => term <= cap,
+            Objective::Bottleneck => true,
+        }
+    }
+}
+
+/// Parent pointer of a first stage (no predecessor).
+const FIRST: u32 = u32::MAX;
+/// Bits of a parent pointer that hold the previous device (`MAX_DEVICES` ≤ 16).
+const DEV_BITS: u32 = 4;
+
+/// Relative tolerance of the memory test, as in [`Assignment::memory_violation`].
+const MEMORY_RTOL: f64 = 1e-12;
+
+/// A vector of `len` copies of `v`, or a solver error if the memory is not available.
+fn filled<T: Clone>(len: usize, v: T) -> Result<Vec<T>, PartitionError> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(len).map_err(|e| {
+        PartitionError::Solver(format!(
+            "cannot allocate {len} dynamic-programming states: {e}"
+        ))
+    })?;
+    out.resize(len, v);
+    Ok(out)
+}
+
+/// The set index of a full device mask: `mask` without the source's bit.
+fn compress(mask: u32, s: usize) -> usize {
+    let low = (1u32 << s) - 1;
+    ((mask & low) | ((mask >> (s + 1)) << s)) as usize
+}
+
+/// The full device mask of a set index: `r` with the source's bit inserted.
+fn expand(r: usize, s: usize) -> u32 {
+    let r = r as u32;
+    let low = (1u32 << s) - 1;
+    (r & low) | ((r >> s) << (s + 1)) | (1u32 << s)
+}
+
+/// Run the dynamic programme; `Ok(None)` when no assignment is feasible (or admitted), else
+/// the optimal value and an assignment attaining it. `p` must have passed [`check`].
+fn solve(
+    p: &PartitionProblem,
+    obj: Objective,
+) -> Result<Option<(f64, Assignment)>, PartitionError> {
+    let (n, m, s) = (p.n_units(), p.n_devices(), p.source);
+    let sets = 1usize << (m - 1);
+    let stride_d = n + 1;
+    let stride_r = m * stride_d;
+    let idx = |r: usize, d: usize, j: usize| r * stride_r + d * stride_d + j;
+    let limit: Vec<f64> = p.capacity.iter().map(|c| c * (1.0 + MEMORY_RTOL)).collect();
+
+    let mut val = filled(sets * stride_r, f64::INFINITY)?;
+    let mut par = filled(sets * stride_r, FIRST)?;
+
+    // First stage: units 0..j on the source.
+    let (mut c, mut mem) = (0.0, 0.0);
+    for j in 1..=n {
+        c += p.compute_s[s][j - 1];
+        mem += p.memory[j - 1];
+        if mem > limit[s] || !obj.admits(c) {
+            break;
+        }
+        val[idx(0, s, j)] = c;
+    }
+
+    for r in 0..sets {
+        let mask = expand(r, s);
+        let k = mask.count_ones() as usize;
+        for (e, &limit_e) in limit.iter().enumerate() {
+            if mask & (1 << e) != 0 {
+                continue;
+            }
+            let r2 = compress(mask | (1 << e), s);
+            let ce = &p.compute_s[e];
+            // k stages, each non-empty, cover at least k units.
+            for i in k..n {
+                let bytes = p.out_bytes[i - 1];
+                let mut g = f64::INFINITY;
+                let mut gd = usize::MAX;
+                for d in 0..m {
+                    if mask & (1 << d) == 0 {
+                        continue;
+                    }
+                    let f = val[idx(r, d, i)];
+                    if f == f64::INFINITY {
+                        continue;
+                    }
+                    let t = p.transfer_s(d, e, bytes);
+                    if !obj.admits(t) {
+                        continue;
+                    }
+                    let v = obj.combine(f, t);
+                    if v < g {
+                        g = v;
+                        gd = d;
+                    }
+                }
+                if gd == usize::MAX {
+                    continue;
+                }
+                let from = ((i as u32) << DEV_BITS) | gd as u32;
+                let (mut c, mut mem) = (0.0, 0.0);
+                for j in i + 1..=n {
+                    c += ce[j - 1];
+                    mem += p.memory[j - 1];
+                    if mem > limit_e || !obj.admits(c) {
+                        break;
+                    }
+                    let v = obj.combine(g, c);
+                    let slot = idx(r2, e, j);
+                    if v < val[slot] {
+                        val[slot] = v;
+                        par[slot] = from;
+                    }
+                }
+            }
+        }
+    }
+
+    // Close the cycle: the last stage's output returns to the source.
+    let mut best = f64::INFINITY;
+    let mut end: Option<(usize, usize)> = None;
+    for r in 0..sets {
+        let mask = expand(r, s);
+        for d in 0..m {
+            if mask & (1 << d) == 0 {
+                continue;
+            }
+            let f = val[idx(r, d, n)];
+            if f == f64::INFINITY {
+                continue;
+            }
+            let t = p.transfer_s(d, s, p.out_bytes[n - 1]);
+            if !obj.admits(t) {
+                continue;
+            }
+            let v = obj.combine(f, t);
+            if v < best {
+                best = v;
+                end = Some((r, d));
+            }
+        }
+    }
+    let Some((r, d)) = end else {
+        return Ok(None);
+    };
+
+    // Follow the parent pointers back to the first stage.
+    let (mut mask, mut d, mut j) = (expand(r, s), d, n);
+    let mut stages = Vec::new();
+    for _ in 0..m {
+        let from = par[idx(compress(mask, s), d, j)];
+        if from == FIRST {
+            stages.push(Stage {
+                device: d,
+                units: 0..j,
+            });
+            stages.reverse();
+            return Ok(Some((best, Assignment { stages })));
+        }
+        let i = (from >> DEV_BITS) as usize;
+        stages.push(Stage {
+            device: d,
+            units: i..j,
+        });
+        mask &= !(1u32 << d);
+        d = (from & ((1 << DEV_BITS) - 1)) as usize;
+        j = i;
+    }
+    Err(PartitionError::Solver(
+        "edgeshard: broken parent chain in the dynamic programme (internal inconsistency)".into(),
+    ))
+}
+
+/// Why no assignment fits: the most specific reason found.
+fn why_infeasible(p: &PartitionProblem) -> String {
+    let gb = |b: f64| b / 1e9;
+    let s = p.source;
+    if p.memory[0] > p.capacity[s] * (1.0 + MEMORY_RTOL) {
+        return format!(
+            "unit 0 (the embedding) needs {:.3} GB but the source device {} has {:.3} GB",
+            gb(p.memory[0]),
+            p.devices[s],
+            gb(p.capacity[s])
+        );
+    }
+    let (big, cap) = p
+        .capacity
+        .iter()
+        .enumerate()
+        .fold(
+            (0, f64::NEG_INFINITY),
+            |acc, (d, &c)| {
+                if c > acc.1 {
+                    (d, c)
+                } else {
+                    acc
+                }
+            },
+        );
+    if let Some((u, &need)) = p
+        .memory
+        .iter()
+        .enumerate()
+        .find(|&(_, &need)| need > cap * (1.0 + MEMORY_RTOL))
+    {
+        return format!(
+            "unit {u} needs {:.3} GB but the largest device, {}, has {:.3} GB",
+            gb(need),
+            p.devices[big],
+            gb(cap)
+        );
+    }
+    format!(
+        "the model needs {:.3} GB and the {} devices have {:.3} GB together, but no way of \
+         cutting the {} units into contiguous shards, one per device and the first on the \
+         source {}, fits every shard in its device's memory",
+        gb(p.memory.iter().sum::<f64>()),
+        p.n_devices(),
+        gb(p.capacity.iter().sum::<f64>()),
+        p.n_units(),
+        p.devices[s]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tiny xorshift64* generator (no dependencies).
+    struct Rng(u64);
+
+    impl Rng {
+        fn new(seed: u64) -> Self {
+            Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        }
+        fn next_u64(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            self.0 = x;
+            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        /// Uniform in [0, 1).
+        fn unif(&mut self) -> f64 {
+            (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        }
+        /// Uniform in lo..=hi.
+        fn int(&mut self, lo: usize, hi: usize) -> usize {
+            lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
+        }
+        fn coin(&mut self, p: f64) -> bool {
+            self.unif() < p
+        }
+    }
+
+    /// A problem with uniform links; callers adjust fields.
+    fn problem(compute_s: Vec<Vec<f64>>, memory: Vec<f64>, capacity: Vec<f64>) -> PartitionProblem {
+        let m = compute_s.len();
+        let n = memory.len();
+        PartitionProblem {
+            devices: (0..m).map(|d| format!("dev{d}")).collect(),
+            compute_s,
+            memory,
+            capacity,
+            out_bytes: vec![1e6; n],
+            residual: vec![],
+            latency_s: vec![vec![0.01; m]; m],
+            bandwidth: vec![vec![1e8; m]; m],
+            source: 0,
+        }
+    }
+
+    fn random_problem(rng: &mut Rng, n: usize, m: usize) -> PartitionProblem {
+        let integer = rng.coin(0.3); // many exact ties
+        let compute_s: Vec<Vec<f64>> = (0..m)
+            .map(|_| {
+                let speed = 0.2 + 2.0 * rng.unif();
+                (0..n)
+                    .map(|_| {
+                        if integer {
+                            rng.int(0, 3) as f64
+                        } else {
+                            speed * rng.unif()
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let memory: Vec<f64> = (0..n)
+            .map(|_| {
+                if integer {
+                    rng.int(1, 3) as f64
+                } else {
+                    0.5 + rng.unif()
+                }
+            })
+            .collect();
+        let total: f64 = memory.iter().sum();
+        let capacity: Vec<f64> = match rng.int(0, 3) {
+            0 => vec![total; m],
+            1 => (0..m)
+                .map(|_| total / m as f64 * (0.7 + 0.9 * rng.unif()))
+                .collect(),
+            2 => (0..m).map(|_| total * rng.unif()).collect(),
+            // Exactly the memory of a contiguous run: boundary cases of the memory test.
+            _ => (0..m)
+                .map(|_| {
+                    let a = rng.int(0, n - 1);
+                    let b = rng.int(a + 1, n);
+                    memory[a..b].iter().sum()
+                })
+                .collect(),
+        };
+        let out_bytes: Vec<f64> = (0..n)
+            .map(|_| {
+                if rng.coin(0.15) {
+                    0.0
+                } else if integer {
+                    rng.int(1, 3) as f64 * 1e6
+                } else {
+                    1e6 * rng.unif()
+                }
+            })
+            .collect();
+        let latency_s: Vec<Vec<f64>> = (0..m)
+            .map(|_| {
+                (0..m)
+                    .map(|_| if integer { 0.0 } else { 0.2 * rng.unif() })
+                    .collect()
+            })
+            .collect();
+        let bandwidth: Vec<Vec<f64>> = (0..m)
+            .map(|_| {
+                (0..m)
+                    .map(|_| {
+                        if integer {
+                            [1e6, 2e6, 1e7][rng.int(0, 2)]
+                        } else {
+                            1e6 + 1e7 * rng.unif()
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        PartitionProblem {
+            devices: (0..m).map(|d| format!("dev{d}")).collect(),
+            compute_s,
+            memory,
+            capacity,
+            out_bytes,
+            residual: vec![],
+            latency_s,
+            bandwidth,
+            source: rng.int(0, m - 1),
+        }
+    }
+
+    /// Every memory-feasible assignment: ordered sequences of distinct devices starting at the
+    /// source, times every composition of the units into that many non-empty parts.
+    fn exhaustive(p: &PartitionProblem) -> Vec<Assignment> {
+        fn sequences(p: &PartitionProblem, seq: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+            out.push(seq.clone());
+            if seq.len() == p.n_units() {
+                return;
+            }
+            for d in 0..p.n_devices() {
+                if !seq.contains(&d) {
+                    seq.push(d);
+                    sequences(p, seq, out);
+                    seq.pop();
+                }
+            }
+        }
+        fn compositions(
+            n: usize,
+            k: usize,
+            start: usize,
+            cuts: &mut Vec<usize>,
+            out: &mut Vec<Vec<usize>>,
+        ) {
+            if k == 1 {
+                let mut c = cuts.clone();
+                c.push(n);
+                out.push(c);
+                return;
+            }
+            for end in start + 1..=n - (k - 1) {
+                cuts.push(end);
+                compositions(n, k - 1, end, cuts, out);
+                cuts.pop();
+            }
+        }
+        let mut seqs = Vec::new();
+        sequences(p, &mut vec![p.source], &mut seqs);
+        let mut all = Vec::new();
+        for seq in seqs {
+            let mut comps = Vec::new();
+            compositions(p.n_units(), seq.len(), 0, &mut Vec::new(), &mut comps);
+            for ends in comps {
+                let mut start = 0;
+                let stages = seq
+                    .iter()
+                    .zip(&ends)
+                    .map(|(&device, &end)| {
+                        let st = Stage {
+                            device,
+                            units: start..end,
+                        };
+                        start = end;
+                        st
+                    })
+                    .collect();
+                let a = Assignment { stages };
+                if a.memory_violation(p).is_none() {
+                    all.push(a);
+                }
+            }
+        }
+        all
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-300)
+    }
+
+    /// The planner's answer is a valid, memory-feasible, one-stage-per-device assignment.
+    fn assert_well_formed(p: &PartitionProblem, a: &Assignment) {
+        assert!(a.validate(p).is_ok(), "{a:?} invalid: {:?}", a.validate(p));
+        assert_eq!(a.memory_violation(p), None, "{a:?}");
+        let devs = a.devices();
+        for (k, d) in devs.iter().enumerate() {
+            assert!(!devs[..k].contains(d), "device {d} used twice in {a:?}");
+        }
+    }
+
+    /// Compare both planners with exhaustive search on random instances; returns
+    /// (feasible, infeasible) counts.
+    fn compare_random(
+        seed: u64,
+        cases: usize,
+        units: (usize, usize),
+        devs: (usize, usize),
+    ) -> (usize, usize) {
+        let mut rng = Rng::new(seed);
+        let (mut feasible, mut infeasible) = (0, 0);
+        for case in 0..cases {
+            let n = rng.int(units.0, units.1);
+            let m = rng.int(devs.0, devs.1);
+            let p = random_problem(&mut rng, n, m);
+            let all = exhaustive(&p);
+            let lat = EdgeShardLatency.partition(&p);
+            let thr = EdgeShardThroughput.partition(&p);
+            if all.is_empty() {
+                infeasible += 1;
+                assert!(
+                    matches!(lat, Err(PartitionError::Infeasible(_))),
+                    "case {case}: {lat:?}\n{p:?}"
+                );
+                assert!(
+                    matches!(thr, Err(PartitionError::Infeasible(_))),
+                    "case {case}: {thr:?}\n{p:?}"
+                );
+                continue;
+            }
+            feasible += 1;
+            let (lat, thr) = match (lat, thr) {
+                (Ok(l), Ok(t)) => (l, t),
+                other => panic!("case {case}: feasible but {other:?}\n{p:?}"),
+            };
+            assert_well_formed(&p, &lat);
+            assert_well_formed(&p, &thr);
+
+            let best_lat = all
+                .iter()
+                .map(|a| a.latency_s(&p))
+                .fold(f64::INFINITY, f64::min);
+            assert!(
+                close(lat.latency_s(&p), best_lat),
+                "case {case}: latency {} vs exhaustive {best_lat}\n{lat:?}\n{p:?}",
+                lat.latency_s(&p)
+            );
+
+            let best_b = all
+                .iter()
+                .map(|a| a.bottleneck_s(&p))
+                .fold(f64::INFINITY, f64::min);
+            assert!(
+                close(thr.bottleneck_s(&p), best_b),
+                "case {case}: bottleneck {} vs exhaustive {best_b}\n{thr:?}\n{p:?}",
+                thr.bottleneck_s(&p)
+            );
+            // The DP's terms are computed exactly as `bottleneck_s` computes them, so the
+            // optimal period is matched bit for bit and ties can be compared exactly.
+            assert_eq!(thr.bottleneck_s(&p), best_b, "case {case}");
+            let best_lat_at_b = all
+                .iter()
+                .filter(|a| a.bottleneck_s(&p) == best_b)
+                .map(|a| a.latency_s(&p))
+                .fold(f64::INFINITY, f64::min);
+            assert!(
+                close(thr.latency_s(&p), best_lat_at_b),
+                "case {case}: latency at the optimal period {} vs exhaustive {best_lat_at_b}\n{thr:?}\n{p:?}",
+                thr.latency_s(&p)
+            );
+        }
+        (feasible, infeasible)
+    }
+
+    #[test]
+    fn matches_exhaustive_search_small() {
+        let (feasible, infeasible) = compare_random(1, 600, (2, 7), (1, 4));
+        println!("small: {feasible} feasible, {infeasible} infeasible");
+        assert!(feasible >= 200, "{feasible} feasible");
+        assert!(infeasible >= 20, "{infeasible} infeasible");
+    }
+
+    #[test]
+    fn matches_exhaustive_search_medium() {
+        let (feasible, infeasible) = compare_random(2, 40, (8, 11), (4, 6));
+        println!("medium: {feasible} feasible, {infeasible} infeasible");
+        assert!(feasible >= 10, "{feasible} feasible");
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(EdgeShardLatency.name(), "edgeshard-latency");
+        assert_eq!(EdgeShardThroughput.name(), "edgeshard-throughput");
+    }
+
+    #[test]
+    fn fastest_source_keeps_everything() {
+        let n = 6;
+        let mut p = problem(
+            vec![vec![1.0; n], vec![1.5; n], vec![3.0; n]],
+            vec![1.0; n],
+            vec![10.0; 3],
+        );
+        p.latency_s = vec![vec![1.0; 3]; 3];
+        let want = Assignment {
+            stages: vec![Stage {
+                device: 0,
+                units: 0..n,
+            }],
+        };
+        assert_eq!(EdgeShardLatency.partition(&p), Ok(want.clone()));
+        // For the period a split can pay even with 1 s links (3 units on dev1 take 4.5 s < 6 s),
+        // so make every link cost more than the whole model.
+        p.latency_s = vec![vec![10.0; 3]; 3];
+        assert_eq!(EdgeShardThroughput.partition(&p), Ok(want));
+    }
+
+    #[test]
+    fn slow_source_offloads_to_fast_neighbour() {
+        let n = 10;
+        let mut p = problem(
+            vec![vec![1.0; n], vec![0.1; n], vec![0.5; n]],
+            vec![1.0; n],
+            vec![10.0; 3],
+        );
+        p.source = 0;
+        p.latency_s = vec![vec![1e-3; 3]; 3];
+        let want = Assignment {
+            stages: vec![
+                Stage {
+                    device: 0,
+                    units: 0..1,
+                },
+                Stage {
+                    device: 1,
+                    units: 1..n,
+                },
+            ],
+        };
+        let a = EdgeShardLatency.partition(&p).expect("feasible");
+        assert_eq!(a, want);
+        assert!(a.latency_s(&p) < 1.0 + 0.9 + 0.1);
+        // Device 2 stays unused: joint device selection.
+        assert!(!a.devices().contains(&2));
+    }
+
+    #[test]
+    fn memory_forces_a_split() {
+        let n = 8;
+        let mut p = problem(
+            vec![vec![1.0; n], vec![1.0; n]],
+            (1..=n).map(|u| u as f64).collect(),
+            vec![0.0, 0.0],
+        );
+        // The source holds exactly units 0..3, device 1 exactly units 3..8.
+        p.capacity = vec![1.0 + 2.0 + 3.0, 4.0 + 5.0 + 6.0 + 7.0 + 8.0];
+        let want = Assignment {
+            stages: vec![
+                Stage {
+                    device: 0,
+                    units: 0..3,
+                },
+                Stage {
+                    device: 1,
+                    units: 3..n,
+                },
+            ],
+        };
+        assert_eq!(EdgeShardLatency.partition(&p), Ok(want.clone()));
+        assert_eq!(EdgeShardThroughput.partition(&p), Ok(want));
+    }
+
+    #[test]
+    fn throughput_balances_where_latency_does_not() {
+        let n = 8;
+        let mut p = problem(
+            vec![vec![1.0; n], vec![1.0; n]],
+            vec![1.0; n],
+            vec![100.0; 2],
+        );
+        p.latency_s = vec![vec![0.1; 2]; 2];
+        p.bandwidth = vec![vec![f64::INFINITY; 2]; 2];
+        let lat = EdgeShardLatency.partition(&p).expect("feasible");
+        assert_eq!(lat.stages.len(), 1);
+        assert!(close(lat.latency_s(&p), 8.0));
+        let thr = EdgeShardThroughput.partition(&p).expect("feasible");
+        assert_eq!(
+            thr.stages,
+            vec![
+                Stage {
+                    device: 0,
+                    units: 0..4
+                },
+                Stage {
+                    device: 1,
+                    units: 4..n
+                }
+            ]
+        );
+        assert!(close(thr.bottleneck_s(&p), 4.0));
+    }
+
+    #[test]
+    fn throughput_prefers_lower_latency_among_equal_periods() {
+        // Unit 0 costs 9 s on the source whatever happens, so every assignment that moves the
+        // rest elsewhere has a 9 s period. Device 1 (lower index, found first) is slower than
+        // device 2: a bottleneck-only DP with first-wins ties would return device 1; the
+        // planner must return the fastest assignment with the optimal period, on device 2.
+        let n = 4;
+        let mut p = problem(
+            vec![
+                vec![9.0, 1.0, 1.0, 1.0],
+                vec![9.0, 2.0, 2.0, 2.0],
+                vec![9.0, 1.0, 1.0, 1.0],
+            ],
+            vec![1.0; n],
+            vec![10.0; 3],
+        );
+        p.latency_s = vec![vec![0.5; 3]; 3];
+        let thr = EdgeShardThroughput.partition(&p).expect("feasible");
+        assert_eq!(
+            thr.stages,
+            vec![
+                Stage {
+                    device: 0,
+                    units: 0..1
+                },
+                Stage {
+                    device: 2,
+                    units: 1..n
+                }
+            ]
+        );
+        assert!(close(thr.bottleneck_s(&p), 9.0));
+        assert!(close(thr.latency_s(&p), 9.0 + 0.51 + 3.0 + 0.51));
+        // The latency planner keeps everything on the source (12 s < 13.02 s).
+        let lat = EdgeShardLatency.partition(&p).expect("feasible");
+        assert_eq!(lat.devices(), vec![0]);
+    }
+
+    #[test]
+    fn single_device_and_nonzero_source() {
+        let p = problem(vec![vec![0.5; 3]], vec![1.0; 3], vec![3.0]);
+        let a = EdgeShardLatency.partition(&p).expect("feasible");
+        assert_eq!(a.stages.len(), 1);
+        let mut p = problem(
+            vec![vec![1.0; 5], vec![2.0; 5], vec![0.1; 5]],
+            vec![1.0; 5],
+            vec![5.0; 3],
+        );
+        p.source = 2;
+        for planner in [&EdgeShardLatency as &dyn Partitioner, &EdgeShardThroughput] {
+            let a = planner.partition(&p).expect("feasible");
+            assert_eq!(a.devices(), vec![2], "{}", planner.name());
+        }
+    }
+
+    #[test]
+    fn deterministic() {
+        let mut rng = Rng::new(7);
+        for _ in 0..20 {
+            let p = random_problem(&mut rng, 9, 5);
+            assert_eq!(
+                EdgeShardLatency.partition(&p),
+                EdgeShardLatency.partition(&p)
+            );
+            assert_eq!(
+                EdgeShardThroughput.partition(&p),
+                EdgeShardThroughput.partition(&p)
+            );
+        }
+    }
+
+    #[test]
+    fn residual_links_are_refused() {
+        let mut p = problem(vec![vec![1.0; 4]], vec![1.0; 4], vec![4.0]);
+        p.residual = vec![(0, 2, 1e3)];
+        for planner in [&EdgeShardLatency as &dyn Partitioner, &EdgeShardThroughput] {
+            match planner.partition(&p) {
+                Err(PartitionError::Invalid { field, .. }) => assert_eq!(field, "residual"),
+                other => panic!("{}: {other:?}", planner.name()),
+            }
+        }
+    }
+
+    #[test]
+    fn no_devices_is_invalid() {
+        let mut p = problem(vec![], vec![1.0; 4], vec![]);
+        p.source = 0;
+        for planner in [&EdgeShardLatency as &dyn Partitioner, &EdgeShardThroughput] {
+            match planner.partition(&p) {
+                Err(PartitionError::Invalid { field, .. }) => assert_eq!(field, "devices"),
+                other => panic!("{}: {other:?}", planner.name()),
+            }
+        }
+    }
+
+    #[test]
+    fn too_many_devices_is_invalid() {
+        let m = MAX_DEVICES + 1;
+        let p = problem(vec![vec![1.0; 4]; m], vec![1.0; 4], vec![4.0; m]);
+        for planner in [&EdgeShardLatency as &dyn Partitioner, &EdgeShardThroughput] {
+            match planner.partition(&p) {
+                Err(PartitionError::Invalid { field, reason }) => {
+                    assert_eq!(field, "devices");
+                    assert!(reason.contains("at most 16"), "{reason}");
+                }
+                other => panic!("{}: {other:?}", planner.name()),
+            }
+        }
+        // Too many states for the allocation limit.
+        let n = 2000;
+        let p = problem(vec![vec![1.0; n]; 16], vec![1.0; n], vec![n as f64; 16]);
+        match EdgeShardLatency.partition(&p) {
+            Err(PartitionError::Invalid { field, .. }) => assert_eq!(field, "devices"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn infeasible_reasons() {
+        let planners = [&EdgeShardLatency as &dyn Partitioner, &EdgeShardThroughput];
+        // The model is bigger than all the memory (caught by validate).
+        let p = problem(vec![vec![1.0; 4]; 2], vec![1.0; 4], vec![1.5; 2]);
+        for planner in planners {
+            match planner.partition(&p) {
+                Err(PartitionError::Infeasible(why)) => assert!(why.contains("GB"), "{why}"),
+                other => panic!("{}: {other:?}", planner.name()),
+            }
+        }
+        // The embedding does not fit on the source.
+        let mut p = problem(
+            vec![vec![1.0; 4]; 2],
+            vec![2.0, 1.0, 1.0, 1.0],
+            vec![1.0, 10.0],
+        );
+        for planner in planners {
+            match planner.partition(&p) {
+                Err(PartitionError::Infeasible(why)) => {
+                    assert!(why.contains("unit 0") && why.contains("dev0"), "{why}")
+                }
+                other => panic!("{}: {other:?}", planner.name()),
+            }
+        }
+        // One unit fits no device.
+        p.memory = vec![1.0, 1.0, 6.0, 1.0];
+        p.capacity = vec![5.0, 5.0];
+        for planner in planners {
+            match planner.partition(&p) {
+                Err(PartitionError::Infeasible(why)) => assert!(why.contains("unit 2"), "{why}"),
+                other => panic!("{}: {other:?}", planner.name()),
+            }
+        }
+        // Enough memory in total, but not in one contiguous shard per device.
+        p.memory = vec![2.0, 3.0, 2.0, 1.0];
+        p.capacity = vec![4.0, 4.0];
+        for planner in planners {
+            match planner.partition(&p) {
+                Err(PartitionError::Infeasible(why)) => {
+                    assert!(why.contains("contiguous"), "{why}")
+                }
+                other => panic!("{}: {other:?}", planner.name()),
+            }
+        }
+        // …which one more device fixes.
+        p.compute_s.push(vec![1.0; 4]);
+        p.capacity.push(4.0);
+        p.latency_s = vec![vec![0.01; 3]; 3];
+        p.bandwidth = vec![vec![1e8; 3]; 3];
+        p.devices.push("dev2".into());
+        for planner in planners {
+            let a = planner.partition(&p).expect("feasible with three devices");
+            assert_well_formed(&p, &a);
+            assert_eq!(a.stages.len(), 3);
+        }
+    }
+
+    /// A Llama-like instance: embedding, `blocks` equal blocks, head; heterogeneous devices.
+    /// With `roomy`, every device could hold the whole model (the most reachable states).
+    fn llama_like(blocks: usize, m: usize, seed: u64, roomy: bool) -> PartitionProblem {
+        let mut rng = Rng::new(seed);
+        let n = blocks + 2;
+        let mut memory = vec![1.7e9; n];
+        memory[0] = 0.5e9;
+        memory[n - 1] = 0.5e9;
+        let total: f64 = memory.iter().sum();
+        let compute_s = (0..m)
+            .map(|_| {
+                let speed = 0.5 + rng.unif();
+                (0..n)
+                    .map(|u| if u == 0 { 1e-4 } else { 0.01 * speed })
+                    .collect()
+            })
+            .collect();
+        let capacity = (0..m)
+            .map(|_| {
+                if roomy {
+                    total
+                } else {
+                    total / m as f64 * (0.8 + 0.8 * rng.unif())
+                }
+            })
+            .collect();
+        let mut p = problem(compute_s, memory, capacity);
+        p.out_bytes = vec![16384.0; n];
+        p.out_bytes[n - 1] = 4.0;
+        p.latency_s = (0..m)
+            .map(|_| (0..m).map(|_| 0.005 * rng.unif()).collect())
+            .collect();
+        p.bandwidth = (0..m)
+            .map(|_| (0..m).map(|_| 1e7 + 1e8 * rng.unif()).collect())
+            .collect();
+        p.source = rng.int(0, m - 1);
+        p
+    }
+
+    /// `cargo test --release -- --ignored --nocapture timing`
+    #[test]
+    #[ignore]
+    fn timing() {
+        for (blocks, m, roomy) in [
+            (80, 6, false),
+            (80, 6, true),
+            (32, 10, false),
+            (32, 10, true),
+            (80, 10, false),
+            (80, 10, true),
+            (32, 16, true),
+            (80, 16, false),
+            (80, 16, true),
+        ] {
+            let p = llama_like(blocks, m, 42 + m as u64, roomy);
+            for planner in [&EdgeShardLatency as &dyn Partitioner, &EdgeShardThroughput] {
+                let t = std::time::Instant::now();
+                let a = planner.partition(&p);
+                let dt = t.elapsed();
+                let stages = a.as_ref().map(|a| a.stages.len()).unwrap_or(0);
+                println!(
+                    "{:>21} {:>3} units × {:>2} devices{}: {:>9.3} ms ({} stages{})",
+                    planner.name(),
+                    blocks + 2,
+                    m,
+                    if roomy { ", roomy" } else { ", tight" },
+                    dt.as_secs_f64() * 1e3,
+                    stages,
+                    if a.is_err() { ", infeasible" } else { "" }
+                );
+            }
+        }
+    }
+}
