@@ -11,3 +11,4 @@ pub mod plot;
 pub mod plot_lines;
 pub mod progress;
 pub mod schemes;
+pub mod systems;

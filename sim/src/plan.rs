@@ -578,5 +578,6 @@ mod tests {
 }
 
 pub mod edgeshard;
+pub mod lingualinked;
 pub mod pipeline;
 pub mod simple;

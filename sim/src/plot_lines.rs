@@ -91,6 +91,8 @@ pub struct LineChart {
     pub log_y: bool,
     /// The lines, drawn in order; series `i` gets colour `i mod 10` and marker `i mod 8`.
     pub series: Vec<Series>,
+    /// Names of a categorical x axis: point x = i stands for `x_categories[i]` (empty: numeric).
+    pub x_categories: Vec<String>,
 }
 
 /// matplotlib's "tab10" palette.
@@ -994,10 +996,25 @@ pub fn render<DB: DrawingBackend>(
     // grid, ticks, axis descriptions
     {
         let mut mesh = cc.configure_mesh();
+        let cats = &chart.x_categories;
+        let cat_label = |v: &f64| -> String {
+            let i = v.round();
+            if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < cats.len() {
+                cats[i as usize].clone()
+            } else {
+                String::new()
+            }
+        };
+        if !cats.is_empty() {
+            mesh.x_labels(cats.len().max(2))
+                .x_label_formatter(&cat_label)
+                .x_max_light_lines(0);
+        } else {
+            mesh.x_labels(MAX_TICKS);
+        }
         mesh.bold_line_style(BLACK.mix(0.13))
             .light_line_style(BLACK.mix(0.06))
             .axis_style(BLACK.stroke_width(1))
-            .x_labels(MAX_TICKS)
             .y_labels(MAX_TICKS)
             .label_style(tick_style.clone())
             .axis_desc_style(desc_style.clone());
@@ -1562,6 +1579,7 @@ mod tests {
                     style: LineStyle::Dashed,
                 },
             ],
+            x_categories: Vec::new(),
         }
     }
 

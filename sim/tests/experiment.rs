@@ -116,6 +116,36 @@ fn bad_experiment_files_give_one_located_error_each() {
             "plot[0].y",
             "not a metric",
         ),
+        (
+            "kind = \"systems\"\n[devices]\ncount = 3\n[system]\nsource = 3\n",
+            ":5:1:",
+            "system.source",
+            "there are 3 devices",
+        ),
+        (
+            "kind = \"systems\"\n[system]\nname = \"edgeshard\"\n",
+            ":3:",
+            "system.name",
+            "unknown variant",
+        ),
+        (
+            "kind = \"systems\"\n[devices]\ncount = 2\n[system]\nbalance_every = 2\n",
+            ":5:1:",
+            "system.balance_every",
+            "overlap",
+        ),
+        (
+            "kind = \"systems\"\n[devices]\ncount = 2\n[system.link]\ntype = \"wired\"\nbandwidth_mbps = -10\n",
+            ":6:1:",
+            "system.link.bandwidth_mbps",
+            "positive",
+        ),
+        (
+            "kind = \"systems\"\n[devices]\ncount = 2\n[[system.links]]\nfrom = 0\nto = 0\ntype = \"ideal\"\n",
+            ":4:",
+            "system.links[0]",
+            "two different devices",
+        ),
         ("[channel]\nsnr_db = 3\n", ":1:1:", "kind", "missing field"),
         ("kind = \"allreduce\"\nseed = = 1\n", ":2:8:", "", "expected"),
     ];
@@ -598,4 +628,73 @@ fn eval_runs_on_the_real_model_agree_with_airinfer_eval() {
     assert!(num(lo, "agreement") < num(hi, "agreement"));
     assert!(num(hi, "ms_per_token") > num(ideal, "ms_per_token"));
     std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn plan_prints_a_partition_and_rejects_impossible_inputs() {
+    // EdgeShard on Llama-2-70B: two AGX Orins and a 3090 server behind 10 Mbit/s
+    let (code, out, err) = airinfer(&[
+        "plan",
+        "--system",
+        "edgeshard-latency",
+        "--model",
+        "llama2-70b",
+        "--profiles",
+        "jetson-agx-orin,jetson-agx-orin",
+        "--cloud",
+        "rtx-3090-server",
+        "--link",
+        "wired",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    let stages = v["stages"].as_array().unwrap();
+    // the stages cover the 80 blocks in order, the source first with the embedding
+    assert_eq!(stages[0]["device"], 0);
+    assert_eq!(stages[0]["embedding"], true);
+    assert_eq!(stages.last().unwrap()["head"], true);
+    let mut next = 0;
+    for s in stages {
+        assert_eq!(s["blocks"][0].as_u64().unwrap(), next);
+        next = s["blocks"][1].as_u64().unwrap();
+    }
+    assert_eq!(next, 80);
+    let pred = v["predicted"]["latency_ms_per_token"].as_f64().unwrap();
+    let sim = v["simulated"]["ms_per_token"].as_f64().unwrap();
+    // one request: the simulated decode time is the prediction, up to the KV cache growing
+    assert!((sim / pred - 1.0).abs() < 0.02, "{pred} vs {sim}");
+    // no fit: 70B (FP16 = 138 GB) on two 8 GB devices; no devices; unknown system
+    for (args, words) in [
+        (
+            vec![
+                "plan",
+                "--system",
+                "mdi",
+                "--model",
+                "llama2-70b",
+                "--weight-bits",
+                "16",
+                "--profiles",
+                "jetson-orin-nano,jetson-orin-nano",
+            ],
+            "no feasible partition",
+        ),
+        (
+            vec!["plan", "--system", "even", "--profiles", ""],
+            "devices.profiles",
+        ),
+        (vec!["plan", "--system", "edgeshard"], "invalid value"),
+        (
+            vec!["plan", "--system", "even", "--memory-fraction", "0"],
+            "memory_fraction",
+        ),
+    ] {
+        let (code, out, err) = airinfer(&args);
+        // 1 for bad input, 2 for a command line clap cannot parse
+        assert!(code == 1 || code == 2, "{args:?}: exit {code}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert!(err.contains(words), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
 }

@@ -2,6 +2,7 @@
 
 use crate::device::Profiles;
 use crate::plan::{baselines, project_capped_simplex, PlanProblem, PlanSetup};
+use crate::systems::System;
 use airinfer_llm::cost::presets;
 use airinfer_llm::tp::TpPlan;
 use anyhow::{bail, Context, Result};
@@ -50,6 +51,50 @@ pub struct PlanArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Plan a layer split or a tensor-parallel system instead of the AirComp shares:
+    /// edgeshard-latency, edgeshard-throughput, lingualinked, lingualinked-throughput, mdi,
+    /// single, best-single, even, aircomp-tp, digital-tp. Prints the stages with the predicted
+    /// and simulated latency and throughput.
+    #[arg(long, value_enum)]
+    pub system: Option<System>,
+    /// Take model, devices, channel, links and workload from a `kind = "systems"` experiment
+    /// file (its first run); other options below are then ignored, `--system` overrides its
+    /// `[system] name`.
+    #[arg(long)]
+    pub file: Option<std::path::PathBuf>,
+    /// Pipeline links: wired, wireless (at --snr-db over --bandwidth-mhz) or ideal.
+    #[arg(long, default_value = "wireless")]
+    pub link: String,
+    /// Wired link rate, Mbit/s.
+    #[arg(long, default_value_t = 950.0)]
+    pub link_mbps: f64,
+    /// Per-message cost of every link, ms.
+    #[arg(long, default_value_t = 0.0)]
+    pub link_latency_ms: f64,
+    /// Add a cloud server with this profile behind a slow wired link.
+    #[arg(long)]
+    pub cloud: Option<String>,
+    /// Rate of the link to the cloud, Mbit/s.
+    #[arg(long, default_value_t = 10.0)]
+    pub cloud_mbps: f64,
+    /// Per-message cost of the link to the cloud, ms.
+    #[arg(long, default_value_t = 20.0)]
+    pub cloud_latency_ms: f64,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 1)]
+    pub samples: usize,
+    /// Prompt tokens per request.
+    #[arg(long, default_value_t = 32)]
+    pub prompt_tokens: usize,
+    /// Generated tokens per request.
+    #[arg(long, default_value_t = 32)]
+    pub gen_tokens: usize,
+    /// Source device (holds the prompt, samples).
+    #[arg(long, default_value_t = 0)]
+    pub source: usize,
+    /// Fraction of each device's memory the model may use.
+    #[arg(long, default_value_t = 1.0)]
+    pub memory_fraction: f64,
 }
 
 fn per_device(v: &[f64], k: usize, what: &str) -> Result<Vec<f64>> {
@@ -61,6 +106,9 @@ fn per_device(v: &[f64], k: usize, what: &str) -> Result<Vec<f64>> {
 }
 
 pub fn run(a: PlanArgs) -> Result<()> {
+    if a.system.is_some() || a.file.is_some() {
+        return run_system(&a);
+    }
     let cfg = presets::by_name(&a.model).with_context(|| {
         format!(
             "--model {}: not a cost preset (known: {})",
@@ -183,6 +231,163 @@ pub fn run(a: PlanArgs) -> Result<()> {
             .map(|s| format!("{}:{:.3e}", s.iteration, s.expected_mse))
             .collect::<Vec<_>>()
             .join(" ")
+    );
+    Ok(())
+}
+
+/// `airinfer plan --system …`: plan and time one system.
+fn run_system(a: &PlanArgs) -> Result<()> {
+    use crate::experiment::kinds::system_setup;
+    use crate::experiment::spec::{Kind, LinkSpec, LinkType, Spec};
+    use crate::experiment::Experiment;
+    use airinfer_llm::cost::WeightFormat;
+    let (spec, base): (Spec, std::path::PathBuf) = match &a.file {
+        Some(f) => {
+            let e = Experiment::load(f).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if e.kind() != Kind::Systems {
+                bail!(
+                    "{}: kind = \"{:?}\", but airinfer plan --file needs kind = \"systems\"",
+                    f.display(),
+                    e.kind()
+                );
+            }
+            let run = e.run(0);
+            let dir = e.dir(run.point, "model.name");
+            (run.point.spec.clone(), dir)
+        }
+        None => {
+            let mut s: Spec = toml::from_str("kind = \"systems\"")?;
+            s.model.name = a.model.clone();
+            s.model.weight_bits = a.weight_bits;
+            let mut profiles = a.profiles.clone();
+            if profiles.is_empty() {
+                bail!("--profiles: at least one device");
+            }
+            if let Some(c) = &a.cloud {
+                profiles.push(c.clone());
+            }
+            s.devices.count = Some(profiles.len());
+            s.devices.profiles = profiles.clone();
+            s.channel.snr_db = a.snr_db;
+            s.channel.bandwidth_hz = a.bandwidth_mhz * 1e6;
+            s.channel.rx_antennas = a.rx_antennas;
+            let kind = match a.link.as_str() {
+                "wired" => LinkType::Wired,
+                "wireless" => LinkType::Wireless,
+                "ideal" => LinkType::Ideal,
+                other => bail!("--link {other}: expected wired, wireless or ideal"),
+            };
+            s.system.link = LinkSpec {
+                kind,
+                bandwidth_mbps: Some(a.link_mbps),
+                latency_ms: a.link_latency_ms,
+                ..Default::default()
+            };
+            if a.cloud.is_some() {
+                let c = profiles.len() - 1;
+                for d in 0..c {
+                    s.system.links.push(LinkSpec {
+                        kind: LinkType::Wired,
+                        from: Some(d),
+                        to: Some(c),
+                        bandwidth_mbps: Some(a.cloud_mbps),
+                        latency_ms: a.cloud_latency_ms,
+                        ..Default::default()
+                    });
+                }
+            }
+            s.system.samples = a.samples;
+            s.system.prompt_tokens = a.prompt_tokens;
+            s.system.gen_tokens = a.gen_tokens;
+            s.system.source = a.source;
+            s.system.memory_fraction = a.memory_fraction;
+            (s, std::path::PathBuf::from("."))
+        }
+    };
+    let mut spec = spec;
+    if let Some(sys) = a.system {
+        spec.system.name = sys;
+    }
+    spec.system.perplexity = false;
+    let dir = |_: &str| base.clone();
+    spec.validate(&dir)
+        .map_err(|(k, m)| anyhow::anyhow!("{k}: {m}"))?;
+    let cfg = spec
+        .preset()
+        .map_err(|(k, m)| anyhow::anyhow!("{k}: {m}"))?;
+    let setup = system_setup(
+        &spec,
+        &dir,
+        &cfg,
+        WeightFormat::Bits(spec.model.weight_bits),
+    )?;
+    let system = spec.system.name;
+    let out = crate::systems::run(system, &setup, a.seed, false)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", system.name()))?;
+    let l = cfg.n_layer;
+    let stages: Vec<serde_json::Value> = out
+        .stages
+        .iter()
+        .flat_map(|a| a.stages.iter())
+        .map(|s| {
+            let layers = s.units.start.clamp(1, l + 1) - 1..s.units.end.clamp(1, l + 1) - 1;
+            json!({"device": s.device, "profile": setup.names[s.device],
+                   "units": [s.units.start, s.units.end],
+                   "blocks": [layers.start, layers.end.max(layers.start)],
+                   "embedding": s.units.start == 0, "head": s.units.end == l + 2})
+        })
+        .collect();
+    let mem: Vec<f64> = out.memory_bytes.iter().map(|b| b / 1e9).collect();
+    if a.json {
+        println!(
+            "{}",
+            json!({"system": system.name(), "model": spec.model.name, "devices": setup.names,
+                   "stages": stages,
+                   "predicted": {"latency_ms_per_token": out.predicted_latency_s * 1e3,
+                                 "throughput_tok_s": 1.0 / out.predicted_period_s},
+                   "simulated": {"samples": setup.workload.samples, "ttft_ms": out.ttft_s * 1e3,
+                                 "ms_per_token": out.per_token_s * 1e3, "tok_s": out.tok_s,
+                                 "memory_gb": mem, "utilisation": out.utilisation}})
+        );
+        return Ok(());
+    }
+    println!(
+        "{} on {} ({} devices), {} request(s) in flight, {} + {} tokens",
+        system.name(),
+        spec.model.name,
+        setup.names.len(),
+        setup.workload.samples,
+        setup.workload.prompt_tokens,
+        setup.workload.gen_tokens
+    );
+    for s in &stages {
+        println!(
+            "  device {:>2} {:<18} blocks {:>3}..{:<3}{}{}",
+            s["device"],
+            s["profile"].as_str().unwrap_or(""),
+            s["blocks"][0],
+            s["blocks"][1],
+            if s["embedding"] == true {
+                " +embedding"
+            } else {
+                ""
+            },
+            if s["head"] == true { " +head" } else { "" }
+        );
+    }
+    if out.stages.is_some() {
+        println!(
+            "predicted: {:.3} ms per token alone, {:.1} tok/s pipelined",
+            out.predicted_latency_s * 1e3,
+            1.0 / out.predicted_period_s
+        );
+    }
+    println!(
+        "simulated: time to first token {:.3} ms, {:.3} ms per token, {:.1} tok/s; memory GB per device {}",
+        out.ttft_s * 1e3,
+        out.per_token_s * 1e3,
+        out.tok_s,
+        mem.iter().map(|m| format!("{m:.3}")).collect::<Vec<_>>().join(" ")
     );
     Ok(())
 }

@@ -31,6 +31,16 @@ pub fn chart(p: &PlotSpec, summary: &Table) -> Result<LineChart> {
         .map(|(c, v)| Ok((col(c)?, v)))
         .collect::<Result<_>>()?;
     let mut series: Vec<Series> = Vec::new();
+    // a column of names becomes a categorical axis, in order of first appearance
+    let mut categories: Vec<String> = Vec::new();
+    let categorical = summary.rows.iter().any(|r| r[x].parse::<f64>().is_err());
+    if categorical && (p.log_x || !p.reference.is_empty()) {
+        bail!(
+            "plot '{}': x column '{}' holds names, which cannot take log_x or reference curves",
+            p.file,
+            p.x
+        );
+    }
     for row in &summary.rows {
         if !filters
             .iter()
@@ -43,13 +53,16 @@ pub fn chart(p: &PlotSpec, summary: &Table) -> Result<LineChart> {
             .map(|&c| row[c].clone())
             .collect::<Vec<_>>()
             .join(", ");
-        let Ok(xv) = row[x].parse::<f64>() else {
-            bail!(
-                "plot '{}': x column '{}' holds '{}', not a number",
-                p.file,
-                p.x,
-                row[x]
-            );
+        let xv = if categorical {
+            match categories.iter().position(|c| *c == row[x]) {
+                Some(i) => i as f64,
+                None => {
+                    categories.push(row[x].clone());
+                    (categories.len() - 1) as f64
+                }
+            }
+        } else {
+            row[x].parse::<f64>()?
         };
         let yv = row[y].parse::<f64>().unwrap_or(f64::NAN);
         let half = ci
@@ -101,6 +114,7 @@ pub fn chart(p: &PlotSpec, summary: &Table) -> Result<LineChart> {
         log_x: p.log_x,
         log_y: p.log_y,
         series,
+        x_categories: categories,
     })
 }
 
@@ -257,12 +271,20 @@ mod tests {
             .iter()
             .all(|s| s.points.len() == 1 && s.points[0].x == 10.0));
         assert!(c.series[0].points[0].y_lo.is_none());
+        // names on x: a categorical axis in order of appearance
         let mut s = spec();
         s.x = "scheme.kind".into();
+        let c = chart(&s, &summary()).unwrap();
+        assert_eq!(c.x_categories.len(), 2);
+        assert!(c
+            .series
+            .iter()
+            .all(|s| s.points.iter().all(|p| p.x == 0.0 || p.x == 1.0)));
+        s.log_x = true;
         assert!(chart(&s, &summary())
             .unwrap_err()
             .to_string()
-            .contains("not a number"));
+            .contains("names"));
     }
 
     #[test]

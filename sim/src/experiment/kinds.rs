@@ -63,6 +63,26 @@ pub fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str])
         ),
         Kind::Allreduce => (&["devices"], &["nmse", "airtime_us"]),
         Kind::Plan => (&["assignment", "iteration"], &["expected_mse", "feasible"]),
+        Kind::Systems => (
+            &["devices", "stages"],
+            &[
+                "fits",
+                "ttft_ms",
+                "ms_per_token",
+                "tok_s",
+                "predicted_ms_per_token",
+                "predicted_tok_s",
+                "mem_max_gb",
+                "mem_total_gb",
+                "util_min",
+                "util_max",
+                "rebalances",
+                "perplexity",
+                "reference_perplexity",
+                "agreement",
+                "handoff_nmse",
+            ],
+        ),
     }
 }
 
@@ -113,6 +133,7 @@ pub fn execute(run: &Run, dir: &dyn Fn(&str) -> PathBuf, ws: &mut Workspace) -> 
         Kind::Latency => latency(spec, run.seed, dir),
         Kind::Allreduce => allreduce(spec, run.seed, dir),
         Kind::Plan => plan(spec, run.seed, dir),
+        Kind::Systems => systems(spec, run.seed, dir, ws),
     }
 }
 
@@ -136,12 +157,21 @@ fn collective(
     )?)
 }
 
-fn eval(
+/// What an evaluation on the real model shares between runs.
+struct Loaded {
+    tokens: std::sync::Arc<Vec<u32>>,
+    opts: PplOptions,
+    ref_key: String,
+    weights: WeightFormat,
+}
+
+/// Load (or reuse) the model split by `shares`, the tokenised text and the error-free reference.
+fn load_eval(
     spec: &Spec,
-    seed: u64,
     dir: &dyn Fn(&str) -> PathBuf,
     ws: &mut Workspace,
-) -> Result<Vec<Row>> {
+    shares: &[f64],
+) -> Result<Loaded> {
     let model_path = match spec.model_file(dir).map_err(invalid)? {
         Some(p) => p,
         None => assets::resolve_model(&spec.model.name, ws.quiet)?,
@@ -150,15 +180,12 @@ fn eval(
         Some(p) => p,
         None => assets::resolve_text(&spec.eval.text, ws.quiet)?,
     };
-    let d = spec.devices(dir).map_err(invalid)?;
-    let radio = spec.radio(d.profiles.len()).map_err(invalid)?;
-    let shares = d.shares;
     let model_key = format!("{}|{shares:?}", model_path.display());
     if ws.model.as_ref().is_none_or(|(k, _, _)| *k != model_key) {
         ws.model = None; // free the previous split before loading the next
         let g = GgufFile::open(&model_path)
             .with_context(|| format!("reading model file {}", model_path.display()))?;
-        let m = Model::load_shares(&g, &shares)
+        let m = Model::load_shares(&g, shares)
             .with_context(|| format!("loading model {}", model_path.display()))?;
         ws.model = Some((model_key.clone(), g, m));
     }
@@ -208,18 +235,38 @@ fn eval(
         let r = coupled::reference(model, &tokens, &opts, &mut |_, _| {})?;
         ws.references.insert(ref_key.clone(), r);
     }
-    let reference = &ws.references[&ref_key];
+    Ok(Loaded {
+        tokens,
+        opts,
+        ref_key,
+        weights: coupled::weight_format(g),
+    })
+}
+
+fn eval(
+    spec: &Spec,
+    seed: u64,
+    dir: &dyn Fn(&str) -> PathBuf,
+    ws: &mut Workspace,
+) -> Result<Vec<Row>> {
+    let d = spec.devices(dir).map_err(invalid)?;
+    let radio = spec.radio(d.profiles.len()).map_err(invalid)?;
+    let l = load_eval(spec, dir, ws, &d.shares)?;
+    let (_, _, model) = ws.model.as_ref().expect("loaded");
+    let (tokens, opts) = (&l.tokens, &l.opts);
+    let e = &spec.eval;
+    let reference = &ws.references[&l.ref_key];
     let compute = ComputeModel::new(
         &model.cfg,
         &model.plan,
         d.profiles,
         spec.devices.precision,
-        coupled::weight_format(g),
+        l.weights,
     );
     let r = coupled::evaluate(
         model,
-        &tokens,
-        &opts,
+        tokens,
+        opts,
         reference,
         &|s| collective(spec, &compute, &radio, s),
         seed,
@@ -422,4 +469,179 @@ fn plan(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Vec<Row
         }
     }
     Ok(rows)
+}
+
+/// The `systems` setup of a run on architecture `cfg`.
+pub fn system_setup(
+    spec: &Spec,
+    dir: &dyn Fn(&str) -> PathBuf,
+    cfg: &airinfer_llm::config::LlamaConfig,
+    weights: WeightFormat,
+) -> Result<crate::systems::Setup> {
+    let d = spec.devices(dir).map_err(invalid)?;
+    let k = d.profiles.len();
+    let y = &spec.system;
+    Ok(crate::systems::Setup {
+        cfg: cfg.clone(),
+        weights,
+        precision: spec.devices.precision,
+        names: (0..k)
+            .map(|i| {
+                spec.devices.profiles[if spec.devices.profiles.len() == 1 {
+                    0
+                } else {
+                    i
+                }]
+                .clone()
+            })
+            .collect(),
+        profiles: d.profiles,
+        net: spec.network(k).map_err(invalid)?,
+        radio: spec.radio(k).map_err(invalid)?,
+        design: spec.scheme.design,
+        workload: crate::schemes::pipeline::Workload {
+            samples: y.samples,
+            prompt_tokens: y.prompt_tokens,
+            gen_tokens: y.gen_tokens,
+        },
+        source: y.source,
+        memory_fraction: y.memory_fraction,
+        wire: y.wire,
+        overlap: y.overlap,
+        balance_every: y.balance_every,
+        slowdowns: y.slowdown.clone(),
+    })
+}
+
+fn systems(
+    spec: &Spec,
+    seed: u64,
+    dir: &dyn Fn(&str) -> PathBuf,
+    ws: &mut Workspace,
+) -> Result<Vec<Row>> {
+    use crate::plan::pipeline::PartitionError;
+    use crate::systems::{run, stages_text, System};
+    let y = &spec.system;
+    let system = y.name;
+    let k = spec.device_count();
+    // the architecture: the GGUF's when the real model runs, the preset's otherwise
+    let (cfg, weights, loaded) = if y.perplexity {
+        let shares = if system.is_pipeline() {
+            vec![1.0]
+        } else {
+            vec![1.0 / k as f64; k]
+        };
+        let l = load_eval(spec, dir, ws, &shares)?;
+        let (_, _, model) = ws.model.as_ref().expect("loaded");
+        (model.cfg.clone(), l.weights, Some(l))
+    } else {
+        (
+            spec.preset().map_err(invalid)?,
+            WeightFormat::Bits(spec.model.weight_bits),
+            None,
+        )
+    };
+    let setup = system_setup(spec, dir, &cfg, weights)?;
+    let nan = f64::NAN;
+    let out = match run(system, &setup, seed, false) {
+        Ok(o) => o,
+        Err(PartitionError::Infeasible(_)) => {
+            let (_, metrics) = columns(Kind::Systems);
+            return Ok(vec![Row {
+                keys: vec![
+                    ("devices".into(), k.to_string()),
+                    ("stages".into(), "infeasible".into()),
+                ],
+                metrics: metrics
+                    .iter()
+                    .map(|m| (m.to_string(), if *m == "fits" { 0.0 } else { nan }))
+                    .collect(),
+            }]);
+        }
+        Err(e) => return Err(anyhow::anyhow!("system.{}: {e}", system.name())),
+    };
+    let (mut ppl, mut ref_ppl, mut agree, mut handoff) = (nan, nan, nan, nan);
+    if let Some(l) = loaded {
+        let (_, _, model) = ws.model.as_ref().expect("loaded");
+        let reference = &ws.references[&l.ref_key];
+        let run = match &out.stages {
+            Some(a) => {
+                let mut f = crate::schemes::pipeline::PipelineForward::new(
+                    model, a, &setup.net, setup.wire, l.opts.ctx, seed,
+                )?;
+                let r = airinfer_llm::eval::perplexity_with(
+                    &mut f,
+                    &l.tokens,
+                    &l.opts,
+                    &mut |_, _| {},
+                )?;
+                handoff = f.stats.nmse();
+                r
+            }
+            None => {
+                let compute = ComputeModel::new(
+                    &model.cfg,
+                    &model.plan,
+                    setup.profiles.clone(),
+                    setup.precision,
+                    weights,
+                );
+                let scheme = if system == System::AircompTp {
+                    crate::schemes::tp::SchemeKind::Aircomp
+                } else {
+                    crate::schemes::tp::SchemeKind::Digital
+                };
+                let mut c =
+                    TpCollective::new(scheme, setup.design, setup.radio.clone(), compute, seed)?;
+                let r = airinfer_llm::eval::perplexity(
+                    model,
+                    &l.tokens,
+                    &l.opts,
+                    &mut c,
+                    &mut |_, _| {},
+                )?;
+                handoff = (c.stats[0].err2 + c.stats[1].err2)
+                    / (c.stats[0].sig2 + c.stats[1].sig2).max(f64::MIN_POSITIVE);
+                r
+            }
+        };
+        ppl = run.perplexity;
+        ref_ppl = reference.perplexity;
+        agree = airinfer_llm::eval::token_agreement(&reference.predictions, &run.predictions)
+            .unwrap_or(nan);
+    }
+    let mem = &out.memory_bytes;
+    let util = &out.utilisation;
+    Ok(vec![Row {
+        keys: vec![
+            ("devices".into(), k.to_string()),
+            (
+                "stages".into(),
+                out.stages.as_ref().map_or("tp".into(), stages_text),
+            ),
+        ],
+        metrics: [
+            ("fits", 1.0),
+            ("ttft_ms", out.ttft_s * 1e3),
+            ("ms_per_token", out.per_token_s * 1e3),
+            ("tok_s", out.tok_s),
+            ("predicted_ms_per_token", out.predicted_latency_s * 1e3),
+            ("predicted_tok_s", 1.0 / out.predicted_period_s),
+            ("mem_max_gb", mem.iter().cloned().fold(0.0, f64::max) / 1e9),
+            ("mem_total_gb", mem.iter().sum::<f64>() / 1e9),
+            (
+                "util_min",
+                util.iter().cloned().fold(f64::INFINITY, f64::min),
+            ),
+            ("util_max", util.iter().cloned().fold(0.0, f64::max)),
+            ("rebalances", out.rebalances as f64),
+            ("perplexity", ppl),
+            ("reference_perplexity", ref_ppl),
+            ("agreement", agree),
+            ("handoff_nmse", handoff),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+    }])
 }

@@ -410,6 +410,20 @@ pub fn run_hash(spec: &Spec, replication: usize) -> String {
             spec.devices,
             spec.channel
         ]),
+        Kind::Systems => serde_json::json!([
+            spec.kind,
+            spec.seed,
+            spec.model,
+            spec.system,
+            spec.devices,
+            spec.channel,
+            spec.scheme,
+            if spec.system.perplexity {
+                serde_json::to_value(&spec.eval).unwrap_or_default()
+            } else {
+                serde_json::Value::Null
+            }
+        ]),
     };
     sha256_hex(format!("{v}/{replication}/{}", kinds::VERSION).as_bytes())
 }

@@ -2,7 +2,9 @@
 //! turn physical nonsense into an error naming the key.
 
 use crate::device::{DeviceProfile, Precision, Profiles};
+use crate::schemes::pipeline::{Link, Network, Wire};
 use crate::schemes::tp::{Design, RadioConfig, SchemeKind};
+use crate::systems::{Slowdown, System};
 use airinfer_llm::config::LlamaConfig;
 use airinfer_llm::cost::presets;
 use airinfer_phy::channel::{SmallScale, TimeModel};
@@ -28,6 +30,11 @@ pub enum Kind {
     /// Joint model assignment by stochastic SCA (as `airinfer plan`): the convergence trace and
     /// the baselines' expected MSE.
     Plan,
+    /// One system (`[system] name`: a tensor-parallel scheme or a pipeline planner) planned and
+    /// timed on the devices and links: stages, time to first token, per-token time, throughput
+    /// with B requests in flight, memory per device; with `perplexity = true`, the real model's
+    /// perplexity and agreement through the system's links.
+    Systems,
 }
 
 fn one() -> usize {
@@ -81,6 +88,9 @@ pub struct Spec {
     /// Joint model assignment (`kind = "plan"`).
     #[serde(default)]
     pub plan: PlanSpec,
+    /// The system compared (`kind = "systems"`).
+    #[serde(default)]
+    pub system: SystemSpec,
     /// Figures drawn from the results.
     #[serde(default)]
     pub plot: Vec<PlotSpec>,
@@ -464,6 +474,136 @@ impl Default for PlanSpec {
     }
 }
 
+/// `[system]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemSpec {
+    /// `aircomp-tp`, `digital-tp`, `edgeshard-latency`, `edgeshard-throughput`, `lingualinked`,
+    /// `lingualinked-throughput`, `mdi`, `single`, `best-single`, `even`.
+    #[serde(default = "default_system")]
+    pub name: System,
+    /// Requests in flight (B).
+    #[serde(default = "one")]
+    pub samples: usize,
+    /// Prompt tokens per request.
+    #[serde(default = "default_sys_prompt")]
+    pub prompt_tokens: usize,
+    /// Generated tokens per request.
+    #[serde(default = "default_sys_gen")]
+    pub gen_tokens: usize,
+    /// Device holding the prompt and sampling (EdgeShard's source, MDI's starter).
+    #[serde(default)]
+    pub source: usize,
+    /// Fraction of each device's memory the model may use.
+    #[serde(default = "default_fraction")]
+    pub memory_fraction: f64,
+    /// Hidden-state format on pipeline links: `f32`, `f16`, `int8`.
+    #[serde(default = "default_wire")]
+    pub wire: Wire,
+    /// LinguaLinked: units each neighbour pre-loads across a boundary.
+    #[serde(default)]
+    pub overlap: usize,
+    /// LinguaLinked: balance every this many tokens of sample 0 (0: off).
+    #[serde(default)]
+    pub balance_every: usize,
+    /// The link between every pair of devices.
+    #[serde(default)]
+    pub link: LinkSpec,
+    /// Links that differ (`from`, `to` set), e.g. the slow path to a cloud server.
+    #[serde(default)]
+    pub links: Vec<LinkSpec>,
+    /// Background load on devices over simulated time.
+    #[serde(default)]
+    pub slowdown: Vec<Slowdown>,
+    /// Also run the real model (`model.name` a GGUF or catalogue model) through the system:
+    /// perplexity and agreement with its error-free run, using `[eval]`.
+    #[serde(default)]
+    pub perplexity: bool,
+}
+
+fn default_system() -> System {
+    System::Even
+}
+fn default_sys_prompt() -> usize {
+    32
+}
+fn default_sys_gen() -> usize {
+    32
+}
+fn default_fraction() -> f64 {
+    1.0
+}
+fn default_wire() -> Wire {
+    Wire::F16
+}
+
+impl Default for SystemSpec {
+    fn default() -> Self {
+        SystemSpec {
+            name: default_system(),
+            samples: 1,
+            prompt_tokens: default_sys_prompt(),
+            gen_tokens: default_sys_gen(),
+            source: 0,
+            memory_fraction: default_fraction(),
+            wire: default_wire(),
+            overlap: 0,
+            balance_every: 0,
+            link: LinkSpec::default(),
+            links: Vec::new(),
+            slowdown: Vec::new(),
+            perplexity: false,
+        }
+    }
+}
+
+/// How two devices are joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkType {
+    /// No time, no error.
+    Ideal,
+    /// Fixed rate and per-message latency.
+    Wired,
+    /// Digital radio: `[channel]` bandwidth and SNR unless given, `[scheme]` target BLER and
+    /// HARQ transmissions.
+    #[default]
+    Wireless,
+}
+
+/// `[system.link]` and each `[[system.links]]`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// `ideal`, `wired` or `wireless`.
+    #[serde(default, rename = "type")]
+    pub kind: LinkType,
+    /// Sender (only in `[[system.links]]`).
+    #[serde(default)]
+    pub from: Option<usize>,
+    /// Receiver (only in `[[system.links]]`).
+    #[serde(default)]
+    pub to: Option<usize>,
+    /// Only this direction (default: both directions get the link).
+    #[serde(default)]
+    pub one_way: bool,
+    /// Wired rate, Mbit/s.
+    #[serde(default)]
+    pub bandwidth_mbps: Option<f64>,
+    /// Per-message cost, ms (wired: latency; wireless: scheduling overhead).
+    #[serde(default)]
+    pub latency_ms: f64,
+    /// Wireless bandwidth, Hz (default `channel.bandwidth_hz`).
+    #[serde(default)]
+    pub bandwidth_hz: Option<f64>,
+    /// Wireless SNR, dB (default `channel.snr_db`).
+    #[serde(default)]
+    pub snr_db: Option<f64>,
+    /// Wireless transport block, bytes.
+    #[serde(default)]
+    pub block_bytes: Option<usize>,
+}
+
 /// A scalar or a list of scalars, as the text a CSV cell holds.
 fn scalars<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     fn text<E: serde::de::Error>(v: &toml::Value) -> Result<String, E> {
@@ -822,6 +962,75 @@ impl Spec {
         })
     }
 
+    /// The links of a `systems` run among `k` devices.
+    pub fn network(&self, k: usize) -> Result<Network, Invalid> {
+        let y = &self.system;
+        let link = |l: &LinkSpec, key: &str| -> Result<Link, Invalid> {
+            let link = match l.kind {
+                LinkType::Ideal => Link::Ideal,
+                LinkType::Wired => {
+                    let mbps = l.bandwidth_mbps.ok_or_else(|| {
+                        (
+                            format!("{key}.bandwidth_mbps"),
+                            "a wired link needs its rate".to_string(),
+                        )
+                    })?;
+                    positive(&format!("{key}.bandwidth_mbps"), mbps)?;
+                    non_negative(&format!("{key}.latency_ms"), l.latency_ms)?;
+                    Link::Wired {
+                        bandwidth: mbps * 1e6 / 8.0,
+                        latency_s: l.latency_ms * 1e-3,
+                    }
+                }
+                LinkType::Wireless => {
+                    let bw = l.bandwidth_hz.unwrap_or(self.channel.bandwidth_hz);
+                    positive(&format!("{key}.bandwidth_hz"), bw)?;
+                    non_negative(&format!("{key}.latency_ms"), l.latency_ms)?;
+                    let snr = l.snr_db.unwrap_or(self.channel.snr_db);
+                    if !snr.is_finite() {
+                        return bad(&format!("{key}.snr_db"), "must be finite");
+                    }
+                    Link::Wireless {
+                        bandwidth_hz: bw,
+                        snr_db: snr,
+                        bler: Default::default(),
+                        target_bler: self.scheme.target_bler,
+                        max_tx: self.scheme.max_tx,
+                        block_bytes: l.block_bytes.unwrap_or(1024),
+                        overhead_s: l.latency_ms * 1e-3,
+                    }
+                }
+            };
+            link.validate().map_err(|e| (key.to_string(), e))?;
+            Ok(link)
+        };
+        if y.link.from.is_some() || y.link.to.is_some() {
+            return bad(
+                "system.link",
+                "the default link joins every pair: put from/to links in [[system.links]]",
+            );
+        }
+        let mut net = Network::uniform(k, link(&y.link, "system.link")?);
+        for (i, l) in y.links.iter().enumerate() {
+            let key = format!("system.links[{i}]");
+            let (Some(a), Some(b)) = (l.from, l.to) else {
+                return bad(&key, "needs from and to (device indices)");
+            };
+            if a >= k || b >= k || a == b {
+                return bad(
+                    &key,
+                    format!("from = {a}, to = {b}: two different devices of 0..{k}"),
+                );
+            }
+            let x = link(l, &key)?;
+            net.links[a][b] = x.clone();
+            if !l.one_way {
+                net.links[b][a] = x;
+            }
+        }
+        Ok(net)
+    }
+
     /// The cost preset named by `model.name` (latency, allreduce, plan).
     pub fn preset(&self) -> Result<LlamaConfig, Invalid> {
         presets::by_name(&self.model.name).ok_or_else(|| {
@@ -898,7 +1107,10 @@ impl Spec {
         let devices = self.devices(dir)?;
         let k = devices.profiles.len();
         self.radio(k)?;
-        if self.kind != Kind::Eval {
+        if self.kind == Kind::Systems && self.system.perplexity {
+            self.model_file(dir)?;
+            self.text_file(dir)?;
+        } else if self.kind != Kind::Eval {
             self.preset()?;
             positive("model.weight_bits", self.model.weight_bits)?;
         }
@@ -924,6 +1136,41 @@ impl Spec {
             }
             Kind::Latency => {
                 at_least_one("latency.tokens", self.latency.tokens)?;
+            }
+            Kind::Systems => {
+                let y = &self.system;
+                at_least_one("system.samples", y.samples)?;
+                at_least_one("system.prompt_tokens", y.prompt_tokens)?;
+                at_least_one("system.gen_tokens", y.gen_tokens)?;
+                if y.source >= k {
+                    return bad(
+                        "system.source",
+                        format!("{}: there are {k} devices (0..{k})", y.source),
+                    );
+                }
+                if !(y.memory_fraction > 0.0 && y.memory_fraction <= 1.0) {
+                    return bad(
+                        "system.memory_fraction",
+                        format!("{}: must be in (0, 1]", y.memory_fraction),
+                    );
+                }
+                if y.balance_every > 0 && y.overlap == 0 {
+                    return bad(
+                        "system.balance_every",
+                        "the load balancer moves boundaries inside the overlap: set system.overlap ≥ 1",
+                    );
+                }
+                for (i, s) in y.slowdown.iter().enumerate() {
+                    if s.device >= k {
+                        return bad(
+                            &format!("system.slowdown[{i}].device"),
+                            format!("{}: there are {k} devices", s.device),
+                        );
+                    }
+                    positive(&format!("system.slowdown[{i}].factor"), s.factor)?;
+                    non_negative(&format!("system.slowdown[{i}].from_s"), s.from_s)?;
+                }
+                self.network(k)?;
             }
             Kind::Allreduce => {
                 at_least_one("allreduce.realisations", self.allreduce.realisations)?;

@@ -768,6 +768,7 @@ pub fn simulate(
                 .map(|&(a, b)| (b.min(hi) - a.max(lo)).max(0.0))
                 .sum::<f64>()
                 / span
+                + 0.0
         })
         .collect();
     let fin = versions.last().expect("one version").clone();
@@ -779,11 +780,13 @@ pub fn simulate(
                 Some(p) => p.get(d).cloned().unwrap_or(0..0).collect(),
                 None => (0..n).filter(|&u| dev_units[u] == d).collect(),
             };
+            // `+ 0.0`: an empty f64 sum is −0
             held.iter().map(|&u| cost.unit_weight_bytes(u)).sum::<f64>()
                 + (0..n)
                     .filter(|&u| dev_units[u] == d)
                     .map(|u| cost.unit_kv_bytes(u, w.samples, ctx))
                     .sum::<f64>()
+                + 0.0
         })
         .collect();
     Ok(PipelineReport {

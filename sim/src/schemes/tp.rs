@@ -729,35 +729,56 @@ pub fn simulate_decode(
     tokens: usize,
     seed: u64,
 ) {
+    for t in 0..tokens {
+        simulate_forward(
+            c,
+            cfg,
+            1,
+            past + t,
+            1,
+            seed ^ (t as u64).wrapping_mul(0x9E37),
+        );
+    }
+}
+
+/// One forward call of `n_tokens` positions after `past` through `c` (a prefill, or a batch of
+/// decode steps), then the head for `logits_rows` positions; activations as in
+/// [`simulate_decode`].
+pub fn simulate_forward(
+    c: &mut TpCollective,
+    cfg: &LlamaConfig,
+    n_tokens: usize,
+    past: usize,
+    logits_rows: usize,
+    seed: u64,
+) {
     let k = c.compute().shards.len();
     let mut s = 0x2545_F491_4F6C_DD1Du64 ^ seed;
-    for t in 0..tokens {
-        for layer in 0..cfg.n_layer {
-            for site in [ReduceSite::AttnOutput, ReduceSite::MlpDown] {
-                let mut bufs: Vec<Vec<f32>> = (0..k)
-                    .map(|_| {
-                        (0..cfg.n_embd)
-                            .map(|_| {
-                                s ^= s << 13;
-                                s ^= s >> 7;
-                                s ^= s << 17;
-                                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-                            })
-                            .collect()
-                    })
-                    .collect();
-                let ctx = ReduceCtx {
-                    layer,
-                    site,
-                    n_tokens: 1,
-                    pos: past + t,
-                    width: cfg.n_embd,
-                };
-                c.all_reduce(&ctx, &mut bufs);
-            }
+    for layer in 0..cfg.n_layer {
+        for site in [ReduceSite::AttnOutput, ReduceSite::MlpDown] {
+            let mut bufs: Vec<Vec<f32>> = (0..k)
+                .map(|_| {
+                    (0..n_tokens * cfg.n_embd)
+                        .map(|_| {
+                            s ^= s << 13;
+                            s ^= s >> 7;
+                            s ^= s << 17;
+                            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                        })
+                        .collect()
+                })
+                .collect();
+            let ctx = ReduceCtx {
+                layer,
+                site,
+                n_tokens,
+                pos: past,
+                width: cfg.n_embd,
+            };
+            c.all_reduce(&ctx, &mut bufs);
         }
-        c.finish_forward(1);
     }
+    c.finish_forward(logits_rows);
 }
 
 #[cfg(test)]

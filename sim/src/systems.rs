@@ -1,0 +1,599 @@
+//! The systems side by side: every planner and every tensor-parallel scheme behind one name, run
+//! on the same model, devices, links and clock. Shared by `airinfer plan --system …` and
+//! `kind = "systems"` experiments.
+
+use crate::device::{DeviceProfile, Precision};
+use crate::plan::edgeshard::{EdgeShardLatency, EdgeShardThroughput};
+use crate::plan::lingualinked::{self, LinguaLinked, Objective};
+use crate::plan::pipeline::{gb, Assignment, PartitionError, PartitionProblem, Partitioner};
+use crate::plan::simple::{BestSingle, EvenSplit, Mdi, SingleDevice};
+use crate::schemes::pipeline::{
+    simulate, Background, Balancer, CostSetup, Network, PipelineReport, Workload,
+};
+use crate::schemes::tp::{
+    simulate_forward, ComputeModel, Design, RadioConfig, SchemeKind, TpCollective,
+};
+use airinfer_llm::config::LlamaConfig;
+use airinfer_llm::cost::{Shard, WeightFormat};
+use airinfer_llm::tp::TpPlan;
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+
+/// Every system airinfer compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
+pub enum System {
+    /// Tensor parallelism, all-reduce by over-the-air computation (Zhang et al. 2025).
+    AircompTp,
+    /// Tensor parallelism, digital all-reduce through the AP.
+    DigitalTp,
+    /// EdgeShard, latency-optimal DP (Zhang et al. 2024).
+    EdgeshardLatency,
+    /// EdgeShard, throughput-optimal DP.
+    EdgeshardThroughput,
+    /// LinguaLinked: MILP assignment (latency objective), overlap and optional load balancer
+    /// (Zhao et al. 2023).
+    Lingualinked,
+    /// LinguaLinked's MILP with the pipeline-period objective.
+    LingualinkedThroughput,
+    /// MDI-LLM: ring with recurrent pipeline parallelism (Macario 2024).
+    Mdi,
+    /// Everything on the source device.
+    Single,
+    /// The fastest single device that holds the model.
+    BestSingle,
+    /// Blocks split evenly over the devices.
+    Even,
+    /// Blocks split evenly between the source and the last device (EdgeShard's
+    /// "Cloud-Edge-Even": the last device is the cloud server).
+    CloudEdgeEven,
+}
+
+impl System {
+    /// Whether it splits by layers.
+    pub fn is_pipeline(self) -> bool {
+        !matches!(self, System::AircompTp | System::DigitalTp)
+    }
+
+    /// Name as written in files.
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// The planner of a pipeline system.
+    pub fn partitioner(self, memory_fraction: f64) -> Option<Box<dyn Partitioner>> {
+        Some(match self {
+            System::AircompTp | System::DigitalTp => return None,
+            System::EdgeshardLatency => Box::new(EdgeShardLatency),
+            System::EdgeshardThroughput => Box::new(EdgeShardThroughput),
+            System::Lingualinked => Box::new(LinguaLinked {
+                objective: Objective::Latency,
+                memory_fraction,
+            }),
+            System::LingualinkedThroughput => Box::new(LinguaLinked {
+                objective: Objective::Bottleneck,
+                memory_fraction,
+            }),
+            System::Mdi => Box::new(Mdi::default()),
+            System::Single => Box::new(SingleDevice),
+            System::BestSingle => Box::new(BestSingle),
+            System::Even => Box::new(EvenSplit::default()),
+            System::CloudEdgeEven => Box::new(CloudEdgeEven),
+        })
+    }
+}
+
+/// [`EvenSplit`] over the source and the last device.
+struct CloudEdgeEven;
+
+impl Partitioner for CloudEdgeEven {
+    fn name(&self) -> &'static str {
+        "cloud-edge-even"
+    }
+    fn partition(&self, p: &PartitionProblem) -> Result<Assignment, PartitionError> {
+        let last = p.n_devices().saturating_sub(1);
+        let devices = if last == p.source {
+            vec![p.source]
+        } else {
+            vec![p.source, last]
+        };
+        EvenSplit {
+            devices: Some(devices),
+        }
+        .partition(p)
+    }
+}
+
+/// One slow-down of a device: from `from_s` on, its compute takes `factor` times longer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slowdown {
+    /// Device index.
+    pub device: usize,
+    /// Simulated time it starts, s.
+    pub from_s: f64,
+    /// Compute-time multiplier (1 = back to normal).
+    pub factor: f64,
+}
+
+/// Everything a system run needs.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Architecture.
+    pub cfg: LlamaConfig,
+    /// Weight storage.
+    pub weights: WeightFormat,
+    /// Arithmetic.
+    pub precision: Precision,
+    /// Device names and profiles.
+    pub names: Vec<String>,
+    /// Profiles.
+    pub profiles: Vec<DeviceProfile>,
+    /// Links of the pipeline systems.
+    pub net: Network,
+    /// The radio of the tensor-parallel systems.
+    pub radio: RadioConfig,
+    /// AirComp transceiver design.
+    pub design: Design,
+    /// Requests and lengths.
+    pub workload: Workload,
+    /// The device holding the prompt and sampling.
+    pub source: usize,
+    /// Fraction of each device's memory the model may use.
+    pub memory_fraction: f64,
+    /// Hidden-state wire format of pipeline hand-offs.
+    pub wire: crate::schemes::pipeline::Wire,
+    /// LinguaLinked: units pre-loaded into each neighbour (0: no overlap).
+    pub overlap: usize,
+    /// LinguaLinked: run the load balancer every this many of sample 0's tokens (0: off).
+    pub balance_every: usize,
+    /// Background load.
+    pub slowdowns: Vec<Slowdown>,
+}
+
+/// What a system run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// System.
+    pub system: System,
+    /// Stages (pipeline systems).
+    pub stages: Option<Assignment>,
+    /// The planner's prediction for one sample alone (per decode step), s.
+    pub predicted_latency_s: f64,
+    /// The planner's predicted pipeline period, s (1 / throughput).
+    pub predicted_period_s: f64,
+    /// Time to first token (mean over samples), s.
+    pub ttft_s: f64,
+    /// Time per generated token of one sample, s.
+    pub per_token_s: f64,
+    /// Steady-state tokens per second with all samples in flight.
+    pub tok_s: f64,
+    /// Bytes held per device.
+    pub memory_bytes: Vec<f64>,
+    /// Busy fraction of each device in steady state (pipeline).
+    pub utilisation: Vec<f64>,
+    /// Times the balancer moved boundaries.
+    pub rebalances: usize,
+    /// The timed run (pipeline systems).
+    #[serde(skip)]
+    pub report: Option<PipelineReport>,
+}
+
+impl Setup {
+    /// The pipeline cost model.
+    pub fn cost(&self) -> CostSetup {
+        CostSetup {
+            cfg: self.cfg.clone(),
+            weights: self.weights,
+            precision: self.precision,
+            kv_bytes: 2.0,
+            profiles: self.profiles.clone(),
+            wire: self.wire,
+        }
+    }
+
+    /// The planners' problem.
+    pub fn problem(&self) -> Result<PartitionProblem, PartitionError> {
+        self.cost().problem(
+            &self.names,
+            &self.net,
+            &self.workload,
+            self.source,
+            self.memory_fraction,
+        )
+    }
+
+    fn background(&self) -> Background {
+        let mut steps = vec![Vec::new(); self.profiles.len()];
+        for s in &self.slowdowns {
+            if let Some(v) = steps.get_mut(s.device) {
+                v.push((s.from_s, s.factor));
+            }
+        }
+        for v in &mut steps {
+            v.sort_by(|a: &(f64, f64), b| a.0.total_cmp(&b.0));
+        }
+        Background { steps }
+    }
+
+    /// Check what the systems need beyond the planners' own checks.
+    pub fn validate(&self) -> Result<(), PartitionError> {
+        let m = self.profiles.len();
+        let bad = |f: &str, r: String| PartitionError::Invalid {
+            field: f.into(),
+            reason: r,
+        };
+        if m == 0 {
+            return Err(bad("devices", "no devices".into()));
+        }
+        if self.source >= m {
+            return Err(bad(
+                "source",
+                format!("device {} of {m} devices", self.source),
+            ));
+        }
+        for (i, row) in self.net.links.iter().enumerate() {
+            for (j, l) in row.iter().enumerate() {
+                if i != j {
+                    l.validate()
+                        .map_err(|e| bad(&format!("links[{i}→{j}]"), e))?;
+                }
+            }
+        }
+        for (i, s) in self.slowdowns.iter().enumerate() {
+            if s.device >= m || !(s.factor.is_finite() && s.factor > 0.0) || !s.from_s.is_finite() {
+                return Err(bad(
+                    &format!("slowdown[{i}]"),
+                    format!(
+                        "device {} factor {} from {} s: need an existing device, a positive factor, a finite time",
+                        s.device, s.factor, s.from_s
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// LinguaLinked's runtime balancer on the simulated devices: every `every` tokens it scales each
+/// stage's predicted unit times by the measured/predicted ratio of that stage and moves the
+/// boundaries inside the overlap ([`lingualinked::rebalance`]).
+struct OverlapBalancer {
+    problem: PartitionProblem,
+    preloaded: Vec<Range<usize>>,
+    every: usize,
+    seen: usize,
+    cost: CostSetup,
+    workload: Workload,
+}
+
+impl Balancer for OverlapBalancer {
+    fn observe(&mut self, _now: f64, cur: &Assignment, measured: &[f64]) -> Option<Assignment> {
+        self.seen += 1;
+        if !self.seen.is_multiple_of(self.every) || measured.iter().any(|&m| m <= 0.0) {
+            return None;
+        }
+        // the ratio measured / nominal of each device (its background load right now)
+        let past = self.workload.prompt_tokens + self.seen.saturating_sub(1);
+        let mut p = self.problem.clone();
+        for (s, &m) in cur.stages.iter().zip(measured) {
+            let nominal: f64 = s
+                .units
+                .clone()
+                .map(|u| self.cost.unit_time_s(s.device, u, 1, past))
+                .sum();
+            if nominal > 0.0 {
+                let r = m / nominal;
+                for v in p.compute_s[s.device].iter_mut() {
+                    *v *= r;
+                }
+            }
+        }
+        let pre = expand_preloaded(cur, &self.preloaded);
+        Some(lingualinked::rebalance(&p, cur, &pre))
+    }
+}
+
+/// Per-stage preloaded ranges from per-stage ranges computed on the initial assignment.
+fn expand_preloaded(cur: &Assignment, pre: &[Range<usize>]) -> Vec<Range<usize>> {
+    if pre.len() == cur.stages.len() {
+        pre.to_vec()
+    } else {
+        cur.stages.iter().map(|s| s.units.clone()).collect()
+    }
+}
+
+/// Plan and time `system` on `setup`.
+pub fn run(
+    system: System,
+    setup: &Setup,
+    seed: u64,
+    record: bool,
+) -> Result<Outcome, PartitionError> {
+    setup.validate()?;
+    if !system.is_pipeline() {
+        return tp(system, setup, seed);
+    }
+    let p = setup.problem()?;
+    p.validate()?;
+    let planner = system
+        .partitioner(setup.memory_fraction)
+        .expect("a pipeline system has a planner");
+    let a = planner.partition(&p)?;
+    let cost = setup.cost();
+    let background = setup.background();
+    let mut preloaded_dev: Option<Vec<Range<usize>>> = None;
+    let mut balancer = None;
+    if matches!(
+        system,
+        System::Lingualinked | System::LingualinkedThroughput
+    ) && setup.overlap > 0
+    {
+        let pre = lingualinked::overlap(&p, &a, setup.overlap);
+        // per device (each device holds one stage in LinguaLinked)
+        let mut per_dev = vec![0..0; setup.profiles.len()];
+        for (s, r) in a.stages.iter().zip(&pre) {
+            per_dev[s.device] = r.clone();
+        }
+        preloaded_dev = Some(per_dev);
+        if setup.balance_every > 0 {
+            balancer = Some(OverlapBalancer {
+                problem: p.clone(),
+                preloaded: pre,
+                every: setup.balance_every,
+                seen: 0,
+                cost: cost.clone(),
+                workload: setup.workload,
+            });
+        }
+    }
+    let r = simulate(
+        &cost,
+        &setup.net,
+        &a,
+        &setup.workload,
+        &background,
+        balancer.as_mut().map(|b| b as &mut dyn Balancer),
+        preloaded_dev.as_deref(),
+        seed,
+        record,
+    )?;
+    let ttft = r.ttft_s.iter().sum::<f64>() / r.ttft_s.len() as f64;
+    Ok(Outcome {
+        system,
+        predicted_latency_s: a.latency_s(&p),
+        predicted_period_s: a.bottleneck_s(&p),
+        stages: Some(a),
+        ttft_s: ttft,
+        per_token_s: r.per_token_s,
+        tok_s: r.steady_tok_s,
+        memory_bytes: r.memory_bytes.clone(),
+        utilisation: r.utilisation.clone(),
+        rebalances: r.rebalances_s.len(),
+        report: Some(r),
+    })
+}
+
+/// Tensor parallelism over every device with equal shares: the batch of B prompts prefilled in
+/// one call (B·P positions), then B decode positions per step, every all-reduce through the
+/// scheme.
+fn tp(system: System, s: &Setup, seed: u64) -> Result<Outcome, PartitionError> {
+    let k = s.profiles.len();
+    let plan =
+        TpPlan::from_shares(&s.cfg, &vec![1.0; k], 32).map_err(|e| PartitionError::Invalid {
+            field: "devices".into(),
+            reason: e.to_string(),
+        })?;
+    let w = &s.workload;
+    let ctx = w.prompt_tokens + w.gen_tokens;
+    let memory_bytes: Vec<f64> = (0..k)
+        .map(|d| {
+            let sh = Shard::of_plan(&plan, d);
+            let c = &s.cfg;
+            let emb = c.vocab_size as f64 * c.n_embd as f64 * s.weights.bits() / 8.0
+                * if c.tied_embeddings { 1.0 } else { 2.0 };
+            c.n_layer as f64 * sh.matrix_weights(c) as f64 * s.weights.bits() / 8.0
+                + emb
+                + 2.0
+                    * c.n_layer as f64
+                    * (sh.kv_heads * c.head_dim) as f64
+                    * 2.0
+                    * (w.samples * ctx) as f64
+        })
+        .collect();
+    for (d, m) in memory_bytes.iter().enumerate() {
+        let cap = s.profiles[d].mem_capacity * s.memory_fraction;
+        if *m > cap {
+            return Err(PartitionError::Infeasible(format!(
+                "tensor parallelism: device {d} ({}) needs {} but can give {}",
+                s.names[d],
+                gb(*m),
+                gb(cap)
+            )));
+        }
+    }
+    let compute = ComputeModel::new(&s.cfg, &plan, s.profiles.clone(), s.precision, s.weights);
+    let kind = match system {
+        System::AircompTp => SchemeKind::Aircomp,
+        _ => SchemeKind::Digital,
+    };
+    let solver = |e: crate::schemes::tp::SchemeError| PartitionError::Solver(e.to_string());
+    let mut c =
+        TpCollective::new(kind, s.design, s.radio.clone(), compute, seed).map_err(solver)?;
+    simulate_forward(
+        &mut c,
+        &s.cfg,
+        w.samples * w.prompt_tokens,
+        0,
+        w.samples,
+        seed,
+    );
+    let ttft = c.now_s();
+    for step in 1..w.gen_tokens {
+        simulate_forward(
+            &mut c,
+            &s.cfg,
+            w.samples,
+            w.prompt_tokens + step - 1,
+            w.samples,
+            seed ^ step as u64,
+        );
+    }
+    let per_token = if w.gen_tokens > 1 {
+        (c.now_s() - ttft) / (w.gen_tokens - 1) as f64
+    } else {
+        f64::NAN
+    };
+    Ok(Outcome {
+        system,
+        stages: None,
+        predicted_latency_s: f64::NAN,
+        predicted_period_s: f64::NAN,
+        ttft_s: ttft,
+        per_token_s: per_token,
+        tok_s: w.samples as f64 / per_token,
+        memory_bytes,
+        utilisation: c
+            .totals
+            .compute_s
+            .iter()
+            .map(|x| x / c.now_s().max(f64::MIN_POSITIVE))
+            .collect(),
+        rebalances: 0,
+        report: None,
+    })
+}
+
+/// Stages as text: `0:0-9 1:9-20 2:20-32` (device:units).
+pub fn stages_text(a: &Assignment) -> String {
+    a.stages
+        .iter()
+        .map(|s| format!("{}:{}-{}", s.device, s.units.start, s.units.end))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Profiles;
+    use crate::schemes::pipeline::{Link, Wire};
+    use airinfer_llm::cost::presets;
+
+    fn setup(system_devices: &[&str], slowdowns: Vec<Slowdown>, balance_every: usize) -> Setup {
+        let lib = Profiles::builtin();
+        let k = system_devices.len();
+        Setup {
+            cfg: presets::tinyllama_1_1b(),
+            weights: WeightFormat::F16,
+            precision: Precision::F16,
+            names: system_devices.iter().map(|s| s.to_string()).collect(),
+            profiles: system_devices
+                .iter()
+                .map(|d| lib.get(d).unwrap().clone())
+                .collect(),
+            net: Network::uniform(
+                k,
+                Link::Wired {
+                    bandwidth: 50e6,
+                    latency_s: 1e-3,
+                },
+            ),
+            radio: RadioConfig::default(),
+            design: Design::ZfSum,
+            workload: Workload {
+                samples: 3,
+                prompt_tokens: 16,
+                gen_tokens: 96,
+            },
+            source: 0,
+            memory_fraction: 0.6,
+            wire: Wire::F16,
+            overlap: 4,
+            balance_every,
+            slowdowns,
+        }
+    }
+
+    /// Tokens per second over the tokens that arrived after `t0`.
+    fn rate_after(o: &Outcome, t0: f64) -> f64 {
+        let r = o.report.as_ref().unwrap();
+        let times: Vec<f64> = r
+            .token_times_s
+            .iter()
+            .flatten()
+            .cloned()
+            .filter(|&t| t > t0)
+            .collect();
+        let end = times.iter().cloned().fold(0.0, f64::max);
+        times.len() as f64 / (end - t0)
+    }
+
+    #[test]
+    fn the_load_balancer_recovers_throughput_after_a_slowdown() {
+        let phones = ["phone-flagship", "phone-midrange", "phone-midrange"];
+        let slow = vec![Slowdown {
+            device: 1,
+            from_s: 0.5,
+            factor: 3.0,
+        }];
+        let sys = System::LingualinkedThroughput;
+        let base = run(sys, &setup(&phones, vec![], 0), 1, false).unwrap();
+        let hurt = run(sys, &setup(&phones, slow.clone(), 0), 1, false).unwrap();
+        let healed = run(sys, &setup(&phones, slow, 2), 1, false).unwrap();
+        let (r0, r1, r2) = (
+            rate_after(&base, 1.0),
+            rate_after(&hurt, 1.0),
+            rate_after(&healed, 1.0),
+        );
+        // the slowdown costs throughput; the balancer wins a clear part of it back
+        assert!(r1 < 0.8 * r0, "{r0} → {r1}");
+        assert!(r2 > 1.2 * r1, "balanced {r2} vs {r1}");
+        assert!(r2 <= r0 * 1.001, "{r2} cannot beat the unslowed {r0}");
+        assert!(healed.rebalances >= 1);
+        // the slowed phone's stage shrank, inside the overlap
+        let a0 = hurt.stages.as_ref().unwrap();
+        let a1 = &healed.report.as_ref().unwrap().final_stages;
+        assert!(
+            a1.stages[1].units.len() < a0.stages[1].units.len(),
+            "{a0:?} → {a1:?}"
+        );
+        for (x, y) in a0.stages.iter().zip(&a1.stages) {
+            assert!(x.units.start.abs_diff(y.units.start) <= 4);
+        }
+        // without a slowdown the balancer has nothing to move
+        let calm = run(sys, &setup(&phones, vec![], 2), 1, false).unwrap();
+        assert_eq!(
+            calm.report.unwrap().final_stages,
+            *base.stages.as_ref().unwrap()
+        );
+    }
+
+    #[test]
+    fn impossible_inputs_are_refused() {
+        let mut s = setup(&["phone-midrange"], vec![], 0);
+        s.cfg = presets::llama2_70b();
+        for sys in [
+            System::EdgeshardLatency,
+            System::Mdi,
+            System::Lingualinked,
+            System::AircompTp,
+        ] {
+            match run(sys, &s, 1, false) {
+                Err(PartitionError::Infeasible(m)) => assert!(m.contains("GB"), "{m}"),
+                other => panic!("{sys:?}: {other:?}"),
+            }
+        }
+        let mut s = setup(&["phone-midrange"], vec![], 0);
+        s.profiles.clear();
+        s.names.clear();
+        assert!(matches!(
+            run(System::Even, &s, 1, false),
+            Err(PartitionError::Invalid { .. })
+        ));
+    }
+}
