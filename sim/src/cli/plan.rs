@@ -95,6 +95,10 @@ pub struct PlanArgs {
     /// Fraction of each device's memory the model may use.
     #[arg(long, default_value_t = 1.0)]
     pub memory_fraction: f64,
+    /// Draw the simulated timeline of a pipeline system (a Gantt chart, .png or .svg): ten
+    /// pipeline periods of the steady state, one lane per device and one for the links.
+    #[arg(long)]
+    pub timeline: Option<std::path::PathBuf>,
 }
 
 fn per_device(v: &[f64], k: usize, what: &str) -> Result<Vec<f64>> {
@@ -322,8 +326,48 @@ fn run_system(a: &PlanArgs) -> Result<()> {
         WeightFormat::Bits(spec.model.weight_bits),
     )?;
     let system = spec.system.name;
-    let out = crate::systems::run(system, &setup, a.seed, false)
+    if let Some(t) = &a.timeline {
+        crate::plot::format_of(t)?;
+    }
+    let out = crate::systems::run(system, &setup, a.seed, a.timeline.is_some())
         .map_err(|e| anyhow::anyhow!("{}: {e}", system.name()))?;
+    if let (Some(path), Some(r)) = (&a.timeline, &out.report) {
+        let m = setup.names.len();
+        // the steady state: from the last first token, ten periods
+        let lo = r.ttft_s.iter().cloned().fold(0.0, f64::max);
+        let hi = lo + 10.0 * out.predicted_period_s;
+        let spans: Vec<crate::schemes::tp::Span> = r
+            .timeline
+            .iter()
+            .filter(|b| b.end_s > lo && b.start_s < hi)
+            .map(|b| crate::schemes::tp::Span {
+                lane: b
+                    .resource
+                    .strip_prefix("dev")
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(m),
+                kind: if b.resource.starts_with("dev") {
+                    "compute"
+                } else {
+                    "air"
+                },
+                start_s: b.start_s.max(lo),
+                end_s: b.end_s.min(hi),
+            })
+            .collect();
+        crate::plot::gantt(
+            &spans,
+            m,
+            &format!(
+                "{} on {} devices, {} samples in flight (steady state)",
+                system.name(),
+                m,
+                setup.workload.samples
+            ),
+            path,
+        )?;
+        eprintln!("timeline → {}", path.display());
+    }
     let l = cfg.n_layer;
     let stages: Vec<serde_json::Value> = out
         .stages
