@@ -698,3 +698,52 @@ fn plan_prints_a_partition_and_rejects_impossible_inputs() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn systems_runs_on_the_real_model_keep_exact_logits_on_exact_links() {
+    let Some((model, text)) = cached_model() else {
+        return;
+    };
+    let d = tmp("systems");
+    std::os::unix::fs::symlink(&model, d.join("m.gguf")).unwrap();
+    std::os::unix::fs::symlink(&text, d.join("t.txt")).unwrap();
+    // every pipeline planner on exact links (f32, wired), then int8 hand-offs
+    let f = write(
+        &d,
+        "s.toml",
+        "kind = \"systems\"\nseed = 3\n[model]\nname = \"m.gguf\"\n\
+         [devices]\nprofiles = [\"jetson-orin-nano\", \"raspberry-pi-5\", \"jetson-tx2\"]\n\
+         [system]\nperplexity = true\ngen_tokens = 4\nsamples = 3\nwire = \"f32\"\n\
+         [system.link]\ntype = \"wired\"\nbandwidth_mbps = 100\n\
+         [eval]\ntext = \"t.txt\"\nctx_tokens = 64\nchunks = 2\n\
+         [sweep]\n\"system.name\" = [\"edgeshard-latency\", \"edgeshard-throughput\", \"lingualinked\", \"lingualinked-throughput\", \"mdi\", \"even\"]\n\
+         \"system.wire\" = [\"f32\", \"int8\"]\n",
+    );
+    let out = d.join("out");
+    let (code, _, err) = airinfer(&["run", &f, "--out", out.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let s = summary_rows(&out);
+    assert_eq!(s.len(), 12);
+    let mut int8_changed = 0;
+    for r in &s {
+        let (ppl, reference) = (num(r, "perplexity"), num(r, "reference_perplexity"));
+        assert!(reference > 1.0 && reference < 1e3);
+        let stages = &r["stages"];
+        if r["system.wire"] == "f32" {
+            // exactly the single-device numbers, however the model is cut
+            assert_eq!(ppl, reference, "{stages}");
+            assert_eq!(num(r, "agreement"), 1.0);
+            assert_eq!(num(r, "handoff_nmse"), 0.0);
+        } else if stages.contains(' ') {
+            // a real split with int8 hand-offs: reported, small, not zero
+            let nmse = num(r, "handoff_nmse");
+            assert!(nmse > 1e-6 && nmse < 1e-3, "{stages}: {nmse}");
+            assert!((ppl / reference - 1.0).abs() < 0.02, "{stages}: {ppl} vs {reference}");
+            int8_changed += usize::from(ppl != reference);
+        }
+        // timing columns are filled
+        assert!(num(r, "tok_s") > 0.0 && num(r, "ttft_ms") > 0.0);
+    }
+    assert!(int8_changed >= 3, "int8 must reach the output of most splits");
+    std::fs::remove_dir_all(&d).ok();
+}
