@@ -573,6 +573,62 @@ mod tests {
         );
     }
 
+    /// Two independent solvers bound each other: EdgeShard searches every device order (each
+    /// device at most once), LinguaLinked only the chain order (source, then by index), so
+    /// EdgeShard's optimum is never worse, and with two devices (one order) they are equal.
+    #[test]
+    fn edgeshard_dp_never_loses_to_the_lingualinked_milp() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut r = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for case in 0..60 {
+            let (n, m) = (4 + case % 5, 2 + case % 3);
+            let p = PartitionProblem {
+                devices: (0..m).map(|i| format!("d{i}")).collect(),
+                compute_s: (0..m)
+                    .map(|_| (0..n).map(|_| 0.1 + r()).collect())
+                    .collect(),
+                memory: (0..n).map(|_| 1.0 + r()).collect(),
+                capacity: (0..m).map(|_| 1.0 + 3.0 * r()).collect(),
+                out_bytes: (0..n).map(|_| 10.0 * r()).collect(),
+                residual: vec![],
+                latency_s: vec![(0..m).map(|_| 0.2 * r()).collect(); m],
+                bandwidth: vec![(0..m).map(|_| 5.0 + 20.0 * r()).collect(); m],
+                source: 0,
+            };
+            for (es, ll) in [
+                (System::EdgeshardLatency, System::Lingualinked),
+                (System::EdgeshardThroughput, System::LingualinkedThroughput),
+            ] {
+                let score = |a: &Assignment| {
+                    if es == System::EdgeshardLatency {
+                        a.latency_s(&p)
+                    } else {
+                        a.bottleneck_s(&p)
+                    }
+                };
+                let a = es.partitioner(1.0).unwrap().partition(&p);
+                let b = ll.partitioner(1.0).unwrap().partition(&p);
+                match (a, b) {
+                    (Ok(a), Ok(b)) => {
+                        let (sa, sb) = (score(&a), score(&b));
+                        assert!(sa <= sb * (1.0 + 1e-9), "case {case}: {sa} > {sb}");
+                        if m == 2 {
+                            assert!((sa - sb).abs() <= 1e-6 * sb, "case {case}: {sa} vs {sb}");
+                        }
+                    }
+                    (Ok(_), Err(PartitionError::Infeasible(_))) => {}
+                    (Err(PartitionError::Infeasible(_)), Err(PartitionError::Infeasible(_))) => {}
+                    (a, b) => panic!("case {case}: {a:?} / {b:?}"),
+                }
+            }
+        }
+    }
+
     #[test]
     fn impossible_inputs_are_refused() {
         let mut s = setup(&["phone-midrange"], vec![], 0);

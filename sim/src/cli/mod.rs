@@ -72,6 +72,8 @@ pub enum BenchCmd {
     Llm(llm::BenchLlmArgs),
     /// AirComp trials/s and SDR designs/s.
     Phy(aircomp::BenchPhyArgs),
+    /// Pipeline planners' solve times and the event-driven pipeline simulation's speed.
+    Plan(plan::BenchPlanArgs),
 }
 
 /// Entry point: parse, run, report one clear error with a non-zero exit.
@@ -145,6 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { what } => match what {
             BenchCmd::Phy(args) => aircomp::bench_phy(args),
             BenchCmd::Llm(args) => llm::bench_llm(args),
+            BenchCmd::Plan(args) => plan::bench(args),
         },
     }
 }

@@ -435,3 +435,117 @@ fn run_system(a: &PlanArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// Options of `airinfer bench plan`.
+#[derive(Args, Debug)]
+pub struct BenchPlanArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Solve times of every pipeline planner on Llama-2-70B (82 units) over 4, 6 and 8 devices
+/// (mixed Jetsons with an RTX 3090 server, 950 Mbit/s links), and the speed of the event-driven
+/// simulation (MDI ring, 8 samples, 512 tokens each).
+pub fn bench(a: BenchPlanArgs) -> Result<()> {
+    use crate::schemes::pipeline::{Link, Network, Wire, Workload};
+    use crate::systems::{Setup, System};
+    use std::time::Instant;
+    let lib = Profiles::builtin();
+    let pool = [
+        "jetson-orin-nx",
+        "jetson-agx-orin",
+        "rtx-3090-server",
+        "jetson-agx-orin",
+        "jetson-orin-nx",
+        "jetson-orin-nano",
+        "jetson-agx-orin",
+        "jetson-orin-nx",
+    ];
+    let setup = |m: usize, samples: usize, gen: usize| -> Result<Setup> {
+        let names: Vec<String> = pool[..m].iter().map(|s| s.to_string()).collect();
+        Ok(Setup {
+            cfg: presets::llama2_70b(),
+            weights: airinfer_llm::cost::WeightFormat::Q4_1,
+            precision: crate::device::Precision::F16,
+            profiles: names
+                .iter()
+                .map(|n| lib.get(n).cloned())
+                .collect::<Result<_, _>>()?,
+            names,
+            net: Network::uniform(
+                m,
+                Link::Wired {
+                    bandwidth: 950e6 / 8.0,
+                    latency_s: 1e-3,
+                },
+            ),
+            radio: Default::default(),
+            design: crate::schemes::tp::Design::ZfSum,
+            workload: Workload {
+                samples,
+                prompt_tokens: 32,
+                gen_tokens: gen,
+            },
+            source: 0,
+            memory_fraction: 1.0,
+            wire: Wire::F16,
+            overlap: 0,
+            balance_every: 0,
+            slowdowns: vec![],
+        })
+    };
+    let mut rows = Vec::new();
+    for m in [4usize, 6, 8] {
+        let p = setup(m, 1, 32)?.problem()?;
+        for sys in [
+            System::EdgeshardLatency,
+            System::EdgeshardThroughput,
+            System::Lingualinked,
+            System::LingualinkedThroughput,
+            System::Mdi,
+        ] {
+            let planner = sys.partitioner(1.0).expect("pipeline system");
+            // best of 3
+            let mut best = f64::INFINITY;
+            let mut period = f64::NAN;
+            for _ in 0..3 {
+                let t = Instant::now();
+                let a = planner.partition(&p);
+                best = best.min(t.elapsed().as_secs_f64());
+                period = a.map_or(f64::NAN, |a| a.bottleneck_s(&p));
+            }
+            rows.push(json!({"planner": sys.name(), "devices": m, "units": p.n_units(),
+                             "solve_ms": best * 1e3, "period_ms": period * 1e3}));
+        }
+    }
+    let s = setup(4, 8, 512)?;
+    let t = Instant::now();
+    let out = crate::systems::run(System::Mdi, &s, 1, false)?;
+    let secs = t.elapsed().as_secs_f64();
+    let jobs = 8 * 512 * (out.stages.as_ref().map_or(0, |a| a.stages.len()) * 2);
+    let sim = json!({"system": "mdi", "devices": 4, "samples": 8, "tokens_per_sample": 512,
+                     "jobs": jobs, "seconds": secs, "jobs_per_s": jobs as f64 / secs});
+    if a.json {
+        println!("{}", json!({"planners": rows, "simulation": sim}));
+        return Ok(());
+    }
+    println!("Llama-2-70B, 82 units; best of 3 solves");
+    println!("{:<26} {:>8} {:>12} {:>12}", "planner", "devices", "solve ms", "period ms");
+    for r in &rows {
+        println!(
+            "{:<26} {:>8} {:>12.3} {:>12.2}",
+            r["planner"].as_str().unwrap_or(""),
+            r["devices"],
+            r["solve_ms"].as_f64().unwrap_or(f64::NAN),
+            r["period_ms"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    println!(
+        "simulation: MDI ring of 4, 8 samples × 512 tokens: {} compute + transfer jobs in {:.3} s ({:.0} jobs/s)",
+        jobs,
+        secs,
+        jobs as f64 / secs
+    );
+    Ok(())
+}
