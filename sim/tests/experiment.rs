@@ -738,12 +738,18 @@ fn systems_runs_on_the_real_model_keep_exact_logits_on_exact_links() {
             // a real split with int8 hand-offs: reported, small, not zero
             let nmse = num(r, "handoff_nmse");
             assert!(nmse > 1e-6 && nmse < 1e-3, "{stages}: {nmse}");
-            assert!((ppl / reference - 1.0).abs() < 0.02, "{stages}: {ppl} vs {reference}");
+            assert!(
+                (ppl / reference - 1.0).abs() < 0.02,
+                "{stages}: {ppl} vs {reference}"
+            );
             int8_changed += usize::from(ppl != reference);
         }
         // timing columns are filled
         assert!(num(r, "tok_s") > 0.0 && num(r, "ttft_ms") > 0.0);
     }
-    assert!(int8_changed >= 3, "int8 must reach the output of most splits");
+    assert!(
+        int8_changed >= 3,
+        "int8 must reach the output of most splits"
+    );
     std::fs::remove_dir_all(&d).ok();
 }

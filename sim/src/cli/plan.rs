@@ -250,9 +250,9 @@ fn run_system(a: &PlanArgs) -> Result<()> {
             let e = Experiment::load(f).map_err(|e| anyhow::anyhow!("{e}"))?;
             if e.kind() != Kind::Systems {
                 bail!(
-                    "{}: kind = \"{:?}\", but airinfer plan --file needs kind = \"systems\"",
+                    "{}: kind = \"{}\", but airinfer plan --file needs kind = \"systems\"",
                     f.display(),
-                    e.kind()
+                    format!("{:?}", e.kind()).to_lowercase()
                 );
             }
             let run = e.run(0);
@@ -515,8 +515,10 @@ pub fn bench(a: BenchPlanArgs) -> Result<()> {
                 best = best.min(t.elapsed().as_secs_f64());
                 period = a.map_or(f64::NAN, |a| a.bottleneck_s(&p));
             }
-            rows.push(json!({"planner": sys.name(), "devices": m, "units": p.n_units(),
-                             "solve_ms": best * 1e3, "period_ms": period * 1e3}));
+            rows.push(
+                json!({"planner": sys.name(), "devices": m, "units": p.n_units(),
+                             "solve_ms": best * 1e3, "period_ms": period * 1e3}),
+            );
         }
     }
     let s = setup(4, 8, 512)?;
@@ -531,7 +533,10 @@ pub fn bench(a: BenchPlanArgs) -> Result<()> {
         return Ok(());
     }
     println!("Llama-2-70B, 82 units; best of 3 solves");
-    println!("{:<26} {:>8} {:>12} {:>12}", "planner", "devices", "solve ms", "period ms");
+    println!(
+        "{:<26} {:>8} {:>12} {:>12}",
+        "planner", "devices", "solve ms", "period ms"
+    );
     for r in &rows {
         println!(
             "{:<26} {:>8} {:>12.3} {:>12.2}",

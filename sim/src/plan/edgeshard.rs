@@ -401,33 +401,7 @@ fn why_infeasible(p: &PartitionProblem) -> String {
 mod tests {
     use super::*;
 
-    /// Tiny xorshift64* generator (no dependencies).
-    struct Rng(u64);
-
-    impl Rng {
-        fn new(seed: u64) -> Self {
-            Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-        }
-        fn next_u64(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            self.0 = x;
-            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        /// Uniform in [0, 1).
-        fn unif(&mut self) -> f64 {
-            (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-        }
-        /// Uniform in lo..=hi.
-        fn int(&mut self, lo: usize, hi: usize) -> usize {
-            lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
-        }
-        fn coin(&mut self, p: f64) -> bool {
-            self.unif() < p
-        }
-    }
+    use crate::plan::pipeline::test_rng::Rng;
 
     /// A problem with uniform links; callers adjust fields.
     fn problem(compute_s: Vec<Vec<f64>>, memory: Vec<f64>, capacity: Vec<f64>) -> PartitionProblem {

@@ -992,34 +992,7 @@ impl Rebalancer<'_> {
 mod tests {
     use super::*;
 
-    /// xorshift64* generator.
-    struct Rng(u64);
-
-    impl Rng {
-        fn new(seed: u64) -> Self {
-            Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-        }
-        fn next_u64(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            self.0 = x;
-            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn unit(&mut self) -> f64 {
-            (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-        }
-        fn range(&mut self, lo: f64, hi: f64) -> f64 {
-            lo + (hi - lo) * self.unit()
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next_u64() % n as u64) as usize
-        }
-        fn chance(&mut self, p: f64) -> bool {
-            self.unit() < p
-        }
-    }
+    use crate::plan::pipeline::test_rng::Rng;
 
     fn random_problem(rng: &mut Rng, n: usize, m: usize) -> PartitionProblem {
         let speed: Vec<f64> = (0..m).map(|_| rng.range(0.5, 3.0)).collect();

@@ -332,3 +332,54 @@ pub trait Partitioner {
     /// Solve `p`.
     fn partition(&self, p: &PartitionProblem) -> Result<Assignment, PartitionError>;
 }
+
+/// A tiny deterministic generator for the planners' randomised tests (xorshift64*).
+#[cfg(test)]
+pub(crate) mod test_rng {
+    /// xorshift64*.
+    pub struct Rng(u64);
+
+    impl Rng {
+        /// Seeded.
+        pub fn new(seed: u64) -> Self {
+            Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        }
+        /// Next 64 bits.
+        pub fn next_u64(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            self.0 = x;
+            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        /// Uniform in [0, 1).
+        pub fn unit(&mut self) -> f64 {
+            (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        }
+        /// Uniform in [0, 1) (alias).
+        pub fn unif(&mut self) -> f64 {
+            self.unit()
+        }
+        /// Uniform in [lo, hi).
+        pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+            lo + (hi - lo) * self.unit()
+        }
+        /// Uniform in lo..=hi.
+        pub fn int(&mut self, lo: usize, hi: usize) -> usize {
+            lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
+        }
+        /// Uniform in 0..n.
+        pub fn below(&mut self, n: usize) -> usize {
+            (self.next_u64() % n as u64) as usize
+        }
+        /// True with probability p.
+        pub fn chance(&mut self, p: f64) -> bool {
+            self.unit() < p
+        }
+        /// True with probability p (alias).
+        pub fn coin(&mut self, p: f64) -> bool {
+            self.chance(p)
+        }
+    }
+}
