@@ -474,7 +474,7 @@ pub struct DigitalSum {
 }
 
 /// Transmissions of one block until it is decoded or `max_tx` is reached: (count, delivered).
-fn harq_draw<R: rand::Rng + ?Sized>(bler: f64, max_tx: u32, rng: &mut R) -> (u32, bool) {
+pub fn harq_draw<R: rand::Rng + ?Sized>(bler: f64, max_tx: u32, rng: &mut R) -> (u32, bool) {
     for n in 1..=max_tx {
         if rng.random::<f64>() >= bler {
             return (n, true);

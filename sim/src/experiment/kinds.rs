@@ -86,11 +86,15 @@ pub fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str])
     }
 }
 
-/// Columns a kind makes per device (plan: `share_<k>`).
+/// Columns a kind makes per device (plan: `share_<k>`; systems: `mem_gb_<k>`).
 pub fn is_dynamic_column(kind: Kind, c: &str) -> bool {
-    kind == Kind::Plan
-        && c.strip_prefix("share_")
-            .is_some_and(|d| !d.is_empty() && d.chars().all(|x| x.is_ascii_digit()))
+    let prefix = match kind {
+        Kind::Plan => "share_",
+        Kind::Systems => "mem_gb_",
+        _ => return false,
+    };
+    c.strip_prefix(prefix)
+        .is_some_and(|d| !d.is_empty() && d.chars().all(|x| x.is_ascii_digit()))
 }
 
 /// What runs share: the loaded model, tokenised texts and error-free references (a campaign
@@ -642,6 +646,11 @@ fn systems(
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(
+            mem.iter()
+                .enumerate()
+                .map(|(d, b)| (format!("mem_gb_{d}"), b / 1e9)),
+        )
         .collect(),
     }])
 }

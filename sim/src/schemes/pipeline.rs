@@ -34,7 +34,7 @@ use airinfer_llm::config::LlamaConfig;
 use airinfer_llm::cost::{block_cost, head_cost, Shard, WeightFormat};
 use airinfer_llm::model::{Hidden, Logits, Model, ModelError, Session};
 use airinfer_llm::tp::IdealCollective;
-use airinfer_phy::digital::{mcs_airtime, BlerModel, Quantiser, NR_CQI_TABLE1_SE};
+use airinfer_phy::digital::{harq_draw, mcs_airtime, BlerModel, Quantiser, NR_CQI_TABLE1_SE};
 use airinfer_phy::rng;
 use rand::Rng;
 use serde::Serialize;
@@ -230,15 +230,7 @@ impl Link {
                 let mut lost = Vec::new();
                 for blk in 0..blocks {
                     let len = (bytes - (blk * block_bytes) as f64).min(block_bytes as f64);
-                    let mut ok = false;
-                    let mut n = 0;
-                    while n < max_tx {
-                        n += 1;
-                        if rng.random::<f64>() >= b {
-                            ok = true;
-                            break;
-                        }
-                    }
+                    let (n, ok) = harq_draw(b, max_tx, rng);
                     t += n as f64 * len * 8.0 / (se * bandwidth_hz);
                     if !ok {
                         lost.push(blk);
