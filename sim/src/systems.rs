@@ -64,7 +64,8 @@ impl System {
             .unwrap_or_default()
     }
 
-    /// The planner of a pipeline system.
+    /// The planner of a pipeline system; `memory_fraction` scales the problem's capacities for
+    /// LinguaLinked (pass 1 when they are already scaled, as [`Setup::problem`] does).
     pub fn partitioner(self, memory_fraction: f64) -> Option<Box<dyn Partitioner>> {
         Some(match self {
             System::AircompTp | System::DigitalTp => return None,
@@ -320,8 +321,9 @@ pub fn run(
     }
     let p = setup.problem()?;
     p.validate()?;
+    // the problem's capacities are already `memory_fraction` of each device's memory
     let planner = system
-        .partitioner(setup.memory_fraction)
+        .partitioner(1.0)
         .expect("a pipeline system has a planner");
     let a = planner.partition(&p)?;
     let cost = setup.cost();
@@ -627,6 +629,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_memory_fraction_applies_once() {
+        // TinyLlama in FP16 (2.2 GB + caches) on one 8 GB phone: fits in 30 % (2.4 GB), not 9 %
+        let mut s = setup(&["phone-midrange"], vec![], 0);
+        s.workload.samples = 1;
+        s.memory_fraction = 0.3;
+        for sys in [
+            System::Lingualinked,
+            System::EdgeshardLatency,
+            System::Single,
+        ] {
+            let o = run(sys, &s, 1, false).unwrap();
+            assert!(o.memory_bytes[0] < 0.3 * 8e9 && o.memory_bytes[0] > 2e9);
+        }
+        s.memory_fraction = 0.25;
+        assert!(matches!(
+            run(System::Lingualinked, &s, 1, false),
+            Err(PartitionError::Infeasible(_))
+        ));
     }
 
     #[test]
