@@ -403,6 +403,16 @@ mod tests {
 
     use crate::plan::pipeline::test_rng::Rng;
 
+    /// Both planners refuse `p` naming `field`.
+    fn expect_invalid(p: &PartitionProblem, field_name: &str) {
+        for planner in [&EdgeShardLatency as &dyn Partitioner, &EdgeShardThroughput] {
+            match planner.partition(p) {
+                Err(PartitionError::Invalid { field, .. }) => assert_eq!(field, field_name),
+                other => panic!("{}: {other:?}", planner.name()),
+            }
+        }
+    }
+
     /// A problem with uniform links; callers adjust fields.
     fn problem(compute_s: Vec<Vec<f64>>, memory: Vec<f64>, capacity: Vec<f64>) -> PartitionProblem {
         let m = compute_s.len();
@@ -859,24 +869,14 @@ mod tests {
     fn residual_links_are_refused() {
         let mut p = problem(vec![vec![1.0; 4]], vec![1.0; 4], vec![4.0]);
         p.residual = vec![(0, 2, 1e3)];
-        for planner in [&EdgeShardLatency as &dyn Partitioner, &EdgeShardThroughput] {
-            match planner.partition(&p) {
-                Err(PartitionError::Invalid { field, .. }) => assert_eq!(field, "residual"),
-                other => panic!("{}: {other:?}", planner.name()),
-            }
-        }
+        expect_invalid(&p, "residual");
     }
 
     #[test]
     fn no_devices_is_invalid() {
         let mut p = problem(vec![], vec![1.0; 4], vec![]);
         p.source = 0;
-        for planner in [&EdgeShardLatency as &dyn Partitioner, &EdgeShardThroughput] {
-            match planner.partition(&p) {
-                Err(PartitionError::Invalid { field, .. }) => assert_eq!(field, "devices"),
-                other => panic!("{}: {other:?}", planner.name()),
-            }
-        }
+        expect_invalid(&p, "devices");
     }
 
     #[test]
