@@ -16,6 +16,16 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
 AIRINFER_REQUIRE_MODEL=1 cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+# the SoapySDR path: build our loopback device module, then the `soapy` feature and its tests
+# against it (skipped with a note where SoapySDR's headers or g++ are missing)
+if pkg-config --exists SoapySDR 2>/dev/null && command -v g++ >/dev/null; then
+  modules="$(pwd)/${CARGO_TARGET_DIR:-target}/soapy-modules"
+  bash phy/soapy/build.sh "$modules" >/dev/null
+  SOAPY_SDR_PLUGIN_PATH="$modules" SoapySDRUtil --find="driver=airinfer-loopback" | grep -q airinfer-loopback
+  SOAPY_SDR_PLUGIN_PATH="$modules" cargo test -p airinfer-phy --features soapy --test soapy_loopback "$@" 2>&1 | tee -a "$log" || status=$?
+else
+  echo "note: SoapySDR (libsoapysdr-dev) or g++ missing, so the soapy feature is not tested"
+fi
 if [ "$(id -u)" -eq 0 ]; then
   AIRINFER="$bin" bash scripts/slurm/test.sh 2>&1 | tee -a "$log" || status=1
 else

@@ -7,6 +7,7 @@ pub mod channel;
 pub mod digital;
 pub mod fastrng;
 pub mod montecarlo;
+pub mod radio;
 pub mod rng;
 
 /// Complex baseband sample / matrix entry.
