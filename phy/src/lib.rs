@@ -9,6 +9,7 @@ pub mod fastrng;
 pub mod montecarlo;
 pub mod radio;
 pub mod rng;
+pub mod waveform;
 
 /// Complex baseband sample / matrix entry.
 pub type C64 = num_complex::Complex64;

@@ -1,0 +1,942 @@
+//! Schmidl–Cox timing and frequency synchronisation, channel estimation and common-phase
+//! correction.
+//!
+//! # Preamble
+//!
+//! The first preamble symbol ([`preamble`]) carries a ±1 PN sequence on the used carriers with
+//! **even** signed index `k` and nothing on the odd ones. A spectrum on even bins only has a
+//! time-domain period of `L = N/2`, so the useful part consists of two identical halves (and,
+//! with its CP, the whole `cp_len + N` samples are `L`-periodic). The amplitude is `sqrt(n_used
+//! / n_even)` so the symbol has the same energy as a data symbol with unit-power carriers. The
+//! optional second symbol ([`training_symbol`], see [`header`]) carries a known ±1 PN value on
+//! *every* used carrier, for least-squares channel estimation.
+//!
+//! # Timing
+//!
+//! With `P(d) = Σ_{m=0}^{L−1} r*[d+m] r[d+m+L]` and the half energies
+//! `E₁(d) = Σ_{m=0}^{L−1} |r[d+m]|²`, `E₂(d) = Σ_{m=0}^{L−1} |r[d+m+L]|²`, the timing metric is
+//! `M(d) = |P(d)|² / R(d)²` with `R(d) = max(E₁, E₂)` ([`timing_metric`]). Schmidl & Cox use
+//! `R = E₂`; taking the larger half is the same whenever the second half is the stronger one,
+//! but bounds `M ∈ [0, 1]` (Cauchy–Schwarz: `|P|² ≤ E₁E₂`) and so cannot blow up where a burst
+//! ends in silence, while keeping the metric's ramps on either side of the plateau symmetric
+//! (`≈ ((L−δ)/L)²` at `δ` samples off, whether the preamble is preceded by silence or by noise);
+//! the symmetric `½(E₁+E₂)` would make the leading ramp slower and bias the timing early.
+//! Without noise `M = 1` for every `d` whose window `[d, d+N)` lies inside the periodic part of
+//! the received preamble: a *plateau* running from the first CP sample `s` to the first useful
+//! sample `s + cp_len` in a flat channel, and from `s + L_h − 1` to `s + cp_len` through a
+//! channel of `L_h` taps (in practice from earlier, since the last taps are weak).
+//! Exactly these `d` are also the ISI-free FFT-window positions, so the best window is the
+//! plateau's centre. Schmidl & Cox note the plateau and propose locating its centre from the
+//! points at 90 % of the maximum on either side; [`detect`] does this on a smoothed metric,
+//! `M̄(c) = mean_{i=−⌊cp/2⌋..=⌈cp/2⌉} M(c+i)` (a centred moving average over the flat-channel
+//! plateau length `cp_len + 1`, which peaks at the plateau centre and averages the noise), and
+//! returns the centre of the region where `M̄ ≥ 0.9·max M̄` around the maximum as
+//! [`SyncResult::fft_start`]. Its error is roughly symmetric, and the window stays ISI-free for
+//! errors in `[−(cp_len + 1 − L_h)/2, +(cp_len + 1 − L_h)/2]`; the linear phase
+//! `e^{−j2πk·b/N}` of a window `b` samples early is absorbed by the channel estimate.
+//! [`SyncResult::start`] (= `fft_start + ⌊cp_len/2⌋`) estimates the first sample of the
+//! preamble's useful part.
+//!
+//! # Fine timing
+//!
+//! The Schmidl–Cox plateau has slow ramps (`L` samples), so with a short preamble (`n_fft = 64`)
+//! its centre estimate scatters by a few samples at low SNR (RMS ≈ 3 samples at 5 dB). When the
+//! training symbol follows ([`header`]), [`refine_timing`] cross-correlates with it (processing
+//! gain `n_used`) to estimate the power-delay profile and centres the FFT window on the
+//! positions that capture all of it (RMS error ≈ 1 sample at 5 dB for `n_fft = 64`, 0 for
+//! `n_fft = 256`, in the tests).
+//!
+//! # Frequency
+//!
+//! A CFO `Δf` advances the phase between the halves by `2πΔf·L/fs = π Δf T` with `T = N/fs` the
+//! useful symbol duration, so `Δf̂ = ∠P / (πT)` (Schmidl & Cox 1997), unambiguous for
+//! `|Δf| < 1/T`, i.e. ±1 subcarrier spacing (the fractional part; the integer part would need the
+//! second symbol's differential PN, not implemented). [`detect`] sums `P(d)` over the estimated
+//! plateau (positions within `cp_len/2` of its centre whose `M` is ≥ 90 % of their maximum)
+//! before taking the angle. Residual-error variance ≈ `1/(π² L · SNR)` subcarriers² at high
+//! time-domain SNR (the tests measure 0.55 % RMS at 20 dB per-carrier SNR for `n_fft = 64`).
+//! [`correct_cfo`] de-rotates.
+//!
+//! # Channel and phase
+//!
+//! [`estimate_channel`] is the per-carrier least-squares estimate `Ĥ_k = Y_k / X_k`
+//! (= zero-forcing on the known symbol); [`equalize`] divides by it. Residual CFO and phase
+//! noise rotate all carriers of a later symbol by a common phase; [`correct_common_phase`]
+//! estimates it from the pilots as `∠ Σ_p Y_p (Ĥ_p X_p)*` and removes it.
+//!
+//! Reference: T. M. Schmidl and D. C. Cox, "Robust frequency and timing synchronization for
+//! OFDM", IEEE Trans. Commun. 45(12), pp. 1613–1621, Dec. 1997.
+
+use super::ofdm::{modulate, pilot_values, OfdmConfig};
+use super::{check_finite, check_positive, pn_pm1, WaveformError};
+use crate::C64;
+use std::f64::consts::PI;
+
+/// PN9 seed of the preamble's first symbol.
+const PREAMBLE_SEED: u16 = 0x0A5;
+/// PN9 seed of the training symbol.
+const TRAINING_SEED: u16 = 0x13C;
+
+/// Values of the first (Schmidl–Cox) preamble symbol on the used carriers: `±sqrt(n_used /
+/// n_even)` on even signed indices, 0 on odd ones.
+pub fn preamble_values(cfg: &OfdmConfig) -> Result<Vec<C64>, WaveformError> {
+    cfg.validate()?;
+    let ks = cfg.used_frequencies();
+    let n_even = ks.iter().filter(|k| *k % 2 == 0).count();
+    let amp = (cfg.n_used as f64 / n_even as f64).sqrt();
+    let pn = pn_pm1(n_even, PREAMBLE_SEED);
+    let mut it = pn.into_iter();
+    Ok(ks
+        .iter()
+        .map(|k| {
+            if k % 2 == 0 {
+                C64::new(amp * it.next().unwrap_or(1.0), 0.0)
+            } else {
+                C64::new(0.0, 0.0)
+            }
+        })
+        .collect())
+}
+
+/// The Schmidl–Cox preamble symbol in the time domain, CP included (`n_fft + cp_len` samples;
+/// two identical halves of `n_fft/2` after the CP).
+pub fn preamble(cfg: &OfdmConfig) -> Result<Vec<C64>, WaveformError> {
+    modulate(cfg, &[preamble_values(cfg)?])
+}
+
+/// The known training symbol: a ±1 PN value on every used carrier (lowest frequency first).
+pub fn training_symbol(cfg: &OfdmConfig) -> Result<Vec<C64>, WaveformError> {
+    cfg.validate()?;
+    Ok(pn_pm1(cfg.n_used, TRAINING_SEED)
+        .into_iter()
+        .map(|v| C64::new(v, 0.0))
+        .collect())
+}
+
+/// Preamble followed by the modulated training symbol: `2 (n_fft + cp_len)` samples. Data
+/// symbols sent right after it begin (with their CP) `2·symbol_len()` samples after the
+/// header's first sample; given a [`SyncResult`] `r`, data symbol `i` has its FFT window at
+/// `r.fft_start + (2 + i)·symbol_len()`.
+pub fn header(cfg: &OfdmConfig) -> Result<Vec<C64>, WaveformError> {
+    modulate(cfg, &[preamble_values(cfg)?, training_symbol(cfg)?])
+}
+
+/// Result of [`detect`] (coarse) or [`refine_timing`] (fine).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SyncResult {
+    /// Where to place the preamble symbol's FFT window: the estimated centre of the
+    /// timing-metric plateau. In a flat channel this is half-way into the preamble's CP
+    /// (`cp_len/2` before the useful part); with a channel of `L_h` taps the plateau shrinks to
+    /// its last `cp_len + 2 − L_h` positions and the estimate moves with its centre, so it stays
+    /// ISI-free as long as `L_h ≤ cp_len + 1`. Symbol `j` after the preamble (the training
+    /// symbol is `j = 1`) is demodulated with
+    /// `ofdm::demodulate_from(cfg, rx, fft_start + j·symbol_len(), …)`.
+    pub fft_start: usize,
+    /// Estimated index of the **first sample of the preamble's useful part** (its CP starts
+    /// `cp_len` earlier): `fft_start + cp_len/2`. Exact on average in a flat channel; with
+    /// multipath it is late by about half the channel length.
+    pub start: usize,
+    /// Plateau-averaged timing metric `M̄` at `fft_start`, in `[0, 1]`
+    /// (≈ `(SNR/(1+SNR))²` for time-domain SNR `SNR`).
+    pub metric: f64,
+    /// Fractional carrier-frequency-offset estimate in Hz, within ±1 subcarrier spacing.
+    pub cfo_hz: f64,
+}
+
+/// Correlation `P(d)` and timing metric `M(d) = |P(d)|² / max(E₁(d), E₂(d))²` (see the module
+/// documentation) for every `d` with `d + n_fft ≤ rx.len()` (empty if `rx` is shorter than one
+/// useful symbol). Errors if `rx` holds a non-finite sample.
+pub fn timing_metric(cfg: &OfdmConfig, rx: &[C64]) -> Result<(Vec<C64>, Vec<f64>), WaveformError> {
+    cfg.validate()?;
+    if rx.iter().any(|v| !v.is_finite()) {
+        return Err(WaveformError::invalid("rx", "contains a non-finite sample"));
+    }
+    let l = cfg.n_fft / 2;
+    if rx.len() < 2 * l {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let nd = rx.len() - 2 * l + 1;
+    // Prefix sums of r*[n] r[n+L] and |r[n]|².
+    let mut sc = Vec::with_capacity(rx.len() - l + 1);
+    sc.push(C64::new(0.0, 0.0));
+    let mut acc = C64::new(0.0, 0.0);
+    for n in 0..rx.len() - l {
+        acc += rx[n].conj() * rx[n + l];
+        sc.push(acc);
+    }
+    let mut se = Vec::with_capacity(rx.len() + 1);
+    se.push(0.0);
+    let mut e = 0.0;
+    for v in rx {
+        e += v.norm_sqr();
+        se.push(e);
+    }
+    let mut p = Vec::with_capacity(nd);
+    let mut m = Vec::with_capacity(nd);
+    for d in 0..nd {
+        let pd = sc[d + l] - sc[d];
+        let rd = (se[d + l] - se[d]).max(se[d + 2 * l] - se[d + l]);
+        p.push(pd);
+        m.push(if rd > 0.0 {
+            (pd.norm_sqr() / (rd * rd)).min(1.0)
+        } else {
+            0.0
+        });
+    }
+    Ok((p, m))
+}
+
+/// Schmidl–Cox detection of the first preamble in `rx`: returns `None` if the plateau-averaged
+/// timing metric never reaches `threshold` (in `[0, 1]`; noise alone gives ≈ 2/n_fft, a
+/// preamble at time-domain SNR `s` gives ≈ (s/(1+s))², so 0.2–0.5 is a sensible range). See the
+/// module documentation for the estimator and [`SyncResult`] for what it returns.
+pub fn detect(
+    cfg: &OfdmConfig,
+    rx: &[C64],
+    threshold: f64,
+) -> Result<Option<SyncResult>, WaveformError> {
+    cfg.validate()?;
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(WaveformError::invalid(
+            "threshold",
+            format!("must be in [0, 1], got {threshold}"),
+        ));
+    }
+    let (p, m) = timing_metric(cfg, rx)?;
+    if m.is_empty() {
+        return Ok(None);
+    }
+    // Centred moving average over the plateau length cp_len + 1 (truncated at the ends).
+    let h_lo = cfg.cp_len / 2;
+    let h_hi = cfg.cp_len - h_lo;
+    let mut pm = Vec::with_capacity(m.len() + 1);
+    pm.push(0.0);
+    let mut acc = 0.0;
+    for v in &m {
+        acc += v;
+        pm.push(acc);
+    }
+    let window = |c: usize| (c.saturating_sub(h_lo), (c + h_hi + 1).min(m.len()));
+    let smooth: Vec<f64> = (0..m.len())
+        .map(|c| {
+            let (a, b) = window(c);
+            (pm[b] - pm[a]) / (b - a) as f64
+        })
+        .collect();
+    let (best, &peak) =
+        smooth.iter().enumerate().fold(
+            (0, &f64::NEG_INFINITY),
+            |a, b| if *b.1 > *a.1 { b } else { a },
+        );
+    if peak < threshold {
+        return Ok(None);
+    }
+    // Centre of the 90 % region around the maximum.
+    let level = 0.9 * peak;
+    let mut lo = best;
+    while lo > 0 && smooth[lo - 1] >= level {
+        lo -= 1;
+    }
+    let mut hi = best;
+    while hi + 1 < smooth.len() && smooth[hi + 1] >= level {
+        hi += 1;
+    }
+    let centre = (lo + hi).div_ceil(2);
+    // CFO: sum P over the plateau positions around the centre whose metric is within 90 % of
+    // the local maximum (excludes ISI-contaminated edges).
+    let (a, b) = window(centre);
+    let local_max = m[a..b].iter().cloned().fold(0.0, f64::max);
+    let psum: C64 = (a..b)
+        .filter(|&d| m[d] >= 0.9 * local_max)
+        .map(|d| p[d])
+        .sum();
+    let cfo_hz = psum.arg() / PI * cfg.subcarrier_spacing_hz();
+    Ok(Some(SyncResult {
+        fft_start: centre,
+        start: centre + h_lo,
+        metric: smooth[centre],
+        cfo_hz,
+    }))
+}
+
+/// Fine timing from the training symbol of a [`header`]: refines a coarse [`detect`] result
+/// (whose `cfo_hz` it uses) by cross-correlating the received signal with the known training
+/// waveform. The squared correlation `c(τ) = |Σ_n t*[n] e^{−j2πΔf̂ n/fs} r[τ+n]|²` (`t` = the
+/// training symbol's useful part) is an estimate of the channel's power-delay profile with
+/// processing gain `n_used`; the FFT window `[w, w+N)` is ISI-free for every path whose copy of
+/// the symbol starts in `[w, w + cp_len]`, so the captured energy
+/// `S(w) = Σ_{τ=w}^{w+cp_len} c(τ)` has a plateau over the ISI-free positions, and the window
+/// is put at the centre of the region where `S ≥ 0.9·max S` (the same centring idea as the
+/// Schmidl–Cox plateau, but with edges as sharp as the channel taps). The reference is tapered
+/// (Hann window across the used carriers) to keep the correlation sidelobes of the
+/// band-limited training symbol from shaping the plateau. The search covers
+/// `±(cp_len + n_fft/4)` samples around the position the coarse estimate predicts. Returns the
+/// coarse result with `fft_start` and `start` replaced (preamble-referenced, as in
+/// [`detect`]). Errors if `rx` does not hold the search range.
+pub fn refine_timing(
+    cfg: &OfdmConfig,
+    rx: &[C64],
+    coarse: &SyncResult,
+) -> Result<SyncResult, WaveformError> {
+    cfg.validate()?;
+    check_finite("coarse.cfo_hz", coarse.cfo_hz)?;
+    let n = cfg.n_fft;
+    let sl = cfg.symbol_len();
+    let h_lo = cfg.cp_len / 2;
+    // Where the coarse estimate puts the earliest path's training useful part.
+    let reach = cfg.cp_len + n / 4;
+    // Positions τ ∈ [first, last] of c(τ); S(w) needs τ up to w + cp_len.
+    let bounds = coarse
+        .fft_start
+        .checked_add(sl + cfg.cp_len - h_lo)
+        .and_then(|e| Some((e, e.checked_add(reach + cfg.cp_len)?)))
+        .and_then(|(e, last)| Some((e, last, last.checked_add(n)?)));
+    let (expected, last, end) = match bounds {
+        Some((e, last, end)) if end <= rx.len() => (e, last, end),
+        _ => {
+            return Err(WaveformError::LengthMismatch {
+                field: "rx",
+                expected: bounds.map_or(usize::MAX, |b| b.2),
+                got: rx.len(),
+            })
+        }
+    };
+    let first = expected.saturating_sub(reach);
+    if rx[first..end].iter().any(|v| !v.is_finite()) {
+        return Err(WaveformError::invalid("rx", "contains a non-finite sample"));
+    }
+    // Reference: the training symbol with a Hann taper across the used carriers, so that the
+    // correlation's sidelobes (the band-limited autocorrelation of the training symbol) are
+    // ≈ −31 dB instead of ≈ −14 dB; costs a main lobe ≈ 2·n_fft/n_used samples wide.
+    let nu = cfg.n_used as f64;
+    let tapered: Vec<C64> = training_symbol(cfg)?
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * (0.5 - 0.5 * (2.0 * PI * (i as f64 + 1.0) / (nu + 1.0)).cos()))
+        .collect();
+    let mut t = modulate(cfg, &[tapered])?;
+    t.drain(..cfg.cp_len);
+    let w = 2.0 * PI * coarse.cfo_hz / cfg.sample_rate_hz;
+    let reference: Vec<C64> = t
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v.conj() * C64::from_polar(1.0, -w * i as f64))
+        .collect();
+    let c: Vec<f64> = (first..=last)
+        .map(|tau| {
+            rx[tau..tau + n]
+                .iter()
+                .zip(&reference)
+                .map(|(r, t)| r * t)
+                .sum::<C64>()
+                .norm_sqr()
+        })
+        .collect();
+    let span = cfg.cp_len + 1;
+    let s_w: Vec<f64> = (0..c.len() + 1 - span)
+        .map(|i| c[i..i + span].iter().sum())
+        .collect();
+    let (best, &peak) =
+        s_w.iter().enumerate().fold(
+            (0, &f64::NEG_INFINITY),
+            |a, b| if *b.1 > *a.1 { b } else { a },
+        );
+    let level = 0.9 * peak;
+    let mut lo = best;
+    while lo > 0 && s_w[lo - 1] >= level {
+        lo -= 1;
+    }
+    let mut hi = best;
+    while hi + 1 < s_w.len() && s_w[hi + 1] >= level {
+        hi += 1;
+    }
+    let w_train = first + (lo + hi).div_ceil(2);
+    if w_train < sl {
+        return Err(WaveformError::invalid(
+            "coarse",
+            "the training symbol would start before the buffer",
+        ));
+    }
+    let fft_start = w_train - sl;
+    Ok(SyncResult {
+        fft_start,
+        start: fft_start + h_lo,
+        ..*coarse
+    })
+}
+
+/// Removes a CFO in place: `samples[i] *= e^{−j2π cfo_hz (first_index + i) / fs}`, where
+/// `first_index` is the absolute sample index of `samples[0]` in the stream the offset was
+/// applied to (so the phase reference matches [`super::impair::apply_cfo`]; any constant phase
+/// left over is absorbed by the channel estimate).
+pub fn correct_cfo(
+    samples: &mut [C64],
+    cfo_hz: f64,
+    sample_rate_hz: f64,
+    first_index: usize,
+) -> Result<(), WaveformError> {
+    check_finite("cfo_hz", cfo_hz)?;
+    check_positive("sample_rate_hz", sample_rate_hz)?;
+    let w = -2.0 * PI * cfo_hz / sample_rate_hz;
+    for (i, v) in samples.iter_mut().enumerate() {
+        *v *= C64::from_polar(1.0, w * (first_index + i) as f64);
+    }
+    Ok(())
+}
+
+/// Least-squares channel estimate per used carrier, `Ĥ_k = Y_k / X_k`, from the demodulated
+/// training symbol `rx_training` and its known values `known` (both `n_used` long).
+pub fn estimate_channel(
+    cfg: &OfdmConfig,
+    rx_training: &[C64],
+    known: &[C64],
+) -> Result<Vec<C64>, WaveformError> {
+    cfg.validate()?;
+    for (field, v) in [("rx_training", rx_training), ("known", known)] {
+        if v.len() != cfg.n_used {
+            return Err(WaveformError::LengthMismatch {
+                field,
+                expected: cfg.n_used,
+                got: v.len(),
+            });
+        }
+    }
+    if known.iter().any(|x| !x.is_finite() || x.norm_sqr() == 0.0) {
+        return Err(WaveformError::invalid(
+            "known",
+            "every known value must be finite and non-zero",
+        ));
+    }
+    Ok(rx_training.iter().zip(known).map(|(y, x)| y / x).collect())
+}
+
+/// Zero-forcing equalisation `Y_k / H_k` (carriers with `H_k = 0` give 0).
+pub fn equalize(symbol: &[C64], h: &[C64]) -> Result<Vec<C64>, WaveformError> {
+    if symbol.len() != h.len() {
+        return Err(WaveformError::LengthMismatch {
+            field: "h",
+            expected: symbol.len(),
+            got: h.len(),
+        });
+    }
+    Ok(symbol
+        .iter()
+        .zip(h)
+        .map(|(y, hk)| {
+            if hk.norm_sqr() > 0.0 {
+                y / hk
+            } else {
+                C64::new(0.0, 0.0)
+            }
+        })
+        .collect())
+}
+
+/// Pilot-based common-phase-error correction of one demodulated (not yet equalised) symbol,
+/// given the channel estimate `h`: estimates `φ = ∠ Σ_p Y_p (h_p X_p)*` over the pilots, rotates
+/// the whole symbol by `e^{−jφ}` and returns `φ` (radians). Errors if the config has no pilots.
+pub fn correct_common_phase(
+    cfg: &OfdmConfig,
+    symbol: &mut [C64],
+    h: &[C64],
+) -> Result<f64, WaveformError> {
+    cfg.validate()?;
+    if cfg.pilot_spacing == 0 {
+        return Err(WaveformError::invalid(
+            "pilot_spacing",
+            "common-phase correction needs pilots (pilot_spacing = 0)",
+        ));
+    }
+    for (field, len) in [("symbol", symbol.len()), ("h", h.len())] {
+        if len != cfg.n_used {
+            return Err(WaveformError::LengthMismatch {
+                field,
+                expected: cfg.n_used,
+                got: len,
+            });
+        }
+    }
+    let acc: C64 = cfg
+        .pilot_carriers()
+        .iter()
+        .zip(pilot_values(cfg))
+        .map(|(&i, x)| symbol[i] * (h[i] * x).conj())
+        .sum();
+    let phi = acc.arg();
+    let rot = C64::from_polar(1.0, -phi);
+    symbol.iter_mut().for_each(|v| *v *= rot);
+    Ok(phi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::stream;
+    use crate::waveform::impair::{apply_cfo, awgn};
+    use crate::waveform::ofdm::{demodulate, demodulate_from, pack_reals, unpack_reals};
+    use crate::waveform::tdl::{apply_multipath, frequency_response, TdlChannel, TdlProfile};
+    use rand::Rng;
+
+    fn cfg256() -> OfdmConfig {
+        OfdmConfig {
+            n_fft: 256,
+            cp_len: 32,
+            n_used: 200,
+            pilot_spacing: 8,
+            sample_rate_hz: 7.68e6,
+        }
+    }
+
+    /// `lead` zeros, header, data symbols, 200 zeros (noise is added by the caller).
+    fn burst(cfg: &OfdmConfig, lead: usize, data: &[Vec<C64>]) -> Vec<C64> {
+        let mut x = vec![C64::new(0.0, 0.0); lead];
+        x.extend(header(cfg).unwrap());
+        x.extend(modulate(cfg, data).unwrap());
+        x.extend(vec![C64::new(0.0, 0.0); 200]);
+        x
+    }
+
+    /// QPSK-like payload (±1/√2) filling `n_sym` symbols.
+    fn random_data<R: Rng + ?Sized>(cfg: &OfdmConfig, n_sym: usize, rng: &mut R) -> Vec<f64> {
+        (0..2 * cfg.n_data() * n_sym)
+            .map(|_| {
+                if rng.random::<bool>() {
+                    0.5f64.sqrt()
+                } else {
+                    -(0.5f64.sqrt())
+                }
+            })
+            .collect()
+    }
+
+    /// Whether an FFT window starting at `w0` is ISI-free for a preamble whose CP starts at
+    /// `cp_start`, through a channel of `n_taps` taps.
+    fn cp_safe(cfg: &OfdmConfig, w0: usize, cp_start: usize, n_taps: usize) -> bool {
+        w0 + 1 >= cp_start + n_taps && w0 <= cp_start + cfg.cp_len
+    }
+
+    #[test]
+    fn preamble_has_two_identical_halves_and_data_power() {
+        for cfg in [OfdmConfig::default(), cfg256()] {
+            let p = preamble(&cfg).unwrap();
+            assert_eq!(p.len(), cfg.symbol_len());
+            let l = cfg.n_fft / 2;
+            let u = &p[cfg.cp_len..];
+            for i in 0..l {
+                assert!((u[i] - u[i + l]).norm() < 1e-12);
+            }
+            let e: f64 = u.iter().map(|v| v.norm_sqr()).sum();
+            assert!((e - cfg.n_used as f64).abs() < 1e-9);
+            let t = training_symbol(&cfg).unwrap();
+            assert_eq!(t.len(), cfg.n_used);
+            assert!(t.iter().all(|v| v.re.abs() == 1.0 && v.im == 0.0));
+            assert_eq!(header(&cfg).unwrap().len(), 2 * cfg.symbol_len());
+            // Noise-free metric is 1 on the whole plateau.
+            let (_, m) = timing_metric(&cfg, &p).unwrap();
+            assert_eq!(m.len(), cfg.cp_len + 1);
+            assert!(m.iter().all(|&v| (v - 1.0).abs() < 1e-9));
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let cfg = OfdmConfig::default();
+        assert!(matches!(
+            detect(&cfg, &[], 1.5),
+            Err(WaveformError::InvalidParameter {
+                field: "threshold",
+                ..
+            })
+        ));
+        assert!(detect(&cfg, &[], f64::NAN).is_err());
+        let mut nan = vec![C64::new(0.0, 0.0); 200];
+        nan[7] = C64::new(f64::NAN, 0.0);
+        assert!(matches!(
+            detect(&cfg, &nan, 0.5),
+            Err(WaveformError::InvalidParameter { field: "rx", .. })
+        ));
+        let wild = SyncResult {
+            fft_start: usize::MAX - 10,
+            start: usize::MAX,
+            metric: 1.0,
+            cfo_hz: 0.0,
+        };
+        assert!(refine_timing(&cfg, &nan, &wild).is_err());
+        let near = SyncResult {
+            fft_start: 0,
+            ..wild
+        };
+        assert!(refine_timing(&cfg, &nan[..150], &near).is_err()); // too short
+        let long = vec![C64::new(f64::NAN, 0.0); 1000];
+        assert!(refine_timing(&cfg, &long, &near).is_err()); // non-finite
+        assert_eq!(detect(&cfg, &[], 0.5).unwrap(), None);
+        assert_eq!(detect(&cfg, &[C64::new(0.0, 0.0); 500], 0.5).unwrap(), None);
+        let bad = OfdmConfig {
+            n_fft: 12,
+            ..cfg.clone()
+        };
+        assert!(detect(&bad, &[C64::new(0.0, 0.0); 500], 0.5).is_err());
+        assert!(preamble(&bad).is_err() && header(&bad).is_err());
+        let mut s = vec![C64::new(1.0, 0.0); 4];
+        assert!(correct_cfo(&mut s, f64::NAN, 1.0, 0).is_err());
+        assert!(correct_cfo(&mut s, 1.0, 0.0, 0).is_err());
+        let k = training_symbol(&cfg).unwrap();
+        assert!(estimate_channel(&cfg, &k[1..], &k).is_err());
+        let mut z = k.clone();
+        z[3] = C64::new(0.0, 0.0);
+        assert!(matches!(
+            estimate_channel(&cfg, &k, &z),
+            Err(WaveformError::InvalidParameter { field: "known", .. })
+        ));
+        assert!(equalize(&k, &k[1..]).is_err());
+        let mut sym = k.clone();
+        assert!(correct_common_phase(&cfg, &mut sym[1..], &k).is_err());
+        let np = OfdmConfig {
+            pilot_spacing: 0,
+            ..cfg
+        };
+        assert!(correct_common_phase(&np, &mut sym, &k).is_err());
+    }
+
+    /// Noise-free, flat channel: timing on the plateau centre, CFO exact, and after correction
+    /// the data come back to 1e-9. Through a TDL channel shorter than the CP the timing stays
+    /// ISI-free and the data come back to within the tiny CFO bias of the ISI-touched plateau
+    /// edges.
+    #[test]
+    fn noiseless_sync_chain() {
+        let cfg = OfdmConfig::default();
+        let mut rng = stream(4, &[1]);
+        let x = random_data(&cfg, 6, &mut rng);
+        let grid = pack_reals(&cfg, &x).unwrap();
+        let lead = 137;
+        let tx = burst(&cfg, lead, &grid);
+        let sl = cfg.symbol_len();
+        for eps in [-0.4, -0.1, 0.0, 0.1, 0.4] {
+            let cfo = eps * cfg.subcarrier_spacing_hz();
+            for tdl in [false, true] {
+                let h = if tdl {
+                    TdlChannel::realise(TdlProfile::B, 20e-9, cfg.sample_rate_hz, &mut rng).unwrap()
+                } else {
+                    vec![C64::new(0.8, -0.6)]
+                };
+                let mut rx =
+                    apply_cfo(&apply_multipath(&tx, &h), cfo, cfg.sample_rate_hz, 1.1).unwrap();
+                let r = detect(&cfg, &rx, 0.5).unwrap().expect("detected");
+                assert!(cp_safe(&cfg, r.fft_start, lead, h.len()), "{r:?}");
+                assert!(r.metric > 0.9);
+                let cfo_err = (r.cfo_hz - cfo).abs() / cfg.subcarrier_spacing_hz();
+                let tol = if tdl { 2e-3 } else { 1e-9 };
+                assert!(cfo_err < tol, "eps {eps} tdl {tdl}: {cfo_err}");
+                if !tdl {
+                    assert!(r.fft_start.abs_diff(lead + cfg.cp_len / 2) <= 1, "{r:?}");
+                    assert_eq!(r.start, r.fft_start + cfg.cp_len / 2);
+                }
+                // The refined timing is exact without noise in a flat channel and stays
+                // CP-safe through the TDL channel.
+                let f = refine_timing(&cfg, &rx, &r).unwrap();
+                assert!(cp_safe(&cfg, f.fft_start, lead, h.len()), "{f:?}");
+                if !tdl {
+                    assert_eq!(f.fft_start, lead + cfg.cp_len / 2);
+                    assert_eq!(f.start, lead + cfg.cp_len);
+                }
+                assert_eq!(f.cfo_hz, r.cfo_hz);
+                let r = f;
+                correct_cfo(&mut rx, r.cfo_hz, cfg.sample_rate_hz, 0).unwrap();
+                let y = demodulate_from(&cfg, &rx, r.fft_start, 2 + grid.len()).unwrap();
+                let hh = estimate_channel(&cfg, &y[1], &training_symbol(&cfg).unwrap()).unwrap();
+                let mut eq = Vec::new();
+                for (j, s) in y[2..].iter().enumerate() {
+                    let mut s = s.clone();
+                    let phi = correct_common_phase(&cfg, &mut s, &hh).unwrap();
+                    if !tdl {
+                        assert!(phi.abs() < 1e-9);
+                    }
+                    assert!(r.fft_start + (j + 2) * sl + cfg.n_fft <= rx.len());
+                    eq.push(equalize(&s, &hh).unwrap());
+                }
+                let back = unpack_reals(&cfg, &eq, x.len()).unwrap();
+                let tol = if tdl { 0.05 } else { 1e-9 };
+                for (a, b) in back.iter().zip(&x) {
+                    assert!((a - b).abs() < tol, "eps {eps} tdl {tdl}: {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    /// Detection statistics over 200 trials with 0..=500 samples of leading noise and a random
+    /// CFO of up to ±0.45 subcarrier spacings.
+    struct DetectionStats {
+        /// Fraction of trials whose coarse (Schmidl–Cox only) FFT window is CP-safe.
+        coarse_safe: f64,
+        /// Same after [`refine_timing`].
+        fine_safe: f64,
+        /// RMS error of the coarse / refined `fft_start` w.r.t. the plateau centre (detected
+        /// trials only).
+        coarse_rms: f64,
+        fine_rms: f64,
+        missed: usize,
+    }
+
+    fn detection_stats(cfg: &OfdmConfig, snr_db: f64, threshold: f64) -> DetectionStats {
+        let mut rng = stream(4, &[2, cfg.n_fft as u64, snr_db.to_bits()]);
+        let sigma2 = 10f64.powf(-snr_db / 10.0);
+        let trials = 200;
+        let (mut coarse_ok, mut fine_ok, mut missed) = (0, 0, 0);
+        let (mut se_c, mut se_f) = (0.0, 0.0);
+        for _ in 0..trials {
+            let lead = rng.random_range(0..=500usize);
+            let x = random_data(cfg, 4, &mut rng);
+            let grid = pack_reals(cfg, &x).unwrap();
+            let tx = burst(cfg, lead, &grid);
+            // Random CFO within ±0.45 subcarrier spacings.
+            let cfo = (rng.random::<f64>() - 0.5) * 0.9 * cfg.subcarrier_spacing_hz();
+            let phase0 = rng.random::<f64>() * 2.0 * PI;
+            let tx = apply_cfo(&tx, cfo, cfg.sample_rate_hz, phase0).unwrap();
+            let rx = awgn(&tx, sigma2, &mut rng).unwrap();
+            let centre = (lead + cfg.cp_len / 2) as f64;
+            match detect(cfg, &rx, threshold).unwrap() {
+                Some(r) => {
+                    se_c += (r.fft_start as f64 - centre).powi(2);
+                    if cp_safe(cfg, r.fft_start, lead, 1) {
+                        coarse_ok += 1;
+                    }
+                    // A wild coarse estimate may put the search range outside the buffer.
+                    match refine_timing(cfg, &rx, &r) {
+                        Ok(f) => {
+                            se_f += (f.fft_start as f64 - centre).powi(2);
+                            if cp_safe(cfg, f.fft_start, lead, 1) {
+                                fine_ok += 1;
+                            }
+                        }
+                        Err(_) => se_f += (r.fft_start as f64 - centre).powi(2),
+                    }
+                }
+                None => missed += 1,
+            }
+        }
+        let detected = (trials - missed).max(1) as f64;
+        DetectionStats {
+            coarse_safe: coarse_ok as f64 / trials as f64,
+            fine_safe: fine_ok as f64 / trials as f64,
+            coarse_rms: (se_c / detected).sqrt(),
+            fine_rms: (se_f / detected).sqrt(),
+            missed,
+        }
+    }
+
+    /// Flat AWGN channel, SNR 0/5/10/20 dB, 200 trials each, 64- and 256-point numerologies.
+    /// Required: the refined timing is CP-safe in ≥ 99 % of trials at ≥ 5 dB; the
+    /// Schmidl–Cox-only estimate in ≥ 97 % at 5 dB and ≥ 99 % at ≥ 10 dB.
+    #[test]
+    fn detection_lands_in_the_cp_safe_window() {
+        for cfg in [OfdmConfig::default(), cfg256()] {
+            for snr_db in [0.0, 5.0, 10.0, 20.0] {
+                let st = detection_stats(&cfg, snr_db, 0.1);
+                eprintln!(
+                    "n_fft {:>3} SNR {snr_db:>4} dB: CP-safe coarse {:.3} / refined {:.3}; RMS timing error coarse {:.2} / refined {:.2} samples; missed {}",
+                    cfg.n_fft, st.coarse_safe, st.fine_safe, st.coarse_rms, st.fine_rms, st.missed
+                );
+                if snr_db >= 5.0 {
+                    assert!(st.fine_safe >= 0.99, "n_fft {} SNR {snr_db}", cfg.n_fft);
+                    let need = if snr_db >= 10.0 { 0.99 } else { 0.97 };
+                    assert!(st.coarse_safe >= need, "n_fft {} SNR {snr_db}", cfg.n_fft);
+                } else {
+                    assert!(st.fine_safe >= 0.75, "n_fft {} SNR {snr_db}", cfg.n_fft);
+                }
+            }
+        }
+    }
+
+    /// Noise alone (no preamble, 800 samples) rarely crosses a threshold of 0.4 (a preamble at
+    /// 5 dB gives ≈ 0.5).
+    #[test]
+    fn false_alarms_are_rare() {
+        let cfg = OfdmConfig::default();
+        let mut rng = stream(4, &[6]);
+        let mut alarms = 0;
+        for _ in 0..200 {
+            let rx = awgn(&vec![C64::new(0.0, 0.0); 800], 1.0, &mut rng).unwrap();
+            if detect(&cfg, &rx, 0.4).unwrap().is_some() {
+                alarms += 1;
+            }
+        }
+        eprintln!("false alarms at threshold 0.4: {alarms}/200");
+        assert!(alarms <= 1, "{alarms}");
+    }
+
+    /// RMS CFO error (in subcarrier spacings) over `trials` bursts at a known CFO.
+    fn cfo_rms(cfg: &OfdmConfig, eps: f64, snr_db: f64, trials: usize) -> f64 {
+        let mut rng = stream(4, &[3, eps.to_bits(), snr_db.to_bits()]);
+        let sigma2 = 10f64.powf(-snr_db / 10.0);
+        let cfo = eps * cfg.subcarrier_spacing_hz();
+        let mut se = 0.0;
+        for _ in 0..trials {
+            let lead = rng.random_range(50..=150usize);
+            let x = random_data(cfg, 2, &mut rng);
+            let tx = burst(cfg, lead, &pack_reals(cfg, &x).unwrap());
+            let phase0 = rng.random::<f64>() * 2.0 * PI;
+            let rx = awgn(
+                &apply_cfo(&tx, cfo, cfg.sample_rate_hz, phase0).unwrap(),
+                sigma2,
+                &mut rng,
+            )
+            .unwrap();
+            let r = detect(cfg, &rx, 0.0)
+                .unwrap()
+                .expect("threshold 0 always detects");
+            let e = (r.cfo_hz - cfo) / cfg.subcarrier_spacing_hz();
+            se += e * e;
+        }
+        (se / trials as f64).sqrt()
+    }
+
+    #[test]
+    fn cfo_estimate_rms_error_falls_with_snr() {
+        let cfg = OfdmConfig::default();
+        for eps in [-0.4, -0.1, 0.1, 0.4] {
+            let mut prev = f64::INFINITY;
+            for snr_db in [0.0, 5.0, 10.0, 20.0] {
+                let rms = cfo_rms(&cfg, eps, snr_db, 200);
+                // Reference 1/(π sqrt(L·SNR_t)), SNR_t the time-domain SNR.
+                let snr_t = 10f64.powf(snr_db / 10.0) * cfg.n_used as f64 / cfg.n_fft as f64;
+                let reference = 1.0 / (PI * ((cfg.n_fft / 2) as f64 * snr_t).sqrt());
+                eprintln!(
+                    "eps {eps:+.1} SNR {snr_db:>4} dB: CFO RMS error {rms:.5} subcarriers (1/(π√(L·SNR)) = {reference:.5})"
+                );
+                assert!(rms < prev, "eps {eps}: not falling at {snr_db} dB");
+                // Below ≈ 5 dB the 64-point preamble is in its threshold region (timing
+                // outliers), so the reference bound is only checked from 5 dB up.
+                if snr_db >= 5.0 {
+                    assert!(rms < 2.0 * reference, "eps {eps} SNR {snr_db}: {rms}");
+                }
+                prev = rms;
+            }
+            assert!(prev < 0.01, "eps {eps}: {prev} at 20 dB");
+        }
+    }
+
+    /// 20 dB, CFO ±0.4 subcarriers: detection, CFO correction, LS channel estimation and pilot
+    /// common-phase correction bring the data-carrier MSE to what the noise allows (noise on
+    /// the data plus on the LS estimate ≈ 2σ² for a unit channel), far below the uncorrected
+    /// MSE.
+    #[test]
+    fn corrected_symbols_match_after_sync() {
+        let cfg = OfdmConfig::default();
+        let mut rng = stream(4, &[4]);
+        let snr_db = 20.0;
+        let sigma2 = 10f64.powf(-snr_db / 10.0);
+        let sl = cfg.symbol_len();
+        for eps in [-0.4, 0.4] {
+            let cfo = eps * cfg.subcarrier_spacing_hz();
+            let mut mse = 0.0;
+            let mut mse_raw = 0.0;
+            let mut count = 0.0;
+            for _ in 0..50 {
+                let x = random_data(&cfg, 8, &mut rng);
+                let grid = pack_reals(&cfg, &x).unwrap();
+                let lead = 100;
+                let tx = burst(&cfg, lead, &grid);
+                let mut rx = awgn(
+                    &apply_cfo(&tx, cfo, cfg.sample_rate_hz, 0.3).unwrap(),
+                    sigma2,
+                    &mut rng,
+                )
+                .unwrap();
+                let r = detect(&cfg, &rx, 0.3).unwrap().expect("detected");
+                let y_raw = demodulate(&cfg, &rx, lead + 2 * sl, 8).unwrap();
+                correct_cfo(&mut rx, r.cfo_hz, cfg.sample_rate_hz, 0).unwrap();
+                let y = demodulate_from(&cfg, &rx, r.fft_start, 10).unwrap();
+                let h = estimate_channel(&cfg, &y[1], &training_symbol(&cfg).unwrap()).unwrap();
+                for (s, (ys, yr)) in grid.iter().zip(y[2..].iter().zip(&y_raw)) {
+                    let mut ys = ys.clone();
+                    correct_common_phase(&cfg, &mut ys, &h).unwrap();
+                    let eq = equalize(&ys, &h).unwrap();
+                    for &d in &cfg.data_carriers() {
+                        mse += (eq[d] - s[d]).norm_sqr();
+                        mse_raw += (yr[d] - s[d]).norm_sqr();
+                        count += 1.0;
+                    }
+                }
+            }
+            mse /= count;
+            mse_raw /= count;
+            eprintln!(
+                "eps {eps}: corrected MSE {mse:.5}, uncorrected {mse_raw:.3}, 2σ² = {:.5}",
+                2.0 * sigma2
+            );
+            assert!(mse < 2.0 * sigma2 * 1.25, "eps {eps}: {mse}");
+            assert!(mse_raw > 50.0 * mse);
+        }
+    }
+
+    /// Signal-to-ISI ratio of the training symbol demodulated with its FFT window at
+    /// `w0` from the noise-free received burst `y` (training useful part of the direct path at
+    /// `t0`), against the ideal `H_k X_k e^{−j2πk(t0−w0)/N}`.
+    fn training_sir(cfg: &OfdmConfig, y: &[C64], h: &[C64], t0: usize, w0: usize) -> f64 {
+        let rx = demodulate_from(cfg, y, w0, 1).unwrap();
+        let hf = frequency_response(cfg, h).unwrap();
+        let known = training_symbol(cfg).unwrap();
+        let b = t0 as f64 - w0 as f64;
+        let (mut sig, mut isi) = (0.0, 0.0);
+        for (((k, yv), hv), xv) in cfg
+            .used_frequencies()
+            .iter()
+            .zip(&rx[0])
+            .zip(&hf)
+            .zip(&known)
+        {
+            let ideal =
+                hv * xv * C64::from_polar(1.0, -2.0 * PI * *k as f64 * b / cfg.n_fft as f64);
+            sig += ideal.norm_sqr();
+            isi += (yv - ideal).norm_sqr();
+        }
+        sig / isi.max(1e-300)
+    }
+
+    /// Through multipath (TDL-A 30 ns and TDL-C 50 ns at 20 MHz: up to 10 and 14 of the CP's 17
+    /// tap positions) at 10 dB, 200 trials each: the refined FFT window keeps the
+    /// signal-to-ISI ratio of the (noise-free) training symbol ≥ 30 dB in ≥ 97 % of trials.
+    #[test]
+    fn detection_through_tdl_channel() {
+        let cfg = OfdmConfig::default();
+        let sl = cfg.symbol_len();
+        let sigma2 = 0.1;
+        for (profile, ds) in [(TdlProfile::A, 30e-9f64), (TdlProfile::C, 50e-9)] {
+            let mut rng = stream(4, &[5, ds.to_bits()]);
+            let ch = TdlChannel::new(profile, ds, cfg.sample_rate_hz).unwrap();
+            let trials = 200;
+            let (mut good_c, mut good_f) = (0, 0);
+            let mut sirs = Vec::new();
+            for _ in 0..trials {
+                let lead = rng.random_range(0..=500usize);
+                let grid = pack_reals(&cfg, &random_data(&cfg, 2, &mut rng)).unwrap();
+                let h = ch.draw(&mut rng);
+                // Normalise the realisation so the test is about timing, not deep fades.
+                let g = h.iter().map(|v| v.norm_sqr()).sum::<f64>().sqrt();
+                let h: Vec<C64> = h.iter().map(|v| v / g).collect();
+                let y = apply_multipath(&burst(&cfg, lead, &grid), &h);
+                let rx = awgn(&y, sigma2, &mut rng).unwrap();
+                let r = detect(&cfg, &rx, 0.3).unwrap().expect("detected");
+                let f = refine_timing(&cfg, &rx, &r).unwrap();
+                let t0 = lead + sl + cfg.cp_len;
+                let sir_c = training_sir(&cfg, &y, &h, t0, r.fft_start + sl);
+                let sir_f = training_sir(&cfg, &y, &h, t0, f.fft_start + sl);
+                good_c += usize::from(sir_c >= 1e3);
+                good_f += usize::from(sir_f >= 1e3);
+                sirs.push(10.0 * sir_f.log10());
+            }
+            sirs.sort_by(|a, b| a.total_cmp(b));
+            eprintln!(
+                "{profile:?} {:.0} ns ({} taps), 10 dB: SIR ≥ 30 dB coarse {good_c}/{trials}, refined {good_f}/{trials}; refined SIR min {:.1} dB, median {:.1} dB",
+                ds * 1e9,
+                ch.n_taps(),
+                sirs[0],
+                sirs[trials / 2]
+            );
+            assert!(
+                good_f * 100 >= 97 * trials,
+                "{profile:?}: {good_f}/{trials}"
+            );
+        }
+    }
+}
