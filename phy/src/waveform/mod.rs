@@ -30,6 +30,7 @@
 //! [`WaveformError`] naming the offending field. Functions that draw random numbers take the
 //! generator as `&mut R` with `R: rand::Rng + ?Sized`; they never build generators themselves.
 
+pub mod aircomp;
 pub mod impair;
 pub mod ofdm;
 pub mod sync;

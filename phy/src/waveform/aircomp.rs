@@ -1,0 +1,593 @@
+//! Over-the-air computation at waveform level: K single-antenna devices send their real vectors
+//! on the data carriers of OFDM symbols at the same time, each pre-equalising its own channel
+//! per subcarrier, and a single-antenna receiver reads the sum off the FFT of the superposition.
+//!
+//! Per used subcarrier c the transceiver is exactly the symbol-level design
+//! ([`aircomp::zero_forcing`] on the 1 × 1 channels `H_k[c]`, signal variance `v_k`, per-carrier
+//! power `P·n_fft/n_used`, noise σ²), so with ideal synchronisation and a channel inside the
+//! cyclic prefix the waveform path must reproduce its closed-form MSE. What the symbol level
+//! cannot see:
+//! * a device's arrival-time offset τ_k inside the CP turns into a phase ramp
+//!   `e^{−j2π f_c τ_k / N}` it did not pre-equalise: the misalignment adds
+//!   `v_k |a H b e^{−jθ} − 1|²` per carrier (closed form in [`predicted_mse_with_offsets`]);
+//! * a carrier-frequency offset rotates the device's symbols and leaks power into the other
+//!   carriers (inter-carrier interference);
+//! * clipping, phase noise, multipath longer than the CP, ADC quantisation.
+//!
+//! Correction, as AirComp needs it (every transmitter fixes its own impairment before the
+//! signals add up): each device estimates its CFO from the receiver's Schmidl–Cox preamble
+//! (received through its own channel and noise) and counter-rotates what it sends; the receiver
+//! measures each device's channel from a training symbol the device sends alone (least squares
+//! per carrier), fits the two things the device's own channel knowledge lacks — its arrival
+//! delay (the phase slope across carriers) and a common phase — and feeds them back; the device
+//! pre-equalises its channel with that delay ramp and phase. (Pre-equalising the raw
+//! per-carrier estimate instead makes the misalignment `|e/H|²` heavy-tailed in deep fades.)
+
+use super::impair::{apply_cfo, awgn, clip, delay_samples, phase_noise, Impairments};
+use super::ofdm::{demodulate, modulate, pack_reals, unpack_reals, OfdmConfig};
+use super::sync::{detect, estimate_channel, header, refine_timing, training_symbol};
+use super::tdl::{apply_multipath, frequency_response, TdlChannel};
+use super::WaveformError;
+use crate::aircomp::{self, Problem, ReceiveDirection};
+use crate::radio::{Radio, RadioError};
+use crate::{CMat, C64};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// One waveform-level all-reduce set-up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtaOfdmConfig {
+    /// Numerology.
+    pub ofdm: OfdmConfig,
+    /// Mean transmit power of each device per sample.
+    pub power: f64,
+    /// Receiver noise power per sample (= per subcarrier: the FFT is unitary).
+    pub noise_var: f64,
+    /// Impairments of each device (its length is K).
+    pub devices: Vec<Impairments>,
+    /// Estimate and correct CFO and timing (see the module doc); false = design on the
+    /// nominal channels and send uncorrected.
+    pub correct: bool,
+}
+
+/// What an all-reduce delivered.
+#[derive(Debug, Clone)]
+pub struct OtaOfdmOutcome {
+    /// The receiver's estimate of Σ_k x_k.
+    pub estimate: Vec<f64>,
+    /// Measured mean squared error per real value.
+    pub measured_mse: f64,
+    /// The symbol-level closed form per real value for the channels the design used.
+    pub predicted_mse: f64,
+    /// OFDM symbols sent.
+    pub symbols: usize,
+    /// Samples the receiver read.
+    pub samples: usize,
+}
+
+/// The software part of a radio link: each device's burst through its own impairment chain
+/// (clipping → CFO → phase noise → multipath `taps[k]` → timing offset), summed. The emulator
+/// adds receiver noise and ADC after this; a single-TX-channel SDR transmits the sum.
+pub fn through_channels<R: Rng + ?Sized>(
+    bursts: &[Vec<C64>],
+    devices: &[Impairments],
+    taps: &[Vec<C64>],
+    sample_rate_hz: f64,
+    rng: &mut R,
+) -> Result<Vec<C64>, WaveformError> {
+    if bursts.len() != devices.len() || taps.len() != devices.len() {
+        return Err(WaveformError::invalid(
+            "devices",
+            format!(
+                "{} bursts, {} impairment sets, {} channels",
+                bursts.len(),
+                devices.len(),
+                taps.len()
+            ),
+        ));
+    }
+    let mut sum: Vec<C64> = Vec::new();
+    for ((x, d), h) in bursts.iter().zip(devices).zip(taps) {
+        d.validate()?;
+        let mut y = match d.clip_amplitude {
+            Some(a) => clip(x, a)?,
+            None => x.clone(),
+        };
+        if d.cfo_hz != 0.0 {
+            y = apply_cfo(&y, d.cfo_hz, sample_rate_hz, 0.0)?;
+        }
+        if d.phase_noise_linewidth_hz > 0.0 {
+            y = phase_noise(&y, d.phase_noise_linewidth_hz, sample_rate_hz, rng)?;
+        }
+        y = apply_multipath(&y, h);
+        if d.timing_offset_samples > 0.0 {
+            y = delay_samples(&y, d.timing_offset_samples)?;
+        }
+        if sum.len() < y.len() {
+            sum.resize(y.len(), C64::new(0.0, 0.0));
+        }
+        for (s, v) in sum.iter_mut().zip(&y) {
+            *s += v;
+        }
+    }
+    Ok(sum)
+}
+
+/// The simulated radio: [`through_channels`], then receiver AWGN and the receiver ADC of
+/// device 0's impairment set (the receiver's, by convention).
+pub struct Emulator<'a, R: Rng> {
+    /// Each device's impairments.
+    pub devices: &'a [Impairments],
+    /// Each device's channel taps.
+    pub taps: &'a [Vec<C64>],
+    /// Noise power per sample.
+    pub noise_var: f64,
+    /// Sample rate, Hz.
+    pub sample_rate_hz: f64,
+    /// Noise and phase-noise draws.
+    pub rng: R,
+}
+
+impl<R: Rng> Radio for Emulator<'_, R> {
+    fn name(&self) -> String {
+        "emulator".into()
+    }
+    fn configure(&mut self, s: &crate::radio::RadioSettings) -> Result<(), RadioError> {
+        if !(s.sample_rate.is_finite() && s.sample_rate > 0.0) {
+            return Err(RadioError::Setting {
+                setting: "sample_rate".into(),
+                reason: format!("{}: must be positive", s.sample_rate),
+            });
+        }
+        self.sample_rate_hz = s.sample_rate;
+        Ok(())
+    }
+    fn tx_channels(&self) -> usize {
+        self.devices.len()
+    }
+    fn transceive(
+        &mut self,
+        bursts: &[Vec<C64>],
+        rx_len: usize,
+    ) -> Result<crate::radio::Received, RadioError> {
+        let dev = |e: WaveformError| RadioError::Device(e.to_string());
+        let mut y = through_channels(
+            bursts,
+            self.devices,
+            self.taps,
+            self.sample_rate_hz,
+            &mut self.rng,
+        )
+        .map_err(dev)?;
+        y.resize(rx_len, C64::new(0.0, 0.0));
+        let y = match self.devices.first() {
+            Some(d) => d.apply_receiver(&y, self.noise_var, &mut self.rng),
+            None => awgn(&y, self.noise_var, &mut self.rng),
+        }
+        .map_err(dev)?;
+        Ok(crate::radio::Received {
+            samples: y,
+            time_ns: None,
+        })
+    }
+}
+
+/// Draw each device's channel taps: its TDL profile, or one Rayleigh tap without multipath.
+pub fn draw_taps<R: Rng + ?Sized>(
+    cfg: &OtaOfdmConfig,
+    rng: &mut R,
+) -> Result<Vec<Vec<C64>>, WaveformError> {
+    cfg.devices
+        .iter()
+        .map(|d| match &d.tdl {
+            Some(t) => Ok(
+                TdlChannel::new(t.profile, t.delay_spread_s, cfg.ofdm.sample_rate_hz)?.draw(rng),
+            ),
+            None => Ok(vec![crate::channel::cn01(rng)]),
+        })
+        .collect()
+}
+
+/// Per used carrier: (a, b_k, closed-form MSE per complex symbol) of the symbol-level ZF design.
+fn design(
+    cfg: &OtaOfdmConfig,
+    h: &[Vec<C64>],
+    var: &[f64],
+) -> Result<Vec<(C64, Vec<C64>, f64)>, WaveformError> {
+    let k = h.len();
+    let pc = cfg.power * cfg.ofdm.n_fft as f64 / cfg.ofdm.n_used as f64;
+    let power = vec![pc; k];
+    (0..cfg.ofdm.n_used)
+        .map(|c| {
+            let ch: Vec<CMat> = h.iter().map(|hk| CMat::from_element(1, 1, hk[c])).collect();
+            let p = Problem {
+                channels: &ch,
+                signal_var: var,
+                power: &power,
+                noise_var: cfg.noise_var,
+                streams: 1,
+            };
+            let t = aircomp::zero_forcing(&p, ReceiveDirection::Eigen)
+                .map_err(|e| WaveformError::invalid("channels", e.to_string()))?;
+            Ok((
+                t.receive_beamformer[(0, 0)].conj(),
+                t.precoders.iter().map(|b| b[(0, 0)]).collect(),
+                t.analytic_mse,
+            ))
+        })
+        .collect()
+}
+
+/// Mean over the data carriers of the design's MSE per real value, when device k's signal
+/// arrives with an extra phase ramp `e^{−j2π f_c τ_k / N}` (integer τ_k inside the CP) that the
+/// design did not include: noise `σ²|a|²` plus misalignment `Σ_k v_k |a H_k b_k e^{−jθ} − 1|²`.
+pub fn predicted_mse_with_offsets(
+    cfg: &OtaOfdmConfig,
+    h: &[Vec<C64>],
+    var: &[f64],
+    offsets: &[f64],
+) -> Result<f64, WaveformError> {
+    let d = design(cfg, h, var)?;
+    let freqs = cfg.ofdm.used_frequencies();
+    let n = cfg.ofdm.n_fft as f64;
+    let data = cfg.ofdm.data_carriers();
+    let mut total = 0.0;
+    for &c in &data {
+        let (a, b, _) = &d[c];
+        let mut m = cfg.noise_var * a.norm_sqr();
+        for k in 0..h.len() {
+            let th = -2.0 * std::f64::consts::PI * freqs[c] as f64 * offsets[k] / n;
+            let g = a * h[k][c] * b[k] * C64::from_polar(1.0, th);
+            m += var[k] * (g - 1.0).norm_sqr();
+        }
+        total += m;
+    }
+    Ok(total / data.len() as f64 / 2.0)
+}
+
+/// One all-reduce of `partials` (K real vectors of one length) through `radio`, with channels
+/// `taps` (from [`draw_taps`]). `rng` draws the sync estimation noise (the correction's own
+/// measurements go through an emulated link at `noise_var`).
+pub fn ota_sum<R: Rng + ?Sized>(
+    cfg: &OtaOfdmConfig,
+    partials: &[&[f64]],
+    taps: &[Vec<C64>],
+    radio: &mut dyn Radio,
+    rng: &mut R,
+) -> Result<OtaOfdmOutcome, WaveformError> {
+    let o = &cfg.ofdm;
+    o.validate()?;
+    let k = partials.len();
+    if k == 0 || k != cfg.devices.len() || k != taps.len() {
+        return Err(WaveformError::invalid(
+            "devices",
+            format!(
+                "{k} partial vectors, {} impairment sets, {} channels (need K ≥ 1 of each)",
+                cfg.devices.len(),
+                taps.len()
+            ),
+        ));
+    }
+    for (name, v) in [("power", cfg.power), ("noise_var", cfg.noise_var)] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(WaveformError::invalid(
+                name,
+                format!("{v}: must be positive"),
+            ));
+        }
+    }
+    let n = partials[0].len();
+    if partials.iter().any(|p| p.len() != n) || n == 0 {
+        return Err(WaveformError::invalid(
+            "partials",
+            "the K vectors must be non-empty and of one length",
+        ));
+    }
+    let fs = o.sample_rate_hz;
+    // signal variance per complex carrier (two reals)
+    let var: Vec<f64> = partials
+        .iter()
+        .map(|x| (2.0 * x.iter().map(|v| v * v).sum::<f64>() / n as f64).max(1e-30))
+        .collect();
+    let nominal: Vec<Vec<C64>> = taps
+        .iter()
+        .map(|t| frequency_response(o, t))
+        .collect::<Result<_, _>>()?;
+    // what the devices pre-equalise, and the CFO each removes
+    let (h_design, cfo_hat) = if cfg.correct {
+        correction(cfg, taps, rng)?
+    } else {
+        (nominal.clone(), vec![0.0; k])
+    };
+    let d = design(cfg, &h_design, &var)?;
+    let mut bursts = Vec::with_capacity(k);
+    let mut symbols = 0;
+    for (i, x) in partials.iter().enumerate() {
+        let mut grid = pack_reals(o, x)?;
+        symbols = grid.len();
+        for sym in grid.iter_mut() {
+            for (c, v) in sym.iter_mut().enumerate() {
+                *v *= d[c].1[i];
+            }
+        }
+        let mut burst = modulate(o, &grid)?;
+        if cfo_hat[i] != 0.0 {
+            burst = apply_cfo(&burst, -cfo_hat[i], fs, 0.0)?;
+        }
+        bursts.push(burst);
+    }
+    let len = symbols * o.symbol_len();
+    let rx = radio
+        .transceive(&bursts, len + 2 * o.cp_len + 64)
+        .map_err(|e| WaveformError::invalid("radio", e.to_string()))?;
+    let y = demodulate(o, &rx.samples, 0, symbols)?;
+    let est_grid: Vec<Vec<C64>> = y
+        .iter()
+        .map(|sym| sym.iter().enumerate().map(|(c, v)| d[c].0 * v).collect())
+        .collect();
+    let estimate = unpack_reals(o, &est_grid, n)?;
+    let truth: Vec<f64> = (0..n)
+        .map(|j| partials.iter().map(|p| p[j]).sum())
+        .collect();
+    let measured_mse = estimate
+        .iter()
+        .zip(&truth)
+        .map(|(a, b)| (a - b).powi(2))
+        .sum::<f64>()
+        / n as f64;
+    let data = o.data_carriers();
+    let predicted_mse = data.iter().map(|&c| d[c].2).sum::<f64>() / data.len() as f64 / 2.0;
+    Ok(OtaOfdmOutcome {
+        estimate,
+        measured_mse,
+        predicted_mse,
+        symbols,
+        samples: rx.samples.len(),
+    })
+}
+
+/// The estimates a corrected system works with: each device's CFO from the receiver's preamble
+/// (sent through the device's own impaired link, noise `noise_var`), and each device's effective
+/// channel (multipath × timing ramp, after its CFO pre-correction) from a training symbol it
+/// sends alone, by least squares at the receiver's FFT window.
+fn correction<R: Rng + ?Sized>(
+    cfg: &OtaOfdmConfig,
+    taps: &[Vec<C64>],
+    rng: &mut R,
+) -> Result<(Vec<Vec<C64>>, Vec<f64>), WaveformError> {
+    let o = &cfg.ofdm;
+    let fs = o.sample_rate_hz;
+    let hdr = header(o)?;
+    let known = training_symbol(o)?;
+    let scale = cfg.power.sqrt() * (o.n_fft as f64 / o.n_used as f64).sqrt();
+    let tx: Vec<C64> = hdr.iter().map(|v| v * scale).collect();
+    let mut h = Vec::with_capacity(taps.len());
+    let mut cfo = Vec::with_capacity(taps.len());
+    for (d, t) in cfg.devices.iter().zip(taps) {
+        // downlink: the device hears the receiver's header with its own CFO (sign reversed:
+        // the device's oscillator is off by cfo_hz) after some idle samples
+        let mut dl = vec![C64::new(0.0, 0.0); 40];
+        dl.extend(apply_multipath(&tx, t));
+        dl.extend(vec![C64::new(0.0, 0.0); o.symbol_len()]);
+        let dl = apply_cfo(&dl, -d.cfo_hz, fs, 0.0)?;
+        let dl = awgn(&dl, cfg.noise_var, rng)?;
+        let est = match detect(o, &dl, 0.3)? {
+            Some(s) => -refine_timing(o, &dl, &s)?.cfo_hz,
+            None => 0.0,
+        };
+        // uplink: the device sends the training symbol alone, CFO pre-corrected, twice,
+        // GAP symbols apart: the receiver reads the residual CFO off the phase advance between
+        // the two (a fine estimate the preamble's half-symbol correlation cannot give)
+        const GAP: usize = 8;
+        let zero = vec![C64::new(0.0, 0.0); o.n_used];
+        let mut grid = vec![known.clone()];
+        grid.extend(std::iter::repeat_n(zero, GAP - 1));
+        grid.push(known.clone());
+        let solo = modulate(o, &grid)?
+            .into_iter()
+            .map(|v| v * scale)
+            .collect::<Vec<_>>();
+        let solo = apply_cfo(&solo, -est, fs, 0.0)?;
+        let one = [d.clone()];
+        let rxs = through_channels(&[solo], &one, std::slice::from_ref(t), fs, rng)?;
+        let mut rxs = awgn(&rxs, cfg.noise_var, rng)?;
+        rxs.resize(
+            (GAP + 1) * o.symbol_len() + o.cp_len + 64,
+            C64::new(0.0, 0.0),
+        );
+        let y = demodulate(o, &rxs, 0, GAP + 1)?;
+        let advance: C64 = y[GAP].iter().zip(&y[0]).map(|(b, a)| b * a.conj()).sum();
+        let dt = (GAP * o.symbol_len()) as f64 / fs;
+        let fine = advance.arg() / (2.0 * std::f64::consts::PI * dt);
+        cfo.push(est + fine);
+        let he = estimate_channel(o, &y[0], &known)?;
+        // the device knows its own channel (reciprocity); the training tells the receiver the
+        // two numbers that channel knowledge misses: the arrival delay (the phase slope of
+        // ĥ / H across adjacent carriers) and the common phase, fed back to the device
+        let hn = frequency_response(o, t)?;
+        let z: Vec<C64> = he.iter().zip(&hn).map(|(a, b)| a / (b * scale)).collect();
+        let f = o.used_frequencies();
+        let mut slope = C64::new(0.0, 0.0);
+        for i in 1..z.len() {
+            if f[i] - f[i - 1] == 1 {
+                slope += z[i] * z[i - 1].conj() * hn[i].norm_sqr().min(hn[i - 1].norm_sqr());
+            }
+        }
+        let tau = -slope.arg() * o.n_fft as f64 / (2.0 * std::f64::consts::PI);
+        let ramp = |i: usize| {
+            C64::from_polar(
+                1.0,
+                -2.0 * std::f64::consts::PI * f[i] as f64 * tau / o.n_fft as f64,
+            )
+        };
+        let common: C64 = (0..z.len())
+            .map(|i| z[i] * ramp(i).conj() * hn[i].norm_sqr())
+            .sum();
+        let phase = C64::from_polar(1.0, common.arg());
+        h.push((0..z.len()).map(|i| hn[i] * ramp(i) * phase).collect());
+    }
+    Ok((h, cfo))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::stream;
+    use crate::waveform::impair::TdlSpec;
+    use crate::waveform::tdl::TdlProfile;
+    use rand_distr::{Distribution, StandardNormal};
+
+    fn cfg(k: usize, snr_db: f64) -> OtaOfdmConfig {
+        OtaOfdmConfig {
+            ofdm: OfdmConfig::default(),
+            power: 1.0,
+            noise_var: 10f64.powf(-snr_db / 10.0),
+            devices: vec![Impairments::default(); k],
+            correct: false,
+        }
+    }
+
+    fn data(k: usize, n: usize, seed: u64) -> Vec<Vec<f64>> {
+        let mut r = stream(seed, &[1]);
+        (0..k)
+            .map(|_| (0..n).map(|_| StandardNormal.sample(&mut r)).collect())
+            .collect()
+    }
+
+    /// Mean measured and predicted MSE over `trials` channel draws.
+    fn run(c: &OtaOfdmConfig, trials: u64, n: usize) -> (f64, f64) {
+        let (mut m, mut p) = (0.0, 0.0);
+        for t in 0..trials {
+            let mut rng = stream(t, &[7]);
+            let taps = draw_taps(c, &mut rng).unwrap();
+            let x = data(c.devices.len(), n, t);
+            let xs: Vec<&[f64]> = x.iter().map(|v| v.as_slice()).collect();
+            let mut radio = Emulator {
+                devices: &c.devices,
+                taps: &taps,
+                noise_var: c.noise_var,
+                sample_rate_hz: c.ofdm.sample_rate_hz,
+                rng: stream(t, &[8]),
+            };
+            let o = ota_sum(c, &xs, &taps, &mut radio, &mut rng).unwrap();
+            m += o.measured_mse;
+            p += o.predicted_mse;
+        }
+        (m / trials as f64, p / trials as f64)
+    }
+
+    #[test]
+    fn ideal_sync_reproduces_the_symbol_level_mse() {
+        // flat Rayleigh and TDL-A inside the CP, 4 devices, 10 and 20 dB
+        for (tdl, snr) in [(None, 10.0), (None, 20.0), (Some(30e-9), 15.0)] {
+            let mut c = cfg(4, snr);
+            if let Some(ds) = tdl {
+                for d in &mut c.devices {
+                    d.tdl = Some(TdlSpec {
+                        profile: TdlProfile::A,
+                        delay_spread_s: ds,
+                    });
+                }
+            }
+            let (m, p) = run(&c, 40, 16000);
+            assert!(
+                (m / p - 1.0).abs() < 0.05,
+                "{tdl:?} {snr} dB: measured {m} vs {p}"
+            );
+        }
+    }
+
+    #[test]
+    fn timing_offsets_degrade_as_predicted_and_correction_recovers() {
+        let mut c = cfg(3, 20.0);
+        let offsets = [0.0, 3.0, 6.0];
+        for (d, &o) in c.devices.iter_mut().zip(&offsets) {
+            d.timing_offset_samples = o;
+        }
+        let (ideal, _) = run(&cfg(3, 20.0), 30, 4000);
+        // uncorrected: measured against the closed form with the phase ramps
+        let (mut m, mut p) = (0.0, 0.0);
+        for t in 0..30u64 {
+            let mut rng = stream(t, &[7]);
+            let taps = draw_taps(&c, &mut rng).unwrap();
+            let x = data(3, 4000, t);
+            let xs: Vec<&[f64]> = x.iter().map(|v| v.as_slice()).collect();
+            let h: Vec<Vec<C64>> = taps
+                .iter()
+                .map(|t| frequency_response(&c.ofdm, t).unwrap())
+                .collect();
+            let var: Vec<f64> = x
+                .iter()
+                .map(|v| 2.0 * v.iter().map(|a| a * a).sum::<f64>() / v.len() as f64)
+                .collect();
+            p += predicted_mse_with_offsets(&c, &h, &var, &offsets).unwrap();
+            let mut radio = Emulator {
+                devices: &c.devices,
+                taps: &taps,
+                noise_var: c.noise_var,
+                sample_rate_hz: c.ofdm.sample_rate_hz,
+                rng: stream(t, &[8]),
+            };
+            m += ota_sum(&c, &xs, &taps, &mut radio, &mut rng)
+                .unwrap()
+                .measured_mse;
+        }
+        assert!(m > 20.0 * ideal, "offsets must hurt: {m} vs {ideal}");
+        assert!(
+            (m / p - 1.0).abs() < 0.05,
+            "measured {m} vs closed form {p}"
+        );
+        // corrected: the design uses the estimated effective channels
+        c.correct = true;
+        let (mc, _) = run(&c, 30, 4000);
+        assert!(mc < 2.5 * ideal, "corrected {mc} vs ideal {ideal}");
+    }
+
+    #[test]
+    fn cfo_hurts_more_as_it_grows_and_correction_recovers() {
+        let spacing = OfdmConfig::default().subcarrier_spacing_hz();
+        let (ideal, _) = run(&cfg(3, 20.0), 20, 4000);
+        let mut last = ideal;
+        // a CFO of ε spacings turns the burst (≈ 3400 samples) by 2π ε · 3400 / 64 ≈ 330 ε rad:
+        // the error grows with ε until the devices' signals decorrelate
+        for eps in [0.001, 0.003, 0.01, 0.03] {
+            let mut c = cfg(3, 20.0);
+            for (i, d) in c.devices.iter_mut().enumerate() {
+                d.cfo_hz = eps * spacing * [1.0, -1.0, 0.5][i];
+            }
+            let (m, _) = run(&c, 20, 4000);
+            assert!(m > last, "ε = {eps}: {m} after {last}");
+            last = m;
+            c.correct = true;
+            let (mc, _) = run(&c, 20, 4000);
+            assert!(
+                mc < 3.0 * ideal,
+                "ε = {eps}: corrected {mc} vs ideal {ideal}"
+            );
+        }
+        assert!(last > 20.0 * ideal, "uncorrected {last} vs ideal {ideal}");
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let c = cfg(2, 10.0);
+        let mut rng = stream(1, &[1]);
+        let taps = draw_taps(&c, &mut rng).unwrap();
+        let x = [vec![1.0; 10], vec![1.0; 9]];
+        let xs: Vec<&[f64]> = x.iter().map(|v| v.as_slice()).collect();
+        let mut radio = Emulator {
+            devices: &c.devices,
+            taps: &taps,
+            noise_var: c.noise_var,
+            sample_rate_hz: c.ofdm.sample_rate_hz,
+            rng: stream(1, &[2]),
+        };
+        assert!(ota_sum(&c, &xs, &taps, &mut radio, &mut rng).is_err());
+        let mut bad = c.clone();
+        bad.noise_var = -1.0;
+        let x = [vec![1.0; 10], vec![1.0; 10]];
+        let xs: Vec<&[f64]> = x.iter().map(|v| v.as_slice()).collect();
+        assert!(ota_sum(&bad, &xs, &taps, &mut radio, &mut rng).is_err());
+    }
+}
