@@ -81,7 +81,7 @@ impl OfdmConfig {
                 format!("must be < n_fft = {}, got {}", self.n_fft, self.cp_len),
             ));
         }
-        if self.n_used % 2 != 0 || self.n_used < 4 || self.n_used >= self.n_fft {
+        if !self.n_used.is_multiple_of(2) || self.n_used < 4 || self.n_used >= self.n_fft {
             return Err(WaveformError::invalid(
                 "n_used",
                 format!(
@@ -122,7 +122,7 @@ impl OfdmConfig {
 
     /// Whether position `i` of the used-carrier list is a pilot.
     pub fn is_pilot(&self, i: usize) -> bool {
-        self.pilot_spacing > 0 && i % self.pilot_spacing == 0
+        self.pilot_spacing > 0 && i.is_multiple_of(self.pilot_spacing)
     }
 
     /// Positions of the data carriers **within the used-carrier list** (indices into a grid
