@@ -455,6 +455,21 @@ mod tests {
             .collect()
     }
 
+    /// The emulator of `c` on `taps`, noise drawn from stream `seed`.
+    fn emulator<'a>(
+        c: &'a OtaOfdmConfig,
+        taps: &'a [Vec<C64>],
+        seed: u64,
+    ) -> Emulator<'a, crate::rng::Rng> {
+        Emulator {
+            devices: &c.devices,
+            taps,
+            noise_var: c.noise_var,
+            sample_rate_hz: c.ofdm.sample_rate_hz,
+            rng: stream(seed, &[8]),
+        }
+    }
+
     /// Mean measured and predicted MSE over `trials` channel draws.
     fn run(c: &OtaOfdmConfig, trials: u64, n: usize) -> (f64, f64) {
         let (mut m, mut p) = (0.0, 0.0);
@@ -463,13 +478,7 @@ mod tests {
             let taps = draw_taps(c, &mut rng).unwrap();
             let x = data(c.devices.len(), n, t);
             let xs: Vec<&[f64]> = x.iter().map(|v| v.as_slice()).collect();
-            let mut radio = Emulator {
-                devices: &c.devices,
-                taps: &taps,
-                noise_var: c.noise_var,
-                sample_rate_hz: c.ofdm.sample_rate_hz,
-                rng: stream(t, &[8]),
-            };
+            let mut radio = emulator(c, &taps, t);
             let o = ota_sum(c, &xs, &taps, &mut radio, &mut rng).unwrap();
             m += o.measured_mse;
             p += o.predicted_mse;
@@ -522,13 +531,7 @@ mod tests {
                 .map(|v| 2.0 * v.iter().map(|a| a * a).sum::<f64>() / v.len() as f64)
                 .collect();
             p += predicted_mse_with_offsets(&c, &h, &var, &offsets).unwrap();
-            let mut radio = Emulator {
-                devices: &c.devices,
-                taps: &taps,
-                noise_var: c.noise_var,
-                sample_rate_hz: c.ofdm.sample_rate_hz,
-                rng: stream(t, &[8]),
-            };
+            let mut radio = emulator(&c, &taps, t);
             m += ota_sum(&c, &xs, &taps, &mut radio, &mut rng)
                 .unwrap()
                 .measured_mse;
