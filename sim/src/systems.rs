@@ -11,10 +11,11 @@ use crate::schemes::pipeline::{
     simulate, Background, Balancer, CostSetup, Network, PipelineReport, Workload,
 };
 use crate::schemes::tp::{
-    simulate_forward, ComputeModel, Design, RadioConfig, SchemeKind, TpCollective,
+    memory_per_device, simulate_forward, ComputeModel, Design, RadioConfig, SchemeKind,
+    TpCollective,
 };
 use airinfer_llm::config::LlamaConfig;
-use airinfer_llm::cost::{Shard, WeightFormat};
+use airinfer_llm::cost::WeightFormat;
 use airinfer_llm::tp::TpPlan;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -294,17 +295,8 @@ impl Balancer for OverlapBalancer {
                 }
             }
         }
-        let pre = expand_preloaded(cur, &self.preloaded);
-        Some(lingualinked::rebalance(&p, cur, &pre))
-    }
-}
-
-/// Per-stage preloaded ranges from per-stage ranges computed on the initial assignment.
-fn expand_preloaded(cur: &Assignment, pre: &[Range<usize>]) -> Vec<Range<usize>> {
-    if pre.len() == cur.stages.len() {
-        pre.to_vec()
-    } else {
-        cur.stages.iter().map(|s| s.units.clone()).collect()
+        // rebalancing keeps the stages (and their count): the pre-loaded ranges still apply
+        Some(lingualinked::rebalance(&p, cur, &self.preloaded))
     }
 }
 
@@ -392,21 +384,7 @@ fn tp(system: System, s: &Setup, seed: u64) -> Result<Outcome, PartitionError> {
         })?;
     let w = &s.workload;
     let ctx = w.prompt_tokens + w.gen_tokens;
-    let memory_bytes: Vec<f64> = (0..k)
-        .map(|d| {
-            let sh = Shard::of_plan(&plan, d);
-            let c = &s.cfg;
-            let emb = c.vocab_size as f64 * c.n_embd as f64 * s.weights.bits() / 8.0
-                * if c.tied_embeddings { 1.0 } else { 2.0 };
-            c.n_layer as f64 * sh.matrix_weights(c) as f64 * s.weights.bits() / 8.0
-                + emb
-                + 2.0
-                    * c.n_layer as f64
-                    * (sh.kv_heads * c.head_dim) as f64
-                    * 2.0
-                    * (w.samples * ctx) as f64
-        })
-        .collect();
+    let memory_bytes = memory_per_device(&s.cfg, &plan, s.weights.bits(), w.samples * ctx);
     for (d, m) in memory_bytes.iter().enumerate() {
         let cap = s.profiles[d].mem_capacity * s.memory_fraction;
         if *m > cap {

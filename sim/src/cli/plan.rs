@@ -374,7 +374,7 @@ fn run_system(a: &PlanArgs) -> Result<()> {
         .iter()
         .flat_map(|a| a.stages.iter())
         .map(|s| {
-            let layers = s.units.start.clamp(1, l + 1) - 1..s.units.end.clamp(1, l + 1) - 1;
+            let layers = crate::plan::pipeline::blocks_of(l, &s.units);
             json!({"device": s.device, "profile": setup.names[s.device],
                    "units": [s.units.start, s.units.end],
                    "blocks": [layers.start, layers.end.max(layers.start)],

@@ -206,7 +206,37 @@ impl PartitionProblem {
     }
 }
 
+/// The decoder blocks (layer indices) inside a range of units of a model with `n_layer` blocks
+/// (unit 0 is the embedding, unit `n_layer + 1` the head).
+pub fn blocks_of(n_layer: usize, units: &Range<usize>) -> Range<usize> {
+    let a = units.start.clamp(1, n_layer + 1) - 1;
+    let b = units.end.clamp(1, n_layer + 1) - 1;
+    a..b.max(a)
+}
+
 impl Assignment {
+    /// Check that the stages are non-empty, contiguous and in order, cover units `0..n_units`,
+    /// and sit on devices `0..n_devices` (the source is not checked: see [`Self::validate`]).
+    pub fn check_cover(&self, n_units: usize, n_devices: usize) -> Result<(), PartitionError> {
+        let mut next = 0;
+        for (i, s) in self.stages.iter().enumerate() {
+            if s.units.start != next || s.units.is_empty() || s.device >= n_devices {
+                return Err(invalid(
+                    format!("stages[{i}]"),
+                    format!("device {} units {:?}: stages must be non-empty, contiguous, in order, on existing devices", s.device, s.units),
+                ));
+            }
+            next = s.units.end;
+        }
+        if next != n_units {
+            return Err(invalid(
+                "stages",
+                format!("cover units 0..{next}, not 0..{n_units}"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Device holding each unit.
     pub fn device_of_units(&self, n_units: usize) -> Vec<usize> {
         let mut d = vec![usize::MAX; n_units];
@@ -223,22 +253,7 @@ impl Assignment {
     /// Check that the stages cover units 0..n in order, non-empty, on existing devices, with the
     /// first on the source.
     pub fn validate(&self, p: &PartitionProblem) -> Result<(), PartitionError> {
-        let mut next = 0;
-        for (i, s) in self.stages.iter().enumerate() {
-            if s.units.start != next || s.units.is_empty() || s.device >= p.n_devices() {
-                return Err(invalid(
-                    format!("stages[{i}]"),
-                    format!("device {} units {:?}: stages must be non-empty, contiguous, in order, on existing devices", s.device, s.units),
-                ));
-            }
-            next = s.units.end;
-        }
-        if next != p.n_units() {
-            return Err(invalid(
-                "stages",
-                format!("cover units 0..{next}, not 0..{}", p.n_units()),
-            ));
-        }
+        self.check_cover(p.n_units(), p.n_devices())?;
         if self.stages.first().is_none_or(|s| s.device != p.source) {
             return Err(invalid("stages[0]", "the source device must hold unit 0"));
         }

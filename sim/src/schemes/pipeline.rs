@@ -29,7 +29,7 @@
 
 use crate::des::{EventQueue, Time};
 use crate::device::{DeviceProfile, Precision};
-use crate::plan::pipeline::{Assignment, PartitionError, PartitionProblem, Stage};
+use crate::plan::pipeline::{blocks_of, Assignment, PartitionError, PartitionProblem, Stage};
 use airinfer_llm::config::LlamaConfig;
 use airinfer_llm::cost::{block_cost, head_cost, Shard, WeightFormat};
 use airinfer_llm::model::{Hidden, Logits, Model, ModelError, Session};
@@ -306,10 +306,7 @@ impl CostSetup {
 
     /// Blocks (layer indices) inside a range of units.
     pub fn layers_of(&self, units: &Range<usize>) -> Range<usize> {
-        let l = self.cfg.n_layer;
-        let a = units.start.clamp(1, l + 1) - 1;
-        let b = units.end.clamp(1, l + 1) - 1;
-        a..b.max(a)
+        blocks_of(self.cfg.n_layer, units)
     }
 
     /// Roofline time of unit `u` on device `d` for `t` new tokens after `past` cached ones.
@@ -537,25 +534,8 @@ pub fn simulate(
     if stages.stages.is_empty() {
         return Err(bad("stages", "no stages"));
     }
+    stages.check_cover(n, m)?;
     let source = stages.stages[0].device;
-    {
-        let mut next = 0;
-        for s in &stages.stages {
-            if s.units.start != next || s.units.is_empty() || s.device >= m {
-                return Err(bad(
-                    "stages",
-                    format!(
-                        "{:?} is not a contiguous cover of 0..{n} on existing devices",
-                        stages.stages
-                    ),
-                ));
-            }
-            next = s.units.end;
-        }
-        if next != n {
-            return Err(bad("stages", format!("cover 0..{next}, not 0..{n}")));
-        }
-    }
     let mut versions: Vec<Assignment> = vec![stages.clone()];
     let mut q: EventQueue<Ev> = EventQueue::new();
     let mut dev_free = vec![0.0f64; m];
@@ -845,26 +825,11 @@ impl<'a> PipelineForward<'a> {
                 "pipeline stages run a single-device (not tensor-parallel) model",
             ));
         }
-        let n = model.cfg.n_layer + 2;
-        let mut next = 0;
-        for s in &a.stages {
-            if s.units.start != next || s.units.is_empty() || s.device >= net.n() {
-                return Err(bad("stages", format!("{:?}", a.stages)));
-            }
-            next = s.units.end;
-        }
-        if next != n {
-            return Err(bad("stages", format!("cover 0..{next}, not 0..{n}")));
-        }
-        let l = model.cfg.n_layer;
+        a.check_cover(model.cfg.n_layer + 2, net.n())?;
         let layers = a
             .stages
             .iter()
-            .map(|s| {
-                let lo = s.units.start.clamp(1, l + 1) - 1;
-                let hi = s.units.end.clamp(1, l + 1) - 1;
-                lo..hi.max(lo)
-            })
+            .map(|s| blocks_of(model.cfg.n_layer, &s.units))
             .collect();
         Ok(PipelineForward {
             model,

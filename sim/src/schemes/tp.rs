@@ -699,6 +699,32 @@ impl Collective for TpCollective {
     }
 }
 
+/// Bytes each device of `plan` needs: its shard of `cfg` at `weight_bits` per weight, the
+/// replicated embedding and output head, and an f16 KV cache of `positions` cached positions
+/// (summed over sequences).
+pub fn memory_per_device(
+    cfg: &LlamaConfig,
+    plan: &TpPlan,
+    weight_bits: f64,
+    positions: usize,
+) -> Vec<f64> {
+    (0..plan.n_devices())
+        .map(|d| {
+            let s = Shard::of_plan(plan, d);
+            let w = cfg.n_layer as f64 * s.matrix_weights(cfg) as f64 * weight_bits / 8.0;
+            let emb = cfg.vocab_size as f64 * cfg.n_embd as f64 * weight_bits / 8.0
+                * if cfg.tied_embeddings { 1.0 } else { 2.0 };
+            let kv = 2.0
+                * cfg.n_layer as f64
+                * s.kv_heads as f64
+                * cfg.head_dim as f64
+                * 2.0
+                * positions as f64;
+            w + emb + kv
+        })
+        .collect()
+}
+
 /// Whether every device of `plan` holds its shard of `cfg` (`weight_bits` per weight; the
 /// embedding and output head replicated) and an f16 KV cache of `past` positions in its memory.
 pub fn fits_memory(
@@ -708,15 +734,10 @@ pub fn fits_memory(
     weight_bits: f64,
     past: usize,
 ) -> bool {
-    profiles.iter().enumerate().all(|(d, prof)| {
-        let s = Shard::of_plan(plan, d);
-        let w = cfg.n_layer as f64 * s.matrix_weights(cfg) as f64 * weight_bits / 8.0;
-        let emb = cfg.vocab_size as f64 * cfg.n_embd as f64 * weight_bits / 8.0
-            * if cfg.tied_embeddings { 1.0 } else { 2.0 };
-        let kv =
-            2.0 * cfg.n_layer as f64 * s.kv_heads as f64 * cfg.head_dim as f64 * 2.0 * past as f64;
-        w + emb + kv <= prof.mem_capacity
-    })
+    memory_per_device(cfg, plan, weight_bits, past)
+        .iter()
+        .zip(profiles)
+        .all(|(m, p)| *m <= p.mem_capacity)
 }
 
 /// Decode `tokens` tokens of `cfg` (after `past` cached positions) through `c`: every block's two
