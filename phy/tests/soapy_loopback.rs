@@ -265,3 +265,109 @@ fn cs16_streams_round_trip() {
     assert_eq!(&got[3..53], &sent[..]);
     assert!(got[53..].iter().all(|z| *z == Complex::new(0, 0)));
 }
+
+/// The waveform-level all-reduce through the loopback, `trials` channel draws: mean measured
+/// MSE through SoapySDR, through the software emulator on the same channels and data, and the
+/// symbol-level prediction; and the last chain report.
+fn aircomp_through(
+    radio: &mut SoapyRadio,
+    trials: u64,
+) -> (f64, f64, f64, airinfer_phy::waveform::hil::ChainReport) {
+    use airinfer_phy::rng::stream;
+    use airinfer_phy::waveform::aircomp::{draw_taps, ota_sum, Emulator, OtaOfdmConfig};
+    use airinfer_phy::waveform::hil::HilLink;
+    use airinfer_phy::waveform::impair::Impairments;
+    use airinfer_phy::waveform::ofdm::OfdmConfig;
+    use rand_distr::{Distribution, StandardNormal};
+    let c = OtaOfdmConfig {
+        ofdm: OfdmConfig {
+            sample_rate_hz: 1e6,
+            ..OfdmConfig::default()
+        },
+        power: 1.0,
+        noise_var: 10f64.powf(-1.5),
+        devices: vec![Impairments::default(); 3],
+        correct: false,
+    };
+    let (mut hil, mut emu, mut pred) = (0.0, 0.0, 0.0);
+    let mut report = None;
+    for t in 0..trials {
+        let mut rng = stream(t, &[7]);
+        let taps = draw_taps(&c, &mut rng).expect("taps");
+        let mut d = stream(t, &[1]);
+        let x: Vec<Vec<f64>> = (0..3)
+            .map(|_| {
+                (0..2000)
+                    .map(|_| Distribution::<f64>::sample(&StandardNormal, &mut d))
+                    .collect()
+            })
+            .collect();
+        let xs: Vec<&[f64]> = x.iter().map(|v| v.as_slice()).collect();
+        let mut link = HilLink::new(
+            radio,
+            c.ofdm.clone(),
+            &c.devices,
+            &taps,
+            c.noise_var,
+            stream(t, &[8]),
+        );
+        let o = ota_sum(&c, &xs, &taps, &mut link, &mut rng).expect("through SoapySDR");
+        hil += o.measured_mse;
+        pred += o.predicted_mse;
+        report = link.last.clone();
+        let mut e = Emulator {
+            devices: &c.devices,
+            taps: &taps,
+            noise_var: c.noise_var,
+            sample_rate_hz: c.ofdm.sample_rate_hz,
+            rng: stream(t, &[8]),
+        };
+        emu += ota_sum(&c, &xs, &taps, &mut e, &mut rng)
+            .expect("emulator")
+            .measured_mse;
+    }
+    let n = trials as f64;
+    (hil / n, emu / n, pred / n, report.expect("a report"))
+}
+
+#[test]
+fn waveform_aircomp_through_one_tx_channel() {
+    let Some(mut radio) = open(
+        "waveform_aircomp_through_one_tx_channel",
+        "delay=211,gain_db=-20,noise=1e-9,seed=3",
+    ) else {
+        return;
+    };
+    let (hil, emu, pred, r) = aircomp_through(&mut radio, 20);
+    assert_eq!(r.tx_channels, 1);
+    assert!(r.latency_samples.abs_diff(211) <= 2, "{r:?}");
+    assert!((r.gain_db + 20.0).abs() < 0.5, "{r:?}");
+    assert!(
+        (hil / pred - 1.0).abs() < 0.05,
+        "SoapySDR {hil} vs predicted {pred}"
+    );
+    assert!(
+        (hil / emu - 1.0).abs() < 0.05,
+        "SoapySDR {hil} vs emulator {emu}"
+    );
+}
+
+#[test]
+fn waveform_aircomp_through_separate_tx_channels() {
+    let Some(mut radio) = open(
+        "waveform_aircomp_through_separate_tx_channels",
+        "tx_channels=4,delay=57,gain_db=-10,noise=1e-9,seed=4",
+    ) else {
+        return;
+    };
+    let (hil, _, pred, r) = aircomp_through(&mut radio, 20);
+    assert_eq!(
+        r.tx_channels, 3,
+        "three devices on three of the four TX channels"
+    );
+    assert!(r.mismatch < 1e-6, "{r:?}");
+    assert!(
+        (hil / pred - 1.0).abs() < 0.05,
+        "SoapySDR {hil} vs predicted {pred}"
+    );
+}

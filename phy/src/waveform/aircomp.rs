@@ -285,10 +285,16 @@ pub fn ota_sum<R: Rng + ?Sized>(
         ));
     }
     let fs = o.sample_rate_hz;
-    // signal variance per complex carrier (two reals)
+    // as at symbol level: each device removes its mean (sent digitally as side information)
+    // and the design sees the variance of the centred values per complex carrier (two reals)
+    let means: Vec<f64> = partials
+        .iter()
+        .map(|x| x.iter().sum::<f64>() / n as f64)
+        .collect();
     let var: Vec<f64> = partials
         .iter()
-        .map(|x| (2.0 * x.iter().map(|v| v * v).sum::<f64>() / n as f64).max(1e-30))
+        .zip(&means)
+        .map(|(x, m)| (2.0 * x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n as f64).max(1e-30))
         .collect();
     let nominal: Vec<Vec<C64>> = taps
         .iter()
@@ -304,7 +310,8 @@ pub fn ota_sum<R: Rng + ?Sized>(
     let mut bursts = Vec::with_capacity(k);
     let mut symbols = 0;
     for (i, x) in partials.iter().enumerate() {
-        let mut grid = pack_reals(o, x)?;
+        let centred: Vec<f64> = x.iter().map(|v| v - means[i]).collect();
+        let mut grid = pack_reals(o, &centred)?;
         symbols = grid.len();
         for sym in grid.iter_mut() {
             for (c, v) in sym.iter_mut().enumerate() {
@@ -326,7 +333,11 @@ pub fn ota_sum<R: Rng + ?Sized>(
         .iter()
         .map(|sym| sym.iter().enumerate().map(|(c, v)| d[c].0 * v).collect())
         .collect();
-    let estimate = unpack_reals(o, &est_grid, n)?;
+    let mean_sum: f64 = means.iter().sum();
+    let estimate: Vec<f64> = unpack_reals(o, &est_grid, n)?
+        .into_iter()
+        .map(|v| v + mean_sum)
+        .collect();
     let truth: Vec<f64> = (0..n)
         .map(|j| partials.iter().map(|p| p[j]).sum())
         .collect();

@@ -31,6 +31,7 @@
 //! generator as `&mut R` with `R: rand::Rng + ?Sized`; they never build generators themselves.
 
 pub mod aircomp;
+pub mod hil;
 pub mod impair;
 pub mod ofdm;
 pub mod sync;
