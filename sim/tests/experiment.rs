@@ -146,6 +146,30 @@ fn bad_experiment_files_give_one_located_error_each() {
             "system.links[0]",
             "two different devices",
         ),
+        (
+            "kind = \"allreduce\"\n[channel]\nrx_antennas = 2\n[scheme]\nkind = \"aircomp\"\ndesign = \"zf\"\n[waveform]\nlevel = \"waveform\"\n",
+            ":3:1:",
+            "channel.rx_antennas",
+            "single-antenna",
+        ),
+        (
+            "kind = \"systems\"\n[waveform]\nlevel = \"waveform\"\n",
+            ":3:1:",
+            "waveform.level",
+            "applies to kinds allreduce, eval and latency",
+        ),
+        (
+            "kind = \"allreduce\"\n[channel]\nrx_antennas = 1\n[scheme]\nkind = \"aircomp\"\ndesign = \"zf\"\n[waveform]\nlevel = \"waveform\"\nradio = \"uhd\"\n",
+            ":9:1:",
+            "waveform.radio",
+            "device arguments",
+        ),
+        (
+            "kind = \"allreduce\"\n[channel]\nrx_antennas = 1\n[scheme]\nkind = \"aircomp\"\ndesign = \"zf\"\n[waveform]\nlevel = \"waveform\"\n[[waveform.impairments]]\ntiming_offset_samples = -2\n",
+            ":9:",
+            "waveform.impairments[0]",
+            "timing_offset_samples",
+        ),
         ("[channel]\nsnr_db = 3\n", ":1:1:", "kind", "missing field"),
         ("kind = \"allreduce\"\nseed = = 1\n", ":2:8:", "", "expected"),
     ];
@@ -492,6 +516,70 @@ fn allreduce_runs_meet_the_closed_forms() {
         let ratio = num(get(kind, "20"), "nmse") / num(get(kind, "0"), "nmse");
         assert!((ratio - 0.01).abs() < 1e-6, "{kind}: {ratio}");
     }
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn the_same_allreduce_runs_at_symbol_and_waveform_level_and_through_a_radio() {
+    let d = tmp("waveform");
+    // 3 single-antenna devices, ZF; without correction and impairments the waveform level must
+    // meet its own closed form, and the symbol level its own
+    let f = write(
+        &d,
+        "w.toml",
+        "kind = \"allreduce\"\nseed = 5\n[devices]\ncount = 3\n[channel]\nrx_antennas = 1\n\
+         snr_db = 15\n[scheme]\nkind = \"aircomp\"\ndesign = \"zf\"\n[waveform]\ncorrect = false\n\
+         [allreduce]\nrealisations = 300\n[sweep]\n\"waveform.level\" = [\"symbol\", \"waveform\"]\n",
+    );
+    let out = d.join("out");
+    let (code, _, err) = airinfer(&["run", &f, "--out", out.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    for r in summary_rows(&out) {
+        let (m, p) = (num(&r, "nmse"), num(&r, "predicted_nmse"));
+        assert!(
+            (m / p - 1.0).abs() < 0.05,
+            "{}: {m} vs {p}",
+            r["waveform.level"]
+        );
+    }
+    // `--radio emulator`: the waveform points through the radio, the symbol ones stay the
+    // reference; results in a directory of their own
+    let run_in = |args: &[&str]| {
+        let o = bin().args(args).current_dir(&d).output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run_in(&["run", &f, "--radio", "emulator", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let rows = summary_rows(&d.join("results/w/radio-emulator"));
+    assert_eq!(rows.len(), 2);
+    // without a sweep over the level, `--radio` moves every point to waveform level
+    let g = write(
+        &d,
+        "g.toml",
+        "kind = \"allreduce\"\n[devices]\ncount = 2\n[channel]\nrx_antennas = 1\n\
+         [scheme]\nkind = \"aircomp\"\ndesign = \"zf\"\n[allreduce]\nrealisations = 20\n",
+    );
+    let (code, err) = run_in(&["run", &g, "--radio", "emulator", "--quiet", "--out", "g"]);
+    assert_eq!(code, 0, "{err}");
+    let meta = std::fs::read_to_string(d.join("g/experiment.json")).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(meta["config"]["waveform"]["level"], "waveform", "{meta}");
+    assert_eq!(meta["config"]["waveform"]["radio"], "emulator", "{meta}");
+    // hardware: without the soapy feature a located error before anything is written; with it,
+    // a device that does not exist fails to open
+    let (code, err) = run_in(&["run", &f, "--radio", "driver=no-such-driver", "--out", "hw"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("waveform.radio")
+            && err.contains("driver=no-such-driver")
+            && (err.contains("--features soapy") || err.contains("open")),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!d.join("hw").join("runs").join("000000.json").exists());
     std::fs::remove_dir_all(&d).ok();
 }
 

@@ -44,6 +44,12 @@ pub struct RunArgs {
     /// Nothing on the terminal but errors.
     #[arg(long)]
     pub quiet: bool,
+    /// Carry AirComp at waveform level through this radio: `emulator`, or SoapySDR device
+    /// arguments such as `driver=uhd` (needs a build with `--features soapy`). Every run goes
+    /// through it, unless the file sweeps `waveform.level` (then the symbol-level points stay
+    /// the reference). Results go to results/<name>/radio-<args> unless --out is given.
+    #[arg(long)]
+    pub radio: Option<String>,
 }
 
 /// `airinfer check` / `airinfer list`.
@@ -164,8 +170,24 @@ fn fmt_metric(v: f64) -> String {
 
 /// `airinfer run FILE`.
 pub fn run(a: RunArgs) -> Result<()> {
-    let exp = Experiment::load(&a.file)?;
-    let out = a.out.clone().unwrap_or_else(|| default_out(&exp, a.shard));
+    let exp = Experiment::load_with_radio(&a.file, a.radio.as_deref())?;
+    let out = a.out.clone().unwrap_or_else(|| {
+        let d = default_out(&exp, a.shard);
+        match &a.radio {
+            // a directory of its own, so hardware runs never replace the file's own results
+            Some(r) => d.join(format!(
+                "radio-{}",
+                r.chars()
+                    .map(|c| if c.is_alphanumeric() || "-_.".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    })
+                    .collect::<String>()
+            )),
+            None => d,
+        }
+    });
     let opts = CampaignOptions {
         out: out.clone(),
         shard: a.shard,

@@ -5,7 +5,9 @@ use super::spec::{Kind, Spec};
 use super::Run;
 use crate::assets;
 use crate::schemes::coupled;
-use crate::schemes::tp::{fits_memory, simulate_decode, ComputeModel, RadioConfig, TpCollective};
+use crate::schemes::tp::{
+    fits_memory, simulate_decode, ComputeModel, RadioConfig, SharedRadio, TpCollective,
+};
 use airinfer_llm::cost::WeightFormat;
 use airinfer_llm::eval::{PplMode, PplOptions, PplResult};
 use airinfer_llm::gguf::GgufFile;
@@ -19,10 +21,11 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Version of what the kinds compute; part of every run hash, so results of an older
 /// computation are redone rather than mixed with new ones.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// One row of a run: key columns (text) and metrics.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -61,7 +64,7 @@ pub fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str])
                 "fits",
             ],
         ),
-        Kind::Allreduce => (&["devices"], &["nmse", "airtime_us"]),
+        Kind::Allreduce => (&["devices"], &["nmse", "predicted_nmse", "airtime_us"]),
         Kind::Plan => (&["assignment", "iteration"], &["expected_mse", "feasible"]),
         Kind::Systems => (
             &["devices", "stages"],
@@ -145,20 +148,65 @@ fn invalid(e: (String, String)) -> anyhow::Error {
     anyhow::anyhow!("{}: {}", e.0, e.1)
 }
 
-/// The run's scheme on `compute` and `radio` (resolved once per run), drawing from `seed`.
+/// The run's scheme on `compute` and `radio` (resolved once per run), drawing from `seed`; at
+/// waveform level through `hardware` when the run has a radio.
 fn collective(
     spec: &Spec,
     compute: &ComputeModel,
     radio: &RadioConfig,
+    hardware: Option<&Arc<SharedRadio>>,
     seed: u64,
 ) -> Result<TpCollective> {
-    Ok(TpCollective::new(
+    let c = TpCollective::new(
         spec.scheme.kind,
         spec.scheme.design,
         radio.clone(),
         compute.clone(),
         seed,
-    )?)
+    )?;
+    match spec.waveform_level(compute.shards.len()).map_err(invalid)? {
+        None => Ok(c),
+        Some(mut w) => {
+            w.radio = hardware.cloned();
+            Ok(c.with_waveform(w).context("waveform")?)
+        }
+    }
+}
+
+/// The run's hardware radio (None: symbol level or the emulator), opened and configured.
+fn open_hardware(spec: &Spec) -> Result<Option<Arc<SharedRadio>>> {
+    let w = &spec.waveform;
+    if w.level != super::spec::Level::Waveform || !w.is_hardware() {
+        return Ok(None);
+    }
+    #[cfg(feature = "soapy")]
+    {
+        use airinfer_phy::radio::{Radio, RadioSettings};
+        let mut r = airinfer_phy::radio::soapy::SoapyRadio::open(&w.radio)
+            .with_context(|| format!("waveform.radio = '{}'", w.radio))?;
+        r.configure(&RadioSettings {
+            frequency_hz: w.frequency_hz,
+            sample_rate: spec.channel.bandwidth_hz,
+            tx_gain_db: w.tx_gain_db,
+            rx_gain_db: w.rx_gain_db,
+        })
+        .with_context(|| format!("waveform.radio = '{}'", w.radio))?;
+        Ok(Some(SharedRadio::new(Box::new(r))))
+    }
+    #[cfg(not(feature = "soapy"))]
+    anyhow::bail!(
+        "waveform.radio = '{}': this airinfer was built without SoapySDR; rebuild with \
+         `cargo build --release --features soapy` (needs libsoapysdr-dev)",
+        w.radio
+    )
+}
+
+/// A hardware failure during the run, as the run's error.
+fn check_hardware(hw: &Option<Arc<SharedRadio>>, radio: &str) -> Result<()> {
+    match hw.as_ref().and_then(|h| h.failure()) {
+        Some(e) => anyhow::bail!("waveform.radio = '{radio}': {e}"),
+        None => Ok(()),
+    }
 }
 
 /// What an evaluation on the real model shares between runs.
@@ -255,6 +303,7 @@ fn eval(
 ) -> Result<Vec<Row>> {
     let d = spec.devices(dir).map_err(invalid)?;
     let radio = spec.radio(d.profiles.len()).map_err(invalid)?;
+    let hw = open_hardware(spec)?;
     let l = load_eval(spec, dir, ws, &d.shares)?;
     let (_, _, model) = ws.model.as_ref().expect("loaded");
     let (tokens, opts) = (&l.tokens, &l.opts);
@@ -272,13 +321,14 @@ fn eval(
         tokens,
         opts,
         reference,
-        &|s| collective(spec, &compute, &radio, s),
+        &|s| collective(spec, &compute, &radio, hw.as_ref(), s),
         seed,
         e.prompt_tokens,
         e.gen_tokens,
         false,
         &mut |_, _| {},
     )?;
+    check_hardware(&hw, &spec.waveform.radio)?;
     let per_tok = |x: f64| x / r.gen_tokens as f64 * 1e3;
     Ok(vec![row(
         model.n_devices(),
@@ -332,8 +382,10 @@ fn latency(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Vec<
         WeightFormat::Bits(spec.model.weight_bits),
     );
     let radio = spec.radio(k).map_err(invalid)?;
-    let mut c = collective(spec, &compute, &radio, seed)?;
+    let hw = open_hardware(spec)?;
+    let mut c = collective(spec, &compute, &radio, hw.as_ref(), seed)?;
     simulate_decode(&mut c, &cfg, l.past_tokens, l.tokens, seed);
+    check_hardware(&hw, &spec.waveform.radio)?;
     let n = l.tokens as f64;
     Ok(vec![row(
         k,
@@ -358,41 +410,62 @@ fn allreduce(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Ve
     let weights = WeightFormat::Bits(spec.model.weight_bits);
     let radio = spec.radio(k).map_err(invalid)?;
     let compute = ComputeModel::new(&cfg, &plan, d.profiles, spec.devices.precision, weights);
-    // one independent channel, noise and data draw per realisation, in parallel; summed in order
-    let per: Vec<(f64, f64, f64)> = (0..spec.allreduce.realisations as u64)
-        .into_par_iter()
-        .map(|r| -> Result<(f64, f64, f64)> {
-            let mut c = collective(spec, &compute, &radio, rng::stream(seed, &[r]).next_u64())?;
-            let mut data = rng::stream(seed, &[component::DATA, r]);
-            let mut bufs: Vec<Vec<f32>> = (0..k)
-                .map(|_| {
-                    (0..n)
-                        .map(|_| {
-                            let x: f64 = StandardNormal.sample(&mut data);
-                            x as f32
-                        })
-                        .collect()
-                })
-                .collect();
-            let ctx = ReduceCtx {
-                layer: 0,
-                site: ReduceSite::MlpDown,
-                n_tokens: 1,
-                pos: 0,
-                width: n,
-            };
-            c.all_reduce(&ctx, &mut bufs);
-            Ok((c.stats[1].err2, c.stats[1].sig2, c.totals.airtime_s))
-        })
-        .collect::<Result<_>>()?;
-    let (err2, sig2, air) = per
-        .iter()
-        .fold((0.0, 0.0, 0.0), |a, x| (a.0 + x.0, a.1 + x.1, a.2 + x.2));
-    let nmse = err2 / sig2;
+    let hw = open_hardware(spec)?;
+    // one independent channel, noise and data draw per realisation, in parallel (one after
+    // another through hardware); summed in order
+    let one = |r: u64| -> Result<(f64, f64, f64, f64)> {
+        let mut c = collective(
+            spec,
+            &compute,
+            &radio,
+            hw.as_ref(),
+            rng::stream(seed, &[r]).next_u64(),
+        )?;
+        let mut data = rng::stream(seed, &[component::DATA, r]);
+        let mut bufs: Vec<Vec<f32>> = (0..k)
+            .map(|_| {
+                (0..n)
+                    .map(|_| {
+                        let x: f64 = StandardNormal.sample(&mut data);
+                        x as f32
+                    })
+                    .collect()
+            })
+            .collect();
+        let ctx = ReduceCtx {
+            layer: 0,
+            site: ReduceSite::MlpDown,
+            n_tokens: 1,
+            pos: 0,
+            width: n,
+        };
+        c.all_reduce(&ctx, &mut bufs);
+        let s = &c.stats[1];
+        let pred = if s.pred_values == s.values {
+            s.pred2
+        } else {
+            f64::NAN
+        };
+        Ok((s.err2, s.sig2, pred, c.totals.airtime_s))
+    };
+    let n_real = spec.allreduce.realisations as u64;
+    let per: Vec<(f64, f64, f64, f64)> = if hw.is_some() {
+        (0..n_real).map(one).collect::<Result<_>>()?
+    } else {
+        (0..n_real)
+            .into_par_iter()
+            .map(one)
+            .collect::<Result<_>>()?
+    };
+    check_hardware(&hw, &spec.waveform.radio)?;
+    let (err2, sig2, pred2, air) = per.iter().fold((0.0, 0.0, 0.0, 0.0), |a, x| {
+        (a.0 + x.0, a.1 + x.1, a.2 + x.2, a.3 + x.3)
+    });
     Ok(vec![row(
         k,
         vec![
-            ("nmse", nmse),
+            ("nmse", err2 / sig2),
+            ("predicted_nmse", pred2 / sig2),
             ("airtime_us", air / spec.allreduce.realisations as f64 * 1e6),
         ],
     )])

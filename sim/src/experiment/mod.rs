@@ -192,8 +192,38 @@ impl Experiment {
     /// Load and check `path`: every point's configuration is built and validated (no model
     /// weights are read).
     pub fn load(path: &Path) -> Result<Experiment, ExperimentError> {
-        let doc = source::load(path)?;
+        Experiment::load_with_radio(path, None)
+    }
+
+    /// [`Experiment::load`], with every run carried at waveform level through `radio`
+    /// (`emulator` or SoapySDR device arguments): `airinfer run --radio ARGS`.
+    pub fn load_with_radio(
+        path: &Path,
+        radio: Option<&str>,
+    ) -> Result<Experiment, ExperimentError> {
+        let mut doc = source::load(path)?;
         let sweep = Sweep::parse(&doc)?;
+        if let Some(r) = radio {
+            let sweeps_level = sweep.paths().iter().any(|p| p == "waveform.level");
+            let w = doc
+                .table
+                .entry("waveform")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(w) = w.as_table_mut() else {
+                return Err(doc.error("waveform", "must be a table"));
+            };
+            if !sweeps_level {
+                w.insert("level".into(), toml::Value::String("waveform".into()));
+            }
+            w.insert("radio".into(), toml::Value::String(r.to_string()));
+            let cli = source::Loc {
+                file: PathBuf::from("--radio"),
+                line: 1,
+                col: 1,
+            };
+            doc.locs.insert("waveform.level".into(), cli.clone());
+            doc.locs.insert("waveform.radio".into(), cli);
+        }
         let mut base_table = doc.table.clone();
         base_table.remove("sweep");
         let base: Spec = typed(&doc, &[], base_table.clone())?;
@@ -382,7 +412,8 @@ pub fn run_hash(spec: &Spec, replication: usize) -> String {
             spec.eval,
             spec.devices,
             spec.channel,
-            spec.scheme
+            spec.scheme,
+            spec.waveform
         ]),
         Kind::Latency => serde_json::json!([
             spec.kind,
@@ -391,7 +422,8 @@ pub fn run_hash(spec: &Spec, replication: usize) -> String {
             spec.latency,
             spec.devices,
             spec.channel,
-            spec.scheme
+            spec.scheme,
+            spec.waveform
         ]),
         Kind::Allreduce => serde_json::json!([
             spec.kind,
@@ -400,7 +432,8 @@ pub fn run_hash(spec: &Spec, replication: usize) -> String {
             spec.allreduce,
             spec.devices,
             spec.channel,
-            spec.scheme
+            spec.scheme,
+            spec.waveform
         ]),
         Kind::Plan => serde_json::json!([
             spec.kind,

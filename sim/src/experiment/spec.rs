@@ -3,12 +3,15 @@
 
 use crate::device::{DeviceProfile, Precision, Profiles};
 use crate::schemes::pipeline::{Link, Network, Wire};
-use crate::schemes::tp::{Design, RadioConfig, SchemeKind};
+use crate::schemes::tp::{Design, RadioConfig, SchemeKind, WaveformLevel};
 use crate::systems::{Slowdown, System};
 use airinfer_llm::config::LlamaConfig;
 use airinfer_llm::cost::presets;
 use airinfer_phy::channel::{SmallScale, TimeModel};
 use airinfer_phy::digital::{Access, Quantiser};
+use airinfer_phy::waveform::impair::Impairments;
+use airinfer_phy::waveform::ofdm::OfdmConfig;
+use airinfer_phy::waveform::tdl::TdlChannel;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,6 +85,10 @@ pub struct Spec {
     /// Monte-Carlo size (`kind = "allreduce"`).
     #[serde(default)]
     pub allreduce: AllreduceSpec,
+    /// Symbol or waveform level, emulator or SoapySDR (AirComp in `allreduce`, `eval`,
+    /// `latency`).
+    #[serde(default)]
+    pub waveform: WaveformSpec,
     /// Decode-time simulation (`kind = "latency"`).
     #[serde(default)]
     pub latency: LatencySpec,
@@ -379,6 +386,109 @@ impl Default for SchemeSpec {
             target_bler: default_bler(),
             max_tx: default_max_tx(),
         }
+    }
+}
+
+/// At which level AirComp is simulated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Complex symbols, perfect synchronisation (`phy::aircomp`).
+    #[default]
+    Symbol,
+    /// OFDM waveforms with impairments, through the emulator or a radio (`phy::waveform`).
+    Waveform,
+}
+
+/// `[waveform]`: the waveform-level path of AirComp.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaveformSpec {
+    /// `symbol` (default) or `waveform`.
+    #[serde(default)]
+    pub level: Level,
+    /// `emulator` (default), or SoapySDR device arguments such as `driver=uhd` (needs a build
+    /// with `--features soapy`); used by the points at waveform level. `airinfer run --radio
+    /// ARGS` sets it (and the level too, unless the file sweeps the level).
+    #[serde(default = "default_radio")]
+    pub radio: String,
+    /// Estimate and correct each device's CFO and timing before it transmits.
+    #[serde(default = "yes")]
+    pub correct: bool,
+    /// DFT size (sample rate = `channel.bandwidth_hz`).
+    #[serde(default = "default_n_fft")]
+    pub n_fft: usize,
+    /// Cyclic prefix, samples.
+    #[serde(default = "default_cp_len")]
+    pub cp_len: usize,
+    /// Used subcarriers (even, around an empty DC).
+    #[serde(default = "default_n_used")]
+    pub n_used: usize,
+    /// Every n-th used carrier is a pilot (0: none).
+    #[serde(default = "default_pilot_spacing")]
+    pub pilot_spacing: usize,
+    /// Impairments: one set for every device, or one per device (none: ideal).
+    #[serde(default)]
+    pub impairments: Vec<Impairments>,
+    /// Hardware: centre frequency, Hz.
+    #[serde(default = "default_frequency")]
+    pub frequency_hz: f64,
+    /// Hardware: transmit gain, dB.
+    #[serde(default)]
+    pub tx_gain_db: f64,
+    /// Hardware: receive gain, dB.
+    #[serde(default)]
+    pub rx_gain_db: f64,
+    /// Hardware: peak amplitude of a frame (DAC full scale 1).
+    #[serde(default = "default_amplitude")]
+    pub amplitude: f64,
+}
+
+fn default_radio() -> String {
+    "emulator".into()
+}
+fn default_n_fft() -> usize {
+    OfdmConfig::default().n_fft
+}
+fn default_cp_len() -> usize {
+    OfdmConfig::default().cp_len
+}
+fn default_n_used() -> usize {
+    OfdmConfig::default().n_used
+}
+fn default_pilot_spacing() -> usize {
+    OfdmConfig::default().pilot_spacing
+}
+fn default_frequency() -> f64 {
+    2.45e9
+}
+fn default_amplitude() -> f64 {
+    0.5
+}
+
+impl Default for WaveformSpec {
+    fn default() -> Self {
+        WaveformSpec {
+            level: Level::Symbol,
+            radio: default_radio(),
+            correct: true,
+            n_fft: default_n_fft(),
+            cp_len: default_cp_len(),
+            n_used: default_n_used(),
+            pilot_spacing: default_pilot_spacing(),
+            impairments: Vec::new(),
+            frequency_hz: default_frequency(),
+            tx_gain_db: 0.0,
+            rx_gain_db: 0.0,
+            amplitude: default_amplitude(),
+        }
+    }
+}
+
+impl WaveformSpec {
+    /// Whether the radio is hardware (SoapySDR device arguments) rather than the emulator.
+    pub fn is_hardware(&self) -> bool {
+        self.radio != "emulator"
     }
 }
 
@@ -880,6 +990,135 @@ impl Spec {
         Ok(db.iter().map(|x| 10f64.powf(x / 10.0)).collect())
     }
 
+    /// The waveform-level set-up for `k` devices (None at symbol level); the hardware radio is
+    /// opened by the run.
+    pub fn waveform_level(&self, k: usize) -> Result<Option<WaveformLevel>, Invalid> {
+        let w = &self.waveform;
+        if w.level == Level::Symbol {
+            // the radio serves the waveform-level points (a sweep may hold both levels)
+            return Ok(None);
+        }
+        if !matches!(self.kind, Kind::Allreduce | Kind::Eval | Kind::Latency) {
+            return bad(
+                "waveform.level",
+                "the waveform level applies to kinds allreduce, eval and latency",
+            );
+        }
+        if self.scheme.kind != SchemeKind::Aircomp {
+            return bad(
+                "waveform.level",
+                format!(
+                    "the waveform level carries AirComp: set scheme.kind = \"aircomp\" (not {:?})",
+                    self.scheme.kind
+                ),
+            );
+        }
+        if self.scheme.design != Design::Zf {
+            return bad(
+                "scheme.design",
+                "the waveform level designs zero-forcing per subcarrier: set \"zf\"",
+            );
+        }
+        for (key, v) in [
+            ("channel.rx_antennas", self.channel.rx_antennas),
+            ("channel.tx_antennas", self.channel.tx_antennas),
+            ("channel.streams", self.channel.streams),
+        ] {
+            if v != 1 {
+                return bad(
+                    key,
+                    format!("{v}: the waveform level has single-antenna devices and AP (set 1)"),
+                );
+            }
+        }
+        if self.channel.csi_error_var != 0.0 {
+            return bad(
+                "channel.csi_error_var",
+                "the waveform level estimates the channels itself (waveform.correct): set 0",
+            );
+        }
+        if !w.is_hardware() && w.radio.trim().is_empty() {
+            return bad(
+                "waveform.radio",
+                "empty: \"emulator\" or SoapySDR device arguments",
+            );
+        }
+        if w.is_hardware() && !w.radio.contains('=') {
+            return bad(
+                "waveform.radio",
+                format!(
+                    "'{}': \"emulator\" or SoapySDR device arguments such as \"driver=uhd\"",
+                    w.radio
+                ),
+            );
+        }
+        if w.is_hardware() && !cfg!(feature = "soapy") {
+            return bad(
+                "waveform.radio",
+                format!(
+                    "'{}': this airinfer was built without SoapySDR; rebuild with \
+                     `cargo build --release --features soapy` (needs libsoapysdr-dev)",
+                    w.radio
+                ),
+            );
+        }
+        positive("waveform.frequency_hz", w.frequency_hz)?;
+        for (key, v) in [
+            ("waveform.tx_gain_db", w.tx_gain_db),
+            ("waveform.rx_gain_db", w.rx_gain_db),
+        ] {
+            if !v.is_finite() {
+                return bad(key, "must be finite");
+            }
+        }
+        if !(w.amplitude > 0.0 && w.amplitude <= 1.0) {
+            return bad(
+                "waveform.amplitude",
+                format!("{}: must be in (0, 1]", w.amplitude),
+            );
+        }
+        let ofdm = OfdmConfig {
+            n_fft: w.n_fft,
+            cp_len: w.cp_len,
+            n_used: w.n_used,
+            pilot_spacing: w.pilot_spacing,
+            sample_rate_hz: self.channel.bandwidth_hz,
+        };
+        if let Err(e) = ofdm.validate() {
+            return bad("waveform", e.to_string());
+        }
+        let devices = match w.impairments.len() {
+            0 => vec![Impairments::default(); k],
+            1 => vec![w.impairments[0].clone(); k],
+            n if n == k => w.impairments.clone(),
+            n => {
+                return bad(
+                    "waveform.impairments",
+                    format!("{n} sets for {k} devices (one for all, or one per device)"),
+                )
+            }
+        };
+        for (i, d) in w.impairments.iter().enumerate() {
+            if let Err(e) = d.validate() {
+                return bad(&format!("waveform.impairments[{i}]"), e.to_string());
+            }
+            if let Some(t) = &d.tdl {
+                if let Err(e) =
+                    TdlChannel::new(t.profile, t.delay_spread_s, self.channel.bandwidth_hz)
+                {
+                    return bad(&format!("waveform.impairments[{i}].tdl"), e.to_string());
+                }
+            }
+        }
+        Ok(Some(WaveformLevel {
+            ofdm,
+            devices,
+            correct: w.correct,
+            amplitude: w.amplitude,
+            radio: None,
+        }))
+    }
+
     /// The radio configuration of the scheme.
     pub fn radio(&self, k: usize) -> Result<RadioConfig, Invalid> {
         let c = &self.channel;
@@ -1114,6 +1353,7 @@ impl Spec {
             self.preset()?;
             positive("model.weight_bits", self.model.weight_bits)?;
         }
+        self.waveform_level(k)?;
         match self.kind {
             Kind::Eval => {
                 self.model_file(dir)?;

@@ -26,8 +26,15 @@ use airinfer_llm::tp::{ideal_sum, Collective, ReduceCtx, ReduceSite, TpPlan};
 use airinfer_phy::aircomp::{self, Downlink, OtaLink, Problem, ReceiveDirection, Transceiver};
 use airinfer_phy::channel::{self, FadingProcess, Mac, MacConfig, SmallScale, TimeModel};
 use airinfer_phy::digital::{self, Access, BlerModel, DigitalLink, Quantiser};
+use airinfer_phy::radio::Radio;
 use airinfer_phy::rng::{self, component};
-use airinfer_phy::CMat;
+use airinfer_phy::waveform::aircomp::{ota_sum, Emulator, OtaOfdmConfig, TRAINING_GAP};
+use airinfer_phy::waveform::hil::{ChainReport, HilLink};
+use airinfer_phy::waveform::impair::Impairments;
+use airinfer_phy::waveform::ofdm::OfdmConfig;
+use airinfer_phy::waveform::tdl::TdlChannel;
+use airinfer_phy::waveform::WaveformError;
+use airinfer_phy::{CMat, C64};
 use serde::{Deserialize, Serialize};
 
 use crate::device::{DeviceProfile, Precision};
@@ -218,9 +225,23 @@ pub struct SiteStats {
     pub sig2: f64,
     /// Values reduced.
     pub values: u64,
+    /// Σ the closed-form (symbol-level) error the design predicts, for the values that had one.
+    pub pred2: f64,
+    /// Values with a prediction (AirComp and FDMA uplinks).
+    pub pred_values: u64,
 }
 
 impl SiteStats {
+    /// The closed-form prediction of [`SiteStats::nmse`] (uplink; NaN unless every value had
+    /// one).
+    pub fn predicted_nmse(&self) -> f64 {
+        if self.pred_values == self.values && self.sig2 > 0.0 {
+            self.pred2 / self.sig2
+        } else {
+            f64::NAN
+        }
+    }
+
     /// MSE normalised by the signal power.
     pub fn nmse(&self) -> f64 {
         if self.sig2 > 0.0 {
@@ -257,6 +278,57 @@ pub struct Breakdown {
     pub rounds: u64,
 }
 
+/// A radio shared by the collectives of a run (one hardware device, used one all-reduce at a
+/// time), with the first failure it reported: an all-reduce cannot return an error, so a failed
+/// transceive delivers zeros and the run reads [`SharedRadio::failure`] afterwards.
+pub struct SharedRadio {
+    radio: std::sync::Mutex<Box<dyn Radio + Send>>,
+    failure: std::sync::Mutex<Option<String>>,
+}
+
+impl SharedRadio {
+    /// Share `radio`.
+    pub fn new(radio: Box<dyn Radio + Send>) -> std::sync::Arc<SharedRadio> {
+        std::sync::Arc::new(SharedRadio {
+            radio: std::sync::Mutex::new(radio),
+            failure: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The first failure, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn fail(&self, e: String) {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(e);
+    }
+}
+
+/// AirComp at waveform level (`phy::waveform`): every token's all-reduce is an OFDM burst per
+/// device, pre-equalised per subcarrier, through the software emulator or, with `radio`, through
+/// real hardware ([`HilLink`]). Single-antenna devices and AP; device d's channel is the 1 × 1
+/// channel of the fading process (the one the symbol level sees) or, with a TDL profile in its
+/// impairments, taps drawn per coherence block (large-scale gain applied).
+pub struct WaveformLevel {
+    /// Numerology (sample rate = the channel bandwidth).
+    pub ofdm: OfdmConfig,
+    /// Impairments of each device.
+    pub devices: Vec<Impairments>,
+    /// Estimate and correct CFO and timing.
+    pub correct: bool,
+    /// Peak amplitude of hardware frames (DAC full scale 1).
+    pub amplitude: f64,
+    /// Hardware (None: the emulator).
+    pub radio: Option<std::sync::Arc<SharedRadio>>,
+}
+
 /// The collective.
 pub struct TpCollective {
     scheme: SchemeKind,
@@ -279,6 +351,13 @@ pub struct TpCollective {
     pub timeline: Vec<Span>,
     /// Record spans.
     pub record: bool,
+    waveform: Option<WaveformLevel>,
+    rng_wave: rng::Rng,
+    trained_block: Option<u64>,
+    /// The error the design predicted for the last transmit (Σ per real), if it had one.
+    pending_pred: Option<f64>,
+    /// The RF-chain calibration of the last hardware all-reduce.
+    pub chain: Option<ChainReport>,
 }
 
 /// The transceiver design `design` as the closure `over_the_air_sum` calls (SDR draws its
@@ -413,7 +492,66 @@ impl TpCollective {
             timeline: Vec::new(),
             record: false,
             radio,
+            waveform: None,
+            rng_wave: rng::stream(seed, &[component::NOISE, 0x3A7E]),
+            trained_block: None,
+            pending_pred: None,
+            chain: None,
         })
+    }
+
+    /// Carry AirComp at waveform level (see [`WaveformLevel`]).
+    pub fn with_waveform(mut self, w: WaveformLevel) -> Result<TpCollective, SchemeError> {
+        let bad = |m: String| Err(SchemeError::Invalid(m));
+        let k = self.ready.len();
+        if self.scheme != SchemeKind::Aircomp {
+            return bad(format!(
+                "the waveform level carries AirComp, not {:?}",
+                self.scheme
+            ));
+        }
+        let r = &self.radio;
+        if r.rx_antennas != 1 || r.tx_antennas != 1 || r.streams != 1 {
+            return bad(format!(
+                "the waveform level has single-antenna devices and AP: rx_antennas = {}, \
+                 tx_antennas = {}, streams = {} must all be 1",
+                r.rx_antennas, r.tx_antennas, r.streams
+            ));
+        }
+        if self.design != Design::Zf {
+            return bad(format!(
+                "the waveform level designs zero-forcing per subcarrier, not {:?}",
+                self.design
+            ));
+        }
+        if r.csi_error_var != 0.0 {
+            return bad(
+                "the waveform level estimates its channels itself (correct = true): csi_error_var must be 0"
+                    .into(),
+            );
+        }
+        w.ofdm
+            .validate()
+            .map_err(|e| SchemeError::Invalid(e.to_string()))?;
+        if w.devices.len() != k {
+            return bad(format!(
+                "{} impairment sets for {k} devices",
+                w.devices.len()
+            ));
+        }
+        for d in &w.devices {
+            d.validate()
+                .map_err(|e| SchemeError::Invalid(e.to_string()))?;
+            if let Some(t) = &d.tdl {
+                TdlChannel::new(t.profile, t.delay_spread_s, w.ofdm.sample_rate_hz)
+                    .map_err(|e| SchemeError::Invalid(e.to_string()))?;
+            }
+        }
+        if !(w.amplitude > 0.0 && w.amplitude <= 1.0) {
+            return bad(format!("amplitude = {}: must be in (0, 1]", w.amplitude));
+        }
+        self.waveform = Some(w);
+        Ok(self)
     }
 
     /// The compute model (profiles, shards).
@@ -487,11 +625,16 @@ impl TpCollective {
 
     /// Shannon rates of the ring links k → k+1 (N_t × N_t Rayleigh D2D channels with MRT/MRC
     /// gain ‖G‖²_F, unit large-scale gain), redrawn per coherence block (per round with Jakes).
-    fn ring_rates(&self, start: f64, k: usize, noise_var: f64) -> Vec<f64> {
-        let block = match self.radio.time {
-            TimeModel::Block { coherence_time_s } => (start / coherence_time_s).floor() as u64,
+    /// The coherence block at `t_s` (per round with Jakes).
+    fn block_at(&self, t_s: f64) -> u64 {
+        match self.radio.time {
+            TimeModel::Block { coherence_time_s } => (t_s / coherence_time_s).floor() as u64,
             TimeModel::Jakes { .. } => self.totals.rounds,
-        };
+        }
+    }
+
+    fn ring_rates(&self, start: f64, k: usize, noise_var: f64) -> Vec<f64> {
+        let block = self.block_at(start);
         let mut r = rng::stream(self.seed, &[component::FADING, 0xD2D, block]);
         let n = self.radio.tx_antennas;
         (0..k)
@@ -582,7 +725,11 @@ impl TpCollective {
                 }
                 digital::ring_allreduce_airtime(bits, &rates, 0.0).expect("ring rates are positive")
             }
+            SchemeKind::Aircomp if self.waveform.is_some() => {
+                self.transmit_waveform(start, width, n_tokens, buffers)
+            }
             SchemeKind::Fdma | SchemeKind::Aircomp => {
+                let mut pred = 0.0;
                 let mut t = start;
                 let mut out = vec![vec![0f32; width * n_tokens]; k];
                 for tok in 0..n_tokens {
@@ -613,7 +760,11 @@ impl TpCollective {
                         aircomp::over_the_air_sum(&refs, &link, f, &mut self.rng_noise)
                     };
                     let (est, uses, side) = match r {
-                        Ok(o) => (o.estimate, o.channel_uses, o.side_info_bytes),
+                        Ok(o) => {
+                            // per complex symbol → per real value
+                            pred += o.true_mse / 2.0 * width as f64;
+                            (o.estimate, o.channel_uses, o.side_info_bytes)
+                        }
                         // a design that cannot serve this realisation (e.g. rank-deficient):
                         // nothing arrives this token
                         Err(_) => (vec![0f32; width], width.div_ceil(2), 8 * k),
@@ -634,9 +785,128 @@ impl TpCollective {
                 for (b, o) in buffers.iter_mut().zip(out) {
                     b.copy_from_slice(&o);
                 }
+                self.pending_pred = Some(pred);
                 t - start
             }
         }
+    }
+
+    /// [`TpCollective::transmit`] for AirComp at waveform level: token by token, one OFDM
+    /// all-reduce ([`ota_sum`]) each. Airtime per token: the AP's beacon (Schmidl–Cox header,
+    /// 2 symbols) and the data symbols at the OFDM sample rate, the devices' training symbols
+    /// (K × (TRAINING_GAP + 1) symbols) once per coherence block when `correct`, the side
+    /// information and the downlink as at symbol level.
+    fn transmit_waveform(
+        &mut self,
+        start: f64,
+        width: usize,
+        n_tokens: usize,
+        buffers: &mut [Vec<f32>],
+    ) -> f64 {
+        let w = self.waveform.take().expect("called at waveform level");
+        let k = buffers.len();
+        let noise_var = 10f64.powf(-self.radio.snr_db / 10.0);
+        let cfg = OtaOfdmConfig {
+            ofdm: w.ofdm.clone(),
+            power: 1.0,
+            noise_var,
+            devices: w.devices.clone(),
+            correct: w.correct,
+        };
+        let fs = w.ofdm.sample_rate_hz;
+        let sym_s = w.ofdm.symbol_len() as f64 / fs;
+        let mut pred = 0.0;
+        let mut t = start;
+        let mut out = vec![vec![0f32; width * n_tokens]; k];
+        for tok in 0..n_tokens {
+            let h = self.channels_at(t);
+            let block = self.block_at(t);
+            let taps: Vec<Vec<C64>> = (0..k)
+                .map(|d| match &w.devices[d].tdl {
+                    None => vec![h[d][(0, 0)]],
+                    Some(spec) => {
+                        let mut r =
+                            rng::stream(self.seed, &[component::FADING, 0x7D1, block, d as u64]);
+                        let g = self.radio.gains.get(d).map_or(1.0, |g| g.sqrt());
+                        TdlChannel::new(spec.profile, spec.delay_spread_s, fs)
+                            .expect("validated in with_waveform")
+                            .draw(&mut r)
+                            .into_iter()
+                            .map(|v| v * g)
+                            .collect()
+                    }
+                })
+                .collect();
+            let xs: Vec<Vec<f64>> = buffers
+                .iter()
+                .map(|b| {
+                    b[tok * width..(tok + 1) * width]
+                        .iter()
+                        .map(|&v| v as f64)
+                        .collect()
+                })
+                .collect();
+            let refs: Vec<&[f64]> = xs.iter().map(|v| v.as_slice()).collect();
+            let r = match &w.radio {
+                None => {
+                    let mut e = Emulator {
+                        devices: &cfg.devices,
+                        taps: &taps,
+                        noise_var,
+                        sample_rate_hz: fs,
+                        rng: &mut self.rng_wave,
+                    };
+                    ota_sum(&cfg, &refs, &taps, &mut e, &mut self.rng_noise)
+                }
+                Some(shared) => {
+                    let mut guard = shared.radio.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut link = HilLink::new(
+                        &mut **guard,
+                        cfg.ofdm.clone(),
+                        &cfg.devices,
+                        &taps,
+                        noise_var,
+                        &mut self.rng_wave,
+                    );
+                    link.amplitude = w.amplitude;
+                    let r = ota_sum(&cfg, &refs, &taps, &mut link, &mut self.rng_noise);
+                    self.chain = link.last.clone();
+                    if let Err(WaveformError::InvalidParameter { field: "radio", .. }) = &r {
+                        shared.fail(r.as_ref().err().map(|e| e.to_string()).unwrap_or_default());
+                    }
+                    r
+                }
+            };
+            let symbols = w.ofdm.symbols_for_reals(width);
+            let est: Vec<f32> = match r {
+                Ok(o) => {
+                    pred += o.predicted_mse * width as f64;
+                    o.estimate.into_iter().map(|v| v as f32).collect()
+                }
+                // a channel the design cannot serve, or a radio failure: nothing arrives
+                Err(_) => vec![0f32; width],
+            };
+            let delivered = aircomp::deliver(&est, k, &self.radio.downlink, &mut self.rng_noise)
+                .expect("validated downlink");
+            for (o, v) in out.iter_mut().zip(delivered.per_device) {
+                o[tok * width..(tok + 1) * width].copy_from_slice(&v);
+            }
+            let mut air = (2 + symbols) as f64 * sym_s;
+            if w.correct && self.trained_block != Some(block) {
+                self.trained_block = Some(block);
+                air += (k * (TRAINING_GAP + 1)) as f64 * sym_s;
+            }
+            let side_bits = 4.0 * (8 * k) as f64;
+            air += side_bits / self.radio.side_info_bits_per_use / self.radio.bandwidth_hz
+                + delivered.airtime_s;
+            t += air;
+        }
+        for (b, o) in buffers.iter_mut().zip(out) {
+            b.copy_from_slice(&o);
+        }
+        self.pending_pred = Some(pred);
+        self.waveform = Some(w);
+        t - start
     }
 }
 
@@ -690,6 +960,10 @@ impl Collective for TpCollective {
             s.sig2 += e * e;
         }
         s.values += n as u64;
+        if let Some(p) = self.pending_pred.take() {
+            s.pred2 += p;
+            s.pred_values += n as u64;
+        }
         self.totals.airtime_s += air;
         self.totals.rounds += 1;
         self.span(k, "air", start, start + air);
@@ -974,6 +1248,160 @@ mod tests {
             "{} vs {want}",
             c.totals.airtime_s
         );
+    }
+
+    /// A waveform-level AirComp collective for `k` single-antenna devices (10 MHz, 20 dB,
+    /// a new channel every 10 µs so that tokens see different channels).
+    fn waveform(k: usize, devices: Vec<Impairments>, correct: bool, seed: u64) -> TpCollective {
+        let radio = RadioConfig {
+            rx_antennas: 1,
+            time: TimeModel::Block {
+                coherence_time_s: 10e-6,
+            },
+            ..RadioConfig::default()
+        };
+        let cfg = presets::smollm2_135m();
+        let plan = TpPlan::from_shares(&cfg, &vec![1.0; k], 32).unwrap();
+        let prof = Profiles::builtin().get("jetson-orin-nano").unwrap().clone();
+        let compute = ComputeModel::new(
+            &cfg,
+            &plan,
+            vec![prof; k],
+            Precision::F16,
+            WeightFormat::Q4_1,
+        );
+        TpCollective::new(SchemeKind::Aircomp, Design::Zf, radio, compute, seed)
+            .unwrap()
+            .with_waveform(WaveformLevel {
+                ofdm: OfdmConfig {
+                    sample_rate_hz: 10e6,
+                    ..OfdmConfig::default()
+                },
+                devices,
+                correct,
+                amplitude: 0.5,
+                radio: None,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn waveform_level_meets_its_closed_form_and_timing_offsets_cost_what_correction_recovers() {
+        let k = 4;
+        let tokens = 150;
+        let run = |devices: Vec<Impairments>, correct: bool| {
+            let mut c = waveform(k, devices, correct, 5);
+            let mut b = partials(k, 576 * tokens, 3);
+            c.all_reduce(&ctx(ReduceSite::MlpDown, tokens), &mut b);
+            (c.stats[1].nmse(), c.stats[1].predicted_nmse())
+        };
+        let (ideal, pred) = run(vec![Impairments::default(); k], false);
+        assert!(
+            (ideal / pred - 1.0).abs() < 0.05,
+            "{ideal} vs closed form {pred}"
+        );
+        let late: Vec<Impairments> = [0.0, 2.0, 4.0, 6.0]
+            .iter()
+            .map(|&t| Impairments {
+                timing_offset_samples: t,
+                ..Impairments::default()
+            })
+            .collect();
+        let (off, _) = run(late.clone(), false);
+        let (fixed, _) = run(late, true);
+        assert!(off > 10.0 * ideal, "offsets {off} vs ideal {ideal}");
+        assert!(fixed < 2.0 * ideal, "corrected {fixed} vs ideal {ideal}");
+        // same seed, same numbers
+        assert_eq!(run(vec![Impairments::default(); k], false).0, ideal);
+    }
+
+    #[test]
+    fn waveform_airtime_counts_beacon_data_training_and_side_info() {
+        let k = 3;
+        for correct in [false, true] {
+            let mut c = waveform(k, vec![Impairments::default(); k], correct, 1);
+            let mut b = partials(k, 576, 2);
+            c.all_reduce(&ctx(ReduceSite::AttnOutput, 1), &mut b);
+            // 576 reals = 288 carriers = 6 symbols of 48 data carriers, + 2 beacon symbols,
+            // 80 samples each at 10 MHz; side info: each device's mean and variance as 2 × fp16
+            // at 2 bits per use; the round
+            // overhead; with correction each device's 9 training symbols (first block)
+            let sym = 80.0 / 10e6;
+            let want = 8.0 * sym
+                + (k * 32) as f64 / 2.0 / 10e6
+                + 50e-6
+                + if correct { (k * 9) as f64 * sym } else { 0.0 };
+            let got = c.totals.airtime_s;
+            assert!(
+                (got - want).abs() < 1e-12,
+                "correct = {correct}: {got} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn waveform_level_rejects_what_it_cannot_carry() {
+        let k = 2;
+        let cfg = presets::smollm2_135m();
+        let plan = TpPlan::from_shares(&cfg, &vec![1.0; k], 32).unwrap();
+        let prof = Profiles::builtin().get("jetson-orin-nano").unwrap().clone();
+        let compute = ComputeModel::new(
+            &cfg,
+            &plan,
+            vec![prof; k],
+            Precision::F16,
+            WeightFormat::Q4_1,
+        );
+        let one = RadioConfig {
+            rx_antennas: 1,
+            ..RadioConfig::default()
+        };
+        let w = |devices: usize| WaveformLevel {
+            ofdm: OfdmConfig::default(),
+            devices: vec![Impairments::default(); devices],
+            correct: true,
+            amplitude: 0.5,
+            radio: None,
+        };
+        let cases = [
+            (
+                SchemeKind::Digital,
+                Design::Zf,
+                one.clone(),
+                2,
+                "not Digital",
+            ),
+            (
+                SchemeKind::Aircomp,
+                Design::Zf,
+                RadioConfig::default(),
+                2,
+                "single-antenna",
+            ),
+            (
+                SchemeKind::Aircomp,
+                Design::Mmse,
+                one.clone(),
+                2,
+                "zero-forcing",
+            ),
+            (
+                SchemeKind::Aircomp,
+                Design::Zf,
+                one.clone(),
+                3,
+                "3 impairment sets for 2",
+            ),
+        ];
+        for (scheme, design, radio, n, words) in cases {
+            let e = TpCollective::new(scheme, design, radio, compute.clone(), 0)
+                .unwrap()
+                .with_waveform(w(n))
+                .err()
+                .expect("must be rejected")
+                .to_string();
+            assert!(e.contains(words), "{e}");
+        }
     }
 
     #[test]
