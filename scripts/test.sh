@@ -23,6 +23,8 @@ if pkg-config --exists SoapySDR 2>/dev/null && command -v g++ >/dev/null; then
   bash phy/soapy/build.sh "$modules" >/dev/null
   SOAPY_SDR_PLUGIN_PATH="$modules" SoapySDRUtil --find="driver=airinfer-loopback" | grep -q airinfer-loopback
   SOAPY_SDR_PLUGIN_PATH="$modules" cargo test -p airinfer-phy --features soapy --test soapy_loopback "$@" 2>&1 | tee -a "$log" || status=$?
+  # the same experiment through SoapySDR end to end: `airinfer run --radio driver=airinfer-loopback`
+  SOAPY_SDR_PLUGIN_PATH="$modules" cargo test -p airinfer-sim --features soapy --test soapy_hil "$@" 2>&1 | tee -a "$log" || status=$?
 else
   echo "note: SoapySDR (libsoapysdr-dev) or g++ missing, so the soapy feature is not tested"
 fi

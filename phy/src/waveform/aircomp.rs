@@ -432,16 +432,25 @@ fn correction<R: Rng + ?Sized>(
         // carrier index at the band edges.)
         let f = o.used_frequencies();
         let nf = o.n_fft as f64;
+        let wz: Vec<C64> = z.iter().zip(&hn).map(|(a, b)| a * b.norm_sqr()).collect();
+        let f_min = f.iter().copied().min().unwrap_or(0);
         let score = |tau: f64| -> C64 {
-            (0..z.len())
-                .map(|i| {
-                    z[i] * hn[i].norm_sqr()
-                        * C64::from_polar(1.0, 2.0 * std::f64::consts::PI * f[i] as f64 * tau / nf)
-                })
-                .sum()
+            // e^{j2π f τ/N} by recurrence over the consecutive carrier indices
+            let step = C64::from_polar(1.0, 2.0 * std::f64::consts::PI * tau / nf);
+            let mut r = C64::from_polar(1.0, 2.0 * std::f64::consts::PI * f_min as f64 * tau / nf);
+            let mut at = f_min;
+            let mut acc = C64::new(0.0, 0.0);
+            for (i, &fi) in f.iter().enumerate() {
+                while at < fi {
+                    r *= step;
+                    at += 1;
+                }
+                acc += wz[i] * r;
+            }
+            acc
         };
         let reach = o.cp_len as f64 + 4.0;
-        let step = 0.25;
+        let step = 0.5;
         let mut tau = 0.0;
         let mut best = f64::NEG_INFINITY;
         let mut g = -reach;
@@ -455,7 +464,7 @@ fn correction<R: Rng + ?Sized>(
         }
         let (mut lo, mut hi) = (tau - step, tau + step);
         let phi = (5f64.sqrt() - 1.0) / 2.0;
-        for _ in 0..40 {
+        for _ in 0..30 {
             let a = hi - phi * (hi - lo);
             let b = lo + phi * (hi - lo);
             if score(a).norm_sqr() < score(b).norm_sqr() {
