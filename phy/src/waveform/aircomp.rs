@@ -250,6 +250,100 @@ pub fn predicted_mse_with_offsets(
     Ok(total / data.len() as f64 / 2.0)
 }
 
+/// [`predicted_mse_with_offsets`] with carrier-frequency offsets too: device k's samples turn by
+/// `e^{j2π ε_k n/N}` from the burst's first sample (`ε_k = cfo_hz[k]·N/fs` subcarrier spacings,
+/// uncorrected) before its channel, over `symbols` OFDM symbols whose data carriers are all
+/// filled. In symbol m (FFT window from `n₀ = m·(N+cp) + cp`) carrier c of device k arrives as
+/// `e^{j2π ε_k n₀/N} Σ_{c'} β_k(f_{c'} − f_c) X_k[c']` with
+/// `β_k(d) = (1/N) Σ_{n<N} e^{j2π(d+ε_k)n/N}` (`β_k(0)` is the common attenuation and phase,
+/// the rest inter-carrier interference), so the expected error per carrier is the noise
+/// `σ²|a_c|²`, each device's misalignment `v_k |a_c H_k[c] b_k[c] β_k(0) e^{jφ} − 1|²`, its data
+/// ICI `Σ_{c' data ≠ c} v_k |a_c H_k[c] b_k[c'] β_k(f_{c'} − f_c)|²`, and the pilots' ICI, which
+/// is deterministic and adds coherently over the devices.
+pub fn predicted_mse_impaired(
+    cfg: &OtaOfdmConfig,
+    h: &[Vec<C64>],
+    var: &[f64],
+    offsets: &[f64],
+    cfo_hz: &[f64],
+    symbols: usize,
+) -> Result<f64, WaveformError> {
+    let d = design(cfg, h, var)?;
+    let o = &cfg.ofdm;
+    let k = h.len();
+    if offsets.len() != k || cfo_hz.len() != k || var.len() != k {
+        return Err(WaveformError::invalid(
+            "devices",
+            format!(
+                "{k} channels, {} variances, {} offsets, {} CFOs",
+                var.len(),
+                offsets.len(),
+                cfo_hz.len()
+            ),
+        ));
+    }
+    let freqs = o.used_frequencies();
+    let n = o.n_fft as f64;
+    let data = o.data_carriers();
+    let pilots = o.pilot_carriers();
+    let pv = super::ofdm::pilot_values(o);
+    let tau = std::f64::consts::TAU;
+    let eps: Vec<f64> = cfo_hz.iter().map(|f| f * n / o.sample_rate_hz).collect();
+    // β_k(d) for every carrier distance d the used band holds, per device
+    let span = freqs.iter().max().unwrap_or(&0) - freqs.iter().min().unwrap_or(&0);
+    let table: Vec<Vec<C64>> = eps
+        .iter()
+        .map(|&e| {
+            (-span..=span)
+                .map(|dd| {
+                    (0..o.n_fft)
+                        .map(|t| C64::from_polar(1.0, tau * (dd as f64 + e) * t as f64 / n))
+                        .sum::<C64>()
+                        / n
+                })
+                .collect()
+        })
+        .collect();
+    let beta = |j: usize, dd: i64| -> C64 { table[j][(dd + span) as usize] };
+    // the timing offsets as phase ramps on the channels
+    let heff: Vec<Vec<C64>> = (0..k)
+        .map(|j| {
+            (0..o.n_used)
+                .map(|c| h[j][c] * C64::from_polar(1.0, -tau * freqs[c] as f64 * offsets[j] / n))
+                .collect()
+        })
+        .collect();
+    let mut total = 0.0;
+    for m in 0..symbols {
+        let n0 = (m * o.symbol_len() + o.cp_len) as f64;
+        let rot: Vec<C64> = eps
+            .iter()
+            .map(|e| C64::from_polar(1.0, tau * e * n0 / n))
+            .collect();
+        for &c in &data {
+            let (a, _, _) = &d[c];
+            let mut mse = cfg.noise_var * a.norm_sqr();
+            let mut pilot_ici = C64::new(0.0, 0.0);
+            for j in 0..k {
+                let g = a * heff[j][c];
+                let own = g * d[c].1[j] * beta(j, 0) * rot[j];
+                mse += var[j] * (own - 1.0).norm_sqr();
+                for &c2 in &data {
+                    if c2 != c {
+                        let b = beta(j, freqs[c2] - freqs[c]);
+                        mse += var[j] * (g * d[c2].1[j] * b).norm_sqr();
+                    }
+                }
+                for (&p, v) in pilots.iter().zip(&pv) {
+                    pilot_ici += g * d[p].1[j] * beta(j, freqs[p] - freqs[c]) * rot[j] * v;
+                }
+            }
+            total += mse + pilot_ici.norm_sqr();
+        }
+    }
+    Ok(total / (symbols * data.len()) as f64 / 2.0)
+}
+
 /// One all-reduce of `partials` (K real vectors of one length) through `radio`, with channels
 /// `taps` (from [`draw_taps`]). `rng` draws the sync estimation noise (the correction's own
 /// measurements go through an emulated link at `noise_var`).
@@ -623,6 +717,65 @@ mod tests {
             );
         }
         assert!(last > 20.0 * ideal, "uncorrected {last} vs ideal {ideal}");
+    }
+
+    #[test]
+    fn cfo_and_timing_degrade_as_the_ici_closed_form_predicts() {
+        // flat channels, uncorrected: the measured MSE against the exact expectation with
+        // the common rotation, the inter-carrier interference and the pilots' leakage
+        let spacing = OfdmConfig::default().subcarrier_spacing_hz();
+        for (eps, offsets) in [
+            ([0.002, -0.004, 0.003], [0.0, 0.0, 0.0]),
+            ([0.01, -0.02, 0.015], [0.0, 0.0, 0.0]),
+            ([0.05, -0.03, 0.0], [0.0, 2.0, 5.0]),
+        ] {
+            let mut c = cfg(3, 20.0);
+            for (i, d) in c.devices.iter_mut().enumerate() {
+                d.cfo_hz = eps[i] * spacing;
+                d.timing_offset_samples = offsets[i];
+            }
+            let cfo: Vec<f64> = c.devices.iter().map(|d| d.cfo_hz).collect();
+            let (mut m, mut p) = (0.0, 0.0);
+            // 10 full symbols of 96 reals
+            let n = 960;
+            for t in 0..30u64 {
+                let mut rng = stream(t, &[7]);
+                let taps = draw_taps(&c, &mut rng).unwrap();
+                let x = data(3, n, t);
+                let xs: Vec<&[f64]> = x.iter().map(|v| v.as_slice()).collect();
+                let h: Vec<Vec<C64>> = taps
+                    .iter()
+                    .map(|t| frequency_response(&c.ofdm, t).unwrap())
+                    .collect();
+                let var: Vec<f64> = x
+                    .iter()
+                    .map(|v| {
+                        let mu = v.iter().sum::<f64>() / v.len() as f64;
+                        2.0 * v.iter().map(|a| (a - mu).powi(2)).sum::<f64>() / v.len() as f64
+                    })
+                    .collect();
+                p += predicted_mse_impaired(&c, &h, &var, &offsets, &cfo, 10).unwrap();
+                let mut radio = emulator(&c, &taps, t);
+                m += ota_sum(&c, &xs, &taps, &mut radio, &mut rng)
+                    .unwrap()
+                    .measured_mse;
+            }
+            assert!(
+                (m / p - 1.0).abs() < 0.05,
+                "ε = {eps:?}: measured {m} vs closed form {p}"
+            );
+        }
+        // with no CFO it is the timing-only closed form
+        let c = cfg(2, 15.0);
+        let mut rng = stream(3, &[1]);
+        let taps = draw_taps(&c, &mut rng).unwrap();
+        let h: Vec<Vec<C64>> = taps
+            .iter()
+            .map(|t| frequency_response(&c.ofdm, t).unwrap())
+            .collect();
+        let a = predicted_mse_with_offsets(&c, &h, &[2.0, 1.5], &[1.0, 3.0]).unwrap();
+        let b = predicted_mse_impaired(&c, &h, &[2.0, 1.5], &[1.0, 3.0], &[0.0, 0.0], 3).unwrap();
+        assert!((a / b - 1.0).abs() < 1e-9, "{a} vs {b}");
     }
 
     #[test]
