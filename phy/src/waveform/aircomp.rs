@@ -578,14 +578,15 @@ fn correction<R: Rng + ?Sized>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::rng::stream;
     use crate::waveform::impair::TdlSpec;
     use crate::waveform::tdl::TdlProfile;
     use rand_distr::{Distribution, StandardNormal};
 
-    fn cfg(k: usize, snr_db: f64) -> OtaOfdmConfig {
+    /// K ideal devices, unit power, noise at `snr_db`, no correction.
+    pub(crate) fn cfg(k: usize, snr_db: f64) -> OtaOfdmConfig {
         OtaOfdmConfig {
             ofdm: OfdmConfig::default(),
             power: 1.0,

@@ -287,7 +287,7 @@ impl<R: Rng> Radio for HilLink<'_, R> {
 mod tests {
     use super::*;
     use crate::rng::stream;
-    use crate::waveform::aircomp::{draw_taps, ota_sum, Emulator, OtaOfdmConfig};
+    use crate::waveform::aircomp::{draw_taps, ota_sum, Emulator};
     use crate::waveform::impair::apply_cfo;
     use crate::waveform::tdl::apply_multipath;
     use rand_distr::{Distribution, StandardNormal};
@@ -332,15 +332,7 @@ mod tests {
         }
     }
 
-    fn setup(k: usize, snr_db: f64) -> OtaOfdmConfig {
-        OtaOfdmConfig {
-            ofdm: OfdmConfig::default(),
-            power: 1.0,
-            noise_var: 10f64.powf(-snr_db / 10.0),
-            devices: vec![Impairments::default(); k],
-            correct: false,
-        }
-    }
+    use crate::waveform::aircomp::tests::cfg as setup;
 
     fn data(k: usize, n: usize, seed: u64) -> Vec<Vec<f64>> {
         let mut r = stream(seed, &[1]);

@@ -1082,18 +1082,22 @@ mod tests {
     use crate::device::Profiles;
     use airinfer_llm::cost::presets;
 
-    fn setup(k: usize, scheme: SchemeKind, radio: RadioConfig, seed: u64) -> TpCollective {
+    /// SmolLM2's shards on `k` Jetson Orin Nanos.
+    fn compute(k: usize) -> ComputeModel {
         let cfg = presets::smollm2_135m();
         let plan = TpPlan::from_shares(&cfg, &vec![1.0; k], 32).unwrap();
         let prof = Profiles::builtin().get("jetson-orin-nano").unwrap().clone();
-        let compute = ComputeModel::new(
+        ComputeModel::new(
             &cfg,
             &plan,
             vec![prof; k],
             Precision::F16,
             WeightFormat::Q4_1,
-        );
-        TpCollective::new(scheme, Design::ZfSum, radio, compute, seed).unwrap()
+        )
+    }
+
+    fn setup(k: usize, scheme: SchemeKind, radio: RadioConfig, seed: u64) -> TpCollective {
+        TpCollective::new(scheme, Design::ZfSum, radio, compute(k), seed).unwrap()
     }
 
     fn partials(k: usize, n: usize, seed: u64) -> Vec<Vec<f32>> {
@@ -1260,17 +1264,7 @@ mod tests {
             },
             ..RadioConfig::default()
         };
-        let cfg = presets::smollm2_135m();
-        let plan = TpPlan::from_shares(&cfg, &vec![1.0; k], 32).unwrap();
-        let prof = Profiles::builtin().get("jetson-orin-nano").unwrap().clone();
-        let compute = ComputeModel::new(
-            &cfg,
-            &plan,
-            vec![prof; k],
-            Precision::F16,
-            WeightFormat::Q4_1,
-        );
-        TpCollective::new(SchemeKind::Aircomp, Design::Zf, radio, compute, seed)
+        TpCollective::new(SchemeKind::Aircomp, Design::Zf, radio, compute(k), seed)
             .unwrap()
             .with_waveform(WaveformLevel {
                 ofdm: OfdmConfig {
@@ -1341,17 +1335,7 @@ mod tests {
 
     #[test]
     fn waveform_level_rejects_what_it_cannot_carry() {
-        let k = 2;
-        let cfg = presets::smollm2_135m();
-        let plan = TpPlan::from_shares(&cfg, &vec![1.0; k], 32).unwrap();
-        let prof = Profiles::builtin().get("jetson-orin-nano").unwrap().clone();
-        let compute = ComputeModel::new(
-            &cfg,
-            &plan,
-            vec![prof; k],
-            Precision::F16,
-            WeightFormat::Q4_1,
-        );
+        let compute = compute(2);
         let one = RadioConfig {
             rx_antennas: 1,
             ..RadioConfig::default()
