@@ -32,8 +32,80 @@ pub const VERSION: u32 = 2;
 pub struct Row {
     /// Which metric set of the run (e.g. assignment and iteration of a plan trace).
     pub keys: Vec<(String, String)>,
-    /// Metric name → value (NaN where undefined).
+    /// Metric name → value (NaN where undefined; stored as "NaN" / "inf" / "-inf", since JSON
+    /// has no such numbers).
+    #[serde(with = "metric_values")]
     pub metrics: Vec<(String, f64)>,
+}
+
+/// (De)serialise metric values with non-finite ones as strings (JSON has no NaN; serde_json
+/// would write `null` and then refuse to read it back as a number).
+mod metric_values {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum V {
+        N(f64),
+        S(String),
+    }
+
+    pub fn serialize<S: Serializer>(m: &[(String, f64)], s: S) -> Result<S::Ok, S::Error> {
+        m.iter()
+            .map(|(k, v)| {
+                let v = if v.is_finite() {
+                    V::N(*v)
+                } else {
+                    V::S(v.to_string())
+                };
+                (k.as_str(), v)
+            })
+            .collect::<Vec<_>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, f64)>, D::Error> {
+        Vec::<(String, Option<V>)>::deserialize(d)?
+            .into_iter()
+            .map(|(k, v)| {
+                let x = match v {
+                    None => f64::NAN,
+                    Some(V::N(x)) => x,
+                    Some(V::S(t)) => t.parse::<f64>().map_err(|_| {
+                        serde::de::Error::custom(format!("metric {k}: '{t}' is not a number"))
+                    })?,
+                };
+                Ok((k, x))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Row;
+
+    #[test]
+    fn rows_with_undefined_metrics_survive_a_json_round_trip() {
+        let r = Row {
+            keys: vec![("devices".into(), "2".into())],
+            metrics: vec![
+                ("a".into(), 1.5),
+                ("b".into(), f64::NAN),
+                ("c".into(), f64::INFINITY),
+                ("d".into(), f64::NEG_INFINITY),
+            ],
+        };
+        let back: Row = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back.metrics[0], ("a".into(), 1.5));
+        assert!(back.metrics[1].1.is_nan());
+        assert_eq!(back.metrics[2].1, f64::INFINITY);
+        assert_eq!(back.metrics[3].1, f64::NEG_INFINITY);
+        // files written before (NaN as null) still load
+        let old: Row =
+            serde_json::from_str(r#"{"keys":[],"metrics":[["x",null],["y",2.0]]}"#).unwrap();
+        assert!(old.metrics[0].1.is_nan() && old.metrics[1].1 == 2.0);
+    }
 }
 
 /// Key columns and metrics a kind's rows have (plan rows also have `share_0`, `share_1`, …).
