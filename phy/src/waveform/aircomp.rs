@@ -232,22 +232,8 @@ pub fn predicted_mse_with_offsets(
     var: &[f64],
     offsets: &[f64],
 ) -> Result<f64, WaveformError> {
-    let d = design(cfg, h, var)?;
-    let freqs = cfg.ofdm.used_frequencies();
-    let n = cfg.ofdm.n_fft as f64;
-    let data = cfg.ofdm.data_carriers();
-    let mut total = 0.0;
-    for &c in &data {
-        let (a, b, _) = &d[c];
-        let mut m = cfg.noise_var * a.norm_sqr();
-        for k in 0..h.len() {
-            let th = -2.0 * std::f64::consts::PI * freqs[c] as f64 * offsets[k] / n;
-            let g = a * h[k][c] * b[k] * C64::from_polar(1.0, th);
-            m += var[k] * (g - 1.0).norm_sqr();
-        }
-        total += m;
-    }
-    Ok(total / data.len() as f64 / 2.0)
+    // without CFO there is no interference and every symbol is alike
+    predicted_mse_impaired(cfg, h, var, offsets, &vec![0.0; h.len()], 1)
 }
 
 /// [`predicted_mse_with_offsets`] with carrier-frequency offsets too: device k's samples turn by
