@@ -1,39 +1,91 @@
 #!/usr/bin/env bash
-# The project's test command: fetch the default model and evaluation text (SHA-256 checked,
-# cached under $AIRINFER_HOME or ~/.cache/airinfer), run every test of the workspace, then the
-# Slurm end-to-end test (a single-node cluster, a 4-task job array of experiments/smoke.toml,
-# merged and compared with the unsharded run; needs root, skipped with a note otherwise), and
-# close with one summary line over all of them.
-set -euo pipefail
+# The project's test command. In order:
+#   1. build the workspace's tests in the release profile (the quick start's
+#      `cargo run --release` build is reused, not a second build of every dependency);
+#   2. fetch the default model and evaluation text (SHA-256 checked, cached under
+#      $AIRINFER_HOME or ~/.cache/airinfer);
+#   3. run every test of the workspace, every test binary even after a failure (--no-fail-fast);
+#   4. run the kernel and model-equivalence tests once more per SIMD path this CPU has
+#      (AIRINFER_SIMD=portable|avx2|avx512), saying which paths it could not test;
+#   5. model-check the decode thread team with loom (llm/spin);
+#   6. the SoapySDR feature against our loopback module, where SoapySDR is installed;
+#   7. the Slurm end-to-end test (a single-node cluster, a 4-task job array of
+#      experiments/smoke.toml, merged and compared with the unsharded run; needs root);
+# and close with one summary line over all of them. A test binary that started but printed no
+# result (a crash, an abort) counts as a failed test in that line.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-# one build (the test profile, opt-level 3) serves the fetch, the tests and the Slurm test
-cargo test --workspace --no-run -q "$@"
-profile_dir=debug
-for a in "$@"; do [ "$a" = "--release" ] && profile_dir=release; done
-bin="$(pwd)/${CARGO_TARGET_DIR:-target}/$profile_dir/airinfer"
-"$bin" fetch smollm2-135m lee-news
+target="${CARGO_TARGET_DIR:-target}"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
-AIRINFER_REQUIRE_MODEL=1 cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+# run CMD…: show its output, keep it for the summary, remember a failure
+run() { "$@" 2>&1 | tee -a "$log"; local s=${PIPESTATUS[0]}; [ "$s" -eq 0 ] || status=1; return 0; }
+
+cargo test --workspace --release --no-run -q "$@" || exit 1
+bin="$(pwd)/$target/release/airinfer"
+"$bin" fetch smollm2-135m lee-news || exit 1
+
+export AIRINFER_REQUIRE_MODEL=1
+run cargo test --workspace --release --no-fail-fast "$@"
+
+# every SIMD path this CPU has: kernels (llm: quantised mat-vec; phy: Gaussian generator,
+# AirComp Monte-Carlo block) and the model equivalences that run through them
+flags="$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)"
+has() { for f in "$@"; do [[ " $flags " == *" $f "* ]] || return 1; done; }
+paths=(portable)
+untested=()
+if has avx2 fma f16c; then paths+=(avx2); else untested+=(avx2); fi
+if has avx2 fma f16c avx512f avx512vl avx512_vnni; then paths+=(avx512); else untested+=(avx512); fi
+echo "SIMD paths tested on this CPU: ${paths[*]}${untested:+; not available here, so not tested: ${untested[*]}}"
+for p in "${paths[@]}"; do
+  echo "== AIRINFER_SIMD=$p"
+  AIRINFER_SIMD=$p run cargo test --release --no-fail-fast -p airinfer-llm --lib --test smollm2 --test forward_reference "$@"
+  AIRINFER_SIMD=$p run cargo test --release --no-fail-fast -p airinfer-phy --lib "$@" -- fastrng aircomp::
+done
+
+# the decode team's protocol, every interleaving (loom; its own target directory, so the cfg
+# does not rebuild the main one)
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$target/loom" run cargo test --release -p airinfer-spin --lib
+
 # the SoapySDR path: build our loopback device module, then the `soapy` feature and its tests
 # against it (skipped with a note where SoapySDR's headers or g++ are missing)
 if pkg-config --exists SoapySDR 2>/dev/null && command -v g++ >/dev/null; then
-  modules="$(pwd)/${CARGO_TARGET_DIR:-target}/soapy-modules"
-  bash phy/soapy/build.sh "$modules" >/dev/null
-  SOAPY_SDR_PLUGIN_PATH="$modules" SoapySDRUtil --find="driver=airinfer-loopback" | grep -q airinfer-loopback
-  SOAPY_SDR_PLUGIN_PATH="$modules" cargo test -p airinfer-phy --features soapy --test soapy_loopback "$@" 2>&1 | tee -a "$log" || status=$?
-  # the same experiment through SoapySDR end to end: `airinfer run --radio driver=airinfer-loopback`
-  SOAPY_SDR_PLUGIN_PATH="$modules" cargo test -p airinfer-sim --features soapy --test soapy_hil "$@" 2>&1 | tee -a "$log" || status=$?
+  modules="$(pwd)/$target/soapy-modules"
+  if bash phy/soapy/build.sh "$modules" >/dev/null &&
+    SOAPY_SDR_PLUGIN_PATH="$modules" SoapySDRUtil --find="driver=airinfer-loopback" | grep -q airinfer-loopback; then
+    SOAPY_SDR_PLUGIN_PATH="$modules" run cargo test --release -p airinfer-phy --features soapy --test soapy_loopback "$@"
+    # the same experiment through SoapySDR end to end: `airinfer run --radio driver=airinfer-loopback`
+    SOAPY_SDR_PLUGIN_PATH="$modules" run cargo test --release -p airinfer-sim --features soapy --test soapy_hil "$@"
+  else
+    echo "soapy: 0 passed, 1 failed (the loopback module did not build or was not found)" | tee -a "$log"
+    status=1
+  fi
 else
   echo "note: SoapySDR (libsoapysdr-dev) or g++ missing, so the soapy feature is not tested"
 fi
+
 if [ "$(id -u)" -eq 0 ]; then
-  AIRINFER="$bin" bash scripts/slurm/test.sh 2>&1 | tee -a "$log" || status=1
+  AIRINFER="$bin" run bash scripts/slurm/test.sh
 else
   echo "note: not root, so the Slurm test (scripts/slurm/test.sh) is skipped"
 fi
-passed=$(grep -E '^(test result:|slurm: )' "$log" | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')
-failed=$(grep -E '^(test result:|slurm: )' "$log" | sed -E 's/.* ([0-9]+) failed.*/\1/' | awk '{s+=$1} END {print s+0}')
+
+# the summary: every "test result:" line (and the Slurm/soapy lines), plus one failure for
+# every test binary that started ("Running …", "Doc-tests …") without printing a result
+results=$(grep -cE '^test result:' "$log")
+started=$(grep -cE '^ *(Running |Doc-tests )' "$log")
+passed=$(grep -E '^(test result:|slurm: |soapy: )' "$log" | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -E '^(test result:|slurm: |soapy: )' "$log" | sed -E 's/.* ([0-9]+) failed.*/\1/' | awk '{s+=$1} END {print s+0}')
+if [ "$started" -gt "$results" ]; then
+  echo "note: $((started - results)) test binaries started but printed no result (crashed?)"
+  failed=$((failed + started - results))
+  status=1
+fi
+[ "$failed" -eq 0 ] || status=1
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  echo "note: a step failed without a failing test (a build error?)"
+  failed=1
+fi
 echo "tests: $passed passed, $failed failed"
 exit "$status"

@@ -267,6 +267,77 @@ impl PackedMatrix {
         }
     }
 
+    /// For every row, `Σ_b Σ_g |d_w·d_x·Σ_{j∈g} u_j q_j| + |m_b·dsum_b|` with `g` the eight
+    /// groups of four consecutive elements of a block: the magnitudes of the floating-point
+    /// summands that the SIMD paths of [`PackedMatrix::matvec_q`] add up for that row (the
+    /// portable path adds whole blocks, whose magnitudes this bounds too; Q8_0 has no offset
+    /// term). Portable, in f64, rounded up to f32. A diagnostic for rounding-error bounds
+    /// ([`crate::tp::Collective::all_reduce_with_magnitudes`]).
+    pub fn matvec_q_magnitudes(&self, xq: &QActs, out: &mut [f32]) {
+        assert!(self.packing != Packing::Dense, "quantised matrices only");
+        assert_eq!(xq.blocks() * QK, self.cols);
+        assert_eq!(out.len(), self.rows);
+        let bb = self.packing.block_bytes();
+        let mut w = [0i32; QK];
+        for (r, o) in out.iter_mut().enumerate() {
+            let mut s = 0.0f64;
+            for (b, blk) in self.row_blocks(r).chunks_exact(bb).enumerate() {
+                let d = f16_at(blk, 0) as f64;
+                // integer weights in element order, and the offset factor
+                let m = match self.packing {
+                    Packing::Q8_0 => {
+                        for (j, wj) in w.iter_mut().enumerate() {
+                            *wj = (blk[2 + j] as i8) as i32;
+                        }
+                        0.0
+                    }
+                    _ => {
+                        let q41 = self.packing == Packing::Q4_1;
+                        let (m, c) = if q41 {
+                            (f16_at(blk, 2) as f64, &blk[4..20])
+                        } else {
+                            (-8.0 * d, &blk[2..18])
+                        };
+                        for j in 0..16 {
+                            w[j] = (c[j] & 0x0F) as i32;
+                            w[j + 16] = (c[j] >> 4) as i32;
+                        }
+                        m
+                    }
+                };
+                let q = &xq.qs[b * QK..b * QK + QK];
+                let dd = d * xq.d[b] as f64;
+                for g in 0..QK / 4 {
+                    let p: i32 = (4 * g..4 * g + 4).map(|j| w[j] * q[j] as i32).sum();
+                    s += (dd * p as f64).abs();
+                }
+                s += (m * xq.dsum[b] as f64).abs();
+            }
+            *o = round_up(s);
+        }
+    }
+
+    /// `M (t × rows)`, `M[i, r] = Σ_c |W[r,c] · x[i,c]|`: the magnitudes of the products that
+    /// the f32 paths ([`PackedMatrix::matmul`], the dense mat-vec) add up. Portable, in f64,
+    /// rounded up to f32.
+    pub fn matmul_magnitudes(&self, x: &[f32], t: usize, out: &mut [f32]) {
+        assert_eq!(x.len(), t * self.cols);
+        assert_eq!(out.len(), t * self.rows);
+        let w = self.dense();
+        for i in 0..t {
+            let xi = &x[i * self.cols..(i + 1) * self.cols];
+            for r in 0..self.rows {
+                let wr = &w[r * self.cols..(r + 1) * self.cols];
+                let s: f64 = wr
+                    .iter()
+                    .zip(xi)
+                    .map(|(a, b)| (*a as f64 * *b as f64).abs())
+                    .sum();
+                out[i * self.rows + r] = round_up(s);
+            }
+        }
+    }
+
     /// `Y (t × rows) = X (t × cols) · Wᵀ` in f32 through the tuned GEMM (dequantising W once).
     pub fn matmul(&self, x: &[f32], t: usize, y: &mut [f32]) {
         assert_eq!(x.len(), t * self.cols);
@@ -280,6 +351,16 @@ impl PackedMatrix {
         }
         let w = self.dense();
         sgemm_abt(t, self.rows, self.cols, x, w, y);
+    }
+}
+
+/// A non-negative f64 rounded to an f32 that is not smaller (a bound stays a bound).
+fn round_up(s: f64) -> f32 {
+    let f = s as f32;
+    if (f as f64) < s {
+        f32::from_bits(f.to_bits() + 1)
+    } else {
+        f
     }
 }
 
@@ -451,10 +532,29 @@ enum Kernel {
     Vnni,
 }
 
+/// The SIMD levels `AIRINFER_SIMD` may cap the kernels at (to test every path on one machine).
+pub const SIMD_LEVELS: [&str; 3] = ["portable", "avx2", "avx512"];
+
+/// The cap set by `AIRINFER_SIMD` (`portable`, `avx2` or `avx512`; unset or empty: none), or
+/// an error naming the bad value. Without a cap the kernels use the best path the CPU has;
+/// with one, the best path at or below it (a cap above what the CPU has changes nothing).
+pub fn simd_cap() -> Result<Option<&'static str>, String> {
+    match std::env::var("AIRINFER_SIMD") {
+        Err(_) => Ok(None),
+        Ok(v) if v.is_empty() => Ok(None),
+        Ok(v) => SIMD_LEVELS
+            .iter()
+            .find(|l| **l == v)
+            .map(|l| Some(*l))
+            .ok_or_else(|| format!("AIRINFER_SIMD={v:?}: expected one of {SIMD_LEVELS:?}")),
+    }
+}
+
 fn select_kernel() -> Kernel {
     static K: OnceLock<Kernel> = OnceLock::new();
     *K.get_or_init(|| {
-        let var = std::env::var("AIRINFER_KERNEL").unwrap_or_default();
+        // an invalid value is reported by the CLI at start-up; the library ignores it
+        let cap = simd_cap().ok().flatten().unwrap_or("avx512");
         #[cfg(target_arch = "x86_64")]
         {
             let avx2 = is_x86_feature_detected!("avx2")
@@ -463,19 +563,14 @@ fn select_kernel() -> Kernel {
             let vnni = avx2
                 && is_x86_feature_detected!("avx512vnni")
                 && is_x86_feature_detected!("avx512vl");
-            match var.as_str() {
-                "portable" => return Kernel::Portable,
-                "avx2" if avx2 => return Kernel::Avx2,
-                _ => {}
-            }
-            if vnni {
+            if vnni && cap == "avx512" {
                 return Kernel::Vnni;
             }
-            if avx2 {
+            if avx2 && cap != "portable" {
                 return Kernel::Avx2;
             }
         }
-        let _ = var;
+        let _ = cap;
         Kernel::Portable
     })
 }
@@ -751,57 +846,131 @@ mod tests {
         PackedMatrix::from_blocks(packing, rows, cols, blocks)
     }
 
-    /// Reference: dequantise W and the quantised x, then a plain f64 dot product.
-    fn reference(w: &PackedMatrix, xq: &QActs) -> Vec<f32> {
-        let xd: Vec<f64> = (0..w.cols)
-            .map(|i| xq.d[i / QK] as f64 * xq.qs[i] as f64)
-            .collect();
-        let mut row = vec![0.0f32; w.cols];
+    /// Reference, written from GGML's block formulas independently of the kernels: per row
+    /// `Σ_b d_w·d_x·Σ_j w_j q_j + m_b·dsum_b` in f64 from the stored values (the exact value
+    /// of what every kernel path rounds).
+    fn reference(w: &PackedMatrix, xq: &QActs) -> Vec<f64> {
+        let bb = w.packing.block_bytes();
         (0..w.rows)
             .map(|r| {
-                w.dequantize_row(r, &mut row);
-                row.iter().zip(&xd).map(|(a, b)| *a as f64 * b).sum::<f64>() as f32
+                w.row_blocks(r)
+                    .chunks_exact(bb)
+                    .enumerate()
+                    .map(|(b, blk)| {
+                        let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f64();
+                        let q = |j: usize| xq.qs[b * QK + j] as i64;
+                        let (acc, m): (i64, f64) = match w.packing {
+                            Packing::Q8_0 => {
+                                ((0..QK).map(|j| (blk[2 + j] as i8) as i64 * q(j)).sum(), 0.0)
+                            }
+                            Packing::Q4_0 => (
+                                (0..16)
+                                    .map(|j| {
+                                        (blk[2 + j] & 15) as i64 * q(j)
+                                            + (blk[2 + j] >> 4) as i64 * q(j + 16)
+                                    })
+                                    .sum(),
+                                -8.0 * d,
+                            ),
+                            _ => (
+                                (0..16)
+                                    .map(|j| {
+                                        (blk[4 + j] & 15) as i64 * q(j)
+                                            + (blk[4 + j] >> 4) as i64 * q(j + 16)
+                                    })
+                                    .sum(),
+                                half::f16::from_le_bytes([blk[2], blk[3]]).to_f64(),
+                            ),
+                        };
+                        d * xq.d[b] as f64 * acc as f64 + m * xq.dsum[b] as f64
+                    })
+                    .sum()
             })
             .collect()
     }
 
+    /// γ_n = n·u/(1 − n·u), u = 2⁻²⁴.
+    fn gamma(n: usize) -> f64 {
+        let nu = n as f64 * 2f64.powi(-24);
+        nu / (1.0 - nu)
+    }
+
+    /// The kernels this CPU can run (all of them are tested, whatever `AIRINFER_SIMD` says).
+    fn kernels_here() -> Vec<Kernel> {
+        #[allow(unused_mut)]
+        let mut k = vec![Kernel::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c");
+            if avx2 {
+                k.push(Kernel::Avx2);
+            }
+            if avx2
+                && is_x86_feature_detected!("avx512vnni")
+                && is_x86_feature_detected!("avx512vl")
+            {
+                k.push(Kernel::Vnni);
+            }
+        }
+        k
+    }
+
+    /// Every kernel path against the exact value: the error of a row is at most
+    /// γ_n · Σ|summands| (recursive summation in any order; n = 2·blocks + 6 roundings on the
+    /// longest path: one term per block per lane, the offset sum, 3 levels of horizontal sum,
+    /// the final add, 2 roundings inside a summand), with Σ|summands| from
+    /// `matvec_q_magnitudes`. The AVX2 and AVX-512 VNNI paths are bit-identical: the same
+    /// integer dot products (exact; no saturation for these ranges) and the same float ops.
     #[test]
     fn quantized_matvec_matches_reference_on_every_kernel() {
         let mut seed = 7u64;
-        for &(rows, cols) in &[(1, 32), (3, 64), (70, 96), (130, 576)] {
+        let kernels = kernels_here();
+        eprintln!("kernel paths tested on this CPU: {kernels:?}");
+        for &(rows, cols) in &[(1, 32), (3, 64), (70, 96), (130, 576), (9, 1536)] {
             for packing in [Packing::Q4_0, Packing::Q4_1, Packing::Q8_0] {
                 let m = random_matrix(packing, rows, cols, &mut seed);
                 let x: Vec<f32> = (0..cols).map(|_| lcg(&mut seed) * 3.0).collect();
                 let xq = QActs::quantize(&x);
                 let want = reference(&m, &xq);
+                let mut mag = vec![0.0f32; rows];
+                m.matvec_q_magnitudes(&xq, &mut mag);
+                let g = gamma(2 * cols / QK + 6);
+                let mut outs = Vec::new();
+                for &k in &kernels {
+                    let mut got = vec![0.0f32; rows];
+                    m.rows_q(0, &mut got, &xq, k);
+                    for r in 0..rows {
+                        let bound = g * mag[r] as f64;
+                        assert!(
+                            (got[r] as f64 - want[r]).abs() <= bound,
+                            "{k:?} {:?} {rows}x{cols} row {r}: {} vs exact {} (bound {bound:e})",
+                            m.packing,
+                            got[r],
+                            want[r]
+                        );
+                    }
+                    outs.push((k, got));
+                }
+                // the dispatched path (whatever AIRINFER_SIMD selects) is one of them
                 let mut got = vec![0.0; rows];
                 m.matvec_q(&xq, &mut got);
-                let mut portable = vec![0.0; rows];
-                m.rows_q(0, &mut portable, &xq, Kernel::Portable);
+                assert!(
+                    outs.iter().any(|(_, o)| *o == got),
+                    "dispatched path is none of the kernels"
+                );
                 #[cfg(target_arch = "x86_64")]
-                let avx2 = if is_x86_feature_detected!("avx2")
-                    && is_x86_feature_detected!("fma")
-                    && is_x86_feature_detected!("f16c")
                 {
-                    let mut o = vec![0.0; rows];
-                    m.rows_q(0, &mut o, &xq, Kernel::Avx2);
-                    o
-                } else {
-                    want.clone()
-                };
-                #[cfg(not(target_arch = "x86_64"))]
-                let avx2 = want.clone();
-                for r in 0..rows {
-                    let tol = 1e-4 * (1.0 + want[r].abs());
-                    assert!(
-                        (got[r] - want[r]).abs() < tol,
-                        "{:?} {rows}x{cols} r{r}: {} vs {}",
-                        m.packing,
-                        got[r],
-                        want[r]
-                    );
-                    assert!((portable[r] - want[r]).abs() < tol);
-                    assert!((avx2[r] - want[r]).abs() < tol);
+                    let avx2 = outs.iter().find(|(k, _)| *k == Kernel::Avx2);
+                    let vnni = outs.iter().find(|(k, _)| *k == Kernel::Vnni);
+                    if let (Some(a), Some(v)) = (avx2, vnni) {
+                        assert!(
+                            a.1 == v.1,
+                            "{:?} {rows}x{cols}: AVX2 and VNNI differ",
+                            m.packing
+                        );
+                    }
                 }
             }
         }

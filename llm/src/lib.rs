@@ -12,6 +12,6 @@ pub mod kernels;
 pub mod model;
 pub mod quant;
 pub mod sampling;
-pub mod spin;
+pub use airinfer_spin as spin;
 pub mod tokenizer;
 pub mod tp;

@@ -137,6 +137,11 @@ pub struct Hidden {
 pub struct Session {
     /// Number of positions already in the caches.
     pub pos: usize,
+    /// Compute, at every reduction site, the magnitude `Σ |summand|` behind each element of
+    /// each device's partial and hand it to
+    /// [`Collective::all_reduce_with_magnitudes`] (a diagnostic for rounding-error bounds;
+    /// costs about one extra mat-vec per site; off by default).
+    pub record_magnitudes: bool,
     limit: usize,
     // caches[k][layer] = (keys, values), each (pos, kv_k, head_dim)
     caches: Vec<Vec<(Vec<f32>, Vec<f32>)>>,
@@ -152,6 +157,13 @@ impl Session {
                 v.clear();
             }
         }
+    }
+
+    /// Device `k`'s cached keys and values of block `layer`, each `(pos, kv_heads_k, head_dim)`
+    /// row-major (the device's KV heads only).
+    pub fn kv(&self, k: usize, layer: usize) -> (&[f32], &[f32]) {
+        let (a, b) = &self.caches[k][layer];
+        (a, b)
     }
 
     /// Bytes held by the KV caches of device `k`.
@@ -504,6 +516,7 @@ impl Model {
     pub fn new_session(&self, limit: usize) -> Session {
         Session {
             pos: 0,
+            record_magnitudes: false,
             limit,
             caches: self
                 .devices
@@ -611,6 +624,11 @@ impl Model {
         let pos0 = s.pos;
         let xs = &mut h.xs; // per-device residual streams (T, n_embd)
         let mut partials: Vec<Vec<f32>> = vec![vec![0.0f32; t * d]; n_dev];
+        let mut mags: Vec<Vec<f32>> = if s.record_magnitudes {
+            vec![vec![0.0f32; t * d]; n_dev]
+        } else {
+            Vec::new()
+        };
         let rope = self.rope_table(pos0, t);
 
         for l in layers {
@@ -625,6 +643,7 @@ impl Model {
                     &rope,
                     &mut s.caches[k][l],
                     &mut partials[k],
+                    mags.get_mut(k).map(|m| m.as_mut_slice()),
                 );
             }
             // all-reduce of the attention output, then the residual add
@@ -635,13 +654,20 @@ impl Model {
                 pos: pos0,
                 width: d,
             };
-            collective.all_reduce(&ctx, &mut partials);
+            reduce(collective, &ctx, &mut partials, &mags);
             for (x, p) in xs.iter_mut().zip(&partials) {
                 add_assign(x, p);
             }
             // MLP: each device computes its FFN columns and its slice of the down projection
             for k in 0..n_dev {
-                self.mlp(k, l, &xs[k], t, &mut partials[k]);
+                self.mlp(
+                    k,
+                    l,
+                    &xs[k],
+                    t,
+                    &mut partials[k],
+                    mags.get_mut(k).map(|m| m.as_mut_slice()),
+                );
             }
             // all-reduce of the MLP output, then the residual add
             let ctx = ReduceCtx {
@@ -651,7 +677,7 @@ impl Model {
                 pos: pos0,
                 width: d,
             };
-            collective.all_reduce(&ctx, &mut partials);
+            reduce(collective, &ctx, &mut partials, &mags);
             for (x, p) in xs.iter_mut().zip(&partials) {
                 add_assign(x, p);
             }
@@ -697,6 +723,7 @@ impl Model {
         rope: &RopeTable,
         cache: &mut (Vec<f32>, Vec<f32>),
         out: &mut [f32],
+        mags: Option<&mut [f32]>,
     ) {
         let cfg = &self.cfg;
         let dev = &self.devices[k];
@@ -705,6 +732,9 @@ impl Model {
         let (nh, nkv) = (dev.heads.len(), dev.kv_heads.len());
         if nh == 0 {
             out.fill(0.0);
+            if let Some(m) = mags {
+                m.fill(0.0);
+            }
             return;
         }
         let mut xq = QActs::default();
@@ -797,16 +827,30 @@ impl Model {
         }
         // output projection: this device's slice of the inputs → a partial n_embd vector
         linear(&b.wo, &att, t, out, &mut xq);
+        if let Some(m) = mags {
+            linear_magnitudes(&b.wo, &att, t, m);
+        }
     }
 
     /// One device's MLP for block `l`: writes its partial down projection into `out`.
-    fn mlp(&self, k: usize, l: usize, x: &[f32], t: usize, out: &mut [f32]) {
+    fn mlp(
+        &self,
+        k: usize,
+        l: usize,
+        x: &[f32],
+        t: usize,
+        out: &mut [f32],
+        mags: Option<&mut [f32]>,
+    ) {
         let cfg = &self.cfg;
         let dev = &self.devices[k];
         let b = &dev.blocks[l];
         let f = dev.ffn.len();
         if f == 0 {
             out.fill(0.0);
+            if let Some(m) = mags {
+                m.fill(0.0);
+            }
             return;
         }
         let mut xq = QActs::default();
@@ -827,6 +871,9 @@ impl Model {
         }
         // down projection: this device's slice of the inputs → a partial n_embd vector
         linear(&b.w_down, &gate, t, out, &mut xq);
+        if let Some(m) = mags {
+            linear_magnitudes(&b.w_down, &gate, t, m);
+        }
     }
 
     fn rope_table(&self, pos0: usize, t: usize) -> RopeTable {
@@ -925,6 +972,35 @@ fn linear(w: &PackedMatrix, x: &[f32], t: usize, out: &mut [f32], xq: &mut QActs
         w.matvec(x, xq, out);
     } else {
         w.matmul(x, t, out);
+    }
+}
+
+/// `out[i·rows + r] = Σ |summand|` behind element (i, r) of [`linear`]'s result, for the path
+/// `linear` takes: the quantised mat-vec's block terms `|d_w·d_x·Σ u·q|` and offset terms
+/// `|m·d_x·Σ q|`, or the f32 products `|w·x|` of the GEMM path.
+fn linear_magnitudes(w: &PackedMatrix, x: &[f32], t: usize, out: &mut [f32]) {
+    if w.rows == 0 || w.cols == 0 {
+        out.fill(0.0);
+        return;
+    }
+    if t == 1 && !f32_decode() && w.packing() != kernels::Packing::Dense {
+        w.matvec_q_magnitudes(&QActs::quantize(x), out);
+    } else {
+        w.matmul_magnitudes(x, t, out);
+    }
+}
+
+/// The all-reduce of one site, with the magnitudes when the session records them.
+fn reduce(
+    collective: &mut dyn Collective,
+    ctx: &ReduceCtx,
+    partials: &mut [Vec<f32>],
+    mags: &[Vec<f32>],
+) {
+    if mags.is_empty() {
+        collective.all_reduce(ctx, partials);
+    } else {
+        collective.all_reduce_with_magnitudes(ctx, partials, mags);
     }
 }
 

@@ -40,6 +40,23 @@ pub struct ReduceCtx {
 pub trait Collective {
     /// Reduce the K partial vectors in place.
     fn all_reduce(&mut self, ctx: &ReduceCtx, buffers: &mut [Vec<f32>]);
+
+    /// As [`Collective::all_reduce`], called instead of it when the session records
+    /// magnitudes ([`crate::model::Session::record_magnitudes`]): `magnitudes[k][i]` is
+    /// `Σ |summand|` over the floating-point summands that make up `buffers[k][i]`, so that
+    /// `γ_n · magnitudes[k][i]` (with `γ_n = n·u/(1 − n·u)`, u = 2⁻²⁴, n the number of
+    /// roundings on the longest summation path) bounds that partial's rounding error whatever
+    /// the order of summation — and so the difference between summation orders (a tensor-
+    /// parallel split versus one device). The default ignores them.
+    fn all_reduce_with_magnitudes(
+        &mut self,
+        ctx: &ReduceCtx,
+        buffers: &mut [Vec<f32>],
+        magnitudes: &[Vec<f32>],
+    ) {
+        let _ = magnitudes;
+        self.all_reduce(ctx, buffers);
+    }
 }
 
 /// The exact all-reduce: every device receives Σ_k partial_k, summed in device order.

@@ -37,12 +37,12 @@ impl Normals {
     pub fn fill(&mut self, out: &mut [f32], scale: f32) {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::is_x86_feature_detected!("avx512f") {
+            if crate::simd::avx512() {
                 // SAFETY: the CPU has the features the function is compiled for.
                 unsafe { fill_avx512(self, out, scale) };
                 return;
             }
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            if crate::simd::avx2() {
                 // SAFETY: the CPU has the features the function is compiled for.
                 unsafe { fill_avx2(self, out, scale) };
                 return;

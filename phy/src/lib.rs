@@ -9,6 +9,7 @@ pub mod fastrng;
 pub mod montecarlo;
 pub mod radio;
 pub mod rng;
+pub mod simd;
 pub mod waveform;
 
 /// Complex baseband sample / matrix entry.

@@ -286,3 +286,173 @@ pub fn rel_err32(a: &[f32], b: &[f32]) -> f64 {
     let b64: Vec<f64> = b.iter().map(|&v| v as f64).collect();
     rel_err(a, &b64)
 }
+
+// ---- TP = one device, by argument: the lock-step check -------------------------------------
+//
+// A tensor-parallel forward differs from the single-device forward only at the two reduction
+// sites of each block: there the same floating-point summands (block terms of the quantised
+// mat-vec, or products of the f32 path) are added in another order — per device, then across
+// devices. Everything else (Q/K/V and gate/up rows, attention per head, norms, the head) is the
+// same arithmetic on the same inputs, row by row and head by head, on every kernel path. So:
+//  1. at every site, |Σ_k partial_k − single| ≤ (γ_n + γ_{n+K}) · Σ|summands| (the standard
+//     bound for recursive summation in any order, u = 2⁻²⁴, n roundings on the longest path);
+//  2. the summands are the same: Σ_k magnitude_k = magnitude of the single device;
+//  3. if every device is then handed the single-device sum (teacher forcing), the logits are
+//     bit for bit those of the single device.
+// Free-running, the 8-bit activation quantisation of the decode path is discontinuous, so a
+// one-ulp difference can flip a rounding and grow over the steps; the lock-step test checks the
+// argument itself, which holds on every CPU and kernel path.
+
+use airinfer_llm::tp::{Collective, ReduceCtx, ReduceSite};
+
+/// γ_n = n·u / (1 − n·u), u = 2⁻²⁴ (f32 unit roundoff).
+pub fn gamma(n: usize) -> f64 {
+    let nu = n as f64 * 2f64.powi(-24);
+    nu / (1.0 - nu)
+}
+
+/// Roundings on the longest summation path of one output element at a site whose input has
+/// `cols` values. Quantised decode path: a SIMD kernel adds, per lane, one term per 32-block
+/// (≤ cols/32), then a horizontal sum (3) and the offset total (1), which itself adds one term
+/// per block; the portable kernel adds 2 terms per block in sequence. The f32 path adds `cols`
+/// products in some order. Each summand carries ≤ 2 roundings of its own (d_w·d_x, then the
+/// product with the integer sum or the fused multiply-add).
+pub fn roundings(cols: usize, n_tokens: usize) -> usize {
+    let quantised = n_tokens == 1 && std::env::var("AIRINFER_F32_DECODE").as_deref() != Ok("1");
+    let path = if quantised { 2 * cols / 32 + 4 } else { cols };
+    path + 2
+}
+
+/// Records what the single-device model's reduction sites produce (K = 1: the full vectors).
+#[derive(Default)]
+pub struct Record {
+    pub sums: Vec<Vec<f32>>,
+    pub mags: Vec<Vec<f32>>,
+}
+
+impl Collective for Record {
+    fn all_reduce(&mut self, _ctx: &ReduceCtx, _buffers: &mut [Vec<f32>]) {
+        panic!("the recording session must record magnitudes");
+    }
+    fn all_reduce_with_magnitudes(
+        &mut self,
+        _ctx: &ReduceCtx,
+        buffers: &mut [Vec<f32>],
+        magnitudes: &[Vec<f32>],
+    ) {
+        assert_eq!(buffers.len(), 1, "record the single-device model");
+        self.sums.push(buffers[0].clone());
+        self.mags.push(magnitudes[0].clone());
+    }
+}
+
+/// Replays a [`Record`] against a tensor-parallel model: checks 1. and 2. above at every site,
+/// then hands every device the single-device sum.
+pub struct Lockstep<'a> {
+    pub record: &'a Record,
+    /// Input widths of the two sites: (n_head · head_dim, n_ff).
+    pub cols: (usize, usize),
+    pub next: usize,
+    /// Largest |difference| / bound seen (≤ 1 passes).
+    pub worst: f64,
+    /// Sites where the TP sum differed from the single device at all (not bit-identical).
+    pub differing: usize,
+}
+
+impl<'a> Lockstep<'a> {
+    pub fn new(record: &'a Record, cols: (usize, usize)) -> Self {
+        Lockstep {
+            record,
+            cols,
+            next: 0,
+            worst: 0.0,
+            differing: 0,
+        }
+    }
+}
+
+impl Collective for Lockstep<'_> {
+    fn all_reduce(&mut self, _ctx: &ReduceCtx, _buffers: &mut [Vec<f32>]) {
+        panic!("the tensor-parallel session must record magnitudes");
+    }
+    fn all_reduce_with_magnitudes(
+        &mut self,
+        ctx: &ReduceCtx,
+        buffers: &mut [Vec<f32>],
+        magnitudes: &[Vec<f32>],
+    ) {
+        let i = self.next;
+        self.next += 1;
+        let (want, want_mag) = (&self.record.sums[i], &self.record.mags[i]);
+        let k = buffers.len();
+        let cols = match ctx.site {
+            ReduceSite::AttnOutput => self.cols.0,
+            ReduceSite::MlpDown => self.cols.1,
+        };
+        let n = roundings(cols, ctx.n_tokens);
+        let g = gamma(n) + gamma(n + k);
+        let mut differs = false;
+        for e in 0..want.len() {
+            // the ideal all-reduce: Σ_k in device order, in f32
+            let sum = buffers.iter().fold(0.0f32, |a, b| a + b[e]);
+            let mag_tp: f64 = magnitudes.iter().map(|m| m[e] as f64).sum();
+            let mag = want_mag[e] as f64;
+            // 2.: same summands; each magnitude is an f64 sum rounded up to f32 (≤ 2⁻²³ rel.)
+            assert!(
+                (mag_tp - mag).abs() <= (k as f64 + 1.0) * 2f64.powi(-22) * mag + f64::MIN_POSITIVE,
+                "site {i} ({:?}, layer {}), element {e}: the devices' summands add up to \
+                 {mag_tp}, the single device's to {mag}",
+                ctx.site,
+                ctx.layer
+            );
+            // 1.: the reassociation bound
+            let diff = (sum as f64 - want[e] as f64).abs();
+            let bound = g * mag * (1.0 + 2f64.powi(-22));
+            if diff > 0.0 {
+                differs = true;
+                self.worst = self.worst.max(diff / bound);
+            }
+            assert!(
+                diff <= bound,
+                "site {i} ({:?}, layer {}), element {e}: TP {sum} vs single {}: |Δ| = {diff:e} \
+                 > γ-bound {bound:e} (Σ|summands| = {mag:e})",
+                ctx.site,
+                ctx.layer,
+                want[e]
+            );
+        }
+        self.differing += usize::from(differs);
+        for b in buffers.iter_mut() {
+            b.copy_from_slice(want);
+        }
+    }
+}
+
+/// Checks that every device's KV cache holds exactly (bit for bit) the single device's keys and
+/// values of its KV heads: the per-row arithmetic that produced them is the same.
+pub fn assert_same_kv(
+    single: &airinfer_llm::model::Model,
+    a: &airinfer_llm::model::Session,
+    tp: &airinfer_llm::model::Model,
+    b: &airinfer_llm::model::Session,
+    what: &str,
+) {
+    let cfg = &single.cfg;
+    let (hd, nkv) = (cfg.head_dim, cfg.n_head_kv);
+    for l in 0..cfg.n_layer {
+        let (ks, vs) = a.kv(0, l);
+        let pos = ks.len() / (nkv * hd);
+        for k in 0..tp.n_devices() {
+            let heads = tp.plan.kv_heads(k);
+            let (kt, vt) = b.kv(k, l);
+            let w = heads.len() * hd;
+            for p in 0..pos {
+                let lo = (p * nkv + heads.start) * hd;
+                assert!(
+                    kt[p * w..(p + 1) * w] == ks[lo..lo + w] && vt[p * w..(p + 1) * w] == vs[lo..lo + w],
+                    "{what}: device {k}, layer {l}, position {p}: cached keys/values differ from one device's"
+                );
+            }
+        }
+    }
+}

@@ -721,7 +721,7 @@ fn simulate_block(
 ) -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if crate::simd::avx2() {
             // SAFETY: the CPU has the features the function is compiled for.
             return unsafe { simulate_block_avx2(g, z, v, a, sd, sn, n) };
         }
