@@ -199,7 +199,10 @@ fn tokenizer_roundtrips_the_lee_corpus_and_perplexity_is_sane() {
         "perplexity {}",
         r.perplexity
     );
-    // tensor-parallel perplexity equals single-device perplexity
+    // perplexity runs through a tensor-parallel model too (TP = one device itself is tested by
+    // the lock-step argument above); the f32 prefill path is continuous, so reassociation at
+    // the sites (each ≤ γ_n·Σ|summands| with γ_n ≈ 4e-5 for n ≈ 600) moves the mean NLL by far
+    // less than 1e-4 relative — a plumbing check, not a tuned bound
     let tp = Model::load_shares(&g, &[1.0, 1.0, 1.0]).unwrap();
     let r2 = perplexity(&tp, &ids, &opts, &mut IdealCollective, &mut |_, _| {}).unwrap();
     assert!((r2.perplexity / r.perplexity - 1.0).abs() < 1e-4);
@@ -286,17 +289,22 @@ fn real_gguf_structure_and_dequantisation_match_the_python_gguf_package() {
             assert_eq!(got[i], w.as_f64().unwrap() as f32, "{name}[{i}]");
         }
         let sum: f64 = got.iter().map(|&v| v as f64).sum();
+        let abs: f64 = got.iter().map(|&v| (v as f64).abs()).sum();
         let sumsq: f64 = got.iter().map(|&v| (v as f64) * (v as f64)).sum();
         let (ws, wq) = (
             want["sum"].as_f64().unwrap(),
             want["sumsq"].as_f64().unwrap(),
         );
+        // both sides sum the same f32 values in f64 in different orders (NumPy pairwise, ours
+        // sequential): each is within γ_n·Σ|x| of the exact sum (n values, u = 2⁻⁵³)
+        let n = got.len() as f64;
+        let gamma = n * 2f64.powi(-53) / (1.0 - n * 2f64.powi(-53));
         assert!(
-            (sum - ws).abs() <= 1e-9 * wq.max(1.0),
+            (sum - ws).abs() <= 2.0 * gamma * abs,
             "{name}: sum {sum} vs {ws}"
         );
         assert!(
-            (sumsq / wq - 1.0).abs() < 1e-9,
+            (sumsq - wq).abs() <= 2.0 * (gamma + 2f64.powi(-53)) * wq,
             "{name}: sum of squares {sumsq} vs {wq}"
         );
     }

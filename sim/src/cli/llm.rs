@@ -512,12 +512,13 @@ pub fn bench_llm(a: BenchLlmArgs) -> Result<()> {
     if a.json {
         println!(
             "{}",
-            json!({"model": path, "prompt_tokens": a.prompt_tokens, "gen_tokens": a.gen_tokens, "weight_bytes": weight_bytes, "threads": rows})
+            json!({"model": path, "prompt_tokens": a.prompt_tokens, "gen_tokens": a.gen_tokens, "weight_bytes": weight_bytes, "kernel": airinfer_llm::kernels::kernel_name(), "threads": rows})
         );
     } else {
         println!(
-            "(weights read per decoded token: {:.1} MB)",
-            weight_bytes as f64 / 1e6
+            "(weights read per decoded token: {:.1} MB; decode kernel path: {})",
+            weight_bytes as f64 / 1e6,
+            airinfer_llm::kernels::kernel_name()
         );
     }
     Ok(())

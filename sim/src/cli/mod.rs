@@ -95,6 +95,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    airinfer_llm::kernels::simd_cap().map_err(|e| anyhow::anyhow!("environment: {e}"))?;
     if let Some(t) = cli.threads {
         if t == 0 {
             anyhow::bail!("--threads 0: need at least one thread");
