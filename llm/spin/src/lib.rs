@@ -327,11 +327,20 @@ mod tests {
 mod loom_tests {
     use super::*;
 
+    /// Every interleaving with at most `bound` preemptions (loom's bounded search: unbounded,
+    /// the spin and park loops make the state space explode; bugs of this kind show within a
+    /// few preemptions).
+    fn model(bound: usize, f: impl Fn() + Sync + Send + 'static) {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(bound);
+        b.check(f);
+    }
+
     /// Two consecutive jobs with one helper: every task of each runs exactly once, each `run`
     /// returns, and the team shuts down.
     #[test]
     fn consecutive_jobs_one_helper() {
-        loom::model(|| {
+        model(4, || {
             let team = SpinTeam::new(1);
             for n in [2usize, 3] {
                 let hits: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
@@ -348,9 +357,7 @@ mod loom_tests {
     /// Two helpers, two jobs of two tasks, the second allowing only one helper.
     #[test]
     fn two_helpers_changing_team_size() {
-        let mut b = loom::model::Builder::new();
-        b.preemption_bound = Some(3);
-        b.check(|| {
+        model(2, || {
             let team = SpinTeam::new(2);
             for threads in [3usize, 2] {
                 let hits: Vec<AtomicUsize> = (0..2).map(|_| AtomicUsize::new(0)).collect();
@@ -368,7 +375,7 @@ mod loom_tests {
     /// checker (UnsafeCell) proves the write happens before `run` returns and the read after.
     #[test]
     fn task_writes_are_visible_when_run_returns() {
-        loom::model(|| {
+        model(4, || {
             let team = SpinTeam::new(1);
             let cells: Vec<loom::cell::UnsafeCell<usize>> =
                 (0..2).map(|_| loom::cell::UnsafeCell::new(0)).collect();
