@@ -439,6 +439,9 @@ mod tests {
             let p = param_count(&c) as f64;
             // embedding lookup costs nothing; with a tied head it is counted once as head
             let ratio = f.flops / (2.0 * p);
+            // an untied input embedding is parameters without FLOPs (≤ 6.5 % of the parameters
+            // of these presets) and attention over 16 positions adds a little: a structural
+            // range, not a rounding tolerance
             assert!((0.85..1.05).contains(&ratio), "{name}: {ratio}");
         }
     }
@@ -463,7 +466,8 @@ mod tests {
             bytes += b.weight_bytes;
         }
         // query heads and FFN columns split exactly; KV heads shared by split groups are
-        // computed twice, so the shards can only cost more
+        // computed twice, so the shards can only cost more: 3 boundaries duplicate at most 3 of
+        // the 8 KV heads, 3/8 of the K/V projections ≈ 0.7 % of a block, under the 2 %
         assert!(flops >= whole.flops && flops < whole.flops * 1.02);
         assert!(bytes >= whole.weight_bytes && bytes < whole.weight_bytes * 1.02);
     }

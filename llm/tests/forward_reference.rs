@@ -24,6 +24,9 @@ fn prefill_matches_the_f32_reference() {
         let want = reference_logits(&g, &t, &TOKENS, false);
         for (p, w) in want.iter().enumerate() {
             let e = rel_err(&logits[p * t.vocab..(p + 1) * t.vocab], w);
+            // TUNED: each f32 mat-vec is within γ_n·Σ|w·x| of exact (n ≤ 256: ≈ 1.5e-5 of the
+            // magnitudes), but the growth through 2 layers of norms, attention and SiLU is not
+            // bounded; measured ≤ 1.5e-6 on every kernel path (portable, AVX2, AVX-512)
             assert!(e < 1e-4, "tied={tied} position {p}: relative error {e}");
         }
     }
@@ -41,6 +44,9 @@ fn decode_matches_the_reference_with_the_same_activation_quantisation() {
             .forward(&mut s, &[tok], &mut IdealCollective, Logits::Last)
             .unwrap();
         let e = rel_err(&l, &want[p]);
+        // TUNED: as for prefill (measured ≤ 2.3e-7 on every kernel path), and it also relies on
+        // no activation landing so close to a rounding boundary of the 8-bit quantiser that the
+        // f32 engine and the f64 reference round it differently (a flip moves a value by a step)
         assert!(e < 1e-4, "position {p}: relative error {e}");
     }
     // and without the emulation the difference is visible (the test can tell the two apart)
@@ -53,6 +59,7 @@ fn decode_matches_the_reference_with_the_same_activation_quantisation() {
             .unwrap();
         worst = worst.max(rel_err(&l, &plain[p]));
     }
+    // the quantisation effect (measured 0.024) is far above the 1e-4 used above
     assert!(
         worst > 1e-4,
         "8-bit activations should differ from f32 ones by more than 1e-4 ({worst})"
@@ -79,7 +86,9 @@ fn prefill_then_decode_continues_the_same_sequence() {
                 Logits::Last,
             )
             .unwrap();
-        // decode quantises activations: agree with the f32 reference to ~1e-2
+        // decode quantises activations: agree with the f32 reference to ~1e-2. TUNED: this is
+        // the size of the 8-bit activation quantisation's effect on this model (measured 0.022,
+        // the same on every kernel path: quantisation, not rounding), not derived
         assert!(rel_err(&l, &want[p]) < 3e-2, "position {p}");
     }
 }
@@ -105,12 +114,14 @@ fn logits_with(model: &Model, tokens: &[u32], decode: bool) -> Vec<f32> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
-    /// For K = 1..6 and random uneven shares (zeros allowed), tensor-parallel logits with the
-    /// ideal all-reduce equal the single-device logits (f32 path: the only difference is the
-    /// order in which partial sums are added).
+    /// For K = 1..6 and random uneven shares (zeros allowed), tensor-parallel prefill equals the
+    /// single-device prefill (f32 path: the only difference is the order in which partial sums
+    /// are added), checked by the reassociation argument of `common` in lock-step: at every
+    /// reduction site the TP sum is within (γ_n + γ_{n+K})·Σ|summands| of the single device's,
+    /// and handed the single device's sums the TP logits are bit for bit the single device's.
+    /// (This replaces a free-running comparison at a bare relative 1e-4, which no bound gave.)
     #[test]
     fn tensor_parallel_equals_single_device(shares in prop::collection::vec(0.0f64..3.0, 1..=6), zero_first in any::<bool>()) {
-        let decode = false;
         let mut shares = shares;
         if zero_first { shares[0] = 0.0; }
         prop_assume!(shares.iter().sum::<f64>() > 0.05);
@@ -119,31 +130,60 @@ proptest! {
         let single = Model::load_single(&g).unwrap();
         let tp = Model::load_shares(&g, &shares).unwrap();
         prop_assert_eq!(tp.n_devices(), shares.len());
-        let a = logits_with(&single, &TOKENS, decode);
-        let b = logits_with(&tp, &TOKENS, decode);
-        let e = rel_err32(&b, &a);
-        prop_assert!(e < 1e-4, "shares {:?}: relative error {}", shares, e);
+        let (mut a, mut b) = (single.new_session(64), tp.new_session(64));
+        a.record_magnitudes = true;
+        b.record_magnitudes = true;
+        let mut rec = Record::default();
+        let la = single.forward(&mut a, &TOKENS, &mut rec, Logits::From(0)).unwrap();
+        let mut ls = Lockstep::new(&rec, (t.n_embd, t.n_ff));
+        let lb = tp.forward(&mut b, &TOKENS, &mut ls, Logits::From(0)).unwrap();
+        prop_assert_eq!(ls.next, rec.sums.len());
+        prop_assert!(la == lb, "shares {:?}: logits differ under lock-step", shares);
     }
 }
 
-/// The decode path quantises activations to 8 bits: a one-ulp difference in a partial sum can
-/// move a value across a rounding boundary, so tensor-parallel decode agrees with single-device
-/// decode to the size of one quantisation step, not to float precision.
+/// The decode path quantises activations to 8 bits: free-running, a one-ulp difference in a
+/// partial sum can move a value across a rounding boundary, so tensor-parallel decode agrees
+/// with single-device decode only to the size of one quantisation step, and no bound fixes how
+/// far that goes (a bare relative 2e-2 stood here). Checked in lock-step instead, token by
+/// token: every reduction site within the γ-bound of `common`, the TP logits bit for bit the
+/// single device's once handed its sums, and every device's KV cache exactly the single
+/// device's keys and values.
 #[test]
 fn tensor_parallel_decode_agrees_within_activation_quantisation() {
     let t = Tiny::default();
     let g = tiny_gguf(&t, 4);
     let single = Model::load_single(&g).unwrap();
-    let a = logits_with(&single, &TOKENS, true);
     for shares in [
         vec![1.0, 1.0],
         vec![2.0, 0.0, 1.0],
         vec![0.5, 1.0, 1.5, 2.0, 2.5, 3.0],
     ] {
         let tp = Model::load_shares(&g, &shares).unwrap();
-        let b = logits_with(&tp, &TOKENS, true);
-        let e = rel_err32(&b, &a);
-        assert!(e < 2e-2, "shares {shares:?}: relative error {e}");
+        let (mut a, mut b) = (single.new_session(64), tp.new_session(64));
+        a.record_magnitudes = true;
+        b.record_magnitudes = true;
+        let (mut worst, mut differing, mut sites) = (0.0f64, 0, 0);
+        for (step, &tok) in TOKENS.iter().enumerate() {
+            let mut rec = Record::default();
+            let la = single
+                .forward(&mut a, &[tok], &mut rec, Logits::Last)
+                .unwrap();
+            let mut ls = Lockstep::new(&rec, (t.n_embd, t.n_ff));
+            let lb = tp.forward(&mut b, &[tok], &mut ls, Logits::Last).unwrap();
+            assert_eq!(ls.next, rec.sums.len());
+            assert!(
+                la == lb,
+                "decode step {step}, shares {shares:?}: logits differ under lock-step"
+            );
+            assert_same_kv(&single, &a, &tp, &b, "decode");
+            worst = worst.max(ls.worst);
+            differing += ls.differing;
+            sites += ls.next;
+        }
+        eprintln!(
+            "decode, shares {shares:?}: worst |Δ|/bound {worst:.3}, {differing} of {sites} sites not bit-identical"
+        );
     }
 }
 
@@ -196,6 +236,8 @@ fn every_reduction_site_is_intercepted_and_errors_reach_the_output() {
     let noisy = model
         .forward(&mut s, &TOKENS, &mut spy, Logits::Last)
         .unwrap();
+    // +0.5 on every value of the residual stream moves the logits by O(1) relative (measured
+    // 1.1), far above any rounding (~1e-6): 1e-3 only has to tell "reached" from "not"
     assert!(rel_err32(&noisy, &clean) > 1e-3);
 }
 

@@ -269,6 +269,7 @@ mod tests {
         };
         // decode-like: 1 GFLOP, 1 GB → memory-bound: 1e9 / 50e9 = 20 ms, + 10 kernels × 1 µs
         let t = d.compute_time_s(1e9, 1e9, 10, Precision::F16);
+        // closed forms below: a few f64 operations on O(1) values, rounding ~1e-16
         assert!((t - (0.02 + 1e-5)).abs() < 1e-12);
         // prefill-like: 1 TFLOP, 1 GB in FP32 → compute-bound: 1e12 / 0.5e12 = 2 s
         let t = d.compute_time_s(1e12, 1e9, 0, Precision::F32);

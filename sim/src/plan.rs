@@ -492,6 +492,8 @@ mod tests {
     fn projection_onto_the_capped_simplex() {
         let caps = [0.5, 0.5, 0.2];
         let p = project_capped_simplex(&[0.9, 0.9, 0.9], &caps);
+        // 200 bisection steps reach f64 resolution and clamp() keeps the caps exactly: the sum
+        // is off by a few ε (also below)
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert!(p
             .iter()
@@ -519,6 +521,9 @@ mod tests {
         let fd = (p.mse_and_gradient(&mp, &h).0 - p.mse_and_gradient(&mm, &h).0) / (2.0 * eps);
         let an: f64 = g.iter().zip(&dir).map(|(a, b)| a * b).sum();
         assert!(f0 > 0.0);
+        // central difference: truncation O(eps²·f''') and rounding ε·|f|/eps ≈ 2e-11 relative
+        // (measured 2.3e-10 in all): 5 % is loose on purpose, it catches a wrong gradient (sign,
+        // factor, missing term), not rounding
         assert!(
             (fd - an).abs() < 0.05 * fd.abs().max(an.abs()) + 1e-12,
             "fd {fd} vs {an}"
@@ -532,6 +537,8 @@ mod tests {
         let first = r.trace.first().unwrap().expected_mse;
         assert!(r.expected_mse < first, "{} vs {first}", r.expected_mse);
         // non-increasing along the trace, up to Monte-Carlo-free noise of the common validation set
+        // TUNED: the steps descend on the training draws, the trace is scored on separate
+        // validation draws (64 each); 2 % is not derived (measured ≤ 0.87 %)
         for w in r.trace.windows(2) {
             assert!(
                 w[1].expected_mse <= w[0].expected_mse * 1.02,
@@ -539,7 +546,8 @@ mod tests {
                 r.trace
             );
         }
-        // feasibility: simplex, caps (memory and energy), positive transmit power
+        // feasibility: simplex, caps (memory and energy), positive transmit power (the shares
+        // come from the bisection projection: exact to a few ε, 1e-9/1e-12 are rounding room)
         assert!((r.shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         for (n, (&m, &c)) in r.shares.iter().zip(&r.caps).enumerate() {
             assert!(m >= -1e-12 && m <= c + 1e-9);
@@ -566,7 +574,10 @@ mod tests {
             ..p.clone()
         };
         let t = tight.optimise(100, 7, 32).unwrap();
+        // cap 0.03 / 0.1 = 0.3 up to rounding
         assert!(t.shares.iter().all(|&m| m <= 0.3 + 1e-9), "{:?}", t.shares);
+        // a logical bound (a tighter problem cannot do better) with 2 % room for SCA's local
+        // optimum and the validation draws; measured 4.2×, so the room is never used
         assert!(t.expected_mse >= r.expected_mse * 0.98);
         let impossible = PlanProblem {
             latency_budget_s: Some(0.01),

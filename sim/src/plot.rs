@@ -231,6 +231,7 @@ mod tests {
         // the air span is as wide as the compute span of device 0 (both 1 ms)
         let wb = (blue.iter().max().unwrap() - blue.iter().min().unwrap()) as i64;
         let wo = (orange.iter().max().unwrap() - orange.iter().min().unwrap()) as i64;
+        // pixel rounding: each end of a span snaps to a whole column (±½ px, ±1 px per width)
         assert!((wb - wo).abs() <= 2, "{wb} vs {wo}");
     }
 

@@ -1202,7 +1202,8 @@ mod tests {
         // the lines span most of the plot width
         let (a0, a1) = cols(&a);
         assert!(a1 - a0 > (W as i32) * 2 / 3, "{a0}..{a1}");
-        // the point (4, 2): halfway between the lines, at the right end of them
+        // the point (4, 2): halfway between the lines, at the right end of them (pixel
+        // rounding: each centroid/edge is within ≈ 1 px of its exact place, so 3 px for three)
         let (ca, cb, cc) = (centroid(&a), centroid(&b), centroid(&c));
         assert!(
             (cc.1 - (ca.1 + cb.1) / 2.0).abs() <= 3.0,
@@ -1236,6 +1237,8 @@ mod tests {
         let row = |y: f64| r0 + (r10 - r0) * y / 10.0;
         let bar = pixels(&buf, series_colour(2));
         let (top, bottom) = rows(&bar);
+        // a bar end snaps to a pixel row (±½ px) and the reference rows come from two centroids
+        // (±½ px each): ±2 px, and ±3 px for a height (two ends)
         assert!(
             (f64::from(top) - row(8.0)).abs() <= 2.0,
             "{top} vs {}",
@@ -1274,13 +1277,14 @@ mod tests {
         let p: Vec<(f64, f64)> = (0..3)
             .map(|i| centroid(&pixels(&buf, series_colour(i))))
             .collect();
-        // 1e-2 is two thirds of the way from 1e-4 to 1e-1
+        // 1e-2 is two thirds of the way from 1e-4 to 1e-1 (centroids ±1 px over spans of
+        // ≈ 500–800 px: ≲ 0.4 % per ratio, so 0.02 is 5× that)
         let up = (p[0].1 - p[1].1) / (p[0].1 - p[2].1);
         assert!((up - 2.0 / 3.0).abs() < 0.02, "{up}");
         // 10 is a third of the way from 1 to 1000
         let right = (p[1].0 - p[0].0) / (p[2].0 - p[0].0);
         assert!((right - 1.0 / 3.0).abs() < 0.02, "{right}");
-        // on a linear axis 10 would be near 1
+        // on a linear axis 10 would be near 1: at 9/999 ≈ 0.009 of the way, plus pixel rounding
         c.log_x = false;
         let buf = draw(&c);
         let q: Vec<f64> = (0..3)
@@ -1329,6 +1333,8 @@ mod tests {
         let px = pixels(&draw(&c), series_colour(0));
         let (a, b) = cols(&px);
         let mid = (a + b) / 2;
+        // the two skipped points leave a gap of about ⅔ of the width: ±20 px around its middle
+        // is far from the neighbouring markers (radius 5)
         assert_eq!(px.iter().filter(|p| (p.0 - mid).abs() < 20).count(), 0);
     }
 
@@ -1363,6 +1369,8 @@ mod tests {
                 }
                 let px = pixels(&draw(&c), series_colour(0));
                 let (cx, cy) = centroid(&px);
+                // the data sit at the centre of the plot area, which the axis labels, ticks and
+                // title shift off the image's centre by less than 15 %
                 assert!(
                     (cx - f64::from(W) / 2.0).abs() < 0.15 * f64::from(W),
                     "{points:?}: {cx}"
@@ -1507,7 +1515,11 @@ mod tests {
                 t.values.len() >= 3 && t.values.len() <= MAX_TICKS,
                 "{lo}..{hi}: {t:?}"
             );
-            let tol = 1e-12 * (hi - lo);
+            // lin_ticks admits a tick up to 1e-9 of a step (≤ the span) outside [lo, hi] on
+            // purpose (ceil(lo/step − 1e-9)), and each value carries a few ulps of its own
+            // magnitude; the bare 1e-12·span it replaces covered neither (0.3..0.30001: an ulp
+            // of 0.3 is 5.6e-12 of the span)
+            let tol = 1e-9 * (hi - lo) + 4.0 * f64::EPSILON * lo.abs().max(hi.abs());
             assert!(
                 t.values.iter().all(|v| *v >= lo - tol && *v <= hi + tol),
                 "{t:?}"
@@ -1540,6 +1552,9 @@ mod tests {
                 t.values.len() >= 2 && t.values.len() <= MAX_TICKS,
                 "{lo}..{hi}: {t:?}"
             );
+            // loose (0.1 %): decade ticks are 10^d up to powi's few ulps, candidates are kept
+            // within 1e-12 and the linear fallback within 1e-9 of a step; this catches a tick a
+            // whole decade or mantissa off
             assert!(t
                 .values
                 .iter()

@@ -499,6 +499,9 @@ fn allreduce_runs_meet_the_closed_forms() {
             .unwrap()
     };
     for snr in ["0", "20"] {
+        // f32 rounding of a 3-term sum: relative ≲ 2u·Σ|p|/|Σp| per value (u = 2⁻²⁴), squared
+        // ≈ 1e-14 unless the partials cancel (measured 1.3e-15); airtimes are closed forms
+        // written with every digit: f64 rounding only
         assert!(num(get("ideal", snr), "nmse") < 1e-12);
         assert_eq!(num(get("ideal", snr), "airtime_us"), 0.0);
         let air = num(get("aircomp", snr), "airtime_us");
@@ -514,6 +517,8 @@ fn allreduce_runs_meet_the_closed_forms() {
     }
     for kind in ["aircomp", "fdma"] {
         let ratio = num(get(kind, "20"), "nmse") / num(get(kind, "0"), "nmse");
+        // exact scaling up to the f32 rounding of the estimates (≈ u·|sum|/|error| per value,
+        // averaging out over 40 000 values; measured ≤ 1.1e-10): 1e-6 is loose
         assert!((ratio - 0.01).abs() < 1e-6, "{kind}: {ratio}");
     }
     std::fs::remove_dir_all(&d).ok();
@@ -536,6 +541,8 @@ fn the_same_allreduce_runs_at_symbol_and_waveform_level_and_through_a_radio() {
     assert_eq!(code, 0, "{err}");
     for r in summary_rows(&out) {
         let (m, p) = (num(&r, "nmse"), num(&r, "predicted_nmse"));
+        // TUNED: Monte-Carlo over 300 channel draws with heavy-tailed ZF MSEs (a few deep fades
+        // can dominate the mean); not derived (measured −1.2 % symbol, +0.07 % waveform)
         assert!(
             (m / p - 1.0).abs() < 0.05,
             "{}: {m} vs {p}",
@@ -615,7 +622,8 @@ fn the_sca_plan_ends_below_the_uniform_assignment() {
         let uniform = of("uniform");
         assert_eq!(sca.first().unwrap().0, 0);
         assert_eq!(sca.last().unwrap().0, 60);
-        // SCA starts at the (projected) uniform shares and ends well below them
+        // SCA starts at the (projected) uniform shares and ends well below them (the same
+        // shares on the same validation draws: equal up to rounding; 0.8 is an effect size)
         assert!((sca[0].1 - uniform[0].1).abs() < 1e-12 * uniform[0].1.max(1.0));
         assert!(
             sca.last().unwrap().1 < 0.8 * uniform[0].1,
@@ -626,6 +634,7 @@ fn the_sca_plan_ends_below_the_uniform_assignment() {
             let s: f64 = (0..3)
                 .map(|k| r[col(&format!("share_{k}"))].parse::<f64>().unwrap())
                 .sum();
+            // bisection projection, written exactly: ~ε
             assert!((s - 1.0).abs() < 1e-9);
         }
     }
@@ -696,6 +705,8 @@ fn eval_runs_on_the_real_model_agree_with_airinfer_eval() {
         .unwrap();
     for r in &s {
         assert_eq!(r["devices"], "3");
+        // the same computation as the CLI run, results written with every digit: equal up to
+        // f64 rounding of the exp/mean
         assert!(
             (num(r, "reference_perplexity") - want).abs() < 1e-9 * want,
             "{} vs {want}",
@@ -708,10 +719,13 @@ fn eval_runs_on_the_real_model_agree_with_airinfer_eval() {
             .unwrap()
     };
     let ideal = get("ideal", "5");
+    // the same TP model and ideal all-reduce as the CLI run (measured equal); TUNED: 1e-3 is
+    // not derived (a reassociated sum moves SmolLM2's perplexity by ~3e-7, see tp_eval)
     assert!((num(ideal, "perplexity") - want).abs() < 1e-3 * want);
     assert_eq!(num(ideal, "agreement"), 1.0);
     // the channel's error reaches the model: worse at 5 dB than at 40 dB
     let (lo, hi) = (get("aircomp", "5"), get("aircomp", "40"));
+    // effect size: 35 dB apart (measured ≈ 2300×)
     assert!(num(lo, "nmse") > 100.0 * num(hi, "nmse"));
     assert!(num(lo, "agreement") < num(hi, "agreement"));
     assert!(num(hi, "ms_per_token") > num(ideal, "ms_per_token"));
@@ -751,6 +765,7 @@ fn plan_prints_a_partition_and_rejects_impossible_inputs() {
     let pred = v["predicted"]["latency_ms_per_token"].as_f64().unwrap();
     let sim = v["simulated"]["ms_per_token"].as_f64().unwrap();
     // one request: the simulated decode time is the prediction, up to the KV cache growing
+    // (KV reads are a tiny share of a 70B model's weight reads: measured 6e-6, 2 % is loose)
     assert!((sim / pred - 1.0).abs() < 0.02, "{pred} vs {sim}");
     // no fit: 70B (FP16 = 138 GB) on two 8 GB devices; no devices; unknown system
     for (args, words) in [
@@ -815,6 +830,7 @@ fn systems_runs_on_the_real_model_keep_exact_logits_on_exact_links() {
     let mut int8_changed = 0;
     for r in &s {
         let (ppl, reference) = (num(r, "perplexity"), num(r, "reference_perplexity"));
+        // sanity range of a perplexity
         assert!(reference > 1.0 && reference < 1e3);
         let stages = &r["stages"];
         if r["system.wire"] == "f32" {
@@ -825,7 +841,11 @@ fn systems_runs_on_the_real_model_keep_exact_logits_on_exact_links() {
         } else if stages.contains(' ') {
             // a real split with int8 hand-offs: reported, small, not zero
             let nmse = num(r, "handoff_nmse");
+            // int8 with per-32 scales: NMSE = c²/(12·127²) ≈ 5.2e-6·c², c = block max / RMS:
+            // the range allows c² from 0.2 to 190 (measured 8e-5 … 1.6e-4)
             assert!(nmse > 1e-6 && nmse < 1e-3, "{stages}: {nmse}");
+            // TUNED: a quality threshold; how a hand-off NMSE reaches the perplexity is not
+            // derived (measured up to 1.15 %)
             assert!(
                 (ppl / reference - 1.0).abs() < 0.02,
                 "{stages}: {ppl} vs {reference}"

@@ -105,8 +105,11 @@ fn pipelines_match_one_device_and_int8_perturbs() {
         s += (*b as f64).powi(2);
     }
     let rel = (e / s).sqrt();
+    // TUNED: 3 hand-offs of NMSE ≈ 1.6e-4 (≈ 1.3 % in amplitude) reach the logits through the
+    // remaining blocks with a gain that is not derived (measured 1.1 %)
     assert!(rel > 0.0 && rel < 0.05, "int8 relative logit error {rel}");
-    // the hand-off NMSE of int8 with per-32 scales is ~1e-5–1e-4
+    // the hand-off NMSE of int8 with per-32 scales is ~1e-5–1e-4: c²/(12·127²) with c the block
+    // max over the RMS; the range allows c² from 0.02 to 190 (measured 1.6e-4)
     let nmse = f.stats.nmse();
     assert!(nmse > 1e-7 && nmse < 1e-3, "hand-off NMSE {nmse}");
     assert_eq!(f.stats.handoffs, 3 * 4);

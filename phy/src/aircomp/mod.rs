@@ -1016,6 +1016,8 @@ mod tests {
                 };
                 let t = zero_forcing(&p, dir).unwrap();
                 let used = powers(&p, &t.precoders);
+                // f64 closed forms on 4 × 2 matrices (scale to the tightest budget, σ²‖A‖²):
+                // rounding ~1e-15 relative, 1e-9 is headroom for the conditioning
                 assert!(used.iter().zip(&pw).all(|(u, b)| *u <= b * (1.0 + 1e-9)));
                 // the binding device uses its whole budget (otherwise the scale could shrink)
                 assert!(used
@@ -1061,6 +1063,8 @@ mod tests {
                         let sim = simulate_mse(&p, t, 100_000, &mut rng);
                         let rel = (sim / t.analytic_mse - 1.0).abs();
                         worst = worst.max(rel);
+                        // Monte-Carlo: the error is circular Gaussian, |e|² exponential, rel. SE
+                        // 1/√N = 0.32 % at N = 1e5: 0.03 ≈ 9.5 SE (360 comparisons)
                         assert!(rel < 0.03, "K={k} N_r={nr} SNR={snr_db} design {di}: simulated {sim} vs analytic {}", t.analytic_mse);
                     }
                     let f = uncoded_fdma(&p).unwrap();
@@ -1068,6 +1072,7 @@ mod tests {
                     let sim = simulate_fdma_mse(&p, &f, 100_000, &mut rng);
                     let rel = (sim / f.analytic_mse - 1.0).abs();
                     worst = worst.max(rel);
+                    // Monte-Carlo, as above: 9.5 SE
                     assert!(
                         rel < 0.03,
                         "K={k} N_r={nr} SNR={snr_db} FDMA: {sim} vs {}",
@@ -1096,12 +1101,16 @@ mod tests {
                 let zf = zero_forcing(&p, ReceiveDirection::Eigen).unwrap();
                 let zs = zero_forcing(&p, ReceiveDirection::SumDirections).unwrap();
                 let m = mmse(&p, 100).unwrap();
+                // mmse starts from the best of these and refine_mmse accepts at most one step
+                // ≤ 1e-12 worse (then stops): ≤ (1 + 1e-12)·start; 1e-9 adds f64 rounding room
                 assert!(m.analytic_mse <= zf.analytic_mse * (1.0 + 1e-9));
                 assert!(m.analytic_mse <= zs.analytic_mse * (1.0 + 1e-9));
                 assert!(m.analytic_mse <= fast(&p, 100).unwrap().analytic_mse * (1.0 + 1e-9));
                 let used = powers(&p, &m.precoders);
+                // the bisection keeps Σ(s/(s²+μ))² ≤ budget in f64; the matrix form adds SVD
+                // rounding (~1e-14 relative)
                 assert!(used.iter().zip(&pw).all(|(u, b)| *u <= b * (1.0 + 1e-9)));
-                // the MSE reported is the closed form of what was designed
+                // the MSE reported is the closed form of what was designed (same f64 formula)
                 assert!(
                     (mse(&p, &m.receive_beamformer, &m.precoders) - m.analytic_mse).abs()
                         < 1e-9 * m.analytic_mse
@@ -1130,8 +1139,10 @@ mod tests {
                 let zf = zero_forcing(&p, ReceiveDirection::Eigen).unwrap();
                 let zs = zero_forcing(&p, ReceiveDirection::SumDirections).unwrap();
                 let m = mmse(&p, 100).unwrap();
+                // as in the single-stream test: ≤ (1 + 1e-12)·start, plus rounding room
                 assert!(m.analytic_mse <= zf.analytic_mse * (1.0 + 1e-9));
                 assert!(m.analytic_mse <= zs.analytic_mse * (1.0 + 1e-9));
+                // bisection keeps the budget in f64, plus SVD rounding (~1e-14): loose
                 assert!(powers(&p, &m.precoders)
                     .iter()
                     .zip(&pw)
@@ -1140,6 +1151,8 @@ mod tests {
                     let mut rng = stream(8, &[k as u64, (snr_db + 20.0) as u64, di as u64]);
                     let sim = simulate_mse(&p, t, 100_000, &mut rng);
                     let rel = (sim / t.analytic_mse - 1.0).abs();
+                    // Monte-Carlo: |e|² summed over 2 streams of a circular Gaussian error has
+                    // rel. SE ≤ 1/√N = 0.32 %: 0.03 ≥ 9.5 SE
                     assert!(
                         rel < 0.03,
                         "K={k} SNR={snr_db} design {di}: {sim} vs {}",
@@ -1159,6 +1172,7 @@ mod tests {
             for power in [0.05, 1.0, 100.0] {
                 let b = best_response_precoder(&f, 2.0, power);
                 let cost = |b: &CMat| (&f * b - CMat::identity(l, l)).norm_squared();
+                // the bisection keeps the budget in f64; SVD rounding ~1e-14 relative
                 assert!(2.0 * b.norm_squared() <= power * (1.0 + 1e-9));
                 let c0 = cost(&b);
                 for _ in 0..200 {
@@ -1167,6 +1181,8 @@ mod tests {
                     if n2 > power {
                         t *= C64::new((power / n2).sqrt(), 0.0);
                     }
+                    // b is the exact minimiser up to μ's bisection (1e-14 relative) and f64
+                    // rounding of a cost ≤ l: both ≪ 1e-9
                     assert!(cost(&t) >= c0 - 1e-9, "l={l} nt={nt} P={power}");
                 }
             }
@@ -1214,6 +1230,8 @@ mod tests {
                 / truth.len() as f64;
             // per real component: half the complex-symbol MSE
             let want = out.analytic_mse / 2.0;
+            // Monte-Carlo: Gaussian error per real, rel. SE of the mean square √(2/4001) = 2.2 %:
+            // 0.1 ≈ 4.5 SE
             assert!(
                 (err / want - 1.0).abs() < 0.1,
                 "noise {noise}: {err} vs {want}"
@@ -1267,6 +1285,8 @@ mod tests {
                 / n as f64;
             // per real component: half the per-use MSE spread over L streams
             let want = out.uplink.true_mse / (2.0 * streams as f64);
+            // Monte-Carlo: error per real = Gaussian noise + a mix of uniform values (tails no
+            // heavier than Gaussian): rel. SE ≤ √(2/6000) = 1.8 %, so 0.1 ≥ 5.5 SE
             assert!(
                 (err / want - 1.0).abs() < 0.1,
                 "L={streams}: {err} vs {want}"
@@ -1460,6 +1480,7 @@ mod downlink_tests {
         )
         .unwrap();
         assert_eq!(d.per_device[0], d.per_device[1]);
+        // closed form, one f64 division (O(0.1) s): rounding ~1e-17
         assert!((d.airtime_s - q.bits(x.len()) as f64 / 1e6).abs() < 1e-12);
         // analog: noise variance per component = power / SNR
         let snr = vec![10.0, 100.0];
@@ -1481,8 +1502,11 @@ mod downlink_tests {
                 .map(|(a, b)| ((a - b) as f64).powi(2))
                 .sum::<f64>()
                 / x.len() as f64;
+            // Monte-Carlo: Gaussian noise, rel. SE √(2/n) = 1 % at n = 20 000: 0.05 = 5 SE (the
+            // f32 rounding of the received values is ~1e-7 of a noise σ ≥ 0.07)
             assert!((var / (power / s) - 1.0).abs() < 0.05, "device {k}: {var}");
         }
+        // closed form: ⌈n/2⌉ symbols / rate, one f64 division
         assert!((d.airtime_s - 10_000.0 / 1e6).abs() < 1e-12);
         assert!(deliver(
             &x,

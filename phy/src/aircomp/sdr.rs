@@ -339,6 +339,18 @@ mod tests {
     use crate::channel::cn_matrix;
     use crate::rng::stream;
 
+    /// Relative slack of the SDP's bound σ²·tr(M). Clarabel stops once the duality gap on the
+    /// objective tr(M) is below tol·max(1, tr M) (tol = 1e-8 when "Solved", the reduced 5e-5 when
+    /// "AlmostSolved") with residuals below its feasibility tolerance, so the primal objective
+    /// may exceed the optimum by about that; 10× leaves room for the residuals. (A fixed 1e-6
+    /// held only because no "AlmostSolved" instance here happens to be tight; faer's kernels
+    /// differ by CPU, so which instances stop early can change.)
+    fn bound_slack(d: &SdrDesign, noise_var: f64) -> f64 {
+        let tol = if d.status == "Solved" { 1e-8 } else { 5e-5 };
+        let tr = d.lower_bound / noise_var;
+        10.0 * tol * (1.0f64).max(1.0 / tr)
+    }
+
     #[test]
     fn sdr_is_solved_and_beats_zero_forcing_on_every_realisation() {
         let mut ratio_sum = 0.0;
@@ -368,16 +380,19 @@ mod tests {
             let zf = zero_forcing(&p, ReceiveDirection::Eigen).unwrap();
             let zs = zero_forcing(&p, ReceiveDirection::SumDirections).unwrap();
             let m = d.transceiver.analytic_mse;
-            // relaxation bound ≤ any ZF design; SDR's rounding ≤ the simple ZF baselines
+            let slack = bound_slack(&d, p.noise_var);
+            // relaxation bound ≤ any ZF design (up to the solver's stopping gap); SDR's rounding
+            // ≤ the simple ZF baselines (a quality check on these seeds, not by construction:
+            // the 1e-9 is f64 rounding room for ties)
             assert!(
-                d.lower_bound <= m * (1.0 + 1e-6),
+                d.lower_bound <= m * (1.0 + slack),
                 "seed {seed}: bound {} vs design {m} (zf {})",
                 d.lower_bound,
                 zf.analytic_mse
             );
             assert!(
-                d.lower_bound <= zf.analytic_mse * (1.0 + 1e-6)
-                    && d.lower_bound <= zs.analytic_mse * (1.0 + 1e-6)
+                d.lower_bound <= zf.analytic_mse * (1.0 + slack)
+                    && d.lower_bound <= zs.analytic_mse * (1.0 + slack)
             );
             assert!(
                 m <= zf.analytic_mse * (1.0 + 1e-9),
@@ -389,17 +404,22 @@ mod tests {
                 "seed {seed}: SDR {m} vs ZF-sum {}",
                 zs.analytic_mse
             );
-            // budgets hold and MMSE (unbiasedness dropped) is at least as good as ZF-eigen
+            // budgets hold (scale_to_budgets meets the tightest one with equality in f64:
+            // rounding ~1e-15, so 1e-6 is loose) and MMSE (unbiasedness dropped) is at least as
+            // good as ZF-eigen (it starts there and refine_mmse accepts at most one step 1e-12
+            // worse: 1e-9 is rounding room)
             assert!(powers(&p, &d.transceiver.precoders)
                 .iter()
                 .zip(&pw)
                 .all(|(u, b)| *u <= b * (1.0 + 1e-6)));
             assert!(mmse(&p, 100).unwrap().analytic_mse <= zf.analytic_mse * (1.0 + 1e-9));
             ratio_sum += m / d.lower_bound;
-            // the fast (SCA) design: feasible, never worse than its ZF start
+            // the fast (SCA) design: feasible, never worse than its ZF start (monotone by
+            // construction: 1e-9 is f64 rounding room), never below the bound (up to the
+            // solver's gap), every iterate feasible in f64 (1e-6 is loose)
             let f = crate::aircomp::fast(&p, 100).unwrap();
             assert!(f.analytic_mse <= zf.analytic_mse * (1.0 + 1e-9));
-            assert!(f.analytic_mse >= d.lower_bound * (1.0 - 1e-6));
+            assert!(f.analytic_mse >= d.lower_bound * (1.0 - slack));
             assert!(powers(&p, &f.precoders)
                 .iter()
                 .zip(&pw)
@@ -412,7 +432,8 @@ mod tests {
             ratio_sum / count,
             fast_ratio / count
         );
-        // Gaussian randomisation lands close to the relaxation bound on average
+        // Gaussian randomisation lands close to the relaxation bound on average (quality
+        // thresholds, not rounding tolerances: ≈ 1.19 and 0.89 on these seeds)
         assert!(
             ratio_sum / count < 1.5,
             "mean gap to the bound {}",
@@ -449,7 +470,8 @@ mod tests {
             let t = &d.transceiver;
             assert_eq!(t.receive_beamformer.shape(), (nr, 2));
             assert!(t.precoders.iter().all(|b| b.shape() == (nt, 2)));
-            // exact ZF: AᴴH_kB_k = I, MSE = σ²‖A‖², budgets met
+            // exact ZF: AᴴH_kB_k = I (f64 inverse of the L × L GᴴH_k: ~ε·κ, so 1e-8 allows
+            // κ up to ~1e7), MSE = σ²‖A‖² and budgets met (f64 closed forms: 1e-9 is loose)
             for (hk, bk) in h.iter().zip(&t.precoders) {
                 let e = t.receive_beamformer.adjoint() * hk * bk - CMat::identity(2, 2);
                 assert!(e.norm() < 1e-8);
@@ -464,15 +486,20 @@ mod tests {
                 .all(|(u, b)| *u <= b * (1.0 + 1e-9)));
             let zf = zero_forcing(&p, ReceiveDirection::Eigen).unwrap();
             let zs = zero_forcing(&p, ReceiveDirection::SumDirections).unwrap();
-            assert!(d.lower_bound <= t.analytic_mse * (1.0 + 1e-6));
-            assert!(d.lower_bound <= zf.analytic_mse * (1.0 + 1e-6));
+            // the bound, up to the solver's stopping gap; SDR keeps the best of candidates that
+            // include both ZF designs (1e-9: f64 rounding room for ties)
+            let slack = bound_slack(&d, p.noise_var);
+            assert!(d.lower_bound <= t.analytic_mse * (1.0 + slack));
+            assert!(d.lower_bound <= zf.analytic_mse * (1.0 + slack));
             assert!(t.analytic_mse <= zf.analytic_mse * (1.0 + 1e-9));
             assert!(t.analytic_mse <= zs.analytic_mse * (1.0 + 1e-9));
-            // MMSE refined from the SDR design is no worse than it
+            // MMSE refined from the SDR design is no worse than it: refine_mmse accepts at most
+            // one step 1e-12 worse, and its MSE formula may differ from σ²‖A‖² by rounding
+            // (~1e-15; the bare 1e-12 left no room for that)
             let m = crate::aircomp::refine_mmse(&p, t.clone(), 100).unwrap();
-            assert!(m.analytic_mse <= t.analytic_mse * (1.0 + 1e-12));
+            assert!(m.analytic_mse <= t.analytic_mse * (1.0 + 1e-12 + 1e-14));
             let f = crate::aircomp::fast(&p, 200).unwrap();
-            assert!(f.analytic_mse >= d.lower_bound * (1.0 - 1e-6));
+            assert!(f.analytic_mse >= d.lower_bound * (1.0 - slack));
             fast_ratio += f.analytic_mse / t.analytic_mse;
             gap += t.analytic_mse / d.lower_bound;
             count += 1.0;
@@ -482,6 +509,7 @@ mod tests {
             gap / count,
             fast_ratio / count
         );
+        // quality thresholds, not rounding tolerances (≈ 1.59 and 1.00 on these seeds)
         assert!(gap / count < 2.0);
         assert!(fast_ratio / count < 1.05);
     }

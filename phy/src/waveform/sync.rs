@@ -522,6 +522,8 @@ mod tests {
             assert_eq!(p.len(), cfg.symbol_len());
             let l = cfg.n_fft / 2;
             let u = &p[cfg.cp_len..];
+            // f64 IFFT of unit carriers: ~ε·log₂N per sample (≈ 1e-15), energy sums of ≤ 256
+            // terms ≈ n_used: ≲ 1e-12; the metric is a ratio of such sums
             for i in 0..l {
                 assert!((u[i] - u[i + l]).norm() < 1e-12);
             }
@@ -623,8 +625,13 @@ mod tests {
                     apply_cfo(&apply_multipath(&tx, &h), cfo, cfg.sample_rate_hz, 1.1).unwrap();
                 let r = detect(&cfg, &rx, 0.5).unwrap().expect("detected");
                 assert!(cp_safe(&cfg, r.fft_start, lead, h.len()), "{r:?}");
+                // noise-free the metric is 1 on the plateau; 0.9 leaves room for the TDL
+                // transient at its edges (a structural threshold, not a rounding tolerance)
                 assert!(r.metric > 0.9);
                 let cfo_err = (r.cfo_hz - cfo).abs() / cfg.subcarrier_spacing_hz();
+                // flat: exact up to f64 rounding of the correlation's angle (~1e-16). TUNED (TDL):
+                // the bias comes from the channel's transient inside the correlation window and
+                // depends on the drawn TDL-B realisation (seeded); measured ≤ 3e-4, not derived
                 let tol = if tdl { 2e-3 } else { 1e-9 };
                 assert!(cfo_err < tol, "eps {eps} tdl {tdl}: {cfo_err}");
                 if !tdl {
@@ -649,12 +656,16 @@ mod tests {
                     let mut s = s.clone();
                     let phi = correct_common_phase(&cfg, &mut s, &hh).unwrap();
                     if !tdl {
+                        // exact CFO: rounding only
                         assert!(phi.abs() < 1e-9);
                     }
                     assert!(r.fft_start + (j + 2) * sl + cfg.n_fft <= rx.len());
                     eq.push(equalize(&s, &hh).unwrap());
                 }
                 let back = unpack_reals(&cfg, &eq, x.len()).unwrap();
+                // flat: f64 rounding (~1e-15). TDL: a residual CFO δ ≤ 2e-3 (above) leaves ICI of
+                // ≈ πδ/√3 ≤ 4e-3 rms on the data and on the LS estimate; 0.05 is a loose multiple
+                // of that (measured ≤ 2.1e-3)
                 let tol = if tdl { 0.05 } else { 1e-9 };
                 for (a, b) in back.iter().zip(&x) {
                     assert!((a - b).abs() < tol, "eps {eps} tdl {tdl}: {a} vs {b}");
@@ -736,6 +747,9 @@ mod tests {
                     "n_fft {:>3} SNR {snr_db:>4} dB: CP-safe coarse {:.3} / refined {:.3}; RMS timing error coarse {:.2} / refined {:.2} samples; missed {}",
                     cfg.n_fft, st.coarse_safe, st.fine_safe, st.coarse_rms, st.fine_rms, st.missed
                 );
+                // requirements (see above), not tolerances: with 200 trials, ≥ 0.99 allows 2
+                // misses (measured: 0–1 coarse, 0 refined); seeded f64 processing, so the counts
+                // do not depend on the machine. At 0 dB: measured 0.915 (64) and 0.98 (256)
                 if snr_db >= 5.0 {
                     assert!(st.fine_safe >= 0.99, "n_fft {} SNR {snr_db}", cfg.n_fft);
                     let need = if snr_db >= 10.0 { 0.99 } else { 0.97 };
@@ -761,6 +775,7 @@ mod tests {
             }
         }
         eprintln!("false alarms at threshold 0.4: {alarms}/200");
+        // requirement, not a tolerance (measured 0/200; seeded, machine-independent)
         assert!(alarms <= 1, "{alarms}");
     }
 
@@ -805,12 +820,15 @@ mod tests {
                 );
                 assert!(rms < prev, "eps {eps}: not falling at {snr_db} dB");
                 // Below ≈ 5 dB the 64-point preamble is in its threshold region (timing
-                // outliers), so the reference bound is only checked from 5 dB up.
+                // outliers), so the reference bound is only checked from 5 dB up. The reference is
+                // Schmidl & Cox's own high-SNR variance 1/(π²·L·SNR); the RMS over 200 trials has
+                // rel. SE ≈ 1/√400 = 5 %, so 2× is ≫ the noise (measured 0.85–1.08× reference)
                 if snr_db >= 5.0 {
                     assert!(rms < 2.0 * reference, "eps {eps} SNR {snr_db}: {rms}");
                 }
                 prev = rms;
             }
+            // 1.6× the 20 dB reference (0.0062; measured ≤ 0.0058): ≈ 12 SE of the RMS above it
             assert!(prev < 0.01, "eps {eps}: {prev} at 20 dB");
         }
     }
@@ -864,7 +882,12 @@ mod tests {
                 "eps {eps}: corrected MSE {mse:.5}, uncorrected {mse_raw:.3}, 2σ² = {:.5}",
                 2.0 * sigma2
             );
+            // expected ≈ 2.25σ²: σ² on the data, σ² on the LS estimate and ≈ σ²/4 from the
+            // common phase estimated on 4 noisy pilots (phase variance 2σ²/(2·4)); measured
+            // 2.24σ². The estimate noise is shared per burst (≈ 2400 and 400 independent draws):
+            // SE ≈ 0.036σ², so 2.5σ² is ≈ 7 SE above the expectation
             assert!(mse < 2.0 * sigma2 * 1.25, "eps {eps}: {mse}");
+            // effect size: measured ≈ 90×
             assert!(mse_raw > 50.0 * mse);
         }
     }
@@ -933,6 +956,7 @@ mod tests {
                 sirs[0],
                 sirs[trials / 2]
             );
+            // requirement (doc comment), not a tolerance: measured 200/200 for both profiles
             assert!(
                 good_f * 100 >= 97 * trials,
                 "{profile:?}: {good_f}/{trials}"

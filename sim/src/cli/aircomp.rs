@@ -481,10 +481,14 @@ pub fn bench_phy(a: BenchPhyArgs) -> Result<()> {
     if a.json {
         println!(
             "{}",
-            json!({"aircomp_trials_per_s": trials_s, "threads": rayon::current_num_threads(), "sdr": sdr_rates})
+            json!({"aircomp_trials_per_s": trials_s, "threads": rayon::current_num_threads(), "simd": airinfer_phy::simd::fastrng_path(), "sdr": sdr_rates})
         );
     } else {
-        println!("AirComp trials/s (K=8, N_r=4, N_t=1, 288 symbols, ZF sum-direction): {trials_s:.0} ({} threads)", rayon::current_num_threads());
+        println!(
+            "AirComp trials/s (K=8, N_r=4, N_t=1, 288 symbols, ZF sum-direction): {trials_s:.0} ({} threads, {} kernels)",
+            rayon::current_num_threads(),
+            airinfer_phy::simd::fastrng_path()
+        );
         for s in &sdr_rates {
             println!(
                 "SDR designs/s (K={}, N_r={}, N_t={}): {:.2}",

@@ -259,6 +259,7 @@ mod tests {
         assert_eq!(c.series[0].label, "aircomp");
         let p = &c.series[0].points;
         assert_eq!((p[0].x, p[0].y), (0.0, 0.1));
+        // 0.1 + 0.01 in f64: rounding only
         assert!((p[0].y_hi.unwrap() - 0.11).abs() < 1e-12);
         assert!(p[1].y_lo.is_none(), "NaN interval: no bar");
         let mut s = spec();

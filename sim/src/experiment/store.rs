@@ -550,7 +550,9 @@ mod tests {
         assert_eq!(s.rows[0][..5], ["0", "0", "sca", "0", "2"]);
         assert_eq!(s.rows[0][5], "2");
         let ci: f64 = s.rows[0][6].parse().unwrap();
-        assert!((ci - 12.706).abs() < 2e-3, "{ci}");
+        // t_{0.975,1} = 12.7062… (written with every digit): the table's 3 decimals, ≤ 5e-4
+        // (was a bare 2e-3)
+        assert!((ci - 12.706).abs() <= 5e-4 + 1e-12, "{ci}");
         assert_eq!(s.rows[1][5], "1");
         // point 1: one replication, no interval
         assert_eq!(s.rows[2][..5], ["1", "10", "sca", "0", "1"]);

@@ -579,6 +579,8 @@ mod tests {
         all
     }
 
+    /// The DP and the brute force evaluate the same f64 score, summed in different orders
+    /// (rounding ~n·ε ≈ 1e-15 relative): 1e-9 is rounding room.
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-300)
     }
@@ -733,6 +735,7 @@ mod tests {
         };
         let a = EdgeShardLatency.partition(&p).expect("feasible");
         assert_eq!(a, want);
+        // hand bound: 1 s on the source + 9 × 0.1 s on the neighbour + < 0.1 s of links
         assert!(a.latency_s(&p) < 1.0 + 0.9 + 0.1);
         // Device 2 stays unused: joint device selection.
         assert!(!a.devices().contains(&2));

@@ -1146,6 +1146,9 @@ mod tests {
         }
     }
 
+    /// Relative closeness. The MILP is exact up to its relative 1e-9 pruning (mip_gap = 0) and
+    /// the rebalancer breaks ties at 1e-12, and every score is re-evaluated in f64 from the
+    /// assignment (rounding ~1e-15): the 1e-9 uses are rounding room, the 1e-6 ones loose.
     fn close(a: f64, b: f64, rel: f64) -> bool {
         (a - b).abs() <= rel * b.abs().max(1e-12)
     }
@@ -1482,6 +1485,7 @@ mod tests {
             let got = rebalance(&p, &a, &pre);
             let (b0, l0) = (a.bottleneck_s(&p), a.latency_s(&p));
             let (b, l) = (got.bottleneck_s(&p), got.latency_s(&p));
+            // the rebalancer's own tie tolerance is 1e-12 relative
             assert!(b <= b0 * (1.0 + 1e-12), "case {case}: worse than current");
             assert_eq!(got.devices(), a.devices());
             got.validate(&p).expect("valid");
@@ -1537,6 +1541,7 @@ mod tests {
         p.compute_s[1].iter_mut().for_each(|c| *c *= 3.0);
         let before = a.bottleneck_s(&p);
         let b = rebalance(&p, &a, &pre);
+        // a strict gain, beyond f64 rounding of a score ≈ 0.1 s
         assert!(
             b.bottleneck_s(&p) < before - 1e-9,
             "{before} → {}",

@@ -271,7 +271,8 @@ mod tests {
         big.capacity = vec![100e9; 3];
         let s = SingleDevice.partition(&big).unwrap();
         assert_eq!(s.stages.len(), 1);
-        // no links crossed: latency = Σ compute
+        // no links crossed: latency = Σ compute (f64 sum of 9 terms ≈ 7.6e-3: rounding
+        // ≤ 9·2⁻⁵³·7.6e-3 ≈ 8e-18)
         assert!((s.latency_s(&big) - (7e-3 + 6e-4)).abs() < 1e-15);
     }
 
@@ -305,6 +306,7 @@ mod tests {
             load.iter().cloned().fold(f64::MAX, f64::min),
             load.iter().cloned().fold(0.0, f64::max),
         );
+        // one block (1e-3 s) + rounding
         assert!(hi - lo <= 1e-3 + 1e-12, "{load:?}");
         // the starter holds fewer blocks than the others (it also embeds and samples)
         let starter_blocks = a.stages[0].units.len() - 1;

@@ -991,8 +991,12 @@ mod tests {
                     .sum::<f64>();
             }
             t += 2.0 * (2e-3 + c.hidden_bytes(tok) / 12.5e6) + (2e-3 + 4.0 / 12.5e6);
-            // integer-ns event times: a few ns of rounding per event
-            assert!((r.token_times_s[0][step] - t).abs() < 1e-7, "step {step}");
+            // integer-ns event times: every scheduled arrival (two hand-offs and the token home
+            // per step) rounds to the nearest ns, ≤ ½ ns each, and the next step starts at the
+            // token's (whole-ns) time: ≤ 3·(step + 1)·½ ns (the bare 1e-7 it replaces was not
+            // derived; measured ≤ 1.1 ns)
+            let tol = 3.0 * (step + 1) as f64 * 0.5e-9 + 1e-12;
+            assert!((r.token_times_s[0][step] - t).abs() <= tol, "step {step}");
         }
         assert!((r.ttft_s[0] - r.token_times_s[0][0]).abs() == 0.0);
     }
@@ -1013,6 +1017,8 @@ mod tests {
         let a = EvenSplit::default().partition(&p).unwrap();
         let r = run(&c, &net, &a, w, false);
         let want = 1.0 / a.bottleneck_s(&p);
+        // window quantisation: each sample's count in the window is off by < 1 token, 12 of
+        // ≈ 12·55 counted ≈ 1.8 % (measured 0.02 %)
         assert!(
             (r.steady_tok_s / want - 1.0).abs() < 0.02,
             "steady {} tok/s vs 1/bottleneck {want}",
@@ -1020,8 +1026,13 @@ mod tests {
         );
         // one sample alone: per-token time = the planner's latency
         let r1 = run(&c, &net, &a, Workload { samples: 1, ..w }, false);
-        assert!((r1.per_token_s / a.latency_s(&p) - 1.0).abs() < 1e-6);
-        // the bottleneck device is (almost) always busy
+        // each decode step rounds three arrivals to the ns (≤ ½ ns each) and starts at a whole
+        // ns: the mean step time is within 1.5 ns of the closed form (the bare 1e-6 relative it
+        // replaces was not derived)
+        let lat = a.latency_s(&p);
+        assert!((r1.per_token_s - lat).abs() <= 1.5e-9 + 1e-12 * lat);
+        // the bottleneck device is (almost) always busy (> 0.97: effect size, measured 1.0;
+        // ≤ 1 up to f64 rounding of the busy intervals)
         let u = r.utilisation.iter().cloned().fold(0.0, f64::max);
         assert!(u > 0.97 && u <= 1.0 + 1e-9, "{:?}", r.utilisation);
     }
@@ -1048,8 +1059,12 @@ mod tests {
         // … and once the hops are covered too (the ring has 4 hand-offs: one sample more), it
         // saturates at the slowest node's rate
         assert!(rates[3] >= rates[2], "{rates:?}");
+        // TUNED: window quantisation allows ≈ 2.5 % per rate in principle (< 1 token per sample
+        // of ≈ 40 in the window), two rates twice that; the periodic steady state makes it
+        // ≈ 0.01 % (measured), so 2 % holds but is not derived
         assert!((rates[4] / rates[3] - 1.0).abs() < 0.02, "{rates:?}");
         let period = a.bottleneck_s(&p);
+        // 5 % ≥ 2 × the ≈ 2.5 % window quantisation (measured 0.09 %)
         assert!(
             (rates[4] * period - 1.0).abs() < 0.05,
             "{rates:?} vs 1/{period}"
@@ -1073,6 +1088,7 @@ mod tests {
         for (res, mut iv) in by {
             iv.sort_by(|x, y| x.0.total_cmp(&y.0));
             for w in iv.windows(2) {
+                // start = max(now, free) and end = start + dur in f64: rounding room only
                 assert!(w[1].0 >= w[0].1 - 1e-12, "{res} overlaps: {w:?}");
             }
         }
@@ -1097,7 +1113,9 @@ mod tests {
         let mut r = rng::stream(1, &[9]);
         let n = 4000;
         let mean: f64 = (0..n).map(|_| l.send(10_000.0, &mut r).0).sum::<f64>() / n as f64;
-        // the Monte-Carlo mean of the realised airtime matches the planners' expectation
+        // the Monte-Carlo mean of the realised airtime matches the planners' expectation: at
+        // 25 dB the top CQI's BLER is ≈ 1e-6, so the airtime is nearly deterministic (rel. SE
+        // ≈ 5e-6 over 4000 sends) and 0.01 is loose
         assert!((mean / l.expected_s(10_000.0) - 1.0).abs() < 0.01, "{mean}");
         // at a very low SNR and one transmission most blocks are lost
         let bad = Link::Wireless {
@@ -1110,6 +1128,7 @@ mod tests {
             overhead_s: 1e-4,
         };
         let (_, lost) = bad.send(10_000.0, &mut r);
+        // BLER of the lowest CQI at −20 dB ≈ 1 − 4e-11: all 10 blocks are lost in practice
         assert!(lost.len() >= 8, "{lost:?}");
         assert!(Link::Wired {
             bandwidth: -1.0,
