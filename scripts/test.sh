@@ -6,7 +6,8 @@
 #      $AIRINFER_HOME or ~/.cache/airinfer);
 #   3. run every test of the workspace, every test binary even after a failure (--no-fail-fast);
 #   4. run the kernel and model-equivalence tests once more per SIMD path this CPU has
-#      (AIRINFER_SIMD=portable|avx2|avx512), saying which paths it could not test;
+#      (AIRINFER_SIMD=portable|avx2|avx512), saying which paths it could not test, and on an
+#      emulated AVX2-only CPU (qemu-user, where installed);
 #   5. model-check the decode thread team with loom (llm/spin);
 #   6. the SoapySDR feature against our loopback module, where SoapySDR is installed;
 #   7. the Slurm end-to-end test (a single-node cluster, a 4-task job array of
@@ -43,6 +44,17 @@ for p in "${paths[@]}"; do
   AIRINFER_SIMD=$p run cargo test --release --no-fail-fast -p airinfer-llm --lib --test smollm2 --test forward_reference "$@"
   AIRINFER_SIMD=$p run cargo test --release --no-fail-fast -p airinfer-phy --lib "$@" -- fastrng aircomp::
 done
+
+# an AVX2-only CPU (no AVX-512 anywhere, the gemm crate's prefill kernels included), emulated by
+# QEMU's Haswell model where qemu-user is installed (.ci/run installs it): the kernels and the
+# tensor-parallel equivalences
+if command -v qemu-x86_64 >/dev/null && [ "$(uname -m)" = x86_64 ]; then
+  echo "== AVX2-only CPU (qemu-x86_64 -cpu Haswell)"
+  CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64 -cpu Haswell" \
+    run cargo test --release --no-fail-fast -p airinfer-llm --lib --test smollm2 --test forward_reference "$@" -- kernels:: tensor_parallel
+else
+  echo "note: qemu-user missing, so the AVX2-only CPU model is not tested"
+fi
 
 # the decode team's protocol, every interleaving (loom; its own target directory, so the cfg
 # does not rebuild the main one)
