@@ -41,7 +41,7 @@ if has avx2 fma f16c avx512f avx512vl avx512_vnni; then paths+=(avx512); else un
 echo "SIMD paths tested on this CPU: ${paths[*]}${untested:+; not available here, so not tested: ${untested[*]}}"
 for p in "${paths[@]}"; do
   echo "== AIRINFER_SIMD=$p"
-  AIRINFER_SIMD=$p run cargo test --release --no-fail-fast -p airinfer-llm --lib --test smollm2 --test forward_reference "$@"
+  AIRINFER_SIMD=$p run cargo test --release --no-fail-fast -p airinfer-llm --lib --test smollm2 --test forward_reference "$@" -- kernels:: tensor_parallel decode prefill greedy
   AIRINFER_SIMD=$p run cargo test --release --no-fail-fast -p airinfer-phy --lib "$@" -- fastrng aircomp::
 done
 
