@@ -550,28 +550,38 @@ pub fn simd_cap() -> Result<Option<&'static str>, String> {
     }
 }
 
+/// The kernels this CPU can run, slowest first: portable, then AVX2 (+FMA, F16C), then AVX-512
+/// VNNI (which needs AVX2 too).
+fn kernels_here() -> Vec<Kernel> {
+    #[allow(unused_mut)]
+    let mut k = vec![Kernel::Portable];
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2 = is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c");
+        if avx2 {
+            k.push(Kernel::Avx2);
+        }
+        if avx2 && is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") {
+            k.push(Kernel::Vnni);
+        }
+    }
+    k
+}
+
 fn select_kernel() -> Kernel {
     static K: OnceLock<Kernel> = OnceLock::new();
     *K.get_or_init(|| {
         // an invalid value is reported by the CLI at start-up; the library ignores it
         let cap = simd_cap().ok().flatten().unwrap_or("avx512");
-        #[cfg(target_arch = "x86_64")]
-        {
-            let avx2 = is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c");
-            let vnni = avx2
-                && is_x86_feature_detected!("avx512vnni")
-                && is_x86_feature_detected!("avx512vl");
-            if vnni && cap == "avx512" {
-                return Kernel::Vnni;
-            }
-            if avx2 && cap != "portable" {
-                return Kernel::Avx2;
-            }
-        }
-        let _ = cap;
-        Kernel::Portable
+        let level = SIMD_LEVELS.iter().position(|l| *l == cap).unwrap_or(2);
+        // the kernels are ranked like SIMD_LEVELS: take the best one at or below the cap
+        kernels_here()
+            .into_iter()
+            .take(level + 1)
+            .last()
+            .unwrap_or(Kernel::Portable)
     })
 }
 
@@ -895,28 +905,6 @@ mod tests {
         nu / (1.0 - nu)
     }
 
-    /// The kernels this CPU can run (all of them are tested, whatever `AIRINFER_SIMD` says).
-    fn kernels_here() -> Vec<Kernel> {
-        #[allow(unused_mut)]
-        let mut k = vec![Kernel::Portable];
-        #[cfg(target_arch = "x86_64")]
-        {
-            let avx2 = is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c");
-            if avx2 {
-                k.push(Kernel::Avx2);
-            }
-            if avx2
-                && is_x86_feature_detected!("avx512vnni")
-                && is_x86_feature_detected!("avx512vl")
-            {
-                k.push(Kernel::Vnni);
-            }
-        }
-        k
-    }
-
     /// Every kernel path against the exact value: the error of a row is at most
     /// γ_n · Σ|summands| (recursive summation in any order; n = 2·blocks + 6 roundings on the
     /// longest path: one term per block per lane, the offset sum, 3 levels of horizontal sum,
@@ -926,7 +914,7 @@ mod tests {
     #[test]
     fn quantized_matvec_matches_reference_on_every_kernel() {
         let mut seed = 7u64;
-        let kernels = kernels_here();
+        let kernels = kernels_here(); // every path this CPU has, whatever AIRINFER_SIMD says
         eprintln!("kernel paths tested on this CPU: {kernels:?}");
         for &(rows, cols) in &[(1, 32), (3, 64), (70, 96), (130, 576), (9, 1536)] {
             for packing in [Packing::Q4_0, Packing::Q4_1, Packing::Q8_0] {

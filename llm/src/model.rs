@@ -828,7 +828,7 @@ impl Model {
         // output projection: this device's slice of the inputs → a partial n_embd vector
         linear(&b.wo, &att, t, out, &mut xq);
         if let Some(m) = mags {
-            linear_magnitudes(&b.wo, &att, t, m);
+            linear_magnitudes(&b.wo, &att, &xq, t, m);
         }
     }
 
@@ -872,7 +872,7 @@ impl Model {
         // down projection: this device's slice of the inputs → a partial n_embd vector
         linear(&b.w_down, &gate, t, out, &mut xq);
         if let Some(m) = mags {
-            linear_magnitudes(&b.w_down, &gate, t, m);
+            linear_magnitudes(&b.w_down, &gate, &xq, t, m);
         }
     }
 
@@ -977,14 +977,15 @@ fn linear(w: &PackedMatrix, x: &[f32], t: usize, out: &mut [f32], xq: &mut QActs
 
 /// `out[i·rows + r] = Σ |summand|` behind element (i, r) of [`linear`]'s result, for the path
 /// `linear` takes: the quantised mat-vec's block terms `|d_w·d_x·Σ u·q|` and offset terms
-/// `|m·d_x·Σ q|`, or the f32 products `|w·x|` of the GEMM path.
-fn linear_magnitudes(w: &PackedMatrix, x: &[f32], t: usize, out: &mut [f32]) {
+/// `|m·d_x·Σ q|` (from `xq`, the activation `linear` just quantised), or the f32 products
+/// `|w·x|` of the GEMM path.
+fn linear_magnitudes(w: &PackedMatrix, x: &[f32], xq: &QActs, t: usize, out: &mut [f32]) {
     if w.rows == 0 || w.cols == 0 {
         out.fill(0.0);
         return;
     }
     if t == 1 && !f32_decode() && w.packing() != kernels::Packing::Dense {
-        w.matvec_q_magnitudes(&QActs::quantize(x), out);
+        w.matvec_q_magnitudes(xq, out);
     } else {
         w.matmul_magnitudes(x, t, out);
     }

@@ -163,26 +163,14 @@ fn tensor_parallel_decode_agrees_within_activation_quantisation() {
         let (mut a, mut b) = (single.new_session(64), tp.new_session(64));
         a.record_magnitudes = true;
         b.record_magnitudes = true;
-        let (mut worst, mut differing, mut sites) = (0.0f64, 0, 0);
+        let mut st = LockstepStats::default();
         for (step, &tok) in TOKENS.iter().enumerate() {
-            let mut rec = Record::default();
-            let la = single
-                .forward(&mut a, &[tok], &mut rec, Logits::Last)
-                .unwrap();
-            let mut ls = Lockstep::new(&rec, (t.n_embd, t.n_ff));
-            let lb = tp.forward(&mut b, &[tok], &mut ls, Logits::Last).unwrap();
-            assert_eq!(ls.next, rec.sums.len());
-            assert!(
-                la == lb,
-                "decode step {step}, shares {shares:?}: logits differ under lock-step"
-            );
-            assert_same_kv(&single, &a, &tp, &b, "decode");
-            worst = worst.max(ls.worst);
-            differing += ls.differing;
-            sites += ls.next;
+            let what = format!("decode step {step}, shares {shares:?}");
+            lockstep_decode_step(&single, &mut a, &tp, &mut b, tok, &what, &mut st);
         }
         eprintln!(
-            "decode, shares {shares:?}: worst |Δ|/bound {worst:.3}, {differing} of {sites} sites not bit-identical"
+            "decode, shares {shares:?}: worst |Δ|/bound {:.3}, {} of {} sites not bit-identical",
+            st.worst, st.differing, st.sites
         );
     }
 }

@@ -10,7 +10,7 @@ use airinfer_llm::model::{Logits, Model};
 use airinfer_llm::sampling::argmax;
 use airinfer_llm::tokenizer::Tokenizer;
 use airinfer_llm::tp::IdealCollective;
-use common::{assert_same_kv, Lockstep, Record};
+use common::{lockstep_decode_step, Lockstep, LockstepStats, Record};
 use std::path::PathBuf;
 
 fn cache() -> PathBuf {
@@ -112,28 +112,17 @@ fn tensor_parallel_smollm2_equals_single_device() {
         let (mut a, mut b) = (single.new_session(64), tp.new_session(64));
         a.record_magnitudes = true;
         b.record_magnitudes = true;
-        let (mut worst, mut differing, mut sites) = (0.0f64, 0, 0);
+        let mut st = LockstepStats::default();
         let mut next = prompt[0];
         for step in 0..prompt.len() + 5 {
-            let mut rec = Record::default();
-            let la = single
-                .forward(&mut a, &[next], &mut rec, Logits::Last)
-                .unwrap();
-            let mut ls = Lockstep::new(&rec, cols);
-            let lb = tp.forward(&mut b, &[next], &mut ls, Logits::Last).unwrap();
-            assert!(
-                la == lb,
-                "decode step {step}, shares {shares:?}: logits differ under lock-step"
-            );
-            assert_same_kv(&single, &a, &tp, &b, "decode");
-            worst = worst.max(ls.worst);
-            differing += ls.differing;
-            sites += ls.next;
+            let what = format!("decode step {step}, shares {shares:?}");
+            let la = lockstep_decode_step(&single, &mut a, &tp, &mut b, next, &what, &mut st);
             next = prompt
                 .get(step + 1)
                 .copied()
                 .unwrap_or_else(|| argmax(&la).unwrap());
         }
+        let (worst, differing, sites) = (st.worst, st.differing, st.sites);
         eprintln!(
             "decode, shares {shares:?}: worst |Δ|/bound {worst:.3}, {differing} of {sites} sites not bit-identical"
         );

@@ -476,3 +476,38 @@ pub fn assert_same_kv(
         }
     }
 }
+
+/// Totals of a lock-step run (for the test's report and its "the check is live" assertion).
+#[derive(Default)]
+pub struct LockstepStats {
+    pub worst: f64,
+    pub differing: usize,
+    pub sites: usize,
+}
+
+/// One decode step of `tok` through `single` (session `a`) and `tp` (session `b`) in lock-step:
+/// every reduction site checked by [`Lockstep`], the logits and every device's KV cache bit for
+/// bit the single device's. Both sessions must record magnitudes. Returns the logits.
+pub fn lockstep_decode_step(
+    single: &airinfer_llm::model::Model,
+    a: &mut airinfer_llm::model::Session,
+    tp: &airinfer_llm::model::Model,
+    b: &mut airinfer_llm::model::Session,
+    tok: u32,
+    what: &str,
+    stats: &mut LockstepStats,
+) -> Vec<f32> {
+    use airinfer_llm::model::Logits;
+    let cfg = &single.cfg;
+    let mut rec = Record::default();
+    let la = single.forward(a, &[tok], &mut rec, Logits::Last).unwrap();
+    let mut ls = Lockstep::new(&rec, (cfg.n_head * cfg.head_dim, cfg.n_ff));
+    let lb = tp.forward(b, &[tok], &mut ls, Logits::Last).unwrap();
+    assert_eq!(ls.next, rec.sums.len());
+    assert!(la == lb, "{what}: logits differ under lock-step");
+    assert_same_kv(single, a, tp, b, "decode");
+    stats.worst = stats.worst.max(ls.worst);
+    stats.differing += ls.differing;
+    stats.sites += ls.next;
+    la
+}
