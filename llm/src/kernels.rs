@@ -577,11 +577,8 @@ fn select_kernel() -> Kernel {
         let cap = simd_cap().ok().flatten().unwrap_or("avx512");
         let level = SIMD_LEVELS.iter().position(|l| *l == cap).unwrap_or(2);
         // the kernels are ranked like SIMD_LEVELS: take the best one at or below the cap
-        kernels_here()
-            .into_iter()
-            .take(level + 1)
-            .last()
-            .unwrap_or(Kernel::Portable)
+        let k = kernels_here();
+        k[level.min(k.len() - 1)]
     })
 }
 
