@@ -64,12 +64,17 @@ RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$target/loom" run cargo test --release 
 # against it (skipped with a note where SoapySDR's headers or g++ are missing)
 if pkg-config --exists SoapySDR 2>/dev/null && command -v g++ >/dev/null; then
   modules="$(pwd)/$target/soapy-modules"
-  if bash phy/soapy/build.sh "$modules" >/dev/null &&
-    SOAPY_SDR_PLUGIN_PATH="$modules" SoapySDRUtil --find="driver=airinfer-loopback" | grep -q airinfer-loopback; then
+  # SoapySDRUtil's output is captured whole before it is searched: `| grep -q` would close the
+  # pipe at the first match and, under pipefail, SoapySDRUtil's next line (SIGPIPE) would fail
+  # the step now and then (1 in 200 on a loaded machine)
+  found="$(bash phy/soapy/build.sh "$modules" 2>&1 &&
+    SOAPY_SDR_PLUGIN_PATH="$modules" SoapySDRUtil --find="driver=airinfer-loopback" 2>&1)"
+  if [[ "$found" == *"driver = airinfer-loopback"* ]]; then
     SOAPY_SDR_PLUGIN_PATH="$modules" run cargo test --release -p airinfer-phy --features soapy --test soapy_loopback "$@"
     # the same experiment through SoapySDR end to end: `airinfer run --radio driver=airinfer-loopback`
     SOAPY_SDR_PLUGIN_PATH="$modules" run cargo test --release -p airinfer-sim --features soapy --test soapy_hil "$@"
   else
+    printf '%s\n' "$found"
     echo "soapy: 0 passed, 1 failed (the loopback module did not build or was not found)" | tee -a "$log"
     status=1
   fi
