@@ -20,5 +20,6 @@ pub type CMat = nalgebra::DMatrix<C64>;
 /// A complex column vector.
 pub type CVec = nalgebra::DVector<C64>;
 
-// Link the system OpenBLAS/LAPACK that clarabel's SDP support calls.
+// Link the system OpenBLAS/LAPACK that clarabel's SDP support calls (`--features clarabel`).
+#[cfg(feature = "clarabel")]
 extern crate openblas_src as _;

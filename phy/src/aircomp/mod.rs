@@ -15,6 +15,9 @@ use crate::channel::cn_matrix;
 use crate::{CMat, C64};
 
 pub mod fdma;
+pub mod sdp;
+#[cfg(feature = "clarabel")]
+pub mod sdp_clarabel;
 pub mod sdr;
 pub use fdma::{fdma_sum, simulate_fdma_mse, uncoded_fdma, FdmaDesign};
 pub use sdr::{sdr, SdrDesign};

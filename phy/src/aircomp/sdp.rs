@@ -1,0 +1,545 @@
+//! The SDR's semidefinite programme, solved by our own primal–dual interior-point method.
+//!
+//! Primal (P) and dual (D), over complex Hermitian n×n matrices, with `Q_k = H_kH_kᴴ`:
+//!
+//! ```text
+//! (P)  min tr(M)   s.t. tr(M Q_k) − s_k = c_k,  M ⪰ 0, s ≥ 0
+//! (D)  max cᵀy     s.t. S = I − Σ_k y_k Q_k ⪰ 0,  y ≥ 0
+//! ```
+//!
+//! The method is the HKM primal–dual path-following method with Mehrotra's predictor–corrector
+//! (as in SDPT3 and CSDP), specialised to this structure: the Schur complement is only K×K,
+//! `B_kl = Re tr(Q_k M Q_l S⁻¹) + δ_kl s_k/y_k`, and every product with a `Q_k` goes through its
+//! n×N_t factor `H_k`, so an iteration costs O(n³ + n²T + nT²) with `T = Σ_k N_t`. The iterates
+//! stay dual feasible (S is recomputed from y, never updated); the primal start is feasible too.
+//!
+//! **Certificate.** The answer is a pair that brackets the optimum by weak duality: a dual
+//! point y ≥ 0 whose `S = I − Σ y_k Q_k` is verified positive definite by a Cholesky
+//! factorisation of the freshly computed matrix (so `cᵀy ≤ opt`), and a primal matrix
+//! `M ⪰ 0` scaled to meet every constraint exactly in the original data (so `tr M ≥ opt`).
+//! [`SdpSolution::rel_gap`] is `(tr M − cᵀy)/tr M`; [`solve`] returns only when it is at most
+//! [`GAP_TOL`], and says why otherwise.
+
+use super::AirCompError;
+use crate::{CMat, C64};
+use nalgebra::DMatrix;
+
+/// The relative duality gap [`solve`] certifies.
+pub const GAP_TOL: f64 = 1e-7;
+/// The gap the iterations aim for (below [`GAP_TOL`], so a last step cut short still certifies).
+const GAP_TARGET: f64 = 1e-10;
+/// Iterations before giving up (typical solves take 12–30).
+const MAX_ITER: u32 = 100;
+/// Fraction of the step to the boundary of the cone.
+const STEP_FRACTION: f64 = 0.98;
+
+/// A solved SDP with its certificate.
+#[derive(Debug, Clone)]
+pub struct SdpSolution {
+    /// The primal matrix M ⪰ 0, feasible: `tr(M Q_k) ≥ c_k` for every k (in f64).
+    pub m: CMat,
+    /// `tr M`: an upper bound on the optimal value.
+    pub primal: f64,
+    /// `cᵀy`: a lower bound on the optimal value.
+    pub dual: f64,
+    /// The dual multipliers y ≥ 0 (`I − Σ y_k Q_k ⪰ 0` verified).
+    pub y: Vec<f64>,
+    /// Interior-point iterations.
+    pub iterations: u32,
+}
+
+impl SdpSolution {
+    /// `(primal − dual) / primal`, 0 when both are 0.
+    pub fn rel_gap(&self) -> f64 {
+        if self.primal > 0.0 {
+            (self.primal - self.dual) / self.primal
+        } else {
+            0.0
+        }
+    }
+}
+
+fn bad<T>(msg: impl Into<String>) -> Result<T, AirCompError> {
+    Err(AirCompError::Invalid(msg.into()))
+}
+
+/// Solve `min tr(M) s.t. tr(M H_kH_kᴴ) ≥ c_k, M ⪰ 0` (n×n Hermitian M, `h[k]` n×t_k) to a
+/// certified relative duality gap ≤ [`GAP_TOL`].
+///
+/// Errors: mismatched sizes; a `c_k` negative or not finite; a non-finite channel entry; a
+/// device with `c_k > 0` and a zero channel (no M reaches it: the SDP is infeasible); no
+/// certificate within the iteration limit.
+pub fn solve(h: &[CMat], c: &[f64]) -> Result<SdpSolution, AirCompError> {
+    if h.is_empty() {
+        return bad("SDP: no constraints (K = 0)");
+    }
+    if h.len() != c.len() {
+        return bad(format!(
+            "SDP: {} channels but {} right-hand sides",
+            h.len(),
+            c.len()
+        ));
+    }
+    let n = h[0].nrows();
+    if n == 0 {
+        return bad("SDP: channels have 0 rows (N_r = 0)");
+    }
+    let mut active = Vec::new();
+    for (k, (hk, &ck)) in h.iter().zip(c).enumerate() {
+        if hk.nrows() != n {
+            return bad(format!(
+                "SDP: channel {k} has {} rows, channel 0 has {n}",
+                hk.nrows()
+            ));
+        }
+        if !(ck.is_finite() && ck >= 0.0) {
+            return bad(format!(
+                "SDP: right-hand side {k} is {ck}; must be finite and ≥ 0"
+            ));
+        }
+        if hk.iter().any(|v| !(v.re.is_finite() && v.im.is_finite())) {
+            return bad(format!("SDP: channel {k} holds a non-finite entry"));
+        }
+        if ck > 0.0 {
+            let e = hk.norm_squared();
+            if e == 0.0 || hk.ncols() == 0 {
+                return bad(format!(
+                    "SDP infeasible: device {k}'s channel is zero, so no receive beamformer reaches it"
+                ));
+            }
+            if !e.is_finite() {
+                return bad(format!("SDP: channel {k}'s energy overflows f64"));
+            }
+            active.push(k);
+        }
+    }
+    if active.is_empty() {
+        // every constraint reads tr(M Q_k) ≥ 0: M = 0 is optimal, y = 0 certifies it
+        return Ok(SdpSolution {
+            m: CMat::zeros(n, n),
+            primal: 0.0,
+            dual: 0.0,
+            y: vec![0.0; h.len()],
+            iterations: 0,
+        });
+    }
+    // normalise: Q̄_k = Q_k / (c_k ρ) with ρ = max_k tr(Q_k)/c_k, so every right-hand side is 1 and
+    // the largest tr Q̄_k is 1; X = ρM solves min tr X s.t. tr(X Q̄_k) ≥ 1
+    let ratios: Vec<f64> = active.iter().map(|&k| h[k].norm_squared() / c[k]).collect();
+    let rho = ratios.iter().cloned().fold(0.0, f64::max);
+    let blocks: Vec<(usize, usize)> = {
+        let mut off = 0;
+        active
+            .iter()
+            .map(|&k| {
+                let b = (off, h[k].ncols());
+                off += h[k].ncols();
+                b
+            })
+            .collect()
+    };
+    let t_all: usize = blocks.iter().map(|b| b.1).sum();
+    let mut hs = CMat::zeros(n, t_all);
+    for (&k, &(off, w)) in active.iter().zip(&blocks) {
+        let f = C64::new(1.0 / (c[k] * rho).sqrt(), 0.0);
+        for j in 0..w {
+            for i in 0..n {
+                hs[(i, off + j)] = h[k][(i, j)] * f;
+            }
+        }
+    }
+    let core = Core { n, hs, blocks };
+    let (x, y, iterations) = core.run()?;
+    certify(h, c, &active, rho, &x, &y, iterations)
+}
+
+/// The normalised problem: `min tr X s.t. tr(X Q̄_k) ≥ 1`, `Q̄_k = Hs_k Hs_kᴴ` (block k of hs).
+struct Core {
+    n: usize,
+    hs: CMat,
+    blocks: Vec<(usize, usize)>,
+}
+
+/// Step length to the boundary: the largest α with `Z + αΔ ⪰ 0` (∞ when Δ ⪰ 0), from the
+/// smallest eigenvalue of `L⁻¹ΔL⁻ᴴ` (Z = LLᴴ).
+fn max_step(l: &CMat, d: &CMat) -> f64 {
+    let w = l
+        .solve_lower_triangular(d)
+        .expect("Cholesky factor is nonsingular");
+    let v = l
+        .solve_lower_triangular(&w.adjoint())
+        .expect("Cholesky factor is nonsingular");
+    let v = (&v + v.adjoint()) * C64::new(0.5, 0.0);
+    let lmin = v
+        .symmetric_eigenvalues()
+        .iter()
+        .cloned()
+        .fold(f64::INFINITY, f64::min);
+    if lmin >= 0.0 {
+        f64::INFINITY
+    } else {
+        -1.0 / lmin
+    }
+}
+
+fn herm(m: &CMat) -> CMat {
+    (m + m.adjoint()) * C64::new(0.5, 0.0)
+}
+
+fn re_trace_prod(a: &CMat, b: &CMat) -> f64 {
+    // Re tr(AB) = Σ_ij Re(A_ij B_ji)
+    let n = a.nrows();
+    let mut s = 0.0;
+    for i in 0..n {
+        for j in 0..n {
+            let (x, y) = (a[(i, j)], b[(j, i)]);
+            s += x.re * y.re - x.im * y.im;
+        }
+    }
+    s
+}
+
+impl Core {
+    fn k(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// `S = I − Σ y_k Q̄_k`.
+    fn slack(&self, y: &[f64]) -> CMat {
+        let mut s = CMat::identity(self.n, self.n);
+        s -= self.weighted_gram(y);
+        s
+    }
+
+    /// `Σ_k w_k Q̄_k = Hs diag(w_k per block) Hsᴴ`.
+    fn weighted_gram(&self, w: &[f64]) -> CMat {
+        let mut hw = self.hs.clone();
+        for (&(off, width), &wk) in self.blocks.iter().zip(w) {
+            for j in off..off + width {
+                hw.column_mut(j).scale_mut(wk);
+            }
+        }
+        let mut g = CMat::zeros(self.n, self.n);
+        g.gemm(
+            C64::new(1.0, 0.0),
+            &hw,
+            &self.hs.adjoint(),
+            C64::new(0.0, 0.0),
+        );
+        herm(&g)
+    }
+
+    /// `tr(X Q̄_k)` for every k: the real diagonal sums of `Hsᴴ X Hs` per block.
+    fn traces(&self, x: &CMat) -> Vec<f64> {
+        let xh = x * &self.hs;
+        self.blocks
+            .iter()
+            .map(|&(off, w)| {
+                let mut t = 0.0;
+                for j in off..off + w {
+                    for i in 0..self.n {
+                        let (a, b) = (self.hs[(i, j)], xh[(i, j)]);
+                        t += a.re * b.re + a.im * b.im;
+                    }
+                }
+                t
+            })
+            .collect()
+    }
+
+    /// Mehrotra predictor–corrector with the HKM direction. Returns (X, y, iterations).
+    fn run(&self) -> Result<(CMat, Vec<f64>, u32), AirCompError> {
+        let (n, kk) = (self.n, self.k());
+        let tr_q: Vec<f64> = self
+            .blocks
+            .iter()
+            .map(|&(off, w)| {
+                (off..off + w)
+                    .map(|j| self.hs.column(j).norm_squared())
+                    .sum()
+            })
+            .collect();
+        let min_tr = tr_q.iter().cloned().fold(f64::INFINITY, f64::min);
+        // a feasible, roughly centred start: X = ξI with every surplus ≥ 1, S ⪰ I/2
+        let xi = 2.0 / min_tr;
+        let mut x = CMat::identity(n, n) * C64::new(xi, 0.0);
+        let mut s: Vec<f64> = tr_q.iter().map(|t| xi * t - 1.0).collect();
+        let mut y: Vec<f64> = tr_q.iter().map(|t| 0.5 / (kk as f64 * t)).collect();
+        let nu = (n + kk) as f64;
+        let mut best: Option<(f64, CMat, Vec<f64>, u32)> = None;
+        let mut stop = "the iteration limit";
+        for it in 0..MAX_ITER {
+            let sm = self.slack(&y);
+            let Some(chol_s) = sm.clone().cholesky() else {
+                stop = "the dual slack losing definiteness in f64";
+                break;
+            };
+            let Some(chol_x) = x.clone().cholesky() else {
+                stop = "the primal matrix losing definiteness in f64";
+                break;
+            };
+            let (lx, ls) = (chol_x.l(), chol_s.l());
+            let tx = self.traces(&x);
+            // certified gap of this iterate: X scaled to meet every constraint, against Σy
+            let scale = tx.iter().map(|t| 1.0 / t).fold(1.0, f64::max);
+            let p = scale * (0..n).map(|i| x[(i, i)].re).sum::<f64>();
+            let d: f64 = y.iter().sum();
+            let gap = (p - d) / p;
+            if best.as_ref().is_none_or(|b| gap < b.0) {
+                best = Some((gap, x.clone(), y.clone(), it));
+            }
+            let best_it = best.as_ref().map_or(it, |b| b.3);
+            if gap <= GAP_TARGET {
+                return Ok((x, y, it));
+            }
+            if it >= best_it + 5 && best.as_ref().is_some_and(|b| b.0 <= GAP_TOL) {
+                stop = "no progress in 5 iterations";
+                break; // rounding floor reached below the certified tolerance
+            }
+            let mu =
+                (re_trace_prod(&x, &sm) + s.iter().zip(&y).map(|(a, b)| a * b).sum::<f64>()) / nu;
+            let sinv = chol_s.inverse();
+            // Schur complement B_kl = Re tr(Q_k X Q_l S⁻¹) + δ_kl s_k/y_k via the T×T products
+            let xh = &x * &self.hs;
+            let p_mat = self.hs.adjoint() * &xh;
+            let sh = &sinv * &self.hs;
+            let r_mat = self.hs.adjoint() * &sh;
+            let mut b = DMatrix::<f64>::zeros(kk, kk);
+            for (a, &(oa, wa)) in self.blocks.iter().enumerate() {
+                for (bb, &(ob, wb)) in self.blocks.iter().enumerate().skip(a) {
+                    let mut v = 0.0;
+                    for i in oa..oa + wa {
+                        for j in ob..ob + wb {
+                            let (pp, rr) = (p_mat[(i, j)], r_mat[(i, j)]);
+                            v += pp.re * rr.re + pp.im * rr.im;
+                        }
+                    }
+                    b[(a, bb)] = v;
+                    b[(bb, a)] = v;
+                }
+                b[(a, a)] += s[a] / y[a];
+            }
+            let tr_qs: Vec<f64> = self
+                .blocks
+                .iter()
+                .map(|&(off, w)| (off..off + w).map(|j| r_mat[(j, j)].re).sum())
+                .collect();
+            let Some(chol_b) = b.cholesky() else {
+                stop = "a singular Schur complement";
+                break;
+            };
+            // one Newton direction for centring σ and corrector terms (Cx, corr)
+            let direction = |sigma: f64,
+                             cx: Option<&CMat>,
+                             corr: Option<&[f64]>|
+             -> (CMat, Vec<f64>, CMat, Vec<f64>) {
+                let cq = cx.map(|m| self.traces(m));
+                let rhs = nalgebra::DVector::<f64>::from_fn(kk, |k, _| {
+                    let mut r = 1.0 - sigma * mu * (tr_qs[k] - 1.0 / y[k]);
+                    if let Some(cq) = &cq {
+                        r += cq[k];
+                    }
+                    if let Some(corr) = corr {
+                        r -= corr[k];
+                    }
+                    r
+                });
+                let dy = chol_b.solve(&rhs);
+                let dy: Vec<f64> = dy.iter().cloned().collect();
+                let dmat = self.weighted_gram(&dy);
+                // ΔX = herm(σμS⁻¹ − X − Cx + X D S⁻¹), ΔS = −D
+                let mut dx = &sinv * C64::new(sigma * mu, 0.0) - &x;
+                if let Some(cx) = cx {
+                    dx -= cx;
+                }
+                dx += &x * &dmat * &sinv;
+                let dx = herm(&dx);
+                let ds: Vec<f64> = (0..kk)
+                    .map(|k| {
+                        sigma * mu / y[k] - s[k] - corr.map_or(0.0, |c| c[k]) - s[k] * dy[k] / y[k]
+                    })
+                    .collect();
+                (dx, ds, -dmat, dy)
+            };
+            let steps = |dx: &CMat, ds: &[f64], dsm: &CMat, dy: &[f64]| -> (f64, f64) {
+                let mut ap = max_step(&lx, dx);
+                let mut ad = max_step(&ls, dsm);
+                for k in 0..kk {
+                    if ds[k] < 0.0 {
+                        ap = ap.min(-s[k] / ds[k]);
+                    }
+                    if dy[k] < 0.0 {
+                        ad = ad.min(-y[k] / dy[k]);
+                    }
+                }
+                (ap, ad)
+            };
+            // predictor (affine scaling)
+            let (dx_a, ds_a, dsm_a, dy_a) = direction(0.0, None, None);
+            let (ap, ad) = steps(&dx_a, &ds_a, &dsm_a, &dy_a);
+            let (ap, ad) = (ap.min(1.0), ad.min(1.0));
+            let x_a = &x + &dx_a * C64::new(ap, 0.0);
+            let s_mat_a = &sm + &dsm_a * C64::new(ad, 0.0);
+            let mu_a = (re_trace_prod(&x_a, &s_mat_a)
+                + (0..kk)
+                    .map(|k| (s[k] + ap * ds_a[k]) * (y[k] + ad * dy_a[k]))
+                    .sum::<f64>())
+                / nu;
+            let sigma = (mu_a / mu).clamp(0.0, 1.0).powi(3);
+            // corrector: second-order terms of the predictor
+            let cx = &dx_a * &dsm_a * &sinv;
+            let corr: Vec<f64> = (0..kk).map(|k| ds_a[k] * dy_a[k] / y[k]).collect();
+            let (dx, ds, dsm, dy) = direction(sigma, Some(&cx), Some(&corr));
+            let (ap, ad) = steps(&dx, &ds, &dsm, &dy);
+            let ap = (STEP_FRACTION * ap).min(1.0);
+            let ad = (STEP_FRACTION * ad).min(1.0);
+            x = herm(&(&x + &dx * C64::new(ap, 0.0)));
+            for k in 0..kk {
+                s[k] += ap * ds[k];
+                y[k] += ad * dy[k];
+            }
+            if ap < 1e-12 && ad < 1e-12 {
+                stop = "a stalled step";
+                break;
+            }
+        }
+        match best {
+            Some((gap, x, y, it)) if gap <= GAP_TOL => Ok((x, y, it + 1)),
+            Some((gap, ..)) => bad(format!(
+                "SDP: no certificate (stopped by {stop}; best relative gap {gap:.2e} > {GAP_TOL:.0e})"
+            )),
+            None => bad(format!("SDP: no certificate (stopped by {stop} at the start)")),
+        }
+    }
+}
+
+/// The certificate in the original data: M = X/ρ scaled to meet every constraint; y mapped back
+/// and, if rounding puts `I − Σ y_k Q_k` on the boundary, shrunk until its Cholesky succeeds.
+fn certify(
+    h: &[CMat],
+    c: &[f64],
+    active: &[usize],
+    rho: f64,
+    x: &CMat,
+    y_norm: &[f64],
+    iterations: u32,
+) -> Result<SdpSolution, AirCompError> {
+    let n = x.nrows();
+    let mut m = x * C64::new(1.0 / rho, 0.0);
+    let mut scale: f64 = 1.0;
+    for &k in active {
+        let hm = h[k].adjoint() * &m * &h[k];
+        let t: f64 = (0..hm.nrows()).map(|i| hm[(i, i)].re).sum();
+        if t.is_nan() || t <= 0.0 {
+            return bad(format!(
+                "SDP: the solution does not reach device {k} (numerical breakdown)"
+            ));
+        }
+        scale = scale.max(c[k] / t);
+    }
+    m *= C64::new(scale, 0.0);
+    let primal: f64 = (0..n).map(|i| m[(i, i)].re).sum();
+    let mut y = vec![0.0; h.len()];
+    for (&k, &yk) in active.iter().zip(y_norm) {
+        y[k] = yk.max(0.0) / (c[k] * rho);
+    }
+    let slack = |y: &[f64]| {
+        let mut s = CMat::identity(n, n);
+        for (hk, &yk) in h.iter().zip(y) {
+            if yk > 0.0 {
+                s.gemm(C64::new(-yk, 0.0), hk, &hk.adjoint(), C64::new(1.0, 0.0));
+            }
+        }
+        herm(&s)
+    };
+    let mut shrink = 0.0;
+    for attempt in 0..=12 {
+        let yt: Vec<f64> = y.iter().map(|v| v * (1.0 - shrink)).collect();
+        if slack(&yt).cholesky().is_some() {
+            let dual: f64 = yt.iter().zip(c).map(|(a, b)| a * b).sum();
+            let sol = SdpSolution {
+                m,
+                primal,
+                dual,
+                y: yt,
+                iterations,
+            };
+            let gap = sol.rel_gap();
+            if gap > GAP_TOL {
+                return bad(format!(
+                    "SDP: certified relative gap {gap:.2e} > {GAP_TOL:.0e} after {iterations} iterations"
+                ));
+            }
+            return Ok(sol);
+        }
+        shrink = 1e-13 * 10f64.powi(attempt);
+    }
+    bad("SDP: no dual point certifies the bound (numerical breakdown)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::cn_matrix;
+    use crate::rng::stream;
+
+    /// n = 1: min m s.t. m|h_k|² ≥ c_k has the closed form m* = max_k c_k/|h_k|².
+    #[test]
+    fn scalar_case_matches_closed_form() {
+        for seed in 0..20 {
+            let mut rng = stream(70, &[seed]);
+            let k = 1 + seed as usize % 7;
+            let h: Vec<CMat> = (0..k)
+                .map(|_| cn_matrix(1, 1 + seed as usize % 3, &mut rng))
+                .collect();
+            let c: Vec<f64> = (0..k).map(|i| 0.3 + i as f64).collect();
+            let exact = h
+                .iter()
+                .zip(&c)
+                .map(|(hk, ck)| ck / hk.norm_squared())
+                .fold(0.0, f64::max);
+            let sol = solve(&h, &c).unwrap();
+            assert!(sol.dual <= exact * (1.0 + 1e-12) && exact <= sol.primal * (1.0 + 1e-12));
+            assert!(sol.rel_gap() <= GAP_TOL);
+        }
+    }
+
+    /// K = 1: min tr M s.t. tr(M Q) ≥ c has value c/λ_max(Q) (M = c/λ·uuᴴ).
+    #[test]
+    fn one_device_matches_the_top_eigenvalue() {
+        for seed in 0..10 {
+            let mut rng = stream(71, &[seed]);
+            let (nr, nt) = (2 + seed as usize, 1 + seed as usize % 4);
+            let h = vec![cn_matrix(nr, nt, &mut rng)];
+            let q = &h[0] * h[0].adjoint();
+            let lmax = q
+                .symmetric_eigenvalues()
+                .iter()
+                .cloned()
+                .fold(0.0, f64::max);
+            let exact = 2.5 / lmax;
+            let sol = solve(&h, &[2.5]).unwrap();
+            assert!(
+                sol.dual <= exact * (1.0 + 1e-12) && exact <= sol.primal * (1.0 + 1e-12),
+                "seed {seed}: [{}, {}] vs {exact}",
+                sol.dual,
+                sol.primal
+            );
+        }
+    }
+
+    #[test]
+    fn zero_channel_is_infeasible_and_zero_targets_give_zero() {
+        let mut rng = stream(72, &[0]);
+        let h = vec![cn_matrix(4, 1, &mut rng), CMat::zeros(4, 1)];
+        let e = solve(&h, &[1.0, 1.0]).unwrap_err().to_string();
+        assert!(e.contains("device 1") && e.contains("zero"), "{e}");
+        // the zero channel with a zero target is no constraint at all
+        let sol = solve(&h, &[1.0, 0.0]).unwrap();
+        assert!(sol.y[1] == 0.0 && sol.rel_gap() <= GAP_TOL);
+        let sol = solve(&h, &[0.0, 0.0]).unwrap();
+        assert_eq!((sol.primal, sol.dual), (0.0, 0.0));
+        assert!(solve(&h, &[1.0, -1.0]).is_err());
+        assert!(solve(&h, &[1.0]).is_err());
+    }
+}
