@@ -144,8 +144,8 @@ pub enum Vary {
 
 #[derive(Args, Debug)]
 pub struct DesignArgs {
-    /// Channel realisations: .npy (complex64/complex128, shape (R, K, N_r, N_t)) or JSON of the
-    /// same nesting with complex numbers as [re, im].
+    /// Channel realisations: .npy (complex64/complex128, C or Fortran order, shape
+    /// (R, K, N_r, N_t)) or JSON of the same nesting with complex numbers as [re, im].
     #[arg(long)]
     pub channels: PathBuf,
     /// The design.
