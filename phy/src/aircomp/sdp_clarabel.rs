@@ -46,7 +46,7 @@ pub struct ClarabelSolution {
 pub fn solve(h: &[CMat], c: &[f64]) -> Result<ClarabelSolution, AirCompError> {
     single_threaded_blas();
     let n = h[0].nrows();
-    if c.iter().any(|&v| !(v > 0.0)) {
+    if c.iter().any(|&v| v.is_nan() || v <= 0.0) {
         return Err(AirCompError::Invalid(
             "clarabel cross-check: every right-hand side must be > 0".into(),
         ));

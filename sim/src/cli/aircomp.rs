@@ -182,6 +182,10 @@ pub struct BenchPhyArgs {
     /// Skip the SDR measurements.
     #[arg(long)]
     pub no_sdr: bool,
+    /// Write the SDP instances timed alone (the first 50 per size: channels, right-hand sides
+    /// and our certified value) to this JSON file, for `scripts/sdr_cvxpy.py` to solve the same.
+    #[arg(long)]
+    pub sdr_instances: Option<PathBuf>,
 }
 
 pub fn run(cmd: AircompCmd) -> Result<()> {
@@ -445,13 +449,15 @@ pub fn bench_phy(a: BenchPhyArgs) -> Result<()> {
         n += 64;
     }
     let trials_s = n as f64 / t0.elapsed().as_secs_f64();
-    // (b) SDR designs/s
+    // (b) SDR designs/s (SDP + 100 randomisations), and the SDP alone on the first instances
     let mut sdr_rates = Vec::new();
+    let mut dump = Vec::new();
     let sdr_cases: &[(usize, usize, usize)] = if a.no_sdr {
         &[]
     } else {
         &[(8, 8, 1), (8, 20, 4)]
     };
+    const DUMPED: u64 = 50;
     for &(k, nr, nt) in sdr_cases {
         let mac = Mac::new(MacConfig {
             devices: k,
@@ -476,7 +482,40 @@ pub fn bench_phy(a: BenchPhyArgs) -> Result<()> {
             std::hint::black_box(aircomp::sdr(&p, 100, &mut rng::stream(3, &[m]))?);
             m += 1;
         }
-        sdr_rates.push(json!({"devices": k, "rx_antennas": nr, "tx_antennas": nt, "designs_per_s": m as f64 / t0.elapsed().as_secs_f64()}));
+        let designs_per_s = m as f64 / t0.elapsed().as_secs_f64();
+        // the relaxation alone (what cvxpy solves), on the first DUMPED instances, repeated
+        let instances: Vec<Vec<CMat>> = (0..DUMPED)
+            .map(|i| mac.small_scale(&mut rng::stream(2, &[i])))
+            .collect();
+        let c = vec![1.0; k];
+        let t0 = Instant::now();
+        let mut solves = 0u64;
+        while t0.elapsed().as_secs_f64() < a.seconds || solves < DUMPED {
+            let h = &instances[(solves % DUMPED) as usize];
+            std::hint::black_box(aircomp::sdp::solve(h, &c)?);
+            solves += 1;
+        }
+        let sdp_per_s = solves as f64 / t0.elapsed().as_secs_f64();
+        if a.sdr_instances.is_some() {
+            for h in &instances {
+                let sol = aircomp::sdp::solve(h, &c)?;
+                let mats: Vec<Vec<Vec<[f64; 2]>>> = h
+                    .iter()
+                    .map(|hk| {
+                        (0..nr)
+                            .map(|i| (0..nt).map(|j| [hk[(i, j)].re, hk[(i, j)].im]).collect())
+                            .collect()
+                    })
+                    .collect();
+                dump.push(json!({"devices": k, "rx_antennas": nr, "tx_antennas": nt, "c": c, "h": mats, "primal": sol.primal, "dual": sol.dual}));
+            }
+        }
+        sdr_rates.push(json!({"devices": k, "rx_antennas": nr, "tx_antennas": nt, "designs_per_s": designs_per_s, "sdp_solves_per_s": sdp_per_s}));
+    }
+    if let Some(path) = &a.sdr_instances {
+        let doc = json!({"about": "SDP instances min tr(M) s.t. tr(M H_k H_k^H) >= c_k, M PSD (h[k][row][col] = [re, im]); primal/dual: our certified bracket", "instances": dump});
+        crate::experiment::store::write_atomic(path, serde_json::to_string(&doc)?.as_bytes())
+            .with_context(|| format!("--sdr-instances {}", path.display()))?;
     }
     if a.json {
         println!(
@@ -491,11 +530,12 @@ pub fn bench_phy(a: BenchPhyArgs) -> Result<()> {
         );
         for s in &sdr_rates {
             println!(
-                "SDR designs/s (K={}, N_r={}, N_t={}): {:.2}",
+                "SDR designs/s (K={}, N_r={}, N_t={}): {:.2} (SDP alone: {:.1} solves/s)",
                 s["devices"],
                 s["rx_antennas"],
                 s["tx_antennas"],
-                s["designs_per_s"].as_f64().unwrap_or(0.0)
+                s["designs_per_s"].as_f64().unwrap_or(0.0),
+                s["sdp_solves_per_s"].as_f64().unwrap_or(0.0)
             );
         }
     }
