@@ -119,6 +119,17 @@ fn sdr_multi_stream<R: rand::Rng + ?Sized>(
 ) -> Result<SdrDesign, AirCompError> {
     let n = p.channels[0].nrows();
     let l = p.streams;
+    // ZF needs every GᴴH_k (L×L) invertible: a channel of rank < L admits no design at all
+    for (k, h) in p.channels.iter().enumerate() {
+        let sv = h.clone().singular_values();
+        let top = sv.iter().cloned().fold(0.0, f64::max);
+        let rank = sv.iter().filter(|&&v| v > 1e-12 * top).count();
+        if rank < l {
+            return Err(AirCompError::Invalid(format!(
+                "SDR: device {k}'s channel has rank {rank} < L = {l} streams, so no zero-forcing design exists"
+            )));
+        }
+    }
     let q: Vec<CMat> = p.channels.iter().map(|h| h * h.adjoint()).collect();
     let base: Vec<f64> = p
         .signal_var
@@ -314,6 +325,51 @@ mod tests {
             "fast / SDR = {}",
             fast_ratio / count
         );
+    }
+
+    #[test]
+    fn degenerate_channels_are_clear_errors() {
+        let mut rng = stream(42, &[0]);
+        let var = vec![1.0; 3];
+        let pw = vec![1.0; 3];
+        // a zero channel: no receive beamformer reaches the device
+        let mut h: Vec<CMat> = (0..3).map(|_| cn_matrix(4, 2, &mut rng)).collect();
+        h[1] = CMat::zeros(4, 2);
+        let p = Problem {
+            channels: &h,
+            signal_var: &var,
+            power: &pw,
+            noise_var: 0.1,
+            streams: 1,
+        };
+        let e = sdr(&p, 10, &mut rng).unwrap_err().to_string();
+        assert!(e.contains("device 1") && e.contains("zero"), "{e}");
+        // two streams through a rank-one channel
+        let mut h: Vec<CMat> = (0..3).map(|_| cn_matrix(4, 2, &mut rng)).collect();
+        let u = cn_matrix(4, 1, &mut rng);
+        h[2] = &u * cn_matrix(1, 2, &mut rng);
+        let p = Problem {
+            channels: &h,
+            streams: 2,
+            ..p
+        };
+        let e = sdr(&p, 10, &mut rng).unwrap_err().to_string();
+        assert!(e.contains("device 2") && e.contains("rank 1"), "{e}");
+        // N_r < L
+        let h: Vec<CMat> = (0..3).map(|_| cn_matrix(1, 2, &mut rng)).collect();
+        let p = Problem { channels: &h, ..p };
+        assert!(sdr(&p, 10, &mut rng).is_err());
+        // a rank-deficient stacked channel (every device in one direction) is a fine single-stream
+        // problem: solved and certified, the bound below the design
+        let h: Vec<CMat> = (0..3).map(|_| &u * cn_matrix(1, 2, &mut rng)).collect();
+        let p = Problem {
+            channels: &h,
+            streams: 1,
+            ..p
+        };
+        let d = sdr(&p, 10, &mut rng).unwrap();
+        assert!(d.rel_gap <= crate::aircomp::sdp::GAP_TOL);
+        assert!(d.lower_bound <= d.transceiver.analytic_mse * (1.0 + ROUNDING));
     }
 
     #[test]
