@@ -445,11 +445,13 @@ pub fn zf_precoders(p: &Problem, a: &CMat) -> Vec<CMat> {
         .collect()
 }
 
-/// Scale `a` so that the tightest budget `aᴴQ_ka ≥ c_k` holds with equality.
-pub(crate) fn scale_to_budgets(a: &CMat, q: &[CMat], c: &[f64]) -> Option<CMat> {
+/// Scale `a` so that the tightest budget `‖H_kᴴa‖² = aᴴQ_ka ≥ c_k` holds with equality (the ZF
+/// precoders' power), or None when one cannot be met (`H_kᴴa = 0` with `c_k > 0`). O(n·N_t) per
+/// device through the channel `H_k` itself rather than `Q_k = H_kH_kᴴ`.
+pub(crate) fn scale_to_budgets(a: &CMat, h: &[CMat], c: &[f64]) -> Option<CMat> {
     let mut t: f64 = 0.0;
-    for (qk, &ck) in q.iter().zip(c) {
-        let g = (a.adjoint() * qk * a)[(0, 0)].re;
+    for (hk, &ck) in h.iter().zip(c) {
+        let g = hk.ad_mul(a).norm_squared();
         if g <= 0.0 {
             if ck > 0.0 {
                 return None;
@@ -530,7 +532,7 @@ pub fn fast(p: &Problem, iterations: usize) -> Result<Transceiver, AirCompError>
         for (l, gk) in lambda.iter().zip(&g) {
             next += gk * C64::new(0.5 * l, 0.0);
         }
-        let Some(next) = scale_to_budgets(&next, &q, &c) else {
+        let Some(next) = scale_to_budgets(&next, p.channels, &c) else {
             break;
         };
         let n2 = next.norm_squared();

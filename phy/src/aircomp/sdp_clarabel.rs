@@ -42,8 +42,26 @@ pub struct ClarabelSolution {
 /// tight tolerances (1e-10 on gap and feasibility), with every constraint scaled like
 /// [`super::sdp::solve`] does (`c_k` → 1, the largest `tr Q_k` → 1). The same formulation the
 /// SDR used before our own solver; kept to cross-check it (`--features clarabel`).
-#[allow(clippy::needless_range_loop)]
 pub fn solve(h: &[CMat], c: &[f64]) -> Result<ClarabelSolution, AirCompError> {
+    solve_with(h, c, Tolerance::Tight)
+}
+
+/// clarabel's stopping rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tolerance {
+    /// 1e-10 on gap and feasibility (the cross-check).
+    Tight,
+    /// clarabel's defaults (1e-8), as the SDR used before our own solver (the speed baseline).
+    Default,
+}
+
+/// [`solve`] with a chosen stopping rule.
+#[allow(clippy::needless_range_loop)]
+pub fn solve_with(
+    h: &[CMat],
+    c: &[f64],
+    tolerance: Tolerance,
+) -> Result<ClarabelSolution, AirCompError> {
     single_threaded_blas();
     let n = h[0].nrows();
     if c.iter().any(|&v| v.is_nan() || v <= 0.0) {
@@ -146,14 +164,19 @@ pub fn solve(h: &[CMat], c: &[f64]) -> Result<ClarabelSolution, AirCompError> {
     ];
     // faer's supernodal LDL is ~10× faster than the default QDLDL once the PSD block is large
     let method = if n >= 12 { "faer" } else { "qdldl" };
-    let settings = DefaultSettingsBuilder::default()
+    let mut settings = DefaultSettingsBuilder::default();
+    settings
         .direct_solve_method(method.into())
         .verbose(false)
-        .max_iter(500)
-        .tol_gap_abs(1e-10)
-        .tol_gap_rel(1e-10)
-        .tol_feas(1e-10)
-        .tol_ktratio(1e-9)
+        .max_iter(500);
+    if tolerance == Tolerance::Tight {
+        settings
+            .tol_gap_abs(1e-10)
+            .tol_gap_rel(1e-10)
+            .tol_feas(1e-10)
+            .tol_ktratio(1e-9);
+    }
+    let settings = settings
         .build()
         .map_err(|e| AirCompError::Invalid(format!("clarabel settings: {e:?}")))?;
     let mut solver = DefaultSolver::new(&pmat, &cost, &a, &rhs, &cones, settings)

@@ -60,7 +60,7 @@ pub fn sdr<R: rand::Rng + ?Sized>(
     }
     let mut best: Option<(f64, CMat)> = None;
     for a in cands {
-        let Some(a) = scale_to_channel_budgets(&a, p.channels, &need) else {
+        let Some(a) = super::scale_to_budgets(&a, p.channels, &need) else {
             continue;
         };
         let mse = p.noise_var * a.norm_squared();
@@ -82,24 +82,6 @@ pub fn sdr<R: rand::Rng + ?Sized>(
         rel_gap: sol.rel_gap(),
         iterations: sol.iterations,
     })
-}
-
-/// `a` scaled by the smallest factor meeting every budget `‖H_kᴴa‖² ≥ c_k` (the ZF precoder's
-/// power), or None when a budget cannot be met (`H_kᴴa = 0` with `c_k > 0`). The same as
-/// [`super::scale_to_budgets`] with `Q_k = H_kH_kᴴ`, at O(n·N_t) per device instead of O(n²).
-fn scale_to_channel_budgets(a: &CMat, h: &[CMat], c: &[f64]) -> Option<CMat> {
-    let mut t: f64 = 0.0;
-    for (hk, &ck) in h.iter().zip(c) {
-        let g = hk.ad_mul(a).norm_squared();
-        if g <= 0.0 {
-            if ck > 0.0 {
-                return None;
-            }
-            continue;
-        }
-        t = t.max(ck / g);
-    }
-    (t > 0.0).then(|| a * C64::new(t.sqrt(), 0.0))
 }
 
 /// L > 1 streams (Zhu & Huang 2019, as used by Zhang et al. 2025): with `A = √α G` and ZF

@@ -496,6 +496,21 @@ pub fn bench_phy(a: BenchPhyArgs) -> Result<()> {
             solves += 1;
         }
         let sdp_per_s = solves as f64 / t0.elapsed().as_secs_f64();
+        // the solver the SDR used before ours, on the same instances (`--features clarabel`)
+        #[cfg(feature = "clarabel")]
+        let clarabel_per_s = {
+            use aircomp::sdp_clarabel::{solve_with, Tolerance};
+            let t0 = Instant::now();
+            let mut solves = 0u64;
+            while t0.elapsed().as_secs_f64() < a.seconds || solves < 3 {
+                let h = &instances[(solves % DUMPED) as usize];
+                std::hint::black_box(solve_with(h, &c, Tolerance::Default)?);
+                solves += 1;
+            }
+            Some(solves as f64 / t0.elapsed().as_secs_f64())
+        };
+        #[cfg(not(feature = "clarabel"))]
+        let clarabel_per_s: Option<f64> = None;
         if a.sdr_instances.is_some() {
             for h in &instances {
                 let sol = aircomp::sdp::solve(h, &c)?;
@@ -510,7 +525,7 @@ pub fn bench_phy(a: BenchPhyArgs) -> Result<()> {
                 dump.push(json!({"devices": k, "rx_antennas": nr, "tx_antennas": nt, "c": c, "h": mats, "primal": sol.primal, "dual": sol.dual}));
             }
         }
-        sdr_rates.push(json!({"devices": k, "rx_antennas": nr, "tx_antennas": nt, "designs_per_s": designs_per_s, "sdp_solves_per_s": sdp_per_s}));
+        sdr_rates.push(json!({"devices": k, "rx_antennas": nr, "tx_antennas": nt, "designs_per_s": designs_per_s, "sdp_solves_per_s": sdp_per_s, "clarabel_sdp_solves_per_s": clarabel_per_s}));
     }
     if let Some(path) = &a.sdr_instances {
         let doc = json!({"about": "SDP instances min tr(M) s.t. tr(M H_k H_k^H) >= c_k, M PSD (h[k][row][col] = [re, im]); primal/dual: our certified bracket", "instances": dump});
@@ -537,6 +552,9 @@ pub fn bench_phy(a: BenchPhyArgs) -> Result<()> {
                 s["designs_per_s"].as_f64().unwrap_or(0.0),
                 s["sdp_solves_per_s"].as_f64().unwrap_or(0.0)
             );
+            if let Some(r) = s["clarabel_sdp_solves_per_s"].as_f64() {
+                println!("  clarabel (default tolerances) on the same SDPs: {r:.2} solves/s");
+            }
         }
     }
     Ok(())
