@@ -173,6 +173,13 @@ struct Core {
 /// smallest eigenvalue of `L⁻¹ΔL⁻ᴴ` (Z = LLᴴ; `linv` = L⁻¹).
 fn max_step(linv: &CMat, linv_h: &CMat, d: &CMat) -> f64 {
     let v = herm(&zmul(&zmul(linv, d), linv_h));
+    // a full step (α = 1 after the step fraction) needs only α_max ≥ 1/STEP_FRACTION: one
+    // Cholesky of I + V/STEP_FRACTION answers that, far cheaper than the eigenvalues
+    let n = v.nrows();
+    let full = CMat::identity(n, n) + &v * C64::new(1.0 / STEP_FRACTION, 0.0);
+    if cholesky(&full).is_some() {
+        return 1.0 / STEP_FRACTION;
+    }
     let lmin = v
         .symmetric_eigenvalues()
         .iter()
@@ -183,6 +190,34 @@ fn max_step(linv: &CMat, linv_h: &CMat, d: &CMat) -> f64 {
     } else {
         -1.0 / lmin
     }
+}
+
+/// The lower Cholesky factor L (A = LLᴴ) of a Hermitian matrix, or None unless every pivot is
+/// real, finite and positive, i.e. unless A is positive definite (up to rounding). nalgebra's
+/// `cholesky()` cannot serve as that test for complex matrices: it takes the complex square
+/// root of a negative pivot and carries on.
+fn cholesky(a: &CMat) -> Option<CMat> {
+    let n = a.nrows();
+    let mut l = CMat::zeros(n, n);
+    for j in 0..n {
+        let mut d = a[(j, j)].re;
+        for k in 0..j {
+            d -= l[(j, k)].norm_sqr();
+        }
+        if !(d.is_finite() && d > 0.0) {
+            return None;
+        }
+        let djj = d.sqrt();
+        l[(j, j)] = C64::new(djj, 0.0);
+        for i in j + 1..n {
+            let mut v = a[(i, j)];
+            for k in 0..j {
+                v -= l[(i, k)] * l[(j, k)].conj();
+            }
+            l[(i, j)] = v / djj;
+        }
+    }
+    Some(l)
 }
 
 /// L⁻¹ and L⁻ᴴ of a Cholesky factor.
@@ -319,16 +354,16 @@ impl Core {
         let mut stop = "the iteration limit";
         for it in 0..MAX_ITER {
             let sm = self.slack(&y);
-            let Some(chol_s) = sm.clone().cholesky() else {
+            let Some(chol_s) = cholesky(&sm) else {
                 stop = "the dual slack losing definiteness in f64";
                 break;
             };
-            let Some(chol_x) = x.clone().cholesky() else {
+            let Some(chol_x) = cholesky(&x) else {
                 stop = "the primal matrix losing definiteness in f64";
                 break;
             };
-            let (lx_inv, lx_inv_h) = tri_inverse(&chol_x.l());
-            let (ls_inv, ls_inv_h) = tri_inverse(&chol_s.l());
+            let (lx_inv, lx_inv_h) = tri_inverse(&chol_x);
+            let (ls_inv, ls_inv_h) = tri_inverse(&chol_s);
             let tx = self.traces(&x);
             // certified gap of this iterate: X scaled to meet every constraint, against Σy
             let scale = tx.iter().map(|t| 1.0 / t).fold(1.0, f64::max);
@@ -505,7 +540,22 @@ fn certify(
     let mut shrink = 0.0;
     for attempt in 0..=12 {
         let yt: Vec<f64> = y.iter().map(|v| v * (1.0 - shrink)).collect();
-        if slack(&yt).cholesky().is_some() {
+        // a Cholesky that completes in f64 proves S + E ≻ 0 with ‖E‖₂ ≤ n·γ_{n+1}·max_i S_ii
+        // (Demmel); S itself carries the rounding of I − Σ y_k Q_k, ≤ γ_T·(1 + Σ y_k tr Q_k).
+        // Shifting by twice both makes the test one-sided: success proves S ⪰ 0.
+        let st = slack(&yt);
+        let eps = f64::EPSILON;
+        let maxdiag = (0..n).map(|i| st[(i, i)].re).fold(0.0, f64::max);
+        let load: f64 = h
+            .iter()
+            .zip(&yt)
+            .map(|(hk, yk)| yk * hk.norm_squared())
+            .sum();
+        let gamma = |m: usize| m as f64 * eps / (1.0 - m as f64 * eps);
+        let t_all: usize = h.iter().map(|hk| hk.ncols()).sum();
+        let shift = 2.0 * (n as f64 * gamma(n + 1) * maxdiag + gamma(t_all + 1) * (1.0 + load));
+        let shifted = st - CMat::identity(n, n) * C64::new(shift, 0.0);
+        if cholesky(&shifted).is_some() {
             let dual: f64 = yt.iter().zip(c).map(|(a, b)| a * b).sum();
             let sol = SdpSolution {
                 m,
@@ -576,6 +626,34 @@ mod tests {
                 sol.primal
             );
         }
+    }
+
+    /// Our Cholesky is a definiteness test; nalgebra's complex one is not (it takes the complex
+    /// square root of a negative pivot), which is why we have our own.
+    #[test]
+    fn cholesky_rejects_indefinite_and_factors_definite_matrices() {
+        let mut rng = stream(73, &[0]);
+        let g = cn_matrix(6, 6, &mut rng);
+        let pd = &g * g.adjoint() + CMat::identity(6, 6) * C64::new(0.1, 0.0);
+        let l = cholesky(&pd).expect("positive definite");
+        assert!((&l * l.adjoint() - &pd).norm() <= 1e-12 * pd.norm());
+        assert!((0..6).all(|i| l[(i, i)].im == 0.0 && l[(i, i)].re > 0.0));
+        // one eigenvalue pushed below zero: diag(λ) in a random unitary basis
+        let q = pd.clone().qr().q();
+        let lam = [3.0, 2.0, 1.0, 0.5, 0.25, -1e-3];
+        let d = CMat::from_fn(6, 6, |i, j| {
+            if i == j {
+                C64::new(lam[i], 0.0)
+            } else {
+                C64::new(0.0, 0.0)
+            }
+        });
+        let indefinite = &q * d * q.adjoint();
+        assert!(cholesky(&indefinite).is_none());
+        assert!(
+            indefinite.clone().cholesky().is_some(),
+            "nalgebra's complex Cholesky now rejects indefinite input: ours could go"
+        );
     }
 
     #[test]
