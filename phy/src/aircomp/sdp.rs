@@ -26,9 +26,9 @@ use nalgebra::DMatrix;
 
 /// The relative duality gap [`solve`] certifies.
 pub const GAP_TOL: f64 = 1e-7;
-/// The gap the iterations aim for (100× below [`GAP_TOL`], so the certificate in the original
+/// The gap the iterations aim for (10× below [`GAP_TOL`], so the certificate in the original
 /// data, recomputed after the last step, still holds).
-const GAP_TARGET: f64 = 1e-9;
+const GAP_TARGET: f64 = 1e-8;
 /// Iterations before giving up (typical solves take 12–30).
 const MAX_ITER: u32 = 100;
 /// Fraction of the step to the boundary of the cone.
@@ -232,7 +232,7 @@ fn tri_inverse(l: &CMat) -> (CMat, CMat) {
 
 /// `A·B` through matrixmultiply's complex gemm (packed, SIMD kernels chosen at run time),
 /// several times faster than nalgebra's generic complex product at these sizes.
-fn zmul(a: &CMat, b: &CMat) -> CMat {
+pub(crate) fn zmul(a: &CMat, b: &CMat) -> CMat {
     assert_eq!(a.ncols(), b.nrows(), "zmul: inner dimensions");
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
     let mut c = CMat::zeros(m, n);

@@ -51,25 +51,51 @@ pub fn sdr<R: rand::Rng + ?Sized>(
     let m = &sol.m;
     let lower_bound = p.noise_var * sol.dual;
 
-    // Gaussian randomisation around M = U Λ Uᴴ, plus the principal eigenvector itself
+    // Gaussian randomisation around M = U Λ Uᴴ, plus the principal eigenvector itself: the
+    // candidates are the columns of [u₁ | U Λ^{1/2} Z] (Z ~ CN(0, I), drawn candidate by
+    // candidate), their gains ‖H_kᴴa‖² all from one product Hsᴴ·[…] with Hs = [H_1 … H_K]
     let (u, root, order) = eigen_root(m);
-    let mut cands: Vec<CMat> = vec![CMat::from_fn(n, 1, |i, _| u[(i, order[0])])];
-    for _ in 0..candidates {
-        let z = CMat::from_fn(n, 1, |_, _| cn01(rng));
-        cands.push(&root * z);
+    let z = CMat::from_fn(n, candidates, |_, _| cn01(rng));
+    let mut cands = CMat::zeros(n, candidates + 1);
+    cands.column_mut(0).copy_from(&u.column(order[0]));
+    cands
+        .columns_mut(1, candidates)
+        .copy_from(&super::sdp::zmul(&root, &z));
+    let widths: Vec<usize> = p.channels.iter().map(|h| h.ncols()).collect();
+    let mut hs_h = CMat::zeros(widths.iter().sum(), n);
+    let mut row = 0;
+    for h in p.channels {
+        hs_h.rows_mut(row, h.ncols()).copy_from(&h.adjoint());
+        row += h.ncols();
     }
-    let mut best: Option<(f64, CMat)> = None;
-    for a in cands {
-        let Some(a) = super::scale_to_budgets(&a, p.channels, &need) else {
+    let gains = super::sdp::zmul(&hs_h, &cands);
+    let mut best: Option<(f64, usize, f64)> = None;
+    for c in 0..=candidates {
+        // the smallest scale t meeting every budget t·g_k ≥ need_k (as scale_to_budgets)
+        let (mut t, mut row, mut feasible) = (0.0f64, 0, true);
+        for (&w, &nk) in widths.iter().zip(&need) {
+            let g: f64 = (row..row + w).map(|r| gains[(r, c)].norm_sqr()).sum();
+            row += w;
+            if g <= 0.0 {
+                if nk > 0.0 {
+                    feasible = false;
+                    break;
+                }
+                continue;
+            }
+            t = t.max(nk / g);
+        }
+        if !feasible || t <= 0.0 {
             continue;
-        };
-        let mse = p.noise_var * a.norm_squared();
-        if best.as_ref().is_none_or(|(b, _)| mse < *b) {
-            best = Some((mse, a));
+        }
+        let mse = p.noise_var * t * cands.column(c).norm_squared();
+        if best.as_ref().is_none_or(|(b, ..)| mse < *b) {
+            best = Some((mse, c, t));
         }
     }
-    let (_, a) =
+    let (_, c, t) =
         best.ok_or_else(|| AirCompError::Invalid("SDR: no feasible randomised candidate".into()))?;
+    let a: CMat = cands.columns(c, 1) * C64::new(t.sqrt(), 0.0);
     let b = super::zf_precoders(p, &a);
     let analytic_mse = super::mse(p, &a, &b);
     Ok(SdrDesign {
