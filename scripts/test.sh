@@ -16,9 +16,10 @@
 #      experiments/smoke.toml, merged and compared with the unsharded run; needs root);
 # and close with one summary line over all of them. A test binary that started but printed no
 # result (a crash, an abort) counts as a failed test in that line.
-# Steps 4 (the emulated CPU), 6, 7 and 8 need system packages the default build does not; they
-# are skipped, with a note, where those are missing. AIRINFER_TEST_STEPS=optional runs only
-# them (.ci/run: after installing their packages, when the first run had to skip some).
+# Steps 4's emulated CPU (qemu), 6 (clarabel), 7 (soapy) and 8 (slurm) need system packages the
+# default build does not; they are skipped, with a note, where those are missing.
+# AIRINFER_TEST_STEPS=qemu,clarabel,… runs only the named ones (.ci/run: after installing the
+# packages the first run lacked); the default, `all`, runs everything.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -29,11 +30,15 @@ status=0
 run() { "$@" 2>&1 | tee -a "$log"; local s=${PIPESTATUS[0]}; [ "$s" -eq 0 ] || status=1; return 0; }
 
 steps="${AIRINFER_TEST_STEPS:-all}"
-case "$steps" in all | optional) ;; *)
-  echo "AIRINFER_TEST_STEPS=$steps: expected all or optional" >&2
-  exit 2
-  ;;
-esac
+for s in ${steps//,/ }; do
+  case "$s" in all | qemu | clarabel | soapy | slurm) ;; *)
+    echo "AIRINFER_TEST_STEPS=$steps: expected all, or a list of qemu, clarabel, soapy, slurm" >&2
+    exit 2
+    ;;
+  esac
+done
+# step NAME: is this optional step selected?
+step() { [ "$steps" = all ] || [[ ",$steps," == *",$1,"* ]]; }
 cargo test --workspace --release --no-run -q "$@" || exit 1
 bin="$(pwd)/$target/release/airinfer"
 "$bin" fetch smollm2-135m lee-news || exit 1
@@ -61,7 +66,9 @@ fi
 # an AVX2-only CPU (no AVX-512 anywhere, the gemm crate's prefill kernels included), emulated by
 # QEMU's Haswell model where qemu-user is installed (.ci/run installs it): the kernels and the
 # tensor-parallel equivalences
-if command -v qemu-x86_64 >/dev/null && [ "$(uname -m)" = x86_64 ]; then
+if ! step qemu; then
+  :
+elif command -v qemu-x86_64 >/dev/null && [ "$(uname -m)" = x86_64 ]; then
   echo "== AVX2-only CPU (qemu-x86_64 -cpu Haswell)"
   CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64 -cpu Haswell" \
     run cargo test --release --no-fail-fast -p airinfer-llm --lib --test smollm2 --test forward_reference "$@" -- kernels:: tensor_parallel
@@ -76,7 +83,9 @@ if [ "$steps" = all ]; then
 fi
 
 # our SDR solver against clarabel, which links the system OpenBLAS (phy's `clarabel` feature)
-if pkg-config --exists openblas 2>/dev/null; then
+if ! step clarabel; then
+  :
+elif pkg-config --exists openblas 2>/dev/null; then
   run cargo test --release -p airinfer-phy --features clarabel --test sdp_crosscheck "$@"
 else
   echo "note: OpenBLAS (libopenblas-dev, pkg-config) missing, so the clarabel cross-check is not run"
@@ -84,7 +93,9 @@ fi
 
 # the SoapySDR path: build our loopback device module, then the `soapy` feature and its tests
 # against it (skipped with a note where SoapySDR's headers or g++ are missing)
-if pkg-config --exists SoapySDR 2>/dev/null && command -v g++ >/dev/null; then
+if ! step soapy; then
+  :
+elif pkg-config --exists SoapySDR 2>/dev/null && command -v g++ >/dev/null; then
   modules="$(pwd)/$target/soapy-modules"
   # SoapySDRUtil's output is captured whole before it is searched: `| grep -q` would close the
   # pipe at the first match and, under pipefail, SoapySDRUtil's next line (SIGPIPE) would fail
@@ -104,7 +115,9 @@ else
   echo "note: SoapySDR (libsoapysdr-dev) or g++ missing, so the soapy feature is not tested"
 fi
 
-if [ "$(id -u)" -eq 0 ]; then
+if ! step slurm; then
+  :
+elif [ "$(id -u)" -eq 0 ]; then
   AIRINFER="$bin" run bash scripts/slurm/test.sh
 else
   echo "note: not root, so the Slurm test (scripts/slurm/test.sh) is skipped"
