@@ -459,6 +459,26 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<(Store, usize)> {
 mod tests {
     use super::*;
 
+    /// Run records are read back by `merge` and on resume: every f64 must come back bit for bit.
+    /// serde_json parses floats exactly only with its `float_roundtrip` feature (the default fast
+    /// path may be one ulp off); once a dependency enabled it for us and the shards-merged test
+    /// failed when that dependency went.
+    #[test]
+    fn floats_survive_the_json_round_trip_bit_for_bit() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut values: Vec<f64> = vec![0.029261982377270478, 0.09243474561184509, 1e-300, 5e-324];
+        values.extend((0..20_000).map(|_| {
+            let m: f64 = rng.random_range(0.0..1.0);
+            m * 10f64.powi(rng.random_range(-20..20))
+        }));
+        for v in values {
+            let text = serde_json::to_string(&v).unwrap();
+            let back: f64 = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.to_bits(), v.to_bits(), "{v:e} → {text} → {back:e}");
+        }
+    }
+
     fn meta() -> Meta {
         Meta {
             name: "t".into(),
