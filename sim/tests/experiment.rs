@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_airinfer"))
@@ -208,6 +207,82 @@ fn bad_experiment_files_give_one_located_error_each() {
 }
 
 #[test]
+fn set_overrides_keys_like_the_file_and_errors_name_the_flag() {
+    let d = tmp("set");
+    let f = write(&d, "e.toml", &allreduce_toml(&[0, 10, 20], 2, 4));
+    let (code, out, err) = airinfer(&["check", &f]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("6 points × 2 replications = 12 runs"), "{out}");
+    // a scalar, a sweep list under a quoted dotted key, and a bare word as a string
+    let (code, out, err) = airinfer(&[
+        "check",
+        &f,
+        "--set",
+        "replications=3",
+        "--set",
+        "sweep.\"channel.snr_db\"=[5, 15]",
+        "--set",
+        "name=renamed",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("experiment 'renamed'"), "{out}");
+    assert!(out.contains("4 points × 3 replications = 12 runs"), "{out}");
+    // list shows the overridden value in every run
+    let (code, out, err) = airinfer(&["list", &f, "--set", "devices.count=5"]);
+    assert_eq!(code, 0, "{err}");
+    let cols: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert!(!cols.contains(&"devices.count"), "not swept: {out}");
+    let (code, out, err) = airinfer(&["list", &f, "--set", "sweep.\"devices.count\"=[2, 5]"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1 + 24, "{out}");
+    // errors: typed like the file, located at the flag, non-zero exit, one line
+    for (set, words) in [
+        ("devices.count=0", "devices.count"),
+        ("devices.count=three", "devices.count"),
+        ("channel.snr_dB=3", "unknown field"),
+        ("nonsense", "expected KEY=VALUE"),
+        ("=4", "key before '=' is empty"),
+        ("channel.snr_db=5", "is swept by"),
+    ] {
+        let (code, _, err) = airinfer(&["check", &f, "--set", set]);
+        assert_eq!(code, 1, "--set {set}: {err}");
+        assert!(
+            err.contains(&format!("--set {set}")) && err.contains(words),
+            "--set {set}: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    // run: results of overrides go to a directory of their own
+    let o = bin()
+        .current_dir(&d)
+        .args([
+            "run",
+            &f,
+            "--set",
+            "replications=1",
+            "--set",
+            "sweep.\"channel.snr_db\"=[0]",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dirs: Vec<String> = std::fs::read_dir(d.join("results/e"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert!(dirs[0].starts_with("set-replications_1_sweep."), "{dirs:?}");
+    let rows = csv_rows(&d.join("results/e").join(&dirs[0]).join("results.csv"));
+    assert_eq!(
+        rows.len(),
+        1 + 2,
+        "two schemes at one SNR, one replication: {rows:?}"
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
 fn extends_and_sweeps_make_the_runs_that_list_prints() {
     let d = tmp("extends");
     write(&d, "base.toml", &allreduce_toml(&[0, 10, 20], 2, 4));
@@ -335,24 +410,14 @@ fn shards_merged_equal_the_unsharded_run_and_threads_do_not_matter() {
 #[test]
 fn an_interrupted_campaign_resumes_without_redoing_or_corrupting() {
     let d = tmp("resume");
-    // ~0.4 s per run on 2 cores: the kill lands mid-campaign
     let f = write(
         &d,
         "e.toml",
-        &allreduce_toml(&[0, 5, 10, 15, 20, 25], 1, 12_000),
+        &allreduce_toml(&[0, 5, 10, 15, 20, 25], 1, 200),
     );
     let reference = d.join("reference");
     let (code, _, err) = airinfer(&["run", &f, "--out", reference.to_str().unwrap(), "--quiet"]);
     assert_eq!(code, 0, "{err}");
-    let out = d.join("out");
-    let mut child = bin()
-        .args(["run", &f, "--out", out.to_str().unwrap(), "--quiet"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    let runs = out.join("runs");
     let count = |p: &Path| {
         std::fs::read_dir(p).map_or(0, |r| {
             r.filter(|e| {
@@ -362,16 +427,47 @@ fn an_interrupted_campaign_resumes_without_redoing_or_corrupting() {
             .count()
         })
     };
-    while count(&runs) < 3 && t0.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap(); // SIGKILL: no chance to clean up
-    child.wait().unwrap();
+    // the process dies (SIGABRT, no cleanup) at a fixed point instead of a kill racing the clock:
+    // after run 4's JSON is written but before the CSV views catch up, then (resumed) after two
+    // more runs with their views
+    let out = d.join("out");
+    let runs = out.join("runs");
+    let abort_after = |point: &str| {
+        let status = bin()
+            .args(["run", &f, "--out", out.to_str().unwrap(), "--quiet"])
+            .env("AIRINFER_TEST_ABORT_AFTER", point)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            !status.success(),
+            "AIRINFER_TEST_ABORT_AFTER={point}: {status}"
+        );
+    };
+    abort_after("4:json");
+    assert_eq!(count(&runs), 4);
+    // the views lag the records by the last run
+    assert_eq!(csv_rows(&out.join("results.csv")).len() - 1, 3);
+    abort_after("2");
+    assert_eq!(count(&runs), 6);
+    assert_eq!(csv_rows(&out.join("results.csv")).len() - 1, 6);
     let finished = count(&runs);
-    assert!(
-        (3..12).contains(&finished),
-        "killed after {finished} of 12 runs: make runs slower"
-    );
+    // a malformed hook is one clear error
+    let (code, _, err) = {
+        let o = bin()
+            .args(["run", &f, "--out", d.join("bad").to_str().unwrap()])
+            .env("AIRINFER_TEST_ABORT_AFTER", "zero")
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            (),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("AIRINFER_TEST_ABORT_AFTER=zero"), "{err}");
     // what is on disk is consistent: complete CSV rows of finished runs only
     let rows = csv_rows(&out.join("results.csv"));
     let header = &rows[0];

@@ -50,6 +50,12 @@ pub struct RunArgs {
     /// the reference). Results go to results/<name>/radio-<args> unless --out is given.
     #[arg(long)]
     pub radio: Option<String>,
+    /// Override a key of the experiment file: `--set devices.count=4`, `--set
+    /// 'sweep."channel.snr_db"=[10, 20]'` (a TOML key path and value; a bare word is a string).
+    /// Repeatable; checked like the file. Results go to results/<name>/set-<overrides> unless
+    /// --out is given, so they never mix with the file's own.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
 }
 
 /// `airinfer check` / `airinfer list`.
@@ -60,6 +66,9 @@ pub struct FileArgs {
     /// Only the runs of shard I/N.
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<(usize, usize)>,
+    /// Override a key of the experiment file (as `airinfer run --set`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
 }
 
 /// `airinfer plot`.
@@ -168,26 +177,42 @@ fn fmt_metric(v: f64) -> String {
     }
 }
 
+/// Where `run` writes by default: results/<name> (a shard's subdirectory with --shard), with a
+/// directory of its own for a radio or overrides, so such runs never replace the file's own.
+fn out_dir(
+    exp: &Experiment,
+    shard: Option<(usize, usize)>,
+    radio: Option<&str>,
+    sets: &[String],
+) -> PathBuf {
+    let safe = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let mut d = default_out(exp, shard);
+    if let Some(r) = radio {
+        d = d.join(format!("radio-{}", safe(r)));
+    }
+    if !sets.is_empty() {
+        d = d.join(format!("set-{}", safe(&sets.join(","))));
+    }
+    d
+}
+
 /// `airinfer run FILE`.
 pub fn run(a: RunArgs) -> Result<()> {
-    let exp = Experiment::load_with_radio(&a.file, a.radio.as_deref())?;
-    let out = a.out.clone().unwrap_or_else(|| {
-        let d = default_out(&exp, a.shard);
-        match &a.radio {
-            // a directory of its own, so hardware runs never replace the file's own results
-            Some(r) => d.join(format!(
-                "radio-{}",
-                r.chars()
-                    .map(|c| if c.is_alphanumeric() || "-_.".contains(c) {
-                        c
-                    } else {
-                        '_'
-                    })
-                    .collect::<String>()
-            )),
-            None => d,
-        }
-    });
+    let exp = Experiment::load_with(&a.file, a.radio.as_deref(), &a.sets)?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| out_dir(&exp, a.shard, a.radio.as_deref(), &a.sets));
     let opts = CampaignOptions {
         out: out.clone(),
         shard: a.shard,
@@ -257,7 +282,7 @@ pub fn run(a: RunArgs) -> Result<()> {
 
 /// `airinfer check FILE`.
 pub fn check(a: FileArgs) -> Result<()> {
-    let exp = Experiment::load(&a.file)?;
+    let exp = Experiment::load_with(&a.file, None, &a.sets)?;
     let n = match a.shard {
         Some((i, s)) => (0..exp.n_runs()).filter(|r| r % s == i).count(),
         None => exp.n_runs(),
@@ -286,14 +311,14 @@ pub fn check(a: FileArgs) -> Result<()> {
     println!(
         "  {} plots; results go to {}",
         exp.base.plot.len(),
-        default_out(&exp, a.shard).display()
+        out_dir(&exp, a.shard, None, &a.sets).display()
     );
     Ok(())
 }
 
 /// `airinfer list FILE`.
 pub fn list(a: FileArgs) -> Result<()> {
-    let exp = Experiment::load(&a.file)?;
+    let exp = Experiment::load_with(&a.file, None, &a.sets)?;
     let mut header = vec!["run".to_string(), "point".into(), "rep".into()];
     header.extend(exp.param_columns.iter().cloned());
     let mut grid = vec![header];

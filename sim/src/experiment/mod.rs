@@ -201,8 +201,36 @@ impl Experiment {
         path: &Path,
         radio: Option<&str>,
     ) -> Result<Experiment, ExperimentError> {
+        Experiment::load_with(path, radio, &[])
+    }
+
+    /// [`Experiment::load_with_radio`] after `--set KEY=VALUE` overrides
+    /// ([`source::apply_sets`]), checked like the file's own keys.
+    pub fn load_with(
+        path: &Path,
+        radio: Option<&str>,
+        sets: &[String],
+    ) -> Result<Experiment, ExperimentError> {
         let mut doc = source::load(path)?;
+        source::apply_sets(&mut doc, sets)?;
         let sweep = Sweep::parse(&doc)?;
+        // a key the file sweeps takes its values from the sweep: an override would be ignored
+        for arg in sets {
+            let key: String = arg
+                .split_once('=')
+                .map_or(arg.as_str(), |(k, _)| k)
+                .trim()
+                .replace('"', "");
+            if sweep.paths().contains(&key) {
+                return Err(ExperimentError::File {
+                    file: PathBuf::from(format!("--set {arg}")),
+                    message: format!(
+                        "{key} is swept by {}; override the sweep instead: --set 'sweep.\"{key}\"=[…]'",
+                        path.display()
+                    ),
+                });
+            }
+        }
         if let Some(r) = radio {
             let sweeps_level = sweep.paths().iter().any(|p| p == "waveform.level");
             let w = doc
@@ -540,8 +568,9 @@ impl Experiment {
             skipped: mine.len() - todo.len(),
         });
         st.write_views()?;
+        let crash = store::crash_point()?;
         let mut ws = kinds::Workspace::new(opts.quiet);
-        for i in todo {
+        for (done, i) in todo.into_iter().enumerate() {
             let run = self.run(i);
             progress(Progress::Begin(&run));
             let started_at = store::now_rfc3339();
@@ -575,7 +604,11 @@ impl Experiment {
                 started_at,
                 elapsed_s: t0.elapsed().as_secs_f64(),
             };
-            st.record(rec.clone())?;
+            st.record_with(rec.clone(), &mut |stage| {
+                if crash == Some((done + 1, stage)) {
+                    std::process::abort();
+                }
+            })?;
             progress(Progress::Done(&run, &rec));
         }
         if mine.iter().all(|&i| st.done(i)) {

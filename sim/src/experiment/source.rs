@@ -137,6 +137,45 @@ pub fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
+/// Apply `--set KEY=VALUE` overrides to a loaded document, in order: KEY is a TOML key path
+/// (`devices.count`, `sweep."channel.snr_db"`), VALUE a TOML value (`4`, `[10, 20]`, `true`,
+/// `"text"`), or, when it does not parse as one, a bare string (`model.name=smollm2-135m`).
+/// Tables merge as in `extends`; errors about a set key later name `--set KEY=VALUE`.
+pub fn apply_sets(doc: &mut Doc, sets: &[String]) -> Result<(), ExperimentError> {
+    for arg in sets {
+        let file = PathBuf::from(format!("--set {arg}"));
+        let Some((key, value)) = arg.split_once('=') else {
+            return Err(ExperimentError::File {
+                file,
+                message: "expected KEY=VALUE (e.g. devices.count=4)".into(),
+            });
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if key.is_empty() {
+            return Err(ExperimentError::File {
+                file,
+                message: "the key before '=' is empty".into(),
+            });
+        }
+        let as_toml = parse(&file, &format!("{key} = {value}"));
+        let over = match as_toml {
+            Ok(d) => d,
+            Err(_) => {
+                let quoted = toml::Value::String(value.to_string()).to_string();
+                parse(&file, &format!("{key} = {quoted}")).map_err(|_| ExperimentError::File {
+                    file: file.clone(),
+                    message: format!("'{key}' is not a TOML key path (e.g. devices.count)"),
+                })?
+            }
+        };
+        let mut base = std::mem::take(&mut doc.table);
+        merge(&mut base, over.table);
+        doc.table = base;
+        doc.locs.extend(over.locs);
+    }
+    Ok(())
+}
+
 /// Load `path`, following `extends` (relative to the file that says it), child keys overriding.
 pub fn load(path: &Path) -> Result<Doc, ExperimentError> {
     load_chain(path, &mut Vec::new())

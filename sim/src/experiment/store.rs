@@ -251,12 +251,21 @@ impl Store {
 
     /// Record a finished run: its file, then the CSV views.
     pub fn record(&mut self, rec: RunRecord) -> Result<()> {
+        self.record_with(rec, &mut |_| {})
+    }
+
+    /// [`Store::record`], calling `at` after each durable step (the run's JSON written, then the
+    /// CSV views): the crash points of [`crash_point`].
+    pub fn record_with(&mut self, rec: RunRecord, at: &mut dyn FnMut(CrashStage)) -> Result<()> {
         write_atomic(
             &run_file(&self.dir, rec.run),
             &serde_json::to_vec_pretty(&rec)?,
         )?;
         self.records.insert(rec.run, rec);
-        self.write_views()
+        at(CrashStage::Json);
+        self.write_views()?;
+        at(CrashStage::Views);
+        Ok(())
     }
 
     /// Mark the campaign finished.
@@ -276,6 +285,40 @@ impl Store {
         r.write_csv(&self.dir.join("results.csv"))?;
         summary(&self.meta, &r).write_csv(&self.dir.join("summary.csv"))
     }
+}
+
+/// Where a campaign may be made to die, for the resume tests: after a run's JSON is written but
+/// before the CSV views are (the views then lag the records), or after both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashStage {
+    /// The run's JSON is on disk, results.csv and summary.csv not yet rewritten.
+    Json,
+    /// JSON and views written.
+    Views,
+}
+
+/// The test hook `AIRINFER_TEST_ABORT_AFTER=N[:json]`: abort the process (SIGABRT: no destructors,
+/// no cleanup, like SIGKILL) right after the N-th run this process records, at the stage given
+/// (`:json`, or after the views by default). A deterministic stop point for the
+/// interrupted-campaign tests, instead of racing a kill against wall time. None when unset; an
+/// error names the variable when malformed.
+pub fn crash_point() -> Result<Option<(usize, CrashStage)>> {
+    const VAR: &str = "AIRINFER_TEST_ABORT_AFTER";
+    let Ok(v) = std::env::var(VAR) else {
+        return Ok(None);
+    };
+    let (n, stage) = match v.split_once(':') {
+        Some((n, "json")) => (n, CrashStage::Json),
+        Some((n, "views")) => (n, CrashStage::Views),
+        Some(_) => anyhow::bail!("{VAR}={v}: expected N, N:json or N:views"),
+        None => (v.as_str(), CrashStage::Views),
+    };
+    let n: usize = n
+        .parse()
+        .ok()
+        .filter(|&n| n >= 1)
+        .with_context(|| format!("{VAR}={v}: N must be a whole number ≥ 1"))?;
+    Ok(Some((n, stage)))
 }
 
 fn push_unique(v: &mut Vec<String>, s: &str) {
