@@ -6,7 +6,7 @@
 //! * Q4_1: f16 `d`, f16 `m` + 16 bytes of nibbles, 20 bytes; `x = q · d + m`.
 //! * F16, BF16, F32: plain little-endian values.
 
-use crate::gguf::GgmlType;
+use crate::ggml_type::GgmlType;
 use half::{bf16, f16};
 
 /// Elements per block of Q4_0 / Q4_1 / Q8_0.
