@@ -587,8 +587,3 @@ mod tests {
         assert!(impossible.optimise(10, 7, 4).is_err());
     }
 }
-
-pub mod edgeshard;
-pub mod lingualinked;
-pub mod pipeline;
-pub mod simple;
