@@ -451,9 +451,20 @@ pub fn zf_precoders(p: &Problem, a: &CMat) -> Vec<CMat> {
 /// precoders' power), or None when one cannot be met (`H_kᴴa = 0` with `c_k > 0`). O(n·N_t) per
 /// device through the channel `H_k` itself rather than `Q_k = H_kH_kᴴ`.
 pub(crate) fn scale_to_budgets(a: &CMat, h: &[CMat], c: &[f64]) -> Option<CMat> {
+    let t = budget_scale(
+        h.iter()
+            .map(|hk| hk.ad_mul(a).norm_squared())
+            .zip(c.iter().copied()),
+    )?;
+    Some(a * C64::new(t.sqrt(), 0.0))
+}
+
+/// The smallest power scale t with `t·g_k ≥ c_k` for every device, from (gain `g_k =
+/// ‖H_kᴴa‖²`, budget `c_k`) pairs; None when a budget cannot be met (`g_k = 0 < c_k`) or none
+/// needs power (t = 0).
+pub(crate) fn budget_scale(gains: impl IntoIterator<Item = (f64, f64)>) -> Option<f64> {
     let mut t: f64 = 0.0;
-    for (hk, &ck) in h.iter().zip(c) {
-        let g = hk.ad_mul(a).norm_squared();
+    for (g, ck) in gains {
         if g <= 0.0 {
             if ck > 0.0 {
                 return None;
@@ -462,7 +473,7 @@ pub(crate) fn scale_to_budgets(a: &CMat, h: &[CMat], c: &[f64]) -> Option<CMat> 
         }
         t = t.max(ck / g);
     }
-    (t > 0.0).then(|| a * C64::new(t.sqrt(), 0.0))
+    (t > 0.0).then_some(t)
 }
 
 /// A fast single-stream design of near-SDR quality without an SDP: successive convex

@@ -126,8 +126,10 @@ pub fn solve(h: &[CMat], c: &[f64]) -> Result<SdpSolution, AirCompError> {
     }
     // normalise: Q̄_k = Q_k / (c_k ρ) with ρ = max_k tr(Q_k)/c_k, so every right-hand side is 1 and
     // the largest tr Q̄_k is 1; X = ρM solves min tr X s.t. tr(X Q̄_k) ≥ 1
-    let ratios: Vec<f64> = active.iter().map(|&k| h[k].norm_squared() / c[k]).collect();
-    let rho = ratios.iter().cloned().fold(0.0, f64::max);
+    let rho = active
+        .iter()
+        .map(|&k| h[k].norm_squared() / c[k])
+        .fold(0.0, f64::max);
     let blocks: Vec<(usize, usize)> = {
         let mut off = 0;
         active
@@ -303,19 +305,16 @@ impl Core {
                 hw.column_mut(j).scale_mut(wk);
             }
         }
-        let mut g = CMat::zeros(self.n, self.n);
-        g.gemm(
-            C64::new(1.0, 0.0),
-            &hw,
-            &self.hs.adjoint(),
-            C64::new(0.0, 0.0),
-        );
-        herm(&g)
+        herm(&zmul(&hw, &self.hs_h))
     }
 
     /// `tr(X Q̄_k)` for every k: the real diagonal sums of `Hsᴴ X Hs` per block.
     fn traces(&self, x: &CMat) -> Vec<f64> {
-        let xh = zmul(x, &self.hs);
+        self.block_traces(&zmul(x, &self.hs))
+    }
+
+    /// [`Core::traces`] from `X·Hs` already at hand.
+    fn block_traces(&self, xh: &CMat) -> Vec<f64> {
         self.blocks
             .iter()
             .map(|&(off, w)| {
@@ -364,7 +363,8 @@ impl Core {
             };
             let (lx_inv, lx_inv_h) = tri_inverse(&chol_x);
             let (ls_inv, ls_inv_h) = tri_inverse(&chol_s);
-            let tx = self.traces(&x);
+            let xh = zmul(&x, &self.hs);
+            let tx = self.block_traces(&xh);
             // certified gap of this iterate: X scaled to meet every constraint, against Σy
             let scale = tx.iter().map(|t| 1.0 / t).fold(1.0, f64::max);
             let p = scale * (0..n).map(|i| x[(i, i)].re).sum::<f64>();
@@ -385,7 +385,6 @@ impl Core {
                 (re_trace_prod(&x, &sm) + s.iter().zip(&y).map(|(a, b)| a * b).sum::<f64>()) / nu;
             let sinv = herm(&zmul(&ls_inv_h, &ls_inv));
             // Schur complement B_kl = Re tr(Q_k X Q_l S⁻¹) + δ_kl s_k/y_k via the T×T products
-            let xh = zmul(&x, &self.hs);
             let p_mat = zmul(&self.hs_h, &xh);
             let sh = zmul(&sinv, &self.hs);
             let r_mat = zmul(&self.hs_h, &sh);
@@ -537,6 +536,9 @@ fn certify(
         }
         herm(&s)
     };
+    let eps = f64::EPSILON;
+    let gamma = |m: usize| m as f64 * eps / (1.0 - m as f64 * eps);
+    let t_all: usize = h.iter().map(|hk| hk.ncols()).sum();
     let mut shrink = 0.0;
     for attempt in 0..=12 {
         let yt: Vec<f64> = y.iter().map(|v| v * (1.0 - shrink)).collect();
@@ -544,15 +546,12 @@ fn certify(
         // (Demmel); S itself carries the rounding of I − Σ y_k Q_k, ≤ γ_T·(1 + Σ y_k tr Q_k).
         // Shifting by twice both makes the test one-sided: success proves S ⪰ 0.
         let st = slack(&yt);
-        let eps = f64::EPSILON;
         let maxdiag = (0..n).map(|i| st[(i, i)].re).fold(0.0, f64::max);
         let load: f64 = h
             .iter()
             .zip(&yt)
             .map(|(hk, yk)| yk * hk.norm_squared())
             .sum();
-        let gamma = |m: usize| m as f64 * eps / (1.0 - m as f64 * eps);
-        let t_all: usize = h.iter().map(|hk| hk.ncols()).sum();
         let shift = 2.0 * (n as f64 * gamma(n + 1) * maxdiag + gamma(t_all + 1) * (1.0 + load));
         let shifted = st - CMat::identity(n, n) * C64::new(shift, 0.0);
         if cholesky(&shifted).is_some() {

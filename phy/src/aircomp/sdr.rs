@@ -71,23 +71,16 @@ pub fn sdr<R: rand::Rng + ?Sized>(
     let gains = super::sdp::zmul(&hs_h, &cands);
     let mut best: Option<(f64, usize, f64)> = None;
     for c in 0..=candidates {
-        // the smallest scale t meeting every budget t·g_k ≥ need_k (as scale_to_budgets)
-        let (mut t, mut row, mut feasible) = (0.0f64, 0, true);
-        for (&w, &nk) in widths.iter().zip(&need) {
-            let g: f64 = (row..row + w).map(|r| gains[(r, c)].norm_sqr()).sum();
+        let mut row = 0;
+        let per_device = widths.iter().map(|&w| {
             row += w;
-            if g <= 0.0 {
-                if nk > 0.0 {
-                    feasible = false;
-                    break;
-                }
-                continue;
-            }
-            t = t.max(nk / g);
-        }
-        if !feasible || t <= 0.0 {
+            (row - w..row)
+                .map(|r| gains[(r, c)].norm_sqr())
+                .sum::<f64>()
+        });
+        let Some(t) = super::budget_scale(per_device.zip(need.iter().copied())) else {
             continue;
-        }
+        };
         let mse = p.noise_var * t * cands.column(c).norm_squared();
         if best.as_ref().is_none_or(|(b, ..)| mse < *b) {
             best = Some((mse, c, t));

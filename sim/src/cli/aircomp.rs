@@ -188,6 +188,17 @@ pub struct BenchPhyArgs {
     pub sdr_instances: Option<PathBuf>,
 }
 
+/// Calls of `f(i)`, i = 0, 1, …, per second, over at least `seconds` and at least `min` calls.
+fn per_second(seconds: f64, min: u64, mut f: impl FnMut(u64) -> Result<()>) -> Result<f64> {
+    let t0 = Instant::now();
+    let mut i = 0u64;
+    while t0.elapsed().as_secs_f64() < seconds || i < min {
+        f(i)?;
+        i += 1;
+    }
+    Ok(i as f64 / t0.elapsed().as_secs_f64())
+}
+
 pub fn run(cmd: AircompCmd) -> Result<()> {
     match cmd {
         AircompCmd::Mse(a) => mse(a),
@@ -468,9 +479,7 @@ pub fn bench_phy(a: BenchPhyArgs) -> Result<()> {
             tx_correlation: 0.0,
         })?;
         let ones = vec![1.0; k];
-        let t0 = Instant::now();
-        let mut m = 0u64;
-        while t0.elapsed().as_secs_f64() < a.seconds || m == 0 {
+        let designs_per_s = per_second(a.seconds, 1, |m| {
             let h = mac.small_scale(&mut rng::stream(2, &[m]));
             let p = Problem {
                 channels: &h,
@@ -480,34 +489,26 @@ pub fn bench_phy(a: BenchPhyArgs) -> Result<()> {
                 streams: 1,
             };
             std::hint::black_box(aircomp::sdr(&p, 100, &mut rng::stream(3, &[m]))?);
-            m += 1;
-        }
-        let designs_per_s = m as f64 / t0.elapsed().as_secs_f64();
+            Ok(())
+        })?;
         // the relaxation alone (what cvxpy solves), on the first DUMPED instances, repeated
         let instances: Vec<Vec<CMat>> = (0..DUMPED)
             .map(|i| mac.small_scale(&mut rng::stream(2, &[i])))
             .collect();
         let c = vec![1.0; k];
-        let t0 = Instant::now();
-        let mut solves = 0u64;
-        while t0.elapsed().as_secs_f64() < a.seconds || solves < DUMPED {
-            let h = &instances[(solves % DUMPED) as usize];
-            std::hint::black_box(aircomp::sdp::solve(h, &c)?);
-            solves += 1;
-        }
-        let sdp_per_s = solves as f64 / t0.elapsed().as_secs_f64();
+        let sdp_per_s = per_second(a.seconds, DUMPED, |i| {
+            std::hint::black_box(aircomp::sdp::solve(&instances[(i % DUMPED) as usize], &c)?);
+            Ok(())
+        })?;
         // the solver the SDR used before ours, on the same instances (`--features clarabel`)
         #[cfg(feature = "clarabel")]
         let clarabel_per_s = {
             use aircomp::sdp_clarabel::{solve_with, Tolerance};
-            let t0 = Instant::now();
-            let mut solves = 0u64;
-            while t0.elapsed().as_secs_f64() < a.seconds || solves < 3 {
-                let h = &instances[(solves % DUMPED) as usize];
+            Some(per_second(a.seconds, 3, |i| {
+                let h = &instances[(i % DUMPED) as usize];
                 std::hint::black_box(solve_with(h, &c, Tolerance::Default)?);
-                solves += 1;
-            }
-            Some(solves as f64 / t0.elapsed().as_secs_f64())
+                Ok(())
+            })?)
         };
         #[cfg(not(feature = "clarabel"))]
         let clarabel_per_s: Option<f64> = None;

@@ -168,9 +168,7 @@ pub fn apply_sets(doc: &mut Doc, sets: &[String]) -> Result<(), ExperimentError>
                 })?
             }
         };
-        let mut base = std::mem::take(&mut doc.table);
-        merge(&mut base, over.table);
-        doc.table = base;
+        merge(&mut doc.table, over.table);
         doc.locs.extend(over.locs);
     }
     Ok(())
