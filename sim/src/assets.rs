@@ -373,39 +373,23 @@ impl hf_hub::api::Progress for Bar {
     }
 }
 
-/// Host and port of an `http(s)://host[:port][/…]` URL.
-fn host_port(url: &str) -> Result<(String, u16)> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| anyhow!("endpoint {url} is not an http(s) URL"))?;
-    let port = match scheme.to_ascii_lowercase().as_str() {
-        "https" => 443,
-        "http" => 80,
-        _ => bail!("endpoint {url} is not an http(s) URL"),
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (host, port_str) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, tail) = v6
-            .split_once(']')
-            .ok_or_else(|| anyhow!("endpoint {url}: bad IPv6 host"))?;
-        (h, tail.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    let port = match port_str {
-        Some(p) => p
-            .parse()
-            .with_context(|| format!("endpoint {url}: bad port"))?,
-        None => port,
-    };
-    if host.is_empty() {
-        bail!("endpoint {url} has no host");
+/// Host and port of an `http(s)://host[:port][/…]` URL (parsed by the `url` crate, which
+/// hf-hub's client already uses).
+fn host_port(endpoint: &str) -> Result<(String, u16)> {
+    let u = url::Url::parse(endpoint).with_context(|| format!("endpoint {endpoint}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        bail!("endpoint {endpoint} is not an http(s) URL");
     }
-    Ok((host.to_string(), port))
+    let host = match u.host() {
+        Some(url::Host::Domain(d)) => d.to_string(),
+        Some(url::Host::Ipv4(a)) => a.to_string(),
+        Some(url::Host::Ipv6(a)) => a.to_string(),
+        None => bail!("endpoint {endpoint} has no host"),
+    };
+    let port = u
+        .port_or_known_default()
+        .ok_or_else(|| anyhow!("endpoint {endpoint}: no port"))?;
+    Ok((host, port))
 }
 
 /// Resolve and TCP-connect to `endpoint`'s host within `timeout` (the resolver runs on a thread
