@@ -105,7 +105,7 @@ elif pkg-config --exists SoapySDR 2>/dev/null && command -v g++ >/dev/null; then
   if [[ "$found" == *"driver = airinfer-loopback"* ]]; then
     SOAPY_SDR_PLUGIN_PATH="$modules" run cargo test --release -p airinfer-phy --features soapy --test soapy_loopback "$@"
     # the same experiment through SoapySDR end to end: `airinfer run --radio driver=airinfer-loopback`
-    SOAPY_SDR_PLUGIN_PATH="$modules" run cargo test --release -p airinfer-sim --features soapy --test soapy_hil "$@"
+    SOAPY_SDR_PLUGIN_PATH="$modules" run cargo test --release -p airinfer --features soapy --test soapy_hil "$@"
   else
     printf '%s\n' "$found"
     echo "soapy: 0 passed, 1 failed (the loopback module did not build or was not found)" | tee -a "$log"

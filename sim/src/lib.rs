@@ -1,14 +1,10 @@
-//! airinfer-sim: joins `airinfer-llm` and `airinfer-phy` in simulated time; schemes, planners,
-//! experiments and the command-line interface.
+//! airinfer-sim: joins `airinfer-llm` and `airinfer-phy` in simulated time — the event queue
+//! ([`des`], the one clock), the tensor-parallel and pipeline schemes ([`schemes`]) and the systems
+//! they make ([`systems`]). Device profiles come from the planners' crate (re-exported as
+//! [`device`]); the command line, experiment campaigns and figures are the `airinfer` crate's.
 
-pub mod assets;
-pub mod cli;
+pub use airinfer_plan::device;
+
 pub mod des;
-pub mod device;
-pub mod experiment;
-pub mod plan;
-pub mod plot;
-pub mod plot_lines;
-pub mod progress;
 pub mod schemes;
 pub mod systems;

@@ -3,10 +3,10 @@
 //! `kind = "systems"` experiments.
 
 use crate::device::{DeviceProfile, Precision};
-use crate::plan::edgeshard::{EdgeShardLatency, EdgeShardThroughput};
-use crate::plan::lingualinked::{self, LinguaLinked, Objective};
-use crate::plan::pipeline::{gb, Assignment, PartitionError, PartitionProblem, Partitioner};
-use crate::plan::simple::{BestSingle, EvenSplit, Mdi, SingleDevice};
+use airinfer_plan::edgeshard::{EdgeShardLatency, EdgeShardThroughput};
+use airinfer_plan::lingualinked::{self, LinguaLinked, Objective};
+use airinfer_plan::pipeline::{gb, Assignment, PartitionError, PartitionProblem, Partitioner};
+use airinfer_plan::simple::{BestSingle, EvenSplit, Mdi, SingleDevice};
 use crate::schemes::pipeline::{
     simulate, Background, Balancer, CostSetup, Network, PipelineReport, Workload,
 };
@@ -21,9 +21,10 @@ use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
 /// Every system airinfer compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
-#[value(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", value(rename_all = "kebab-case"))]
 pub enum System {
     /// Tensor parallelism, all-reduce by over-the-air computation (Zhang et al. 2025).
     AircompTp,

@@ -6,7 +6,7 @@ use airinfer_llm::eval::Forward;
 use airinfer_llm::gguf::GgufFile;
 use airinfer_llm::model::{Logits, Model};
 use airinfer_llm::tp::IdealCollective;
-use airinfer_sim::plan::pipeline::{Assignment, Stage};
+use airinfer_plan::pipeline::{Assignment, Stage};
 use airinfer_sim::schemes::pipeline::{Link, Network, PipelineForward, Wire};
 use std::path::PathBuf;
 

@@ -29,7 +29,7 @@
 
 use crate::des::{EventQueue, Time};
 use crate::device::{DeviceProfile, Precision};
-use crate::plan::pipeline::{blocks_of, Assignment, PartitionError, PartitionProblem, Stage};
+use airinfer_plan::pipeline::{blocks_of, Assignment, PartitionError, PartitionProblem, Stage};
 use airinfer_llm::config::LlamaConfig;
 use airinfer_llm::cost::{block_cost, head_cost, Shard, WeightFormat};
 use airinfer_llm::model::{Hidden, Logits, Model, ModelError, Session};
@@ -913,8 +913,8 @@ impl airinfer_llm::eval::Forward for PipelineForward<'_> {
 mod tests {
     use super::*;
     use crate::device::Profiles;
-    use crate::plan::pipeline::Partitioner;
-    use crate::plan::simple::{EvenSplit, Mdi};
+    use airinfer_plan::pipeline::Partitioner;
+    use airinfer_plan::simple::{EvenSplit, Mdi};
     use airinfer_llm::cost::presets;
 
     fn cost(devices: &[&str], kv_bytes: f64) -> CostSetup {

@@ -40,7 +40,8 @@ use serde::{Deserialize, Serialize};
 use crate::device::{DeviceProfile, Precision};
 
 /// How the all-reduce is carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum SchemeKind {
     /// Exact sum, no airtime.
@@ -57,7 +58,8 @@ pub enum SchemeKind {
 }
 
 /// AirComp transceiver design.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Design {
     /// Zero-forcing, principal eigen-direction.

@@ -1,9 +1,9 @@
 //! `airinfer eval --scheme …`: the real model, tensor-parallel, every all-reduce through a
 //! simulated radio link, with simulated latency.
 
-use crate::device::{Precision, Profiles};
-use crate::schemes::coupled;
-use crate::schemes::tp::{ComputeModel, Design, RadioConfig, SchemeKind, TpCollective};
+use airinfer_sim::device::{Precision, Profiles};
+use airinfer_sim::schemes::coupled;
+use airinfer_sim::schemes::tp::{ComputeModel, Design, RadioConfig, SchemeKind, TpCollective};
 use airinfer_llm::eval::PplOptions;
 use airinfer_llm::gguf::GgufFile;
 use airinfer_llm::model::Model;
@@ -47,7 +47,7 @@ pub struct SchemeArgs {
     /// Transmit SNR P/σ² per device and channel use, dB.
     #[arg(long, default_value_t = 20.0, allow_hyphen_values = true)]
     pub snr_db: f64,
-    /// Device profiles: one name for all devices or one per device (see sim/data/devices.toml).
+    /// Device profiles: one name for all devices or one per device (see sim/plan/data/devices.toml).
     #[arg(long, value_delimiter = ',', default_values_t = vec!["jetson-orin-nano".to_string()])]
     pub profiles: Vec<String>,
     /// Extra device profiles (TOML file of [name] tables with the same fields).

@@ -1,10 +1,10 @@
 //! The typed experiment file: what each key means, its unit, its default, and the checks that
 //! turn physical nonsense into an error naming the key.
 
-use crate::device::{DeviceProfile, Precision, Profiles};
-use crate::schemes::pipeline::{Link, Network, Wire};
-use crate::schemes::tp::{Design, RadioConfig, SchemeKind, WaveformLevel};
-use crate::systems::{Slowdown, System};
+use airinfer_sim::device::{DeviceProfile, Precision, Profiles};
+use airinfer_sim::schemes::pipeline::{Link, Network, Wire};
+use airinfer_sim::schemes::tp::{Design, RadioConfig, SchemeKind, WaveformLevel};
+use airinfer_sim::systems::{Slowdown, System};
 use airinfer_llm::config::LlamaConfig;
 use airinfer_llm::cost::presets;
 use airinfer_phy::channel::{SmallScale, TimeModel};
@@ -202,7 +202,7 @@ pub struct DevicesSpec {
     /// Number of devices K (default: the number of profiles, else of shares, else 1).
     #[serde(default)]
     pub count: Option<usize>,
-    /// Profile names: one for every device, or one per device (library: sim/data/devices.toml).
+    /// Profile names: one for every device, or one per device (library: sim/plan/data/devices.toml).
     #[serde(default = "default_profiles")]
     pub profiles: Vec<String>,
     /// More profiles from a TOML file of `[name]` tables (relative to the experiment file).

@@ -2,7 +2,7 @@
 //!
 //! A shard's compute time is `max(FLOPs / (peak · compute_efficiency), bytes / (bandwidth ·
 //! bandwidth_efficiency)) + kernels · kernel_overhead_s`. The shipped profiles
-//! (`sim/data/devices.toml`, each figure with its public source) cover Jetson AGX Orin, Orin NX,
+//! (`sim/plan/data/devices.toml`, each figure with its public source) cover Jetson AGX Orin, Orin NX,
 //! Orin Nano, TX2, Raspberry Pi 5, a flagship and a mid-range phone, and an RTX 3090 server;
 //! experiment files add their own with the same fields.
 
@@ -184,7 +184,7 @@ pub struct Profiles(pub BTreeMap<String, DeviceProfile>);
 impl Profiles {
     /// The shipped library.
     pub fn builtin() -> Profiles {
-        Profiles::parse(BUILTIN_TOML, "sim/data/devices.toml")
+        Profiles::parse(BUILTIN_TOML, "sim/plan/data/devices.toml")
             .expect("the shipped profiles are valid")
     }
 

@@ -1,7 +1,7 @@
 //! Figures: PNG (by extension `.png`) or SVG (`.svg`) through `plotters`, with DejaVu Sans
 //! embedded (no system fonts needed).
 
-use crate::schemes::tp::Span;
+use airinfer_sim::schemes::tp::Span;
 use plotters::prelude::*;
 use std::path::Path;
 

@@ -56,7 +56,7 @@
 //! EdgeShard's network model has only the sequential hand-offs between consecutive units, so a
 //! problem with residual links is refused.
 
-use crate::plan::pipeline::{Assignment, PartitionError, PartitionProblem, Partitioner, Stage};
+use crate::pipeline::{Assignment, PartitionError, PartitionProblem, Partitioner, Stage};
 
 /// Most devices the planners accept: the state space grows as `2^(m−1)` in the device count.
 pub const MAX_DEVICES: usize = 16;
@@ -401,7 +401,7 @@ fn why_infeasible(p: &PartitionProblem) -> String {
 mod tests {
     use super::*;
 
-    use crate::plan::pipeline::test_rng::Rng;
+    use crate::pipeline::test_rng::Rng;
 
     /// Both planners refuse `p` naming `field`.
     fn expect_invalid(p: &PartitionProblem, field_name: &str) {

@@ -3,8 +3,8 @@
 //! all-reduce (the same `TpCollective` that `eval --scheme` uses, fed vectors of the model's
 //! width), beside the paper's values.
 
-use crate::device::{Precision, Profiles};
-use crate::schemes::tp::{
+use airinfer_sim::device::{Precision, Profiles};
+use airinfer_sim::schemes::tp::{
     fits_memory, simulate_decode, ComputeModel, Design, RadioConfig, SchemeKind, TpCollective,
 };
 use airinfer_llm::cost::{presets, WeightFormat};

@@ -4,8 +4,8 @@
 use super::spec::{Kind, Spec};
 use super::Run;
 use crate::assets;
-use crate::schemes::coupled;
-use crate::schemes::tp::{
+use airinfer_sim::schemes::coupled;
+use airinfer_sim::schemes::tp::{
     fits_memory, simulate_decode, ComputeModel, RadioConfig, SharedRadio, TpCollective,
 };
 use airinfer_llm::cost::WeightFormat;
@@ -544,7 +544,7 @@ fn allreduce(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Ve
 }
 
 fn plan(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Vec<Row>> {
-    use crate::plan::{baselines, project_capped_simplex, PlanProblem, PlanSetup};
+    use airinfer_plan::{baselines, project_capped_simplex, PlanProblem, PlanSetup};
     let cfg = spec.preset().map_err(invalid)?;
     let d = spec.devices(dir).map_err(invalid)?;
     let k = d.profiles.len();
@@ -626,11 +626,11 @@ pub fn system_setup(
     dir: &dyn Fn(&str) -> PathBuf,
     cfg: &airinfer_llm::config::LlamaConfig,
     weights: WeightFormat,
-) -> Result<crate::systems::Setup> {
+) -> Result<airinfer_sim::systems::Setup> {
     let d = spec.devices(dir).map_err(invalid)?;
     let k = d.profiles.len();
     let y = &spec.system;
-    Ok(crate::systems::Setup {
+    Ok(airinfer_sim::systems::Setup {
         cfg: cfg.clone(),
         weights,
         precision: spec.devices.precision,
@@ -648,7 +648,7 @@ pub fn system_setup(
         net: spec.network(k).map_err(invalid)?,
         radio: spec.radio(k).map_err(invalid)?,
         design: spec.scheme.design,
-        workload: crate::schemes::pipeline::Workload {
+        workload: airinfer_sim::schemes::pipeline::Workload {
             samples: y.samples,
             prompt_tokens: y.prompt_tokens,
             gen_tokens: y.gen_tokens,
@@ -668,8 +668,8 @@ fn systems(
     dir: &dyn Fn(&str) -> PathBuf,
     ws: &mut Workspace,
 ) -> Result<Vec<Row>> {
-    use crate::plan::pipeline::PartitionError;
-    use crate::systems::{run, stages_text, System};
+    use airinfer_plan::pipeline::PartitionError;
+    use airinfer_sim::systems::{run, stages_text, System};
     let y = &spec.system;
     let system = y.name;
     let k = spec.device_count();
@@ -715,7 +715,7 @@ fn systems(
         let reference = &ws.references[&l.ref_key];
         let run = match &out.stages {
             Some(a) => {
-                let mut f = crate::schemes::pipeline::PipelineForward::new(
+                let mut f = airinfer_sim::schemes::pipeline::PipelineForward::new(
                     model, a, &setup.net, setup.wire, l.opts.ctx, seed,
                 )?;
                 let r = airinfer_llm::eval::perplexity_with(
@@ -736,9 +736,9 @@ fn systems(
                     weights,
                 );
                 let scheme = if system == System::AircompTp {
-                    crate::schemes::tp::SchemeKind::Aircomp
+                    airinfer_sim::schemes::tp::SchemeKind::Aircomp
                 } else {
-                    crate::schemes::tp::SchemeKind::Digital
+                    airinfer_sim::schemes::tp::SchemeKind::Digital
                 };
                 let mut c =
                     TpCollective::new(scheme, setup.design, setup.radio.clone(), compute, seed)?;

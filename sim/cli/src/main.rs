@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    airinfer_sim::cli::main()
+    airinfer::cli::main()
 }

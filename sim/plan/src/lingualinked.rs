@@ -82,7 +82,7 @@
 //! minimise the bottleneck once the caller has applied the devices' current slow-downs to
 //! `compute_s`, by an exact branch-and-bound enumeration of the boundaries.
 
-use crate::plan::pipeline::{Assignment, PartitionError, PartitionProblem, Partitioner, Stage};
+use crate::pipeline::{Assignment, PartitionError, PartitionProblem, Partitioner, Stage};
 use good_lp::{
     microlp, variable, Expression, ProblemVariables, ResolutionError, Solution, SolutionStatus,
     SolverModel, Variable, WithInitialSolution,
@@ -992,7 +992,7 @@ impl Rebalancer<'_> {
 mod tests {
     use super::*;
 
-    use crate::plan::pipeline::test_rng::Rng;
+    use crate::pipeline::test_rng::Rng;
 
     fn random_problem(rng: &mut Rng, n: usize, m: usize) -> PartitionProblem {
         let speed: Vec<f64> = (0..m).map(|_| rng.range(0.5, 3.0)).collect();

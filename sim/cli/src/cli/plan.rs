@@ -1,8 +1,8 @@
 //! `airinfer plan`: the joint model assignment (long timescale) for a set of devices.
 
-use crate::device::Profiles;
-use crate::plan::{baselines, project_capped_simplex, PlanProblem, PlanSetup};
-use crate::systems::System;
+use airinfer_sim::device::Profiles;
+use airinfer_plan::{baselines, project_capped_simplex, PlanProblem, PlanSetup};
+use airinfer_sim::systems::System;
 use airinfer_llm::cost::presets;
 use airinfer_llm::tp::TpPlan;
 use anyhow::{bail, Context, Result};
@@ -329,18 +329,18 @@ fn run_system(a: &PlanArgs) -> Result<()> {
     if let Some(t) = &a.timeline {
         crate::plot::format_of(t)?;
     }
-    let out = crate::systems::run(system, &setup, a.seed, a.timeline.is_some())
+    let out = airinfer_sim::systems::run(system, &setup, a.seed, a.timeline.is_some())
         .map_err(|e| anyhow::anyhow!("{}: {e}", system.name()))?;
     if let (Some(path), Some(r)) = (&a.timeline, &out.report) {
         let m = setup.names.len();
         // the steady state: from the last first token, ten periods
         let lo = r.ttft_s.iter().cloned().fold(0.0, f64::max);
         let hi = lo + 10.0 * out.predicted_period_s;
-        let spans: Vec<crate::schemes::tp::Span> = r
+        let spans: Vec<airinfer_sim::schemes::tp::Span> = r
             .timeline
             .iter()
             .filter(|b| b.end_s > lo && b.start_s < hi)
-            .map(|b| crate::schemes::tp::Span {
+            .map(|b| airinfer_sim::schemes::tp::Span {
                 lane: b
                     .resource
                     .strip_prefix("dev")
@@ -374,7 +374,7 @@ fn run_system(a: &PlanArgs) -> Result<()> {
         .iter()
         .flat_map(|a| a.stages.iter())
         .map(|s| {
-            let layers = crate::plan::pipeline::blocks_of(l, &s.units);
+            let layers = airinfer_plan::pipeline::blocks_of(l, &s.units);
             json!({"device": s.device, "profile": setup.names[s.device],
                    "units": [s.units.start, s.units.end],
                    "blocks": [layers.start, layers.end.max(layers.start)],
@@ -448,8 +448,8 @@ pub struct BenchPlanArgs {
 /// (mixed Jetsons with an RTX 3090 server, 950 Mbit/s links), and the speed of the event-driven
 /// simulation (MDI ring, 8 samples, 512 tokens each).
 pub fn bench(a: BenchPlanArgs) -> Result<()> {
-    use crate::schemes::pipeline::{Link, Network, Wire, Workload};
-    use crate::systems::{Setup, System};
+    use airinfer_sim::schemes::pipeline::{Link, Network, Wire, Workload};
+    use airinfer_sim::systems::{Setup, System};
     use std::time::Instant;
     let lib = Profiles::builtin();
     let pool = [
@@ -467,7 +467,7 @@ pub fn bench(a: BenchPlanArgs) -> Result<()> {
         Ok(Setup {
             cfg: presets::llama2_70b(),
             weights: airinfer_llm::cost::WeightFormat::Q4_1,
-            precision: crate::device::Precision::F16,
+            precision: airinfer_sim::device::Precision::F16,
             profiles: names
                 .iter()
                 .map(|n| lib.get(n).cloned())
@@ -481,7 +481,7 @@ pub fn bench(a: BenchPlanArgs) -> Result<()> {
                 },
             ),
             radio: Default::default(),
-            design: crate::schemes::tp::Design::ZfSum,
+            design: airinfer_sim::schemes::tp::Design::ZfSum,
             workload: Workload {
                 samples,
                 prompt_tokens: 32,
@@ -523,7 +523,7 @@ pub fn bench(a: BenchPlanArgs) -> Result<()> {
     }
     let s = setup(4, 8, 512)?;
     let t = Instant::now();
-    let out = crate::systems::run(System::Mdi, &s, 1, false)?;
+    let out = airinfer_sim::systems::run(System::Mdi, &s, 1, false)?;
     let secs = t.elapsed().as_secs_f64();
     let jobs = 8 * 512 * (out.stages.as_ref().map_or(0, |a| a.stages.len()) * 2);
     let sim = json!({"system": "mdi", "devices": 4, "samples": 8, "tokens_per_sample": 512,
