@@ -178,94 +178,7 @@ pub fn reduce_broadcast_airtime(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uniform_quantiser_error_is_step_squared_over_twelve() {
-        // values uniform in [−1, 1] with one large block: Δ = 1/127 (int8), 1/7 (int4)
-        let mut s = 1u64;
-        let x: Vec<f32> = (0..200_000)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .chain([1.0f32])
-            .collect();
-        for (q, levels) in [
-            (Quantiser::Int8 { block: x.len() }, 127.0f64),
-            (Quantiser::Int4 { block: x.len() }, 7.0),
-        ] {
-            let y = q.roundtrip(&x);
-            let mse = x
-                .iter()
-                .zip(&y)
-                .map(|(a, b)| ((a - b) as f64).powi(2))
-                .sum::<f64>()
-                / x.len() as f64;
-            let step = 1.0 / levels;
-            let want = step * step / 12.0;
-            // Monte-Carlo: e² of a uniform error has rel. σ √(1/80 − 1/144)·12 = 0.89, SE 0.2 %
-            // over 200 001 values: 0.03 ≈ 15 SE
-            assert!((mse / want - 1.0).abs() < 0.03, "{q:?}: {mse} vs {want}");
-        }
-        assert_eq!(Quantiser::Int8 { block: 32 }.bits(64), 8 * 64 + 2 * 32);
-        assert_eq!(Quantiser::Fp16.bits(10), 160);
-        let y = Quantiser::Fp16.roundtrip(&[1.0, 0.1, 65504.0]);
-        // f16 round to nearest: |error| ≤ u·|x| with u = 2⁻¹¹ (was a bare 1e-4 ≈ 2u·0.1); the
-        // f32 subtraction is exact (Sterbenz)
-        assert!((y[1] - 0.1).abs() <= 0.1 * 2f32.powi(-11) && y[2] == 65504.0);
-    }
-
-    #[test]
-    fn airtime_hand_cases() {
-        // 1 MHz, SNR 3 (2 bit/s/Hz, no gap): 2 Mbit/s per device on the whole band
-        let t = reduce_broadcast_airtime(
-            Access::Tdma,
-            &[1_000_000, 2_000_000],
-            &[3.0, 3.0],
-            1_000_000,
-            1e6,
-            0.0,
-            1e-3,
-        )
-        .unwrap();
-        // closed forms: a few f64 operations on O(1) values, rounding ~1e-16
-        assert!((t.uplink_s - 1.5).abs() < 1e-12);
-        assert!((t.downlink_s - 0.5).abs() < 1e-12);
-        assert!((t.total_s() - 2.001).abs() < 1e-12);
-        // OFDMA: K = 2 halves of the band at SNR 2·1.5 = 3: 1 Mbit/s each, the slower device sets the time
-        let t = reduce_broadcast_airtime(
-            Access::Ofdma,
-            &[1_000_000, 2_000_000],
-            &[1.5, 1.5],
-            0,
-            1e6,
-            0.0,
-            0.0,
-        )
-        .unwrap();
-        // closed form, f64 rounding
-        assert!((t.uplink_s - 2.0).abs() < 1e-12);
-        // a 3 dB gap halves the effective SNR: log2(1 + 3/2) bit/s/Hz (f64 rounding of the
-        // dB → linear round trip, ~1e-16)
-        let r = shannon_rate(1.0, 3.0, 10.0 * 2f64.log10()).unwrap();
-        assert!((r - 2.5f64.log2()).abs() < 1e-12);
-    }
-
-    #[test]
-    fn invalid_parameters_are_errors() {
-        assert!(shannon_rate(-1.0, 1.0, 0.0).is_err());
-        assert!(shannon_rate(1.0, f64::NAN, 0.0).is_err());
-        assert!(reduce_broadcast_airtime(Access::Tdma, &[], &[], 0, 1e6, 0.0, 0.0).is_err());
-        assert!(
-            reduce_broadcast_airtime(Access::Tdma, &[1], &[1.0, 2.0], 0, 1e6, 0.0, 0.0).is_err()
-        );
-        assert!(reduce_broadcast_airtime(Access::Tdma, &[1], &[1.0], 0, 1e6, 0.0, -1.0).is_err());
-    }
-}
+mod tests;
 
 /// Airtime of a device-to-device ring all-reduce (reduce-scatter then all-gather, as
 /// distributed-llama and NCCL's ring do): 2(K−1) steps, in each every device sends `bits/K` to
@@ -301,23 +214,7 @@ pub fn ring_allreduce_airtime(
 }
 
 #[cfg(test)]
-mod ring_tests {
-    use super::*;
-
-    #[test]
-    fn ring_airtime_hand_cases() {
-        // K = 4, 4 Mbit at 1 Mbit/s on every link: 6 steps of 1 s (closed forms below: a few
-        // f64 operations on O(1) values, rounding ~1e-15)
-        assert!((ring_allreduce_airtime(4_000_000, &[1e6; 4], 0.0).unwrap() - 6.0).abs() < 1e-12);
-        // one slow link (0.5 Mbit/s) doubles every step; 1 ms per step overhead
-        let t = ring_allreduce_airtime(4_000_000, &[1e6, 1e6, 0.5e6, 1e6], 1e-3).unwrap();
-        assert!((t - 6.0 * (2.0 + 1e-3)).abs() < 1e-12);
-        // a ring sends 2(K−1)/K of the payload per device, vs K payloads through one AP link
-        assert_eq!(ring_allreduce_airtime(1000, &[1.0], 0.0).unwrap(), 0.0);
-        assert!(ring_allreduce_airtime(1, &[], 0.0).is_err());
-        assert!(ring_allreduce_airtime(1, &[1.0, 0.0], 0.0).is_err());
-    }
-}
+mod ring_tests;
 
 /// Spectral efficiency (bit/s/Hz) of the 15 entries of the 5G NR 4-bit CQI table 1
 /// (3GPP TS 38.214 Table 5.2.2.1-2): QPSK, 16QAM and 64QAM with their code rates.
@@ -402,43 +299,7 @@ pub fn mcs_airtime(
 }
 
 #[cfg(test)]
-mod mcs_tests {
-    use super::*;
-
-    #[test]
-    fn link_adaptation_and_harq() {
-        let m = BlerModel::default();
-        // BLER falls with SNR and rises with the MCS
-        assert!(m.bler(2.0, 5.0) > m.bler(2.0, 8.0));
-        assert!(m.bler(4.0, 10.0) > m.bler(2.0, 10.0));
-        // 50 % point: Shannon SNR of SE 1 (0 dB) + 1.5 dB (closed form, f64 rounding)
-        assert!((m.bler(1.0, 1.5) - 0.5).abs() < 1e-12);
-        // higher SNR never picks a lower CQI
-        let mut last = 0;
-        for snr in -10..30 {
-            let o = mcs_airtime(1_000_000, 1e6, snr as f64, &m, 0.1, 4).unwrap();
-            let c = o.cqi.unwrap_or(0);
-            assert!(c >= last);
-            last = c;
-            assert!(o.expected_tx >= 1.0 && o.residual_loss <= 1.0);
-        }
-        // at a high SNR the top CQI with ~1 transmission: 1 Mbit / (5.5547 · 1 MHz)
-        let o = mcs_airtime(1_000_000, 1e6, 40.0, &m, 0.1, 4).unwrap();
-        assert_eq!(o.cqi, Some(14));
-        // BLER at 40 dB ≈ e^{−2·(40 − 18.1)} ≈ 1e-19: one transmission up to f64 rounding
-        assert!((o.airtime_s - 1.0 / 5.5547).abs() < 1e-6);
-        // HARQ: expected transmissions Σ b^i for a known BLER (lowest CQI far below threshold)
-        let o = mcs_airtime(1000, 1e6, -30.0, &m, 0.1, 3).unwrap();
-        assert_eq!(o.cqi, None);
-        let b = m.bler(NR_CQI_TABLE1_SE[0], -30.0);
-        // closed forms (geometric sum, power) of the same f64 b: rounding ~1e-16
-        assert!((o.expected_tx - (1.0 + b + b * b)).abs() < 1e-12);
-        assert!((o.residual_loss - b.powi(3)).abs() < 1e-12);
-        assert!(mcs_airtime(1, -1.0, 0.0, &m, 0.1, 1).is_err());
-        assert!(mcs_airtime(1, 1.0, 0.0, &m, 1.5, 1).is_err());
-        assert!(mcs_airtime(1, 1.0, 0.0, &m, 0.1, 0).is_err());
-    }
-}
+mod mcs_tests;
 
 /// A digital reduce-at-AP + broadcast round with link adaptation, HARQ and residual errors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -615,106 +476,4 @@ pub fn digital_all_reduce<R: rand::Rng + ?Sized>(
 }
 
 #[cfg(test)]
-mod all_reduce_tests {
-    use super::*;
-    use crate::rng::stream;
-
-    fn link(snr_db: f64, access: Access, max_tx: u32) -> DigitalLink {
-        DigitalLink {
-            access,
-            bandwidth_hz: 1e6,
-            uplink_snr_db: vec![snr_db; 4],
-            downlink_snr_db: vec![snr_db; 4],
-            quantiser: Quantiser::Int8 { block: 32 },
-            block_values: 256,
-            bler: BlerModel::default(),
-            target_bler: 0.1,
-            max_tx,
-            overhead_s: 1e-3,
-        }
-    }
-
-    #[test]
-    fn clean_links_sum_exactly_at_the_top_mcs() {
-        let xs: Vec<Vec<f32>> = (0..4)
-            .map(|d| {
-                (0..1000)
-                    .map(|i| ((i + 7 * d) as f32 * 0.1).sin())
-                    .collect()
-            })
-            .collect();
-        let refs: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
-        let q = Quantiser::Int8 { block: 32 };
-        for access in [Access::Tdma, Access::Ofdma] {
-            let l = link(60.0, access, 4);
-            let out = digital_all_reduce(&refs, &l, &mut stream(1, &[])).unwrap();
-            assert_eq!(out.uplink_lost_blocks + out.downlink_lost_blocks, 0);
-            // the AP's sum is the sum of what the devices quantised
-            // two f32 sums of the same K = 4 terms, each within γ_3·Σ|q_k| of the exact sum in
-            // any order (u = 2⁻²⁴): |Δ| ≤ 2γ_3·Σ|q_k| (was a bare 1e-5)
-            let gamma3 = 3.0 * 2f64.powi(-24) / (1.0 - 3.0 * 2f64.powi(-24));
-            let qs: Vec<Vec<f32>> = xs.iter().map(|v| q.roundtrip(v)).collect();
-            for i in 0..1000 {
-                let want: f32 = qs.iter().map(|v| v[i]).sum();
-                let mag: f64 = qs.iter().map(|v| v[i].abs() as f64).sum();
-                assert!((out.estimate[i] as f64 - want as f64).abs() <= 2.0 * gamma3 * mag);
-            }
-            assert!(out
-                .per_device
-                .iter()
-                .all(|v| v == &q.roundtrip(&out.estimate)));
-            // hand-computed airtime: bits / (5.5547 bit/s/Hz · band) with one transmission each
-            let bits = q.bits(256) as f64 * 3.0 + q.bits(1000 - 768) as f64;
-            let per_dev = bits / (5.5547 * 1e6);
-            let up = match access {
-                Access::Tdma => 4.0 * per_dev,
-                Access::Ofdma => bits / (5.5547 * 0.25e6),
-            };
-            // f64 sums of ≤ 16 block times: relative rounding ≲ 16·2⁻⁵³ ≈ 2e-15
-            assert!((out.airtime.uplink_s / up - 1.0).abs() < 1e-9, "{access:?}");
-            assert!((out.airtime.downlink_s / per_dev - 1.0).abs() < 1e-9);
-            assert!((out.airtime.total_s() - up - per_dev - 1e-3).abs() < 1e-12);
-        }
-    }
-
-    #[test]
-    fn losses_and_retransmissions_follow_the_bler() {
-        // at an SNR where even the lowest MCS fails often: lost fraction = BLER^max_tx and the
-        // mean number of transmissions = Σ_{i<N} BLER^i
-        let snr = -8.0;
-        let l = link(snr, Access::Tdma, 2);
-        let b = l.bler.bler(NR_CQI_TABLE1_SE[0], snr);
-        assert!(b > 0.3 && b < 0.99, "{b}");
-        let n = 256 * 500;
-        let xs: Vec<Vec<f32>> = (0..4).map(|_| vec![1.0; n]).collect();
-        let refs: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
-        let out = digital_all_reduce(&refs, &l, &mut stream(2, &[])).unwrap();
-        let lost = out.uplink_lost_blocks as f64 / 2000.0;
-        // Monte-Carlo: binomial over 2000 blocks with p = b² ≈ 0.23, rel. SE √((1−p)/(np)) ≈ 4 %:
-        // 5 SE (the bare 0.1 it replaces was only 2.5 SE)
-        let se = ((1.0 - b * b) / (2000.0 * b * b)).sqrt();
-        assert!(
-            (lost / (b * b) - 1.0).abs() < 5.0 * se,
-            "{lost} vs {}",
-            b * b
-        );
-        // every lost block shows as a missing unit in the sum
-        let missing: f64 = out.estimate.iter().map(|&v| 4.0 - v as f64).sum::<f64>() / 256.0;
-        // exact: 127·fl(1/127) rounds to 1 in f32, so every value is a whole number; any
-        // tolerance below ½ means the counts are equal
-        assert!((missing - out.uplink_lost_blocks as f64).abs() < 1e-3);
-        let bits = Quantiser::Int8 { block: 32 }.bits(256) as f64;
-        let mean_tx = out.airtime.uplink_s * NR_CQI_TABLE1_SE[0] * 1e6 / bits / 2000.0;
-        // Monte-Carlo: transmissions per block 1 + Bernoulli(b), rel. SE √(b(1−b)/2000)/(1+b)
-        // ≈ 0.75 %: 0.05 ≈ 6.6 SE
-        assert!((mean_tx / (1.0 + b) - 1.0).abs() < 0.05, "{mean_tx}");
-        // bad input
-        assert!(digital_all_reduce(&refs[..3], &l, &mut stream(2, &[])).is_err());
-        let mut z = l.clone();
-        z.block_values = 0;
-        assert!(digital_all_reduce(&refs, &z, &mut stream(2, &[])).is_err());
-        let mut z = l.clone();
-        z.bandwidth_hz = -1.0;
-        assert!(digital_all_reduce(&refs, &z, &mut stream(2, &[])).is_err());
-    }
-}
+mod all_reduce_tests;

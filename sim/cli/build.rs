@@ -20,7 +20,13 @@ fn main() {
         if dirty { "-dirty" } else { "" }
     );
     // re-check when the sources change (the dirty flag) …
-    for d in ["src", "../src", "../plan/src", "../../llm/src", "../../phy/src"] {
+    for d in [
+        "src",
+        "../src",
+        "../plan/src",
+        "../../llm/src",
+        "../../phy/src",
+    ] {
         println!("cargo:rerun-if-changed={d}");
     }
     // … and when HEAD moves or the index changes (commits, checkouts, staged edits)

@@ -1,10 +1,10 @@
 //! `airinfer plan`: the joint model assignment (long timescale) for a set of devices.
 
-use airinfer_sim::device::Profiles;
-use airinfer_plan::{baselines, project_capped_simplex, PlanProblem, PlanSetup};
-use airinfer_sim::systems::System;
 use airinfer_llm::cost::presets;
 use airinfer_llm::tp::TpPlan;
+use airinfer_plan::{baselines, project_capped_simplex, PlanProblem, PlanSetup};
+use airinfer_sim::device::Profiles;
+use airinfer_sim::systems::System;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;

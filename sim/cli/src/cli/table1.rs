@@ -3,12 +3,12 @@
 //! all-reduce (the same `TpCollective` that `eval --scheme` uses, fed vectors of the model's
 //! width), beside the paper's values.
 
+use airinfer_llm::cost::{presets, WeightFormat};
+use airinfer_llm::tp::TpPlan;
 use airinfer_sim::device::{Precision, Profiles};
 use airinfer_sim::schemes::tp::{
     fits_memory, simulate_decode, ComputeModel, Design, RadioConfig, SchemeKind, TpCollective,
 };
-use airinfer_llm::cost::{presets, WeightFormat};
-use airinfer_llm::tp::TpPlan;
 use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;

@@ -1,14 +1,14 @@
 //! `airinfer eval --scheme …`: the real model, tensor-parallel, every all-reduce through a
 //! simulated radio link, with simulated latency.
 
-use airinfer_sim::device::{Precision, Profiles};
-use airinfer_sim::schemes::coupled;
-use airinfer_sim::schemes::tp::{ComputeModel, Design, RadioConfig, SchemeKind, TpCollective};
 use airinfer_llm::eval::PplOptions;
 use airinfer_llm::gguf::GgufFile;
 use airinfer_llm::model::Model;
 use airinfer_phy::channel::{SmallScale, TimeModel};
 use airinfer_phy::digital::{Access, Quantiser};
+use airinfer_sim::device::{Precision, Profiles};
+use airinfer_sim::schemes::coupled;
+use airinfer_sim::schemes::tp::{ComputeModel, Design, RadioConfig, SchemeKind, TpCollective};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde_json::json;

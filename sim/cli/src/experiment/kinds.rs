@@ -4,10 +4,6 @@
 use super::spec::{Kind, Spec};
 use super::Run;
 use crate::assets;
-use airinfer_sim::schemes::coupled;
-use airinfer_sim::schemes::tp::{
-    fits_memory, simulate_decode, ComputeModel, RadioConfig, SharedRadio, TpCollective,
-};
 use airinfer_llm::cost::WeightFormat;
 use airinfer_llm::eval::{PplMode, PplOptions, PplResult};
 use airinfer_llm::gguf::GgufFile;
@@ -15,6 +11,10 @@ use airinfer_llm::model::Model;
 use airinfer_llm::tokenizer::Tokenizer;
 use airinfer_llm::tp::{Collective, ReduceCtx, ReduceSite, TpPlan};
 use airinfer_phy::rng::{self, component};
+use airinfer_sim::schemes::coupled;
+use airinfer_sim::schemes::tp::{
+    fits_memory, simulate_decode, ComputeModel, RadioConfig, SharedRadio, TpCollective,
+};
 use anyhow::{Context, Result};
 use rand::RngCore;
 use rand_distr::{Distribution, StandardNormal};
@@ -82,31 +82,7 @@ mod metric_values {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::Row;
-
-    #[test]
-    fn rows_with_undefined_metrics_survive_a_json_round_trip() {
-        let r = Row {
-            keys: vec![("devices".into(), "2".into())],
-            metrics: vec![
-                ("a".into(), 1.5),
-                ("b".into(), f64::NAN),
-                ("c".into(), f64::INFINITY),
-                ("d".into(), f64::NEG_INFINITY),
-            ],
-        };
-        let back: Row = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
-        assert_eq!(back.metrics[0], ("a".into(), 1.5));
-        assert!(back.metrics[1].1.is_nan());
-        assert_eq!(back.metrics[2].1, f64::INFINITY);
-        assert_eq!(back.metrics[3].1, f64::NEG_INFINITY);
-        // files written before (NaN as null) still load
-        let old: Row =
-            serde_json::from_str(r#"{"keys":[],"metrics":[["x",null],["y",2.0]]}"#).unwrap();
-        assert!(old.metrics[0].1.is_nan() && old.metrics[1].1 == 2.0);
-    }
-}
+mod tests;
 
 /// Key columns and metrics a kind's rows have (plan rows also have `share_0`, `share_1`, …).
 pub fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str]) {

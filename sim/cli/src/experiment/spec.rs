@@ -1,10 +1,6 @@
 //! The typed experiment file: what each key means, its unit, its default, and the checks that
 //! turn physical nonsense into an error naming the key.
 
-use airinfer_sim::device::{DeviceProfile, Precision, Profiles};
-use airinfer_sim::schemes::pipeline::{Link, Network, Wire};
-use airinfer_sim::schemes::tp::{Design, RadioConfig, SchemeKind, WaveformLevel};
-use airinfer_sim::systems::{Slowdown, System};
 use airinfer_llm::config::LlamaConfig;
 use airinfer_llm::cost::presets;
 use airinfer_phy::channel::{SmallScale, TimeModel};
@@ -12,6 +8,10 @@ use airinfer_phy::digital::{Access, Quantiser};
 use airinfer_phy::waveform::impair::Impairments;
 use airinfer_phy::waveform::ofdm::OfdmConfig;
 use airinfer_phy::waveform::tdl::TdlChannel;
+use airinfer_sim::device::{DeviceProfile, Precision, Profiles};
+use airinfer_sim::schemes::pipeline::{Link, Network, Wire};
+use airinfer_sim::schemes::tp::{Design, RadioConfig, SchemeKind, WaveformLevel};
+use airinfer_sim::systems::{Slowdown, System};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,188 @@
+
+use super::*;
+
+fn lcg(seed: &mut u64) -> f32 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+}
+
+fn random_matrix(packing: Packing, rows: usize, cols: usize, seed: &mut u64) -> PackedMatrix {
+    let w: Vec<f32> = (0..rows * cols).map(|_| lcg(seed) * 0.7 + 0.1).collect();
+    let mut blocks = match packing {
+        Packing::Q4_0 => crate::quant::quantize_q4_0(&w),
+        Packing::Q4_1 => crate::quant::quantize_q4_1(&w),
+        _ => crate::quant::quantize_q8_0(&w),
+    };
+    if packing == Packing::Q8_0 {
+        // include the extreme code −128, which ggml never writes but a file may hold
+        for blk in blocks.chunks_exact_mut(34).step_by(7) {
+            blk[5] = 0x80;
+        }
+    }
+    PackedMatrix::from_blocks(packing, rows, cols, blocks)
+}
+
+/// Reference, written from GGML's block formulas independently of the kernels: per row
+/// `Σ_b d_w·d_x·Σ_j w_j q_j + m_b·dsum_b` in f64 from the stored values (the exact value
+/// of what every kernel path rounds).
+fn reference(w: &PackedMatrix, xq: &QActs) -> Vec<f64> {
+    let bb = w.packing.block_bytes();
+    (0..w.rows)
+        .map(|r| {
+            w.row_blocks(r)
+                .chunks_exact(bb)
+                .enumerate()
+                .map(|(b, blk)| {
+                    let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f64();
+                    let q = |j: usize| xq.qs[b * QK + j] as i64;
+                    let (acc, m): (i64, f64) = match w.packing {
+                        Packing::Q8_0 => {
+                            ((0..QK).map(|j| (blk[2 + j] as i8) as i64 * q(j)).sum(), 0.0)
+                        }
+                        Packing::Q4_0 => (
+                            (0..16)
+                                .map(|j| {
+                                    (blk[2 + j] & 15) as i64 * q(j)
+                                        + (blk[2 + j] >> 4) as i64 * q(j + 16)
+                                })
+                                .sum(),
+                            -8.0 * d,
+                        ),
+                        _ => (
+                            (0..16)
+                                .map(|j| {
+                                    (blk[4 + j] & 15) as i64 * q(j)
+                                        + (blk[4 + j] >> 4) as i64 * q(j + 16)
+                                })
+                                .sum(),
+                            half::f16::from_le_bytes([blk[2], blk[3]]).to_f64(),
+                        ),
+                    };
+                    d * xq.d[b] as f64 * acc as f64 + m * xq.dsum[b] as f64
+                })
+                .sum()
+        })
+        .collect()
+}
+
+/// γ_n = n·u/(1 − n·u), u = 2⁻²⁴.
+fn gamma(n: usize) -> f64 {
+    let nu = n as f64 * 2f64.powi(-24);
+    nu / (1.0 - nu)
+}
+
+/// Every kernel path against the exact value: the error of a row is at most
+/// γ_n · Σ|summands| (recursive summation in any order; n = 2·blocks + 6 roundings on the
+/// longest path: one term per block per lane, the offset sum, 3 levels of horizontal sum,
+/// the final add, 2 roundings inside a summand), with Σ|summands| from
+/// `matvec_q_magnitudes`. The AVX2 and AVX-512 VNNI paths are bit-identical: the same
+/// integer dot products (exact; no saturation for these ranges) and the same float ops.
+#[test]
+fn quantized_matvec_matches_reference_on_every_kernel() {
+    let mut seed = 7u64;
+    let kernels = kernels_here(); // every path this CPU has, whatever AIRINFER_SIMD says
+    eprintln!("kernel paths tested on this CPU: {kernels:?}");
+    for &(rows, cols) in &[(1, 32), (3, 64), (70, 96), (130, 576), (9, 1536)] {
+        for packing in [Packing::Q4_0, Packing::Q4_1, Packing::Q8_0] {
+            let m = random_matrix(packing, rows, cols, &mut seed);
+            let x: Vec<f32> = (0..cols).map(|_| lcg(&mut seed) * 3.0).collect();
+            let xq = QActs::quantize(&x);
+            let want = reference(&m, &xq);
+            let mut mag = vec![0.0f32; rows];
+            m.matvec_q_magnitudes(&xq, &mut mag);
+            let g = gamma(2 * cols / QK + 6);
+            let mut outs = Vec::new();
+            for &k in &kernels {
+                let mut got = vec![0.0f32; rows];
+                m.rows_q(0, &mut got, &xq, k);
+                for r in 0..rows {
+                    let bound = g * mag[r] as f64;
+                    assert!(
+                        (got[r] as f64 - want[r]).abs() <= bound,
+                        "{k:?} {:?} {rows}x{cols} row {r}: {} vs exact {} (bound {bound:e})",
+                        m.packing,
+                        got[r],
+                        want[r]
+                    );
+                }
+                outs.push((k, got));
+            }
+            // the dispatched path (whatever AIRINFER_SIMD selects) is one of them
+            let mut got = vec![0.0; rows];
+            m.matvec_q(&xq, &mut got);
+            assert!(
+                outs.iter().any(|(_, o)| *o == got),
+                "dispatched path is none of the kernels"
+            );
+            #[cfg(target_arch = "x86_64")]
+            {
+                let avx2 = outs.iter().find(|(k, _)| *k == Kernel::Avx2);
+                let vnni = outs.iter().find(|(k, _)| *k == Kernel::Vnni);
+                if let (Some(a), Some(v)) = (avx2, vnni) {
+                    assert!(
+                        a.1 == v.1,
+                        "{:?} {rows}x{cols}: AVX2 and VNNI differ",
+                        m.packing
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn activation_quantisation_error_is_within_half_a_step() {
+    let mut seed = 3u64;
+    let x: Vec<f32> = (0..256).map(|_| lcg(&mut seed) * 10.0).collect();
+    let q = QActs::quantize(&x);
+    for (i, v) in x.iter().enumerate() {
+        let d = q.d[i / QK];
+        let back = d * q.qs[i] as f32;
+        // half a step, plus the f32 roundings of v·(1/d) and d·q (a few ulps of |v| ≤ 10,
+        // an ulp of 10 being 9.5e-7)
+        assert!((back - v).abs() <= 0.5 * d + 4.0 * f32::EPSILON * 10.0);
+    }
+    let zero = QActs::quantize(&[0.0; 32]);
+    assert_eq!(zero.d[0], 0.0);
+    assert!(zero.qs.iter().all(|&q| q == 0));
+}
+
+#[test]
+fn gemm_matches_naive_and_is_thread_count_independent() {
+    let mut seed = 11u64;
+    let (t, rows, cols) = (37, 130, 96);
+    let m = random_matrix(Packing::Q4_1, rows, cols, &mut seed);
+    let x: Vec<f32> = (0..t * cols).map(|_| lcg(&mut seed)).collect();
+    let w = m.dense().to_vec();
+    let mut want = vec![0.0f64; t * rows];
+    for i in 0..t {
+        for r in 0..rows {
+            want[i * rows + r] = (0..cols)
+                .map(|c| x[i * cols + c] as f64 * w[r * cols + c] as f64)
+                .sum();
+        }
+    }
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut y = vec![0.0f32; t * rows];
+            m.matmul(&x, t, &mut y);
+            y
+        })
+    };
+    let y1 = run(1);
+    let y2 = run(2);
+    assert_eq!(y1, y2, "GEMM result depends on the thread count");
+    // f32 dot products of `cols` terms in any order: |error| ≤ γ_{cols+1}·Σ|w·x|
+    let mut mag = vec![0.0f32; t * rows];
+    m.matmul_magnitudes(&x, t, &mut mag);
+    let g = gamma(cols + 1);
+    for ((a, b), mg) in y1.iter().zip(&want).zip(&mag) {
+        assert!((*a as f64 - b).abs() <= g * *mg as f64, "{a} vs {b}");
+    }
+}

@@ -1,0 +1,221 @@
+
+use super::*;
+use crate::device::Profiles;
+use airinfer_llm::cost::presets;
+use airinfer_plan::pipeline::Partitioner;
+use airinfer_plan::simple::{EvenSplit, Mdi};
+
+fn cost(devices: &[&str], kv_bytes: f64) -> CostSetup {
+    let lib = Profiles::builtin();
+    CostSetup {
+        cfg: presets::smollm2_135m(),
+        weights: WeightFormat::Q4_1,
+        precision: Precision::F16,
+        kv_bytes,
+        profiles: devices
+            .iter()
+            .map(|d| lib.get(d).unwrap().clone())
+            .collect(),
+        wire: Wire::F16,
+    }
+}
+
+fn wired(n: usize, bw: f64, lat: f64) -> Network {
+    Network::uniform(
+        n,
+        Link::Wired {
+            bandwidth: bw,
+            latency_s: lat,
+        },
+    )
+}
+
+fn run(c: &CostSetup, net: &Network, a: &Assignment, w: Workload, record: bool) -> PipelineReport {
+    simulate(c, net, a, &w, &Background::default(), None, None, 7, record).unwrap()
+}
+
+#[test]
+fn one_sample_follows_the_closed_form() {
+    let c = cost(&["jetson-orin-nano", "raspberry-pi-5", "jetson-tx2"], 2.0);
+    let net = wired(3, 12.5e6, 2e-3);
+    let n = c.n_units();
+    let a = Assignment {
+        stages: vec![
+            Stage {
+                device: 0,
+                units: 0..9,
+            },
+            Stage {
+                device: 1,
+                units: 9..20,
+            },
+            Stage {
+                device: 2,
+                units: 20..n,
+            },
+        ],
+    };
+    let w = Workload {
+        samples: 1,
+        prompt_tokens: 8,
+        gen_tokens: 5,
+    };
+    let r = run(&c, &net, &a, w, false);
+    // step s: Σ unit times on their devices + two hand-offs + the 4-byte token home
+    let mut t = 0.0;
+    for step in 0..w.gen_tokens {
+        let (tok, past) = if step == 0 { (8, 0) } else { (1, 8 + step - 1) };
+        for s in &a.stages {
+            t += s
+                .units
+                .clone()
+                .map(|u| c.unit_time_s(s.device, u, tok, past))
+                .sum::<f64>();
+        }
+        t += 2.0 * (2e-3 + c.hidden_bytes(tok) / 12.5e6) + (2e-3 + 4.0 / 12.5e6);
+        // integer-ns event times: every scheduled arrival (two hand-offs and the token home
+        // per step) rounds to the nearest ns, ≤ ½ ns each, and the next step starts at the
+        // token's (whole-ns) time: ≤ 3·(step + 1)·½ ns (the bare 1e-7 it replaces was not
+        // derived; measured ≤ 1.1 ns)
+        let tol = 3.0 * (step + 1) as f64 * 0.5e-9 + 1e-12;
+        assert!((r.token_times_s[0][step] - t).abs() <= tol, "step {step}");
+    }
+    assert!((r.ttft_s[0] - r.token_times_s[0][0]).abs() == 0.0);
+}
+
+#[test]
+fn many_samples_in_flight_reach_the_planned_bottleneck() {
+    // kv_bytes = 0: decode is memory-bound on weights only, so unit times do not depend on
+    // the context and the planner's period is exact
+    let c = cost(&["jetson-orin-nano", "raspberry-pi-5", "jetson-tx2"], 0.0);
+    let net = wired(3, 12.5e6, 0.5e-3);
+    let names: Vec<String> = (0..3).map(|i| format!("d{i}")).collect();
+    let w = Workload {
+        samples: 12,
+        prompt_tokens: 4,
+        gen_tokens: 60,
+    };
+    let p = c.problem(&names, &net, &w, 0, 1.0).unwrap();
+    let a = EvenSplit::default().partition(&p).unwrap();
+    let r = run(&c, &net, &a, w, false);
+    let want = 1.0 / a.bottleneck_s(&p);
+    // window quantisation: each sample's count in the window is off by < 1 token, 12 of
+    // ≈ 12·55 counted ≈ 1.8 % (measured 0.02 %)
+    assert!(
+        (r.steady_tok_s / want - 1.0).abs() < 0.02,
+        "steady {} tok/s vs 1/bottleneck {want}",
+        r.steady_tok_s
+    );
+    // one sample alone: per-token time = the planner's latency
+    let r1 = run(&c, &net, &a, Workload { samples: 1, ..w }, false);
+    // each decode step rounds three arrivals to the ns (≤ ½ ns each) and starts at a whole
+    // ns: the mean step time is within 1.5 ns of the closed form (the bare 1e-6 relative it
+    // replaces was not derived)
+    let lat = a.latency_s(&p);
+    assert!((r1.per_token_s - lat).abs() <= 1.5e-9 + 1e-12 * lat);
+    // the bottleneck device is (almost) always busy (> 0.97: effect size, measured 1.0;
+    // ≤ 1 up to f64 rounding of the busy intervals)
+    let u = r.utilisation.iter().cloned().fold(0.0, f64::max);
+    assert!(u > 0.97 && u <= 1.0 + 1e-9, "{:?}", r.utilisation);
+}
+
+#[test]
+fn mdi_recurrent_pipeline_fills_the_ring() {
+    let c = cost(&["jetson-tx2"; 3], 2.0);
+    let net = wired(3, 125e6, 0.2e-3);
+    let names: Vec<String> = (0..3).map(|i| format!("tx2-{i}")).collect();
+    let base = Workload {
+        samples: 1,
+        prompt_tokens: 16,
+        gen_tokens: 48,
+    };
+    let p = c.problem(&names, &net, &base, 0, 1.0).unwrap();
+    let a = Mdi::default().partition(&p).unwrap();
+    let rates: Vec<f64> = (1..=5)
+        .map(|s| run(&c, &net, &a, Workload { samples: s, ..base }, false).steady_tok_s)
+        .collect();
+    // rises with every sample up to the number of nodes …
+    for s in 1..3 {
+        assert!(rates[s] > rates[s - 1] * 1.3, "{rates:?}");
+    }
+    // … and once the hops are covered too (the ring has 4 hand-offs: one sample more), it
+    // saturates at the slowest node's rate
+    assert!(rates[3] >= rates[2], "{rates:?}");
+    // TUNED: window quantisation allows ≈ 2.5 % per rate in principle (< 1 token per sample
+    // of ≈ 40 in the window), two rates twice that; the periodic steady state makes it
+    // ≈ 0.01 % (measured), so 2 % holds but is not derived
+    assert!((rates[4] / rates[3] - 1.0).abs() < 0.02, "{rates:?}");
+    let period = a.bottleneck_s(&p);
+    // 5 % ≥ 2 × the ≈ 2.5 % window quantisation (measured 0.09 %)
+    assert!(
+        (rates[4] * period - 1.0).abs() < 0.05,
+        "{rates:?} vs 1/{period}"
+    );
+    // then every node is busy most of the steady state
+    let r = run(&c, &net, &a, Workload { samples: 4, ..base }, true);
+    for (d, u) in r.utilisation.iter().enumerate() {
+        assert!(
+            *u > 0.85,
+            "node {d} busy {u} of the steady state: {:?}",
+            r.utilisation
+        );
+    }
+    // the timeline never runs two jobs at once on one resource
+    let mut by: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    for b in &r.timeline {
+        by.entry(&b.resource)
+            .or_default()
+            .push((b.start_s, b.end_s));
+    }
+    for (res, mut iv) in by {
+        iv.sort_by(|x, y| x.0.total_cmp(&y.0));
+        for w in iv.windows(2) {
+            // start = max(now, free) and end = start + dur in f64: rounding room only
+            assert!(w[1].0 >= w[0].1 - 1e-12, "{res} overlaps: {w:?}");
+        }
+    }
+    // one sample alone leaves two of three nodes idle most of the time
+    let r1 = run(&c, &net, &a, base, false);
+    let mean = r1.utilisation.iter().sum::<f64>() / 3.0;
+    assert!(mean < 0.45, "{:?}", r1.utilisation);
+}
+
+#[test]
+fn wireless_link_airtime_and_losses() {
+    let l = Link::Wireless {
+        bandwidth_hz: 20e6,
+        snr_db: 25.0,
+        bler: BlerModel::default(),
+        target_bler: 0.1,
+        max_tx: 4,
+        block_bytes: 1000,
+        overhead_s: 1e-4,
+    };
+    l.validate().unwrap();
+    let mut r = rng::stream(1, &[9]);
+    let n = 4000;
+    let mean: f64 = (0..n).map(|_| l.send(10_000.0, &mut r).0).sum::<f64>() / n as f64;
+    // the Monte-Carlo mean of the realised airtime matches the planners' expectation: at
+    // 25 dB the top CQI's BLER is ≈ 1e-6, so the airtime is nearly deterministic (rel. SE
+    // ≈ 5e-6 over 4000 sends) and 0.01 is loose
+    assert!((mean / l.expected_s(10_000.0) - 1.0).abs() < 0.01, "{mean}");
+    // at a very low SNR and one transmission most blocks are lost
+    let bad = Link::Wireless {
+        bandwidth_hz: 20e6,
+        snr_db: -20.0,
+        bler: BlerModel::default(),
+        target_bler: 0.1,
+        max_tx: 1,
+        block_bytes: 1000,
+        overhead_s: 1e-4,
+    };
+    let (_, lost) = bad.send(10_000.0, &mut r);
+    // BLER of the lowest CQI at −20 dB ≈ 1 − 4e-11: all 10 blocks are lost in practice
+    assert!(lost.len() >= 8, "{lost:?}");
+    assert!(Link::Wired {
+        bandwidth: -1.0,
+        latency_s: 0.0
+    }
+    .validate()
+    .is_err());
+}
