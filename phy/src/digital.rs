@@ -213,6 +213,49 @@ pub fn ring_allreduce_airtime(
     Ok(steps as f64 * ((bits as f64 / k as f64) / slowest + overhead_per_step_s))
 }
 
+/// The data path of the ring all-reduce whose airtime [`ring_allreduce_airtime`] gives, in place:
+/// `buffers[k]` is device k's partial before and what device k holds after. The vector is cut
+/// into K chunks; in the reduce-scatter, chunk c starts at device c+1 and travels the ring, every
+/// hop sending the running sum through `q` (requantised at every hop) and adding the next
+/// device's partial, so it ends, summed, at device c; in the all-gather the owner keeps its sum
+/// and every other device receives it quantised once.
+pub fn ring_all_reduce(buffers: &mut [Vec<f32>], q: Quantiser) {
+    let k = buffers.len();
+    if k == 0 {
+        return;
+    }
+    let n = buffers[0].len();
+    let chunk = n.div_ceil(k);
+    let mut out = vec![vec![0f32; n]; k];
+    for c in 0..k {
+        let (lo, hi) = ((c * chunk).min(n), ((c + 1) * chunk).min(n));
+        if lo == hi {
+            continue;
+        }
+        // reduce-scatter: chunk c starts at device c+1 and ends, summed, at device c
+        let mut dev = (c + 1) % k;
+        let mut acc: Vec<f32> = buffers[dev][lo..hi].to_vec();
+        for _ in 0..k - 1 {
+            let sent = q.roundtrip(&acc);
+            dev = (dev + 1) % k;
+            acc = sent
+                .iter()
+                .zip(&buffers[dev][lo..hi])
+                .map(|(a, b)| a + b)
+                .collect();
+        }
+        // all-gather: the owner keeps its sum, the others receive it quantised once
+        let gathered = q.roundtrip(&acc);
+        for (d, o) in out.iter_mut().enumerate() {
+            let v = if d == c { &acc } else { &gathered };
+            o[lo..hi].copy_from_slice(v);
+        }
+    }
+    for (b, o) in buffers.iter_mut().zip(out) {
+        b.copy_from_slice(&o);
+    }
+}
+
 #[cfg(test)]
 mod ring_tests;
 

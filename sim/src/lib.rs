@@ -6,5 +6,6 @@
 pub use airinfer_plan::device;
 
 pub mod des;
+pub mod links;
 pub mod schemes;
 pub mod systems;

@@ -1,4 +1,3 @@
-
 use super::*;
 
 #[test]
@@ -13,4 +12,56 @@ fn ring_airtime_hand_cases() {
     assert_eq!(ring_allreduce_airtime(1000, &[1.0], 0.0).unwrap(), 0.0);
     assert!(ring_allreduce_airtime(1, &[], 0.0).is_err());
     assert!(ring_allreduce_airtime(1, &[1.0, 0.0], 0.0).is_err());
+}
+
+#[test]
+fn ring_data_path_delivers_the_sum_to_every_device() {
+    // small integers are exact in fp16, and so are their partial sums: every device gets the
+    // exact sum, whatever the chunking (n not a multiple of K, and K > n)
+    for (k, n) in [(2usize, 7usize), (3, 10), (4, 4), (5, 3)] {
+        let mut b: Vec<Vec<f32>> = (0..k)
+            .map(|d| {
+                (0..n)
+                    .map(|i| ((d * 7 + i * 3) % 11) as f32 - 5.0)
+                    .collect()
+            })
+            .collect();
+        let exact: Vec<f32> = (0..n).map(|i| b.iter().map(|v| v[i]).sum()).collect();
+        ring_all_reduce(&mut b, Quantiser::Fp16);
+        for v in &b {
+            assert_eq!(v, &exact, "K = {k}, n = {n}");
+        }
+    }
+    // int8: chunk c's owner (device c) keeps its running sum, every other device the owner's
+    // value quantised once (so within one quantisation step of it); the owner is within K − 1
+    // requantisations of the exact sum
+    let (k, n) = (4usize, 64usize);
+    let mut b: Vec<Vec<f32>> = (0..k)
+        .map(|d| {
+            (0..n)
+                .map(|i| ((d * 31 + i * 17) % 97) as f32 / 97.0 - 0.5)
+                .collect()
+        })
+        .collect();
+    let exact: Vec<f32> = (0..n).map(|i| b.iter().map(|v| v[i]).sum()).collect();
+    let q = Quantiser::Int8 { block: 32 };
+    ring_all_reduce(&mut b, q);
+    let chunk = n.div_ceil(k);
+    let step = k as f32 * 0.5 / 127.0; // |running sum| ≤ K·0.5, one int8 step of it
+    for i in 0..n {
+        let owner = i / chunk;
+        assert!(
+            (b[owner][i] - exact[i]).abs() <= (k - 1) as f32 * step,
+            "value {i}"
+        );
+        for d in 0..k {
+            assert!(
+                (b[d][i] - b[owner][i]).abs() <= step,
+                "device {d}, value {i}"
+            );
+        }
+    }
+    // a device that is not the owner got exactly the quantised owner's chunk
+    let owned: Vec<f32> = b[1][chunk..2 * chunk].to_vec();
+    assert_eq!(b[0][chunk..2 * chunk], q.roundtrip(&owned)[..]);
 }

@@ -1,145 +1,26 @@
-//! Tensor parallelism over the air: an [`llm::tp::Collective`] that sends every all-reduce of the
-//! real forward pass through a `phy` link and advances a simulated clock.
+//! Tensor parallelism over the air: [`TpCollective`], the `llm::tp::Collective` that sends every
+//! all-reduce of the real forward pass through the run's [`Link`](crate::links::Link) and
+//! advances a simulated clock.
 //!
 //! Timing model (lockstep, as Megatron-style TP is): between two reduction sites each device
 //! computes its shard of that half-block (attention: Q, K, V, attention, O; MLP: gate, up, down),
 //! timed by the roofline of its [`DeviceProfile`] on the analytic cost of `llm::cost`. The
-//! all-reduce starts when the slowest device is done (the others idle), takes the scheme's
-//! airtime plus a fixed per-round cost, and every device resumes when the sum has come back.
+//! all-reduce starts when the slowest device is done (the others idle), takes the link's
+//! airtime plus its fixed per-round cost, and every device resumes when the sum has come back.
 //! The output head runs on device 0 after the last block ([`TpCollective::finish_forward`]).
-//!
-//! Channel uses: a call carries `n_tokens · n_embd` reals per device. AirComp and FDMA send them
-//! token by token, two reals per complex symbol (L streams per use), the channel read at the
-//! simulated time each token goes out (so a long prefill meets new realisations when it outlasts
-//! the coherence time) and the transceivers redesigned for every token (the design needs the
-//! token's per-device variances). Each device also sends its token's mean and variance digitally
-//! (2 × 16 bits at `side_info_bits_per_use`, devices one after another). Digital all-reduce sends
-//! the whole call at once through `phy::digital::digital_all_reduce` (uplink MCS from each device's
-//! MRC SNR `P‖h_k‖²/σ²`, HARQ, residual losses, broadcast back). The sum returns to every device
-//! through the downlink model (ideal by default) — for digital, through its own broadcast.
-//! The D2D ring (`Ring`) needs no AP: reduce-scatter then all-gather over links k → k+1 at
-//! their Shannon rates, requantising at every reduce-scatter hop.
+//! How each scheme carries a call (channel uses, side information, HARQ, the ring's hops) is in
+//! its file under [`crate::links`].
 
 use airinfer_llm::config::LlamaConfig;
 use airinfer_llm::cost::{Shard, WeightFormat};
-use airinfer_llm::tp::{ideal_sum, Collective, ReduceCtx, ReduceSite, TpPlan};
-use airinfer_phy::aircomp::{self, Downlink, OtaLink, Problem, ReceiveDirection, Transceiver};
-use airinfer_phy::channel::{self, FadingProcess, Mac, MacConfig, SmallScale, TimeModel};
-use airinfer_phy::digital::{self, Access, BlerModel, DigitalLink, Quantiser};
-use airinfer_phy::radio::Radio;
-use airinfer_phy::rng::{self, component};
-use airinfer_phy::waveform::aircomp::{ota_sum, Emulator, OtaOfdmConfig, TRAINING_GAP};
-use airinfer_phy::waveform::hil::{ChainReport, HilLink};
-use airinfer_phy::waveform::impair::Impairments;
-use airinfer_phy::waveform::ofdm::OfdmConfig;
-use airinfer_phy::waveform::tdl::TdlChannel;
-use airinfer_phy::waveform::WaveformError;
-use airinfer_phy::{CMat, C64};
-use serde::{Deserialize, Serialize};
+use airinfer_llm::tp::{Collective, ReduceCtx, ReduceSite, TpPlan};
+use serde::Serialize;
 
 use crate::device::{DeviceProfile, Precision};
+use crate::links::{self, Call, Link, Medium, Streams};
 
-/// How the all-reduce is carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
-#[serde(rename_all = "snake_case")]
-pub enum SchemeKind {
-    /// Exact sum, no airtime.
-    Ideal,
-    /// Quantise, send with link adaptation and HARQ, sum at the AP, broadcast.
-    Digital,
-    /// Uncoded analog FDMA: one sub-channel per device.
-    Fdma,
-    /// Digital device-to-device ring all-reduce (reduce-scatter + all-gather, as
-    /// distributed-llama does over a LAN): every hop requantises, links at Shannon rate.
-    Ring,
-    /// Over-the-air computation.
-    Aircomp,
-}
-
-/// AirComp transceiver design.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
-#[serde(rename_all = "snake_case")]
-pub enum Design {
-    /// Zero-forcing, principal eigen-direction.
-    Zf,
-    /// Zero-forcing, sum of channel directions.
-    ZfSum,
-    /// MMSE by alternating optimisation.
-    Mmse,
-    /// SCA (near-SDR, no SDP).
-    Fast,
-    /// SDR with clarabel (slow: one SDP per token and site).
-    Sdr,
-}
-
-/// The radio side of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RadioConfig {
-    /// AP antennas N_r.
-    pub rx_antennas: usize,
-    /// Antennas per device N_t.
-    pub tx_antennas: usize,
-    /// Streams L (AirComp / FDMA).
-    pub streams: usize,
-    /// Small-scale fading.
-    pub small_scale: SmallScale,
-    /// Evolution in time.
-    pub time: TimeModel,
-    /// Transmit SNR P/σ² per device and channel use (unit large-scale gain), dB.
-    pub snr_db: f64,
-    /// Large-scale (path-loss) gain of each device towards the AP, linear (empty: all 1).
-    #[serde(default)]
-    pub gains: Vec<f64>,
-    /// Bandwidth = complex symbol rate, Hz.
-    pub bandwidth_hz: f64,
-    /// Fixed cost per all-reduce round (synchronisation, pilots, CSI), s.
-    pub round_overhead_s: f64,
-    /// CSI error variance (relative to unit channel power); 0 = perfect CSI.
-    pub csi_error_var: f64,
-    /// Bits per channel use of the digital side information (AirComp / FDMA).
-    pub side_info_bits_per_use: f64,
-    /// Digital: number format.
-    pub quantiser: Quantiser,
-    /// Digital: uplink access.
-    pub access: Access,
-    /// Digital: values per transport block.
-    pub block_values: usize,
-    /// Digital: BLER target of link adaptation.
-    pub target_bler: f64,
-    /// Digital: transmissions per block at most.
-    pub max_tx: u32,
-    /// How the AirComp / FDMA estimate returns to the devices.
-    pub downlink: Downlink,
-}
-
-impl Default for RadioConfig {
-    fn default() -> Self {
-        RadioConfig {
-            rx_antennas: 4,
-            tx_antennas: 1,
-            streams: 1,
-            small_scale: SmallScale::Rayleigh,
-            time: TimeModel::Block {
-                coherence_time_s: 10e-3,
-            },
-            snr_db: 20.0,
-            gains: Vec::new(),
-            bandwidth_hz: 10e6,
-            round_overhead_s: 50e-6,
-            csi_error_var: 0.0,
-            side_info_bits_per_use: 2.0,
-            quantiser: Quantiser::Int8 { block: 32 },
-            access: Access::Ofdma,
-            block_values: 1024,
-            target_bler: 0.1,
-            max_tx: 4,
-            downlink: Downlink::Ideal,
-        }
-    }
-}
+pub use crate::links::waveform::{SharedRadio, WaveformLevel};
+pub use crate::links::{Design, RadioConfig, SchemeError, SchemeKind};
 
 /// Compute timing of the shards.
 #[derive(Debug, Clone)]
@@ -280,70 +161,17 @@ pub struct Breakdown {
     pub rounds: u64,
 }
 
-/// A radio shared by the collectives of a run (one hardware device, used one all-reduce at a
-/// time), with the first failure it reported: an all-reduce cannot return an error, so a failed
-/// transceive delivers zeros and the run reads [`SharedRadio::failure`] afterwards.
-pub struct SharedRadio {
-    radio: std::sync::Mutex<Box<dyn Radio + Send>>,
-    failure: std::sync::Mutex<Option<String>>,
-}
-
-impl SharedRadio {
-    /// Share `radio`.
-    pub fn new(radio: Box<dyn Radio + Send>) -> std::sync::Arc<SharedRadio> {
-        std::sync::Arc::new(SharedRadio {
-            radio: std::sync::Mutex::new(radio),
-            failure: std::sync::Mutex::new(None),
-        })
-    }
-
-    /// The first failure, if any.
-    pub fn failure(&self) -> Option<String> {
-        self.failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn fail(&self, e: String) {
-        self.failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(e);
-    }
-}
-
-/// AirComp at waveform level (`phy::waveform`): every token's all-reduce is an OFDM burst per
-/// device, pre-equalised per subcarrier, through the software emulator or, with `radio`, through
-/// real hardware ([`HilLink`]). Single-antenna devices and AP; device d's channel is the 1 × 1
-/// channel of the fading process (the one the symbol level sees) or, with a TDL profile in its
-/// impairments, taps drawn per coherence block (large-scale gain applied).
-pub struct WaveformLevel {
-    /// Numerology (sample rate = the channel bandwidth).
-    pub ofdm: OfdmConfig,
-    /// Impairments of each device.
-    pub devices: Vec<Impairments>,
-    /// Estimate and correct CFO and timing.
-    pub correct: bool,
-    /// Peak amplitude of hardware frames (DAC full scale 1).
-    pub amplitude: f64,
-    /// Hardware (None: the emulator).
-    pub radio: Option<std::sync::Arc<SharedRadio>>,
-}
-
-/// The collective.
+/// The collective: the clock of K devices in lockstep, their compute model, and the link every
+/// reduction crosses.
 pub struct TpCollective {
     scheme: SchemeKind,
     design: Design,
     radio: RadioConfig,
     compute: ComputeModel,
-    mac: Mac,
-    fading: FadingProcess,
+    medium: Medium,
+    streams: Streams,
+    link: Box<dyn Link>,
     seed: u64,
-    rng_fading: rng::Rng,
-    rng_noise: rng::Rng,
-    rng_csi: rng::Rng,
-    rng_design: rng::Rng,
     ready: Vec<f64>,
     /// Totals since the last [`TpCollective::reset_totals`].
     pub totals: Breakdown,
@@ -353,37 +181,6 @@ pub struct TpCollective {
     pub timeline: Vec<Span>,
     /// Record spans.
     pub record: bool,
-    waveform: Option<WaveformLevel>,
-    rng_wave: rng::Rng,
-    trained_block: Option<u64>,
-    /// The error the design predicted for the last transmit (Σ per real), if it had one.
-    pending_pred: Option<f64>,
-    /// The RF-chain calibration of the last hardware all-reduce.
-    pub chain: Option<ChainReport>,
-}
-
-/// The transceiver design `design` as the closure `over_the_air_sum` calls (SDR draws its
-/// randomisation from `rng`).
-fn design_fn(
-    design: Design,
-    rng: &mut rng::Rng,
-) -> impl Fn(&Problem) -> Result<Transceiver, aircomp::AirCompError> + '_ {
-    let rng = std::cell::RefCell::new(rng);
-    move |p: &Problem| match design {
-        Design::Zf => aircomp::zero_forcing(p, ReceiveDirection::Eigen),
-        Design::ZfSum => aircomp::zero_forcing(p, ReceiveDirection::SumDirections),
-        Design::Mmse => aircomp::mmse(p, 50),
-        Design::Fast => aircomp::fast(p, 100),
-        Design::Sdr => aircomp::sdr(p, 50, &mut **rng.borrow_mut()).map(|d| d.transceiver),
-    }
-}
-
-/// Invalid scheme set-up.
-#[derive(Debug, thiserror::Error)]
-pub enum SchemeError {
-    /// A parameter is out of range.
-    #[error("{0}")]
-    Invalid(String),
 }
 
 impl TpCollective {
@@ -396,94 +193,23 @@ impl TpCollective {
         seed: u64,
     ) -> Result<TpCollective, SchemeError> {
         let k = compute.shards.len();
-        let bad = |m: String| Err(SchemeError::Invalid(m));
         if compute.profiles.len() != k {
-            return bad(format!(
+            return Err(SchemeError::Invalid(format!(
                 "{} device profiles for {k} devices",
                 compute.profiles.len()
-            ));
+            )));
         }
-        if !(radio.bandwidth_hz.is_finite() && radio.bandwidth_hz > 0.0) {
-            return bad(format!(
-                "bandwidth_hz = {}: must be positive",
-                radio.bandwidth_hz
-            ));
-        }
-        if !radio.snr_db.is_finite() {
-            return bad(format!("snr_db = {}: must be finite", radio.snr_db));
-        }
-        if !(radio.round_overhead_s.is_finite() && radio.round_overhead_s >= 0.0) {
-            return bad(format!(
-                "round_overhead_s = {}: must be ≥ 0",
-                radio.round_overhead_s
-            ));
-        }
-        if !(radio.csi_error_var.is_finite() && radio.csi_error_var >= 0.0) {
-            return bad(format!(
-                "csi_error_var = {}: must be ≥ 0",
-                radio.csi_error_var
-            ));
-        }
-        if !(radio.side_info_bits_per_use.is_finite() && radio.side_info_bits_per_use > 0.0) {
-            return bad(format!(
-                "side_info_bits_per_use = {}: must be positive",
-                radio.side_info_bits_per_use
-            ));
-        }
-        if radio.streams == 0
-            || radio.streams > radio.rx_antennas
-            || radio.streams > radio.tx_antennas
-        {
-            return bad(format!(
-                "streams = {}: need 1 ≤ L ≤ min(N_r = {}, N_t = {})",
-                radio.streams, radio.rx_antennas, radio.tx_antennas
-            ));
-        }
-        if radio.block_values == 0 || !(0.0..1.0).contains(&radio.target_bler) || radio.max_tx == 0
-        {
-            return bad(format!(
-                "digital: block_values = {}, target_bler = {}, max_tx = {}: need ≥ 1, [0, 1), ≥ 1",
-                radio.block_values, radio.target_bler, radio.max_tx
-            ));
-        }
-        if !radio.gains.is_empty()
-            && (radio.gains.len() != k || radio.gains.iter().any(|g| !(g.is_finite() && *g > 0.0)))
-        {
-            return bad(format!(
-                "gains: {:?} for {k} devices (need none, or one positive gain per device)",
-                radio.gains
-            ));
-        }
-        if let Downlink::Analog { snr, .. } = &radio.downlink {
-            if snr.len() != k {
-                return bad(format!("downlink: {} SNRs for {k} devices", snr.len()));
-            }
-        }
-        aircomp::deliver(&[0.0], k, &radio.downlink, &mut rng::stream(0, &[]))
-            .map_err(|e| SchemeError::Invalid(e.to_string()))?;
-        let mac = Mac::new(MacConfig {
-            devices: k,
-            rx_antennas: radio.rx_antennas,
-            tx_antennas: radio.tx_antennas,
-            small_scale: radio.small_scale.clone(),
-            rx_correlation: 0.0,
-            tx_correlation: 0.0,
-        })
-        .map_err(|e| SchemeError::Invalid(e.to_string()))?;
-        let mut rng_fading = rng::stream(seed, &[component::FADING]);
-        let fading = FadingProcess::new(&mac, radio.time, &mut rng_fading)
-            .map_err(|e| SchemeError::Invalid(e.to_string()))?;
+        radio.validate(k)?;
+        let mut streams = Streams::new(seed);
+        let medium = Medium::new(&radio, k, seed, &mut streams)?;
         Ok(TpCollective {
+            link: links::build(scheme, design, &radio),
             scheme,
             design,
             compute,
-            mac,
-            fading,
+            medium,
+            streams,
             seed,
-            rng_fading,
-            rng_noise: rng::stream(seed, &[component::NOISE]),
-            rng_csi: rng::stream(seed, &[component::CSI]),
-            rng_design: rng::stream(seed, &[component::RANDOMISATION]),
             ready: vec![0.0; k],
             totals: Breakdown {
                 compute_s: vec![0.0; k],
@@ -494,65 +220,14 @@ impl TpCollective {
             timeline: Vec::new(),
             record: false,
             radio,
-            waveform: None,
-            rng_wave: rng::stream(seed, &[component::NOISE, 0x3A7E]),
-            trained_block: None,
-            pending_pred: None,
-            chain: None,
         })
     }
 
     /// Carry AirComp at waveform level (see [`WaveformLevel`]).
     pub fn with_waveform(mut self, w: WaveformLevel) -> Result<TpCollective, SchemeError> {
-        let bad = |m: String| Err(SchemeError::Invalid(m));
         let k = self.ready.len();
-        if self.scheme != SchemeKind::Aircomp {
-            return bad(format!(
-                "the waveform level carries AirComp, not {:?}",
-                self.scheme
-            ));
-        }
-        let r = &self.radio;
-        if r.rx_antennas != 1 || r.tx_antennas != 1 || r.streams != 1 {
-            return bad(format!(
-                "the waveform level has single-antenna devices and AP: rx_antennas = {}, \
-                 tx_antennas = {}, streams = {} must all be 1",
-                r.rx_antennas, r.tx_antennas, r.streams
-            ));
-        }
-        if self.design != Design::Zf {
-            return bad(format!(
-                "the waveform level designs zero-forcing per subcarrier, not {:?}",
-                self.design
-            ));
-        }
-        if r.csi_error_var != 0.0 {
-            return bad(
-                "the waveform level estimates its channels itself (correct = true): csi_error_var must be 0"
-                    .into(),
-            );
-        }
-        w.ofdm
-            .validate()
-            .map_err(|e| SchemeError::Invalid(e.to_string()))?;
-        if w.devices.len() != k {
-            return bad(format!(
-                "{} impairment sets for {k} devices",
-                w.devices.len()
-            ));
-        }
-        for d in &w.devices {
-            d.validate()
-                .map_err(|e| SchemeError::Invalid(e.to_string()))?;
-            if let Some(t) = &d.tdl {
-                TdlChannel::new(t.profile, t.delay_spread_s, w.ofdm.sample_rate_hz)
-                    .map_err(|e| SchemeError::Invalid(e.to_string()))?;
-            }
-        }
-        if !(w.amplitude > 0.0 && w.amplitude <= 1.0) {
-            return bad(format!("amplitude = {}: must be in (0, 1]", w.amplitude));
-        }
-        self.waveform = Some(w);
+        let link = links::waveform::Waveform::new(self.scheme, self.design, &self.radio, w, k)?;
+        self.link = Box::new(link);
         Ok(self)
     }
 
@@ -610,306 +285,6 @@ impl TpCollective {
             self.ready[k] = end;
         }
     }
-
-    fn channels_at(&mut self, t_s: f64) -> Vec<CMat> {
-        let g: Vec<CMat> = self.fading.at(t_s, &mut self.rng_fading).to_vec();
-        g.into_iter()
-            .enumerate()
-            .map(|(k, gk)| {
-                let h = self.mac.compose(k, gk);
-                match self.radio.gains.get(k) {
-                    Some(g) => h * airinfer_phy::C64::new(g.sqrt(), 0.0),
-                    None => h,
-                }
-            })
-            .collect()
-    }
-
-    /// Shannon rates of the ring links k → k+1 (N_t × N_t Rayleigh D2D channels with MRT/MRC
-    /// gain ‖G‖²_F, unit large-scale gain), redrawn per coherence block (per round with Jakes).
-    /// The coherence block at `t_s` (per round with Jakes).
-    fn block_at(&self, t_s: f64) -> u64 {
-        match self.radio.time {
-            TimeModel::Block { coherence_time_s } => (t_s / coherence_time_s).floor() as u64,
-            TimeModel::Jakes { .. } => self.totals.rounds,
-        }
-    }
-
-    fn ring_rates(&self, start: f64, k: usize, noise_var: f64) -> Vec<f64> {
-        let block = self.block_at(start);
-        let mut r = rng::stream(self.seed, &[component::FADING, 0xD2D, block]);
-        let n = self.radio.tx_antennas;
-        (0..k)
-            .map(|_| {
-                let g = channel::cn_matrix(n, n, &mut r).norm_squared();
-                digital::shannon_rate(self.radio.bandwidth_hz, g / noise_var, 0.0)
-                    .expect("validated bandwidth")
-                    .max(1e-3)
-            })
-            .collect()
-    }
-
-    /// Send one call's partials; returns the airtime (s) and writes what each device receives.
-    fn transmit(
-        &mut self,
-        start: f64,
-        width: usize,
-        n_tokens: usize,
-        buffers: &mut [Vec<f32>],
-    ) -> f64 {
-        let k = buffers.len();
-        let noise_var = 10f64.powf(-self.radio.snr_db / 10.0);
-        let power = vec![1.0; k];
-        match self.scheme {
-            SchemeKind::Ideal => {
-                ideal_sum(buffers);
-                0.0
-            }
-            SchemeKind::Digital => {
-                let h = self.channels_at(start);
-                let snr_db: Vec<f64> = h
-                    .iter()
-                    .map(|hk| 10.0 * (hk.norm_squared().max(1e-30) / noise_var).log10())
-                    .collect();
-                let link = DigitalLink {
-                    access: self.radio.access,
-                    bandwidth_hz: self.radio.bandwidth_hz,
-                    uplink_snr_db: snr_db.clone(),
-                    downlink_snr_db: snr_db,
-                    quantiser: self.radio.quantiser,
-                    block_values: self.radio.block_values,
-                    bler: BlerModel::default(),
-                    target_bler: self.radio.target_bler,
-                    max_tx: self.radio.max_tx,
-                    overhead_s: 0.0,
-                };
-                let refs: Vec<&[f32]> = buffers.iter().map(|b| b.as_slice()).collect();
-                let out = digital::digital_all_reduce(&refs, &link, &mut self.rng_noise)
-                    .expect("digital link parameters are validated in TpCollective::new");
-                for (b, v) in buffers.iter_mut().zip(out.per_device) {
-                    b.copy_from_slice(&v);
-                }
-                out.airtime.total_s()
-            }
-            SchemeKind::Ring => {
-                let rates = self.ring_rates(start, k, noise_var);
-                let q = self.radio.quantiser;
-                let n = buffers[0].len();
-                let bits = q.bits(n);
-                let chunk = n.div_ceil(k);
-                let mut out = vec![vec![0f32; n]; k];
-                for c in 0..k {
-                    let (lo, hi) = ((c * chunk).min(n), ((c + 1) * chunk).min(n));
-                    if lo == hi {
-                        continue;
-                    }
-                    // reduce-scatter: chunk c starts at device c+1 and ends, summed, at device c
-                    let mut dev = (c + 1) % k;
-                    let mut acc: Vec<f32> = buffers[dev][lo..hi].to_vec();
-                    for _ in 0..k - 1 {
-                        let sent = q.roundtrip(&acc);
-                        dev = (dev + 1) % k;
-                        acc = sent
-                            .iter()
-                            .zip(&buffers[dev][lo..hi])
-                            .map(|(a, b)| a + b)
-                            .collect();
-                    }
-                    // all-gather: the owner keeps its sum, the others receive it quantised once
-                    let gathered = q.roundtrip(&acc);
-                    for (d, o) in out.iter_mut().enumerate() {
-                        let v = if d == c { &acc } else { &gathered };
-                        o[lo..hi].copy_from_slice(v);
-                    }
-                }
-                for (b, o) in buffers.iter_mut().zip(out) {
-                    b.copy_from_slice(&o);
-                }
-                digital::ring_allreduce_airtime(bits, &rates, 0.0).expect("ring rates are positive")
-            }
-            SchemeKind::Aircomp if self.waveform.is_some() => {
-                self.transmit_waveform(start, width, n_tokens, buffers)
-            }
-            SchemeKind::Fdma | SchemeKind::Aircomp => {
-                let mut pred = 0.0;
-                let mut t = start;
-                let mut out = vec![vec![0f32; width * n_tokens]; k];
-                for tok in 0..n_tokens {
-                    let h = self.channels_at(t);
-                    let csi: Option<Vec<CMat>> = (self.radio.csi_error_var > 0.0).then(|| {
-                        h.iter()
-                            .map(|hk| {
-                                channel::estimate(hk, self.radio.csi_error_var, &mut self.rng_csi)
-                                    .expect("validated")
-                            })
-                            .collect()
-                    });
-                    let refs: Vec<&[f32]> = buffers
-                        .iter()
-                        .map(|b| &b[tok * width..(tok + 1) * width])
-                        .collect();
-                    let link = OtaLink {
-                        channels: &h,
-                        csi: csi.as_deref(),
-                        power: &power,
-                        noise_var,
-                        streams: self.radio.streams,
-                    };
-                    let r = if self.scheme == SchemeKind::Fdma {
-                        aircomp::fdma_sum(&refs, &link, &mut self.rng_noise)
-                    } else {
-                        let f = design_fn(self.design, &mut self.rng_design);
-                        aircomp::over_the_air_sum(&refs, &link, f, &mut self.rng_noise)
-                    };
-                    let (est, uses, side) = match r {
-                        Ok(o) => {
-                            // per complex symbol → per real value
-                            pred += o.true_mse / 2.0 * width as f64;
-                            (o.estimate, o.channel_uses, o.side_info_bytes)
-                        }
-                        // a design that cannot serve this realisation (e.g. rank-deficient):
-                        // nothing arrives this token
-                        Err(_) => (vec![0f32; width], width.div_ceil(2), 8 * k),
-                    };
-                    let delivered =
-                        aircomp::deliver(&est, k, &self.radio.downlink, &mut self.rng_noise)
-                            .expect("validated downlink");
-                    for (o, v) in out.iter_mut().zip(delivered.per_device) {
-                        o[tok * width..(tok + 1) * width].copy_from_slice(&v);
-                    }
-                    // side info: each device's mean and variance, 8 bytes as f32, sent as 2 × fp16
-                    let side_bits = 4.0 * side as f64;
-                    let air = uses as f64 / self.radio.bandwidth_hz
-                        + side_bits / self.radio.side_info_bits_per_use / self.radio.bandwidth_hz
-                        + delivered.airtime_s;
-                    t += air;
-                }
-                for (b, o) in buffers.iter_mut().zip(out) {
-                    b.copy_from_slice(&o);
-                }
-                self.pending_pred = Some(pred);
-                t - start
-            }
-        }
-    }
-
-    /// [`TpCollective::transmit`] for AirComp at waveform level: token by token, one OFDM
-    /// all-reduce ([`ota_sum`]) each. Airtime per token: the AP's beacon (Schmidl–Cox header,
-    /// 2 symbols) and the data symbols at the OFDM sample rate, the devices' training symbols
-    /// (K × (TRAINING_GAP + 1) symbols) once per coherence block when `correct`, the side
-    /// information and the downlink as at symbol level.
-    fn transmit_waveform(
-        &mut self,
-        start: f64,
-        width: usize,
-        n_tokens: usize,
-        buffers: &mut [Vec<f32>],
-    ) -> f64 {
-        let w = self.waveform.take().expect("called at waveform level");
-        let k = buffers.len();
-        let noise_var = 10f64.powf(-self.radio.snr_db / 10.0);
-        let cfg = OtaOfdmConfig {
-            ofdm: w.ofdm.clone(),
-            power: 1.0,
-            noise_var,
-            devices: w.devices.clone(),
-            correct: w.correct,
-        };
-        let fs = w.ofdm.sample_rate_hz;
-        let sym_s = w.ofdm.symbol_len() as f64 / fs;
-        let mut pred = 0.0;
-        let mut t = start;
-        let mut out = vec![vec![0f32; width * n_tokens]; k];
-        for tok in 0..n_tokens {
-            let h = self.channels_at(t);
-            let block = self.block_at(t);
-            let taps: Vec<Vec<C64>> = (0..k)
-                .map(|d| match &w.devices[d].tdl {
-                    None => vec![h[d][(0, 0)]],
-                    Some(spec) => {
-                        let mut r =
-                            rng::stream(self.seed, &[component::FADING, 0x7D1, block, d as u64]);
-                        let g = self.radio.gains.get(d).map_or(1.0, |g| g.sqrt());
-                        TdlChannel::new(spec.profile, spec.delay_spread_s, fs)
-                            .expect("validated in with_waveform")
-                            .draw(&mut r)
-                            .into_iter()
-                            .map(|v| v * g)
-                            .collect()
-                    }
-                })
-                .collect();
-            let xs: Vec<Vec<f64>> = buffers
-                .iter()
-                .map(|b| {
-                    b[tok * width..(tok + 1) * width]
-                        .iter()
-                        .map(|&v| v as f64)
-                        .collect()
-                })
-                .collect();
-            let refs: Vec<&[f64]> = xs.iter().map(|v| v.as_slice()).collect();
-            let r = match &w.radio {
-                None => {
-                    let mut e = Emulator {
-                        devices: &cfg.devices,
-                        taps: &taps,
-                        noise_var,
-                        sample_rate_hz: fs,
-                        rng: &mut self.rng_wave,
-                    };
-                    ota_sum(&cfg, &refs, &taps, &mut e, &mut self.rng_noise)
-                }
-                Some(shared) => {
-                    let mut guard = shared.radio.lock().unwrap_or_else(|p| p.into_inner());
-                    let mut link = HilLink::new(
-                        &mut **guard,
-                        cfg.ofdm.clone(),
-                        &cfg.devices,
-                        &taps,
-                        noise_var,
-                        &mut self.rng_wave,
-                    );
-                    link.amplitude = w.amplitude;
-                    let r = ota_sum(&cfg, &refs, &taps, &mut link, &mut self.rng_noise);
-                    self.chain = link.last.clone();
-                    if let Err(WaveformError::InvalidParameter { field: "radio", .. }) = &r {
-                        shared.fail(r.as_ref().err().map(|e| e.to_string()).unwrap_or_default());
-                    }
-                    r
-                }
-            };
-            let symbols = w.ofdm.symbols_for_reals(width);
-            let est: Vec<f32> = match r {
-                Ok(o) => {
-                    pred += o.predicted_mse * width as f64;
-                    o.estimate.into_iter().map(|v| v as f32).collect()
-                }
-                // a channel the design cannot serve, or a radio failure: nothing arrives
-                Err(_) => vec![0f32; width],
-            };
-            let delivered = aircomp::deliver(&est, k, &self.radio.downlink, &mut self.rng_noise)
-                .expect("validated downlink");
-            for (o, v) in out.iter_mut().zip(delivered.per_device) {
-                o[tok * width..(tok + 1) * width].copy_from_slice(&v);
-            }
-            let mut air = (2 + symbols) as f64 * sym_s;
-            if w.correct && self.trained_block != Some(block) {
-                self.trained_block = Some(block);
-                air += (k * (TRAINING_GAP + 1)) as f64 * sym_s;
-            }
-            let side_bits = 4.0 * (8 * k) as f64;
-            air += side_bits / self.radio.side_info_bits_per_use / self.radio.bandwidth_hz
-                + delivered.airtime_s;
-            t += air;
-        }
-        for (b, o) in buffers.iter_mut().zip(out) {
-            b.copy_from_slice(&o);
-        }
-        self.pending_pred = Some(pred);
-        self.waveform = Some(w);
-        t - start
-    }
 }
 
 impl Collective for TpCollective {
@@ -937,16 +312,22 @@ impl Collective for TpCollective {
                 *e += *v as f64;
             }
         }
-        let air = if k == 1 && self.scheme != SchemeKind::Ideal {
-            // one device: nothing to reduce, nothing sent
+        // one device: nothing to reduce, nothing sent
+        let mut predicted = None;
+        let air = if k == 1 {
             0.0
         } else {
-            let a = self.transmit(start, ctx.width, ctx.n_tokens, buffers);
-            if self.scheme == SchemeKind::Ideal {
-                a
-            } else {
-                a + self.radio.round_overhead_s
-            }
+            let call = Call {
+                start_s: start,
+                width: ctx.width,
+                n_tokens: ctx.n_tokens,
+                round: self.totals.rounds,
+                medium: &mut self.medium,
+                streams: &mut self.streams,
+            };
+            let carried = self.link.carry(call, buffers);
+            predicted = carried.predicted_err2;
+            carried.airtime_s + self.link.round_overhead_s()
         };
         let s = &mut self.stats[match ctx.site {
             ReduceSite::AttnOutput => 0,
@@ -962,7 +343,7 @@ impl Collective for TpCollective {
             s.sig2 += e * e;
         }
         s.values += n as u64;
-        if let Some(p) = self.pending_pred.take() {
+        if let Some(p) = predicted {
             s.pred2 += p;
             s.pred_values += n as u64;
         }

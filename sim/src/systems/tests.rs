@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::device::Profiles;
 use crate::schemes::pipeline::{Link, Wire};

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::channel::cn_matrix;
 use crate::rng::stream;

@@ -1,4 +1,3 @@
-
 use super::*;
 
 const W: u32 = LINE_CHART_SIZE.0;

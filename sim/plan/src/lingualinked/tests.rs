@@ -1,4 +1,3 @@
-
 use super::*;
 
 use crate::pipeline::test_rng::Rng;

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::device::Profiles;
 use airinfer_llm::cost::presets;

@@ -1,7 +1,11 @@
-
 use super::*;
 use crate::device::Profiles;
+use crate::links::ring::Ring;
 use airinfer_llm::cost::presets;
+use airinfer_phy::channel::TimeModel;
+use airinfer_phy::digital::Quantiser;
+use airinfer_phy::waveform::impair::Impairments;
+use airinfer_phy::waveform::ofdm::OfdmConfig;
 
 /// SmolLM2's shards on `k` Jetson Orin Nanos.
 fn compute(k: usize) -> ComputeModel {
@@ -193,7 +197,9 @@ fn ring_all_reduce_quantises_per_hop_and_takes_2k_minus_2_steps() {
     }
     assert!(c.stats[1].err2 > 0.0);
     // airtime: 2(K−1) steps of bits/K at the slowest link's rate
-    let rates = c.ring_rates(c.now_s() - c.totals.airtime_s, k, 1e-3);
+    // the ring's links in the coherence block (10 ms) the reduction started in
+    let block = ((c.now_s() - c.totals.airtime_s) / 10e-3).floor() as u64;
+    let rates = Ring::new(&radio).rates(3, block, k);
     let want = 6.0 * (16.0 * 576.0 / 4.0) / rates.iter().cloned().fold(f64::INFINITY, f64::min);
     // closed form, a few f64 operations: rounding ~1e-16 relative
     assert!(

@@ -1,4 +1,3 @@
-
 use super::*;
 
 /// Run records are read back by `merge` and on resume: every f64 must come back bit for bit.

@@ -1,0 +1,155 @@
+//! Over-the-air computation at symbol level: every device sends its partial as analog symbols,
+//! all at once on the fading MAC, and the AP's receive beamformer reads the sum off the
+//! superposition (`phy::aircomp::over_the_air_sum`), with the transceivers designed for the
+//! channel of each token; the estimate returns through the downlink model.
+//!
+//! A call is sent token by token, two reals per complex symbol (L streams per use), the channel
+//! read at the simulated time each token goes out (so a long prefill meets new realisations when
+//! it outlasts the coherence time) and the transceivers redesigned for every token (the design
+//! needs the token's per-device variances). Each device also sends its token's mean and variance
+//! digitally (2 × 16 bits at `side_info_bits_per_use`, devices one after another). Uncoded FDMA
+//! ([`super::fdma`]) shares this loop.
+
+use super::{Call, Carried, Link, RadioConfig, Streams};
+use airinfer_phy::aircomp::{
+    self, AirCompError, OtaLink, OtaOutcome, Problem, ReceiveDirection, Transceiver,
+};
+use airinfer_phy::channel;
+use airinfer_phy::rng;
+use airinfer_phy::CMat;
+use serde::{Deserialize, Serialize};
+
+/// AirComp transceiver design.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum Design {
+    /// Zero-forcing, principal eigen-direction.
+    Zf,
+    /// Zero-forcing, sum of channel directions.
+    ZfSum,
+    /// MMSE by alternating optimisation.
+    Mmse,
+    /// SCA (near-SDR, no SDP).
+    Fast,
+    /// SDR with clarabel (slow: one SDP per token and site).
+    Sdr,
+}
+
+/// The transceiver design `design` as the closure `over_the_air_sum` calls (SDR draws its
+/// randomisation from `rng`).
+pub fn design_fn(
+    design: Design,
+    rng: &mut rng::Rng,
+) -> impl Fn(&Problem) -> Result<Transceiver, AirCompError> + '_ {
+    let rng = std::cell::RefCell::new(rng);
+    move |p: &Problem| match design {
+        Design::Zf => aircomp::zero_forcing(p, ReceiveDirection::Eigen),
+        Design::ZfSum => aircomp::zero_forcing(p, ReceiveDirection::SumDirections),
+        Design::Mmse => aircomp::mmse(p, 50),
+        Design::Fast => aircomp::fast(p, 100),
+        Design::Sdr => aircomp::sdr(p, 50, &mut **rng.borrow_mut()).map(|d| d.transceiver),
+    }
+}
+
+/// The symbol-level AirComp link.
+pub struct Aircomp {
+    radio: RadioConfig,
+    design: Design,
+}
+
+impl Aircomp {
+    /// For `radio` (validated by [`RadioConfig::validate`]) with transceiver design `design`.
+    pub fn new(radio: &RadioConfig, design: Design) -> Aircomp {
+        Aircomp {
+            radio: radio.clone(),
+            design,
+        }
+    }
+}
+
+impl Link for Aircomp {
+    fn carry(&mut self, call: Call<'_>, buffers: &mut [Vec<f32>]) -> Carried {
+        let design = self.design;
+        token_by_token(&self.radio, call, buffers, &mut |refs, link, s| {
+            let f = design_fn(design, &mut s.design);
+            aircomp::over_the_air_sum(refs, link, f, &mut s.noise)
+        })
+    }
+
+    fn round_overhead_s(&self) -> f64 {
+        self.radio.round_overhead_s
+    }
+}
+
+/// The uplink sum of one token's partials through an [`OtaLink`], drawing from the streams.
+pub(super) type TokenSum<'s> =
+    dyn FnMut(&[&[f32]], &OtaLink, &mut Streams) -> Result<OtaOutcome, AirCompError> + 's;
+
+/// Carry a call token by token through `sum` (AirComp or FDMA): the channel at each token's
+/// time, imperfect CSI when set, the downlink, the side information; predicted error per real
+/// value (half the complex symbol's).
+pub(super) fn token_by_token(
+    radio: &RadioConfig,
+    call: Call<'_>,
+    buffers: &mut [Vec<f32>],
+    sum: &mut TokenSum<'_>,
+) -> Carried {
+    let (start, width, n_tokens) = (call.start_s, call.width, call.n_tokens);
+    let k = buffers.len();
+    let noise_var = radio.noise_var();
+    let power = vec![1.0; k];
+    let mut pred = 0.0;
+    let mut t = start;
+    let mut out = vec![vec![0f32; width * n_tokens]; k];
+    for tok in 0..n_tokens {
+        let h = call.medium.channels_at(t, &mut call.streams.fading);
+        let csi: Option<Vec<CMat>> = (radio.csi_error_var > 0.0).then(|| {
+            h.iter()
+                .map(|hk| {
+                    channel::estimate(hk, radio.csi_error_var, &mut call.streams.csi)
+                        .expect("validated")
+                })
+                .collect()
+        });
+        let refs: Vec<&[f32]> = buffers
+            .iter()
+            .map(|b| &b[tok * width..(tok + 1) * width])
+            .collect();
+        let link = OtaLink {
+            channels: &h,
+            csi: csi.as_deref(),
+            power: &power,
+            noise_var,
+            streams: radio.streams,
+        };
+        let (est, uses, side) = match sum(&refs, &link, call.streams) {
+            Ok(o) => {
+                // per complex symbol → per real value
+                pred += o.true_mse / 2.0 * width as f64;
+                (o.estimate, o.channel_uses, o.side_info_bytes)
+            }
+            // a design that cannot serve this realisation (e.g. rank-deficient): nothing
+            // arrives this token
+            Err(_) => (vec![0f32; width], width.div_ceil(2), 8 * k),
+        };
+        let delivered = aircomp::deliver(&est, k, &radio.downlink, &mut call.streams.noise)
+            .expect("validated downlink");
+        for (o, v) in out.iter_mut().zip(delivered.per_device) {
+            o[tok * width..(tok + 1) * width].copy_from_slice(&v);
+        }
+        // side info: each device's mean and variance, 8 bytes as f32, sent as 2 × fp16
+        let side_bits = 4.0 * side as f64;
+        let air = uses as f64 / radio.bandwidth_hz
+            + side_bits / radio.side_info_bits_per_use / radio.bandwidth_hz
+            + delivered.airtime_s;
+        t += air;
+    }
+    for (b, o) in buffers.iter_mut().zip(out) {
+        b.copy_from_slice(&o);
+    }
+    Carried {
+        airtime_s: t - start,
+        predicted_err2: Some(pred),
+    }
+}

@@ -1,0 +1,341 @@
+//! Links: the one seam every exchange of a tensor-parallel all-reduce crosses. Each way of
+//! carrying a reduction is one type in one file behind [`Link`]: [`exact`] (the exact sum, no
+//! airtime), [`digital`] (quantise, MCS / BLER / HARQ, TDMA or OFDMA through the AP, broadcast),
+//! [`ring`] (the device-to-device ring all-reduce), [`fdma`] (uncoded analog FDMA), [`aircomp`]
+//! (over-the-air computation at symbol level) and [`waveform`] (AirComp as OFDM bursts through the
+//! emulator or a SoapySDR radio). A link takes the partials, the simulated time and the run's
+//! random streams ([`Call`]) and returns, in place, what each device receives, with the airtime
+//! and the error its model predicts ([`Carried`]). [`crate::schemes::tp::TpCollective`] adapts
+//! `llm::tp::Collective` to a link and keeps the clock; a new way of reducing is a new file here
+//! and one line in [`build`].
+//!
+//! Pipeline hand-offs (one sender, one receiver, a payload of bytes) go through
+//! [`crate::schemes::pipeline::Link`], which has no partials to combine.
+
+pub mod aircomp;
+pub mod digital;
+pub mod exact;
+pub mod fdma;
+pub mod ring;
+pub mod waveform;
+
+use airinfer_phy::aircomp::{self as phy_aircomp, Downlink};
+use airinfer_phy::channel::{FadingProcess, Mac, MacConfig, SmallScale, TimeModel};
+use airinfer_phy::digital::{Access, Quantiser};
+use airinfer_phy::rng::{self, component};
+use airinfer_phy::CMat;
+use serde::{Deserialize, Serialize};
+
+pub use aircomp::Design;
+
+/// How the all-reduce is carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum SchemeKind {
+    /// Exact sum, no airtime.
+    Ideal,
+    /// Quantise, send with link adaptation and HARQ, sum at the AP, broadcast.
+    Digital,
+    /// Uncoded analog FDMA: one sub-channel per device.
+    Fdma,
+    /// Digital device-to-device ring all-reduce (reduce-scatter + all-gather, as
+    /// distributed-llama does over a LAN): every hop requantises, links at Shannon rate.
+    Ring,
+    /// Over-the-air computation.
+    Aircomp,
+}
+
+/// The radio side of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadioConfig {
+    /// AP antennas N_r.
+    pub rx_antennas: usize,
+    /// Antennas per device N_t.
+    pub tx_antennas: usize,
+    /// Streams L (AirComp / FDMA).
+    pub streams: usize,
+    /// Small-scale fading.
+    pub small_scale: SmallScale,
+    /// Evolution in time.
+    pub time: TimeModel,
+    /// Transmit SNR P/σ² per device and channel use (unit large-scale gain), dB.
+    pub snr_db: f64,
+    /// Large-scale (path-loss) gain of each device towards the AP, linear (empty: all 1).
+    #[serde(default)]
+    pub gains: Vec<f64>,
+    /// Bandwidth = complex symbol rate, Hz.
+    pub bandwidth_hz: f64,
+    /// Fixed cost per all-reduce round (synchronisation, pilots, CSI), s.
+    pub round_overhead_s: f64,
+    /// CSI error variance (relative to unit channel power); 0 = perfect CSI.
+    pub csi_error_var: f64,
+    /// Bits per channel use of the digital side information (AirComp / FDMA).
+    pub side_info_bits_per_use: f64,
+    /// Digital: number format.
+    pub quantiser: Quantiser,
+    /// Digital: uplink access.
+    pub access: Access,
+    /// Digital: values per transport block.
+    pub block_values: usize,
+    /// Digital: BLER target of link adaptation.
+    pub target_bler: f64,
+    /// Digital: transmissions per block at most.
+    pub max_tx: u32,
+    /// How the AirComp / FDMA estimate returns to the devices.
+    pub downlink: Downlink,
+}
+
+impl Default for RadioConfig {
+    fn default() -> Self {
+        RadioConfig {
+            rx_antennas: 4,
+            tx_antennas: 1,
+            streams: 1,
+            small_scale: SmallScale::Rayleigh,
+            time: TimeModel::Block {
+                coherence_time_s: 10e-3,
+            },
+            snr_db: 20.0,
+            gains: Vec::new(),
+            bandwidth_hz: 10e6,
+            round_overhead_s: 50e-6,
+            csi_error_var: 0.0,
+            side_info_bits_per_use: 2.0,
+            quantiser: Quantiser::Int8 { block: 32 },
+            access: Access::Ofdma,
+            block_values: 1024,
+            target_bler: 0.1,
+            max_tx: 4,
+            downlink: Downlink::Ideal,
+        }
+    }
+}
+
+impl RadioConfig {
+    /// Noise variance σ² for unit transmit power: 10^(−snr_db/10).
+    pub fn noise_var(&self) -> f64 {
+        10f64.powf(-self.snr_db / 10.0)
+    }
+
+    /// Check the set-up for `k` devices.
+    pub fn validate(&self, k: usize) -> Result<(), SchemeError> {
+        let bad = |m: String| Err(SchemeError::Invalid(m));
+        let radio = self;
+        if !(radio.bandwidth_hz.is_finite() && radio.bandwidth_hz > 0.0) {
+            return bad(format!(
+                "bandwidth_hz = {}: must be positive",
+                radio.bandwidth_hz
+            ));
+        }
+        if !radio.snr_db.is_finite() {
+            return bad(format!("snr_db = {}: must be finite", radio.snr_db));
+        }
+        if !(radio.round_overhead_s.is_finite() && radio.round_overhead_s >= 0.0) {
+            return bad(format!(
+                "round_overhead_s = {}: must be ≥ 0",
+                radio.round_overhead_s
+            ));
+        }
+        if !(radio.csi_error_var.is_finite() && radio.csi_error_var >= 0.0) {
+            return bad(format!(
+                "csi_error_var = {}: must be ≥ 0",
+                radio.csi_error_var
+            ));
+        }
+        if !(radio.side_info_bits_per_use.is_finite() && radio.side_info_bits_per_use > 0.0) {
+            return bad(format!(
+                "side_info_bits_per_use = {}: must be positive",
+                radio.side_info_bits_per_use
+            ));
+        }
+        if radio.streams == 0
+            || radio.streams > radio.rx_antennas
+            || radio.streams > radio.tx_antennas
+        {
+            return bad(format!(
+                "streams = {}: need 1 ≤ L ≤ min(N_r = {}, N_t = {})",
+                radio.streams, radio.rx_antennas, radio.tx_antennas
+            ));
+        }
+        if radio.block_values == 0 || !(0.0..1.0).contains(&radio.target_bler) || radio.max_tx == 0
+        {
+            return bad(format!(
+                "digital: block_values = {}, target_bler = {}, max_tx = {}: need ≥ 1, [0, 1), ≥ 1",
+                radio.block_values, radio.target_bler, radio.max_tx
+            ));
+        }
+        if !radio.gains.is_empty()
+            && (radio.gains.len() != k || radio.gains.iter().any(|g| !(g.is_finite() && *g > 0.0)))
+        {
+            return bad(format!(
+                "gains: {:?} for {k} devices (need none, or one positive gain per device)",
+                radio.gains
+            ));
+        }
+        if let Downlink::Analog { snr, .. } = &radio.downlink {
+            if snr.len() != k {
+                return bad(format!("downlink: {} SNRs for {k} devices", snr.len()));
+            }
+        }
+        phy_aircomp::deliver(&[0.0], k, &radio.downlink, &mut rng::stream(0, &[]))
+            .map_err(|e| SchemeError::Invalid(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// Invalid scheme set-up.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemeError {
+    /// A parameter is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The random streams of a run, each derived from (seed, component) so that a result is a pure
+/// function of its configuration, whichever links draw from which.
+pub struct Streams {
+    /// The fading process of the multiple-access channel.
+    pub fading: rng::Rng,
+    /// Receiver noise, HARQ outcomes, downlink noise.
+    pub noise: rng::Rng,
+    /// Channel-estimation error.
+    pub csi: rng::Rng,
+    /// The SDR's Gaussian randomisation.
+    pub design: rng::Rng,
+    /// The waveform level's own draws (impairments, emulator noise).
+    pub wave: rng::Rng,
+}
+
+impl Streams {
+    /// The streams of `seed`.
+    pub fn new(seed: u64) -> Streams {
+        Streams {
+            fading: rng::stream(seed, &[component::FADING]),
+            noise: rng::stream(seed, &[component::NOISE]),
+            csi: rng::stream(seed, &[component::CSI]),
+            design: rng::stream(seed, &[component::RANDOMISATION]),
+            wave: rng::stream(seed, &[component::NOISE, 0x3A7E]),
+        }
+    }
+}
+
+/// The fading multiple-access channel between the devices and the AP, evolving in simulated
+/// time, with each device's large-scale gain.
+pub struct Medium {
+    mac: Mac,
+    fading: FadingProcess,
+    gains: Vec<f64>,
+    time: TimeModel,
+    seed: u64,
+}
+
+impl Medium {
+    /// The channel of `radio` for `k` devices; its first realisation from `streams.fading`.
+    pub fn new(
+        radio: &RadioConfig,
+        k: usize,
+        seed: u64,
+        streams: &mut Streams,
+    ) -> Result<Medium, SchemeError> {
+        let mac = Mac::new(MacConfig {
+            devices: k,
+            rx_antennas: radio.rx_antennas,
+            tx_antennas: radio.tx_antennas,
+            small_scale: radio.small_scale.clone(),
+            rx_correlation: 0.0,
+            tx_correlation: 0.0,
+        })
+        .map_err(|e| SchemeError::Invalid(e.to_string()))?;
+        let fading = FadingProcess::new(&mac, radio.time, &mut streams.fading)
+            .map_err(|e| SchemeError::Invalid(e.to_string()))?;
+        Ok(Medium {
+            mac,
+            fading,
+            gains: radio.gains.clone(),
+            time: radio.time,
+            seed,
+        })
+    }
+
+    /// Every device's channel (N_r × N_t, large-scale gain applied) at `t_s`.
+    pub fn channels_at(&mut self, t_s: f64, fading: &mut rng::Rng) -> Vec<CMat> {
+        let g: Vec<CMat> = self.fading.at(t_s, fading).to_vec();
+        g.into_iter()
+            .enumerate()
+            .map(|(k, gk)| {
+                let h = self.mac.compose(k, gk);
+                match self.gains.get(k) {
+                    Some(g) => h * airinfer_phy::C64::new(g.sqrt(), 0.0),
+                    None => h,
+                }
+            })
+            .collect()
+    }
+
+    /// The coherence block at `t_s` (with Jakes' model, every round is its own block).
+    pub fn block_at(&self, t_s: f64, round: u64) -> u64 {
+        match self.time {
+            TimeModel::Block { coherence_time_s } => (t_s / coherence_time_s).floor() as u64,
+            TimeModel::Jakes { .. } => round,
+        }
+    }
+
+    /// The seed the run's streams derive from (links draw per-block streams of their own).
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Large-scale gain of device `k` (1 when none is set).
+    pub fn gain(&self, k: usize) -> f64 {
+        self.gains.get(k).copied().unwrap_or(1.0)
+    }
+}
+
+/// One all-reduce call as a link sees it.
+pub struct Call<'a> {
+    /// Simulated time the reduction starts, s.
+    pub start_s: f64,
+    /// Values per token.
+    pub width: usize,
+    /// Tokens in the call (the partials hold `width · n_tokens` values).
+    pub n_tokens: usize,
+    /// All-reduce rounds before this one.
+    pub round: u64,
+    /// The channel between devices and AP.
+    pub medium: &'a mut Medium,
+    /// The run's random streams.
+    pub streams: &'a mut Streams,
+}
+
+/// What carrying a call cost and what the link's model expected of it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Carried {
+    /// Airtime of the reduction (the round's fixed overhead not included), s.
+    pub airtime_s: f64,
+    /// Σ over the call's values of the squared error the link's closed form predicts, where it
+    /// has one (AirComp, FDMA, the waveform level).
+    pub predicted_err2: Option<f64>,
+}
+
+/// A way of carrying an all-reduce between K devices.
+pub trait Link: Send {
+    /// Reduce `buffers` (one partial per device, `call.width · call.n_tokens` values each) in
+    /// place: afterwards `buffers[k]` is what device k received.
+    fn carry(&mut self, call: Call<'_>, buffers: &mut [Vec<f32>]) -> Carried;
+
+    /// Fixed cost of a round on this link (synchronisation, pilots, CSI), s.
+    fn round_overhead_s(&self) -> f64;
+}
+
+/// The link of `scheme` (AirComp with transceiver design `design`) for `radio`.
+pub fn build(scheme: SchemeKind, design: Design, radio: &RadioConfig) -> Box<dyn Link> {
+    match scheme {
+        SchemeKind::Ideal => Box::new(exact::Exact),
+        SchemeKind::Digital => Box::new(digital::Digital::new(radio)),
+        SchemeKind::Ring => Box::new(ring::Ring::new(radio)),
+        SchemeKind::Fdma => Box::new(fdma::Fdma::new(radio)),
+        SchemeKind::Aircomp => Box::new(aircomp::Aircomp::new(radio, design)),
+    }
+}

@@ -1,0 +1,60 @@
+//! The device-to-device ring all-reduce (reduce-scatter then all-gather over links k → k+1, as
+//! distributed-llama does over a LAN): no AP; the data path and its airtime are
+//! `phy::digital::{ring_all_reduce, ring_allreduce_airtime}`, every reduce-scatter hop
+//! requantising.
+
+use super::{Call, Carried, Link, RadioConfig};
+use airinfer_phy::channel;
+use airinfer_phy::digital;
+use airinfer_phy::rng::{self, component};
+
+/// The ring link.
+pub struct Ring {
+    radio: RadioConfig,
+}
+
+impl Ring {
+    /// For `radio` (validated by [`RadioConfig::validate`]).
+    pub fn new(radio: &RadioConfig) -> Ring {
+        Ring {
+            radio: radio.clone(),
+        }
+    }
+
+    /// Shannon rates of the ring links k → k+1 (N_t × N_t Rayleigh D2D channels with MRT/MRC
+    /// gain ‖G‖²_F, unit large-scale gain) of the run of `seed` in coherence block `block`
+    /// (with Jakes' model, every round is a block).
+    pub fn rates(&self, seed: u64, block: u64, k: usize) -> Vec<f64> {
+        let noise_var = self.radio.noise_var();
+        let mut r = rng::stream(seed, &[component::FADING, 0xD2D, block]);
+        let n = self.radio.tx_antennas;
+        (0..k)
+            .map(|_| {
+                let g = channel::cn_matrix(n, n, &mut r).norm_squared();
+                digital::shannon_rate(self.radio.bandwidth_hz, g / noise_var, 0.0)
+                    .expect("validated bandwidth")
+                    .max(1e-3)
+            })
+            .collect()
+    }
+}
+
+impl Link for Ring {
+    fn carry(&mut self, call: Call<'_>, buffers: &mut [Vec<f32>]) -> Carried {
+        let k = buffers.len();
+        let block = call.medium.block_at(call.start_s, call.round);
+        let rates = self.rates(call.medium.seed(), block, k);
+        let q = self.radio.quantiser;
+        let bits = q.bits(buffers[0].len());
+        digital::ring_all_reduce(buffers, q);
+        Carried {
+            airtime_s: digital::ring_allreduce_airtime(bits, &rates, 0.0)
+                .expect("ring rates are positive"),
+            predicted_err2: None,
+        }
+    }
+
+    fn round_overhead_s(&self) -> f64 {
+        self.radio.round_overhead_s
+    }
+}
