@@ -9,13 +9,14 @@
 //! `llm::tp::Collective` to a link and keeps the clock; a new way of reducing is a new file here
 //! and one line in [`build`].
 //!
-//! Pipeline hand-offs (one sender, one receiver, a payload of bytes) go through
-//! [`crate::schemes::pipeline::Link`], which has no partials to combine.
+//! Pipeline hand-offs (one sender, one receiver, a payload of bytes, nothing to combine) are
+//! [`handoff::HandoffLink`]s.
 
 pub mod aircomp;
 pub mod digital;
 pub mod exact;
 pub mod fdma;
+pub mod handoff;
 pub mod ring;
 pub mod waveform;
 

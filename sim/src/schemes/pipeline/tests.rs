@@ -1,4 +1,5 @@
 use super::*;
+use airinfer_phy::digital::BlerModel;
 use crate::device::Profiles;
 use airinfer_llm::cost::presets;
 use airinfer_plan::pipeline::Partitioner;
