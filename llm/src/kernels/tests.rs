@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn lcg(seed: &mut u64) -> f32 {

@@ -1,4 +1,3 @@
-
 use super::*;
 
 /// A tiny byte-level BPE vocabulary: all 256 byte characters plus a few merges.
