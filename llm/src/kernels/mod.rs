@@ -1,0 +1,361 @@
+//! Hot-path kernels.
+//!
+//! * Decode (one token): weights stay block-quantised (Q4_0, Q4_1, Q8_0 from the GGUF), the
+//!   activation vector is quantised to 8 bits per 32-block (like ggml's Q8_1) and each output is a
+//!   sum of integer block dot products, scaled. AVX2 with runtime detection, portable fallback.
+//! * Prefill (many tokens): weights dequantised once to f32 (lazily, on first use) and multiplied
+//!   by the f32 activations with the `gemm` crate's tuned kernels.
+//!
+//! Every kernel splits work over output rows only, never over the reduction dimension, so results
+//! are bit-identical whatever the thread count.
+//!
+//! Layout: the activation and weight types and the runtime kernel dispatch (`AIRINFER_SIMD`,
+//! CPU feature detection) are here; the decode mat-vecs in `matvec.rs`, the prefill GEMMs in
+//! `sgemm.rs`, the rounding-error magnitudes in `magnitudes.rs`, the portable kernels in
+//! `portable.rs` and the AVX2 / AVX-512 VNNI ones in `x86.rs`.
+
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+mod magnitudes;
+mod matvec;
+mod portable;
+mod sgemm;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use self::matvec::matvec_q_multi;
+pub use self::portable::dot_f32;
+use self::portable::{q4_portable, q8_portable};
+pub use self::sgemm::{sgemm_ab, sgemm_abt, sgemm_abt_serial};
+
+/// Elements per quantisation block (GGML's QK for Q4_0/Q4_1/Q8_0).
+pub const QK: usize = 32;
+
+/// Activations quantised to 8 bits per block of [`QK`]: `x[b*32+i] ≈ d[b] · qs[b*32+i]`, with
+/// `dsum[b] = d[b] · Σ_i qs[b*32+i]` kept for the offset term of Q4_0/Q4_1 weights.
+#[derive(Debug, Clone, Default)]
+pub struct QActs {
+    /// Quantised values, `blocks · 32`.
+    pub qs: Vec<i8>,
+    /// Per-block scale.
+    pub d: Vec<f32>,
+    /// Per-block `d · Σ q`.
+    pub dsum: Vec<f32>,
+}
+
+impl QActs {
+    /// Quantise `x` (length a multiple of 32) with round-to-nearest, scale `max|x| / 127`.
+    pub fn quantize(x: &[f32]) -> QActs {
+        let mut a = QActs::default();
+        a.quantize_into(x);
+        a
+    }
+
+    /// As [`QActs::quantize`], reusing this buffer.
+    pub fn quantize_into(&mut self, x: &[f32]) {
+        assert!(
+            x.len().is_multiple_of(QK),
+            "activation length {} not a multiple of {QK}",
+            x.len()
+        );
+        let nb = x.len() / QK;
+        self.qs.resize(x.len(), 0);
+        self.d.resize(nb, 0.0);
+        self.dsum.resize(nb, 0.0);
+        for b in 0..nb {
+            let xb = &x[b * QK..(b + 1) * QK];
+            let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let mut s = 0i32;
+            for (q, &v) in self.qs[b * QK..(b + 1) * QK].iter_mut().zip(xb) {
+                let r = (v * id).round() as i32;
+                *q = r.clamp(-127, 127) as i8;
+                s += *q as i32;
+            }
+            self.d[b] = d;
+            self.dsum[b] = d * s as f32;
+        }
+    }
+
+    /// Number of 32-blocks.
+    pub fn blocks(&self) -> usize {
+        self.d.len()
+    }
+}
+
+/// How a [`PackedMatrix`] stores its weights. The quantised packings keep GGML's own block
+/// layout (so decode reads exactly the bytes the GGUF holds, one contiguous stream per row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    /// GGML Q4_0 blocks (18 bytes per 32 weights): f16 `d`, 16 bytes of nibbles; `w = (u−8)·d`.
+    Q4_0,
+    /// GGML Q4_1 blocks (20 bytes per 32 weights): f16 `d`, f16 `m`, 16 bytes of nibbles;
+    /// `w = u·d + m`.
+    Q4_1,
+    /// GGML Q8_0 blocks (34 bytes per 32 weights): f16 `d`, 32 × i8; `w = q·d`.
+    Q8_0,
+    /// Plain f32 (F32, F16, BF16 tensors).
+    Dense,
+}
+
+impl Packing {
+    /// Bytes per block of 32 weights (0 for dense).
+    pub fn block_bytes(self) -> usize {
+        match self {
+            Packing::Q4_0 => 18,
+            Packing::Q4_1 => 20,
+            Packing::Q8_0 => 34,
+            Packing::Dense => 0,
+        }
+    }
+}
+
+#[inline(always)]
+fn f16_at(b: &[u8], i: usize) -> f32 {
+    half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+}
+
+/// A weight matrix of `rows` outputs × `cols` inputs in the layout the kernels want.
+/// Row `r` holds the weights that produce output `r` (GGML's layout: `dims[0] = cols`).
+#[derive(Debug)]
+pub struct PackedMatrix {
+    /// Number of outputs.
+    pub rows: usize,
+    /// Number of inputs (row length).
+    pub cols: usize,
+    packing: Packing,
+    /// GGML blocks, `rows · cols/32` of them, row-major (quantised packings only).
+    blocks: Vec<u8>,
+    /// Dequantised weights (`rows × cols`, row-major); built on first GEMM use, or at
+    /// construction for [`Packing::Dense`].
+    dense: OnceLock<Vec<f32>>,
+}
+
+impl PackedMatrix {
+    /// A dense f32 matrix (row-major `rows × cols`).
+    pub fn from_dense(rows: usize, cols: usize, w: Vec<f32>) -> PackedMatrix {
+        assert_eq!(w.len(), rows * cols);
+        let dense = OnceLock::new();
+        let _ = dense.set(w);
+        PackedMatrix {
+            rows,
+            cols,
+            packing: Packing::Dense,
+            blocks: vec![],
+            dense,
+        }
+    }
+
+    /// A quantised matrix from GGML blocks (`rows · cols/32` blocks, row-major).
+    pub fn from_blocks(
+        packing: Packing,
+        rows: usize,
+        cols: usize,
+        blocks: Vec<u8>,
+    ) -> PackedMatrix {
+        assert!(packing != Packing::Dense && cols.is_multiple_of(QK));
+        assert_eq!(blocks.len(), rows * cols / QK * packing.block_bytes());
+        PackedMatrix {
+            rows,
+            cols,
+            packing,
+            blocks,
+            dense: OnceLock::new(),
+        }
+    }
+
+    /// The storage kind.
+    pub fn packing(&self) -> Packing {
+        self.packing
+    }
+
+    /// Bytes held in the quantised (decode) form.
+    pub fn quantised_bytes(&self) -> usize {
+        match self.packing {
+            Packing::Dense => 4 * self.rows * self.cols,
+            _ => self.blocks.len(),
+        }
+    }
+
+    fn row_blocks(&self, r: usize) -> &[u8] {
+        let rb = self.cols / QK * self.packing.block_bytes();
+        &self.blocks[r * rb..(r + 1) * rb]
+    }
+
+    /// Row `r` dequantised into `out` (length `cols`).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        assert_eq!(out.len(), self.cols);
+        let bb = self.packing.block_bytes();
+        match self.packing {
+            Packing::Dense => {
+                out.copy_from_slice(&self.dense()[r * self.cols..(r + 1) * self.cols])
+            }
+            Packing::Q4_0 | Packing::Q4_1 => {
+                let q41 = self.packing == Packing::Q4_1;
+                for (o, blk) in out
+                    .chunks_exact_mut(QK)
+                    .zip(self.row_blocks(r).chunks_exact(bb))
+                {
+                    let d = f16_at(blk, 0);
+                    let (m, c) = if q41 {
+                        (f16_at(blk, 2), &blk[4..20])
+                    } else {
+                        (-8.0 * d, &blk[2..18])
+                    };
+                    for j in 0..16 {
+                        o[j] = d * (c[j] & 0x0F) as f32 + m;
+                        o[j + 16] = d * (c[j] >> 4) as f32 + m;
+                    }
+                }
+            }
+            Packing::Q8_0 => {
+                for (o, blk) in out
+                    .chunks_exact_mut(QK)
+                    .zip(self.row_blocks(r).chunks_exact(bb))
+                {
+                    let d = f16_at(blk, 0);
+                    for j in 0..QK {
+                        o[j] = d * (blk[2 + j] as i8) as f32;
+                    }
+                }
+            }
+        }
+    }
+
+    /// All weights dequantised, row-major `rows × cols` (computed once, then cached).
+    pub fn dense(&self) -> &[f32] {
+        self.dense.get_or_init(|| {
+            let mut w = vec![0.0f32; self.rows * self.cols];
+            w.par_chunks_mut(self.cols)
+                .enumerate()
+                .for_each(|(r, row)| self.dequantize_row(r, row));
+            w
+        })
+    }
+}
+
+/// The integer block-dot kernels, chosen once per process by CPU feature detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Vnni,
+}
+
+/// The SIMD levels `AIRINFER_SIMD` may cap the kernels at (to test every path on one machine).
+pub const SIMD_LEVELS: [&str; 3] = ["portable", "avx2", "avx512"];
+
+/// The cap set by `AIRINFER_SIMD` (`portable`, `avx2` or `avx512`; unset or empty: none), or
+/// an error naming the bad value. Without a cap the kernels use the best path the CPU has;
+/// with one, the best path at or below it (a cap above what the CPU has changes nothing).
+pub fn simd_cap() -> Result<Option<&'static str>, String> {
+    match std::env::var("AIRINFER_SIMD") {
+        Err(_) => Ok(None),
+        Ok(v) if v.is_empty() => Ok(None),
+        Ok(v) => SIMD_LEVELS
+            .iter()
+            .find(|l| **l == v)
+            .map(|l| Some(*l))
+            .ok_or_else(|| format!("AIRINFER_SIMD={v:?}: expected one of {SIMD_LEVELS:?}")),
+    }
+}
+
+/// The kernels this CPU can run, slowest first: portable, then AVX2 (+FMA, F16C), then AVX-512
+/// VNNI (which needs AVX2 too).
+fn kernels_here() -> Vec<Kernel> {
+    #[allow(unused_mut)]
+    let mut k = vec![Kernel::Portable];
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2 = is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c");
+        if avx2 {
+            k.push(Kernel::Avx2);
+        }
+        if avx2 && is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") {
+            k.push(Kernel::Vnni);
+        }
+    }
+    k
+}
+
+fn select_kernel() -> Kernel {
+    static K: OnceLock<Kernel> = OnceLock::new();
+    *K.get_or_init(|| {
+        // an invalid value is reported by the CLI at start-up; the library ignores it
+        let cap = simd_cap().ok().flatten().unwrap_or("avx512");
+        let level = SIMD_LEVELS.iter().position(|l| *l == cap).unwrap_or(2);
+        // the kernels are ranked like SIMD_LEVELS: take the best one at or below the cap
+        let k = kernels_here();
+        k[level.min(k.len() - 1)]
+    })
+}
+
+/// Name of the kernel this CPU runs (for benchmarks and reports).
+pub fn kernel_name() -> &'static str {
+    match select_kernel() {
+        Kernel::Portable => "portable",
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => "avx2",
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Vnni => "avx512-vnni",
+    }
+}
+
+impl Kernel {
+    /// Four rows of Q4_0 / Q4_1 blocks against the quantised activation.
+    #[inline]
+    fn q4_rows(self, rows: [&[u8]; 4], q41: bool, x: &QActs, out: &mut [f32; 4]) {
+        match self {
+            Kernel::Portable => {
+                for r in 0..4 {
+                    out[r] = q4_portable(rows[r], q41, x);
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: selected only when the CPU reports avx2, fma and f16c.
+            Kernel::Avx2 => unsafe {
+                if q41 {
+                    x86::q4_1_avx2(rows, x, out)
+                } else {
+                    x86::q4_0_avx2(rows, x, out)
+                }
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: selected only when the CPU reports avx512vnni and avx512vl as well.
+            Kernel::Vnni => unsafe {
+                if q41 {
+                    x86::q4_1_vnni(rows, x, out)
+                } else {
+                    x86::q4_0_vnni(rows, x, out)
+                }
+            },
+        }
+    }
+
+    /// Four rows of Q8_0 blocks against the quantised activation.
+    #[inline]
+    fn q8_rows(self, rows: [&[u8]; 4], x: &QActs, out: &mut [f32; 4]) {
+        match self {
+            Kernel::Portable => {
+                for r in 0..4 {
+                    out[r] = q8_portable(rows[r], x);
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: selected only when the CPU reports avx2, fma and f16c.
+            Kernel::Avx2 => unsafe { x86::q8_0_avx2(rows, x, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: selected only when the CPU reports avx512vnni and avx512vl as well.
+            Kernel::Vnni => unsafe { x86::q8_0_vnni(rows, x, out) },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,208 @@
+//! Attention: the QKV projections, RoPE, the KV cache and causal multi-head attention (GQA).
+
+use super::ops::{linear, linear_magnitudes, linear_many, rmsnorm_rows, softmax};
+use super::Model;
+use crate::kernels::{self, QActs};
+use rayon::prelude::*;
+
+/// One device's cached keys and values of one block, each `(pos, kv_heads_k, head_dim)`
+/// row-major (the device's KV heads only).
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    keys: Vec<f32>,
+    values: Vec<f32>,
+}
+
+impl KvCache {
+    /// Append the keys and values of new positions (each `(t, kv_heads_k, head_dim)`).
+    pub fn append(&mut self, keys: &[f32], values: &[f32]) {
+        self.keys.extend_from_slice(keys);
+        self.values.extend_from_slice(values);
+    }
+
+    /// The cached keys.
+    pub fn keys(&self) -> &[f32] {
+        &self.keys
+    }
+
+    /// The cached values.
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// Forget every position, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.values.clear();
+    }
+
+    /// Bytes held by the cached keys and values.
+    pub fn bytes(&self) -> usize {
+        4 * (self.keys.len() + self.values.len())
+    }
+}
+
+impl Model {
+    /// One device's attention for block `l`: writes its partial output projection into `out`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn attention(
+        &self,
+        k: usize,
+        l: usize,
+        x: &[f32],
+        pos0: usize,
+        t: usize,
+        rope: &RopeTable,
+        cache: &mut KvCache,
+        out: &mut [f32],
+        mags: Option<&mut [f32]>,
+    ) {
+        let cfg = &self.cfg;
+        let dev = &self.devices[k];
+        let b = &dev.blocks[l];
+        let hd = cfg.head_dim;
+        let (nh, nkv) = (dev.heads.len(), dev.kv_heads.len());
+        if nh == 0 {
+            out.fill(0.0);
+            if let Some(m) = mags {
+                m.fill(0.0);
+            }
+            return;
+        }
+        let mut xq = QActs::default();
+
+        // attention rmsnorm
+        let xn = rmsnorm_rows(x, &b.attn_norm, cfg.rms_norm_eps);
+        // qkv matmuls (this device's heads only)
+        let mut q = vec![0.0f32; t * nh * hd]; // (T, heads_k, head_dim)
+        let mut kk = vec![0.0f32; t * nkv * hd]; // (T, kv_k, head_dim)
+        let mut v = vec![0.0f32; t * nkv * hd];
+        linear_many(
+            &mut [(&b.wq, &mut q), (&b.wk, &mut kk), (&b.wv, &mut v)],
+            &xn,
+            t,
+            &mut xq,
+        );
+        // RoPE on queries and keys
+        rope.apply(&mut q, t, nh, hd);
+        rope.apply(&mut kk, t, nkv, hd);
+        // append keys and values to this device's cache
+        cache.append(&kk, &v);
+        let (kc, vc) = (cache.keys(), cache.values());
+        let len = pos0 + t; // cached positions
+
+        // multi-head attention (causal) over the cache; GQA: query head h uses KV head h / group
+        let scale = 1.0 / (hd as f32).sqrt();
+        let group = cfg.gqa_group();
+        let mut att = vec![0.0f32; t * nh * hd]; // (T, heads_k, head_dim)
+        let kv_of = |i: usize| (dev.heads.start + i) / group - dev.kv_heads.start;
+        if t == 1 {
+            let mut scores = vec![0.0f32; len];
+            for i in 0..nh {
+                let kvh = kv_of(i);
+                let qh = &q[i * hd..(i + 1) * hd];
+                for (p, sc) in scores.iter_mut().enumerate() {
+                    *sc = kernels::dot_f32(qh, &kc[(p * nkv + kvh) * hd..(p * nkv + kvh + 1) * hd])
+                        * scale;
+                }
+                softmax(&mut scores);
+                let o = &mut att[i * hd..(i + 1) * hd];
+                for (p, &w) in scores.iter().enumerate() {
+                    let vr = &vc[(p * nkv + kvh) * hd..(p * nkv + kvh + 1) * hd];
+                    for (a, bv) in o.iter_mut().zip(vr) {
+                        *a += w * bv;
+                    }
+                }
+            }
+        } else {
+            // per head: S = Q_h K_hᵀ (T × len), causal mask, softmax, O_h = S V_h
+            let heads_out: Vec<Vec<f32>> = (0..nh)
+                .into_par_iter()
+                .map(|i| {
+                    let kvh = kv_of(i);
+                    let mut qh = vec![0.0f32; t * hd];
+                    for r in 0..t {
+                        qh[r * hd..(r + 1) * hd]
+                            .copy_from_slice(&q[(r * nh + i) * hd..(r * nh + i + 1) * hd]);
+                    }
+                    let mut kh = vec![0.0f32; len * hd];
+                    let mut vh = vec![0.0f32; len * hd];
+                    for p in 0..len {
+                        kh[p * hd..(p + 1) * hd]
+                            .copy_from_slice(&kc[(p * nkv + kvh) * hd..(p * nkv + kvh + 1) * hd]);
+                        vh[p * hd..(p + 1) * hd]
+                            .copy_from_slice(&vc[(p * nkv + kvh) * hd..(p * nkv + kvh + 1) * hd]);
+                    }
+                    let mut sc = vec![0.0f32; t * len];
+                    kernels::sgemm_abt_serial(t, len, hd, &qh, &kh, &mut sc);
+                    for r in 0..t {
+                        let visible = pos0 + r + 1;
+                        let row = &mut sc[r * len..(r + 1) * len];
+                        for s in row[..visible].iter_mut() {
+                            *s *= scale;
+                        }
+                        softmax(&mut row[..visible]);
+                        row[visible..].fill(0.0);
+                    }
+                    let mut oh = vec![0.0f32; t * hd];
+                    kernels::sgemm_ab(t, hd, len, &sc, &vh, &mut oh);
+                    oh
+                })
+                .collect();
+            for (i, oh) in heads_out.iter().enumerate() {
+                for r in 0..t {
+                    att[(r * nh + i) * hd..(r * nh + i + 1) * hd]
+                        .copy_from_slice(&oh[r * hd..(r + 1) * hd]);
+                }
+            }
+        }
+        // output projection: this device's slice of the inputs → a partial n_embd vector
+        linear(&b.wo, &att, t, out, &mut xq);
+        if let Some(m) = mags {
+            linear_magnitudes(&b.wo, &att, &xq, t, m);
+        }
+    }
+
+    pub(super) fn rope_table(&self, pos0: usize, t: usize) -> RopeTable {
+        let half = self.rope_freqs.len();
+        let mut cos = vec![0.0f32; t * half];
+        let mut sin = vec![0.0f32; t * half];
+        for i in 0..t {
+            let p = (pos0 + i) as f32;
+            for (j, &f) in self.rope_freqs.iter().enumerate() {
+                let (s, c) = (p * f).sin_cos();
+                cos[i * half + j] = c;
+                sin[i * half + j] = s;
+            }
+        }
+        RopeTable { cos, sin, half }
+    }
+}
+
+/// cos/sin of every (position, frequency) of one forward call.
+pub(super) struct RopeTable {
+    cos: Vec<f32>, // (T, head_dim/2)
+    sin: Vec<f32>,
+    half: usize,
+}
+
+impl RopeTable {
+    /// Rotate adjacent pairs (x[2j], x[2j+1]) of every head by angle pos·θ_j (GGML "normal" RoPE,
+    /// which Llama GGUFs expect: the converter permutes Q/K rows accordingly).
+    fn apply(&self, x: &mut [f32], t: usize, n_heads: usize, hd: usize) {
+        for i in 0..t {
+            let (c, s) = (
+                &self.cos[i * self.half..(i + 1) * self.half],
+                &self.sin[i * self.half..(i + 1) * self.half],
+            );
+            for h in 0..n_heads {
+                let v = &mut x[(i * n_heads + h) * hd..(i * n_heads + h + 1) * hd];
+                for j in 0..hd / 2 {
+                    let (a, b) = (v[2 * j], v[2 * j + 1]);
+                    v[2 * j] = a * c[j] - b * s[j];
+                    v[2 * j + 1] = a * s[j] + b * c[j];
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The forward pass: sessions, [`Model::forward`] and its pipeline pieces [`Model::embed`],
+//! [`Model::run_layers`] and [`Model::head`], and the MLP.
+
+use super::ops::{linear, linear_magnitudes, linear_many, rmsnorm, rmsnorm_rows};
+use super::{Hidden, KvCache, Logits, Model, ModelError, Session};
+use crate::kernels::QActs;
+use crate::tp::{Collective, ReduceCtx, ReduceSite};
+use std::ops::Range;
+
+impl Model {
+    /// A new, empty sequence whose caches may grow to `limit` positions.
+    pub fn new_session(&self, limit: usize) -> Session {
+        Session {
+            pos: 0,
+            record_magnitudes: false,
+            limit,
+            caches: self
+                .devices
+                .iter()
+                .map(|d| (0..d.blocks.len()).map(|_| KvCache::default()).collect())
+                .collect(),
+        }
+    }
+
+    /// Run `tokens` (positions `session.pos ..`) through the model, calling `collective` at the
+    /// two reduction sites of every block, and return logits (`rows × vocab`, row-major) for the
+    /// positions `want` asks for. One token uses the quantised mat-vec path; several tokens the
+    /// f32 GEMM path. The same as [`Model::embed`], [`Model::run_layers`] over every block and
+    /// [`Model::head`] (what a pipeline stage runs a piece of).
+    pub fn forward(
+        &self,
+        s: &mut Session,
+        tokens: &[u32],
+        collective: &mut dyn Collective,
+        want: Logits,
+    ) -> Result<Vec<f32>, ModelError> {
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut h = self.embed(s.pos, tokens)?;
+        self.run_layers(s, &mut h, 0..self.cfg.n_layer, collective)?;
+        Ok(self.head(&h, want))
+    }
+
+    /// Token embedding of `tokens` at positions `pos ..`: the first pipeline stage's work. Every
+    /// tensor-parallel device starts from the same rows.
+    pub fn embed(&self, pos: usize, tokens: &[u32]) -> Result<Hidden, ModelError> {
+        let d = self.cfg.n_embd;
+        if let Some(&id) = tokens
+            .iter()
+            .find(|&&id| id as usize >= self.cfg.vocab_size)
+        {
+            return Err(ModelError::BadToken {
+                id,
+                vocab: self.cfg.vocab_size,
+            });
+        }
+        let mut x0 = vec![0.0f32; tokens.len() * d];
+        for (i, &tok) in tokens.iter().enumerate() {
+            self.token_embd
+                .dequantize_row(tok as usize, &mut x0[i * d..(i + 1) * d]);
+        }
+        Ok(Hidden {
+            pos,
+            n_tokens: tokens.len(),
+            xs: vec![x0; self.devices.len()],
+        })
+    }
+
+    /// Run blocks `layers` on the hidden state `h` (whose first token must sit at `s.pos`),
+    /// appending their keys and values to `s`'s caches, and advance `s.pos` (an empty range only
+    /// advances it). A pipeline stage owns a session of
+    /// its own, so its KV caches live with it.
+    pub fn run_layers(
+        &self,
+        s: &mut Session,
+        h: &mut Hidden,
+        layers: Range<usize>,
+        collective: &mut dyn Collective,
+    ) -> Result<(), ModelError> {
+        let cfg = &self.cfg;
+        let (t, d, n_dev) = (h.n_tokens, cfg.n_embd, self.devices.len());
+        if layers.end > cfg.n_layer || layers.start > layers.end {
+            return Err(ModelError::Config {
+                key: "layers".into(),
+                reason: format!(
+                    "{layers:?} is not a range of the model's {} blocks",
+                    cfg.n_layer
+                ),
+            });
+        }
+        if h.xs.len() != n_dev || h.xs.iter().any(|x| x.len() != t * d) {
+            return Err(ModelError::Config {
+                key: "hidden".into(),
+                reason: format!("expected {n_dev} streams of {t} × {d} values"),
+            });
+        }
+        if s.pos != h.pos {
+            return Err(ModelError::Config {
+                key: "session".into(),
+                reason: format!(
+                    "the hidden state is at position {} but the session's caches at {}",
+                    h.pos, s.pos
+                ),
+            });
+        }
+        if t == 0 {
+            return Ok(());
+        }
+        if s.pos + t > s.limit {
+            return Err(ModelError::ContextFull {
+                len: s.pos + t,
+                limit: s.limit,
+            });
+        }
+        let pos0 = s.pos;
+        let xs = &mut h.xs; // per-device residual streams (T, n_embd)
+        let mut partials: Vec<Vec<f32>> = vec![vec![0.0f32; t * d]; n_dev];
+        let mut mags: Vec<Vec<f32>> = if s.record_magnitudes {
+            vec![vec![0.0f32; t * d]; n_dev]
+        } else {
+            Vec::new()
+        };
+        let rope = self.rope_table(pos0, t);
+
+        for l in layers {
+            // attention: each device computes its heads and its slice of the output projection
+            for k in 0..n_dev {
+                self.attention(
+                    k,
+                    l,
+                    &xs[k],
+                    pos0,
+                    t,
+                    &rope,
+                    &mut s.caches[k][l],
+                    &mut partials[k],
+                    mags.get_mut(k).map(|m| m.as_mut_slice()),
+                );
+            }
+            // all-reduce of the attention output, then the residual add
+            let ctx = ReduceCtx {
+                layer: l,
+                site: ReduceSite::AttnOutput,
+                n_tokens: t,
+                pos: pos0,
+                width: d,
+            };
+            reduce(collective, &ctx, &mut partials, &mags);
+            for (x, p) in xs.iter_mut().zip(&partials) {
+                add_assign(x, p);
+            }
+            // MLP: each device computes its FFN columns and its slice of the down projection
+            for k in 0..n_dev {
+                self.mlp(
+                    k,
+                    l,
+                    &xs[k],
+                    t,
+                    &mut partials[k],
+                    mags.get_mut(k).map(|m| m.as_mut_slice()),
+                );
+            }
+            // all-reduce of the MLP output, then the residual add
+            let ctx = ReduceCtx {
+                layer: l,
+                site: ReduceSite::MlpDown,
+                n_tokens: t,
+                pos: pos0,
+                width: d,
+            };
+            reduce(collective, &ctx, &mut partials, &mags);
+            for (x, p) in xs.iter_mut().zip(&partials) {
+                add_assign(x, p);
+            }
+        }
+        s.pos += t;
+        Ok(())
+    }
+
+    /// Final norm and output head on device 0's stream (the device that samples): the last
+    /// pipeline stage's work. Returns logits for the rows `want` asks for.
+    pub fn head(&self, h: &Hidden, want: Logits) -> Vec<f32> {
+        let (cfg, t, d) = (&self.cfg, h.n_tokens, self.cfg.n_embd);
+        let from = match want {
+            Logits::None => return Vec::new(),
+            Logits::Last => t.saturating_sub(1),
+            Logits::From(f) => f.min(t),
+        };
+        let rows = t - from;
+        let mut xn = vec![0.0f32; rows * d];
+        for i in 0..rows {
+            rmsnorm(
+                &mut xn[i * d..(i + 1) * d],
+                &h.xs[0][(from + i) * d..(from + i + 1) * d],
+                &self.output_norm,
+                cfg.rms_norm_eps,
+            );
+        }
+        let head = self.output.as_ref().unwrap_or(&self.token_embd);
+        let mut logits = vec![0.0f32; rows * cfg.vocab_size];
+        linear(head, &xn, rows, &mut logits, &mut QActs::default());
+        logits
+    }
+
+    /// One device's MLP for block `l`: writes its partial down projection into `out`.
+    fn mlp(
+        &self,
+        k: usize,
+        l: usize,
+        x: &[f32],
+        t: usize,
+        out: &mut [f32],
+        mags: Option<&mut [f32]>,
+    ) {
+        let cfg = &self.cfg;
+        let dev = &self.devices[k];
+        let b = &dev.blocks[l];
+        let f = dev.ffn.len();
+        if f == 0 {
+            out.fill(0.0);
+            if let Some(m) = mags {
+                m.fill(0.0);
+            }
+            return;
+        }
+        let mut xq = QActs::default();
+        // ffn rmsnorm
+        let xn = rmsnorm_rows(x, &b.ffn_norm, cfg.rms_norm_eps);
+        // gate and up matmuls (this device's FFN columns)
+        let mut gate = vec![0.0f32; t * f];
+        let mut up = vec![0.0f32; t * f];
+        linear_many(
+            &mut [(&b.w_gate, &mut gate), (&b.w_up, &mut up)],
+            &xn,
+            t,
+            &mut xq,
+        );
+        // SwiGLU: silu(gate) ⊙ up
+        for (g, u) in gate.iter_mut().zip(&up) {
+            *g = *g / (1.0 + (-*g).exp()) * u;
+        }
+        // down projection: this device's slice of the inputs → a partial n_embd vector
+        linear(&b.w_down, &gate, t, out, &mut xq);
+        if let Some(m) = mags {
+            linear_magnitudes(&b.w_down, &gate, &xq, t, m);
+        }
+    }
+}
+
+fn add_assign(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// The all-reduce of one site, with the magnitudes when the session records them.
+fn reduce(
+    collective: &mut dyn Collective,
+    ctx: &ReduceCtx,
+    partials: &mut [Vec<f32>],
+    mags: &[Vec<f32>],
+) {
+    if mags.is_empty() {
+        collective.all_reduce(ctx, partials);
+    } else {
+        collective.all_reduce_with_magnitudes(ctx, partials, mags);
+    }
+}

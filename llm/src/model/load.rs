@@ -1,0 +1,239 @@
+//! Building a [`Model`] from a GGUF file: each device's slice of every weight, in the kernel
+//! layout.
+
+use super::{config_from_gguf, Block, DeviceWeights, Model, ModelError};
+use crate::config::LlamaConfig;
+use crate::gguf::{GgmlType, GgufFile, TensorInfo};
+use crate::kernels::{self, PackedMatrix, QK};
+use crate::tp::TpPlan;
+use std::ops::Range;
+
+/// Find a tensor and check its GGML shape.
+fn tensor<'a>(g: &'a GgufFile, name: &str, dims: &[usize]) -> Result<&'a TensorInfo, ModelError> {
+    let t = g
+        .tensor(name)
+        .ok_or_else(|| ModelError::MissingTensor(name.into()))?;
+    let want: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+    // GGUF may store a vector as (n, 1): compare with trailing ones dropped.
+    let mut got = t.dims.clone();
+    while got.len() > want.len() && got.last() == Some(&1) {
+        got.pop();
+    }
+    if got != want {
+        return Err(ModelError::BadShape {
+            name: name.into(),
+            got: t.dims.clone(),
+            expected: want,
+        });
+    }
+    Ok(t)
+}
+
+/// A 1-D f32 vector (norm weights).
+fn vector(g: &GgufFile, name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
+    tensor(g, name, &[n])?;
+    Ok(g.tensor_f32(name)?)
+}
+
+/// Bytes of one row of `cols` elements of type `ty`.
+fn row_bytes(ty: GgmlType, cols: usize) -> usize {
+    cols / ty.block_size() * ty.type_size()
+}
+
+/// Load rows `rows` and columns `cols` of a 2-D weight (GGML dims = [n_cols, n_rows]) into the
+/// kernel layout. Column slices must be whole quantisation blocks.
+fn load_matrix(
+    g: &GgufFile,
+    name: &str,
+    n_rows: usize,
+    n_cols: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) -> Result<PackedMatrix, ModelError> {
+    let t = tensor(g, name, &[n_cols, n_rows])?;
+    let ty = t.ggml_type;
+    let bytes = g.tensor_bytes(t);
+    let (nr, nc) = (rows.len(), cols.len());
+    let bs = ty.block_size();
+    if !n_cols.is_multiple_of(bs) || !cols.start.is_multiple_of(bs) || !cols.end.is_multiple_of(bs)
+    {
+        return Err(ModelError::BadShape {
+            name: name.into(),
+            got: t.dims.clone(),
+            expected: vec![n_cols as u64, n_rows as u64],
+        });
+    }
+    let rb = row_bytes(ty, n_cols);
+    let c0 = cols.start / bs * ty.type_size();
+    let c1 = cols.end / bs * ty.type_size();
+    let row = |r: usize| &bytes[r * rb + c0..r * rb + c1];
+    let nb = nr * nc / QK;
+    let packing = match ty {
+        GgmlType::Q4_0 => Some(kernels::Packing::Q4_0),
+        GgmlType::Q4_1 => Some(kernels::Packing::Q4_1),
+        GgmlType::Q8_0 => Some(kernels::Packing::Q8_0),
+        _ => None,
+    };
+    let _ = nb;
+    match ty {
+        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => {
+            let packing = packing.expect("quantised type");
+            let mut blocks = Vec::with_capacity(nr * (c1 - c0));
+            for r in rows.clone() {
+                blocks.extend_from_slice(row(r));
+            }
+            Ok(PackedMatrix::from_blocks(packing, nr, nc, blocks))
+        }
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => {
+            let mut w = vec![0.0f32; nr * nc];
+            for (i, r) in rows.clone().enumerate() {
+                crate::quant::dequantize(ty, row(r), &mut w[i * nc..(i + 1) * nc]).map_err(
+                    |_| ModelError::UnsupportedType {
+                        name: name.into(),
+                        ty,
+                    },
+                )?;
+            }
+            Ok(PackedMatrix::from_dense(nr, nc, w))
+        }
+        other => Err(ModelError::UnsupportedType {
+            name: name.into(),
+            ty: other,
+        }),
+    }
+}
+
+impl Model {
+    /// Load a model from a GGUF file, split by `plan` (use [`TpPlan::single`] for one device).
+    /// Each device's weights are sliced at load time: a device holds only its part (the token
+    /// embedding, final norm and output head are replicated).
+    pub fn load(g: &GgufFile, plan: TpPlan) -> Result<Model, ModelError> {
+        let cfg = config_from_gguf(g)?;
+        Self::load_with_config(g, cfg, plan)
+    }
+
+    /// Load with one device holding everything.
+    pub fn load_single(g: &GgufFile) -> Result<Model, ModelError> {
+        let cfg = config_from_gguf(g)?;
+        let plan = TpPlan::single(&cfg);
+        Self::load_with_config(g, cfg, plan)
+    }
+
+    /// Load split proportionally to `shares` (see [`TpPlan::from_shares`]); FFN columns are
+    /// aligned to the down projection's quantisation block.
+    pub fn load_shares(g: &GgufFile, shares: &[f64]) -> Result<Model, ModelError> {
+        let cfg = config_from_gguf(g)?;
+        let align = g
+            .tensor("blk.0.ffn_down.weight")
+            .map(|t| t.ggml_type.block_size())
+            .unwrap_or(1);
+        let plan = TpPlan::from_shares(&cfg, shares, align)?;
+        Self::load_with_config(g, cfg, plan)
+    }
+
+    fn load_with_config(g: &GgufFile, cfg: LlamaConfig, plan: TpPlan) -> Result<Model, ModelError> {
+        let (d, hd, ff, nh, nkv) = (
+            cfg.n_embd,
+            cfg.head_dim,
+            cfg.n_ff,
+            cfg.n_head,
+            cfg.n_head_kv,
+        );
+        if plan.heads.last().map(|r| r.end) != Some(nh)
+            || plan.ffn.last().map(|r| r.end) != Some(ff)
+        {
+            return Err(ModelError::Config {
+                key: "tp_plan".into(),
+                reason: "plan does not match the model's heads / FFN width".into(),
+            });
+        }
+        let token_embd = load_matrix(
+            g,
+            "token_embd.weight",
+            cfg.vocab_size,
+            d,
+            0..cfg.vocab_size,
+            0..d,
+        )?;
+        let output = if cfg.tied_embeddings {
+            None
+        } else {
+            Some(load_matrix(
+                g,
+                "output.weight",
+                cfg.vocab_size,
+                d,
+                0..cfg.vocab_size,
+                0..d,
+            )?)
+        };
+        let output_norm = vector(g, "output_norm.weight", d)?;
+        let mut devices = Vec::with_capacity(plan.n_devices());
+        for k in 0..plan.n_devices() {
+            let heads = plan.heads[k].clone();
+            let kv_heads = plan.kv_heads(k);
+            let ffn = plan.ffn[k].clone();
+            let q_rows = heads.start * hd..heads.end * hd;
+            let kv_rows = kv_heads.start * hd..kv_heads.end * hd;
+            let mut blocks = Vec::with_capacity(cfg.n_layer);
+            for l in 0..cfg.n_layer {
+                let n = |s: &str| format!("blk.{l}.{s}.weight");
+                blocks.push(Block {
+                    attn_norm: vector(g, &n("attn_norm"), d)?,
+                    ffn_norm: vector(g, &n("ffn_norm"), d)?,
+                    wq: load_matrix(g, &n("attn_q"), nh * hd, d, q_rows.clone(), 0..d)?,
+                    wk: load_matrix(g, &n("attn_k"), nkv * hd, d, kv_rows.clone(), 0..d)?,
+                    wv: load_matrix(g, &n("attn_v"), nkv * hd, d, kv_rows.clone(), 0..d)?,
+                    wo: load_matrix(g, &n("attn_output"), d, nh * hd, 0..d, q_rows.clone())?,
+                    w_gate: load_matrix(g, &n("ffn_gate"), ff, d, ffn.clone(), 0..d)?,
+                    w_up: load_matrix(g, &n("ffn_up"), ff, d, ffn.clone(), 0..d)?,
+                    w_down: load_matrix(g, &n("ffn_down"), d, ff, 0..d, ffn.clone())?,
+                });
+            }
+            devices.push(DeviceWeights {
+                heads,
+                kv_heads,
+                ffn,
+                blocks,
+            });
+        }
+        let rope_freqs = (0..hd / 2)
+            .map(|i| (cfg.rope_freq_base as f64).powf(-2.0 * i as f64 / hd as f64) as f32)
+            .collect();
+        Ok(Model {
+            cfg,
+            plan,
+            token_embd,
+            output,
+            output_norm,
+            devices,
+            rope_freqs,
+        })
+    }
+
+    /// Number of devices.
+    pub fn n_devices(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Weight bytes held by device `k` (its blocks plus the replicated embedding, norm and head),
+    /// in the stored (quantised) form.
+    pub fn device_weight_bytes(&self, k: usize) -> usize {
+        let dev = &self.devices[k];
+        let blocks: usize = dev
+            .blocks
+            .iter()
+            .map(|b| {
+                4 * (b.attn_norm.len() + b.ffn_norm.len())
+                    + [&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down]
+                        .iter()
+                        .map(|m| m.quantised_bytes())
+                        .sum::<usize>()
+            })
+            .sum();
+        blocks
+            + self.token_embd.quantised_bytes()
+            + self.output.as_ref().map_or(0, |o| o.quantised_bytes())
+            + 4 * self.output_norm.len()
+    }
+}

@@ -1,0 +1,106 @@
+//! Element-wise helpers (RMSNorm, softmax) and the linear layers on [`PackedMatrix`]es.
+
+use crate::kernels::{self, PackedMatrix, QActs, QK};
+
+/// `out = x / rms(x) ⊙ w`.
+pub fn rmsnorm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+    let ss: f32 = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let inv = 1.0 / (ss + eps).sqrt();
+    for ((o, xv), wv) in out.iter_mut().zip(x).zip(w) {
+        *o = xv * inv * wv;
+    }
+}
+
+/// RMSNorm of every `w.len()`-wide row of `x`.
+pub(super) fn rmsnorm_rows(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len()];
+    for (o, r) in out.chunks_mut(w.len()).zip(x.chunks(w.len())) {
+        rmsnorm(o, r, w, eps);
+    }
+    out
+}
+
+/// In-place numerically stable softmax.
+pub fn softmax(x: &mut [f32]) {
+    let m = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let mut s = 0.0f32;
+    for v in x.iter_mut() {
+        *v = (*v - m).exp();
+        s += *v;
+    }
+    let inv = 1.0 / s;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// `out (T × rows) = x (T × cols) · Wᵀ`: quantised mat-vec for one token, f32 GEMM for several.
+/// Leaves the quantised activation of a single token in `xq` for [`linear_q`] to reuse.
+pub(super) fn linear(w: &PackedMatrix, x: &[f32], t: usize, out: &mut [f32], xq: &mut QActs) {
+    if w.rows == 0 {
+        return;
+    }
+    if w.cols == 0 {
+        out.fill(0.0);
+        return;
+    }
+    if t == 1 && !f32_decode() {
+        w.matvec(x, xq, out);
+    } else {
+        w.matmul(x, t, out);
+    }
+}
+
+/// `out[i·rows + r] = Σ |summand|` behind element (i, r) of [`linear`]'s result, for the path
+/// `linear` takes: the quantised mat-vec's block terms `|d_w·d_x·Σ u·q|` and offset terms
+/// `|m·d_x·Σ q|` (from `xq`, the activation `linear` just quantised), or the f32 products
+/// `|w·x|` of the GEMM path.
+pub(super) fn linear_magnitudes(
+    w: &PackedMatrix,
+    x: &[f32],
+    xq: &QActs,
+    t: usize,
+    out: &mut [f32],
+) {
+    if w.rows == 0 || w.cols == 0 {
+        out.fill(0.0);
+        return;
+    }
+    if t == 1 && !f32_decode() && w.packing() != kernels::Packing::Dense {
+        w.matvec_q_magnitudes(xq, out);
+    } else {
+        w.matmul_magnitudes(x, t, out);
+    }
+}
+
+/// `AIRINFER_F32_DECODE=1` makes single-token steps use f32 activations (the GEMM path) instead
+/// of 8-bit ones: slower, bit-for-bit the prefill arithmetic.
+fn f32_decode() -> bool {
+    static F: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *F.get_or_init(|| std::env::var("AIRINFER_F32_DECODE").is_ok_and(|v| v == "1"))
+}
+
+/// Several [`linear`]s of the same input; for one token with quantised weights, one
+/// activation quantisation and one parallel region for all of them.
+pub(super) fn linear_many(
+    jobs: &mut [(&PackedMatrix, &mut Vec<f32>)],
+    x: &[f32],
+    t: usize,
+    xq: &mut QActs,
+) {
+    let all_quantised = jobs
+        .iter()
+        .all(|(w, _)| w.packing() != kernels::Packing::Dense && w.cols == x.len());
+    if t == 1 && all_quantised && x.len().is_multiple_of(QK) && !f32_decode() {
+        xq.quantize_into(x);
+        let mut js: Vec<(&PackedMatrix, &mut [f32])> = jobs
+            .iter_mut()
+            .map(|(w, o)| (*w, o.as_mut_slice()))
+            .collect();
+        kernels::matvec_q_multi(&mut js, xq);
+    } else {
+        for (w, o) in jobs.iter_mut() {
+            linear(w, x, t, o, xq);
+        }
+    }
+}
