@@ -3,7 +3,7 @@
 
 use super::spec::{PlotSpec, TableSpec};
 use super::store::Table;
-use crate::plot_lines::{line_chart, LineChart, LineStyle, Point, Series};
+use crate::plot::{line_chart, LineChart, LineStyle, Point, Series};
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 

@@ -1,3 +1,4 @@
+use super::axes::{lin_ticks, log_ticks};
 use super::*;
 
 const W: u32 = LINE_CHART_SIZE.0;

@@ -1,34 +1,9 @@
-//! Figures: PNG (by extension `.png`) or SVG (`.svg`) through `plotters`, with DejaVu Sans
-//! embedded (no system fonts needed).
+//! The Gantt chart of one token's timeline: a lane per device and one for the channel.
 
+use super::{failed, fonts, format_of, Format, PlotError};
 use airinfer_sim::schemes::tp::Span;
 use plotters::prelude::*;
 use std::path::Path;
-
-/// Plotting failures.
-#[derive(Debug, thiserror::Error)]
-pub enum PlotError {
-    /// Unsupported extension or a drawing error.
-    #[error("{path}: {message}")]
-    Failed {
-        /// Output file.
-        path: String,
-        /// What went wrong.
-        message: String,
-    },
-}
-
-pub(crate) fn fonts() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // a static font buffer registered once; failure only if the bytes are not a font
-        let _ = plotters::style::register_font(
-            "sans-serif",
-            FontStyle::Normal,
-            dejavu::sans::regular(),
-        );
-    });
-}
 
 /// Colour of a span kind.
 pub fn kind_colour(kind: &str) -> RGBColor {
@@ -106,39 +81,6 @@ fn render<DB: DrawingBackend>(
         }))
         .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())
-}
-
-/// Figure file formats, chosen by extension.
-pub(crate) enum Format {
-    /// `.png`
-    Png,
-    /// `.svg`
-    Svg,
-}
-
-/// The error of drawing `path`.
-pub(crate) fn failed(path: &Path, message: String) -> PlotError {
-    PlotError::Failed {
-        path: path.display().to_string(),
-        message,
-    }
-}
-
-/// The format `path`'s extension names (`.png`, `.svg`, any case).
-pub(crate) fn format_of(path: &Path) -> Result<Format, PlotError> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    match ext.as_str() {
-        "png" => Ok(Format::Png),
-        "svg" => Ok(Format::Svg),
-        other => Err(failed(
-            path,
-            format!("unsupported figure format '.{other}' (use .png or .svg)"),
-        )),
-    }
 }
 
 /// A Gantt chart of one token: lanes 0..K−1 are devices, lane K the channel; `.png` or `.svg`.

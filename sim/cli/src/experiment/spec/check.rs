@@ -1,0 +1,171 @@
+//! The checks of an experiment: each failure names the key it concerns.
+
+use super::schema::{Kind, Spec};
+use std::path::PathBuf;
+
+/// A check that failed: the key it concerns and why.
+pub type Invalid = (String, String);
+
+pub(super) fn bad<T>(key: &str, msg: impl Into<String>) -> Result<T, Invalid> {
+    Err((key.to_string(), msg.into()))
+}
+
+pub(super) fn positive(key: &str, v: f64) -> Result<(), Invalid> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        bad(key, format!("{v}: must be a positive number"))
+    }
+}
+
+pub(super) fn non_negative(key: &str, v: f64) -> Result<(), Invalid> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        bad(key, format!("{v}: must be ≥ 0"))
+    }
+}
+
+pub(super) fn at_least_one(key: &str, v: usize) -> Result<(), Invalid> {
+    if v >= 1 {
+        Ok(())
+    } else {
+        bad(key, "0: must be at least 1")
+    }
+}
+
+impl Spec {
+    /// Every check that needs no model weights.
+    pub fn validate(&self, dir: &dyn Fn(&str) -> PathBuf) -> Result<(), Invalid> {
+        at_least_one("replications", self.replications)?;
+        let devices = self.devices(dir)?;
+        let k = devices.profiles.len();
+        self.radio(k)?;
+        if self.kind == Kind::Systems && self.system.perplexity {
+            self.model_file(dir)?;
+            self.text_file(dir)?;
+        } else if self.kind != Kind::Eval {
+            self.preset()?;
+            positive("model.weight_bits", self.model.weight_bits)?;
+        }
+        self.waveform_level(k)?;
+        match self.kind {
+            Kind::Eval => {
+                self.model_file(dir)?;
+                self.text_file(dir)?;
+                let e = &self.eval;
+                if e.ctx_tokens < 2 {
+                    return bad(
+                        "eval.ctx_tokens",
+                        format!("{}: need at least 2", e.ctx_tokens),
+                    );
+                }
+                at_least_one("eval.prompt_tokens", e.prompt_tokens)?;
+                at_least_one("eval.gen_tokens", e.gen_tokens)?;
+                if let Some(c) = e.chunks {
+                    at_least_one("eval.chunks", c)?;
+                }
+                if let Some(s) = e.sliding_stride {
+                    at_least_one("eval.sliding_stride", s)?;
+                }
+            }
+            Kind::Latency => {
+                at_least_one("latency.tokens", self.latency.tokens)?;
+            }
+            Kind::Systems => {
+                let y = &self.system;
+                at_least_one("system.samples", y.samples)?;
+                at_least_one("system.prompt_tokens", y.prompt_tokens)?;
+                at_least_one("system.gen_tokens", y.gen_tokens)?;
+                if y.source >= k {
+                    return bad(
+                        "system.source",
+                        format!("{}: there are {k} devices (0..{k})", y.source),
+                    );
+                }
+                if !(y.memory_fraction > 0.0 && y.memory_fraction <= 1.0) {
+                    return bad(
+                        "system.memory_fraction",
+                        format!("{}: must be in (0, 1]", y.memory_fraction),
+                    );
+                }
+                if y.balance_every > 0 && y.overlap == 0 {
+                    return bad(
+                        "system.balance_every",
+                        "the load balancer moves boundaries inside the overlap: set system.overlap ≥ 1",
+                    );
+                }
+                for (i, s) in y.slowdown.iter().enumerate() {
+                    if s.device >= k {
+                        return bad(
+                            &format!("system.slowdown[{i}].device"),
+                            format!("{}: there are {k} devices", s.device),
+                        );
+                    }
+                    positive(&format!("system.slowdown[{i}].factor"), s.factor)?;
+                    non_negative(&format!("system.slowdown[{i}].from_s"), s.from_s)?;
+                }
+                self.network(k)?;
+            }
+            Kind::Allreduce => {
+                at_least_one("allreduce.realisations", self.allreduce.realisations)?;
+                if let Some(v) = self.allreduce.values {
+                    at_least_one("allreduce.values", v)?;
+                }
+            }
+            Kind::Plan => {
+                let p = &self.plan;
+                at_least_one("plan.iterations", p.iterations)?;
+                at_least_one("plan.validation", p.validation)?;
+                match p.energy_mj.len() {
+                    1 => {}
+                    n if n == k => {}
+                    n => {
+                        return bad(
+                            "plan.energy_mj",
+                            format!("{n} budgets for {k} devices (one for all, or one per device)"),
+                        )
+                    }
+                }
+                for (i, e) in p.energy_mj.iter().enumerate() {
+                    non_negative(&format!("plan.energy_mj[{i}]"), *e)?;
+                }
+                if let Some(l) = p.latency_ms {
+                    positive("plan.latency_ms", l)?;
+                }
+            }
+        }
+        for (i, p) in self.plot.iter().enumerate() {
+            if p.file.is_empty() || p.file.contains(['/', '\\']) || p.file.starts_with('.') {
+                return bad(
+                    &format!("plot[{i}].file"),
+                    format!(
+                        "'{}': a plain file name without directories or extension",
+                        p.file
+                    ),
+                );
+            }
+            for (j, f) in p.formats.iter().enumerate() {
+                if f != "png" && f != "svg" {
+                    return bad(
+                        &format!("plot[{i}].formats[{j}]"),
+                        format!("'{f}': expected png or svg"),
+                    );
+                }
+            }
+            for (j, r) in p.reference.iter().enumerate() {
+                if r.x.len() != r.y.len() || r.x.is_empty() {
+                    return bad(
+                        &format!("plot[{i}].reference[{j}]"),
+                        format!(
+                            "{} x values and {} y values: need as many, at least one",
+                            r.x.len(),
+                            r.y.len()
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,498 @@
+//! From the file to the settings of a run: devices and their profiles, large-scale gains, the
+//! radio, the waveform level, the links of a `systems` run, the cost preset, model and text files.
+
+use super::check::{at_least_one, bad, non_negative, positive, Invalid};
+use super::schema::{Kind, Level, QuantSpec, Spec};
+use super::system::{LinkSpec, LinkType};
+use airinfer_llm::config::LlamaConfig;
+use airinfer_llm::cost::presets;
+use airinfer_phy::channel::{SmallScale, TimeModel};
+use airinfer_phy::digital::Quantiser;
+use airinfer_phy::waveform::impair::Impairments;
+use airinfer_phy::waveform::ofdm::OfdmConfig;
+use airinfer_phy::waveform::tdl::TdlChannel;
+use airinfer_sim::device::{DeviceProfile, Profiles};
+use airinfer_sim::schemes::pipeline::{Link, Network};
+use airinfer_sim::schemes::tp::{Design, RadioConfig, SchemeKind, WaveformLevel};
+use std::path::{Path, PathBuf};
+
+/// A path as written in the experiment file, resolved against the directory of the file that
+/// wrote it.
+pub fn relative_to(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// The devices of a run, resolved.
+#[derive(Debug, Clone)]
+pub struct Devices {
+    /// Profile of each device.
+    pub profiles: Vec<DeviceProfile>,
+    /// Normalised model shares.
+    pub shares: Vec<f64>,
+}
+
+impl Spec {
+    /// Number of devices K.
+    pub fn device_count(&self) -> usize {
+        let d = &self.devices;
+        d.count.unwrap_or(if d.profiles.len() > 1 {
+            d.profiles.len()
+        } else {
+            self.model.shares.as_ref().map_or(1, |s| s.len())
+        })
+    }
+
+    /// The library (shipped + `profiles_file` + inline) and each device's profile; `dir(key)`
+    /// gives the directory relative paths at `key` are taken from.
+    pub fn devices(&self, dir: &dyn Fn(&str) -> PathBuf) -> Result<Devices, Invalid> {
+        let d = &self.devices;
+        let k = self.device_count();
+        if k == 0 {
+            return bad("devices.count", "0: need at least one device");
+        }
+        let mut lib = Profiles::builtin();
+        if let Some(f) = &d.profiles_file {
+            let path = relative_to(&dir("devices.profiles_file"), f);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                (
+                    "devices.profiles_file".to_string(),
+                    format!("cannot read '{}': {e}", path.display()),
+                )
+            })?;
+            let more = Profiles::parse(&text, &path.display().to_string())
+                .map_err(|e| ("devices.profiles_file".to_string(), e.to_string()))?;
+            lib.extend(more);
+        }
+        for (name, p) in &d.custom {
+            p.validate("inline profile", name)
+                .map_err(|e| (format!("devices.custom.{name}"), e.to_string()))?;
+            lib.0.insert(name.clone(), p.clone());
+        }
+        let names: Vec<&String> = match d.profiles.len() {
+            0 => return bad("devices.profiles", "empty: name at least one profile"),
+            1 => vec![&d.profiles[0]; k],
+            n if n == k => d.profiles.iter().collect(),
+            n => {
+                return bad(
+                    "devices.profiles",
+                    format!("{n} profiles for {k} devices (give one for all, or one per device)"),
+                )
+            }
+        };
+        let mut profiles = Vec::with_capacity(k);
+        for (i, n) in names.iter().enumerate() {
+            let key = if d.profiles.len() == 1 {
+                "devices.profiles[0]".to_string()
+            } else {
+                format!("devices.profiles[{i}]")
+            };
+            let p = lib.get(n).map_err(|_| {
+                (
+                    key,
+                    format!(
+                        "'{n}' is not in the device library (known: {}; add it under [devices.custom.{n}] or in a profiles_file)",
+                        lib.0.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?;
+            profiles.push(p.clone());
+        }
+        let shares = match &self.model.shares {
+            None => vec![1.0 / k as f64; k],
+            Some(s) if s.len() != k => {
+                return bad(
+                    "model.shares",
+                    format!("{} shares for {k} devices", s.len()),
+                )
+            }
+            Some(s) => {
+                for (i, x) in s.iter().enumerate() {
+                    non_negative(&format!("model.shares[{i}]"), *x)?;
+                }
+                let sum: f64 = s.iter().sum();
+                if sum <= 0.0 {
+                    return bad("model.shares", "all zero: some device must hold the model");
+                }
+                s.iter().map(|x| x / sum).collect()
+            }
+        };
+        Ok(Devices { profiles, shares })
+    }
+
+    /// Large-scale gain of each device, linear.
+    pub fn gains(&self, k: usize) -> Result<Vec<f64>, Invalid> {
+        let g = &self.channel.gains_db;
+        let db = match g.len() {
+            0 => vec![0.0; k],
+            1 => vec![g[0]; k],
+            n if n == k => g.clone(),
+            n => {
+                return bad(
+                    "channel.gains_db",
+                    format!("{n} gains for {k} devices (give one for all, or one per device)"),
+                )
+            }
+        };
+        for (i, x) in db.iter().enumerate() {
+            if !x.is_finite() {
+                return bad(&format!("channel.gains_db[{i}]"), "must be finite");
+            }
+        }
+        Ok(db.iter().map(|x| 10f64.powf(x / 10.0)).collect())
+    }
+
+    /// The waveform-level set-up for `k` devices (None at symbol level); the hardware radio is
+    /// opened by the run.
+    pub fn waveform_level(&self, k: usize) -> Result<Option<WaveformLevel>, Invalid> {
+        let w = &self.waveform;
+        if w.level == Level::Symbol {
+            // the radio serves the waveform-level points (a sweep may hold both levels)
+            return Ok(None);
+        }
+        if !matches!(self.kind, Kind::Allreduce | Kind::Eval | Kind::Latency) {
+            return bad(
+                "waveform.level",
+                "the waveform level applies to kinds allreduce, eval and latency",
+            );
+        }
+        if self.scheme.kind != SchemeKind::Aircomp {
+            return bad(
+                "waveform.level",
+                format!(
+                    "the waveform level carries AirComp: set scheme.kind = \"aircomp\" (not {:?})",
+                    self.scheme.kind
+                ),
+            );
+        }
+        if self.scheme.design != Design::Zf {
+            return bad(
+                "scheme.design",
+                "the waveform level designs zero-forcing per subcarrier: set \"zf\"",
+            );
+        }
+        for (key, v) in [
+            ("channel.rx_antennas", self.channel.rx_antennas),
+            ("channel.tx_antennas", self.channel.tx_antennas),
+            ("channel.streams", self.channel.streams),
+        ] {
+            if v != 1 {
+                return bad(
+                    key,
+                    format!("{v}: the waveform level has single-antenna devices and AP (set 1)"),
+                );
+            }
+        }
+        if self.channel.csi_error_var != 0.0 {
+            return bad(
+                "channel.csi_error_var",
+                "the waveform level estimates the channels itself (waveform.correct): set 0",
+            );
+        }
+        if !w.is_hardware() && w.radio.trim().is_empty() {
+            return bad(
+                "waveform.radio",
+                "empty: \"emulator\" or SoapySDR device arguments",
+            );
+        }
+        if w.is_hardware() && !w.radio.contains('=') {
+            return bad(
+                "waveform.radio",
+                format!(
+                    "'{}': \"emulator\" or SoapySDR device arguments such as \"driver=uhd\"",
+                    w.radio
+                ),
+            );
+        }
+        if w.is_hardware() && !cfg!(feature = "soapy") {
+            return bad(
+                "waveform.radio",
+                format!(
+                    "'{}': this airinfer was built without SoapySDR; rebuild with \
+                     `cargo build --release --features soapy` (needs libsoapysdr-dev)",
+                    w.radio
+                ),
+            );
+        }
+        positive("waveform.frequency_hz", w.frequency_hz)?;
+        for (key, v) in [
+            ("waveform.tx_gain_db", w.tx_gain_db),
+            ("waveform.rx_gain_db", w.rx_gain_db),
+        ] {
+            if !v.is_finite() {
+                return bad(key, "must be finite");
+            }
+        }
+        if !(w.amplitude > 0.0 && w.amplitude <= 1.0) {
+            return bad(
+                "waveform.amplitude",
+                format!("{}: must be in (0, 1]", w.amplitude),
+            );
+        }
+        let ofdm = OfdmConfig {
+            n_fft: w.n_fft,
+            cp_len: w.cp_len,
+            n_used: w.n_used,
+            pilot_spacing: w.pilot_spacing,
+            sample_rate_hz: self.channel.bandwidth_hz,
+        };
+        if let Err(e) = ofdm.validate() {
+            return bad("waveform", e.to_string());
+        }
+        let devices = match w.impairments.len() {
+            0 => vec![Impairments::default(); k],
+            1 => vec![w.impairments[0].clone(); k],
+            n if n == k => w.impairments.clone(),
+            n => {
+                return bad(
+                    "waveform.impairments",
+                    format!("{n} sets for {k} devices (one for all, or one per device)"),
+                )
+            }
+        };
+        for (i, d) in w.impairments.iter().enumerate() {
+            if let Err(e) = d.validate() {
+                return bad(&format!("waveform.impairments[{i}]"), e.to_string());
+            }
+            if let Some(t) = &d.tdl {
+                if let Err(e) =
+                    TdlChannel::new(t.profile, t.delay_spread_s, self.channel.bandwidth_hz)
+                {
+                    return bad(&format!("waveform.impairments[{i}].tdl"), e.to_string());
+                }
+            }
+        }
+        Ok(Some(WaveformLevel {
+            ofdm,
+            devices,
+            correct: w.correct,
+            amplitude: w.amplitude,
+            radio: None,
+        }))
+    }
+
+    /// The radio configuration of the scheme.
+    pub fn radio(&self, k: usize) -> Result<RadioConfig, Invalid> {
+        let c = &self.channel;
+        let s = &self.scheme;
+        at_least_one("channel.rx_antennas", c.rx_antennas)?;
+        at_least_one("channel.tx_antennas", c.tx_antennas)?;
+        at_least_one("channel.streams", c.streams)?;
+        if c.streams > c.rx_antennas.min(c.tx_antennas) {
+            return bad(
+                "channel.streams",
+                format!(
+                    "{}: need L ≤ min(rx_antennas = {}, tx_antennas = {})",
+                    c.streams, c.rx_antennas, c.tx_antennas
+                ),
+            );
+        }
+        if !c.snr_db.is_finite() {
+            return bad("channel.snr_db", "must be finite");
+        }
+        positive("channel.bandwidth_hz", c.bandwidth_hz)?;
+        positive("channel.coherence_time_s", c.coherence_time_s)?;
+        non_negative("channel.round_overhead_s", c.round_overhead_s)?;
+        non_negative("channel.csi_error_var", c.csi_error_var)?;
+        if let Some(f) = c.doppler_hz {
+            non_negative("channel.doppler_hz", f)?;
+        }
+        if let Some(kf) = c.rician_k_db {
+            if !kf.is_finite() {
+                return bad("channel.rician_k_db", "must be finite");
+            }
+        }
+        at_least_one("scheme.quant_block", s.quant_block)?;
+        at_least_one("scheme.block_values", s.block_values)?;
+        if !(0.0..1.0).contains(&s.target_bler) {
+            return bad(
+                "scheme.target_bler",
+                format!("{}: must be in [0, 1)", s.target_bler),
+            );
+        }
+        if s.max_tx == 0 {
+            return bad("scheme.max_tx", "0: must be at least 1");
+        }
+        Ok(RadioConfig {
+            rx_antennas: c.rx_antennas,
+            tx_antennas: c.tx_antennas,
+            streams: c.streams,
+            small_scale: match c.rician_k_db {
+                None => SmallScale::Rayleigh,
+                Some(k) => SmallScale::Rician {
+                    k_factor_db: k,
+                    aoa_deg: vec![],
+                },
+            },
+            time: match c.doppler_hz {
+                Some(f) => TimeModel::Jakes { doppler_hz: f },
+                None => TimeModel::Block {
+                    coherence_time_s: c.coherence_time_s,
+                },
+            },
+            snr_db: c.snr_db,
+            gains: self.gains(k)?,
+            bandwidth_hz: c.bandwidth_hz,
+            round_overhead_s: c.round_overhead_s,
+            csi_error_var: c.csi_error_var,
+            quantiser: match s.quantiser {
+                QuantSpec::Fp16 => Quantiser::Fp16,
+                QuantSpec::Bf16 => Quantiser::Bf16,
+                QuantSpec::Int8 => Quantiser::Int8 {
+                    block: s.quant_block,
+                },
+                QuantSpec::Int4 => Quantiser::Int4 {
+                    block: s.quant_block,
+                },
+            },
+            access: s.access,
+            block_values: s.block_values,
+            target_bler: s.target_bler,
+            max_tx: s.max_tx,
+            ..RadioConfig::default()
+        })
+    }
+
+    /// The links of a `systems` run among `k` devices.
+    pub fn network(&self, k: usize) -> Result<Network, Invalid> {
+        let y = &self.system;
+        let link = |l: &LinkSpec, key: &str| -> Result<Link, Invalid> {
+            let link = match l.kind {
+                LinkType::Ideal => Link::Ideal,
+                LinkType::Wired => {
+                    let mbps = l.bandwidth_mbps.ok_or_else(|| {
+                        (
+                            format!("{key}.bandwidth_mbps"),
+                            "a wired link needs its rate".to_string(),
+                        )
+                    })?;
+                    positive(&format!("{key}.bandwidth_mbps"), mbps)?;
+                    non_negative(&format!("{key}.latency_ms"), l.latency_ms)?;
+                    Link::Wired {
+                        bandwidth: mbps * 1e6 / 8.0,
+                        latency_s: l.latency_ms * 1e-3,
+                    }
+                }
+                LinkType::Wireless => {
+                    let bw = l.bandwidth_hz.unwrap_or(self.channel.bandwidth_hz);
+                    positive(&format!("{key}.bandwidth_hz"), bw)?;
+                    non_negative(&format!("{key}.latency_ms"), l.latency_ms)?;
+                    let snr = l.snr_db.unwrap_or(self.channel.snr_db);
+                    if !snr.is_finite() {
+                        return bad(&format!("{key}.snr_db"), "must be finite");
+                    }
+                    Link::Wireless {
+                        bandwidth_hz: bw,
+                        snr_db: snr,
+                        bler: Default::default(),
+                        target_bler: self.scheme.target_bler,
+                        max_tx: self.scheme.max_tx,
+                        block_bytes: l.block_bytes.unwrap_or(1024),
+                        overhead_s: l.latency_ms * 1e-3,
+                    }
+                }
+            };
+            link.validate().map_err(|e| (key.to_string(), e))?;
+            Ok(link)
+        };
+        if y.link.from.is_some() || y.link.to.is_some() {
+            return bad(
+                "system.link",
+                "the default link joins every pair: put from/to links in [[system.links]]",
+            );
+        }
+        let mut net = Network::uniform(k, link(&y.link, "system.link")?);
+        for (i, l) in y.links.iter().enumerate() {
+            let key = format!("system.links[{i}]");
+            let (Some(a), Some(b)) = (l.from, l.to) else {
+                return bad(&key, "needs from and to (device indices)");
+            };
+            if a >= k || b >= k || a == b {
+                return bad(
+                    &key,
+                    format!("from = {a}, to = {b}: two different devices of 0..{k}"),
+                );
+            }
+            let x = link(l, &key)?;
+            net.links[a][b] = x.clone();
+            if !l.one_way {
+                net.links[b][a] = x;
+            }
+        }
+        Ok(net)
+    }
+
+    /// The cost preset named by `model.name` (latency, allreduce, plan).
+    pub fn preset(&self) -> Result<LlamaConfig, Invalid> {
+        presets::by_name(&self.model.name).ok_or_else(|| {
+            (
+                "model.name".to_string(),
+                format!(
+                    "'{}' is not a cost preset (known: {})",
+                    self.model.name,
+                    presets::all()
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })
+    }
+
+    /// The GGUF of an eval run: a catalogue name (None: fetched when the run starts) or an
+    /// existing file.
+    pub fn model_file(&self, dir: &dyn Fn(&str) -> PathBuf) -> Result<Option<PathBuf>, Invalid> {
+        let n = &self.model.name;
+        if crate::assets::MODELS
+            .iter()
+            .any(|a| a.names.contains(&n.as_str()))
+        {
+            return Ok(None);
+        }
+        let p = relative_to(&dir("model.name"), n);
+        if p.is_file() {
+            Ok(Some(p))
+        } else {
+            bad(
+                "model.name",
+                format!(
+                    "no such model file '{}' (and not a catalogue model: {})",
+                    p.display(),
+                    crate::assets::MODELS
+                        .iter()
+                        .map(|a| a.names[0])
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        }
+    }
+
+    /// The evaluation text: a catalogue name (None) or an existing file.
+    pub fn text_file(&self, dir: &dyn Fn(&str) -> PathBuf) -> Result<Option<PathBuf>, Invalid> {
+        let n = &self.eval.text;
+        if crate::assets::TEXTS
+            .iter()
+            .any(|a| a.names.contains(&n.as_str()))
+        {
+            return Ok(None);
+        }
+        let p = relative_to(&dir("eval.text"), n);
+        if p.is_file() {
+            Ok(Some(p))
+        } else {
+            bad(
+                "eval.text",
+                format!(
+                    "no such text file '{}' (and not a catalogue text: lee-news, wikitext-2)",
+                    p.display()
+                ),
+            )
+        }
+    }
+}
