@@ -230,4 +230,3 @@ impl Network {
         self.links.len()
     }
 }
-

@@ -28,8 +28,8 @@
 //! unit are shipped over the link between the old and the new device at that moment.
 
 use crate::des::{EventQueue, Time};
-pub use crate::links::handoff::{HandoffLink as Link, Network, Wire};
 use crate::device::{DeviceProfile, Precision};
+pub use crate::links::handoff::{HandoffLink as Link, Network, Wire};
 use airinfer_llm::config::LlamaConfig;
 use airinfer_llm::cost::{block_cost, head_cost, Shard, WeightFormat};
 use airinfer_llm::model::{Hidden, Logits, Model, ModelError, Session};

@@ -1,7 +1,7 @@
 use super::*;
-use airinfer_phy::digital::BlerModel;
 use crate::device::Profiles;
 use airinfer_llm::cost::presets;
+use airinfer_phy::digital::BlerModel;
 use airinfer_plan::pipeline::Partitioner;
 use airinfer_plan::simple::{EvenSplit, Mdi};
 
