@@ -1,16 +1,16 @@
 //! MMSE transceivers by alternating optimisation of the receive beamformer and the precoders.
 
-use super::{bad, fast, mse, zero_forcing, AirCompError, Problem, ReceiveDirection, Transceiver};
+use super::{bad, mse, sca, zero_forcing, AirCompError, Problem, ReceiveDirection, Transceiver};
 use crate::{CMat, C64};
 
 /// MMSE transceivers (any number of streams) by alternating optimisation from the best ZF
-/// design (eigen, sum-direction or [`fast`]); see [`refine_mmse`].
+/// design (eigen, sum-direction or [`sca()`](super::sca())); see [`refine_mmse`].
 pub fn mmse(p: &Problem, iterations: usize) -> Result<Transceiver, AirCompError> {
     p.validate()?;
     let mut start = zero_forcing(p, ReceiveDirection::Eigen)?;
     let others = [
         zero_forcing(p, ReceiveDirection::SumDirections)?,
-        fast(p, 100)?,
+        sca(p, 100)?,
     ];
     for t in others {
         if t.analytic_mse < start.analytic_mse {

@@ -13,7 +13,7 @@
 //!
 //! Layout: the shared problem statement, closed forms and budget scaling live here; each design
 //! has its own file — `zf` (zero-forcing inversion and its direction refinement), `mmse`
-//! (alternating MMSE), `sca` (the SCA design [`fast`]), `sdr` with its SDP solver [`sdp`],
+//! (alternating MMSE), `sca` (the SCA design [`sca()`]), `sdr` with its SDP solver [`sdp`],
 //! [`fdma`] (the orthogonal baseline) — next to `ota` (the over-the-air sum and all-reduce),
 //! `montecarlo` (Monte-Carlo MSE estimates) and `downlink` (handing the sum back).
 
@@ -35,7 +35,7 @@ pub use fdma::{fdma_sum, simulate_fdma_mse, uncoded_fdma, FdmaDesign};
 pub use mmse::{mmse, refine_mmse};
 pub use montecarlo::simulate_mse;
 pub use ota::{over_the_air_all_reduce, over_the_air_sum, AllReduceOutcome, OtaLink, OtaOutcome};
-pub use sca::fast;
+pub use sca::sca;
 pub use sdr::{sdr, SdrDesign};
 pub use zf::{refine_zf_directions, zero_forcing, zf_precoders, zf_with_directions};
 

@@ -1,5 +1,5 @@
 //! The SCA design (successive convex approximation of the single-stream ZF receive beamformer),
-//! public as [`fast`].
+//! public as [`sca()`] (called `fast` before; the CLI and TOML name is `sca` too).
 
 use super::{
     mse, refine_zf_directions, scale_to_budgets, zero_forcing, zf_precoders, AirCompError, Problem,
@@ -7,7 +7,7 @@ use super::{
 };
 use crate::{CMat, C64};
 
-/// A fast single-stream design of near-SDR quality without an SDP: successive convex
+/// The SCA design: a single-stream design of near-SDR quality without an SDP: successive convex
 /// approximation of `min ‖a‖² s.t. aᴴQ_ka ≥ c_k` (Q_k = H_kH_kᴴ, c_k = σ_k²/P_k). Each step
 /// replaces aᴴQ_ka by its tangent lower bound at the current point, `2Re(a_tᴴQ_ka) − a_tᴴQ_ka_t`,
 /// and solves the resulting minimum-norm problem exactly in its dual (coordinate ascent over K
@@ -15,7 +15,7 @@ use crate::{CMat, C64};
 ///
 /// For L > 1 streams: the best ZF design (eigen or sum directions) refined by
 /// [`refine_zf_directions`].
-pub fn fast(p: &Problem, iterations: usize) -> Result<Transceiver, AirCompError> {
+pub fn sca(p: &Problem, iterations: usize) -> Result<Transceiver, AirCompError> {
     p.validate()?;
     if p.streams != 1 {
         let a = zero_forcing(p, ReceiveDirection::Eigen)?;

@@ -240,7 +240,7 @@ mod tests {
     #[test]
     fn sdr_is_solved_and_beats_zero_forcing_on_every_realisation() {
         let mut ratio_sum = 0.0;
-        let mut fast_ratio = 0.0;
+        let mut sca_ratio = 0.0;
         let mut count = 0.0;
         for seed in 0..12 {
             let mut rng = stream(40, &[seed]);
@@ -295,23 +295,23 @@ mod tests {
                 .all(|(u, b)| *u <= b * (1.0 + 1e-6)));
             assert!(mmse(&p, 100).unwrap().analytic_mse <= zf.analytic_mse * (1.0 + 1e-9));
             ratio_sum += m / d.lower_bound;
-            // the fast (SCA) design: feasible, never worse than its ZF start (monotone by
+            // the SCA design: feasible, never worse than its ZF start (monotone by
             // construction: 1e-9 is f64 rounding room), never below the certified bound, every
             // iterate feasible in f64 (1e-6 is loose)
-            let f = crate::aircomp::fast(&p, 100).unwrap();
+            let f = crate::aircomp::sca(&p, 100).unwrap();
             assert!(f.analytic_mse <= zf.analytic_mse * (1.0 + 1e-9));
             assert!(f.analytic_mse >= d.lower_bound * (1.0 - slack));
             assert!(powers(&p, &f.precoders)
                 .iter()
                 .zip(&pw)
                 .all(|(u, b)| *u <= b * (1.0 + 1e-6)));
-            fast_ratio += f.analytic_mse / m;
+            sca_ratio += f.analytic_mse / m;
             count += 1.0;
         }
         eprintln!(
-            "SDR/bound {:.4}, fast/SDR {:.4}",
+            "SDR/bound {:.4}, SCA/SDR {:.4}",
             ratio_sum / count,
-            fast_ratio / count
+            sca_ratio / count
         );
         // Gaussian randomisation lands close to the relaxation bound on average (quality
         // thresholds, not rounding tolerances: ≈ 1.19 and 0.89 on these seeds)
@@ -320,11 +320,11 @@ mod tests {
             "mean gap to the bound {}",
             ratio_sum / count
         );
-        // and the fast design is within 5 % of SDR on average
+        // and the SCA design is within 5 % of SDR on average
         assert!(
-            fast_ratio / count < 1.05,
-            "fast / SDR = {}",
-            fast_ratio / count
+            sca_ratio / count < 1.05,
+            "SCA / SDR = {}",
+            sca_ratio / count
         );
     }
 
@@ -377,7 +377,7 @@ mod tests {
     fn multi_stream_sdr_bounds_and_beats_zero_forcing() {
         // the paper's MIMO AirComp: L = 2 streams, devices with N_t = 2 or 4
         let mut gap = 0.0;
-        let mut fast_ratio = 0.0;
+        let mut sca_ratio = 0.0;
         let mut count = 0.0;
         for seed in 0..6 {
             let mut rng = stream(41, &[seed]);
@@ -424,19 +424,19 @@ mod tests {
             // (~1e-15; the bare 1e-12 left no room for that)
             let m = crate::aircomp::refine_mmse(&p, t.clone(), 100).unwrap();
             assert!(m.analytic_mse <= t.analytic_mse * (1.0 + 1e-12 + 1e-14));
-            let f = crate::aircomp::fast(&p, 200).unwrap();
+            let f = crate::aircomp::sca(&p, 200).unwrap();
             assert!(f.analytic_mse >= d.lower_bound * (1.0 - slack));
-            fast_ratio += f.analytic_mse / t.analytic_mse;
+            sca_ratio += f.analytic_mse / t.analytic_mse;
             gap += t.analytic_mse / d.lower_bound;
             count += 1.0;
         }
         eprintln!(
-            "L = 2: SDR / bound = {:.4}, fast / SDR = {:.4}",
+            "L = 2: SDR / bound = {:.4}, SCA / SDR = {:.4}",
             gap / count,
-            fast_ratio / count
+            sca_ratio / count
         );
         // quality thresholds, not rounding tolerances (≈ 1.59 and 1.00 on these seeds)
         assert!(gap / count < 2.0);
-        assert!(fast_ratio / count < 1.05);
+        assert!(sca_ratio / count < 1.05);
     }
 }

@@ -62,7 +62,7 @@ fn simulated_mse_matches_the_closed_form() {
                     zero_forcing(&p, ReceiveDirection::Eigen).unwrap(),
                     zero_forcing(&p, ReceiveDirection::SumDirections).unwrap(),
                     mmse(&p, 50).unwrap(),
-                    fast(&p, 100).unwrap(),
+                    sca(&p, 100).unwrap(),
                     sdr(&p, 20, &mut srng).unwrap().transceiver,
                 ];
                 for (di, t) in designs.iter().enumerate() {
@@ -117,7 +117,7 @@ fn mmse_is_never_worse_than_zero_forcing() {
             // ≤ 1e-12 worse (then stops): ≤ (1 + 1e-12)·start; 1e-9 adds f64 rounding room
             assert!(m.analytic_mse <= zf.analytic_mse * (1.0 + 1e-9));
             assert!(m.analytic_mse <= zs.analytic_mse * (1.0 + 1e-9));
-            assert!(m.analytic_mse <= fast(&p, 100).unwrap().analytic_mse * (1.0 + 1e-9));
+            assert!(m.analytic_mse <= sca(&p, 100).unwrap().analytic_mse * (1.0 + 1e-9));
             let used = powers(&p, &m.precoders);
             // the bisection keeps Σ(s/(s²+μ))² ≤ budget in f64; the matrix form adds SVD
             // rounding (~1e-14 relative)

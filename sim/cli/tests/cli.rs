@@ -80,7 +80,7 @@ fn aircomp_design_json_recomputes_to_its_mse_and_meets_the_budgets() {
     let path = dir.join("h.json");
     std::fs::write(&path, json).unwrap();
     let (noise, power, var) = (0.2, [1.0, 0.5, 2.0], [1.0, 2.0, 0.5]);
-    for (design, streams) in [("zf", 1), ("mmse", 1), ("fast", 2), ("sdr", 2), ("mmse", 2)] {
+    for (design, streams) in [("zf", 1), ("mmse", 1), ("sca", 2), ("sdr", 2), ("mmse", 2)] {
         let (code, out, err) = airinfer(&[
             "aircomp",
             "design",
@@ -236,4 +236,36 @@ fn bad_input_is_one_line_and_exit_one() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_old_design_name_fast_gives_one_line_saying_the_new_one() {
+    // the CLI flag
+    let (code, _, err) = airinfer(&["aircomp", "mse", "--designs", "zf,fast"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("`fast` is now called `sca`"), "{err}");
+    // an experiment file
+    let dir = std::env::temp_dir().join(format!("airinfer-cli-fast-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("old.toml");
+    std::fs::write(
+        &f,
+        "kind = \"allreduce\"\n[scheme]\nkind = \"aircomp\"\ndesign = \"fast\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = airinfer(&["check", f.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("old.toml") && err.contains("design \"fast\" is now called \"sca\""),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // and the new name is accepted
+    std::fs::write(
+        &f,
+        "kind = \"allreduce\"\n[scheme]\nkind = \"aircomp\"\ndesign = \"sca\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = airinfer(&["check", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
 }

@@ -8,7 +8,7 @@
 //! two (the paper's `e_n m_n s_tot + (L₀/L) tr(B_nB_nᴴ) ≤ P_n^max`):
 //! `p_n(m) = min(p_n^max, (E_n − e_n m_n F) B / U)`. Its partial sums have variance
 //! `σ_n² = m_n σ̄²` (a sum over m_n of the model's independent terms). For one channel
-//! realisation the short timescale designs the transceiver ([`aircomp::fast`]); its MSE is that of
+//! realisation the short timescale designs the transceiver ([`aircomp::sca()`]); its MSE is that of
 //! the min-norm problem `min σ²‖a‖² s.t. aᴴQ_na ≥ c_n(m) = σ_n²/p_n(m)`, whose sensitivity to
 //! c_n is σ² λ_n (λ the KKT multipliers, found by non-negative least squares on the
 //! stationarity condition `a = Σ λ_n Q_n a`). Hence a stochastic gradient in m.
@@ -192,7 +192,7 @@ impl PlanProblem {
             noise_var: self.noise_var,
             streams: 1,
         };
-        let Ok(t) = aircomp::fast(&p, 50) else {
+        let Ok(t) = aircomp::sca(&p, 50) else {
             return (f64::INFINITY, vec![0.0; k]);
         };
         let a = &t.receive_beamformer;

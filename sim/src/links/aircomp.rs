@@ -20,7 +20,7 @@ use airinfer_phy::CMat;
 use serde::{Deserialize, Serialize};
 
 /// AirComp transceiver design.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Design {
@@ -30,10 +30,65 @@ pub enum Design {
     ZfSum,
     /// MMSE by alternating optimisation.
     Mmse,
-    /// SCA (near-SDR, no SDP).
-    Fast,
-    /// SDR with clarabel (slow: one SDP per token and site).
+    /// SCA: successive convex approximation (near-SDR, no SDP).
+    Sca,
+    /// SDR: semidefinite relaxation (our interior-point SDP solver) + Gaussian randomisation.
     Sdr,
+}
+
+impl Design {
+    /// Every design, in the order of the names in files.
+    pub const ALL: [Design; 5] = [
+        Design::Zf,
+        Design::ZfSum,
+        Design::Mmse,
+        Design::Sca,
+        Design::Sdr,
+    ];
+
+    /// Name as written in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Design::Zf => "zf",
+            Design::ZfSum => "zf_sum",
+            Design::Mmse => "mmse",
+            Design::Sca => "sca",
+            Design::Sdr => "sdr",
+        }
+    }
+
+    /// The design called `name` in a file; a name that has changed gives an error saying the
+    /// new one.
+    pub fn from_name(name: &str) -> Result<Design, String> {
+        if let Some(new) = renamed(name) {
+            return Err(format!("design \"{name}\" is now called \"{new}\""));
+        }
+        Design::ALL
+            .into_iter()
+            .find(|d| d.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<String> = Design::ALL
+                    .iter()
+                    .map(|d| format!("`{}`", d.name()))
+                    .collect();
+                format!(
+                    "unknown variant `{name}`, expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// The current name of a design that was renamed (`fast` → `sca`).
+pub fn renamed(name: &str) -> Option<&'static str> {
+    (name == "fast").then_some("sca")
+}
+
+impl<'de> Deserialize<'de> for Design {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Design, D::Error> {
+        let name = String::deserialize(d)?;
+        Design::from_name(&name).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The transceiver design `design` as the closure `over_the_air_sum` calls (SDR draws its
@@ -47,7 +102,7 @@ pub fn design_fn(
         Design::Zf => aircomp::zero_forcing(p, ReceiveDirection::Eigen),
         Design::ZfSum => aircomp::zero_forcing(p, ReceiveDirection::SumDirections),
         Design::Mmse => aircomp::mmse(p, 50),
-        Design::Fast => aircomp::fast(p, 100),
+        Design::Sca => aircomp::sca(p, 100),
         Design::Sdr => aircomp::sdr(p, 50, &mut **rng.borrow_mut()).map(|d| d.transceiver),
     }
 }

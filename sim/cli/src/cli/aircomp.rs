@@ -21,8 +21,8 @@ pub enum DesignName {
     /// MMSE transceivers by alternating optimisation.
     Mmse,
     /// Successive convex approximation (near-SDR quality, no SDP).
-    Fast,
-    /// Semidefinite relaxation solved by clarabel + Gaussian randomisation.
+    Sca,
+    /// Semidefinite relaxation (our interior-point SDP solver) + Gaussian randomisation.
     Sdr,
     /// Uncoded FDMA baseline: each device alone on a 1/K sub-channel (K× the airtime).
     Fdma,
@@ -34,7 +34,7 @@ impl DesignName {
             DesignName::Zf => aircomp::zero_forcing(p, ReceiveDirection::Eigen)?,
             DesignName::ZfSum => aircomp::zero_forcing(p, ReceiveDirection::SumDirections)?,
             DesignName::Mmse => aircomp::mmse(p, 100)?,
-            DesignName::Fast => aircomp::fast(p, 100)?,
+            DesignName::Sca => aircomp::sca(p, 100)?,
             DesignName::Sdr => {
                 aircomp::sdr(
                     p,
@@ -73,7 +73,7 @@ impl DesignName {
             DesignName::Zf => "zf",
             DesignName::ZfSum => "zf-sum",
             DesignName::Mmse => "mmse",
-            DesignName::Fast => "fast",
+            DesignName::Sca => "sca",
             DesignName::Sdr => "sdr",
             DesignName::Fdma => "fdma",
         }
@@ -102,8 +102,8 @@ pub struct MseArgs {
     /// SNR values in dB (power budget 1 per device, unit signal variance, noise variance 10^(−SNR/10)).
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true, default_values_t = vec![-10.0, 0.0, 10.0, 20.0, 30.0])]
     pub snr_db: Vec<f64>,
-    /// Designs to compare.
-    #[arg(long, value_delimiter = ',', value_enum, default_values_t = vec![DesignName::Zf, DesignName::ZfSum, DesignName::Mmse, DesignName::Fast])]
+    /// Designs to compare: zf, zf-sum, mmse, sca, sdr, fdma.
+    #[arg(long, value_delimiter = ',', value_parser = super::design_value::<DesignName>, default_value = "zf,zf-sum,mmse,sca")]
     pub designs: Vec<DesignName>,
     /// Rician K-factor in dB (Rayleigh when absent).
     #[arg(long, allow_hyphen_values = true)]
@@ -148,8 +148,8 @@ pub struct DesignArgs {
     /// (R, K, N_r, N_t)) or JSON of the same nesting with complex numbers as [re, im].
     #[arg(long)]
     pub channels: PathBuf,
-    /// The design.
-    #[arg(long, value_enum, default_value_t = DesignName::Fast)]
+    /// The design: zf, zf-sum, mmse, sca, sdr, fdma.
+    #[arg(long, value_parser = super::design_value::<DesignName>, default_value = "sca")]
     pub design: DesignName,
     /// Power budget per channel use: one value, or one per device.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1.0])]

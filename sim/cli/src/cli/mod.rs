@@ -152,3 +152,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         },
     }
 }
+
+/// Parse a `--design` value: clap's names, with a design that was renamed (`fast`) refused by a
+/// message giving its new name.
+pub(crate) fn design_value<T: clap::ValueEnum>(s: &str) -> Result<T, String> {
+    if let Some(new) = airinfer_sim::links::aircomp::renamed(s) {
+        return Err(format!("`{s}` is now called `{new}`"));
+    }
+    T::from_str(s, false)
+}

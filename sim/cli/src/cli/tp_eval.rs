@@ -41,8 +41,8 @@ pub struct SchemeArgs {
     /// Send every all-reduce through this scheme (and report latency); absent: plain evaluation.
     #[arg(long, value_enum)]
     pub scheme: Option<SchemeKind>,
-    /// AirComp transceiver design.
-    #[arg(long, value_enum, default_value_t = Design::Fast)]
+    /// AirComp transceiver design: zf, zf-sum, mmse, sca, sdr.
+    #[arg(long, value_parser = super::design_value::<Design>, default_value = "sca")]
     pub design: Design,
     /// Transmit SNR P/σ² per device and channel use, dB.
     #[arg(long, default_value_t = 20.0, allow_hyphen_values = true)]
@@ -160,6 +160,9 @@ impl SchemeArgs {
             self.scheme = Some(enum_value(&f, "scheme", &v)?);
         }
         if let Some(v) = t.design {
+            if let Some(new) = airinfer_sim::links::aircomp::renamed(&v) {
+                anyhow::bail!("{f}: design = \"{v}\": now called \"{new}\"");
+            }
             self.design = enum_value(&f, "design", &v)?;
         }
         if let Some(v) = t.precision {

@@ -4,7 +4,7 @@
 //! ```toml
 //! [sweep]
 //! "channel.snr_db" = { from = 0, to = 30, step = 10 }   # 0, 10, 20, 30
-//! scheme = [{ kind = "digital" }, { kind = "aircomp", design = "fast" }]  # tables merge
+//! scheme = [{ kind = "digital" }, { kind = "aircomp", design = "sca" }]  # tables merge
 //! [[sweep.zip]]                                          # moves together: 3 points, not 9
 //! "devices.count" = [2, 4, 8]
 //! "channel.gains_db" = [[0, -3], [0, -3, -6, -9], [0, -1, -2, -3, -4, -5, -6, -7]]

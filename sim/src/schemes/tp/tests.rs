@@ -379,7 +379,7 @@ fn bad_setups_are_errors() {
         },
     ] {
         assert!(
-            TpCollective::new(SchemeKind::Aircomp, Design::Fast, radio, compute.clone(), 0)
+            TpCollective::new(SchemeKind::Aircomp, Design::Sca, radio, compute.clone(), 0)
                 .is_err()
         );
     }
@@ -389,7 +389,7 @@ fn bad_setups_are_errors() {
     };
     assert!(TpCollective::new(
         SchemeKind::Ideal,
-        Design::Fast,
+        Design::Sca,
         RadioConfig::default(),
         one_profile,
         0

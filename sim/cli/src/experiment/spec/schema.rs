@@ -257,7 +257,7 @@ pub enum QuantSpec {
 pub struct SchemeSpec {
     /// ideal, digital, fdma, ring or aircomp.
     pub kind: SchemeKind,
-    /// AirComp transceiver design: zf, zf_sum, mmse, fast (SCA) or sdr.
+    /// AirComp transceiver design: zf, zf_sum, mmse, sca or sdr (`fast` is the old name of sca).
     pub design: Design,
     /// Digital / ring: fp16, bf16, int8 or int4.
     pub quantiser: QuantSpec,
@@ -277,7 +277,7 @@ impl Default for SchemeSpec {
     fn default() -> Self {
         SchemeSpec {
             kind: SchemeKind::Aircomp,
-            design: Design::Fast,
+            design: Design::Sca,
             quantiser: QuantSpec::Int8,
             quant_block: 32,
             access: Access::Ofdma,
