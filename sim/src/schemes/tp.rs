@@ -135,13 +135,25 @@ impl SiteStats {
     }
 }
 
+/// What a lane of the timeline is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpanKind {
+    /// A device computes (its shard, or the output head).
+    Compute,
+    /// A device waits (for the slowest device or for the channel).
+    Idle,
+    /// The channel carries a reduction (or a link a hand-off).
+    Air,
+}
+
 /// A span of the timeline (for Gantt charts and breakdowns).
 #[derive(Debug, Clone, Serialize)]
 pub struct Span {
     /// Device index, or K for the channel.
     pub lane: usize,
-    /// "compute", "idle", "air".
-    pub kind: &'static str,
+    /// What the lane does.
+    pub kind: SpanKind,
     /// Start, s.
     pub start_s: f64,
     /// End, s.
@@ -257,7 +269,7 @@ impl TpCollective {
         self.timeline.clear();
     }
 
-    fn span(&mut self, lane: usize, kind: &'static str, start_s: f64, end_s: f64) {
+    fn span(&mut self, lane: usize, kind: SpanKind, start_s: f64, end_s: f64) {
         if self.record && end_s > start_s {
             self.timeline.push(Span {
                 lane,
@@ -274,13 +286,13 @@ impl TpCollective {
         let t = self.compute.head_time_s(logits_rows);
         let start = self.now_s();
         self.totals.compute_s[0] += t;
-        self.span(0, "compute", start, start + t);
+        self.span(0, SpanKind::Compute, start, start + t);
         let end = start + t;
         for k in 0..self.ready.len() {
             if k > 0 {
                 self.totals.idle_s[k] += end - self.ready[k];
                 let r = self.ready[k];
-                self.span(k, "idle", r, end);
+                self.span(k, SpanKind::Idle, r, end);
             }
             self.ready[k] = end;
         }
@@ -294,7 +306,7 @@ impl Collective for TpCollective {
         for d in 0..k {
             let t = self.compute.site_time_s(d, ctx.site, ctx.n_tokens, ctx.pos);
             let r = self.ready[d];
-            self.span(d, "compute", r, r + t);
+            self.span(d, SpanKind::Compute, r, r + t);
             self.ready[d] += t;
             self.totals.compute_s[d] += t;
         }
@@ -302,7 +314,7 @@ impl Collective for TpCollective {
         for d in 0..k {
             self.totals.idle_s[d] += start - self.ready[d];
             let r = self.ready[d];
-            self.span(d, "idle", r, start);
+            self.span(d, SpanKind::Idle, r, start);
         }
         // the exact sum, for the error statistics
         let n = buffers[0].len();
@@ -349,7 +361,7 @@ impl Collective for TpCollective {
         }
         self.totals.airtime_s += air;
         self.totals.rounds += 1;
-        self.span(k, "air", start, start + air);
+        self.span(k, SpanKind::Air, start, start + air);
         for r in self.ready.iter_mut() {
             *r = start + air;
         }

@@ -4,6 +4,7 @@ use airinfer_llm::cost::presets;
 use airinfer_llm::tp::TpPlan;
 use airinfer_plan::{baselines, project_capped_simplex, PlanProblem, PlanSetup};
 use airinfer_sim::device::Profiles;
+use airinfer_sim::schemes::tp::{Span, SpanKind};
 use airinfer_sim::systems::System;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -336,20 +337,20 @@ fn run_system(a: &PlanArgs) -> Result<()> {
         // the steady state: from the last first token, ten periods
         let lo = r.ttft_s.iter().cloned().fold(0.0, f64::max);
         let hi = lo + 10.0 * out.predicted_period_s;
-        let spans: Vec<airinfer_sim::schemes::tp::Span> = r
+        let spans: Vec<Span> = r
             .timeline
             .iter()
             .filter(|b| b.end_s > lo && b.start_s < hi)
-            .map(|b| airinfer_sim::schemes::tp::Span {
+            .map(|b| Span {
                 lane: b
                     .resource
                     .strip_prefix("dev")
                     .and_then(|d| d.parse().ok())
                     .unwrap_or(m),
                 kind: if b.resource.starts_with("dev") {
-                    "compute"
+                    SpanKind::Compute
                 } else {
-                    "air"
+                    SpanKind::Air
                 },
                 start_s: b.start_s.max(lo),
                 end_s: b.end_s.min(hi),

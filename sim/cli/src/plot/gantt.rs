@@ -1,16 +1,16 @@
 //! The Gantt chart of one token's timeline: a lane per device and one for the channel.
 
 use super::{failed, fonts, format_of, Format, PlotError};
-use airinfer_sim::schemes::tp::Span;
+use airinfer_sim::schemes::tp::{Span, SpanKind};
 use plotters::prelude::*;
 use std::path::Path;
 
 /// Colour of a span kind.
-pub fn kind_colour(kind: &str) -> RGBColor {
+pub fn kind_colour(kind: SpanKind) -> RGBColor {
     match kind {
-        "compute" => RGBColor(31, 119, 180),
-        "air" => RGBColor(255, 127, 14),
-        _ => RGBColor(210, 210, 210),
+        SpanKind::Compute => RGBColor(31, 119, 180),
+        SpanKind::Air => RGBColor(255, 127, 14),
+        SpanKind::Idle => RGBColor(210, 210, 210),
     }
 }
 
@@ -111,25 +111,25 @@ mod tests {
         vec![
             Span {
                 lane: 0,
-                kind: "compute",
+                kind: SpanKind::Compute,
                 start_s: 0.0,
                 end_s: 1e-3,
             },
             Span {
                 lane: 1,
-                kind: "compute",
+                kind: SpanKind::Compute,
                 start_s: 0.0,
                 end_s: 0.5e-3,
             },
             Span {
                 lane: 1,
-                kind: "idle",
+                kind: SpanKind::Idle,
                 start_s: 0.5e-3,
                 end_s: 1e-3,
             },
             Span {
                 lane: 2,
-                kind: "air",
+                kind: SpanKind::Air,
                 start_s: 1e-3,
                 end_s: 2e-3,
             },
@@ -160,9 +160,9 @@ mod tests {
             v
         };
         let (blue, orange, grey) = (
-            cols(kind_colour("compute")),
-            cols(kind_colour("air")),
-            cols(kind_colour("idle")),
+            cols(kind_colour(SpanKind::Compute)),
+            cols(kind_colour(SpanKind::Air)),
+            cols(kind_colour(SpanKind::Idle)),
         );
         assert!(!blue.is_empty() && !orange.is_empty() && !grey.is_empty());
         assert!(

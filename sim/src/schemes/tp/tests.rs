@@ -379,8 +379,7 @@ fn bad_setups_are_errors() {
         },
     ] {
         assert!(
-            TpCollective::new(SchemeKind::Aircomp, Design::Sca, radio, compute.clone(), 0)
-                .is_err()
+            TpCollective::new(SchemeKind::Aircomp, Design::Sca, radio, compute.clone(), 0).is_err()
         );
     }
     let one_profile = ComputeModel {
