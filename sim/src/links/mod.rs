@@ -340,3 +340,6 @@ pub fn build(scheme: SchemeKind, design: Design, radio: &RadioConfig) -> Box<dyn
         SchemeKind::Aircomp => Box::new(aircomp::Aircomp::new(radio, design)),
     }
 }
+
+#[cfg(test)]
+mod tests;
