@@ -35,7 +35,7 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 fn allreduce_toml(snrs: &[i32], reps: usize, realisations: usize) -> String {
     format!(
         "kind = \"allreduce\"\nseed = 3\nreplications = {reps}\n[devices]\ncount = 3\n\
-         [scheme]\ndesign = \"fast\"\n[allreduce]\nrealisations = {realisations}\n\
+         [scheme]\ndesign = \"sca\"\n[allreduce]\nrealisations = {realisations}\n\
          [sweep]\n\"scheme.kind\" = [\"aircomp\", \"fdma\"]\n\"channel.snr_db\" = {snrs:?}\n\
          [[plot]]\nfile = \"nmse\"\nx = \"channel.snr_db\"\ny = \"nmse\"\nseries = \"scheme.kind\"\nlog_y = true\n"
     )
