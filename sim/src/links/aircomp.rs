@@ -11,6 +11,7 @@
 //! ([`super::fdma`]) shares this loop.
 
 use super::{Call, Carried, Link, RadioConfig, Streams};
+use crate::des::Time;
 use airinfer_phy::aircomp::{
     self, AirCompError, OtaLink, OtaOutcome, Problem, ReceiveDirection, Transceiver,
 };
@@ -150,7 +151,7 @@ pub(super) fn token_by_token(
     buffers: &mut [Vec<f32>],
     sum: &mut TokenSum<'_>,
 ) -> Carried {
-    let (start, width, n_tokens) = (call.start_s, call.width, call.n_tokens);
+    let (start, width, n_tokens) = (call.start.secs(), call.width, call.n_tokens);
     let k = buffers.len();
     let noise_var = radio.noise_var();
     let power = vec![1.0; k];
@@ -204,7 +205,7 @@ pub(super) fn token_by_token(
         b.copy_from_slice(&o);
     }
     Carried {
-        airtime_s: t - start,
+        airtime: Time::from_secs(t - start),
         predicted_err2: Some(pred),
     }
 }

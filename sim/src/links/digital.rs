@@ -3,6 +3,7 @@
 //! TDMA or OFDMA; the AP sums and broadcasts the sum back (`phy::digital::digital_all_reduce`).
 
 use super::{Call, Carried, Link, RadioConfig};
+use crate::des::Time;
 use airinfer_phy::digital::{self, BlerModel, DigitalLink};
 
 /// The digital reduce-and-broadcast link.
@@ -24,7 +25,7 @@ impl Link for Digital {
         let noise_var = self.radio.noise_var();
         let h = call
             .medium
-            .channels_at(call.start_s, &mut call.streams.fading);
+            .channels_at(call.start.secs(), &mut call.streams.fading);
         let snr_db: Vec<f64> = h
             .iter()
             .map(|hk| 10.0 * (hk.norm_squared().max(1e-30) / noise_var).log10())
@@ -48,7 +49,7 @@ impl Link for Digital {
             b.copy_from_slice(&v);
         }
         Carried {
-            airtime_s: out.airtime.total_s(),
+            airtime: Time::from_secs(out.airtime.total_s()),
             predicted_err2: None,
         }
     }

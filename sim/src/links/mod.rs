@@ -20,6 +20,7 @@ pub mod handoff;
 pub mod ring;
 pub mod waveform;
 
+use crate::des::Time;
 use airinfer_phy::aircomp::{self as phy_aircomp, Downlink};
 use airinfer_phy::channel::{FadingProcess, Mac, MacConfig, SmallScale, TimeModel};
 use airinfer_phy::digital::{Access, Quantiser};
@@ -296,8 +297,9 @@ impl Medium {
 
 /// One all-reduce call as a link sees it.
 pub struct Call<'a> {
-    /// Simulated time the reduction starts, s.
-    pub start_s: f64,
+    /// Simulated time the reduction starts (links read the channel at `start.secs()` and
+    /// later, in continuous time within the call).
+    pub start: Time,
     /// Values per token.
     pub width: usize,
     /// Tokens in the call (the partials hold `width · n_tokens` values).
@@ -313,8 +315,8 @@ pub struct Call<'a> {
 /// What carrying a call cost and what the link's model expected of it.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Carried {
-    /// Airtime of the reduction (the round's fixed overhead not included), s.
-    pub airtime_s: f64,
+    /// Airtime of the reduction (the round's fixed overhead not included), to the nanosecond.
+    pub airtime: Time,
     /// Σ over the call's values of the squared error the link's closed form predicts, where it
     /// has one (AirComp, FDMA, the waveform level).
     pub predicted_err2: Option<f64>,

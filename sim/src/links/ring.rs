@@ -4,6 +4,7 @@
 //! requantising.
 
 use super::{Call, Carried, Link, RadioConfig};
+use crate::des::Time;
 use airinfer_phy::channel;
 use airinfer_phy::digital;
 use airinfer_phy::rng::{self, component};
@@ -42,14 +43,16 @@ impl Ring {
 impl Link for Ring {
     fn carry(&mut self, call: Call<'_>, buffers: &mut [Vec<f32>]) -> Carried {
         let k = buffers.len();
-        let block = call.medium.block_at(call.start_s, call.round);
+        let block = call.medium.block_at(call.start.secs(), call.round);
         let rates = self.rates(call.medium.seed(), block, k);
         let q = self.radio.quantiser;
         let bits = q.bits(buffers[0].len());
         digital::ring_all_reduce(buffers, q);
         Carried {
-            airtime_s: digital::ring_allreduce_airtime(bits, &rates, 0.0)
-                .expect("ring rates are positive"),
+            airtime: Time::from_secs(
+                digital::ring_allreduce_airtime(bits, &rates, 0.0)
+                    .expect("ring rates are positive"),
+            ),
             predicted_err2: None,
         }
     }

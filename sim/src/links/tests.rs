@@ -2,6 +2,7 @@
 //! airtime, which links predict their error, and determinism in the seed.
 
 use super::*;
+use crate::des::Time;
 
 fn partials(k: usize, n: usize, seed: u64) -> Vec<Vec<f32>> {
     let mut s = 0x9E37_79B9_7F4A_7C15u64 ^ seed;
@@ -42,7 +43,7 @@ fn carry(kind: SchemeKind, snr_db: f64, seed: u64, buffers: &mut [Vec<f32>]) -> 
     let (width, n_tokens) = (64, buffers[0].len() / 64);
     link.carry(
         Call {
-            start_s: 1e-3,
+            start: Time(1_000_000),
             width,
             n_tokens,
             round: 0,
@@ -78,8 +79,11 @@ fn every_link_delivers_the_sum_to_every_device_at_high_snr() {
                 err2 / sig2
             );
         }
-        assert!(c.airtime_s.is_finite() && c.airtime_s >= 0.0, "{kind:?}");
-        assert_eq!(c.airtime_s == 0.0, kind == SchemeKind::Ideal, "{kind:?}");
+        assert_eq!(
+            c.airtime == Time::ZERO,
+            kind == SchemeKind::Ideal,
+            "{kind:?}"
+        );
         // the analog links predict their error from their closed form, the others do not
         let analog = matches!(kind, SchemeKind::Fdma | SchemeKind::Aircomp);
         assert_eq!(c.predicted_err2.is_some(), analog, "{kind:?}");
@@ -110,7 +114,7 @@ fn a_link_is_a_pure_function_of_its_inputs_and_seed() {
             // noise and fading come from the seed's streams: what arrives or when (digital at
             // 10 dB may decode every block, but its MCS follows the seed's channel)
             let (c, cc) = run(12);
-            assert!(a != c || ca.airtime_s != cc.airtime_s, "{kind:?}");
+            assert!(a != c || ca.airtime != cc.airtime, "{kind:?}");
         }
     }
 }

@@ -7,6 +7,7 @@
 //! coherence block when `correct`, the side information and the downlink as at symbol level.
 
 use super::{Call, Carried, Design, Link, RadioConfig, SchemeError, SchemeKind};
+use crate::des::Time;
 use airinfer_phy::aircomp;
 use airinfer_phy::radio::Radio;
 use airinfer_phy::rng::{self, component};
@@ -144,7 +145,7 @@ impl Waveform {
 
 impl Link for Waveform {
     fn carry(&mut self, call: Call<'_>, buffers: &mut [Vec<f32>]) -> Carried {
-        let (start, width, n_tokens) = (call.start_s, call.width, call.n_tokens);
+        let (start, width, n_tokens) = (call.start.secs(), call.width, call.n_tokens);
         let w = &self.level;
         let k = buffers.len();
         let noise_var = self.radio.noise_var();
@@ -250,7 +251,7 @@ impl Link for Waveform {
             b.copy_from_slice(&o);
         }
         Carried {
-            airtime_s: t - start,
+            airtime: Time::from_secs(t - start),
             predicted_err2: Some(pred),
         }
     }

@@ -315,8 +315,9 @@ pub fn simulate(
     let source = stages.stages[0].device;
     let mut versions: Vec<Assignment> = vec![stages.clone()];
     let mut q: EventQueue<Ev> = EventQueue::new();
-    let mut dev_free = vec![0.0f64; m];
-    let mut link_free: BTreeMap<(usize, usize), f64> = BTreeMap::new();
+    // when each device and each directed link is free, on the queue's clock (integer ns)
+    let mut dev_free = vec![Time::ZERO; m];
+    let mut link_free: BTreeMap<(usize, usize), Time> = BTreeMap::new();
     let mut rng = rng::stream(seed, &[rng::component::PACKET, 0x919E]);
     let mut timeline = Vec::new();
     let mut token_times: Vec<Vec<f64>> = vec![Vec::new(); w.samples];
@@ -324,7 +325,7 @@ pub fn simulate(
     let mut measured = vec![0.0f64; stages.stages.len()];
     let mut bytes_sent = 0.0;
     let mut rebalances = Vec::new();
-    let mut busy: Vec<Vec<(f64, f64)>> = vec![Vec::new(); m];
+    let mut busy: Vec<Vec<(Time, Time)>> = vec![Vec::new(); m];
     for s in 0..w.samples {
         q.schedule(
             Time::ZERO,
@@ -340,32 +341,33 @@ pub fn simulate(
     // send `bytes` over i → j starting no earlier than `now`: the arrival time
     let mut transfer = |i: usize,
                         j: usize,
-                        now: f64,
+                        now: Time,
                         bytes: f64,
                         sample: usize,
                         step: usize,
-                        link_free: &mut BTreeMap<(usize, usize), f64>,
+                        link_free: &mut BTreeMap<(usize, usize), Time>,
                         timeline: &mut Vec<Busy>,
                         bytes_sent: &mut f64|
-     -> f64 {
+     -> Time {
         if i == j || bytes <= 0.0 {
             return now;
         }
-        let free = link_free.entry((i, j)).or_insert(0.0);
+        let free = link_free.entry((i, j)).or_insert(Time::ZERO);
         let start = now.max(*free);
-        let (dur, _) = net.links[i][j].send(bytes, &mut rng);
-        *free = start + dur;
+        let dur = Time::from_secs(net.links[i][j].send(bytes, &mut rng).0);
+        let end = start.after(dur);
+        *free = end;
         *bytes_sent += bytes;
         if record {
             timeline.push(Busy {
                 resource: format!("link {i}→{j}"),
                 sample,
                 step,
-                start_s: start,
-                end_s: start + dur,
+                start_s: start.secs(),
+                end_s: end.secs(),
             });
         }
-        start + dur
+        end
     };
     while let Some((now_t, ev)) = q.pop() {
         let now = now_t.secs();
@@ -384,28 +386,28 @@ pub fn simulate(
                     (1, w.prompt_tokens + step - 1)
                 };
                 let d = st.device;
-                let start = now.max(dev_free[d]);
+                let start = now_t.max(dev_free[d]);
                 let base: f64 = st
                     .units
                     .clone()
                     .map(|u| cost.unit_time_s(d, u, t, past))
                     .sum();
-                let dur = base * background.factor(d, start);
-                dev_free[d] = start + dur;
-                busy[d].push((start, start + dur));
+                let dur = Time::from_secs(base * background.factor(d, start.secs()));
+                let done = start.after(dur);
+                dev_free[d] = done;
+                busy[d].push((start, done));
                 if sample == 0 && ver == sample_ver[0] && stage < measured.len() {
-                    measured[stage] = dur;
+                    measured[stage] = dur.secs();
                 }
                 if record {
                     timeline.push(Busy {
                         resource: format!("dev{d}"),
                         sample,
                         step,
-                        start_s: start,
-                        end_s: start + dur,
+                        start_s: start.secs(),
+                        end_s: done.secs(),
                     });
                 }
-                let done = start + dur;
                 let (to, bytes) = if stage + 1 < a.stages.len() {
                     (a.stages[stage + 1].device, cost.hidden_bytes(t))
                 } else {
@@ -432,7 +434,7 @@ pub fn simulate(
                 } else {
                     Ev::Token { sample, step }
                 };
-                q.schedule(Time::from_secs(arrive), 0, ev);
+                q.schedule(arrive, 0, ev);
             }
             Ev::Token { sample, step } => {
                 token_times[sample].push(now);
@@ -450,7 +452,7 @@ pub fn simulate(
                                         transfer(
                                             od[u],
                                             nd[u],
-                                            now,
+                                            now_t,
                                             kv,
                                             usize::MAX,
                                             step,
@@ -514,7 +516,7 @@ pub fn simulate(
         .iter()
         .map(|iv| {
             iv.iter()
-                .map(|&(a, b)| (b.min(hi) - a.max(lo)).max(0.0))
+                .map(|&(a, b)| (b.secs().min(hi) - a.secs().max(lo)).max(0.0))
                 .sum::<f64>()
                 / span
                 + 0.0

@@ -7,6 +7,10 @@
 //! timed by the roofline of its [`DeviceProfile`] on the analytic cost of `llm::cost`. The
 //! all-reduce starts when the slowest device is done (the others idle), takes the link's
 //! airtime plus its fixed per-round cost, and every device resumes when the sum has come back.
+//! The clock is the event queue of [`crate::des`] in integer nanoseconds, as for the pipelines:
+//! each device's compute ends in an event, the reduction starts at the last of them (the
+//! lockstep is what the queue gives when every device waits for the reduction) and ends in one;
+//! durations are rounded to the nanosecond when scheduled.
 //! The output head runs on device 0 after the last block ([`TpCollective::finish_forward`]).
 //! How each scheme carries a call (channel uses, side information, HARQ, the ring's hops) is in
 //! its file under [`crate::links`].
@@ -16,6 +20,7 @@ use airinfer_llm::cost::{Shard, WeightFormat};
 use airinfer_llm::tp::{Collective, ReduceCtx, ReduceSite, TpPlan};
 use serde::Serialize;
 
+use crate::des::{EventQueue, Time};
 use crate::device::{DeviceProfile, Precision};
 use crate::links::{self, Call, Link, Medium, Streams};
 
@@ -173,6 +178,15 @@ pub struct Breakdown {
     pub rounds: u64,
 }
 
+/// What happens on a tensor-parallel collective's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TpEvent {
+    /// Device d finished its compute.
+    Computed(usize),
+    /// The reduction's sum is back at every device.
+    Reduced,
+}
+
 /// The collective: the clock of K devices in lockstep, their compute model, and the link every
 /// reduction crosses.
 pub struct TpCollective {
@@ -184,7 +198,10 @@ pub struct TpCollective {
     streams: Streams,
     link: Box<dyn Link>,
     seed: u64,
-    ready: Vec<f64>,
+    /// The clock: events of this collective in simulated time.
+    queue: EventQueue<TpEvent>,
+    /// When each device is free.
+    ready: Vec<Time>,
     /// Totals since the last [`TpCollective::reset_totals`].
     pub totals: Breakdown,
     /// Per-site error statistics (attention output, MLP down).
@@ -222,7 +239,8 @@ impl TpCollective {
             medium,
             streams,
             seed,
-            ready: vec![0.0; k],
+            queue: EventQueue::new(),
+            ready: vec![Time::ZERO; k],
             totals: Breakdown {
                 compute_s: vec![0.0; k],
                 idle_s: vec![0.0; k],
@@ -253,9 +271,14 @@ impl TpCollective {
         self.seed
     }
 
-    /// Simulated time now (every device synchronised after a forward), s.
+    /// Simulated time now (every device synchronised after a forward).
+    pub fn now(&self) -> Time {
+        self.ready.iter().copied().max().unwrap_or(Time::ZERO)
+    }
+
+    /// [`TpCollective::now`] in seconds.
     pub fn now_s(&self) -> f64 {
-        self.ready.iter().cloned().fold(0.0, f64::max)
+        self.now().secs()
     }
 
     /// Zero the per-device totals and the timeline (the clock keeps running).
@@ -269,53 +292,58 @@ impl TpCollective {
         self.timeline.clear();
     }
 
-    fn span(&mut self, lane: usize, kind: SpanKind, start_s: f64, end_s: f64) {
-        if self.record && end_s > start_s {
+    fn span(&mut self, lane: usize, kind: SpanKind, start: Time, end: Time) {
+        if self.record && end > start {
             self.timeline.push(Span {
                 lane,
                 kind,
-                start_s,
-                end_s,
+                start_s: start.secs(),
+                end_s: end.secs(),
             });
         }
+    }
+
+    /// Devices `devices` compute for `durations` from their ready times; the queue hands back the
+    /// time the last of them is done (every device waits for it: the lockstep of TP).
+    fn compute_then_sync(&mut self, devices: &[usize], durations: &[Time]) -> Time {
+        for (&d, &t) in devices.iter().zip(durations) {
+            let r = self.ready[d];
+            self.span(d, SpanKind::Compute, r, r.after(t));
+            self.totals.compute_s[d] += t.secs();
+            self.queue.schedule(r.after(t), 0, TpEvent::Computed(d));
+        }
+        let mut last = self.queue.now();
+        while let Some((t, TpEvent::Computed(d))) = self.queue.pop() {
+            self.ready[d] = t;
+            last = t;
+        }
+        for d in 0..self.ready.len() {
+            let r = self.ready[d];
+            self.totals.idle_s[d] += (last.0 - r.0) as f64 * 1e-9;
+            self.span(d, SpanKind::Idle, r, last);
+            self.ready[d] = last;
+        }
+        last
     }
 
     /// After a forward call: the output head on device 0 for `logits_rows` positions; the other
     /// devices wait for the next token.
     pub fn finish_forward(&mut self, logits_rows: usize) {
-        let t = self.compute.head_time_s(logits_rows);
-        let start = self.now_s();
-        self.totals.compute_s[0] += t;
-        self.span(0, SpanKind::Compute, start, start + t);
-        let end = start + t;
-        for k in 0..self.ready.len() {
-            if k > 0 {
-                self.totals.idle_s[k] += end - self.ready[k];
-                let r = self.ready[k];
-                self.span(k, SpanKind::Idle, r, end);
-            }
-            self.ready[k] = end;
-        }
+        let t = Time::from_secs(self.compute.head_time_s(logits_rows));
+        self.compute_then_sync(&[0], &[t]);
     }
 }
 
 impl Collective for TpCollective {
     fn all_reduce(&mut self, ctx: &ReduceCtx, buffers: &mut [Vec<f32>]) {
         let k = buffers.len();
-        // compute of the half-block that ends here
-        for d in 0..k {
-            let t = self.compute.site_time_s(d, ctx.site, ctx.n_tokens, ctx.pos);
-            let r = self.ready[d];
-            self.span(d, SpanKind::Compute, r, r + t);
-            self.ready[d] += t;
-            self.totals.compute_s[d] += t;
-        }
-        let start = self.now_s();
-        for d in 0..k {
-            self.totals.idle_s[d] += start - self.ready[d];
-            let r = self.ready[d];
-            self.span(d, SpanKind::Idle, r, start);
-        }
+        // compute of the half-block that ends here; the reduction starts when the slowest
+        // device is done
+        let durations: Vec<Time> = (0..k)
+            .map(|d| Time::from_secs(self.compute.site_time_s(d, ctx.site, ctx.n_tokens, ctx.pos)))
+            .collect();
+        let devices: Vec<usize> = (0..k).collect();
+        let start = self.compute_then_sync(&devices, &durations);
         // the exact sum, for the error statistics
         let n = buffers[0].len();
         let mut exact = vec![0f64; n];
@@ -327,10 +355,10 @@ impl Collective for TpCollective {
         // one device: nothing to reduce, nothing sent
         let mut predicted = None;
         let air = if k == 1 {
-            0.0
+            Time::ZERO
         } else {
             let call = Call {
-                start_s: start,
+                start,
                 width: ctx.width,
                 n_tokens: ctx.n_tokens,
                 round: self.totals.rounds,
@@ -339,7 +367,9 @@ impl Collective for TpCollective {
             };
             let carried = self.link.carry(call, buffers);
             predicted = carried.predicted_err2;
-            carried.airtime_s + self.link.round_overhead_s()
+            carried
+                .airtime
+                .after(Time::from_secs(self.link.round_overhead_s()))
         };
         let s = &mut self.stats[match ctx.site {
             ReduceSite::AttnOutput => 0,
@@ -359,11 +389,14 @@ impl Collective for TpCollective {
             s.pred2 += p;
             s.pred_values += n as u64;
         }
-        self.totals.airtime_s += air;
+        self.totals.airtime_s += air.secs();
         self.totals.rounds += 1;
-        self.span(k, SpanKind::Air, start, start + air);
+        self.span(k, SpanKind::Air, start, start.after(air));
+        // every device resumes when the sum is back
+        self.queue.schedule(start.after(air), 0, TpEvent::Reduced);
+        let (end, _) = self.queue.pop().expect("the reduction was scheduled");
         for r in self.ready.iter_mut() {
-            *r = start + air;
+            *r = end;
         }
     }
 }

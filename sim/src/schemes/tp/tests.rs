@@ -1,4 +1,5 @@
 use super::*;
+use crate::des::Time;
 use crate::device::Profiles;
 use crate::links::ring::Ring;
 use airinfer_llm::cost::presets;
@@ -71,8 +72,13 @@ fn ideal_rounds_cost_compute_only_and_sum_exactly() {
     let shard_cols = c.compute().shards.iter().map(|s| s.ffn_cols).max().unwrap();
     let w = 3.0 * 576.0 * shard_cols as f64;
     let t = (2.0 * w / (p.peak_flops_f16 * 0.5)).max(w * 5.0 / 8.0 / (68e9 * 0.7)) + 15e-6;
-    // closed form, a few f64 operations on values ~1e-4 s: rounding ~1e-20
-    assert!((c.now_s() - t).abs() < 1e-12, "{} vs {t}", c.now_s());
+    // closed form, a few f64 operations on values ~1e-4 s (rounding ~1e-20), on a clock of
+    // integer nanoseconds: within half a nanosecond
+    assert!(
+        (c.now_s() - t).abs() <= 0.5e-9 + 1e-15,
+        "{} vs {t}",
+        c.now_s()
+    );
     assert_eq!(c.totals.airtime_s, 0.0);
     // the f32 sum of the TP devices vs the f64 reference: rounding only, at most the
     // γ-bound above per value (the bare 1e-10·Σe² it replaces was not derived)
@@ -201,9 +207,10 @@ fn ring_all_reduce_quantises_per_hop_and_takes_2k_minus_2_steps() {
     let block = ((c.now_s() - c.totals.airtime_s) / 10e-3).floor() as u64;
     let rates = Ring::new(&radio).rates(3, block, k);
     let want = 6.0 * (16.0 * 576.0 / 4.0) / rates.iter().cloned().fold(f64::INFINITY, f64::min);
-    // closed form, a few f64 operations: rounding ~1e-16 relative
+    // closed form, a few f64 operations (rounding ~1e-16 relative), rounded to the clock's
+    // nanosecond
     assert!(
-        (c.totals.airtime_s - want).abs() < 1e-12 * want.max(1.0),
+        (c.totals.airtime_s - want).abs() <= 0.5e-9 + 1e-12 * want.max(1.0),
         "{} vs {want}",
         c.totals.airtime_s
     );
@@ -394,4 +401,58 @@ fn bad_setups_are_errors() {
         0
     )
     .is_err());
+}
+
+#[test]
+fn the_lockstep_runs_on_the_event_queue_in_integer_nanoseconds() {
+    // three different devices: each half-block ends when the slowest is done, then the
+    // reduction's airtime and the round overhead; the clock is the sum of those durations, each
+    // rounded to the nanosecond, exactly (no floating-point drift over many rounds)
+    let cfg = presets::smollm2_135m();
+    let plan = TpPlan::from_shares(&cfg, &[1.0, 1.0, 1.0], 32).unwrap();
+    let all = Profiles::builtin();
+    let profiles: Vec<_> = ["jetson-agx-orin", "jetson-orin-nano", "raspberry-pi-5"]
+        .iter()
+        .map(|n| all.get(n).unwrap().clone())
+        .collect();
+    let compute = ComputeModel::new(&cfg, &plan, profiles, Precision::F16, WeightFormat::Q4_1);
+    let radio = RadioConfig {
+        round_overhead_s: 17.3e-6,
+        ..RadioConfig::default()
+    };
+    let mut c = TpCollective::new(
+        SchemeKind::Aircomp,
+        Design::ZfSum,
+        radio,
+        compute.clone(),
+        4,
+    )
+    .unwrap();
+    c.record = true;
+    let mut want = Time::ZERO;
+    for round in 0..200 {
+        let site = [ReduceSite::AttnOutput, ReduceSite::MlpDown][round % 2];
+        let mut b = partials(3, 576, round as u64);
+        let before = c.totals.airtime_s;
+        c.all_reduce(&ctx(site, 1), &mut b);
+        let slowest = (0..3)
+            .map(|d| Time::from_secs(compute.site_time_s(d, site, 1, 0)))
+            .max()
+            .unwrap();
+        let air = Time::from_secs(c.totals.airtime_s - before);
+        want = want.after(slowest).after(air);
+        assert_eq!(c.now(), want, "round {round}");
+    }
+    c.finish_forward(1);
+    assert_eq!(c.now(), want.after(Time::from_secs(compute.head_time_s(1))));
+    // the devices that were not the slowest waited: idle = slowest − own, summed
+    assert!(c.totals.idle_s[0] > 0.0 && c.totals.idle_s[2] >= 0.0);
+    // spans tile every device's lane without gaps or overlaps
+    for d in 0..3 {
+        let mut lane: Vec<&Span> = c.timeline.iter().filter(|s| s.lane == d).collect();
+        lane.sort_by(|a, b| a.start_s.partial_cmp(&b.start_s).unwrap());
+        for w in lane.windows(2) {
+            assert!(w[0].end_s <= w[1].start_s + 1e-15, "device {d}: overlap");
+        }
+    }
 }
