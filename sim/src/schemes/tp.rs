@@ -1,5 +1,5 @@
 //! Tensor parallelism over the air: [`TpCollective`], the `llm::tp::Collective` that sends every
-//! all-reduce of the real forward pass through the run's [`Link`](crate::links::Link) and
+//! all-reduce of the real forward pass through the run's [`Link`] and
 //! advances a simulated clock.
 //!
 //! Timing model (lockstep, as Megatron-style TP is): between two reduction sites each device
