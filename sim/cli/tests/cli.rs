@@ -269,3 +269,22 @@ fn the_old_design_name_fast_gives_one_line_saying_the_new_one() {
     let (code, _, err) = airinfer(&["check", f.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn an_snr_beyond_f64_noise_powers_is_one_located_error() {
+    let dir = std::env::temp_dir().join(format!("airinfer-cli-snr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("snr.toml");
+    std::fs::write(
+        &f,
+        "kind = \"allreduce\"\n[channel]\nsnr_db = 3100\n[scheme]\nkind = \"aircomp\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = airinfer(&["check", f.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("snr.toml:3") && err.contains("channel.snr_db") && err.contains("±300 dB"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

@@ -110,8 +110,11 @@ impl HandoffLink {
                 ..
             } => {
                 pos("bandwidth_hz", bandwidth_hz)?;
-                if !snr_db.is_finite() {
-                    return Err(format!("snr_db = {snr_db}: must be finite"));
+                if !(snr_db.is_finite() && snr_db.abs() <= super::MAX_SNR_DB) {
+                    return Err(format!(
+                        "snr_db = {snr_db:e}: must be within ±{} dB",
+                        super::MAX_SNR_DB
+                    ));
                 }
                 if !(0.0..1.0).contains(&target_bler) {
                     return Err(format!("target_bler = {target_bler}: must be in [0, 1)"));

@@ -131,8 +131,12 @@ impl RadioConfig {
                 radio.bandwidth_hz
             ));
         }
-        if !radio.snr_db.is_finite() {
-            return bad(format!("snr_db = {}: must be finite", radio.snr_db));
+        if !(radio.snr_db.is_finite() && radio.snr_db.abs() <= MAX_SNR_DB) {
+            return bad(format!(
+                "snr_db = {:e}: must be within ±{MAX_SNR_DB} dB (beyond, the noise power \
+                 10^(−snr/10) leaves the range of f64 arithmetic)",
+                radio.snr_db
+            ));
         }
         if !(radio.round_overhead_s.is_finite() && radio.round_overhead_s >= 0.0) {
             return bad(format!(
@@ -186,6 +190,10 @@ impl RadioConfig {
         Ok(())
     }
 }
+
+/// The largest |SNR| in dB a link accepts: the noise power 10^(−snr/10) and its products with
+/// channel gains and signal powers stay normal f64 numbers (10^±30 here, 10^±308 the limit).
+pub const MAX_SNR_DB: f64 = 300.0;
 
 /// Invalid scheme set-up.
 #[derive(Debug, thiserror::Error)]

@@ -118,3 +118,27 @@ fn a_link_is_a_pure_function_of_its_inputs_and_seed() {
         }
     }
 }
+
+#[test]
+fn snrs_beyond_what_f64_noise_powers_represent_are_refused() {
+    for snr_db in [-300.0, 0.0, 300.0] {
+        let r = RadioConfig {
+            snr_db,
+            ..RadioConfig::default()
+        };
+        assert!(r.validate(2).is_ok(), "{snr_db}");
+    }
+    // 10^(−1e308/10) is 0 and 10^(3100/10) overflows: both were accepted before and broke the
+    // links (a panic in the digital link, NMSE 1 and perplexity 5e50 through AirComp)
+    for snr_db in [300.5, -301.0, 3100.0, 1e308, f64::INFINITY, f64::NAN] {
+        let r = RadioConfig {
+            snr_db,
+            ..RadioConfig::default()
+        };
+        let e = r.validate(2).unwrap_err().to_string();
+        assert!(
+            e.contains("snr_db") && e.contains("±300 dB"),
+            "{snr_db}: {e}"
+        );
+    }
+}

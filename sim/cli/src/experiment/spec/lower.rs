@@ -291,9 +291,7 @@ impl Spec {
                 ),
             );
         }
-        if !c.snr_db.is_finite() {
-            return bad("channel.snr_db", "must be finite");
-        }
+        snr_in_range("channel.snr_db", c.snr_db)?;
         positive("channel.bandwidth_hz", c.bandwidth_hz)?;
         positive("channel.coherence_time_s", c.coherence_time_s)?;
         non_negative("channel.round_overhead_s", c.round_overhead_s)?;
@@ -382,9 +380,7 @@ impl Spec {
                     positive(&format!("{key}.bandwidth_hz"), bw)?;
                     non_negative(&format!("{key}.latency_ms"), l.latency_ms)?;
                     let snr = l.snr_db.unwrap_or(self.channel.snr_db);
-                    if !snr.is_finite() {
-                        return bad(&format!("{key}.snr_db"), "must be finite");
-                    }
+                    snr_in_range(&format!("{key}.snr_db"), snr)?;
                     Link::Wireless {
                         bandwidth_hz: bw,
                         snr_db: snr,
@@ -494,5 +490,18 @@ impl Spec {
                 ),
             )
         }
+    }
+}
+
+/// An SNR in dB a link can compute with (|snr| ≤ `links::MAX_SNR_DB`).
+fn snr_in_range(key: &str, snr_db: f64) -> Result<(), Invalid> {
+    let max = airinfer_sim::links::MAX_SNR_DB;
+    if snr_db.is_finite() && snr_db.abs() <= max {
+        Ok(())
+    } else {
+        bad(
+            key,
+            format!("{snr_db:e} dB: must be within ±{max} dB (beyond, the noise power 10^(−snr/10) leaves the range of f64 arithmetic)"),
+        )
     }
 }
