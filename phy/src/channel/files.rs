@@ -429,6 +429,14 @@ mod tests {
             .map(|k| CMat::from_fn(2, 1, |i, _| C64::new((k * 10 + i) as f64, 0.5)))
             .collect()];
         assert_eq!(h, want);
+        // the same header without spaces (a valid Python literal, as other writers emit it):
+        // the order is read from the dict, not matched as text (it once bypassed the check)
+        let npy = npy_by_hand(
+            "{'descr':'<c16','fortran_order':True,'shape':(1,2,2,1)}",
+            &data,
+        );
+        std::fs::write(dir.join("hand-f-tight.npy"), npy).unwrap();
+        assert_eq!(load_channels(&dir.join("hand-f-tight.npy")).unwrap(), want);
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -288,3 +288,13 @@ fn an_snr_beyond_f64_noise_powers_is_one_located_error() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn zero_chunks_is_refused_not_taken_as_one() {
+    let (code, _, err) = airinfer(&["eval", "--chunks", "0"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--chunks") && err.contains("at least 1"),
+        "{err}"
+    );
+}

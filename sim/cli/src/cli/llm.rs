@@ -122,8 +122,8 @@ pub struct EvalArgs {
     /// Use only the first N tokens of the text.
     #[arg(long)]
     pub max_tokens: Option<usize>,
-    /// Stop after N chunks.
-    #[arg(long)]
+    /// Stop after N chunks (N ≥ 1).
+    #[arg(long, value_parser = super::at_least_one)]
     pub chunks: Option<usize>,
     /// Sliding-window perplexity with this stride instead of llama.cpp's chunked protocol.
     #[arg(long)]

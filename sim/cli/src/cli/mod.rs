@@ -161,3 +161,12 @@ pub(crate) fn design_value<T: clap::ValueEnum>(s: &str) -> Result<T, String> {
     }
     T::from_str(s, false)
 }
+
+/// Parse a count that must be at least 1 (`--chunks 0` used to mean 1 without a word).
+pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
