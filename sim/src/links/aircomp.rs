@@ -152,6 +152,9 @@ pub(super) fn token_by_token(
     sum: &mut TokenSum<'_>,
 ) -> Carried {
     let (start, width, n_tokens) = (call.start.secs(), call.width, call.n_tokens);
+    let medium = call
+        .medium
+        .expect("an all-reduce through the AP has its channel");
     let k = buffers.len();
     let noise_var = radio.noise_var();
     let power = vec![1.0; k];
@@ -159,7 +162,7 @@ pub(super) fn token_by_token(
     let mut t = start;
     let mut out = vec![vec![0f32; width * n_tokens]; k];
     for tok in 0..n_tokens {
-        let h = call.medium.channels_at(t, &mut call.streams.fading);
+        let h = medium.channels_at(t, &mut call.streams.fading);
         let csi: Option<Vec<CMat>> = (radio.csi_error_var > 0.0).then(|| {
             h.iter()
                 .map(|hk| {
@@ -207,5 +210,6 @@ pub(super) fn token_by_token(
     Carried {
         airtime: Time::from_secs(t - start),
         predicted_err2: Some(pred),
+        lost_blocks: 0,
     }
 }

@@ -25,6 +25,7 @@ impl Link for Digital {
         let noise_var = self.radio.noise_var();
         let h = call
             .medium
+            .expect("an all-reduce through the AP has its channel")
             .channels_at(call.start.secs(), &mut call.streams.fading);
         let snr_db: Vec<f64> = h
             .iter()
@@ -51,6 +52,7 @@ impl Link for Digital {
         Carried {
             airtime: Time::from_secs(out.airtime.total_s()),
             predicted_err2: None,
+            lost_blocks: out.uplink_lost_blocks + out.downlink_lost_blocks,
         }
     }
 

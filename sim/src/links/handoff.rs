@@ -5,6 +5,8 @@
 //! [`crate::schemes::pipeline`] times them on the event queue and applies them to the real
 //! hidden state.
 
+use super::{Call, Carried, Link};
+use crate::des::Time;
 use airinfer_phy::digital::{harq_draw, mcs_airtime, BlerModel, Quantiser, NR_CQI_TABLE1_SE};
 use rand::Rng;
 use serde::Serialize;
@@ -231,5 +233,41 @@ impl Network {
     /// Number of devices.
     pub fn n(&self) -> usize {
         self.links.len()
+    }
+}
+
+/// One hand-off over `link` in the format `wire`, as a [`Link`]: the payload (one buffer) is
+/// quantised to the wire format and sent; on a wireless link a transport block still lost after
+/// the last HARQ transmission arrives as zeros (HARQ outcomes from `call.streams.packet`).
+pub struct Handoff<'a> {
+    /// The directed link between the two devices.
+    pub link: &'a HandoffLink,
+    /// Number format on the wire.
+    pub wire: Wire,
+}
+
+impl Link for Handoff<'_> {
+    fn carry(&mut self, call: Call<'_>, buffers: &mut [Vec<f32>]) -> Carried {
+        let mut carried = Carried::default();
+        for x in buffers.iter_mut() {
+            self.wire.roundtrip(x);
+            let bytes = self.wire.bytes(x.len());
+            let (dur, lost) = self.link.send(bytes, &mut call.streams.packet);
+            if let HandoffLink::Wireless { block_bytes, .. } = *self.link {
+                let per = (block_bytes as f64 / (bytes / x.len() as f64)).max(1.0) as usize;
+                for b in &lost {
+                    let lo = (b * per).min(x.len());
+                    let hi = ((b + 1) * per).min(x.len());
+                    x[lo..hi].fill(0.0);
+                }
+            }
+            carried.lost_blocks += lost.len();
+            carried.airtime = carried.airtime.after(Time::from_secs(dur));
+        }
+        carried
+    }
+
+    fn round_overhead_s(&self) -> f64 {
+        0.0
     }
 }

@@ -9,8 +9,10 @@
 //! `llm::tp::Collective` to a link and keeps the clock; a new way of reducing is a new file here
 //! and one line in [`build`].
 //!
-//! Pipeline hand-offs (one sender, one receiver, a payload of bytes, nothing to combine) are
-//! [`handoff::HandoffLink`]s.
+//! Pipeline hand-offs (one sender, one receiver, nothing to combine) cross the same trait as
+//! [`handoff::Handoff`]: the wire format and a [`handoff::HandoffLink`] (ideal, wired, or a
+//! digital radio link with HARQ). The pipelines' timing model moves byte counts over the same
+//! links ([`handoff::HandoffLink::send`]).
 
 pub mod aircomp;
 pub mod digital;
@@ -216,6 +218,8 @@ pub struct Streams {
     pub design: rng::Rng,
     /// The waveform level's own draws (impairments, emulator noise).
     pub wave: rng::Rng,
+    /// Pipeline hand-offs' HARQ outcomes on the data path.
+    pub packet: rng::Rng,
 }
 
 impl Streams {
@@ -227,6 +231,7 @@ impl Streams {
             csi: rng::stream(seed, &[component::CSI]),
             design: rng::stream(seed, &[component::RANDOMISATION]),
             wave: rng::stream(seed, &[component::NOISE, 0x3A7E]),
+            packet: rng::stream(seed, &[component::PACKET, 0xF0A2]),
         }
     }
 }
@@ -314,8 +319,9 @@ pub struct Call<'a> {
     pub n_tokens: usize,
     /// All-reduce rounds before this one.
     pub round: u64,
-    /// The channel between devices and AP.
-    pub medium: &'a mut Medium,
+    /// The channel between devices and AP (all-reduce links); `None` for a point-to-point
+    /// hand-off, whose link carries its own SNR.
+    pub medium: Option<&'a mut Medium>,
     /// The run's random streams.
     pub streams: &'a mut Streams,
 }
@@ -328,12 +334,16 @@ pub struct Carried {
     /// Σ over the call's values of the squared error the link's closed form predicts, where it
     /// has one (AirComp, FDMA, the waveform level).
     pub predicted_err2: Option<f64>,
+    /// Transport blocks still lost after the last HARQ transmission (digital links).
+    pub lost_blocks: usize,
 }
 
-/// A way of carrying an all-reduce between K devices.
+/// A way of carrying an exchange between devices: an all-reduce of K partials, or a hand-off
+/// of one payload from one device to the next.
 pub trait Link: Send {
-    /// Reduce `buffers` (one partial per device, `call.width · call.n_tokens` values each) in
-    /// place: afterwards `buffers[k]` is what device k received.
+    /// Carry `buffers` in place: for an all-reduce one partial per device (`call.width ·
+    /// call.n_tokens` values each), afterwards `buffers[k]` is what device k received; for a
+    /// hand-off the one payload, afterwards what the receiver got.
     fn carry(&mut self, call: Call<'_>, buffers: &mut [Vec<f32>]) -> Carried;
 
     /// Fixed cost of a round on this link (synchronisation, pilots, CSI), s.

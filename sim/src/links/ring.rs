@@ -43,8 +43,11 @@ impl Ring {
 impl Link for Ring {
     fn carry(&mut self, call: Call<'_>, buffers: &mut [Vec<f32>]) -> Carried {
         let k = buffers.len();
-        let block = call.medium.block_at(call.start.secs(), call.round);
-        let rates = self.rates(call.medium.seed(), block, k);
+        let medium = call
+            .medium
+            .expect("the ring's links follow the run's coherence blocks");
+        let block = medium.block_at(call.start.secs(), call.round);
+        let rates = self.rates(medium.seed(), block, k);
         let q = self.radio.quantiser;
         let bits = q.bits(buffers[0].len());
         digital::ring_all_reduce(buffers, q);
@@ -54,6 +57,7 @@ impl Link for Ring {
                     .expect("ring rates are positive"),
             ),
             predicted_err2: None,
+            lost_blocks: 0,
         }
     }
 

@@ -47,7 +47,7 @@ fn carry(kind: SchemeKind, snr_db: f64, seed: u64, buffers: &mut [Vec<f32>]) -> 
             width,
             n_tokens,
             round: 0,
-            medium: &mut medium,
+            medium: Some(&mut medium),
             streams: &mut streams,
         },
         buffers,
@@ -140,5 +140,61 @@ fn snrs_beyond_what_f64_noise_powers_represent_are_refused() {
             e.contains("snr_db") && e.contains("±300 dB"),
             "{snr_db}: {e}"
         );
+    }
+}
+
+#[test]
+fn a_hand_off_crosses_the_same_seam_wire_format_then_link() {
+    use handoff::{Handoff, HandoffLink, Wire};
+    let x: Vec<f32> = partials(1, 1000, 3).remove(0);
+    let mut streams = Streams::new(9);
+    let mut go = |link: &HandoffLink, wire: Wire, payload: &mut Vec<f32>| {
+        let call = Call {
+            start: Time::ZERO,
+            width: payload.len(),
+            n_tokens: 1,
+            round: 0,
+            medium: None,
+            streams: &mut streams,
+        };
+        Handoff { link, wire }.carry(call, std::slice::from_mut(payload))
+    };
+    // f32 over an ideal link: bit for bit, no time
+    let mut p = x.clone();
+    let c = go(&HandoffLink::Ideal, Wire::F32, &mut p);
+    assert_eq!(
+        (p.as_slice(), c.airtime, c.lost_blocks),
+        (x.as_slice(), Time::ZERO, 0)
+    );
+    // int8 over a wire: the quantiser's round trip, latency + bytes / bandwidth
+    let wired = HandoffLink::Wired {
+        bandwidth: 1e6,
+        latency_s: 1e-3,
+    };
+    let mut p = x.clone();
+    let c = go(&wired, Wire::Int8, &mut p);
+    assert_eq!(p, Quantiser::Int8 { block: 32 }.roundtrip(&x));
+    let bytes = Wire::Int8.bytes(x.len());
+    assert_eq!(c.airtime, Time::from_secs(1e-3 + bytes / 1e6));
+    // a radio link at −30 dB with one transmission: blocks are lost, and read as zeros
+    let lossy = HandoffLink::Wireless {
+        bandwidth_hz: 1e6,
+        snr_db: -30.0,
+        bler: Default::default(),
+        target_bler: 0.1,
+        max_tx: 1,
+        block_bytes: 400,
+        overhead_s: 0.0,
+    };
+    let mut p = x.clone();
+    let c = go(&lossy, Wire::F32, &mut p);
+    assert!(c.lost_blocks > 0);
+    let zero_blocks = p
+        .chunks(100)
+        .filter(|b| b.iter().all(|v| *v == 0.0))
+        .count();
+    assert_eq!(zero_blocks, c.lost_blocks);
+    for (a, b) in p.chunks(100).zip(x.chunks(100)) {
+        assert!(a.iter().all(|v| *v == 0.0) || a == b);
     }
 }

@@ -146,6 +146,9 @@ impl Waveform {
 impl Link for Waveform {
     fn carry(&mut self, call: Call<'_>, buffers: &mut [Vec<f32>]) -> Carried {
         let (start, width, n_tokens) = (call.start.secs(), call.width, call.n_tokens);
+        let medium = call
+            .medium
+            .expect("an all-reduce through the AP has its channel");
         let w = &self.level;
         let k = buffers.len();
         let noise_var = self.radio.noise_var();
@@ -162,14 +165,14 @@ impl Link for Waveform {
         let mut t = start;
         let mut out = vec![vec![0f32; width * n_tokens]; k];
         for tok in 0..n_tokens {
-            let h = call.medium.channels_at(t, &mut call.streams.fading);
-            let block = call.medium.block_at(t, call.round);
+            let h = medium.channels_at(t, &mut call.streams.fading);
+            let block = medium.block_at(t, call.round);
             let taps: Vec<Vec<C64>> = (0..k)
                 .map(|d| match &w.devices[d].tdl {
                     None => vec![h[d][(0, 0)]],
                     Some(spec) => {
                         let mut r = rng::stream(
-                            call.medium.seed(),
+                            medium.seed(),
                             &[component::FADING, 0x7D1, block, d as u64],
                         );
                         let g = self.radio.gains.get(d).map_or(1.0, |g| g.sqrt());
@@ -253,6 +256,7 @@ impl Link for Waveform {
         Carried {
             airtime: Time::from_secs(t - start),
             predicted_err2: Some(pred),
+            lost_blocks: 0,
         }
     }
 

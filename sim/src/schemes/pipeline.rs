@@ -29,7 +29,9 @@
 
 use crate::des::{EventQueue, Time};
 use crate::device::{DeviceProfile, Precision};
+use crate::links::handoff::Handoff;
 pub use crate::links::handoff::{HandoffLink as Link, Network, Wire};
+use crate::links::{Call, Link as _, Streams};
 use airinfer_llm::config::LlamaConfig;
 use airinfer_llm::cost::{block_cost, head_cost, Shard, WeightFormat};
 use airinfer_llm::model::{Hidden, Logits, Model, ModelError, Session};
@@ -583,7 +585,7 @@ pub struct PipelineForward<'a> {
     sessions: Vec<Session>,
     net: &'a Network,
     wire: Wire,
-    rng: rng::Rng,
+    streams: Streams,
     /// What the hand-offs did so far.
     pub stats: HandoffStats,
 }
@@ -617,7 +619,7 @@ impl<'a> PipelineForward<'a> {
             layers,
             net,
             wire,
-            rng: rng::stream(seed, &[rng::component::PACKET, 0xF0A2]),
+            streams: Streams::new(seed),
             stats: HandoffStats::default(),
         })
     }
@@ -640,19 +642,21 @@ impl<'a> PipelineForward<'a> {
         let sent = h.xs[0].clone();
         let x = &mut h.xs[0];
         if from != to {
-            self.wire.roundtrip(x);
-            let bytes = self.wire.bytes(x.len());
-            let link = &self.net.links[from][to];
-            let (_, lost) = link.send(bytes, &mut self.rng);
-            if let Link::Wireless { block_bytes, .. } = *link {
-                let per = (block_bytes as f64 / (bytes / x.len() as f64)).max(1.0) as usize;
-                for b in &lost {
-                    let lo = (b * per).min(x.len());
-                    let hi = ((b + 1) * per).min(x.len());
-                    x[lo..hi].fill(0.0);
-                }
-            }
-            self.stats.lost_blocks += lost.len();
+            // the numbers' path has no clock (`simulate` times the same hand-offs)
+            let call = Call {
+                start: Time::ZERO,
+                width: x.len(),
+                n_tokens: 1,
+                round: self.stats.handoffs as u64,
+                medium: None,
+                streams: &mut self.streams,
+            };
+            let mut handoff = Handoff {
+                link: &self.net.links[from][to],
+                wire: self.wire,
+            };
+            let carried = handoff.carry(call, std::slice::from_mut(x));
+            self.stats.lost_blocks += carried.lost_blocks;
             self.stats.handoffs += 1;
         }
         for (a, b) in sent.iter().zip(x.iter()) {

@@ -362,7 +362,7 @@ impl Collective for TpCollective {
                 width: ctx.width,
                 n_tokens: ctx.n_tokens,
                 round: self.totals.rounds,
-                medium: &mut self.medium,
+                medium: Some(&mut self.medium),
                 streams: &mut self.streams,
             };
             let carried = self.link.carry(call, buffers);
