@@ -385,6 +385,9 @@ pub struct DigitalSum {
     pub uplink_lost_blocks: usize,
     /// Downlink (device, block) pairs lost after HARQ.
     pub downlink_lost_blocks: usize,
+    /// Time each device's transmitter was on in the uplink (its slot with TDMA, its sub-band's
+    /// time with OFDMA), HARQ retransmissions included, s.
+    pub uplink_tx_s: Vec<f64>,
 }
 
 /// Transmissions of one block until it is decoded or `max_tx` is reached: (count, delivered).
@@ -468,7 +471,7 @@ pub fn digital_all_reduce<R: rand::Rng + ?Sized>(
         }
         per_device_time.push(t);
     }
-    let uplink_s = match link.access {
+    let uplink_s: f64 = match link.access {
         Access::Tdma => per_device_time.iter().sum(),
         Access::Ofdma => per_device_time.iter().cloned().fold(0.0, f64::max),
     };
@@ -515,6 +518,7 @@ pub fn digital_all_reduce<R: rand::Rng + ?Sized>(
         },
         uplink_lost_blocks,
         downlink_lost_blocks,
+        uplink_tx_s: per_device_time,
     })
 }
 

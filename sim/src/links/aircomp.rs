@@ -159,6 +159,7 @@ pub(super) fn token_by_token(
     let noise_var = radio.noise_var();
     let power = vec![1.0; k];
     let mut pred = 0.0;
+    let mut tx_s = vec![0.0; k];
     let mut t = start;
     let mut out = vec![vec![0f32; width * n_tokens]; k];
     for tok in 0..n_tokens {
@@ -199,6 +200,11 @@ pub(super) fn token_by_token(
         }
         // side info: each device's mean and variance, 8 bytes as f32, sent as 2 × fp16
         let side_bits = 4.0 * side as f64;
+        // every device sends its analog symbols at once, then its own share of the side info
+        for d in tx_s.iter_mut() {
+            *d += uses as f64 / radio.bandwidth_hz
+                + side_bits / k as f64 / radio.side_info_bits_per_use / radio.bandwidth_hz;
+        }
         let air = uses as f64 / radio.bandwidth_hz
             + side_bits / radio.side_info_bits_per_use / radio.bandwidth_hz
             + delivered.airtime_s;
@@ -211,5 +217,6 @@ pub(super) fn token_by_token(
         airtime: Time::from_secs(t - start),
         predicted_err2: Some(pred),
         lost_blocks: 0,
+        tx_s,
     }
 }

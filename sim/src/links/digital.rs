@@ -53,6 +53,7 @@ impl Link for Digital {
             airtime: Time::from_secs(out.airtime.total_s()),
             predicted_err2: None,
             lost_blocks: out.uplink_lost_blocks + out.downlink_lost_blocks,
+            tx_s: out.uplink_tx_s,
         }
     }
 

@@ -327,7 +327,7 @@ pub struct Call<'a> {
 }
 
 /// What carrying a call cost and what the link's model expected of it.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Carried {
     /// Airtime of the reduction (the round's fixed overhead not included), to the nanosecond.
     pub airtime: Time,
@@ -336,6 +336,9 @@ pub struct Carried {
     pub predicted_err2: Option<f64>,
     /// Transport blocks still lost after the last HARQ transmission (digital links).
     pub lost_blocks: usize,
+    /// Time each sending device's transmitter was on, s: its transmit energy is its power times
+    /// this (the AP's downlink not included). For a hand-off, the one sender's.
+    pub tx_s: Vec<f64>,
 }
 
 /// A way of carrying an exchange between devices: an all-reduce of K partials, or a hand-off

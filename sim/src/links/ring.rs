@@ -51,6 +51,12 @@ impl Link for Ring {
         let q = self.radio.quantiser;
         let bits = q.bits(buffers[0].len());
         digital::ring_all_reduce(buffers, q);
+        // 2(K − 1) steps, in each device k sends bits/K to k + 1 at its link's rate
+        let steps = 2.0 * (k - 1) as f64;
+        let tx_s = rates
+            .iter()
+            .map(|r| steps * (bits as f64 / k as f64) / r)
+            .collect();
         Carried {
             airtime: Time::from_secs(
                 digital::ring_allreduce_airtime(bits, &rates, 0.0)
@@ -58,6 +64,7 @@ impl Link for Ring {
             ),
             predicted_err2: None,
             lost_blocks: 0,
+            tx_s,
         }
     }
 

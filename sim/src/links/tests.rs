@@ -176,6 +176,8 @@ fn a_hand_off_crosses_the_same_seam_wire_format_then_link() {
     assert_eq!(p, Quantiser::Int8 { block: 32 }.roundtrip(&x));
     let bytes = Wire::Int8.bytes(x.len());
     assert_eq!(c.airtime, Time::from_secs(1e-3 + bytes / 1e6));
+    // the sender's transmitter: the bytes' time on the wire, not the latency
+    assert_eq!(c.tx_s, vec![bytes / 1e6]);
     // a radio link at −30 dB with one transmission: blocks are lost, and read as zeros
     let lossy = HandoffLink::Wireless {
         bandwidth_hz: 1e6,
@@ -196,5 +198,83 @@ fn a_hand_off_crosses_the_same_seam_wire_format_then_link() {
     assert_eq!(zero_blocks, c.lost_blocks);
     for (a, b) in p.chunks(100).zip(x.chunks(100)) {
         assert!(a.iter().all(|v| *v == 0.0) || a == b);
+    }
+}
+
+#[test]
+fn transmit_time_per_device_meets_each_links_closed_form() {
+    let (k, width, n_tokens) = (4usize, 64usize, 3usize);
+    let b_hz = RadioConfig::default().bandwidth_hz;
+    let bpu = RadioConfig::default().side_info_bits_per_use;
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1e-9);
+    // exact: nobody transmits
+    let mut b = partials(k, width * n_tokens, 2);
+    assert_eq!(carry(SchemeKind::Ideal, 20.0, 3, &mut b).tx_s, vec![0.0; k]);
+    // AirComp and FDMA (one stream): per token, ⌈width/2⌉ channel uses for every device at
+    // once, then each device's 32 bits of side information at `side_info_bits_per_use`
+    let per_token = width.div_ceil(2) as f64 / b_hz + 32.0 / bpu / b_hz;
+    for kind in [SchemeKind::Aircomp, SchemeKind::Fdma] {
+        let mut b = partials(k, width * n_tokens, 2);
+        let c = carry(kind, 30.0, 3, &mut b);
+        assert_eq!(c.tx_s.len(), k);
+        for t in &c.tx_s {
+            if kind == SchemeKind::Aircomp {
+                assert!(close(*t, n_tokens as f64 * per_token), "{kind:?}: {t}");
+            }
+            // nobody transmits longer than the reduction lasts
+            assert!(*t > 0.0 && *t <= c.airtime.secs() + 1e-9, "{kind:?}: {t}");
+        }
+    }
+    // the ring: 2(K − 1) steps of bits/K at each device's own link rate; the slowest link sets
+    // the step, so the longest transmitter time is the airtime
+    let mut b = partials(k, width * n_tokens, 2);
+    let c = carry(SchemeKind::Ring, 20.0, 3, &mut b);
+    let radio = RadioConfig {
+        snr_db: 20.0,
+        quantiser: Quantiser::Fp16,
+        ..RadioConfig::default()
+    };
+    let rates = ring::Ring::new(&radio).rates(3, 0, k);
+    let bits = Quantiser::Fp16.bits(width * n_tokens) as f64;
+    for (t, r) in c.tx_s.iter().zip(&rates) {
+        assert!(close(*t, 6.0 * bits / 4.0 / r), "{t}");
+    }
+    let longest = c.tx_s.iter().cloned().fold(0.0, f64::max);
+    assert!(
+        (longest - c.airtime.secs()).abs() <= 0.5e-9,
+        "{longest} vs {:?}",
+        c.airtime
+    );
+    // digital: each device's uplink time; with TDMA they take turns within the airtime
+    for access in [Access::Tdma, Access::Ofdma] {
+        let radio = RadioConfig {
+            access,
+            quantiser: Quantiser::Fp16,
+            ..RadioConfig::default()
+        };
+        let mut streams = Streams::new(5);
+        let mut medium = Medium::new(&radio, k, 5, &mut streams).unwrap();
+        let mut b = partials(k, width * n_tokens, 2);
+        let c = build(SchemeKind::Digital, Design::ZfSum, &radio).carry(
+            Call {
+                start: Time::ZERO,
+                width,
+                n_tokens,
+                round: 0,
+                medium: Some(&mut medium),
+                streams: &mut streams,
+            },
+            &mut b,
+        );
+        assert!(c.tx_s.iter().all(|t| *t > 0.0), "{access:?}");
+        let on = match access {
+            Access::Tdma => c.tx_s.iter().sum::<f64>(),
+            Access::Ofdma => c.tx_s.iter().cloned().fold(0.0, f64::max),
+        };
+        assert!(
+            on <= c.airtime.secs() + 1e-9,
+            "{access:?}: {on} vs {:?}",
+            c.airtime
+        );
     }
 }

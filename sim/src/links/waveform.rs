@@ -162,6 +162,7 @@ impl Link for Waveform {
         let fs = w.ofdm.sample_rate_hz;
         let sym_s = w.ofdm.symbol_len() as f64 / fs;
         let mut pred = 0.0;
+        let mut tx_s = vec![0.0; k];
         let mut t = start;
         let mut out = vec![vec![0f32; width * n_tokens]; k];
         for tok in 0..n_tokens {
@@ -241,11 +242,18 @@ impl Link for Waveform {
                 o[tok * width..(tok + 1) * width].copy_from_slice(&v);
             }
             let mut air = (2 + symbols) as f64 * sym_s;
+            // each device: its data symbols (the beacon is the AP's), its training, its side info
+            let mut on = symbols as f64 * sym_s;
             if w.correct && self.trained_block != Some(block) {
                 self.trained_block = Some(block);
                 air += (k * (TRAINING_GAP + 1)) as f64 * sym_s;
+                on += (TRAINING_GAP + 1) as f64 * sym_s;
             }
             let side_bits = 4.0 * (8 * k) as f64;
+            on += 32.0 / self.radio.side_info_bits_per_use / self.radio.bandwidth_hz;
+            for d in tx_s.iter_mut() {
+                *d += on;
+            }
             air += side_bits / self.radio.side_info_bits_per_use / self.radio.bandwidth_hz
                 + delivered.airtime_s;
             t += air;
@@ -257,6 +265,7 @@ impl Link for Waveform {
             airtime: Time::from_secs(t - start),
             predicted_err2: Some(pred),
             lost_blocks: 0,
+            tx_s,
         }
     }
 

@@ -174,6 +174,8 @@ pub struct Breakdown {
     pub idle_s: Vec<f64>,
     /// Airtime including round overheads, s.
     pub airtime_s: f64,
+    /// Time each device's transmitter was on, s (its transmit energy is its power times this).
+    pub tx_s: Vec<f64>,
     /// All-reduce rounds.
     pub rounds: u64,
 }
@@ -244,6 +246,7 @@ impl TpCollective {
             totals: Breakdown {
                 compute_s: vec![0.0; k],
                 idle_s: vec![0.0; k],
+                tx_s: vec![0.0; k],
                 ..Default::default()
             },
             stats: [SiteStats::default(); 2],
@@ -287,6 +290,7 @@ impl TpCollective {
         self.totals = Breakdown {
             compute_s: vec![0.0; k],
             idle_s: vec![0.0; k],
+            tx_s: vec![0.0; k],
             ..Default::default()
         };
         self.timeline.clear();
@@ -367,6 +371,9 @@ impl Collective for TpCollective {
             };
             let carried = self.link.carry(call, buffers);
             predicted = carried.predicted_err2;
+            for (t, c) in self.totals.tx_s.iter_mut().zip(&carried.tx_s) {
+                *t += c;
+            }
             carried
                 .airtime
                 .after(Time::from_secs(self.link.round_overhead_s()))
