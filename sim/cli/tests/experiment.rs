@@ -379,16 +379,21 @@ fn shards_merged_equal_the_unsharded_run_and_threads_do_not_matter() {
         serde_json::from_slice(&std::fs::read(m.join("experiment.json")).unwrap()).unwrap();
     assert!(meta["finished_at"].is_string() && meta["merged_from"].as_array().unwrap().len() == 2);
     assert_eq!(meta["experiment_hash"].as_str().unwrap().len(), 64);
-    // merging only some shards reports the missing runs and leaves the campaign unfinished
+    // merging only some shards reports the missing runs, leaves the campaign unfinished and
+    // says so by its exit status (it exited 0)
     let (code, _, err) = airinfer(&[
         "merge",
         "--out",
         d.join("part").to_str().unwrap(),
         &shards[0],
     ]);
-    assert_eq!(code, 0);
+    assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("6 of 12 runs") && err.contains("6 runs missing"),
+        "{err}"
+    );
+    assert!(
+        err.contains("6 of 12 runs missing — merge the other shards"),
         "{err}"
     );
     // a merge of two different experiments is refused
@@ -555,6 +560,14 @@ fn plot_redraws_from_the_csv() {
     let (code, _, err) = airinfer(&["plot", d.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("not a results directory"), "{err}");
+    // a campaign with no finished run has nothing to plot: an error, not empty figures (it
+    // exited 0 and drew nothing)
+    for e in std::fs::read_dir(out.join("runs")).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    let (code, _, err) = airinfer(&["plot", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no finished runs to plot"), "{err}");
     std::fs::remove_dir_all(&d).ok();
 }
 

@@ -360,6 +360,12 @@ pub fn list(a: FileArgs) -> Result<()> {
 /// `airinfer plot DIR`.
 pub fn plot(a: PlotArgs) -> Result<()> {
     let st = Store::load(&a.dir)?;
+    if st.records.is_empty() {
+        bail!(
+            "{}: no finished runs to plot (run the experiment first)",
+            a.dir.display()
+        );
+    }
     let plots = match &a.config {
         Some(f) => Experiment::load(f)?.base.plot,
         None => st.meta.plots.clone(),
@@ -399,6 +405,16 @@ pub fn merge(a: MergeArgs) -> Result<()> {
                 String::new()
             },
             file_names(&files)
+        );
+    }
+    if missing > 0 {
+        // the merged files are consistent, but the campaign is not finished: say so by the exit
+        bail!(
+            "{}: {missing} of {} runs missing — merge the other shards too, or finish the campaign \
+             with `airinfer run … --out {}`",
+            st.dir.display(),
+            st.meta.runs,
+            st.dir.display()
         );
     }
     Ok(())
