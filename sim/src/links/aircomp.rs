@@ -159,7 +159,8 @@ pub(super) fn token_by_token(
     let noise_var = radio.noise_var();
     let power = vec![1.0; k];
     let mut pred = 0.0;
-    let mut tx_s = vec![0.0; k];
+    // every device transmits as long as the others: one on-time for all
+    let mut on_s = 0.0;
     let mut t = start;
     let mut out = vec![vec![0f32; width * n_tokens]; k];
     for tok in 0..n_tokens {
@@ -193,30 +194,55 @@ pub(super) fn token_by_token(
             // arrives this token
             Err(_) => (vec![0f32; width], width.div_ceil(2), 8 * k),
         };
-        let delivered = aircomp::deliver(&est, k, &radio.downlink, &mut call.streams.noise)
-            .expect("validated downlink");
-        for (o, v) in out.iter_mut().zip(delivered.per_device) {
-            o[tok * width..(tok + 1) * width].copy_from_slice(&v);
-        }
+        let downlink_s = deliver_token(&est, radio, call.streams, &mut out, tok, width);
         // side info: each device's mean and variance, 8 bytes as f32, sent as 2 × fp16
         let side_bits = 4.0 * side as f64;
         // every device sends its analog symbols at once, then its own share of the side info
-        for d in tx_s.iter_mut() {
-            *d += uses as f64 / radio.bandwidth_hz
-                + side_bits / k as f64 / radio.side_info_bits_per_use / radio.bandwidth_hz;
-        }
+        on_s += uses as f64 / radio.bandwidth_hz
+            + side_bits / k as f64 / radio.side_info_bits_per_use / radio.bandwidth_hz;
         let air = uses as f64 / radio.bandwidth_hz
             + side_bits / radio.side_info_bits_per_use / radio.bandwidth_hz
-            + delivered.airtime_s;
+            + downlink_s;
         t += air;
     }
+    finish_tokens(buffers, out, start, t, pred, on_s)
+}
+
+/// Return token `tok`'s estimate `est` to every device through the downlink model, into its
+/// slice of `out`; the downlink's airtime.
+pub(super) fn deliver_token(
+    est: &[f32],
+    radio: &RadioConfig,
+    streams: &mut Streams,
+    out: &mut [Vec<f32>],
+    tok: usize,
+    width: usize,
+) -> f64 {
+    let delivered = aircomp::deliver(est, out.len(), &radio.downlink, &mut streams.noise)
+        .expect("validated downlink");
+    for (o, v) in out.iter_mut().zip(delivered.per_device) {
+        o[tok * width..(tok + 1) * width].copy_from_slice(&v);
+    }
+    delivered.airtime_s
+}
+
+/// A token-by-token call's end: what each device received into `buffers`, the airtime from
+/// `start_s` to `end_s`, the predicted error and every device's transmit time `on_s`.
+pub(super) fn finish_tokens(
+    buffers: &mut [Vec<f32>],
+    out: Vec<Vec<f32>>,
+    start_s: f64,
+    end_s: f64,
+    pred: f64,
+    on_s: f64,
+) -> Carried {
     for (b, o) in buffers.iter_mut().zip(out) {
         b.copy_from_slice(&o);
     }
     Carried {
-        airtime: Time::from_secs(t - start),
+        airtime: Time::from_secs(end_s - start_s),
         predicted_err2: Some(pred),
         lost_blocks: 0,
-        tx_s,
+        tx_s: vec![on_s; buffers.len()],
     }
 }

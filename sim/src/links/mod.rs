@@ -301,11 +301,6 @@ impl Medium {
     pub fn seed(&self) -> u64 {
         self.seed
     }
-
-    /// Large-scale gain of device `k` (1 when none is set).
-    pub fn gain(&self, k: usize) -> f64 {
-        self.gains.get(k).copied().unwrap_or(1.0)
-    }
 }
 
 /// One all-reduce call as a link sees it.

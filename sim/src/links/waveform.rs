@@ -6,9 +6,8 @@
 //! the OFDM sample rate, the devices' training symbols (K × (TRAINING_GAP + 1) symbols) once per
 //! coherence block when `correct`, the side information and the downlink as at symbol level.
 
+use super::aircomp::{deliver_token, finish_tokens};
 use super::{Call, Carried, Design, Link, RadioConfig, SchemeError, SchemeKind};
-use crate::des::Time;
-use airinfer_phy::aircomp;
 use airinfer_phy::radio::Radio;
 use airinfer_phy::rng::{self, component};
 use airinfer_phy::waveform::aircomp::{ota_sum, Emulator, OtaOfdmConfig, TRAINING_GAP};
@@ -162,7 +161,8 @@ impl Link for Waveform {
         let fs = w.ofdm.sample_rate_hz;
         let sym_s = w.ofdm.symbol_len() as f64 / fs;
         let mut pred = 0.0;
-        let mut tx_s = vec![0.0; k];
+        // every device transmits as long as the others: one on-time for all
+        let mut on_s = 0.0;
         let mut t = start;
         let mut out = vec![vec![0f32; width * n_tokens]; k];
         for tok in 0..n_tokens {
@@ -235,12 +235,7 @@ impl Link for Waveform {
                 // a channel the design cannot serve, or a radio failure: nothing arrives
                 Err(_) => vec![0f32; width],
             };
-            let delivered =
-                aircomp::deliver(&est, k, &self.radio.downlink, &mut call.streams.noise)
-                    .expect("validated downlink");
-            for (o, v) in out.iter_mut().zip(delivered.per_device) {
-                o[tok * width..(tok + 1) * width].copy_from_slice(&v);
-            }
+            let downlink_s = deliver_token(&est, &self.radio, call.streams, &mut out, tok, width);
             let mut air = (2 + symbols) as f64 * sym_s;
             // each device: its data symbols (the beacon is the AP's), its training, its side info
             let mut on = symbols as f64 * sym_s;
@@ -251,22 +246,12 @@ impl Link for Waveform {
             }
             let side_bits = 4.0 * (8 * k) as f64;
             on += 32.0 / self.radio.side_info_bits_per_use / self.radio.bandwidth_hz;
-            for d in tx_s.iter_mut() {
-                *d += on;
-            }
+            on_s += on;
             air += side_bits / self.radio.side_info_bits_per_use / self.radio.bandwidth_hz
-                + delivered.airtime_s;
+                + downlink_s;
             t += air;
         }
-        for (b, o) in buffers.iter_mut().zip(out) {
-            b.copy_from_slice(&o);
-        }
-        Carried {
-            airtime: Time::from_secs(t - start),
-            predicted_err2: Some(pred),
-            lost_blocks: 0,
-            tx_s,
-        }
+        finish_tokens(buffers, out, start, t, pred, on_s)
     }
 
     fn round_overhead_s(&self) -> f64 {

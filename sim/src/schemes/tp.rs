@@ -307,10 +307,10 @@ impl TpCollective {
         }
     }
 
-    /// Devices `devices` compute for `durations` from their ready times; the queue hands back the
-    /// time the last of them is done (every device waits for it: the lockstep of TP).
-    fn compute_then_sync(&mut self, devices: &[usize], durations: &[Time]) -> Time {
-        for (&d, &t) in devices.iter().zip(durations) {
+    /// Each `(device, duration)` job computes from its device's ready time; the queue hands back
+    /// the time the last of them is done (every device waits for it: the lockstep of TP).
+    fn compute_then_sync(&mut self, jobs: &[(usize, Time)]) -> Time {
+        for &(d, t) in jobs {
             let r = self.ready[d];
             self.span(d, SpanKind::Compute, r, r.after(t));
             self.totals.compute_s[d] += t.secs();
@@ -323,7 +323,7 @@ impl TpCollective {
         }
         for d in 0..self.ready.len() {
             let r = self.ready[d];
-            self.totals.idle_s[d] += (last.0 - r.0) as f64 * 1e-9;
+            self.totals.idle_s[d] += Time(last.0 - r.0).secs();
             self.span(d, SpanKind::Idle, r, last);
             self.ready[d] = last;
         }
@@ -334,7 +334,7 @@ impl TpCollective {
     /// devices wait for the next token.
     pub fn finish_forward(&mut self, logits_rows: usize) {
         let t = Time::from_secs(self.compute.head_time_s(logits_rows));
-        self.compute_then_sync(&[0], &[t]);
+        self.compute_then_sync(&[(0, t)]);
     }
 }
 
@@ -343,11 +343,13 @@ impl Collective for TpCollective {
         let k = buffers.len();
         // compute of the half-block that ends here; the reduction starts when the slowest
         // device is done
-        let durations: Vec<Time> = (0..k)
-            .map(|d| Time::from_secs(self.compute.site_time_s(d, ctx.site, ctx.n_tokens, ctx.pos)))
+        let jobs: Vec<(usize, Time)> = (0..k)
+            .map(|d| {
+                let s = self.compute.site_time_s(d, ctx.site, ctx.n_tokens, ctx.pos);
+                (d, Time::from_secs(s))
+            })
             .collect();
-        let devices: Vec<usize> = (0..k).collect();
-        let start = self.compute_then_sync(&devices, &durations);
+        let start = self.compute_then_sync(&jobs);
         // the exact sum, for the error statistics
         let n = buffers[0].len();
         let mut exact = vec![0f64; n];
