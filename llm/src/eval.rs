@@ -21,6 +21,24 @@ pub enum PplMode {
     },
 }
 
+impl PplMode {
+    /// The smallest context this mode can score a token with: llama.cpp's scores positions
+    /// `ctx/2 .. ctx−1`, empty below 3; a sliding window scores position 0 → 1 from 2 on.
+    pub fn min_ctx(self) -> usize {
+        match self {
+            PplMode::LlamaCpp => 3,
+            PplMode::Sliding { .. } => 2,
+        }
+    }
+
+    fn min_ctx_reason(self) -> &'static str {
+        match self {
+            PplMode::LlamaCpp => "llama.cpp-style perplexity scores the second half of each chunk (positions ctx/2 .. ctx−1), which is empty below 3 tokens; use --ctx 3 or more",
+            PplMode::Sliding { .. } => "a window must hold a token and the one it predicts; use --ctx 2 or more",
+        }
+    }
+}
+
 /// Perplexity options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PplOptions {
@@ -71,6 +89,18 @@ pub enum EvalError {
     /// Bad options.
     #[error("{0}")]
     Options(String),
+    /// A log-likelihood came out NaN or infinite: the logits hold NaN/inf (activations
+    /// overflowed f32, e.g. under channel noise far beyond the signal). A numerical failure,
+    /// not a perplexity.
+    #[error("numerical failure: the log-likelihood of text token {position} (chunk {chunk}) is {value}: the logits hold NaN or infinity (the activations overflowed), so there is no perplexity to report")]
+    NonFinite {
+        /// Index of the scored token in the text.
+        position: usize,
+        /// Chunk (window) index, from 0.
+        chunk: usize,
+        /// The NLL computed.
+        value: f64,
+    },
 }
 
 /// Negative log-likelihood of `target` under a row of logits, in f64.
@@ -143,9 +173,10 @@ pub fn perplexity_with(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PplResult, EvalError> {
     let ctx = opts.ctx;
-    if ctx < 2 {
+    if ctx < opts.mode.min_ctx() {
         return Err(EvalError::Options(format!(
-            "--ctx {ctx}: the context must be at least 2 tokens"
+            "--ctx {ctx}: {}",
+            opts.mode.min_ctx_reason()
         )));
     }
     let vocab = f.vocab();
@@ -219,6 +250,13 @@ pub fn perplexity_with(
             let row = &logits[(j - first) * vocab..(j - first + 1) * vocab];
             let target = tokens[start + j + 1];
             let v = nll(row, target);
+            if !v.is_finite() {
+                return Err(EvalError::NonFinite {
+                    position: start + j + 1,
+                    chunk: ci,
+                    value: v,
+                });
+            }
             nll_sum += v;
             nll2_sum += v * v;
             count += 1;
@@ -259,6 +297,90 @@ pub fn token_agreement(reference: &[u32], run: &[u32]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Logits from a fixed rule: uniform, except NaN rows at the positions in `nan_at`.
+    struct Fixed {
+        vocab: usize,
+        nan_at: Vec<usize>,
+        pos: usize,
+    }
+
+    impl Forward for Fixed {
+        fn vocab(&self) -> usize {
+            self.vocab
+        }
+        fn reset(&mut self) {
+            self.pos = 0;
+        }
+        fn forward(&mut self, tokens: &[u32], want: Logits) -> Result<Vec<f32>, ModelError> {
+            let from = match want {
+                Logits::From(f) => f,
+                _ => 0,
+            };
+            let mut out = Vec::new();
+            for j in from..tokens.len() {
+                let v = if self.nan_at.contains(&(self.pos + j)) {
+                    f32::NAN
+                } else {
+                    0.0
+                };
+                out.extend(std::iter::repeat_n(v, self.vocab));
+            }
+            self.pos += tokens.len();
+            Ok(out)
+        }
+    }
+
+    fn opts(ctx: usize, mode: PplMode) -> PplOptions {
+        PplOptions {
+            ctx,
+            max_chunks: None,
+            mode,
+            bos: None,
+        }
+    }
+
+    #[test]
+    fn a_nan_logit_is_a_failed_evaluation_not_a_perplexity() {
+        let tokens: Vec<u32> = (0..32).map(|i| i % 8).collect();
+        let mut clean = Fixed { vocab: 8, nan_at: vec![], pos: 0 };
+        let r = perplexity_with(&mut clean, &tokens, &opts(8, PplMode::LlamaCpp), &mut |_, _| {})
+            .expect("clean logits evaluate");
+        assert!((r.perplexity - 8.0).abs() < 1e-9, "uniform over 8: {}", r.perplexity);
+        // position 5 of the first chunk is scored (ctx/2 = 4 .. 6): its NaN must surface
+        let mut bad = Fixed { vocab: 8, nan_at: vec![5], pos: 0 };
+        match perplexity_with(&mut bad, &tokens, &opts(8, PplMode::LlamaCpp), &mut |_, _| {}) {
+            Err(EvalError::NonFinite { position, chunk, value }) => {
+                assert_eq!((position, chunk), (6, 0));
+                assert!(value.is_nan());
+            }
+            other => panic!("expected a numerical failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_context_that_scores_nothing_is_an_option_error() {
+        let tokens: Vec<u32> = (0..32).map(|i| i % 8).collect();
+        let mut f = Fixed { vocab: 8, nan_at: vec![], pos: 0 };
+        // llama.cpp's protocol at ctx 2 scores positions 1..1: nothing; refused up front
+        let e = perplexity_with(&mut f, &tokens, &opts(2, PplMode::LlamaCpp), &mut |_, _| {})
+            .unwrap_err();
+        assert!(matches!(e, EvalError::Options(ref m) if m.contains("at least 3") || m.contains("--ctx 3")), "{e}");
+        // a sliding window of 2 scores every token after the first
+        let r = perplexity_with(
+            &mut f,
+            &tokens,
+            &opts(2, PplMode::Sliding { stride: 1 }),
+            &mut |_, _| {},
+        )
+        .expect("sliding ctx 2");
+        assert_eq!(r.scored_tokens, 31);
+        for ctx in 3..6 {
+            let r = perplexity_with(&mut f, &tokens, &opts(ctx, PplMode::LlamaCpp), &mut |_, _| {})
+                .expect("ctx ≥ 3 scores");
+            assert!(r.scored_tokens > 0);
+        }
+    }
 
     #[test]
     fn nll_of_uniform_logits_is_log_vocab() {

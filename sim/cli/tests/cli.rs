@@ -298,3 +298,39 @@ fn zero_chunks_is_refused_not_taken_as_one() {
         "{err}"
     );
 }
+
+#[test]
+fn the_whole_u64_seed_range_is_usable() {
+    let dir = std::env::temp_dir().join(format!("airinfer-cli-seed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("seed.toml");
+    let body = |seed: &str| {
+        format!("kind = \"allreduce\"\nseed = {seed}\nreplications = 2\n[allreduce]\nrealisations = 1\n[devices]\ncount = 2\n")
+    };
+    // past i64: TOML cannot hold it as an integer; the error says how to write it
+    std::fs::write(&f, body("18446744073709551615")).unwrap();
+    let (code, _, err) = airinfer(&["check", f.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("seed.toml:2") && err.contains("as a string"), "{err}");
+    // as a string it runs, and the streams of u64::MAX differ from those of 0
+    let rows = |seed: &str, out: &str| {
+        std::fs::write(&f, body(seed)).unwrap();
+        let o = dir.join(out);
+        let (code, _, err) = airinfer(&["run", f.to_str().unwrap(), "--out", o.to_str().unwrap(), "--quiet"]);
+        assert_eq!(code, 0, "{err}");
+        std::fs::read_to_string(o.join("results.csv")).unwrap()
+    };
+    let max = rows("\"18446744073709551615\"", "max");
+    let zero = rows("0", "zero");
+    assert_eq!(max.lines().count(), 3, "{max}");
+    assert_ne!(max, zero);
+    // a negative seed or a non-number: one located line
+    for bad in ["-1", "\"abc\"", "\"18446744073709551616\""] {
+        std::fs::write(&f, body(bad)).unwrap();
+        let (code, _, err) = airinfer(&["check", f.to_str().unwrap()]);
+        assert_eq!(code, 1, "{bad}: {err}");
+        assert!(err.contains("seed"), "{bad}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

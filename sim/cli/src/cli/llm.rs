@@ -296,7 +296,14 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     if prompt.is_empty() {
         bail!("--prompt: the prompt is empty after tokenisation");
     }
-    let limit = (prompt.len() + a.max_tokens).min(model.cfg.context_length.max(prompt.len() + 1));
+    let context = model.cfg.context_length;
+    if prompt.len() >= context {
+        bail!(
+            "--prompt: {} tokens, but the model's context holds {context}: no room for a generated token (shorten the prompt)",
+            prompt.len()
+        );
+    }
+    let limit = (prompt.len() + a.max_tokens).min(context);
     let mut session = model.new_session(limit);
     let mut coll = IdealCollective;
     let mut sampler = Sampler::new(SamplerConfig {
@@ -342,10 +349,19 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     }
     let t_decode = t1.elapsed().as_secs_f64();
     let text_out = tok.decode(&out_ids);
+    // why generation stopped: the cap, the model's context (its KV cache is full), or an
+    // end-of-generation token
+    let stop = if out_ids.len() == a.max_tokens {
+        "max_tokens"
+    } else if session.pos >= context {
+        "context"
+    } else {
+        "end_of_generation"
+    };
     if a.json {
         println!(
             "{}",
-            json!({"text": text_out, "token_ids": out_ids, "prompt_tokens": prompt.len(),
+            json!({"text": text_out, "token_ids": out_ids, "prompt_tokens": prompt.len(), "stop": stop,
             "prefill_tok_s": prompt.len() as f64 / t_prefill, "decode_tok_s": out_ids.len() as f64 / t_decode.max(1e-9)})
         );
     } else {
@@ -362,6 +378,9 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
                 out_ids.len() as f64 / t_decode.max(1e-9),
                 model.n_devices()
             );
+            if stop == "context" {
+                eprintln!("[stopped at the model's context length, {context} tokens]");
+            }
         }
     }
     Ok(())
@@ -374,10 +393,20 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let tok = Tokenizer::from_gguf(&g).context("building the tokenizer from the model file")?;
     let text_path = assets::resolve_text(&a.text, quiet)?;
     let text = assets::read_text(&text_path)?;
-    if a.ctx < 2 || a.ctx > model.cfg.context_length {
+    let mode = match a.sliding {
+        Some(stride) => PplMode::Sliding { stride },
+        None => PplMode::LlamaCpp,
+    };
+    if a.ctx < mode.min_ctx() || a.ctx > model.cfg.context_length {
         bail!(
-            "--ctx {}: must be between 2 and the model's context length {}",
+            "--ctx {}: must be between {} ({}) and the model's context length {}",
             a.ctx,
+            mode.min_ctx(),
+            if a.sliding.is_some() {
+                "a window holds a token and the one it predicts"
+            } else {
+                "llama.cpp's protocol scores the second half of each chunk"
+            },
             model.cfg.context_length
         );
     }
@@ -388,10 +417,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let opts = PplOptions {
         ctx: a.ctx,
         max_chunks: a.chunks,
-        mode: match a.sliding {
-            Some(stride) => PplMode::Sliding { stride },
-            None => PplMode::LlamaCpp,
-        },
+        mode,
         bos: if tok.add_bos() { tok.bos_id() } else { None },
     };
     let n_chunks_est = match opts.mode {

@@ -305,6 +305,15 @@ pub fn run(
     if s.gen_tokens == 0 || s.prompt_tokens == 0 {
         bail!("--prompt-tokens and --gen-tokens must be positive");
     }
+    let context = model.cfg.context_length;
+    if s.prompt_tokens.saturating_add(s.gen_tokens) > context {
+        bail!(
+            "--gen-tokens {}: with --prompt-tokens {} the latency run needs {} positions, the model's context is {context} tokens",
+            s.gen_tokens,
+            s.prompt_tokens,
+            s.prompt_tokens.saturating_add(s.gen_tokens)
+        );
+    }
     let scheme = s.scheme.unwrap_or(SchemeKind::Ideal);
     // the error-free reference of the same split
     let reference =

@@ -291,12 +291,8 @@ fn load_eval(
     }
     let (_, g, model) = ws.model.as_ref().expect("loaded above");
     let e = &spec.eval;
-    if e.ctx_tokens > model.cfg.context_length {
-        anyhow::bail!(
-            "eval.ctx_tokens = {}: the model's context is {} tokens",
-            e.ctx_tokens,
-            model.cfg.context_length
-        );
+    if let Err((key, msg)) = e.within_context(model.cfg.context_length) {
+        anyhow::bail!("{key} = {msg}");
     }
     let text_key = format!(
         "{}|{}|{:?}",

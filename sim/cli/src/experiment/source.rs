@@ -179,15 +179,26 @@ pub fn load(path: &Path) -> Result<Doc, ExperimentError> {
     load_chain(path, &mut Vec::new())
 }
 
+/// A TOML parser message on one line; an integer beyond TOML's signed 64-bit range says how to
+/// write it (the seed is a u64: its upper half only fits as a string).
+fn syntax_message(m: &str) -> String {
+    let m = m.trim().replace('\n', " ");
+    if m.contains("too large") || m.contains("out of range") {
+        format!("{m} (TOML integers are signed 64-bit, at most 9223372036854775807; write a larger seed as a string: seed = \"18446744073709551615\")")
+    } else {
+        m
+    }
+}
+
 /// Parse one document from `text` (named `file` in errors), without following `extends`.
 pub fn parse(file: &Path, text: &str) -> Result<Doc, ExperimentError> {
     let de = DeTable::parse(text).map_err(|e| ExperimentError::Syntax {
         loc: loc_at(file, text, e.span().map_or(0, |s| s.start)),
-        message: e.message().trim().replace('\n', " "),
+        message: syntax_message(e.message()),
     })?;
     let table: toml::Table = toml::from_str(text).map_err(|e| ExperimentError::Syntax {
         loc: loc_at(file, text, e.span().map_or(0, |s| s.start)),
-        message: e.message().trim().replace('\n', " "),
+        message: syntax_message(e.message()),
     })?;
     let mut locs = BTreeMap::new();
     walk_table(de.get_ref(), "", file, text, &mut locs);

@@ -1,6 +1,7 @@
 //! The checks of an experiment: each failure names the key it concerns.
 
-use super::schema::{Kind, Spec};
+use super::schema::{EvalSpec, Kind, Spec};
+use airinfer_llm::eval::PplMode;
 use std::path::PathBuf;
 
 /// A check that failed: the key it concerns and why.
@@ -34,8 +35,34 @@ pub(super) fn at_least_one(key: &str, v: usize) -> Result<(), Invalid> {
     }
 }
 
+impl EvalSpec {
+    /// The eval's token counts against a model context of `context` tokens: each chunk, and
+    /// the latency run's prompt plus generated tokens (its KV cache), must fit.
+    pub fn within_context(&self, context: usize) -> Result<(), (&'static str, String)> {
+        if self.ctx_tokens > context {
+            return Err((
+                "eval.ctx_tokens",
+                format!("{}: the model's context is {context} tokens", self.ctx_tokens),
+            ));
+        }
+        if self.prompt_tokens.saturating_add(self.gen_tokens) > context {
+            return Err((
+                "eval.gen_tokens",
+                format!(
+                    "{}: with eval.prompt_tokens = {} the latency run needs {} positions, the model's context is {context} tokens",
+                    self.gen_tokens,
+                    self.prompt_tokens,
+                    self.prompt_tokens.saturating_add(self.gen_tokens)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Spec {
-    /// Every check that needs no model weights.
+    /// Every check that needs no model weights (the model file's header is read when it is
+    /// on disk: its context length bounds the eval's token counts).
     pub fn validate(&self, dir: &dyn Fn(&str) -> PathBuf) -> Result<(), Invalid> {
         at_least_one("replications", self.replications)?;
         let devices = self.devices(dir)?;
@@ -51,17 +78,32 @@ impl Spec {
         self.waveform_level(k)?;
         match self.kind {
             Kind::Eval => {
-                self.model_file(dir)?;
                 self.text_file(dir)?;
                 let e = &self.eval;
-                if e.ctx_tokens < 2 {
+                let mode = match e.sliding_stride {
+                    Some(stride) => PplMode::Sliding { stride },
+                    None => PplMode::LlamaCpp,
+                };
+                if e.ctx_tokens < mode.min_ctx() {
                     return bad(
                         "eval.ctx_tokens",
-                        format!("{}: need at least 2", e.ctx_tokens),
+                        format!(
+                            "{}: need at least {} ({})",
+                            e.ctx_tokens,
+                            mode.min_ctx(),
+                            if e.sliding_stride.is_some() {
+                                "a window holds a token and the one it predicts"
+                            } else {
+                                "llama.cpp's protocol scores the second half of each chunk"
+                            }
+                        ),
                     );
                 }
                 at_least_one("eval.prompt_tokens", e.prompt_tokens)?;
                 at_least_one("eval.gen_tokens", e.gen_tokens)?;
+                if let Some(c) = self.model_context(dir)? {
+                    e.within_context(c).map_err(|(k, m)| (k.to_string(), m))?;
+                }
                 if let Some(c) = e.chunks {
                     at_least_one("eval.chunks", c)?;
                 }

@@ -469,6 +469,32 @@ impl Spec {
         }
     }
 
+    /// The model's context length, read from the GGUF header when the file is on disk (a
+    /// path, or a catalogue model already in the cache); None when a catalogue model is not
+    /// fetched yet (the run checks it after fetching).
+    pub fn model_context(&self, dir: &dyn Fn(&str) -> PathBuf) -> Result<Option<usize>, Invalid> {
+        let path = match self.model_file(dir)? {
+            Some(p) => p,
+            None => {
+                let n = self.model.name.to_ascii_lowercase();
+                let a = crate::assets::MODELS
+                    .iter()
+                    .find(|a| a.names.contains(&n.as_str()))
+                    .expect("model_file: a catalogue name");
+                let p = crate::assets::cache_dir().join(a.dir).join(a.file);
+                if !p.is_file() {
+                    return Ok(None);
+                }
+                p
+            }
+        };
+        let g = airinfer_llm::gguf::GgufFile::open(&path)
+            .map_err(|e| ("model.name".to_string(), format!("{}: {e}", path.display())))?;
+        let cfg = airinfer_llm::model::config_from_gguf(&g)
+            .map_err(|e| ("model.name".to_string(), format!("{}: {e}", path.display())))?;
+        Ok(Some(cfg.context_length))
+    }
+
     /// The evaluation text: a catalogue name (None) or an existing file.
     pub fn text_file(&self, dir: &dyn Fn(&str) -> PathBuf) -> Result<Option<PathBuf>, Invalid> {
         let n = &self.eval.text;

@@ -60,7 +60,8 @@ pub struct Spec {
     pub kind: Kind,
     /// Campaign seed: run r of every point draws from streams of (seed, r) — common random
     /// numbers across the sweep points.
-    #[serde(default)]
+    /// A TOML integer (0 ..= 2⁶³−1) or a decimal string for the whole u64 range.
+    #[serde(default, deserialize_with = "seed_u64")]
     pub seed: u64,
     /// Independent replications of every point.
     #[serde(default = "one")]
@@ -419,4 +420,30 @@ impl Default for PlanSpec {
             latency_ms: None,
         }
     }
+}
+
+/// A seed: a non-negative TOML integer, or a string of decimal digits for values past TOML's
+/// signed 64-bit integers (up to u64::MAX).
+fn seed_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a non-negative integer, or a decimal string up to 18446744073709551615")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::custom(format!("{v}: a seed is non-negative")))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
+            v.trim().parse::<u64>().map_err(|_| {
+                E::custom(format!(
+                    "{v:?}: not a decimal integer in 0..=18446744073709551615"
+                ))
+            })
+        }
+    }
+    d.deserialize_any(V)
 }
