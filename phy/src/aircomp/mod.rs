@@ -98,6 +98,13 @@ impl Problem<'_> {
             if h.iter().any(|v| !v.re.is_finite() || !v.im.is_finite()) {
                 return bad(format!("channel {i} holds a non-finite entry"));
             }
+            if let Some(v) = h.iter().find(|v| v.norm() > crate::channel::MAX_CHANNEL_GAIN) {
+                return bad(format!(
+                    "channel {i} holds |h| = {:e}, beyond {:e} (a power gain of +300 dB, where the design's products overflow f64)",
+                    v.norm(),
+                    crate::channel::MAX_CHANNEL_GAIN
+                ));
+            }
         }
         if self.signal_var.len() != k || self.power.len() != k {
             return bad(format!(

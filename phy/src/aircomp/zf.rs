@@ -128,7 +128,12 @@ fn zf_single_stream(p: &Problem, g: &CMat) -> Result<Transceiver, AirCompError> 
     for (i, h) in p.channels.iter().enumerate() {
         let row = g.adjoint() * h; // 1 × N_t
         let n2 = row.norm_squared();
-        if !(n2.is_finite() && n2 > 0.0) {
+        if !n2.is_finite() {
+            return bad(format!(
+                "device {i}: |aᴴH_k|² overflows f64 (channel coefficients too large to represent)"
+            ));
+        }
+        if n2 <= 0.0 {
             return bad(format!(
                 "device {i}: its channel is orthogonal to the receive direction (aᴴH_k = 0)"
             ));

@@ -102,6 +102,11 @@ fn channel_dims(shape: &[u64]) -> Result<[u64; 4], String> {
     Ok([r, k, nr, nt])
 }
 
+/// The largest channel coefficient magnitude accepted from a file: |h| = 10¹⁵, a power gain of
+/// +300 dB (the SNR range of the models). Beamforming products such as |aᴴH_k|² and their
+/// inverses stay inside f64 below it; physical path gains are below 1.
+pub const MAX_CHANNEL_GAIN: f64 = 1e15;
+
 /// R realisations of K N_r × N_t matrices, entry (i, j) of realisation r, device k being
 /// `at(r, k, i, j)`; every entry must be finite.
 fn shape_to_channels(
@@ -115,6 +120,15 @@ fn shape_to_channels(
             let m = CMat::from_fn(nr, nt, |i, j| at(ri, ki, i, j));
             if m.iter().any(|v| !v.re.is_finite() || !v.im.is_finite()) {
                 return Err(format!("realisation {ri}, device {ki}: non-finite entry"));
+            }
+            if let Some(v) = m.iter().find(|v| v.norm() > MAX_CHANNEL_GAIN) {
+                return Err(format!(
+                    "realisation {ri}, device {ki}: entry {:e}{:+e}i has |h| = {:e}, beyond {MAX_CHANNEL_GAIN:e} (a power gain of +{:.0} dB, where products of channels overflow f64)",
+                    v.re,
+                    v.im,
+                    v.norm(),
+                    20.0 * MAX_CHANNEL_GAIN.log10()
+                ));
             }
             devs.push(m);
         }

@@ -154,6 +154,9 @@ fn bad_input_is_one_line_and_exit_one() {
     let ragged = dir.join("ragged.json");
     std::fs::write(&ragged, "[[[[[1,0]],[[1,0]]],[[[1,0]]]]]").unwrap();
     let missing = dir.join("missing.json");
+    // a coefficient of 1e300 used to come out as "orthogonal to the receive direction"
+    let huge = dir.join("huge.json");
+    std::fs::write(&huge, "[[[[[1e300,0]]],[[[1,0]]]]]").unwrap();
     let bad_cfg = dir.join("bad.toml");
     std::fs::write(&bad_cfg, "scheme = \"aircomp\"\nsnr = 3\n").unwrap();
     let bad_enum = dir.join("enum.toml");
@@ -196,6 +199,16 @@ fn bad_input_is_one_line_and_exit_one() {
                 "--json".into(),
             ],
             "missing.json",
+        ),
+        (
+            vec![
+                "aircomp".into(),
+                "design".into(),
+                "--channels".into(),
+                huge.to_string_lossy().into_owned(),
+                "--json".into(),
+            ],
+            "huge.json: realisation 0, device 0: entry",
         ),
         (
             vec!["inspect".into(), missing.to_string_lossy().into_owned()],
