@@ -72,11 +72,12 @@ pub fn refine_mmse(
             break;
         }
     }
-    Ok(Transceiver {
+    Transceiver {
         receive_beamformer: a,
         precoders: b,
         analytic_mse: best,
-    })
+    }
+    .finite("MMSE")
 }
 
 /// `argmin_B σ²‖FB − I‖²_F s.t. σ² ‖B‖²_F ≤ P` for F (L × N_t): with F = U S Vᴴ,

@@ -152,6 +152,28 @@ pub struct Transceiver {
     pub analytic_mse: f64,
 }
 
+impl Transceiver {
+    /// This design, or an error when a number in it is NaN or infinite: a channel so weak
+    /// along the receive direction that the design's scale overflows f64 (an effective gain
+    /// near 1e-300), which must not come out as a design with NaN entries.
+    pub(crate) fn finite(self, design: &str) -> Result<Transceiver, AirCompError> {
+        let ok = self.analytic_mse.is_finite()
+            && self.receive_beamformer.iter().all(|v| v.re.is_finite() && v.im.is_finite())
+            && self
+                .precoders
+                .iter()
+                .all(|b| b.iter().all(|v| v.re.is_finite() && v.im.is_finite()));
+        if ok {
+            Ok(self)
+        } else {
+            bad(format!(
+                "{design}: the design overflows f64 (MSE {:e}): a device's channel is too weak along the receive direction to be served",
+                self.analytic_mse
+            ))
+        }
+    }
+}
+
 /// `Σ_k σ_k² ‖AᴴH_kB_k − I‖²_F + σ² ‖A‖²_F`.
 pub fn mse(p: &Problem, a: &CMat, b: &[CMat]) -> f64 {
     let l = a.ncols();

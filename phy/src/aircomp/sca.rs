@@ -88,9 +88,10 @@ pub fn sca(p: &Problem, iterations: usize) -> Result<Transceiver, AirCompError> 
     }
     let b = zf_precoders(p, &a);
     let analytic_mse = mse(p, &a, &b);
-    Ok(Transceiver {
+    Transceiver {
         receive_beamformer: a,
         precoders: b,
         analytic_mse,
-    })
+    }
+    .finite("SCA")
 }

@@ -361,3 +361,39 @@ fn invalid_parameters_are_errors() {
     .validate()
     .is_err());
 }
+
+/// Found by the channel-file fuzzer: a device whose channel is ~1e-160 (accepted: finite, not
+/// zero) made zero-forcing's scale c² = σ²/(|aᴴh|²P) overflow, and the designs returned NaN
+/// beamformers and MSE as if they were a design. Now every design that cannot be represented
+/// is an error; a weak-but-representable device still gets a finite design.
+#[test]
+fn a_design_that_overflows_f64_is_an_error_not_nan() {
+    let h = |v: f64| CMat::from_fn(2, 1, |i, _| C64::new(v * (1.0 + i as f64), 0.5 * v));
+    let (sig, pow) = (vec![1.0; 3], vec![1.0; 3]);
+    for (weak, serveable) in [(1e-160, false), (1e-60, true)] {
+        let channels = vec![h(1.0), h(0.7), h(weak)];
+        let p = Problem {
+            channels: &channels,
+            signal_var: &sig,
+            power: &pow,
+            noise_var: 1e-2,
+            streams: 1,
+        };
+        for (name, r) in [
+            ("zf", zero_forcing(&p, ReceiveDirection::Eigen)),
+            ("mmse", mmse(&p, 5)),
+            ("sca", sca(&p, 20)),
+        ] {
+            match r {
+                Ok(t) => {
+                    assert!(serveable, "{name} at {weak:e}: a design came out: {}", t.analytic_mse);
+                    assert!(t.analytic_mse.is_finite() && t.analytic_mse > 0.0, "{name}");
+                }
+                Err(e) => {
+                    assert!(!serveable, "{name} at {weak:e}: {e}");
+                    assert!(e.to_string().contains("overflows f64"), "{name}: {e}");
+                }
+            }
+        }
+    }
+}

@@ -113,11 +113,12 @@ pub fn zf_with_directions(p: &Problem, g: &CMat) -> Result<Transceiver, AirCompE
         .map(|(gh, mi)| gh.adjoint() * mi * C64::new(1.0 / c, 0.0))
         .collect();
     let analytic_mse = mse(p, &a, &b);
-    Ok(Transceiver {
+    Transceiver {
         receive_beamformer: a,
         precoders: b,
         analytic_mse,
-    })
+    }
+    .finite("zero-forcing")
 }
 
 /// [`zf_with_directions`] for one stream: `t_k = 1/|gᴴh_k|²` with h_k = H_k's only column when
@@ -151,11 +152,12 @@ fn zf_single_stream(p: &Problem, g: &CMat) -> Result<Transceiver, AirCompError> 
         .map(|(row, n2)| row.adjoint() * C64::new(1.0 / (c * n2), 0.0))
         .collect();
     let analytic_mse = mse(p, &a, &b);
-    Ok(Transceiver {
+    Transceiver {
         receive_beamformer: a,
         precoders: b,
         analytic_mse,
-    })
+    }
+    .finite("zero-forcing")
 }
 
 /// Zero-forcing precoders `b_k = (aᴴH_k)ᴴ / ‖aᴴH_k‖²` for a single-stream receive beamformer.

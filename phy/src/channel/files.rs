@@ -8,12 +8,18 @@ use super::*;
 pub fn load_channels(path: &std::path::Path) -> Result<Vec<Vec<CMat>>, String> {
     let name = path.display();
     let bytes = std::fs::read(path).map_err(|e| format!("{name}: {e}"))?;
+    channels_from_bytes(&bytes).map_err(|e| format!("{name}: {e}"))
+}
+
+/// [`load_channels`] on a file's bytes (`.npy` when they start with NumPy's magic, else JSON);
+/// errors without the file name.
+pub fn channels_from_bytes(bytes: &[u8]) -> Result<Vec<Vec<CMat>>, String> {
     if bytes.starts_with(b"\x93NUMPY") {
-        parse_npy(&bytes).map_err(|e| format!("{name}: {e}"))
+        parse_npy(bytes)
     } else {
-        let v: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{name}: not .npy, and not JSON ({e})"))?;
-        parse_json(&v).map_err(|e| format!("{name}: {e}"))
+        let v: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| format!("not .npy, and not JSON ({e})"))?;
+        parse_json(&v)
     }
 }
 
