@@ -391,9 +391,14 @@ impl Experiment {
             });
         }
         let mut resolved = serde_json::to_vec(&doc.table).unwrap_or_default();
-        // the contents of the files the runs read are part of the experiment, too
-        let mut inputs: Vec<&Input> = points.iter().flat_map(|p| &p.inputs).collect();
-        inputs.sort_by(|a, b| (&a.key, &a.path).cmp(&(&b.key, &b.path)));
+        // the contents of the files the runs read are part of the experiment, too (by key and
+        // contents, not path: shards started from other directories are the same experiment)
+        let mut inputs: Vec<(&str, &str)> = points
+            .iter()
+            .flat_map(|p| &p.inputs)
+            .map(|i| (i.key.as_str(), i.sha256.as_str()))
+            .collect();
+        inputs.sort();
         inputs.dedup();
         if !inputs.is_empty() {
             resolved.extend_from_slice(b"/inputs:");
