@@ -215,24 +215,24 @@ fn endpoint_or_default(var: Option<String>) -> String {
 fn ensure_from(root: &Path, asset: &Asset, quiet: bool, endpoint: &str) -> Result<PathBuf> {
     let dir = root.join(asset.dir);
     let path = dir.join(asset.file);
-    // A verified file carries a stamp (size + SHA) so it is not re-hashed on every run.
-    let stamp = dir.join(format!(".{}.verified", asset.file));
+    // A verified file carries a stamp (size, modification time and SHA) so it is not re-hashed
+    // on every run; a file changed since (in size or time) is hashed again.
+    let stamp = stamp_path(root, asset);
     if path.is_file() {
         match asset.sha256 {
             None => return Ok(path),
             Some(want) => {
-                let len = std::fs::metadata(&path)?.len();
-                let stamp_ok = std::fs::read_to_string(&stamp)
-                    .map(|s| s.trim() == format!("{len} {want}"))
-                    .unwrap_or(false);
-                if stamp_ok {
+                if std::fs::read_to_string(&stamp)
+                    .is_ok_and(|s| Some(s.trim().to_string()) == stamp_text(&path, want))
+                {
                     return Ok(path);
                 }
                 let got = sha256_file(&path)?;
                 if got == want {
-                    let _ = std::fs::write(&stamp, format!("{len} {want}\n"));
+                    write_stamp(&path, &stamp, want);
                     return Ok(path);
                 }
+                std::fs::remove_file(&stamp).ok();
                 if !quiet {
                     eprintln!(
                         "airinfer: cached {} has SHA-256 {got}, expected {want}; fetching it again",
@@ -278,10 +278,10 @@ fn ensure_from(root: &Path, asset: &Asset, quiet: bool, endpoint: &str) -> Resul
     }
     std::fs::remove_file(&part).ok();
     Err(anyhow!(
-        "could not fetch {} ({}):\n  {}",
+        "could not fetch {} ({}): {}",
         asset.names[0],
         asset.what,
-        errors.join("\n  ")
+        errors.join("; ")
     ))
 }
 
@@ -299,10 +299,94 @@ fn verify(asset: &Asset, part: &Path) -> Result<()> {
 fn finish(part: &Path, path: &Path, stamp: &Path, asset: &Asset) -> Result<PathBuf> {
     std::fs::rename(part, path).with_context(|| format!("moving {} into place", part.display()))?;
     if let Some(want) = asset.sha256 {
-        let len = std::fs::metadata(path)?.len();
-        let _ = std::fs::write(stamp, format!("{len} {want}\n"));
+        write_stamp(path, stamp, want);
     }
     Ok(path.to_path_buf())
+}
+
+/// The stamp of a verified cached file: `.<file>.verified` beside it.
+fn stamp_path(root: &Path, asset: &Asset) -> PathBuf {
+    root.join(asset.dir)
+        .join(format!(".{}.verified", asset.file))
+}
+
+/// What the stamp of `path`, verified to have SHA-256 `sha`, says: its size, modification time
+/// (ns since the epoch) and the hash. None when the file's metadata cannot be read.
+fn stamp_text(path: &Path, sha: &str) -> Option<String> {
+    let md = std::fs::metadata(path).ok()?;
+    let mtime = md
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    Some(format!("{} {mtime} {sha}", md.len()))
+}
+
+/// Stamp `path` as verified (best effort: without a stamp it is only hashed again next time).
+fn write_stamp(path: &Path, stamp: &Path, sha: &str) {
+    if let Some(t) = stamp_text(path, sha) {
+        let _ = std::fs::write(stamp, format!("{t}\n"));
+    }
+}
+
+/// `airinfer fetch --verify`: hash every cached catalogue asset (or those of `names`) again
+/// against its pin, whatever its stamp says. A file that does not match is removed (the next
+/// use fetches it again) and named in the error. Returns one line per asset checked.
+pub fn verify_cache(root: &Path, names: &[String]) -> Result<Vec<String>> {
+    let all: Vec<&Asset> = MODELS.iter().chain(TEXTS).collect();
+    let chosen: Vec<&Asset> = if names.is_empty() {
+        all
+    } else {
+        names
+            .iter()
+            .map(|n| {
+                let lower = n.to_ascii_lowercase();
+                all.iter()
+                    .copied()
+                    .find(|a| a.names.contains(&lower.as_str()))
+                    .ok_or_else(|| anyhow!("'{n}' is not a known asset"))
+            })
+            .collect::<Result<_>>()?
+    };
+    verify_assets(root, &chosen)
+}
+
+/// [`verify_cache`] of `assets`.
+pub fn verify_assets(root: &Path, assets: &[&Asset]) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    let mut bad = Vec::new();
+    for a in assets {
+        let path = root.join(a.dir).join(a.file);
+        if !path.is_file() {
+            lines.push(format!("{}: not in the cache", path.display()));
+            continue;
+        }
+        let Some(want) = a.sha256 else {
+            lines.push(format!("{}: not pinned, nothing to check", path.display()));
+            continue;
+        };
+        let stamp = stamp_path(root, a);
+        let got = sha256_file(&path)?;
+        if got == want {
+            write_stamp(&path, &stamp, want);
+            lines.push(format!("{}: ok (SHA-256 {want})", path.display()));
+        } else {
+            std::fs::remove_file(&stamp).ok();
+            std::fs::remove_file(&path)
+                .with_context(|| format!("removing corrupted {}", path.display()))?;
+            bad.push(format!(
+                "{}: SHA-256 {got}, expected {want} — corrupted, removed (`airinfer fetch {}` \
+                 fetches it again)",
+                path.display(),
+                a.names[0]
+            ));
+        }
+    }
+    if !bad.is_empty() {
+        bail!("{}", bad.join("; "));
+    }
+    Ok(lines)
 }
 
 fn repo_kind(t: RepoType) -> &'static str {

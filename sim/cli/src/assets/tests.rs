@@ -350,3 +350,70 @@ fn an_unreachable_hub_fails_fast_and_names_the_file() {
     assert!(!root.join("models/g.gguf").exists() && !root.join("models/g.gguf.part").exists());
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// Flip one byte of `path` in place (same size); `keep_mtime` puts its modification time back.
+fn corrupt(path: &Path, keep_mtime: bool) {
+    let t = std::fs::metadata(path).unwrap().modified().unwrap();
+    let mut b = std::fs::read(path).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x55;
+    std::fs::write(path, &b).unwrap();
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    if keep_mtime {
+        f.set_modified(t).unwrap();
+    } else {
+        f.set_modified(t + std::time::Duration::from_secs(5))
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_cached_file_changed_since_verification_is_verified_again() {
+    let body = bytes(200_000, 3);
+    let hf = HfFile {
+        repo: "someone/tiny-GGUF",
+        repo_type: RepoType::Model,
+        revision: "main",
+        file: "tiny.Q4_1.gguf",
+        zip_member: None,
+    };
+    let path = "/someone/tiny-GGUF/resolve/main/tiny.Q4_1.gguf".to_string();
+    let (endpoint, log) = hub(vec![(path, body.clone())], false);
+    let asset = Asset {
+        names: &["tiny"],
+        dir: "models",
+        file: "tiny.gguf",
+        sha256: Some(leak(hex(&Sha256::digest(&body)))),
+        hf: Some(hf),
+        pypi: None,
+        what: "test",
+    };
+    let root = temp_root("reverify");
+    let got = ensure_from(&root, &asset, true, &endpoint).unwrap();
+    // corrupted in place, same size, a later modification time: hashed again, refused and
+    // fetched again (it used to be trusted on its size)
+    corrupt(&got, false);
+    let n = log.lock().unwrap().len();
+    assert_eq!(ensure_from(&root, &asset, true, &endpoint).unwrap(), got);
+    assert_eq!(std::fs::read(&got).unwrap(), body);
+    assert!(log.lock().unwrap().len() > n, "fetched again");
+    // corrupted with the modification time put back: the stamp cannot tell, `fetch --verify`
+    // hashes it anyway, names it and removes it
+    assert_eq!(
+        verify_assets(&root, &[&asset]).unwrap(),
+        [format!(
+            "{}: ok (SHA-256 {})",
+            got.display(),
+            asset.sha256.unwrap()
+        )]
+    );
+    corrupt(&got, true);
+    let e = verify_assets(&root, &[&asset]).unwrap_err().to_string();
+    assert!(
+        e.contains(&got.display().to_string()) && e.contains("corrupted") && !e.contains('\n'),
+        "{e}"
+    );
+    assert!(!got.exists());
+    assert!(!root.join("models/.tiny.gguf.verified").exists());
+    std::fs::remove_dir_all(&root).ok();
+}

@@ -33,12 +33,19 @@ pub struct RunArgs {
     /// The experiment file (TOML).
     pub file: PathBuf,
     /// Results directory (default: results/<name>, or results/<name>/shard-I-of-N with --shard).
+    /// One writer at a time: while a `run` or `merge` writes a directory, another fails at once
+    /// naming its PID (the shards of one campaign may run into one directory together). A
+    /// directory holding another experiment (another name in its experiment.json) is refused
+    /// unless --force.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Run only the runs whose index ≡ I (mod N), e.g. 0/4 (for job arrays; join with `merge`).
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<(usize, usize)>,
-    /// Redo finished runs instead of skipping them.
+    /// Redo finished runs instead of skipping them; also write into a results directory that
+    /// holds another experiment (one whose experiment.json has another name), which is refused
+    /// otherwise. The same experiment with edited parameters is a resume, not another
+    /// experiment: runs whose configuration or input files changed are redone, the rest kept.
     #[arg(long)]
     pub force: bool,
     /// Nothing on the terminal but errors.
@@ -90,6 +97,9 @@ pub struct MergeArgs {
     /// Shard results directories.
     #[arg(required = true)]
     pub dirs: Vec<PathBuf>,
+    /// Write into --out even if it holds the results of another experiment (another name).
+    #[arg(long)]
+    pub force: bool,
     /// Nothing on the terminal but errors.
     #[arg(long)]
     pub quiet: bool,
@@ -241,6 +251,22 @@ pub fn run(a: RunArgs) -> Result<()> {
                 pb.set_message(format!("run {}", run.index));
             }
         }
+        Progress::Failed(run, why) => {
+            if let Some(pb) = &pb {
+                pb.inc(1);
+                if !a.quiet {
+                    let line = format!(
+                        "run {} (point {}, rep {}) failed: {why}",
+                        run.index, run.point.index, run.replication
+                    );
+                    if pb.is_hidden() {
+                        eprintln!("{line}");
+                    } else {
+                        pb.println(line);
+                    }
+                }
+            }
+        }
         Progress::Done(run, rec) => {
             if let Some(pb) = &pb {
                 pb.inc(1);
@@ -389,7 +415,7 @@ pub fn plot(a: PlotArgs) -> Result<()> {
 
 /// `airinfer merge --out DIR SHARD…`.
 pub fn merge(a: MergeArgs) -> Result<()> {
-    let (st, missing) = store::merge(&a.out, &a.dirs)?;
+    let (st, missing) = store::merge(&a.out, &a.dirs, a.force)?;
     let (summary, files) = redraw(&st.dir, &st.meta.plots, &st.meta)?;
     if !a.quiet {
         print_table(&st, &summary);

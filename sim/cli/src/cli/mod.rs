@@ -40,9 +40,13 @@ pub enum Command {
     /// Fetch and verify catalogue assets into the cache (models: smollm2-135m; texts: lee-news,
     /// wikitext-2) and print their paths.
     Fetch {
-        /// Asset names.
-        #[arg(required = true)]
+        /// Asset names (with --verify: all cached assets when none is named).
+        #[arg(required_unless_present = "verify")]
         names: Vec<String>,
+        /// Hash the cached files again against their pinned SHA-256, whatever their stamps say;
+        /// a file that does not match is removed and named in the error (exit 1).
+        #[arg(long)]
+        verify: bool,
     },
     /// Show a model's architecture, tensor types and memory per device.
     Inspect(llm::InspectArgs),
@@ -105,30 +109,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .build_global()?;
     }
     match cli.command {
-        Command::Fetch { names } => {
+        Command::Fetch {
+            names,
+            verify: true,
+        } => {
+            for line in crate::assets::verify_cache(&crate::assets::cache_dir(), &names)? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Fetch { names, .. } => {
+            use crate::assets::{MODELS, TEXTS};
             for n in names {
-                let p = match crate::assets::resolve_model(&n, false) {
-                    Ok(p) => p,
-                    Err(_)
-                        if crate::assets::TEXTS
-                            .iter()
-                            .any(|a| a.names.contains(&n.as_str())) =>
-                    {
-                        crate::assets::resolve_text(&n, false)?
-                    }
-                    Err(_) => anyhow::bail!(
+                let lower = n.to_ascii_lowercase();
+                let known = |c: &[crate::assets::Asset]| {
+                    c.iter().any(|a| a.names.contains(&lower.as_str()))
+                };
+                // a known asset that cannot be fetched or verified says why (it used to be
+                // reported as unknown)
+                let p = if known(MODELS) {
+                    crate::assets::resolve_model(&n, false)?
+                } else if known(TEXTS) {
+                    crate::assets::resolve_text(&n, false)?
+                } else {
+                    anyhow::bail!(
                         "'{n}' is not a known asset (models: {}; texts: {})",
-                        crate::assets::MODELS
+                        MODELS
                             .iter()
                             .map(|a| a.names[0])
                             .collect::<Vec<_>>()
                             .join(", "),
-                        crate::assets::TEXTS
+                        TEXTS
                             .iter()
                             .map(|a| a.names[0])
                             .collect::<Vec<_>>()
                             .join(", ")
-                    ),
+                    );
                 };
                 println!("{}", p.display());
             }

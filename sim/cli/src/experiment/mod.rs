@@ -58,6 +58,78 @@ pub struct Point {
     pub spec: Spec,
     /// The swept keys and their values (tables flattened to their leaves), as CSV cells.
     pub params: Vec<(String, String)>,
+    /// The files its runs read (key, path, SHA-256 of the contents): part of the run hash, so
+    /// an edited input redoes the runs that read it.
+    pub inputs: Vec<Input>,
+}
+
+/// A file a run reads, hashed by content.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Input {
+    /// The key naming it (`eval.text`, `model.name`, `devices.profiles_file`).
+    pub key: String,
+    /// Its path.
+    pub path: PathBuf,
+    /// SHA-256 of its bytes, hex.
+    pub sha256: String,
+}
+
+/// SHA-256 of a file's bytes (hex), remembered for this process by (canonical path, size,
+/// modification time): a campaign's points share their model and text, and a 100 MB GGUF is
+/// read once, not once per point.
+pub fn file_digest(path: &Path) -> std::io::Result<String> {
+    use std::collections::HashMap;
+    use std::io::Read;
+    use std::sync::{Mutex, OnceLock};
+    type Key = (PathBuf, u64, Option<std::time::SystemTime>);
+    static CACHE: OnceLock<Mutex<HashMap<Key, String>>> = OnceLock::new();
+    let canon = std::fs::canonicalize(path)?;
+    let md = std::fs::metadata(&canon)?;
+    let key: Key = (canon.clone(), md.len(), md.modified().ok());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(h) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(h.clone());
+    }
+    let mut f = std::fs::File::open(&canon)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, hex.clone());
+    Ok(hex)
+}
+
+/// The files a run of `spec` reads, by the key that names them (catalogue assets are not
+/// files of the experiment: their names stand for pinned, verified contents).
+pub fn input_files(
+    spec: &Spec,
+    dir: &dyn Fn(&str) -> PathBuf,
+) -> Result<Vec<(String, PathBuf)>, spec::Invalid> {
+    let mut out = Vec::new();
+    if let Some(f) = &spec.devices.profiles_file {
+        out.push((
+            "devices.profiles_file".to_string(),
+            spec::relative_to(&dir("devices.profiles_file"), f),
+        ));
+    }
+    if spec.kind == Kind::Eval || (spec.kind == Kind::Systems && spec.system.perplexity) {
+        if let Some(p) = spec.model_file(dir)? {
+            out.push(("model.name".to_string(), p));
+        }
+        if let Some(p) = spec.text_file(dir)? {
+            out.push(("eval.text".to_string(), p));
+        }
+    }
+    Ok(out)
 }
 
 /// One run: a point and a replication.
@@ -285,6 +357,20 @@ impl Experiment {
             let spec: Spec = typed(&doc, &settings, t.clone())?;
             spec.validate(&|key| dir_of(&doc, &settings, key))
                 .map_err(|(key, msg)| locate(&doc, &settings, &key, &msg))?;
+            let mut inputs = Vec::new();
+            for (key, path) in input_files(&spec, &|key| dir_of(&doc, &settings, key))
+                .map_err(|(key, msg)| locate(&doc, &settings, &key, &msg))?
+            {
+                let sha256 = file_digest(&path).map_err(|e| {
+                    locate(
+                        &doc,
+                        &settings,
+                        &key,
+                        &format!("cannot read '{}': {e}", path.display()),
+                    )
+                })?;
+                inputs.push(Input { key, path, sha256 });
+            }
             let mut params = Vec::new();
             for p in sweep.paths() {
                 if let Some(v) = get_path(&t, &p) {
@@ -301,9 +387,23 @@ impl Experiment {
                 settings,
                 spec,
                 params,
+                inputs,
             });
         }
-        let resolved = serde_json::to_vec(&doc.table).unwrap_or_default();
+        let mut resolved = serde_json::to_vec(&doc.table).unwrap_or_default();
+        // the contents of the files the runs read are part of the experiment, too (by key and
+        // contents, not path: shards started from other directories are the same experiment)
+        let mut inputs: Vec<(&str, &str)> = points
+            .iter()
+            .flat_map(|p| &p.inputs)
+            .map(|i| (i.key.as_str(), i.sha256.as_str()))
+            .collect();
+        inputs.sort();
+        inputs.dedup();
+        if !inputs.is_empty() {
+            resolved.extend_from_slice(b"/inputs:");
+            resolved.extend(serde_json::to_vec(&inputs).unwrap_or_default());
+        }
         let exp = Experiment {
             file: path.to_path_buf(),
             name,
@@ -344,7 +444,7 @@ impl Experiment {
             point,
             replication,
             seed,
-            hash: run_hash(&point.spec, replication),
+            hash: run_hash(&point.spec, replication, &point.inputs),
         }
     }
 
@@ -430,8 +530,10 @@ pub fn run_seed(seed: u64, replication: usize) -> u64 {
     airinfer_phy::rng::stream(seed, &[0x5EED, replication as u64]).next_u64()
 }
 
-/// Hash of what a run's numbers depend on: the sections its kind reads, and the replication.
-pub fn run_hash(spec: &Spec, replication: usize) -> String {
+/// Hash of what a run's numbers depend on: the sections its kind reads, the replication, and
+/// the contents of the files it reads (`inputs`; none leaves the hash as it was before inputs
+/// were hashed, so results of file-free experiments stay valid).
+pub fn run_hash(spec: &Spec, replication: usize, inputs: &[Input]) -> String {
     let v = match spec.kind {
         Kind::Eval => serde_json::json!([
             spec.kind,
@@ -486,7 +588,26 @@ pub fn run_hash(spec: &Spec, replication: usize) -> String {
             }
         ]),
     };
-    sha256_hex(format!("{v}/{replication}/{}", kinds::VERSION).as_bytes())
+    let mut text = format!("{v}/{replication}/{}", kinds::VERSION);
+    for i in inputs {
+        // by key and contents: the same bytes under another path give the same numbers
+        text.push_str(&format!("/{}={}", i.key, i.sha256));
+    }
+    sha256_hex(text.as_bytes())
+}
+
+/// The test hook `AIRINFER_TEST_RUN_DELAY_MS=N`: every run takes N ms longer, so that tests
+/// can have two writers overlap. None when unset; an error names the variable when malformed.
+fn test_run_delay() -> anyhow::Result<Option<std::time::Duration>> {
+    const VAR: &str = "AIRINFER_TEST_RUN_DELAY_MS";
+    let Ok(v) = std::env::var(VAR) else {
+        return Ok(None);
+    };
+    let ms: u64 = v
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{VAR}={v}: expected milliseconds"))?;
+    Ok(Some(std::time::Duration::from_millis(ms)))
 }
 
 /// How a campaign is run.
@@ -496,7 +617,7 @@ pub struct CampaignOptions {
     pub out: PathBuf,
     /// Run only runs ≡ I (mod N).
     pub shard: Option<(usize, usize)>,
-    /// Redo finished runs.
+    /// Redo finished runs, and write into a directory holding another experiment.
     pub force: bool,
     /// No fetch messages.
     pub quiet: bool,
@@ -515,6 +636,8 @@ pub enum Progress<'a> {
     Begin(&'a Run<'a>),
     /// A run finished.
     Done(&'a Run<'a>, &'a store::RunRecord),
+    /// A run failed numerically (a measured metric is NaN or infinite): why.
+    Failed(&'a Run<'a>, &'a str),
 }
 
 impl Experiment {
@@ -535,6 +658,12 @@ impl Experiment {
             shard,
             param_columns: self.param_columns.clone(),
             run_hashes: self.runs().map(|r| r.hash).collect(),
+            inputs: self
+                .points
+                .iter()
+                .flat_map(|p| &p.inputs)
+                .map(|i| (i.path.display().to_string(), i.sha256.clone()))
+                .collect(),
             plots: self.base.plot.clone(),
             table: self.base.table.clone(),
             started_at: store::now_rfc3339(),
@@ -554,7 +683,13 @@ impl Experiment {
         if let Some((i, n)) = opts.shard {
             anyhow::ensure!(n >= 1 && i < n, "--shard {i}/{n}: need 0 ≤ I < N");
         }
-        let mut st = store::Store::open(&opts.out, self.meta(opts.shard))?;
+        let what = format!(
+            "airinfer run {}{}",
+            self.file.display(),
+            opts.shard
+                .map_or(String::new(), |(i, n)| format!(" --shard {i}/{n}"))
+        );
+        let mut st = store::Store::open_as(&opts.out, self.meta(opts.shard), opts.force, &what)?;
         let mine: Vec<usize> = (0..self.n_runs())
             .filter(|i| opts.shard.is_none_or(|(s, n)| i % n == s))
             .collect();
@@ -569,13 +704,19 @@ impl Experiment {
         });
         st.write_views()?;
         let crash = store::crash_point()?;
+        let delay = test_run_delay()?;
         let mut ws = kinds::Workspace::new(opts.quiet);
-        for (done, i) in todo.into_iter().enumerate() {
+        let mut failed: Vec<String> = Vec::new();
+        let mut recorded = 0;
+        for i in todo {
             let run = self.run(i);
             progress(Progress::Begin(&run));
             let started_at = store::now_rfc3339();
             let t0 = std::time::Instant::now();
-            let rows =
+            if let Some(d) = delay {
+                std::thread::sleep(d);
+            }
+            let mut rows =
                 kinds::execute(&run, &|key| self.dir(run.point, key), &mut ws).map_err(|e| {
                     let params: Vec<String> = run
                         .point
@@ -593,6 +734,7 @@ impl Experiment {
                         params.join(", ")
                     )
                 })?;
+            kinds::inject_nan(run.index, &mut rows)?;
             let rec = store::RunRecord {
                 run: run.index,
                 point: run.point.index,
@@ -604,12 +746,37 @@ impl Experiment {
                 started_at,
                 elapsed_s: t0.elapsed().as_secs_f64(),
             };
+            // a NaN or infinite measurement is a numerical failure, not a result: recorded as
+            // failed (kept out of the results, redone on resume), and the campaign goes on with
+            // the other runs but ends in an error
+            if let Some(why) = kinds::numerical_failure(&run.point.spec, &rec.rows) {
+                let why = format!("{why} (a non-finite measurement)");
+                let file = st.record_failed(&rec, &why)?;
+                progress(Progress::Failed(&run, &why));
+                failed.push(format!("run {} {why}, see {}", run.index, file.display()));
+                continue;
+            }
+            recorded += 1;
             st.record_with(rec.clone(), &mut |stage| {
-                if crash == Some((done + 1, stage)) {
+                if crash == Some((recorded, stage)) {
                     std::process::abort();
                 }
             })?;
             progress(Progress::Done(&run, &rec));
+        }
+        if !failed.is_empty() {
+            anyhow::bail!(
+                "{}: {} of {} runs failed numerically ({}); they are not results: fix the cause and \
+                 run again to redo them",
+                self.file.display(),
+                failed.len(),
+                mine.len(),
+                if failed.len() > 5 {
+                    format!("{}; and {} more", failed[..5].join("; "), failed.len() - 5)
+                } else {
+                    failed.join("; ")
+                }
+            );
         }
         if mine.iter().all(|&i| st.done(i)) {
             st.finish()?;

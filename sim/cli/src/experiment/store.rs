@@ -4,6 +4,9 @@
 //! experiment.json   metadata: resolved config and its hash, airinfer version, git commit, seed,
 //!                   start/end time, columns, plots, one hash per run
 //! runs/NNNNNN.json  one file per finished run (its rows, parameters, seed, hash, wall time)
+//! runs/NNNNNN.failed.json  a run that failed numerically (not a result; redone on resume)
+//! .airinfer.lock    the writer's lock (PID and command inside); shards sharing the directory
+//!                   hold .airinfer.lock.shard-I-of-N each, and .airinfer.lock.meta in turns
 //! results.csv       one row per (run, metric set): run, point, replication, seed, swept keys,
 //!                   keys, metrics — sorted by run
 //! summary.csv       per (point, keys): replications, and for every metric its mean and the
@@ -11,8 +14,10 @@
 //! ```
 //! Every file is written to a temporary name and renamed, so an interrupted campaign leaves
 //! complete files only; the run files are the record, the CSVs are views rebuilt from them after
-//! every run. A run is done when its file exists with the run's current hash: re-running resumes,
-//! and runs whose configuration changed are redone.
+//! every run. A run is done when its file exists with the run's current hash (configuration and
+//! the contents of the files it reads): re-running resumes, and runs whose configuration or
+//! inputs changed are redone. One process writes a directory at a time ([`lock_dir`]), except
+//! the shards of one campaign, which share it.
 
 use super::kinds::Row;
 use super::spec::{Kind, PlotSpec, TableSpec};
@@ -55,6 +60,9 @@ pub struct Meta {
     pub param_columns: Vec<String>,
     /// The hash of every run, by index.
     pub run_hashes: Vec<String>,
+    /// The files the runs read and the SHA-256 of their contents (covered by the hashes).
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
     /// Figures.
     pub plots: Vec<PlotSpec>,
     /// The final table.
@@ -149,18 +157,209 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         path.extension().and_then(|e| e.to_str()).unwrap_or(""),
         std::process::id()
     ));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    let r = (|| {
+        let mut f =
+            std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(bytes)
+            .and_then(|_| f.sync_all())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    })();
+    if r.is_err() {
+        // no temporary file outlives a failed write (a partial one, or one that could not be
+        // renamed into place)
+        std::fs::remove_file(&tmp).ok();
+    }
+    r
 }
 
 /// The time now, RFC 3339 UTC to the second.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// The lock file of a results directory: whoever writes into the directory holds it (`run` and
+/// `merge` exclusively; the shards of one campaign run into one directory share it, each holding
+/// its own `.airinfer.lock.shard-I-of-N` besides). It holds the writer's PID and command.
+pub const LOCK: &str = ".airinfer.lock";
+
+/// A results directory held for writing: released when dropped, or by the system when the
+/// process dies (advisory `flock`s, so a killed writer leaves no stale lock behind).
+#[derive(Debug)]
+pub struct DirLock {
+    _files: Vec<std::fs::File>,
+}
+
+fn open_lock_file(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("opening lock file {}", path.display()))
+}
+
+/// Write who holds a lock into its file.
+fn stamp_lock(f: &mut std::fs::File, what: &str) {
+    use std::io::Seek;
+    let _ = f.set_len(0);
+    let _ = f.seek(std::io::SeekFrom::Start(0));
+    let _ = writeln!(f, "pid {} ({what})", std::process::id());
+}
+
+/// What the lock file at `path` says of its holder.
+fn holder(path: &Path) -> String {
+    let s = std::fs::read_to_string(path).unwrap_or_default();
+    match s.trim() {
+        "" => "a process that has not written its PID yet".into(),
+        t => t.to_string(),
+    }
+}
+
+/// Whether someone holds the lock of `path` (probing with a shared lock).
+fn is_held(path: &Path) -> bool {
+    std::fs::File::open(path)
+        .is_ok_and(|f| matches!(f.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock)))
+}
+
+/// The shard locks of `dir` currently held, other than `except`: their holders.
+fn running_shards(dir: &Path, except: Option<&Path>) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let prefix = format!("{LOCK}.shard-");
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+                && Some(p.as_path()) != except
+        })
+        .collect();
+    paths.sort();
+    for p in paths {
+        if is_held(&p) {
+            out.push(holder(&p));
+        }
+    }
+    out
+}
+
+/// Who is writing into `dir`: the running shards, else the holder of the lock.
+fn holders(dir: &Path) -> String {
+    let shards = running_shards(dir, None);
+    if shards.is_empty() {
+        holder(&dir.join(LOCK))
+    } else {
+        shards.join(", ")
+    }
+}
+
+/// Take `dir` (which exists) for writing: alone (`shard` None), or as shard I/N of a campaign
+/// whose shards may run into one directory together. Fails at once, naming the holder, when
+/// another process writes there. `what` describes this writer in the lock file.
+pub fn lock_dir(dir: &Path, shard: Option<(usize, usize)>, what: &str) -> Result<DirLock> {
+    use std::fs::TryLockError::WouldBlock;
+    let busy = |who: String| {
+        anyhow::anyhow!(
+            "{}: another airinfer is writing into this results directory ({who}); wait for it \
+             to finish, or write elsewhere with --out",
+            dir.display()
+        )
+    };
+    let main = dir.join(LOCK);
+    let mut files = Vec::new();
+    match shard {
+        None => {
+            let mut f = open_lock_file(&main)?;
+            match f.try_lock() {
+                Ok(()) => stamp_lock(&mut f, what),
+                Err(WouldBlock) => return Err(busy(holders(dir))),
+                Err(std::fs::TryLockError::Error(e)) => {
+                    bail!("locking {}: {e}", main.display())
+                }
+            }
+            files.push(f);
+        }
+        Some((i, n)) => {
+            // the shard's own lock first: whoever fails to take the directory's then finds
+            // every running shard by its file
+            let own = dir.join(format!("{LOCK}.shard-{i}-of-{n}"));
+            let mut f = open_lock_file(&own)?;
+            match f.try_lock() {
+                Ok(()) => stamp_lock(&mut f, what),
+                Err(WouldBlock) => return Err(busy(holder(&own))),
+                Err(std::fs::TryLockError::Error(e)) => {
+                    bail!("locking {}: {e}", own.display())
+                }
+            }
+            files.push(f);
+            let m = open_lock_file(&main)?;
+            match m.try_lock_shared() {
+                Ok(()) => {}
+                Err(WouldBlock) => return Err(busy(holder(&main))),
+                Err(std::fs::TryLockError::Error(e)) => {
+                    bail!("locking {}: {e}", main.display())
+                }
+            }
+            files.push(m);
+        }
+    }
+    Ok(DirLock { _files: files })
+}
+
+/// Run `f` holding `dir`'s short lock on its metadata and views (the shards of a campaign
+/// writing one directory take turns with it).
+fn with_meta_lock<T>(dir: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let path = dir.join(format!("{LOCK}.meta"));
+    let l = open_lock_file(&path)?;
+    l.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    let r = f();
+    drop(l);
+    r
+}
+
+/// Refuse to write the campaign `meta` into `dir` when it holds another experiment (another
+/// name) unless `force`, or when shards of another configuration are running there.
+fn check_owner(dir: &Path, meta: &Meta, force: bool, own_lock: Option<&Path>) -> Result<()> {
+    let path = dir.join("experiment.json");
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(());
+    };
+    let Ok(old) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Ok(()); // a torn file of an older version: rewritten below
+    };
+    let name = old.get("name").and_then(|v| v.as_str()).unwrap_or("");
+    let hash = old
+        .get("experiment_hash")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    let short = &hash[..12.min(hash.len())];
+    if !force && !name.is_empty() && name != meta.name {
+        bail!(
+            "{}: holds the results of experiment '{name}' (hash {short}), not of '{}': write \
+             elsewhere with --out, or pass --force to write over them",
+            dir.display(),
+            meta.name
+        );
+    }
+    if meta.shard.is_some() && hash != meta.experiment_hash {
+        let others = running_shards(dir, own_lock);
+        if !others.is_empty() {
+            bail!(
+                "{}: shards of another configuration of '{name}' (hash {short}) are running into \
+                 it ({}); wait for them to finish, or write elsewhere with --out",
+                dir.display(),
+                others.join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A results directory.
@@ -171,10 +370,19 @@ pub struct Store {
     pub meta: Meta,
     /// Finished runs (current hashes only), by index.
     pub records: BTreeMap<usize, RunRecord>,
+    /// The lock held while writing (None: opened for reading).
+    lock: Option<DirLock>,
+    /// Run files of other shards looked at, with their modification time.
+    seen: BTreeMap<PathBuf, Option<std::time::SystemTime>>,
 }
 
 fn run_file(dir: &Path, run: usize) -> PathBuf {
     dir.join("runs").join(format!("{run:06}.json"))
+}
+
+/// The record of a run that failed (kept for inspection; not a result, and the run is redone).
+pub fn failed_file(dir: &Path, run: usize) -> PathBuf {
+    dir.join("runs").join(format!("{run:06}.failed.json"))
 }
 
 /// Finished runs in `dir/runs` whose hash matches `hashes` (others are stale or foreign).
@@ -204,18 +412,83 @@ fn load_records(dir: &Path, hashes: &[String]) -> Result<BTreeMap<usize, RunReco
 
 impl Store {
     /// Open (create) `dir` for a campaign described by `meta`, keeping finished runs whose hash
-    /// still matches.
+    /// still matches ([`Store::open_as`] without `--force`).
     pub fn open(dir: &Path, meta: Meta) -> Result<Store> {
+        Store::open_as(dir, meta, false, "airinfer")
+    }
+
+    /// Open (create) `dir` for writing the campaign `meta` (its shard `meta.shard`, if any): take
+    /// its lock for as long as the store lives ([`lock_dir`]; `what` names this writer), refuse a
+    /// directory holding another experiment unless `force`, keep finished runs whose hash still
+    /// matches and write the metadata.
+    pub fn open_as(dir: &Path, meta: Meta, force: bool, what: &str) -> Result<Store> {
         std::fs::create_dir_all(dir.join("runs"))
             .with_context(|| format!("creating results directory {}", dir.display()))?;
-        let records = load_records(dir, &meta.run_hashes)?;
-        let s = Store {
+        let lock = lock_dir(dir, meta.shard, what)?;
+        let own = meta
+            .shard
+            .map(|(i, n)| dir.join(format!("{LOCK}.shard-{i}-of-{n}")));
+        let records = with_meta_lock(dir, || {
+            check_owner(dir, &meta, force, own.as_deref())?;
+            let records = load_records(dir, &meta.run_hashes)?;
+            write_atomic(
+                &dir.join("experiment.json"),
+                &serde_json::to_vec_pretty(&meta)?,
+            )?;
+            Ok(records)
+        })?;
+        Ok(Store {
             dir: dir.to_path_buf(),
             meta,
             records,
+            lock: Some(lock),
+            seen: BTreeMap::new(),
+        })
+    }
+
+    /// Whether this store holds its directory's lock (opened for writing).
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    /// A shard's view of the directory: the runs other shards finished there meanwhile.
+    fn refresh(&mut self) -> Result<()> {
+        if self.meta.shard.is_none() {
+            return Ok(()); // the only writer: the records are the directory's
+        }
+        let Ok(entries) = std::fs::read_dir(self.dir.join("runs")) else {
+            return Ok(());
         };
-        s.write_meta()?;
-        Ok(s)
+        for e in entries {
+            let p = e?.path();
+            let Some(run) = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+                .filter(|n| n.len() == 6)
+                .and_then(|n| n.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            if self.records.contains_key(&run) {
+                continue;
+            }
+            let mtime = std::fs::metadata(&p).ok().and_then(|m| m.modified().ok());
+            if self.seen.get(&p) == Some(&mtime) {
+                continue;
+            }
+            self.seen.insert(p.clone(), mtime);
+            let Ok(rec) = std::fs::read(&p)
+                .map_err(anyhow::Error::from)
+                .and_then(|b| Ok(serde_json::from_slice::<RunRecord>(&b)?))
+            else {
+                continue;
+            };
+            if rec.run == run && self.meta.run_hashes.get(run) == Some(&rec.hash) {
+                self.records.insert(run, rec);
+            }
+        }
+        Ok(())
     }
 
     /// Load an existing results directory.
@@ -234,6 +507,8 @@ impl Store {
             dir: dir.to_path_buf(),
             meta,
             records,
+            lock: None,
+            seen: BTreeMap::new(),
         })
     }
 
@@ -261,6 +536,7 @@ impl Store {
             &run_file(&self.dir, rec.run),
             &serde_json::to_vec_pretty(&rec)?,
         )?;
+        std::fs::remove_file(failed_file(&self.dir, rec.run)).ok();
         self.records.insert(rec.run, rec);
         at(CrashStage::Json);
         self.write_views()?;
@@ -268,10 +544,32 @@ impl Store {
         Ok(())
     }
 
-    /// Mark the campaign finished.
+    /// Record a run that failed (`reason`) as `runs/NNNNNN.failed.json`: not a finished run,
+    /// so it is left out of the views and redone on resume. Returns the file.
+    pub fn record_failed(&mut self, rec: &RunRecord, reason: &str) -> Result<PathBuf> {
+        let path = failed_file(&self.dir, rec.run);
+        let v = serde_json::json!({ "failed": reason, "record": rec });
+        write_atomic(&path, &serde_json::to_vec_pretty(&v)?)?;
+        // a finished record of an older configuration must not stand in for it either
+        if self.records.remove(&rec.run).is_some() {
+            std::fs::remove_file(run_file(&self.dir, rec.run)).ok();
+            self.write_views()?;
+        }
+        Ok(path)
+    }
+
+    /// Mark the campaign finished (a directory that shards filled together becomes the whole
+    /// campaign's once every run is in).
     pub fn finish(&mut self) -> Result<()> {
-        self.meta.finished_at = Some(now_rfc3339());
-        self.write_meta()
+        let dir = self.dir.clone();
+        with_meta_lock(&dir, || {
+            self.refresh()?;
+            if self.records.len() == self.meta.runs {
+                self.meta.shard = None;
+            }
+            self.meta.finished_at = Some(now_rfc3339());
+            self.write_meta()
+        })
     }
 
     /// `results.csv` as a table.
@@ -279,11 +577,16 @@ impl Store {
         results_table(&self.meta, self.records.values())
     }
 
-    /// Rewrite results.csv and summary.csv.
-    pub fn write_views(&self) -> Result<()> {
-        let r = self.results();
-        r.write_csv(&self.dir.join("results.csv"))?;
-        summary(&self.meta, &r).write_csv(&self.dir.join("summary.csv"))
+    /// Rewrite results.csv and summary.csv: from every finished run in the directory (a
+    /// shard's and the other shards' writing into it too), one writer at a time.
+    pub fn write_views(&mut self) -> Result<()> {
+        let dir = self.dir.clone();
+        with_meta_lock(&dir, || {
+            self.refresh()?;
+            let r = self.results();
+            r.write_csv(&self.dir.join("results.csv"))?;
+            summary(&self.meta, &r).write_csv(&self.dir.join("summary.csv"))
+        })
     }
 }
 
@@ -454,7 +757,7 @@ pub fn summary(meta: &Meta, results: &Table) -> Table {
 /// Join shard directories into `out`: they must come from the same experiment (same hash);
 /// every run found is copied; the views, metadata and figures are rebuilt. Returns the store and
 /// the number of runs still missing.
-pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<(Store, usize)> {
+pub fn merge(out: &Path, dirs: &[PathBuf], force: bool) -> Result<(Store, usize)> {
     if dirs.is_empty() {
         bail!("merge: name at least one results directory");
     }
@@ -481,7 +784,7 @@ pub fn merge(out: &Path, dirs: &[PathBuf]) -> Result<(Store, usize)> {
         .min()
         .unwrap_or_default();
     meta.finished_at = None;
-    let mut store = Store::open(out, meta)?;
+    let mut store = Store::open_as(out, meta, force, "airinfer merge")?;
     for s in &shards {
         for rec in s.records.values() {
             if !store.done(rec.run) {

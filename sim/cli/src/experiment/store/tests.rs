@@ -36,6 +36,7 @@ fn meta() -> Meta {
         shard: None,
         param_columns: vec!["channel.snr_db".into()],
         run_hashes: vec!["a".into(), "b".into(), "c".into(), "d".into()],
+        inputs: Default::default(),
         plots: vec![],
         table: TableSpec::default(),
         started_at: String::new(),
@@ -146,15 +147,50 @@ fn merge_refuses_other_experiments() {
     let mut m2 = meta();
     m2.experiment_hash = "other".into();
     Store::open(&base.join("b"), m2).unwrap();
-    let e = merge(&base.join("out"), &[base.join("a"), base.join("b")])
+    let e = merge(&base.join("out"), &[base.join("a"), base.join("b")], false)
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("another experiment"), "{e}");
     let mut b = Store::open(&base.join("c"), meta()).unwrap();
     b.record(rec(3, "d", 2.0)).unwrap();
-    let (m, missing) = merge(&base.join("out"), &[base.join("a"), base.join("c")]).unwrap();
+    let (m, missing) = merge(&base.join("out"), &[base.join("a"), base.join("c")], false).unwrap();
     assert_eq!((m.records.len(), missing), (2, 2));
     assert!(m.meta.finished_at.is_none());
     std::fs::remove_dir_all(&base).ok();
+}
+
+/// The temporary files of [`write_atomic`] in `dir`.
+fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect()
+}
+
+#[test]
+fn a_failed_atomic_write_leaves_no_temporary_file() {
+    let d = std::env::temp_dir().join(format!("airinfer-atomic-{}", std::process::id()));
+    std::fs::remove_dir_all(&d).ok();
+    std::fs::create_dir_all(&d).unwrap();
+    // the rename fails: the target is a non-empty directory
+    let target = d.join("results.csv");
+    std::fs::create_dir_all(target.join("inside")).unwrap();
+    let e = write_atomic(&target, b"x").unwrap_err();
+    assert!(format!("{e:#}").contains("results.csv"), "{e:#}");
+    assert_eq!(temporaries(&d), Vec::<String>::new());
+    // the write fails: the temporary file cannot be written (a directory is in its place)
+    let target = d.join("experiment.json");
+    let tmp = d.join(format!("experiment.json.tmp-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    assert!(write_atomic(&target, b"x").is_err());
+    assert!(!target.exists());
+    std::fs::remove_dir_all(&tmp).unwrap();
+    // and a good write leaves only its target
+    write_atomic(&target, b"y").unwrap();
+    assert_eq!(std::fs::read(&target).unwrap(), b"y");
+    assert_eq!(temporaries(&d), Vec::<String>::new());
+    std::fs::remove_dir_all(&d).ok();
 }
