@@ -1,0 +1,88 @@
+//! Issue 18, resource bounds decided before work starts: an experiment that `check` accepts
+//! never exhausts memory or aborts. Oversized waveform buffers, run counts and memory needs are
+//! one-line errors naming the key (exit 1) from `check` and from `run`, decided at once without
+//! expanding anything; `--threads` is capped at the hardware's.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn airinfer(args: &[&str]) -> (i32, String, String, Duration) {
+    let t0 = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_airinfer"))
+        .args(args)
+        .output()
+        .expect("run airinfer");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        t0.elapsed(),
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("airinfer-bounds-{}-{name}", std::process::id()));
+    std::fs::remove_dir_all(&d).ok();
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// `check FILE` and `run FILE` both fail at once with one line holding every word of `want`,
+/// writing nothing.
+fn refused(d: &Path, f: &str, extra: &[&str], want: &[&str]) {
+    let out = d.join("out").display().to_string();
+    for cmd in [vec!["check", f], vec!["run", f, "--out", &out, "--quiet"]] {
+        let mut args = cmd.clone();
+        args.extend(extra);
+        let (code, stdout, err, took) = airinfer(&args);
+        assert_eq!(code, 1, "{args:?}: exit {code}: {err}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        let line = err.trim();
+        assert_eq!(line.lines().count(), 1, "{args:?}: one line: {line}");
+        assert!(line.starts_with("error: "), "{line}");
+        for w in want {
+            assert!(line.contains(w), "{args:?}: '{w}' missing: {line}");
+        }
+        assert!(took < Duration::from_secs(20), "{args:?}: took {took:?}");
+        assert!(
+            !d.join("out").exists(),
+            "{args:?}: a refused campaign writes nothing"
+        );
+    }
+}
+
+const WAVEFORM: &str = "kind = \"allreduce\"\n[devices]\ncount = 2\n[channel]\nrx_antennas = 1\n\
+    [scheme]\nkind = \"aircomp\"\ndesign = \"zf\"\n[allreduce]\nrealisations = 2\n\
+    [waveform]\nlevel = \"waveform\"\n";
+
+#[test]
+fn threads_are_capped_at_the_hardware_unless_forced() {
+    let d = tmp("threads");
+    let f = write(&d, "e.toml", "kind = \"allreduce\"\n");
+    let hw = std::thread::available_parallelism().unwrap().get();
+    let many = (hw + 1).to_string();
+    let (code, out, err, _) = airinfer(&["--threads", &many, "check", &f]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("--threads {many}"))
+            && err.contains(&format!("runs {hw} threads at once"))
+            && err.contains("--force-threads"),
+        "{err}"
+    );
+    let (code, _, err, _) = airinfer(&["--threads", &many, "--force-threads", "check", &f]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err, _) = airinfer(&["--threads", &hw.to_string(), "check", &f]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _, _) = airinfer(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--force-threads"), "{out}");
+    std::fs::remove_dir_all(&d).ok();
+}
