@@ -63,6 +63,39 @@ const WAVEFORM: &str = "kind = \"allreduce\"\n[devices]\ncount = 2\n[channel]\nr
     [waveform]\nlevel = \"waveform\"\n";
 
 #[test]
+fn waveform_buffer_sizes_are_bounded_at_validation() {
+    let d = tmp("waveform");
+    // a timing offset of 1e9 samples passed `check`, then `run` was killed allocating 23 GB
+    let f = write(
+        &d,
+        "offset.toml",
+        &format!("{WAVEFORM}[[waveform.impairments]]\ntiming_offset_samples = 1e9\n"),
+    );
+    refused(
+        &d,
+        &f,
+        &[],
+        &[
+            "offset.toml:",
+            "waveform.impairments[0].timing_offset_samples",
+            "1000000000: at most 1000000 samples",
+        ],
+    );
+    // n_fft = 2^30 aborted allocating 34 GB
+    let f = write(&d, "fft.toml", &format!("{WAVEFORM}n_fft = 1073741824\n"));
+    refused(
+        &d,
+        &f,
+        &[],
+        &["fft.toml:", "waveform.n_fft", "1073741824: at most 65536"],
+    );
+    // the other OFDM sizes name their own key
+    let f = write(&d, "cp.toml", &format!("{WAVEFORM}cp_len = 64\n"));
+    refused(&d, &f, &[], &["waveform.cp_len", "must be < n_fft = 64"]);
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
 fn threads_are_capped_at_the_hardware_unless_forced() {
     let d = tmp("threads");
     let f = write(&d, "e.toml", "kind = \"allreduce\"\n");
