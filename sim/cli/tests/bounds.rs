@@ -119,3 +119,78 @@ fn threads_are_capped_at_the_hardware_unless_forced() {
     assert!(out.contains("--force-threads"), "{out}");
     std::fs::remove_dir_all(&d).ok();
 }
+#[test]
+fn run_counts_are_capped_before_the_sweep_is_expanded() {
+    let d = tmp("runs");
+    // 10^9 replications passed `check`, then `run` aborted allocating 96 GB
+    let f = write(
+        &d,
+        "reps.toml",
+        "kind = \"allreduce\"\nreplications = 1000000000\n",
+    );
+    refused(
+        &d,
+        &f,
+        &[],
+        &[
+            "reps.toml",
+            "replications",
+            "replications (1000000000) = 1000000000 runs: more than the 1000000",
+        ],
+    );
+    // 10^4 × 10^4 points made `check` abort allocating 208 GB
+    let f = write(
+        &d,
+        "grid.toml",
+        "kind = \"allreduce\"\n[sweep]\n\"channel.snr_db\" = { from = 0, to = 0.9999, step = 0.0001 }\n\
+         \"allreduce.realisations\" = { from = 1, to = 10000, step = 1 }\n",
+    );
+    refused(
+        &d,
+        &f,
+        &[],
+        &[
+            "grid.toml:2:",
+            ": sweep: channel.snr_db",
+            "channel.snr_db (10000 values) × allreduce.realisations (10000 values) = 100000000 points",
+            "more than the 100000",
+        ],
+    );
+    // four 10^5-value ranges made `check` panic with "capacity overflow"
+    let f = write(
+        &d,
+        "overflow.toml",
+        "kind = \"allreduce\"\n[sweep]\n\"channel.snr_db\" = { from = 0, to = 1, num = 100000 }\n\
+         \"channel.bandwidth_hz\" = { from = 1e6, to = 2e6, num = 100000 }\n\
+         \"channel.round_overhead_s\" = { from = 0, to = 1, num = 100000 }\n\
+         \"allreduce.realisations\" = { from = 1, to = 100000, step = 1 }\n",
+    );
+    refused(&d, &f, &[], &["sweep", "more than 2^64 points"]);
+    // points × replications over the cap: blamed on replications, the sweep named too
+    let f = write(
+        &d,
+        "both.toml",
+        "kind = \"allreduce\"\nreplications = 2000\n[sweep]\n\"channel.snr_db\" = { from = 0, to = 999, step = 1 }\n",
+    );
+    refused(
+        &d,
+        &f,
+        &[],
+        &[
+            "both.toml:2:1: replications",
+            "channel.snr_db (1000 values) × replications (2000) = 2000000 runs",
+        ],
+    );
+    // at the cap: accepted, counted and estimated
+    let f = write(
+        &d,
+        "ok.toml",
+        "kind = \"allreduce\"\nreplications = 1000000\n",
+    );
+    let (code, out, err, took) = airinfer(&["check", &f]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("= 1000000 runs"), "{out}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    std::fs::remove_dir_all(&d).ok();
+}
+

@@ -273,6 +273,11 @@ impl Experiment {
                 format!("'{name}': letters, digits, '-', '_' and '.' only (it names the results directory)"),
             ));
         }
+        // count the runs from the axes' lengths before building a point: a huge sweep is
+        // refused at once instead of exhausting memory (or overflowing the count)
+        if let Err((key, m)) = sweep.runs(base.replications) {
+            return Err(doc.error(key, m));
+        }
         let n_points = sweep.points();
         let mut points = Vec::with_capacity(n_points);
         let mut param_columns: Vec<String> = Vec::new();
