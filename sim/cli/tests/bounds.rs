@@ -92,33 +92,31 @@ fn waveform_buffer_sizes_are_bounded_at_validation() {
     // the other OFDM sizes name their own key
     let f = write(&d, "cp.toml", &format!("{WAVEFORM}cp_len = 64\n"));
     refused(&d, &f, &[], &["waveform.cp_len", "must be < n_fft = 64"]);
+    // the largest accepted sizes are checked against memory: an estimate, not an allocation
+    let f = write(
+        &d,
+        "big.toml",
+        &format!(
+            "{WAVEFORM}n_fft = 65536\ncp_len = 16\nn_used = 64\n\
+             [[waveform.impairments]]\ntiming_offset_samples = 1e6\n"
+        ),
+    );
+    let (code, out, err, _) = airinfer(&["check", &f]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("waveform sample buffers"), "{out}");
+    refused(
+        &d,
+        &f,
+        &["--max-memory", "64M"],
+        &[
+            "big.toml:",
+            "waveform.n_fft",
+            "more than the 67.1 MB allowed by --max-memory",
+        ],
+    );
     std::fs::remove_dir_all(&d).ok();
 }
 
-#[test]
-fn threads_are_capped_at_the_hardware_unless_forced() {
-    let d = tmp("threads");
-    let f = write(&d, "e.toml", "kind = \"allreduce\"\n");
-    let hw = std::thread::available_parallelism().unwrap().get();
-    let many = (hw + 1).to_string();
-    let (code, out, err, _) = airinfer(&["--threads", &many, "check", &f]);
-    assert_eq!(code, 1, "{out}{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(
-        err.contains(&format!("--threads {many}"))
-            && err.contains(&format!("runs {hw} threads at once"))
-            && err.contains("--force-threads"),
-        "{err}"
-    );
-    let (code, _, err, _) = airinfer(&["--threads", &many, "--force-threads", "check", &f]);
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err, _) = airinfer(&["--threads", &hw.to_string(), "check", &f]);
-    assert_eq!(code, 0, "{err}");
-    let (code, out, _, _) = airinfer(&["--help"]);
-    assert_eq!(code, 0);
-    assert!(out.contains("--force-threads"), "{out}");
-    std::fs::remove_dir_all(&d).ok();
-}
 #[test]
 fn run_counts_are_capped_before_the_sweep_is_expanded() {
     let d = tmp("runs");
@@ -190,7 +188,111 @@ fn run_counts_are_capped_before_the_sweep_is_expanded() {
     let (code, out, err, took) = airinfer(&["check", &f]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("= 1000000 runs"), "{out}");
+    assert!(out.contains("run records 2.0 GB [replications]"), "{out}");
     assert!(took < Duration::from_secs(20), "{took:?}");
     std::fs::remove_dir_all(&d).ok();
 }
 
+#[test]
+fn memory_beyond_the_machine_or_the_limit_is_refused_naming_the_key() {
+    let d = tmp("memory");
+    // every check prints its estimate and the limit it was checked against
+    let ok = write(
+        &d,
+        "ok.toml",
+        "kind = \"allreduce\"\n[devices]\ncount = 2\n",
+    );
+    let (code, out, err, _) = airinfer(&["check", &ok]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("  memory: about ") && out.contains("at the peak (Monte-Carlo buffers"),
+        "{out}"
+    );
+    assert!(
+        out.contains("(MemAvailable)") || out.contains("(MemTotal)") || out.contains("unknown"),
+        "{out}"
+    );
+    let (code, out, err, _) = airinfer(&["check", &ok, "--max-memory", "1G"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("of 1.1 GB allowed by --max-memory"), "{out}");
+    // 2 devices × 4e9 values of Monte-Carlo buffers: more than any machine here
+    let f = write(
+        &d,
+        "values.toml",
+        "kind = \"allreduce\"\n[devices]\ncount = 2\n[allreduce]\nrealisations = 1\nvalues = 4000000000\n",
+    );
+    refused(
+        &d,
+        &f,
+        &[],
+        &[
+            "values.toml:",
+            "allreduce.values",
+            "the campaign needs about 320 GB",
+            "--max-memory SIZE",
+        ],
+    );
+    // the real model: weights, KV caches, logits; under an explicit limit
+    let f = write(
+        &d,
+        "eval.toml",
+        "kind = \"eval\"\n[model]\nname = \"smollm2-135m\"\n[eval]\nctx_tokens = 64\nchunks = 1\n",
+    );
+    let (code, out, err, _) = airinfer(&["check", &f]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("model weights") && out.contains("KV caches") && out.contains("logits"),
+        "{out}"
+    );
+    refused(
+        &d,
+        &f,
+        &["--max-memory", "100M"],
+        &[
+            "eval.toml:",
+            "model.name",
+            "more than the 105 MB allowed by --max-memory",
+        ],
+    );
+    // a swept key is blamed at its sweep entry
+    let f = write(
+        &d,
+        "swept.toml",
+        "kind = \"allreduce\"\n[allreduce]\nrealisations = 1\n[sweep]\n\"allreduce.values\" = [10, 4000000000]\n",
+    );
+    refused(
+        &d,
+        &f,
+        &[],
+        &[
+            "swept.toml:5:",
+            ": sweep.allreduce.values[1]: allreduce.values = 4000000000: the campaign needs",
+        ],
+    );
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn threads_are_capped_at_the_hardware_unless_forced() {
+    let d = tmp("threads");
+    let f = write(&d, "e.toml", "kind = \"allreduce\"\n");
+    let hw = std::thread::available_parallelism().unwrap().get();
+    let many = (hw + 1).to_string();
+    let (code, out, err, _) = airinfer(&["--threads", &many, "check", &f]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("--threads {many}"))
+            && err.contains(&format!("runs {hw} threads at once"))
+            && err.contains("--force-threads"),
+        "{err}"
+    );
+    let (code, _, err, _) = airinfer(&["--threads", &many, "--force-threads", "check", &f]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err, _) = airinfer(&["--threads", &hw.to_string(), "check", &f]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _, _) = airinfer(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--force-threads"), "{out}");
+    std::fs::remove_dir_all(&d).ok();
+}

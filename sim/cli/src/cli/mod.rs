@@ -34,7 +34,8 @@ pub enum Command {
     /// Run an experiment file: every run of its sweep × replications into results/<name>/
     /// (CSV, JSON, plots); re-running resumes, skipping finished runs.
     Run(experiment::RunArgs),
-    /// Validate an experiment file without running it and print the number of runs.
+    /// Validate an experiment file without running it; print the number of runs and the
+    /// estimated peak memory (refused above the machine's available memory or --max-memory).
     Check(experiment::FileArgs),
     /// List the runs of an experiment file with their index and parameters.
     List(experiment::FileArgs),
