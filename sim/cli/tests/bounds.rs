@@ -205,7 +205,7 @@ fn memory_beyond_the_machine_or_the_limit_is_refused_naming_the_key() {
     let (code, out, err, _) = airinfer(&["check", &ok]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("  memory: about ") && out.contains("at the peak (Monte-Carlo buffers"),
+        out.contains("  memory: about 32.") && out.contains("(program 32.0 MB [kind], "),
         "{out}"
     );
     assert!(
@@ -236,7 +236,7 @@ fn memory_beyond_the_machine_or_the_limit_is_refused_naming_the_key() {
     let f = write(
         &d,
         "eval.toml",
-        "kind = \"eval\"\n[model]\nname = \"smollm2-135m\"\n[eval]\nctx_tokens = 64\nchunks = 1\n",
+        "kind = \"eval\"\n[model]\nname = \"smollm2-135m\"\n[eval]\nctx_tokens = 1024\nchunks = 1\n",
     );
     let (code, out, err, _) = airinfer(&["check", &f]);
     assert_eq!(code, 0, "{err}");
@@ -252,6 +252,22 @@ fn memory_beyond_the_machine_or_the_limit_is_refused_naming_the_key() {
             "eval.toml:",
             "model.name",
             "more than the 105 MB allowed by --max-memory",
+        ],
+    );
+    // a context whose KV caches no machine here holds: blamed on eval.ctx_tokens
+    let f = write(
+        &d,
+        "ctx.toml",
+        "kind = \"eval\"\n[model]\nname = \"smollm2-135m\"\n[eval]\nctx_tokens = 100000000\n",
+    );
+    refused(
+        &d,
+        &f,
+        &[],
+        &[
+            "ctx.toml:5:1: eval.ctx_tokens",
+            "KV caches",
+            "more than the",
         ],
     );
     // a swept key is blamed at its sweep entry

@@ -21,8 +21,10 @@
 //! * **waveform level**: per all-reduce, K devices × 8 sample buffers of (2 + data symbols + 9K
 //!   training symbols) × (n_fft + cp_len) + timing offset + channel taps, 16 bytes a sample;
 //!   per realisation in flight.
-//! * **pipeline events** (`systems`): samples × (prompt + generated tokens) × K × 256 bytes.
-//! * **campaign**: 4 KB per point (its configuration) and 2 KB per run (its record and hash).
+//! * **pipeline events** (`systems`): samples × (prompt + generated tokens) × K × 64 bytes.
+//! * **tokenizer and text** (with the model): vocab × 256 bytes, and 8 bytes per byte of text.
+//! * **campaign**: 32 MB for the program, 4 KB per point (its configuration) and 2 KB per run
+//!   (its record and hash).
 
 use super::spec::{Kind, Level, Spec};
 use super::{locate, Experiment, ExperimentError};
@@ -34,6 +36,8 @@ use airinfer_phy::waveform::tdl::TdlChannel;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// Bytes of the program itself: code, device library, thread stacks, allocator slack.
+const PROGRAM_BYTES: f64 = 32e6;
 /// Bytes of the configuration of one point, held for the whole campaign.
 const POINT_BYTES: f64 = 4096.0;
 /// Bytes of the record of one run (parameters, metrics, hash), held for the whole campaign.
@@ -233,6 +237,22 @@ impl Estimator {
                     ctx * c.n_embd.max(c.n_ff) as f64 * 4.0 * 8.0 * k,
                 );
                 width = Some(c.n_embd as f64);
+                // the tokenizer's vocabulary, the text and its tokens
+                let text = match spec.text_file(dir) {
+                    Ok(Some(p)) => Some(p),
+                    _ => crate::assets::TEXTS
+                        .iter()
+                        .find(|a| a.names.contains(&spec.eval.text.as_str()))
+                        .map(|a| crate::assets::cache_dir().join(a.dir).join(a.file)),
+                };
+                let text_bytes = text
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map_or(0.0, |m| m.len() as f64);
+                term(
+                    "eval.text",
+                    "tokenizer and text",
+                    c.vocab_size as f64 * 256.0 + text_bytes * 8.0,
+                );
             }
         }
         match spec.kind {
@@ -269,7 +289,7 @@ impl Estimator {
                 term(
                     "system.samples",
                     "pipeline events",
-                    y.samples as f64 * (y.prompt_tokens as f64 + y.gen_tokens as f64) * k * 256.0,
+                    y.samples as f64 * (y.prompt_tokens as f64 + y.gen_tokens as f64) * k * 64.0,
                 );
             }
             Kind::Eval | Kind::Plan => {}
@@ -353,6 +373,11 @@ impl Experiment {
         }
         let (point, mut terms, _) = best.unwrap_or((0, Vec::new(), 0.0));
         terms.push(Term {
+            key: "kind".into(),
+            what: "program",
+            bytes: PROGRAM_BYTES,
+        });
+        terms.push(Term {
             key: "sweep".into(),
             what: "point configurations",
             bytes: self.points.len() as f64 * POINT_BYTES,
@@ -377,7 +402,12 @@ impl Experiment {
         };
         if let Some((l, source)) = &b.limit {
             if b.peak > *l {
-                let top = &b.terms[0];
+                // blame the largest term a key of the file sets (not the program's own)
+                let top = b
+                    .terms
+                    .iter()
+                    .find(|t| t.key != "kind")
+                    .unwrap_or(&b.terms[0]);
                 let settings = self
                     .points
                     .get(point)
@@ -406,18 +436,21 @@ impl Experiment {
 }
 
 impl Budget {
-    /// `model weights 290 MB, KV caches 12 MB, …` (the largest terms).
+    /// `model weights 733 MB [model.name], KV caches 11.8 MB [eval.ctx_tokens], …`: every term
+    /// of at least 1 % of the peak, largest first, with the key that sets it.
     pub fn summary(&self) -> String {
-        let mut parts: Vec<String> = self
+        let shown: Vec<String> = self
             .terms
             .iter()
-            .take(4)
+            .filter(|t| t.bytes >= 0.01 * self.peak)
             .map(|t| format!("{} {} [{}]", t.what, human(t.bytes), t.key))
             .collect();
-        if self.terms.len() > 4 {
-            parts.push("…".into());
+        let rest = self.terms.len() - shown.len();
+        if rest > 0 {
+            format!("{}, {rest} smaller", shown.join(", "))
+        } else {
+            shown.join(", ")
         }
-        parts.join(", ")
     }
 }
 
