@@ -237,6 +237,58 @@ fn model_loading_rejects_inconsistent_models() {
     assert!(e.contains("blk.2"), "{e}");
 }
 
+/// `g` with metadata `key` set to `v` (tensors unchanged).
+fn with_meta(g: &GgufFile, key: &str, v: V) -> GgufFile {
+    let mut w = GgufWriter::new(3);
+    for (k, x) in g.metadata() {
+        w.add_metadata(k, if k == key { v.clone() } else { x.clone() });
+    }
+    for ti in g.tensors() {
+        w.add_tensor(
+            &ti.name,
+            &ti.dims,
+            ti.ggml_type,
+            g.tensor_bytes(ti).to_vec(),
+        );
+    }
+    GgufFile::from_bytes(w.to_bytes()).unwrap()
+}
+
+#[test]
+fn sizes_in_the_metadata_are_bounded_by_the_tensors_before_allocation() {
+    use common::{tiny_gguf, Tiny};
+    let g = tiny_gguf(&Tiny::default(), 1);
+    // 4e9 blocks over a file of 2: a clear error instead of allocating terabytes per layer
+    for (key, v, want) in [
+        (
+            "llama.block_count",
+            V::U32(4_000_000_000),
+            "'llama.block_count': 4000000000 blocks, but the file holds tensors of only 2: blk.2 is missing",
+        ),
+        ("llama.block_count", V::U32(3), "blk.2 is missing"),
+        (
+            "llama.attention.head_count",
+            V::U32(4_000_000_000),
+            "not a multiple of the head count 4000000000",
+        ),
+        (
+            "llama.attention.head_count_kv",
+            V::U32(4_000_000_000),
+            "not a multiple of 4000000000 KV heads",
+        ),
+        ("llama.embedding_length", V::U32(4_000_000_000), "token_embd.weight"),
+        ("llama.feed_forward_length", V::U32(4_000_000_000), "ffn_gate"),
+    ] {
+        let e = Model::load_single(&with_meta(&g, key, v))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{key}: {e}");
+    }
+    // a huge context is only a limit: nothing is allocated for it
+    let m = Model::load_single(&with_meta(&g, "llama.context_length", V::U32(u32::MAX))).unwrap();
+    assert_eq!(m.cfg.context_length, u32::MAX as usize);
+}
+
 /// Writes the fuzzer's seed corpus (`fuzz/seeds/`): `cargo test -p airinfer-llm --test
 /// gguf_corrupt -- --ignored write_fuzz_seeds`.
 #[test]

@@ -5,6 +5,17 @@ use super::ModelError;
 use crate::config::LlamaConfig;
 use crate::gguf::GgufFile;
 
+/// Blocks the file holds tensors of, counted from 0: the first `N` with no `blk.N.` tensor (at
+/// most the number of tensors; the loader still checks every tensor of every block).
+fn layers_present(g: &GgufFile) -> usize {
+    let seen: std::collections::HashSet<usize> = g
+        .tensors()
+        .iter()
+        .filter_map(|t| t.name.strip_prefix("blk.")?.split('.').next()?.parse().ok())
+        .collect();
+    (0..).find(|n| !seen.contains(n)).unwrap_or(0)
+}
+
 /// Read a Llama config from GGUF metadata (`general.architecture` must be `llama`).
 pub fn config_from_gguf(g: &GgufFile) -> Result<LlamaConfig, ModelError> {
     let arch = g.get_str("general.architecture")?;
@@ -26,6 +37,18 @@ pub fn config_from_gguf(g: &GgufFile) -> Result<LlamaConfig, ModelError> {
         Ok(v)
     };
     let n_layer = positive("block_count")?;
+    // a layer count is bounded by the blocks the file holds: checked before anything is
+    // allocated per layer (block_count = 4e9 used to ask for terabytes)
+    let present = layers_present(g);
+    if n_layer > present {
+        return Err(ModelError::Config {
+            key: key("block_count"),
+            reason: format!(
+                "{n_layer} blocks, but the file holds tensors of only {present}: \
+                 blk.{present} is missing"
+            ),
+        });
+    }
     let n_embd = positive("embedding_length")?;
     let n_ff = positive("feed_forward_length")?;
     let n_head = positive("attention.head_count")?;

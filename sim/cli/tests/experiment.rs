@@ -165,9 +165,9 @@ fn bad_experiment_files_give_one_located_error_each() {
         ),
         (
             "kind = \"allreduce\"\n[channel]\nrx_antennas = 1\n[scheme]\nkind = \"aircomp\"\ndesign = \"zf\"\n[waveform]\nlevel = \"waveform\"\n[[waveform.impairments]]\ntiming_offset_samples = -2\n",
-            ":9:",
-            "waveform.impairments[0]",
-            "timing_offset_samples",
+            ":10:1:",
+            "waveform.impairments[0].timing_offset_samples",
+            "must be finite and >= 0",
         ),
         ("[channel]\nsnr_db = 3\n", ":1:1:", "kind", "missing field"),
         ("kind = \"allreduce\"\nseed = = 1\n", ":2:8:", "", "expected"),

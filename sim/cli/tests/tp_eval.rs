@@ -129,7 +129,8 @@ fn aircomp_perplexity_degrades_as_snr_falls_and_runs_are_reproducible() {
         "3",
     ]);
     let run = |threads: &str| {
-        let mut args = vec!["--threads", threads];
+        // --force-threads: the comparison holds on machines of fewer hardware threads too
+        let mut args = vec!["--threads", threads, "--force-threads"];
         args.extend(a.iter().copied());
         Command::new(env!("CARGO_BIN_EXE_airinfer"))
             .args(&args)

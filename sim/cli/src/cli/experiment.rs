@@ -1,5 +1,6 @@
 //! `airinfer run | check | list | plot | merge`: experiment campaigns from TOML files.
 
+use crate::experiment::budget;
 use crate::experiment::figures::{draw_all, terminal_table};
 use crate::experiment::store::{self, Store, Table};
 use crate::experiment::{CampaignOptions, Experiment, Progress};
@@ -63,6 +64,14 @@ pub struct RunArgs {
     /// --out is given, so they never mix with the file's own.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+    /// Refuse a campaign whose estimated peak memory exceeds SIZE (e.g. 4G, 512M; default: the
+    /// machine's available memory). `check` prints the estimate and what it counts.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<f64>,
+}
+
+fn parse_size(s: &str) -> Result<f64, String> {
+    crate::experiment::budget::parse_size(s)
 }
 
 /// `airinfer check` / `airinfer list`.
@@ -76,6 +85,10 @@ pub struct FileArgs {
     /// Override a key of the experiment file (as `airinfer run --set`).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+    /// `check`: refuse a campaign whose estimated peak memory exceeds SIZE (as `airinfer run
+    /// --max-memory`; default: the machine's available memory).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<f64>,
 }
 
 /// `airinfer plot`.
@@ -219,6 +232,7 @@ fn out_dir(
 /// `airinfer run FILE`.
 pub fn run(a: RunArgs) -> Result<()> {
     let exp = Experiment::load_with(&a.file, a.radio.as_deref(), &a.sets)?;
+    exp.budget(rayon::current_num_threads(), a.max_memory)?;
     let out = a
         .out
         .clone()
@@ -309,6 +323,7 @@ pub fn run(a: RunArgs) -> Result<()> {
 /// `airinfer check FILE`.
 pub fn check(a: FileArgs) -> Result<()> {
     let exp = Experiment::load_with(&a.file, None, &a.sets)?;
+    let budget = exp.budget(rayon::current_num_threads(), a.max_memory)?;
     let n = match a.shard {
         Some((i, s)) => (0..exp.n_runs()).filter(|r| r % s == i).count(),
         None => exp.n_runs(),
@@ -334,6 +349,15 @@ pub fn check(a: FileArgs) -> Result<()> {
             ax.steps.len()
         );
     }
+    println!(
+        "  memory: about {} at the peak ({}){}",
+        budget::human(budget.peak),
+        budget.summary(),
+        match &budget.limit {
+            Some((l, source)) => format!(" of {} {source}", budget::human(*l)),
+            None => " (the machine's memory is unknown: not checked)".into(),
+        }
+    );
     println!(
         "  {} plots; results go to {}",
         exp.base.plot.len(),

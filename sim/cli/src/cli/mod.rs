@@ -17,9 +17,14 @@ use std::process::ExitCode;
     about = "Distributed on-device LLM inference over simulated wireless networks"
 )]
 pub struct Cli {
-    /// Worker threads (default: all cores). Results do not depend on it.
+    /// Worker threads (default: all cores). Results do not depend on it. At most the
+    /// hardware's thread count, unless --force-threads.
     #[arg(long, global = true)]
     pub threads: Option<usize>,
+    /// Allow --threads above the hardware's thread count (oversubscribing the cores makes runs
+    /// slower, never faster).
+    #[arg(long, global = true)]
+    pub force_threads: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -29,7 +34,8 @@ pub enum Command {
     /// Run an experiment file: every run of its sweep × replications into results/<name>/
     /// (CSV, JSON, plots); re-running resumes, skipping finished runs.
     Run(experiment::RunArgs),
-    /// Validate an experiment file without running it and print the number of runs.
+    /// Validate an experiment file without running it; print the number of runs and the
+    /// estimated peak memory (refused above the machine's available memory or --max-memory).
     Check(experiment::FileArgs),
     /// List the runs of an experiment file with their index and parameters.
     List(experiment::FileArgs),
@@ -104,6 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         if t == 0 {
             anyhow::bail!("--threads 0: need at least one thread");
         }
+        check_threads(t, hardware_threads(), cli.force_threads)?;
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)
             .build_global()?;
@@ -169,6 +176,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Threads the hardware runs at once (None when the system does not say).
+fn hardware_threads() -> Option<usize> {
+    std::thread::available_parallelism().ok().map(|n| n.get())
+}
+
+/// `--threads t` on a machine of `hw` hardware threads: more is refused unless forced (1000
+/// threads on 2 cores made a 2 s evaluation take minutes).
+fn check_threads(t: usize, hw: Option<usize>, force: bool) -> anyhow::Result<()> {
+    match hw {
+        Some(hw) if t > hw && !force => anyhow::bail!(
+            "--threads {t}: this machine runs {hw} threads at once; more only slows the work \
+             down (add --force-threads to use {t} anyway)"
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Parse a `--design` value: clap's names, with a design that was renamed (`fast`) refused by a
 /// message giving its new name.
 pub(crate) fn design_value<T: clap::ValueEnum>(s: &str) -> Result<T, String> {
@@ -184,5 +208,24 @@ pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_above_the_hardware_need_force() {
+        assert!(check_threads(2, Some(2), false).is_ok());
+        assert!(check_threads(3, None, false).is_ok());
+        assert!(check_threads(1000, Some(2), true).is_ok());
+        let e = check_threads(1000, Some(2), false).unwrap_err().to_string();
+        assert!(
+            e.contains("--threads 1000")
+                && e.contains("2 threads")
+                && e.contains("--force-threads"),
+            "{e}"
+        );
     }
 }

@@ -7,12 +7,14 @@
 //! * [`spec`]: the typed keys, units and checks;
 //! * [`kinds`]: what a run computes;
 //! * [`store`]: the results directory (one JSON per finished run, CSV views, metadata, merge);
+//! * [`budget`]: the memory a campaign needs, estimated and checked before it starts;
 //! * [`stats`], [`figures`]: summaries over replications with confidence intervals, and plots.
 //!
 //! Runs are numbered `point × replications + replication` (points: the sweep's cartesian
 //! product, last axis fastest). Run r of every point draws its randomness from the streams of
 //! (seed, r): the same channels and noise meet every point (common random numbers).
 
+pub mod budget;
 pub mod figures;
 pub mod kinds;
 pub mod source;
@@ -344,6 +346,11 @@ impl Experiment {
                 "name",
                 format!("'{name}': letters, digits, '-', '_' and '.' only (it names the results directory)"),
             ));
+        }
+        // count the runs from the axes' lengths before building a point: a huge sweep is
+        // refused at once instead of exhausting memory (or overflowing the count)
+        if let Err((key, m)) = sweep.runs(base.replications) {
+            return Err(doc.error(key, m));
         }
         let n_points = sweep.points();
         let mut points = Vec::with_capacity(n_points);

@@ -28,6 +28,15 @@ pub const NOT_SWEPT: [&str; 8] = [
 /// Most values one range may expand to.
 pub const MAX_RANGE: usize = 100_000;
 
+/// Most runs (points × replications) one campaign may hold. Each run keeps a record in memory
+/// and a file on disk: a million runs is already more than a campaign on one machine finishes;
+/// split larger studies into several files.
+pub const MAX_RUNS: usize = 1_000_000;
+
+/// Most points one sweep may hold. `check` builds and validates every point (≈ 50 µs and 2 KB
+/// each): 100 000 points take seconds; more would make `check` slow and memory-hungry.
+pub const MAX_POINTS: usize = 100_000;
+
 /// One key set to one value, and the key of the sweep entry that said so (for errors).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Setting {
@@ -332,9 +341,58 @@ impl Sweep {
         Ok(Sweep { axes })
     }
 
-    /// Number of points (1 without a sweep).
+    /// Number of points (1 without a sweep); saturates at `usize::MAX` (see [`Sweep::count`]).
     pub fn points(&self) -> usize {
-        self.axes.iter().map(|a| a.steps.len()).product()
+        self.count().unwrap_or(usize::MAX)
+    }
+
+    /// Number of points, None when the product overflows: counted from the axes' lengths,
+    /// without building a point.
+    pub fn count(&self) -> Option<usize> {
+        self.axes
+            .iter()
+            .try_fold(1usize, |n, a| n.checked_mul(a.steps.len()))
+    }
+
+    /// The campaign's runs, `points × replications`, or the key to blame (`sweep` or
+    /// `replications`) and why there are too many (over [`MAX_POINTS`] points or [`MAX_RUNS`]
+    /// runs), naming the axes and their lengths. Nothing is built to count them.
+    pub fn runs(&self, replications: usize) -> Result<usize, (&'static str, String)> {
+        let axes: Vec<String> = self
+            .axes
+            .iter()
+            .map(|a| format!("{} ({} values)", a.paths.join(" + "), a.steps.len()))
+            .collect();
+        let show = |n: Option<usize>| n.map_or("more than 2^64".to_string(), |n| n.to_string());
+        let points = self.count();
+        if points.is_none_or(|p| p > MAX_POINTS) {
+            return Err((
+                "sweep",
+                format!(
+                    "{} = {} points: more than the {MAX_POINTS} a sweep may hold (split it into \
+                     several files)",
+                    axes.join(" × "),
+                    show(points)
+                ),
+            ));
+        }
+        let runs = points.and_then(|p| p.checked_mul(replications));
+        match runs {
+            Some(r) if r <= MAX_RUNS => Ok(r),
+            _ => {
+                let mut factors = axes;
+                factors.push(format!("replications ({replications})"));
+                Err((
+                    "replications",
+                    format!(
+                        "{} = {} runs: more than the {MAX_RUNS} a campaign may hold (split it \
+                         into several files)",
+                        factors.join(" × "),
+                        show(runs)
+                    ),
+                ))
+            }
+        }
     }
 
     /// The settings of point `i` (last axis fastest).

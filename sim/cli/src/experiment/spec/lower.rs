@@ -16,6 +16,13 @@ use airinfer_sim::schemes::pipeline::{Link, Network};
 use airinfer_sim::schemes::tp::{Design, RadioConfig, SchemeKind, WaveformLevel};
 use std::path::{Path, PathBuf};
 
+/// Largest `waveform.n_fft`: 16 times the largest FFT of 5G NR and Wi-Fi.
+pub const MAX_N_FFT: usize = 65_536;
+
+/// Largest `timing_offset_samples` of a waveform-level device: 0.1 s at 10 MHz, thousands of
+/// OFDM symbols (the receiver holds every device's delayed burst).
+pub const MAX_TIMING_OFFSET: f64 = 1e6;
+
 /// A path as written in the experiment file, resolved against the directory of the file that
 /// wrote it.
 pub fn relative_to(base: &Path, p: &str) -> PathBuf {
@@ -240,8 +247,25 @@ impl Spec {
             pilot_spacing: w.pilot_spacing,
             sample_rate_hz: self.channel.bandwidth_hz,
         };
+        // buffer sizes are bounded here, before any run allocates them (n_fft = 2^30 aborted
+        // allocating 34 GB, a timing offset of 1e9 samples 23 GB)
+        if w.n_fft > MAX_N_FFT {
+            return bad(
+                "waveform.n_fft",
+                format!(
+                    "{}: at most {MAX_N_FFT} (every OFDM symbol is n_fft + cp_len samples per \
+                     device; 5G NR and Wi-Fi use at most 4096)",
+                    w.n_fft
+                ),
+            );
+        }
         if let Err(e) = ofdm.validate() {
-            return bad("waveform", e.to_string());
+            return match e {
+                airinfer_phy::waveform::WaveformError::InvalidParameter { field, reason } => {
+                    bad(&format!("waveform.{field}"), reason)
+                }
+                e => bad("waveform", e.to_string()),
+            };
         }
         let devices = match w.impairments.len() {
             0 => vec![Impairments::default(); k],
@@ -255,8 +279,23 @@ impl Spec {
             }
         };
         for (i, d) in w.impairments.iter().enumerate() {
+            if d.timing_offset_samples > MAX_TIMING_OFFSET {
+                return bad(
+                    &format!("waveform.impairments[{i}].timing_offset_samples"),
+                    format!(
+                        "{}: at most {MAX_TIMING_OFFSET} samples (the delayed burst is held in \
+                         memory, 16 bytes a sample per device)",
+                        d.timing_offset_samples
+                    ),
+                );
+            }
             if let Err(e) = d.validate() {
-                return bad(&format!("waveform.impairments[{i}]"), e.to_string());
+                return match e {
+                    airinfer_phy::waveform::WaveformError::InvalidParameter { field, reason } => {
+                        bad(&format!("waveform.impairments[{i}].{field}"), reason)
+                    }
+                    e => bad(&format!("waveform.impairments[{i}]"), e.to_string()),
+                };
             }
             if let Some(t) = &d.tdl {
                 if let Err(e) =
