@@ -343,14 +343,40 @@ mod tests {
     #[test]
     fn a_nan_logit_is_a_failed_evaluation_not_a_perplexity() {
         let tokens: Vec<u32> = (0..32).map(|i| i % 8).collect();
-        let mut clean = Fixed { vocab: 8, nan_at: vec![], pos: 0 };
-        let r = perplexity_with(&mut clean, &tokens, &opts(8, PplMode::LlamaCpp), &mut |_, _| {})
-            .expect("clean logits evaluate");
-        assert!((r.perplexity - 8.0).abs() < 1e-9, "uniform over 8: {}", r.perplexity);
+        let mut clean = Fixed {
+            vocab: 8,
+            nan_at: vec![],
+            pos: 0,
+        };
+        let r = perplexity_with(
+            &mut clean,
+            &tokens,
+            &opts(8, PplMode::LlamaCpp),
+            &mut |_, _| {},
+        )
+        .expect("clean logits evaluate");
+        assert!(
+            (r.perplexity - 8.0).abs() < 1e-9,
+            "uniform over 8: {}",
+            r.perplexity
+        );
         // position 5 of the first chunk is scored (ctx/2 = 4 .. 6): its NaN must surface
-        let mut bad = Fixed { vocab: 8, nan_at: vec![5], pos: 0 };
-        match perplexity_with(&mut bad, &tokens, &opts(8, PplMode::LlamaCpp), &mut |_, _| {}) {
-            Err(EvalError::NonFinite { position, chunk, value }) => {
+        let mut bad = Fixed {
+            vocab: 8,
+            nan_at: vec![5],
+            pos: 0,
+        };
+        match perplexity_with(
+            &mut bad,
+            &tokens,
+            &opts(8, PplMode::LlamaCpp),
+            &mut |_, _| {},
+        ) {
+            Err(EvalError::NonFinite {
+                position,
+                chunk,
+                value,
+            }) => {
                 assert_eq!((position, chunk), (6, 0));
                 assert!(value.is_nan());
             }
@@ -361,11 +387,18 @@ mod tests {
     #[test]
     fn a_context_that_scores_nothing_is_an_option_error() {
         let tokens: Vec<u32> = (0..32).map(|i| i % 8).collect();
-        let mut f = Fixed { vocab: 8, nan_at: vec![], pos: 0 };
+        let mut f = Fixed {
+            vocab: 8,
+            nan_at: vec![],
+            pos: 0,
+        };
         // llama.cpp's protocol at ctx 2 scores positions 1..1: nothing; refused up front
         let e = perplexity_with(&mut f, &tokens, &opts(2, PplMode::LlamaCpp), &mut |_, _| {})
             .unwrap_err();
-        assert!(matches!(e, EvalError::Options(ref m) if m.contains("at least 3") || m.contains("--ctx 3")), "{e}");
+        assert!(
+            matches!(e, EvalError::Options(ref m) if m.contains("at least 3") || m.contains("--ctx 3")),
+            "{e}"
+        );
         // a sliding window of 2 scores every token after the first
         let r = perplexity_with(
             &mut f,
@@ -376,8 +409,13 @@ mod tests {
         .expect("sliding ctx 2");
         assert_eq!(r.scored_tokens, 31);
         for ctx in 3..6 {
-            let r = perplexity_with(&mut f, &tokens, &opts(ctx, PplMode::LlamaCpp), &mut |_, _| {})
-                .expect("ctx ≥ 3 scores");
+            let r = perplexity_with(
+                &mut f,
+                &tokens,
+                &opts(ctx, PplMode::LlamaCpp),
+                &mut |_, _| {},
+            )
+            .expect("ctx ≥ 3 scores");
             assert!(r.scored_tokens > 0);
         }
     }

@@ -98,7 +98,10 @@ impl Problem<'_> {
             if h.iter().any(|v| !v.re.is_finite() || !v.im.is_finite()) {
                 return bad(format!("channel {i} holds a non-finite entry"));
             }
-            if let Some(v) = h.iter().find(|v| v.norm() > crate::channel::MAX_CHANNEL_GAIN) {
+            if let Some(v) = h
+                .iter()
+                .find(|v| v.norm() > crate::channel::MAX_CHANNEL_GAIN)
+            {
                 return bad(format!(
                     "channel {i} holds |h| = {:e}, beyond {:e} (a power gain of +300 dB, where the design's products overflow f64)",
                     v.norm(),
@@ -158,7 +161,10 @@ impl Transceiver {
     /// near 1e-300), which must not come out as a design with NaN entries.
     pub(crate) fn finite(self, design: &str) -> Result<Transceiver, AirCompError> {
         let ok = self.analytic_mse.is_finite()
-            && self.receive_beamformer.iter().all(|v| v.re.is_finite() && v.im.is_finite())
+            && self
+                .receive_beamformer
+                .iter()
+                .all(|v| v.re.is_finite() && v.im.is_finite())
             && self
                 .precoders
                 .iter()

@@ -386,7 +386,11 @@ fn a_design_that_overflows_f64_is_an_error_not_nan() {
         ] {
             match r {
                 Ok(t) => {
-                    assert!(serveable, "{name} at {weak:e}: a design came out: {}", t.analytic_mse);
+                    assert!(
+                        serveable,
+                        "{name} at {weak:e}: a design came out: {}",
+                        t.analytic_mse
+                    );
                     assert!(t.analytic_mse.is_finite() && t.analytic_mse > 0.0, "{name}");
                 }
                 Err(e) => {

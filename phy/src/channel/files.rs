@@ -17,8 +17,8 @@ pub fn channels_from_bytes(bytes: &[u8]) -> Result<Vec<Vec<CMat>>, String> {
     if bytes.starts_with(b"\x93NUMPY") {
         parse_npy(bytes)
     } else {
-        let v: serde_json::Value = serde_json::from_slice(bytes)
-            .map_err(|e| format!("not .npy, and not JSON ({e})"))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("not .npy, and not JSON ({e})"))?;
         parse_json(&v)
     }
 }

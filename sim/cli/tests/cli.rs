@@ -324,12 +324,21 @@ fn the_whole_u64_seed_range_is_usable() {
     std::fs::write(&f, body("18446744073709551615")).unwrap();
     let (code, _, err) = airinfer(&["check", f.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("seed.toml:2") && err.contains("as a string"), "{err}");
+    assert!(
+        err.contains("seed.toml:2") && err.contains("as a string"),
+        "{err}"
+    );
     // as a string it runs, and the streams of u64::MAX differ from those of 0
     let rows = |seed: &str, out: &str| {
         std::fs::write(&f, body(seed)).unwrap();
         let o = dir.join(out);
-        let (code, _, err) = airinfer(&["run", f.to_str().unwrap(), "--out", o.to_str().unwrap(), "--quiet"]);
+        let (code, _, err) = airinfer(&[
+            "run",
+            f.to_str().unwrap(),
+            "--out",
+            o.to_str().unwrap(),
+            "--quiet",
+        ]);
         assert_eq!(code, 0, "{err}");
         std::fs::read_to_string(o.join("results.csv")).unwrap()
     };

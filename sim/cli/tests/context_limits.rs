@@ -50,7 +50,14 @@ fn a_prompt_longer_than_the_context_is_refused_before_it_runs() {
     // ~10 000 tokens: it used to prefill past the 8192-position cache and emit one token
     let prompt = "hello world ".repeat(5000);
     let (code, out, err) = airinfer(&[
-        "generate", "--model", &m, "--prompt", &prompt, "--max-tokens", "2", "--quiet",
+        "generate",
+        "--model",
+        &m,
+        "--prompt",
+        &prompt,
+        "--max-tokens",
+        "2",
+        "--quiet",
     ]);
     one_line_error(code, &err, &["--prompt", "8192"]);
     assert!(out.trim().is_empty(), "nothing generated: {out}");
@@ -60,7 +67,13 @@ fn a_prompt_longer_than_the_context_is_refused_before_it_runs() {
 fn generate_reports_why_it_stopped() {
     let Some(m) = model() else { return };
     let (code, out, err) = airinfer(&[
-        "generate", "--model", &m, "--prompt", "The capital of France is", "--max-tokens", "3",
+        "generate",
+        "--model",
+        &m,
+        "--prompt",
+        "The capital of France is",
+        "--max-tokens",
+        "3",
         "--json",
     ]);
     assert_eq!(code, 0, "{err}");
@@ -79,7 +92,16 @@ fn a_context_too_small_to_score_names_the_minimum() {
     assert!(!err.contains("fewer than one context"), "{err}");
     // a sliding window scores from 2 tokens on
     let (code, out, err) = airinfer(&[
-        "eval", "--model", &m, "--ctx", "2", "--sliding", "1", "--max-tokens", "8", "--json",
+        "eval",
+        "--model",
+        &m,
+        "--ctx",
+        "2",
+        "--sliding",
+        "1",
+        "--max-tokens",
+        "8",
+        "--json",
     ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
@@ -90,8 +112,20 @@ fn a_context_too_small_to_score_names_the_minimum() {
 fn the_latency_run_must_fit_the_context() {
     let Some(m) = model() else { return };
     let (code, _, err) = airinfer(&[
-        "eval", "--model", &m, "--scheme", "ideal", "--ctx", "64", "--chunks", "1",
-        "--prompt-tokens", "8000", "--gen-tokens", "500", "--quiet",
+        "eval",
+        "--model",
+        &m,
+        "--scheme",
+        "ideal",
+        "--ctx",
+        "64",
+        "--chunks",
+        "1",
+        "--prompt-tokens",
+        "8000",
+        "--gen-tokens",
+        "500",
+        "--quiet",
     ]);
     one_line_error(code, &err, &["--gen-tokens 500", "8500", "8192"]);
 }
@@ -110,10 +144,7 @@ fn check_reads_the_models_context() {
         let f = dir.join(format!("ctx{i}.toml"));
         std::fs::write(
             &f,
-            format!(
-                "kind = \"eval\"\n[model]\nname = {:?}\n[eval]\n{line}\n",
-                m
-            ),
+            format!("kind = \"eval\"\n[model]\nname = {:?}\n[eval]\n{line}\n", m),
         )
         .unwrap();
         let (code, _, err) = airinfer(&["check", f.to_str().unwrap()]);

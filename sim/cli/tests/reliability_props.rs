@@ -6,7 +6,6 @@
 //! ±300 dB, huge sweeps, waveform buffers, replications) are in the strategies on purpose.
 
 use proptest::prelude::*;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,12 +55,13 @@ fn run(args: &[&str], limit: Duration) -> (i32, String, String, u64) {
 
 /// One optional `key = value` line.
 fn opt(key: &'static str, v: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
-    prop::option::weighted(0.6, v).prop_map(move |v| v.map_or(String::new(), |v| format!("{key} = {v}\n")))
+    prop::option::weighted(0.6, v)
+        .prop_map(move |v| v.map_or(String::new(), |v| format!("{key} = {v}\n")))
 }
 
 fn snr() -> impl Strategy<Value = String> {
     prop_oneof![
-        4 => (-40.0f64..60.0).prop_map(|x| format!("{x:.1}")),
+        16 => (-40.0f64..60.0).prop_map(|x| format!("{x:.1}")),
         1 => prop_oneof![Just("3100".to_string()), Just("-1e308".to_string()), Just("nan".to_string()), Just("inf".to_string()), Just("\"x\"".to_string())],
     ]
 }
@@ -70,34 +70,52 @@ fn snr() -> impl Strategy<Value = String> {
 /// or enormous values.
 fn experiment() -> impl Strategy<Value = String> {
     let top = (
-        prop_oneof![8 => Just("allreduce"), 1 => Just("latency"), 1 => Just("bogus")],
-        opt("seed", prop_oneof![(0u64..1000).prop_map(|s| s.to_string()), Just("\"18446744073709551615\"".into()), Just("-3".into())]),
-        opt("replications", prop_oneof![6 => (0usize..4).prop_map(|r| r.to_string()), 1 => Just("1000000000".into())]),
+        prop_oneof![16 => Just("allreduce"), 2 => Just("latency"), 1 => Just("bogus")],
+        opt(
+            "seed",
+            prop_oneof![12 => (0u64..1000).prop_map(|s| s.to_string()), 2 => Just("\"18446744073709551615\"".into()), 1 => Just("-3".into())],
+        ),
+        opt(
+            "replications",
+            prop_oneof![12 => (1usize..4).prop_map(|r| r.to_string()), 1 => Just("0".into()), 1 => Just("1000000000".into())],
+        ),
     );
     let devices = (
-        opt("count", prop_oneof![5 => (1i64..9).prop_map(|k| k.to_string()), 1 => (-1i64..1).prop_map(|k| k.to_string())]),
-        opt("rx_antennas", (0usize..6).prop_map(|n| n.to_string())),
+        opt(
+            "count",
+            prop_oneof![12 => (1i64..9).prop_map(|k| k.to_string()), 1 => (-1i64..1).prop_map(|k| k.to_string())],
+        ),
+        opt(
+            "rx_antennas",
+            prop_oneof![12 => (1usize..6).prop_map(|n| n.to_string()), 1 => Just("0".to_string())],
+        ),
         opt("snr_db", snr()),
     );
     let scheme = (
-        opt("kind", prop_oneof![Just("\"aircomp\""), Just("\"digital\""), Just("\"fdma\""), Just("\"ideal\""), Just("\"air\"")].prop_map(str::to_string)),
-        opt("design", prop_oneof![Just("\"zf\""), Just("\"zf_sum\""), Just("\"mmse\""), Just("\"sca\""), Just("\"fast\""), Just("3")].prop_map(str::to_string)),
+        opt("kind", prop_oneof![4 => Just("\"aircomp\""), 2 => Just("\"digital\""), 2 => Just("\"fdma\""), 1 => Just("\"ring\""), 1 => Just("\"ideal\""), 1 => Just("\"air\"")].prop_map(str::to_string)),
+        opt("design", prop_oneof![4 => Just("\"zf\""), 2 => Just("\"zf_sum\""), 2 => Just("\"mmse\""), 2 => Just("\"sca\""), 1 => Just("\"fast\""), 1 => Just("3")].prop_map(str::to_string)),
     );
     let work = (
-        opt("realisations", prop_oneof![5 => (0usize..12).prop_map(|n| n.to_string()), 1 => Just("100000000000".into())]),
-        opt("values", prop_oneof![5 => (0usize..2000).prop_map(|n| n.to_string()), 1 => Just("1000000000000".into())]),
+        opt(
+            "realisations",
+            prop_oneof![12 => (0usize..12).prop_map(|n| n.to_string()), 1 => Just("100000000000".into())],
+        ),
+        opt(
+            "values",
+            prop_oneof![12 => (0usize..2000).prop_map(|n| n.to_string()), 1 => Just("1000000000000".into())],
+        ),
     );
     let waveform = prop::option::weighted(
         0.25,
         (
-            opt("n_fft", prop_oneof![Just("64"), Just("16"), Just("0"), Just("1073741824")].prop_map(str::to_string)),
-            prop::option::of(prop_oneof![Just("0"), Just("2.5"), Just("-4"), Just("1e9")].prop_map(str::to_string)),
+            opt("n_fft", prop_oneof![6 => Just("64"), 3 => Just("16"), 1 => Just("0"), 1 => Just("1073741824")].prop_map(str::to_string)),
+            prop::option::of(prop_oneof![4 => Just("0"), 4 => Just("2.5"), 1 => Just("-4"), 1 => Just("1e9")].prop_map(str::to_string)),
         ),
     );
     let sweep = prop::option::weighted(
         0.4,
         prop_oneof![
-            3 => prop::collection::vec(-10i32..40, 1..4).prop_map(|v| format!("\"channel.snr_db\" = {v:?}\n")),
+            8 => prop::collection::vec(-10i32..40, 1..4).prop_map(|v| format!("\"channel.snr_db\" = {v:?}\n")),
             1 => Just("\"channel.snr_db\" = { from = 0, to = 1e6, step = 1e-3 }\n".to_string()),
             1 => Just("\"devices.count\" = [2, 4]\n\"channel.snr_db\" = { from = 0, to = 100000, step = 1 }\n\"allreduce.realisations\" = { from = 1, to = 100000, step = 1 }\n".to_string()),
         ],
@@ -105,7 +123,11 @@ fn experiment() -> impl Strategy<Value = String> {
     (top, devices, scheme, work, waveform, sweep).prop_map(
         |((kind, seed, reps), (count, nr, snr), (sk, design), (real, values), wf, sweep)| {
             let mut s = format!("kind = \"{kind}\"\n{seed}{reps}");
-            s += &format!("[devices]\n{count}[channel]\n{}{}", nr.replace("rx_antennas", "rx_antennas"), snr);
+            s += &format!(
+                "[devices]\n{count}[channel]\n{}{}",
+                nr.replace("rx_antennas", "rx_antennas"),
+                snr
+            );
             s += &format!("[scheme]\n{sk}{design}[allreduce]\n{real}{values}");
             if let Some((nfft, offset)) = wf {
                 s += &format!("[waveform]\nlevel = \"waveform\"\n{nfft}");
@@ -128,30 +150,38 @@ fn check_numbers(out: &str) -> (Option<usize>, Option<u64>) {
         .next()
         .and_then(|h| h.rsplit("= ").next())
         .and_then(|n| n.trim().parse().ok());
+    // "  memory: about 32.2 MB at the peak (…) of … available"
     let mem = out.lines().find_map(|l| {
-        let i = l.find("peak memory")?;
-        let rest = &l[i..];
-        let num: String = rest
-            .chars()
-            .skip_while(|c| !c.is_ascii_digit())
-            .take_while(|c| c.is_ascii_digit() || *c == '.')
-            .collect();
-        let v: f64 = num.parse().ok()?;
-        let unit = rest.split(&num).nth(1)?.trim_start();
-        let scale = match unit.chars().next()? {
-            'K' | 'k' => 1u64 << 10,
-            'M' => 1 << 20,
-            'G' => 1 << 30,
-            'T' => 1 << 40,
-            _ => 1,
+        let rest = l.trim().strip_prefix("memory: about ")?;
+        let mut it = rest.split_whitespace();
+        let v: f64 = it.next()?.parse().ok()?;
+        let scale = match it.next()? {
+            "B" => 1.0,
+            "kB" | "KB" => 1e3,
+            "MB" => 1e6,
+            "GB" => 1e9,
+            "TB" => 1e12,
+            "PB" => 1e15,
+            "EB" => 1e18,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            "GiB" => 1024.0 * 1024.0 * 1024.0,
+            u => panic!("unit {u} in {l}"),
         };
-        Some((v * scale as f64) as u64)
+        Some((v * scale) as u64)
     });
     (runs, mem)
 }
 
 fn one_line_error(what: &str, code: i32, err: &str) -> Result<(), TestCaseError> {
-    prop_assert_eq!(code, 1, "{}: exit {} (expected 0 or 1): {}", what, code, err);
+    prop_assert_eq!(
+        code,
+        1,
+        "{}: exit {} (expected 0 or 1): {}",
+        what,
+        code,
+        err
+    );
     prop_assert!(err.starts_with("error: "), "{}: {}", what, err);
     prop_assert_eq!(err.trim_end().lines().count(), 1, "{}: {}", what, err);
     prop_assert!(!err.contains("panicked"), "{}: {}", what, err);
@@ -159,7 +189,7 @@ fn one_line_error(what: &str, code: i32, err: &str) -> Result<(), TestCaseError>
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn every_experiment_file_is_refused_in_one_line_or_runs_within_its_estimate(body in experiment()) {
@@ -185,9 +215,9 @@ proptest! {
         let csv = std::fs::read_to_string(out_dir.join("results.csv")).unwrap();
         let rows = csv.lines().count() - 1;
         prop_assert!(rows >= runs, "{} rows for {} runs:\n{}", rows, runs, body);
-        if let Some(m) = mem {
+        let m = mem.unwrap_or_else(|| panic!("check printed no memory estimate: {out}"));
+        {
             prop_assert!(rss_kib * 1024 <= m, "peak RSS {} KiB over the estimate {} B:\n{}", rss_kib, m, body);
         }
-        let _ = Path::new(file);
     }
 }

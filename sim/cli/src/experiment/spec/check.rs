@@ -46,7 +46,10 @@ impl EvalSpec {
         if self.ctx_tokens > context {
             return Err((
                 "eval.ctx_tokens",
-                format!("{}: the model's context is {context} tokens", self.ctx_tokens),
+                format!(
+                    "{}: the model's context is {context} tokens",
+                    self.ctx_tokens
+                ),
             ));
         }
         if self.prompt_tokens.saturating_add(self.gen_tokens) > context {
