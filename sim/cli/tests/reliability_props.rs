@@ -15,6 +15,8 @@ fn run(args: &[&str], limit: Duration) -> (i32, String, String, u64) {
     let dir = std::env::temp_dir().join(format!("airinfer-props-io-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (o, e) = (dir.join("out"), dir.join("err"));
+    // reaped by wait4 below (which also reports the peak RSS), not by Child::wait
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(env!("CARGO_BIN_EXE_airinfer"))
         .args(args)
         .stdin(Stdio::null())
@@ -123,11 +125,7 @@ fn experiment() -> impl Strategy<Value = String> {
     (top, devices, scheme, work, waveform, sweep).prop_map(
         |((kind, seed, reps), (count, nr, snr), (sk, design), (real, values), wf, sweep)| {
             let mut s = format!("kind = \"{kind}\"\n{seed}{reps}");
-            s += &format!(
-                "[devices]\n{count}[channel]\n{}{}",
-                nr.replace("rx_antennas", "rx_antennas"),
-                snr
-            );
+            s += &format!("[devices]\n{count}[channel]\n{}{}", nr, snr);
             s += &format!("[scheme]\n{sk}{design}[allreduce]\n{real}{values}");
             if let Some((nfft, offset)) = wf {
                 s += &format!("[waveform]\nlevel = \"waveform\"\n{nfft}");
