@@ -260,16 +260,32 @@ fn memory_beyond_the_machine_or_the_limit_is_refused_naming_the_key() {
         "ctx.toml",
         "kind = \"eval\"\n[model]\nname = \"smollm2-135m\"\n[eval]\nctx_tokens = 100000000\n",
     );
-    refused(
-        &d,
-        &f,
-        &[],
-        &[
-            "ctx.toml:5:1: eval.ctx_tokens",
-            "KV caches",
-            "more than the",
-        ],
-    );
+    // with the model on disk `check` first holds the context to the model's (8192 tokens,
+    // read from the GGUF header); without it, to the memory its KV caches need
+    let home = std::env::var_os("AIRINFER_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/airinfer")
+        });
+    if home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf").exists() {
+        refused(&d, &f, &[], &["ctx.toml:5:1: eval.ctx_tokens", "8192"]);
+    }
+    let empty_home = d.join("empty-home");
+    std::fs::create_dir_all(&empty_home).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_airinfer"))
+        .args(["check", &f])
+        .env("AIRINFER_HOME", &empty_home)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    for w in [
+        "ctx.toml:5:1: eval.ctx_tokens",
+        "KV caches",
+        "more than the",
+    ] {
+        assert!(err.contains(w), "'{w}' missing: {err}");
+    }
     // a swept key is blamed at its sweep entry
     let f = write(
         &d,

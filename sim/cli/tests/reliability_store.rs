@@ -291,6 +291,13 @@ fn a_second_writer_is_refused_at_once_naming_the_first() {
         line.contains(&format!("pid {} (airinfer run {a})", first.id())),
         "{line}"
     );
+    // plot writes figures into the directory: a writer too
+    let (code, _, err) = airinfer(&["plot", o]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        one_line(&err).contains(&format!("pid {}", first.id())),
+        "{err}"
+    );
     let r = result(first.wait_with_output().unwrap());
     assert_eq!(r.0, 0, "{}", r.2);
     let seeds: std::collections::BTreeSet<String> = rows(&out.join("results.csv"))

@@ -410,6 +410,8 @@ pub fn list(a: FileArgs) -> Result<()> {
 /// `airinfer plot DIR`.
 pub fn plot(a: PlotArgs) -> Result<()> {
     let st = Store::load(&a.dir)?;
+    // the figures are written into the directory: one writer, as for run and merge
+    let _lock = store::lock_dir(&a.dir, None, "airinfer plot")?;
     if st.records.is_empty() {
         bail!(
             "{}: no finished runs to plot (run the experiment first)",
