@@ -143,6 +143,21 @@ fn shape_to_channels(
     Ok(out)
 }
 
+/// The integers of the `'shape': (…)` tuple of a `.npy` header's text, when it parses plainly.
+fn shape_in_header(text: &[u8]) -> Option<Vec<u64>> {
+    let text = std::str::from_utf8(text).ok()?;
+    let at = text.find("'shape'").or_else(|| text.find("\"shape\""))?;
+    let rest = &text[at..];
+    let open = rest.find('(')?;
+    let close = rest[open..].find(')')? + open;
+    rest[open + 1..close]
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse::<u64>().ok())
+        .collect()
+}
+
 fn parse_npy(b: &[u8]) -> Result<Vec<Vec<CMat>>, String> {
     // npyz allocates the header text at the length the preamble claims (up to 4 GiB for
     // versions 2 and 3) before reading it: hold that length against the file first.
@@ -168,6 +183,16 @@ fn parse_npy(b: &[u8]) -> Result<Vec<Vec<CMat>>, String> {
                 "malformed .npy header: expected one flat dict {'descr': …, 'fortran_order': …, 'shape': (…)} with a plain complex dtype"
                     .into(),
             );
+        }
+        // npyz multiplies the shape out unchecked (a panic with overflow checks on, a wrapped
+        // size without): multiply it here first
+        if let Some(dims) = shape_in_header(text) {
+            if dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).is_none() {
+                return Err(format!(
+                    "malformed .npy header: shape {} has more than 2^64 elements",
+                    py_shape(&dims)
+                ));
+            }
         }
     }
     // npyz multiplies the shape out unchecked; with overflow checks on (debug builds) a shape
