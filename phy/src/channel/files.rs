@@ -187,7 +187,11 @@ fn parse_npy(b: &[u8]) -> Result<Vec<Vec<CMat>>, String> {
         // npyz multiplies the shape out unchecked (a panic with overflow checks on, a wrapped
         // size without): multiply it here first
         if let Some(dims) = shape_in_header(text) {
-            if dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).is_none() {
+            if dims
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(d))
+                .is_none()
+            {
                 return Err(format!(
                     "malformed .npy header: shape {} has more than 2^64 elements",
                     py_shape(&dims)

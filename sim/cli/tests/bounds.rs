@@ -3,35 +3,17 @@
 //! one-line errors naming the key (exit 1) from `check` and from `run`, decided at once without
 //! expanding anything; `--threads` is capped at the hardware's.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn airinfer(args: &[&str]) -> (i32, String, String, Duration) {
+mod common;
+use common::*;
+
+/// [`common::airinfer`] and how long it took.
+fn timed(args: &[&str]) -> (i32, String, String, Duration) {
     let t0 = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_airinfer"))
-        .args(args)
-        .output()
-        .expect("run airinfer");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        t0.elapsed(),
-    )
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("airinfer-bounds-{}-{name}", std::process::id()));
-    std::fs::remove_dir_all(&d).ok();
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.display().to_string()
+    let (code, out, err) = airinfer(args);
+    (code, out, err, t0.elapsed())
 }
 
 /// `check FILE` and `run FILE` both fail at once with one line holding every word of `want`,
@@ -41,7 +23,7 @@ fn refused(d: &Path, f: &str, extra: &[&str], want: &[&str]) {
     for cmd in [vec!["check", f], vec!["run", f, "--out", &out, "--quiet"]] {
         let mut args = cmd.clone();
         args.extend(extra);
-        let (code, stdout, err, took) = airinfer(&args);
+        let (code, stdout, err, took) = timed(&args);
         assert_eq!(code, 1, "{args:?}: exit {code}: {err}");
         assert!(stdout.is_empty(), "{args:?}: {stdout}");
         let line = err.trim();
@@ -101,7 +83,7 @@ fn waveform_buffer_sizes_are_bounded_at_validation() {
              [[waveform.impairments]]\ntiming_offset_samples = 1e6\n"
         ),
     );
-    let (code, out, err, _) = airinfer(&["check", &f]);
+    let (code, out, err, _) = timed(&["check", &f]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("waveform sample buffers"), "{out}");
     refused(
@@ -185,7 +167,7 @@ fn run_counts_are_capped_before_the_sweep_is_expanded() {
         "ok.toml",
         "kind = \"allreduce\"\nreplications = 1000000\n",
     );
-    let (code, out, err, took) = airinfer(&["check", &f]);
+    let (code, out, err, took) = timed(&["check", &f]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("= 1000000 runs"), "{out}");
     assert!(out.contains("run records 2.0 GB [replications]"), "{out}");
@@ -202,7 +184,7 @@ fn memory_beyond_the_machine_or_the_limit_is_refused_naming_the_key() {
         "ok.toml",
         "kind = \"allreduce\"\n[devices]\ncount = 2\n",
     );
-    let (code, out, err, _) = airinfer(&["check", &ok]);
+    let (code, out, err, _) = timed(&["check", &ok]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("  memory: about 32.") && out.contains("(program 32.0 MB [kind], "),
@@ -212,7 +194,7 @@ fn memory_beyond_the_machine_or_the_limit_is_refused_naming_the_key() {
         out.contains("(MemAvailable)") || out.contains("(MemTotal)") || out.contains("unknown"),
         "{out}"
     );
-    let (code, out, err, _) = airinfer(&["check", &ok, "--max-memory", "1G"]);
+    let (code, out, err, _) = timed(&["check", &ok, "--max-memory", "1G"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("of 1.1 GB allowed by --max-memory"), "{out}");
     // 2 devices × 4e9 values of Monte-Carlo buffers: more than any machine here
@@ -238,7 +220,7 @@ fn memory_beyond_the_machine_or_the_limit_is_refused_naming_the_key() {
         "eval.toml",
         "kind = \"eval\"\n[model]\nname = \"smollm2-135m\"\n[eval]\nctx_tokens = 1024\nchunks = 1\n",
     );
-    let (code, out, err, _) = airinfer(&["check", &f]);
+    let (code, out, err, _) = timed(&["check", &f]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("model weights") && out.contains("KV caches") && out.contains("logits"),
@@ -262,23 +244,19 @@ fn memory_beyond_the_machine_or_the_limit_is_refused_naming_the_key() {
     );
     // with the model on disk `check` first holds the context to the model's (8192 tokens,
     // read from the GGUF header); without it, to the memory its KV caches need
-    let home = std::env::var_os("AIRINFER_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/airinfer")
-        });
-    if home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf").exists() {
+    if cache()
+        .join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        .exists()
+    {
         refused(&d, &f, &[], &["ctx.toml:5:1: eval.ctx_tokens", "8192"]);
     }
     let empty_home = d.join("empty-home");
     std::fs::create_dir_all(&empty_home).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_airinfer"))
-        .args(["check", &f])
-        .env("AIRINFER_HOME", &empty_home)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let (code, _, err) = airinfer_env(
+        &["check", &f],
+        &[("AIRINFER_HOME", empty_home.to_str().unwrap())],
+    );
+    assert_eq!(code, 1, "{err}");
     for w in [
         "ctx.toml:5:1: eval.ctx_tokens",
         "KV caches",
@@ -310,7 +288,7 @@ fn threads_are_capped_at_the_hardware_unless_forced() {
     let f = write(&d, "e.toml", "kind = \"allreduce\"\n");
     let hw = std::thread::available_parallelism().unwrap().get();
     let many = (hw + 1).to_string();
-    let (code, out, err, _) = airinfer(&["--threads", &many, "check", &f]);
+    let (code, out, err, _) = timed(&["--threads", &many, "check", &f]);
     assert_eq!(code, 1, "{out}{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
@@ -319,11 +297,11 @@ fn threads_are_capped_at_the_hardware_unless_forced() {
             && err.contains("--force-threads"),
         "{err}"
     );
-    let (code, _, err, _) = airinfer(&["--threads", &many, "--force-threads", "check", &f]);
+    let (code, _, err, _) = timed(&["--threads", &many, "--force-threads", "check", &f]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err, _) = airinfer(&["--threads", &hw.to_string(), "check", &f]);
+    let (code, _, err, _) = timed(&["--threads", &hw.to_string(), "check", &f]);
     assert_eq!(code, 0, "{err}");
-    let (code, out, _, _) = airinfer(&["--help"]);
+    let (code, out, _, _) = timed(&["--help"]);
     assert_eq!(code, 0);
     assert!(out.contains("--force-threads"), "{out}");
     std::fs::remove_dir_all(&d).ok();

@@ -1,19 +1,8 @@
 //! The `airinfer` binary as a user runs it: JSON other programs can trust, one-line errors with a
 //! non-zero exit for bad input.
 
-use std::process::Command;
-
-fn airinfer(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_airinfer"))
-        .args(args)
-        .output()
-        .expect("run airinfer");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::*;
 
 type C = (f64, f64);
 

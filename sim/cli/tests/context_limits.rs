@@ -2,39 +2,8 @@
 //! before work starts, with one line naming the flag or key. Needs the cached SmolLM2-135M
 //! (context 8192); skipped with a note when it is missing, unless `AIRINFER_REQUIRE_MODEL` is set.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-fn model() -> Option<String> {
-    let cache = std::env::var_os("AIRINFER_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/airinfer")
-        });
-    let m = cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !m.exists() {
-        assert!(
-            std::env::var_os("AIRINFER_REQUIRE_MODEL").is_none(),
-            "model missing under {} (run scripts/test.sh)",
-            cache.display()
-        );
-        eprintln!("note: SmolLM2 not cached; skipping");
-        return None;
-    }
-    Some(m.display().to_string())
-}
-
-fn airinfer(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_airinfer"))
-        .args(args)
-        .output()
-        .expect("run airinfer");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::*;
 
 fn one_line_error(code: i32, err: &str, words: &[&str]) {
     assert_eq!(code, 1, "{err}");
@@ -46,7 +15,7 @@ fn one_line_error(code: i32, err: &str, words: &[&str]) {
 
 #[test]
 fn a_prompt_longer_than_the_context_is_refused_before_it_runs() {
-    let Some(m) = model() else { return };
+    let Some(m) = cached_model() else { return };
     // ~10 000 tokens: it used to prefill past the 8192-position cache and emit one token
     let prompt = "hello world ".repeat(5000);
     let (code, out, err) = airinfer(&[
@@ -65,7 +34,7 @@ fn a_prompt_longer_than_the_context_is_refused_before_it_runs() {
 
 #[test]
 fn generate_reports_why_it_stopped() {
-    let Some(m) = model() else { return };
+    let Some(m) = cached_model() else { return };
     let (code, out, err) = airinfer(&[
         "generate",
         "--model",
@@ -84,7 +53,7 @@ fn generate_reports_why_it_stopped() {
 
 #[test]
 fn a_context_too_small_to_score_names_the_minimum() {
-    let Some(m) = model() else { return };
+    let Some(m) = cached_model() else { return };
     // llama.cpp's protocol scores positions ctx/2 .. ctx-1: nothing at ctx 2. It used to run and
     // then claim the text was shorter than one context.
     let (code, _, err) = airinfer(&["eval", "--model", &m, "--ctx", "2", "--quiet"]);
@@ -110,7 +79,7 @@ fn a_context_too_small_to_score_names_the_minimum() {
 
 #[test]
 fn the_latency_run_must_fit_the_context() {
-    let Some(m) = model() else { return };
+    let Some(m) = cached_model() else { return };
     let (code, _, err) = airinfer(&[
         "eval",
         "--model",
@@ -132,7 +101,7 @@ fn the_latency_run_must_fit_the_context() {
 
 #[test]
 fn check_reads_the_models_context() {
-    let Some(m) = model() else { return };
+    let Some(m) = cached_model() else { return };
     let dir = std::env::temp_dir().join(format!("airinfer-ctx-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cases = [

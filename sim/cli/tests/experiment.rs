@@ -3,33 +3,10 @@
 //! into the unsharded result, and the numbers do not depend on the thread count.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_airinfer"))
-}
-
-fn airinfer(args: &[&str]) -> (i32, String, String) {
-    let out = bin().args(args).output().expect("run airinfer");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("airinfer-exp-{}-{name}", std::process::id()));
-    std::fs::remove_dir_all(&d).ok();
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.display().to_string()
-}
+mod common;
+use common::*;
 
 /// A cheap campaign: all-reduces of Gaussian vectors, `points` SNRs × 2 schemes × `reps`.
 fn allreduce_toml(snrs: &[i32], reps: usize, realisations: usize) -> String {

@@ -4,55 +4,10 @@
 //! over, a numerical failure is a failed run, and a corrupted cached model is never trusted.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_airinfer"))
-}
-
-fn result(out: Output) -> (i32, String, String) {
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn airinfer(args: &[&str]) -> (i32, String, String) {
-    result(bin().args(args).output().expect("run airinfer"))
-}
-
-fn airinfer_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut c = bin();
-    c.args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    result(c.output().expect("run airinfer"))
-}
-
-fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
-    let mut c = bin();
-    c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.spawn().expect("spawn airinfer")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("airinfer-rel-{}-{name}", std::process::id()));
-    std::fs::remove_dir_all(&d).ok();
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.display().to_string()
-}
+mod common;
+use common::*;
 
 /// A cheap campaign: all-reduces of Gaussian vectors, SNRs × 2 schemes × `reps`.
 fn allreduce_toml(name: &str, seed: u64, snrs: &[i32], reps: usize) -> String {
