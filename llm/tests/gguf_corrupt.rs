@@ -178,6 +178,11 @@ fn absurd_counts_lengths_offsets_and_dimensions_are_errors() {
     let mut x = b.clone();
     patch_u64(&mut x, ty_at + 4, 3);
     assert_eq!(parse_all(x), Ok(false), "misaligned offset");
+    // an aligned offset whose sum with the data start overflows 64 bits (found by the fuzzer:
+    // an overflow panic with checks on; wrapped, the span looked inside the file)
+    let mut x = b.clone();
+    patch_u64(&mut x, ty_at + 4, u64::MAX - 63);
+    assert_eq!(parse_all(x), Ok(false), "offset past 2^64");
     let mut w = GgufWriter::new(3);
     w.add_f32("a", &[8], &[0.0; 8])
         .add_f32("b", &[8], &[0.0; 8]);

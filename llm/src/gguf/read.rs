@@ -263,16 +263,21 @@ impl GgufFile {
         // every tensor inside the file, and no two overlapping
         let mut spans: Vec<(u64, u64, usize)> = Vec::with_capacity(tensors.len());
         for (i, t) in tensors.iter().enumerate() {
-            let start = data_start + t.offset;
-            let end = start + t.n_bytes();
-            if end > file_len {
+            // offset and size are each below 2^64 but their sum with the data start need not be
+            // (found by the fuzzer): checked, so a wrapped span cannot pass as inside the file
+            let span = data_start
+                .checked_add(t.offset)
+                .and_then(|start| Some((start, start.checked_add(t.n_bytes())?)));
+            let Some((start, end)) = span.filter(|&(_, end)| end <= file_len) else {
                 return Err(GgufError::BadTensor {
                     name: t.name.clone(),
                     reason: format!(
-                        "data {start}..{end} runs past the end of the file ({file_len} bytes)"
+                        "data at offset {} + {} bytes runs past the end of the file ({file_len} bytes, data from {data_start})",
+                        t.offset,
+                        t.n_bytes()
                     ),
                 });
-            }
+            };
             spans.push((start, end, i));
         }
         spans.sort_unstable();

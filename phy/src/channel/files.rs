@@ -187,9 +187,11 @@ fn parse_npy(b: &[u8]) -> Result<Vec<Vec<CMat>>, String> {
         // npyz multiplies the shape out unchecked (a panic with overflow checks on, a wrapped
         // size without): multiply it here first
         if let Some(dims) = shape_in_header(text) {
+            // without the zeros: npyz's strides multiply the trailing dimensions even when a
+            // leading one is 0 (found by the fuzzer)
             if dims
                 .iter()
-                .try_fold(1u64, |a, &d| a.checked_mul(d))
+                .try_fold(1u64, |a, &d| a.checked_mul(d.max(1)))
                 .is_none()
             {
                 return Err(format!(
@@ -600,6 +602,15 @@ mod tests {
             e.contains("overflows") || e.contains("more than 2^64"),
             "{e}"
         );
+        // a zero dimension before ones whose product overflows (npyz's strides multiply them)
+        let e = load(
+            "zero-overflow.npy",
+            &npy_by_hand(
+                "{'descr': '<c16', 'fortran_order': False, 'shape': (0, 4294967296, 4294967296, 4294967296), }",
+                &[],
+            ),
+        );
+        assert!(e.contains("more than 2^64"), "{e}");
         // a version-2 preamble claiming a 4 GiB header in a 16-byte file
         let mut v2 = b"\x93NUMPY\x02\x00".to_vec();
         v2.extend_from_slice(&u32::MAX.to_le_bytes());
