@@ -143,19 +143,34 @@ fn shape_to_channels(
     Ok(out)
 }
 
-/// The integers of the `'shape': (…)` tuple of a `.npy` header's text, when it parses plainly.
-fn shape_in_header(text: &[u8]) -> Option<Vec<u64>> {
+/// The integers of the `'shape': (…)` tuple of a `.npy` header's text: None without such a
+/// tuple (npyz names what is missing), `Some(Err)` when its entries are not plain decimal
+/// integers (npyz would read `0+1000…` as a number and overflow multiplying it; numpy never
+/// writes one).
+fn shape_in_header(text: &[u8]) -> Option<Result<Vec<u64>, String>> {
     let text = std::str::from_utf8(text).ok()?;
     let at = text.find("'shape'").or_else(|| text.find("\"shape\""))?;
     let rest = &text[at..];
     let open = rest.find('(')?;
     let close = rest[open..].find(')')? + open;
-    rest[open + 1..close]
-        .split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .map(|d| d.parse::<u64>().ok())
-        .collect()
+    let inner = &rest[open + 1..close];
+    Some(
+        inner
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(|d| {
+                if d.bytes().all(|c| c.is_ascii_digit()) {
+                    d.parse::<u64>().map_err(|_| ())
+                } else {
+                    Err(())
+                }
+            })
+            .collect::<Result<Vec<u64>, ()>>()
+            .map_err(|()| {
+                format!("malformed .npy header: shape ({inner}) is not a tuple of decimal integers")
+            }),
+    )
 }
 
 fn parse_npy(b: &[u8]) -> Result<Vec<Vec<CMat>>, String> {
@@ -187,6 +202,7 @@ fn parse_npy(b: &[u8]) -> Result<Vec<Vec<CMat>>, String> {
         // npyz multiplies the shape out unchecked (a panic with overflow checks on, a wrapped
         // size without): multiply it here first
         if let Some(dims) = shape_in_header(text) {
+            let dims = dims?;
             // without the zeros: npyz's strides multiply the trailing dimensions even when a
             // leading one is 0 (found by the fuzzer)
             if dims
@@ -611,6 +627,15 @@ mod tests {
             ),
         );
         assert!(e.contains("more than 2^64"), "{e}");
+        // a shape entry that is not a plain integer (npyz reads `0+1000…`, then overflows)
+        let e = load(
+            "plus.npy",
+            &npy_by_hand(
+                "{'descr': '<c16', 'fortran_order': False, 'shape': (1, 2, 2, 0+100000000000000000002), }",
+                &c16(4),
+            ),
+        );
+        assert!(e.contains("not a tuple of decimal integers"), "{e}");
         // a version-2 preamble claiming a 4 GiB header in a 16-byte file
         let mut v2 = b"\x93NUMPY\x02\x00".to_vec();
         v2.extend_from_slice(&u32::MAX.to_le_bytes());
