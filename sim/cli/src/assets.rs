@@ -123,6 +123,24 @@ pub const MODELS: &[Asset] = &[SMOLLM2_135M];
 /// Evaluation texts known by name.
 pub const TEXTS: &[Asset] = &[LEE_NEWS, WIKITEXT2];
 
+impl Asset {
+    /// Where the cache rooted at `root` keeps this asset.
+    pub fn path_in(&self, root: &Path) -> PathBuf {
+        root.join(self.dir).join(self.file)
+    }
+}
+
+/// The cached file of the catalogue asset called `name` (any case) when it is on disk; nothing
+/// is fetched.
+pub fn cached(catalogue: &[Asset], name: &str) -> Option<PathBuf> {
+    let lower = name.to_ascii_lowercase();
+    catalogue
+        .iter()
+        .find(|a| a.names.contains(&lower.as_str()))
+        .map(|a| a.path_in(&cache_dir()))
+        .filter(|p| p.is_file())
+}
+
 /// A UTF-8 text file (an evaluation text), with errors naming it.
 pub fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("reading text {}", path.display()))?;
@@ -214,7 +232,7 @@ fn endpoint_or_default(var: Option<String>) -> String {
 /// As [`ensure_in`], fetching Hugging Face files from `endpoint`.
 fn ensure_from(root: &Path, asset: &Asset, quiet: bool, endpoint: &str) -> Result<PathBuf> {
     let dir = root.join(asset.dir);
-    let path = dir.join(asset.file);
+    let path = asset.path_in(root);
     // A verified file carries a stamp (size, modification time and SHA) so it is not re-hashed
     // on every run; a file changed since (in size or time) is hashed again.
     let stamp = stamp_path(root, asset);
@@ -357,7 +375,7 @@ pub fn verify_assets(root: &Path, assets: &[&Asset]) -> Result<Vec<String>> {
     let mut lines = Vec::new();
     let mut bad = Vec::new();
     for a in assets {
-        let path = root.join(a.dir).join(a.file);
+        let path = a.path_in(root);
         if !path.is_file() {
             lines.push(format!("{}: not in the cache", path.display()));
             continue;

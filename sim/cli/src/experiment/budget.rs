@@ -176,11 +176,7 @@ impl Estimator {
     fn model(&mut self, spec: &Spec, dir: &dyn Fn(&str) -> PathBuf) -> Option<ModelInfo> {
         let path = match spec.model_file(dir) {
             Ok(Some(p)) => Some(p),
-            _ => crate::assets::MODELS
-                .iter()
-                .find(|a| a.names.contains(&spec.model.name.as_str()))
-                .map(|a| crate::assets::cache_dir().join(a.dir).join(a.file))
-                .filter(|p| p.is_file()),
+            _ => crate::assets::cached(crate::assets::MODELS, &spec.model.name),
         };
         if let Some(p) = path {
             let info = self
@@ -240,10 +236,7 @@ impl Estimator {
                 // the tokenizer's vocabulary, the text and its tokens
                 let text = match spec.text_file(dir) {
                     Ok(Some(p)) => Some(p),
-                    _ => crate::assets::TEXTS
-                        .iter()
-                        .find(|a| a.names.contains(&spec.eval.text.as_str()))
-                        .map(|a| crate::assets::cache_dir().join(a.dir).join(a.file)),
+                    _ => crate::assets::cached(crate::assets::TEXTS, &spec.eval.text),
                 };
                 let text_bytes = text
                     .and_then(|p| std::fs::metadata(p).ok())

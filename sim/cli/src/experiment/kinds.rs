@@ -81,6 +81,9 @@ mod metric_values {
     }
 }
 
+mod validity;
+pub use validity::{inject_nan, numerical_failure};
+
 #[cfg(test)]
 mod tests;
 
@@ -146,59 +149,6 @@ pub fn is_dynamic_column(kind: Kind, c: &str) -> bool {
     };
     c.strip_prefix(prefix)
         .is_some_and(|d| !d.is_empty() && d.chars().all(|x| x.is_ascii_digit()))
-}
-
-/// Whether `metric` of `row` may be non-finite because it does not apply, not because a
-/// computation failed: the whitelist of [`numerical_failure`].
-fn undefined_by_design(spec: &Spec, row: &Row, metric: &str) -> bool {
-    // a configuration that does not fit in memory / has no feasible partition (latency,
-    // systems) has no latency, throughput or quality to report: NaN, with fits = 0
-    if row.metrics.iter().any(|(m, v)| m == "fits" && *v == 0.0) {
-        return true;
-    }
-    match spec.kind {
-        // the closed-form prediction exists for some schemes only (NaN otherwise)
-        Kind::Allreduce => metric == "predicted_nmse",
-        // quality metrics are measured only with `system.perplexity = true`
-        Kind::Systems => {
-            !spec.system.perplexity
-                && matches!(
-                    metric,
-                    "perplexity" | "reference_perplexity" | "agreement" | "handoff_nmse"
-                )
-        }
-        Kind::Eval | Kind::Latency | Kind::Plan => false,
-    }
-}
-
-/// The first measured metric of `rows` that is NaN or infinite (a numerical failure of the
-/// run), as `name = value`; metrics that are undefined by design are not failures.
-pub fn numerical_failure(spec: &Spec, rows: &[Row]) -> Option<String> {
-    rows.iter().find_map(|row| {
-        row.metrics
-            .iter()
-            .find(|(m, v)| !v.is_finite() && !undefined_by_design(spec, row, m))
-            .map(|(m, v)| format!("{m} = {v}"))
-    })
-}
-
-/// The test hook `AIRINFER_TEST_NAN_RUN=N`: run N's first metric reads NaN, as after a
-/// numerical failure (for the failed-run tests). An error names the variable when malformed.
-pub fn inject_nan(run: usize, rows: &mut [Row]) -> Result<()> {
-    const VAR: &str = "AIRINFER_TEST_NAN_RUN";
-    let Ok(v) = std::env::var(VAR) else {
-        return Ok(());
-    };
-    let n: usize = v
-        .trim()
-        .parse()
-        .map_err(|_| anyhow::anyhow!("{VAR}={v}: expected a run index"))?;
-    if n == run {
-        if let Some((_, x)) = rows.first_mut().and_then(|r| r.metrics.first_mut()) {
-            *x = f64::NAN;
-        }
-    }
-    Ok(())
 }
 
 /// What runs share: the loaded model, tokenised texts and error-free references (a campaign

@@ -79,9 +79,8 @@ pub struct Input {
 /// SHA-256 of a file's bytes (hex), remembered for this process by (canonical path, size,
 /// modification time): a campaign's points share their model and text, and a 100 MB GGUF is
 /// read once, not once per point.
-pub fn file_digest(path: &Path) -> std::io::Result<String> {
+pub fn file_digest(path: &Path) -> anyhow::Result<String> {
     use std::collections::HashMap;
-    use std::io::Read;
     use std::sync::{Mutex, OnceLock};
     type Key = (PathBuf, u64, Option<std::time::SystemTime>);
     static CACHE: OnceLock<Mutex<HashMap<Key, String>>> = OnceLock::new();
@@ -92,17 +91,7 @@ pub fn file_digest(path: &Path) -> std::io::Result<String> {
     if let Some(h) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(h.clone());
     }
-    let mut f = std::fs::File::open(&canon)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::assets::sha256_file(&canon)?;
     cache
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -373,7 +362,7 @@ impl Experiment {
                         &doc,
                         &settings,
                         &key,
-                        &format!("cannot read '{}': {e}", path.display()),
+                        &format!("cannot read '{}': {e:#}", path.display()),
                     )
                 })?;
                 inputs.push(Input { key, path, sha256 });

@@ -514,18 +514,10 @@ impl Spec {
     pub fn model_context(&self, dir: &dyn Fn(&str) -> PathBuf) -> Result<Option<usize>, Invalid> {
         let path = match self.model_file(dir)? {
             Some(p) => p,
-            None => {
-                let n = self.model.name.to_ascii_lowercase();
-                let a = crate::assets::MODELS
-                    .iter()
-                    .find(|a| a.names.contains(&n.as_str()))
-                    .expect("model_file: a catalogue name");
-                let p = crate::assets::cache_dir().join(a.dir).join(a.file);
-                if !p.is_file() {
-                    return Ok(None);
-                }
-                p
-            }
+            None => match crate::assets::cached(crate::assets::MODELS, &self.model.name) {
+                Some(p) => p,
+                None => return Ok(None),
+            },
         };
         let g = airinfer_llm::gguf::GgufFile::open(&path)
             .map_err(|e| ("model.name".to_string(), format!("{}: {e}", path.display())))?;
