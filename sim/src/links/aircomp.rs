@@ -144,7 +144,7 @@ pub(super) type TokenSum<'s> =
 
 /// Carry a call token by token through `sum` (AirComp or FDMA): the channel at each token's
 /// time, imperfect CSI when set, the downlink, the side information; predicted error per real
-/// value (half the complex symbol's).
+/// value (a channel use's over the 2L reals it carries).
 pub(super) fn token_by_token(
     radio: &RadioConfig,
     call: Call<'_>,
@@ -186,8 +186,8 @@ pub(super) fn token_by_token(
         };
         let (est, uses, side) = match sum(&refs, &link, call.streams) {
             Ok(o) => {
-                // per complex symbol → per real value
-                pred += o.true_mse / 2.0 * width as f64;
+                // per channel use (L streams, 2L reals) → per real value
+                pred += o.true_mse / (2 * radio.streams) as f64 * width as f64;
                 (o.estimate, o.channel_uses, o.side_info_bytes)
             }
             // a design that cannot serve this realisation (e.g. rank-deficient): nothing
