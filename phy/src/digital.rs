@@ -27,7 +27,8 @@ pub enum Quantiser {
     Fp16,
     /// bfloat16.
     Bf16,
-    /// 8-bit symmetric integers with an f32 scale per `block` values.
+    /// 8-bit symmetric integers with an f32 scale per `block` values (`usize::MAX`: one scale
+    /// for the whole tensor, the paper's plain 8-bit quantisation).
     Int8 {
         /// Values per scale.
         block: usize,
@@ -37,15 +38,88 @@ pub enum Quantiser {
         /// Values per scale.
         block: usize,
     },
+    /// `bits`-bit symmetric integers (2 ≤ bits ≤ 16, levels ±(2^(bits−1) − 1)) with an f32
+    /// scale per `block` values: what a budgeted digital link sends when its format does not fit.
+    Int {
+        /// Bits per value.
+        bits: u8,
+        /// Values per scale.
+        block: usize,
+    },
+    /// One bit per value: the sign, times an f32 scale per `block` values equal to the block's
+    /// mean |x| (for Gaussian values the error variance is (1 − 2/π) σ²).
+    Sign {
+        /// Values per scale.
+        block: usize,
+    },
 }
 
 impl Quantiser {
     /// Bits on the wire for `n` values (scales included).
     pub fn bits(self, n: usize) -> u64 {
+        let scales = |block: usize| 32 * n.div_ceil(block.max(1)) as u64;
         match self {
             Quantiser::Fp16 | Quantiser::Bf16 => 16 * n as u64,
-            Quantiser::Int8 { block } => 8 * n as u64 + 32 * n.div_ceil(block.max(1)) as u64,
-            Quantiser::Int4 { block } => 4 * n as u64 + 32 * n.div_ceil(block.max(1)) as u64,
+            Quantiser::Int8 { block } => 8 * n as u64 + scales(block),
+            Quantiser::Int4 { block } => 4 * n as u64 + scales(block),
+            Quantiser::Int { bits, block } => bits as u64 * n as u64 + scales(block),
+            Quantiser::Sign { block } => n as u64 + scales(block),
+        }
+    }
+
+    /// Bits per value, scales not counted.
+    pub fn value_bits(self) -> u8 {
+        match self {
+            Quantiser::Fp16 | Quantiser::Bf16 => 16,
+            Quantiser::Int8 { .. } => 8,
+            Quantiser::Int4 { .. } => 4,
+            Quantiser::Int { bits, .. } => bits,
+            Quantiser::Sign { .. } => 1,
+        }
+    }
+
+    /// Values per scale (32 for the float formats, which have none: what a narrower integer
+    /// format replacing them uses).
+    pub fn block(self) -> usize {
+        match self {
+            Quantiser::Fp16 | Quantiser::Bf16 => 32,
+            Quantiser::Int8 { block }
+            | Quantiser::Int4 { block }
+            | Quantiser::Int { block, .. }
+            | Quantiser::Sign { block } => block,
+        }
+    }
+
+    /// The most precise format no wider than this one whose `n` values fit in `budget_bits`:
+    /// this one if it fits; else, from `b` = its width down to 1 bit per value, `b` bits with
+    /// its block's scales, then `b` bits with one scale for all `n` (coarser, but 32 bits in
+    /// all instead of one per block; 2 ≤ b: [`Quantiser::Int`], b = 1: [`Quantiser::Sign`]);
+    /// None when not even one bit per value fits.
+    pub fn fitting(self, n: usize, budget_bits: f64) -> Option<Quantiser> {
+        if self.bits(n) as f64 <= budget_bits {
+            return Some(self);
+        }
+        let make = |bits: u8, block: usize| match bits {
+            1 => Quantiser::Sign { block },
+            _ => Quantiser::Int { bits, block },
+        };
+        let block = self.block();
+        (1..=self.value_bits())
+            .rev()
+            .flat_map(|b| [make(b, block), make(b, usize::MAX)])
+            .find(|q| q.bits(n) as f64 <= budget_bits)
+    }
+
+    /// Check the parameters.
+    pub fn validate(self) -> Result<(), DigitalError> {
+        match self {
+            Quantiser::Int { bits, .. } if !(2..=16).contains(&bits) => Err(DigitalError::Invalid(
+                format!("int quantiser with {bits} bits: need 2 ≤ bits ≤ 16"),
+            )),
+            q if q.block() == 0 => Err(DigitalError::Invalid(
+                "quantiser block: need at least 1 value per scale".into(),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -59,6 +133,18 @@ impl Quantiser {
                 .collect(),
             Quantiser::Int8 { block } => int_roundtrip(x, block, 127.0),
             Quantiser::Int4 { block } => int_roundtrip(x, block, 7.0),
+            Quantiser::Int { bits, block } => {
+                int_roundtrip(x, block, ((1u32 << (bits.clamp(2, 16) - 1)) - 1) as f32)
+            }
+            Quantiser::Sign { block } => {
+                let mut out = Vec::with_capacity(x.len());
+                for b in x.chunks(block.max(1)) {
+                    let scale =
+                        (b.iter().map(|v| v.abs() as f64).sum::<f64>() / b.len() as f64) as f32;
+                    out.extend(b.iter().map(|&v| if v < 0.0 { -scale } else { scale }));
+                }
+                out
+            }
         }
     }
 }
@@ -344,6 +430,19 @@ pub fn mcs_airtime(
 #[cfg(test)]
 mod mcs_tests;
 
+/// How a digital link's rate follows from its SNR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rate {
+    /// NR CQI link adaptation (table 1) to the BLER target, HARQ up to `max_tx` transmissions,
+    /// residual block losses.
+    #[default]
+    Mcs,
+    /// Shannon capacity `B log2(1 + SNR)`, every block decoded at the first transmission (an
+    /// ideal code: the upper bound of any digital link, the rate of the paper's baseline).
+    Shannon,
+}
+
 /// A digital reduce-at-AP + broadcast round with link adaptation, HARQ and residual errors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -370,6 +469,14 @@ pub struct DigitalLink {
     /// Fixed per-round cost, s.
     #[serde(default)]
     pub overhead_s: f64,
+    /// Rate model.
+    #[serde(default)]
+    pub rate: Rate,
+    /// Uplink transmit-time budget of each device, s (None: unlimited). A device sends what
+    /// fits: its format if it does, else fewer bits per value ([`Quantiser::fitting`]), else
+    /// nothing (its blocks count as lost); each block goes once (no time for HARQ).
+    #[serde(default)]
+    pub budget_s: Option<Vec<f64>>,
 }
 
 /// What a digital all-reduce delivered.
@@ -388,6 +495,8 @@ pub struct DigitalSum {
     /// Time each device's transmitter was on in the uplink (its slot with TDMA, its sub-band's
     /// time with OFDMA), HARQ retransmissions included, s.
     pub uplink_tx_s: Vec<f64>,
+    /// Bits on the wire per value each device sent (scales included; 0: nothing fitted).
+    pub bits_per_value: Vec<f64>,
 }
 
 /// Transmissions of one block until it is decoded or `max_tx` is reached: (count, delivered).
@@ -400,11 +509,82 @@ pub fn harq_draw<R: rand::Rng + ?Sized>(bler: f64, max_tx: u32, rng: &mut R) -> 
     (max_tx, false)
 }
 
+/// Spectral efficiency (bit/s/Hz) and BLER of a link at `snr_db` under `link`'s rate model.
+fn spectral_efficiency(link: &DigitalLink, snr_db: f64) -> Result<(f64, f64), DigitalError> {
+    match link.rate {
+        Rate::Mcs => {
+            let o = mcs_airtime(1, 1.0, snr_db, &link.bler, link.target_bler, link.max_tx)?;
+            let se = NR_CQI_TABLE1_SE[o.cqi.unwrap_or(0)];
+            Ok((se, link.bler.bler(se, snr_db)))
+        }
+        // below 1e-9 bit/s/Hz nothing a simulation can wait for goes through: floor it so that
+        // times stay finite (10⁹ s per bit)
+        Rate::Shannon => Ok(((1.0 + 10f64.powf(snr_db / 10.0)).log2().max(1e-9), 0.0)),
+    }
+}
+
+/// What a device's block range `[lo, hi)` of `n` values is, for block `blk`.
+fn block_range(blk: usize, block_values: usize, n: usize) -> (usize, usize) {
+    let lo = blk * block_values;
+    (lo, (lo + block_values).min(n))
+}
+
+/// The AP's broadcast of `estimate` to every device of `link` at the weakest device's rate,
+/// each block repeated until every device has it or `max_tx` is reached (drawn from `rng`):
+/// what each device received (lost blocks read as zero), the airtime and the lost
+/// (device, block) pairs. The quantised broadcast of [`digital_all_reduce`], and AirComp's
+/// digital downlink.
+pub fn broadcast<R: rand::Rng + ?Sized>(
+    estimate: &[f32],
+    link: &DigitalLink,
+    rng: &mut R,
+) -> Result<(Vec<Vec<f32>>, f64, usize), DigitalError> {
+    let n = estimate.len();
+    let k = link.downlink_snr_db.len();
+    if k == 0
+        || link.block_values == 0
+        || !(link.bandwidth_hz.is_finite() && link.bandwidth_hz > 0.0)
+    {
+        return Err(DigitalError::Invalid(format!(
+            "broadcast to {k} devices, {} values per block, {} Hz: need ≥ 1, ≥ 1, > 0",
+            link.block_values, link.bandwidth_hz
+        )));
+    }
+    let weakest = link
+        .downlink_snr_db
+        .iter()
+        .cloned()
+        .fold(f64::INFINITY, f64::min);
+    let (se, _) = spectral_efficiency(link, weakest)?;
+    let sent = link.quantiser.roundtrip(estimate);
+    let mut per_device = vec![sent; k];
+    let mut downlink_s = 0.0;
+    let mut lost = 0;
+    for blk in 0..n.div_ceil(link.block_values) {
+        let (lo, hi) = block_range(blk, link.block_values, n);
+        let mut rounds = 0;
+        for (d, &snr_db) in link.downlink_snr_db.iter().enumerate() {
+            let (tx, ok) = match link.rate {
+                Rate::Mcs => harq_draw(link.bler.bler(se, snr_db), link.max_tx, rng),
+                Rate::Shannon => (1, true),
+            };
+            rounds = rounds.max(tx);
+            if !ok {
+                lost += 1;
+                per_device[d][lo..hi].fill(0.0);
+            }
+        }
+        downlink_s +=
+            rounds as f64 * link.quantiser.bits(hi - lo) as f64 / (se * link.bandwidth_hz);
+    }
+    Ok((per_device, downlink_s, lost))
+}
+
 /// All-reduce `partials` (one vector per device) through `link`: every device quantises its
-/// vector and sends it block by block at the MCS chosen for its SNR ([`mcs_airtime`]'s rule);
-/// each block is retransmitted until decoded or `max_tx` is reached (drawn from `rng`); the AP
-/// sums what arrived, quantises the sum and broadcasts it at the weakest device's MCS, each
-/// block repeated until every device has it or `max_tx` is reached.
+/// vector and sends it block by block at the rate its SNR gives ([`Rate`]: the MCS chosen by
+/// [`mcs_airtime`]'s rule, or Shannon's); with MCS each block is retransmitted until decoded
+/// or `max_tx` is reached (drawn from `rng`); under a time budget a device sends what fits;
+/// the AP sums what arrived, quantises the sum and [`broadcast`]s it.
 pub fn digital_all_reduce<R: rand::Rng + ?Sized>(
     partials: &[&[f32]],
     link: &DigitalLink,
@@ -424,11 +604,25 @@ pub fn digital_all_reduce<R: rand::Rng + ?Sized>(
     if link.block_values == 0 {
         return Err(DigitalError::Invalid("block_values must be ≥ 1".into()));
     }
+    link.quantiser.validate()?;
+    if !(link.bandwidth_hz.is_finite() && link.bandwidth_hz > 0.0) {
+        return Err(DigitalError::Invalid(format!(
+            "bandwidth_hz = {}: must be positive",
+            link.bandwidth_hz
+        )));
+    }
     if !(link.overhead_s.is_finite() && link.overhead_s >= 0.0) {
         return Err(DigitalError::Invalid(format!(
             "overhead_s = {}: must be ≥ 0",
             link.overhead_s
         )));
+    }
+    if let Some(b) = &link.budget_s {
+        if b.len() != k || b.iter().any(|t| !(t.is_finite() && *t >= 0.0)) {
+            return Err(DigitalError::Invalid(format!(
+                "budget_s: {b:?} for {k} devices (need one finite time ≥ 0 each)"
+            )));
+        }
     }
     let n = partials[0].len();
     if partials.iter().any(|p| p.len() != n) {
@@ -437,11 +631,7 @@ pub fn digital_all_reduce<R: rand::Rng + ?Sized>(
         ));
     }
     let blocks = n.div_ceil(link.block_values);
-    let block_bits = |b: usize| {
-        let len = link.block_values.min(n - b * link.block_values);
-        link.quantiser.bits(len)
-    };
-    // MCS per uplink: (spectral efficiency, BLER, bandwidth)
+    // rate per uplink: its bandwidth and SNR gain
     let (up_bw, up_gain) = match link.access {
         Access::Tdma => (link.bandwidth_hz, 1.0),
         Access::Ofdma => (link.bandwidth_hz / k as f64, k as f64),
@@ -449,20 +639,33 @@ pub fn digital_all_reduce<R: rand::Rng + ?Sized>(
     let mut estimate = vec![0.0f32; n];
     let mut uplink_lost_blocks = 0;
     let mut per_device_time = Vec::with_capacity(k);
-    for (x, &snr_db) in partials.iter().zip(&link.uplink_snr_db) {
+    let mut bits_per_value = Vec::with_capacity(k);
+    for (d, (x, &snr_db)) in partials.iter().zip(&link.uplink_snr_db).enumerate() {
         let snr_db = snr_db + 10.0 * up_gain.log10();
-        let o = mcs_airtime(1, up_bw, snr_db, &link.bler, link.target_bler, link.max_tx)?;
-        let se = NR_CQI_TABLE1_SE[o.cqi.unwrap_or(0)];
-        let b = link.bler.bler(se, snr_db);
-        let q = link.quantiser.roundtrip(x);
+        let (se, b) = spectral_efficiency(link, snr_db)?;
+        // under a budget: the format that fits, each block once
+        let (q, max_tx) = match &link.budget_s {
+            None => (Some(link.quantiser), link.max_tx),
+            Some(budget) => (link.quantiser.fitting(n, se * up_bw * budget[d]), 1),
+        };
+        let Some(q) = q else {
+            uplink_lost_blocks += blocks;
+            per_device_time.push(0.0);
+            bits_per_value.push(0.0);
+            continue;
+        };
+        bits_per_value.push(q.bits(n) as f64 / n.max(1) as f64);
+        let sent = q.roundtrip(x);
         let mut t = 0.0;
         for blk in 0..blocks {
-            let (tx, ok) = harq_draw(b, link.max_tx, rng);
-            t += tx as f64 * block_bits(blk) as f64 / (se * up_bw);
+            let (lo, hi) = block_range(blk, link.block_values, n);
+            let (tx, ok) = match link.rate {
+                Rate::Mcs => harq_draw(b, max_tx, rng),
+                Rate::Shannon => (1, true),
+            };
+            t += tx as f64 * q.bits(hi - lo) as f64 / (se * up_bw);
             if ok {
-                let lo = blk * link.block_values;
-                let hi = (lo + link.block_values).min(n);
-                for (e, v) in estimate[lo..hi].iter_mut().zip(&q[lo..hi]) {
+                for (e, v) in estimate[lo..hi].iter_mut().zip(&sent[lo..hi]) {
                     *e += v;
                 }
             } else {
@@ -475,39 +678,7 @@ pub fn digital_all_reduce<R: rand::Rng + ?Sized>(
         Access::Tdma => per_device_time.iter().sum(),
         Access::Ofdma => per_device_time.iter().cloned().fold(0.0, f64::max),
     };
-    // broadcast at the weakest device's MCS
-    let weakest = link
-        .downlink_snr_db
-        .iter()
-        .cloned()
-        .fold(f64::INFINITY, f64::min);
-    let o = mcs_airtime(
-        1,
-        link.bandwidth_hz,
-        weakest,
-        &link.bler,
-        link.target_bler,
-        link.max_tx,
-    )?;
-    let se = NR_CQI_TABLE1_SE[o.cqi.unwrap_or(0)];
-    let sent = link.quantiser.roundtrip(&estimate);
-    let mut per_device = vec![sent.clone(); k];
-    let mut downlink_s = 0.0;
-    let mut downlink_lost_blocks = 0;
-    for blk in 0..blocks {
-        let mut rounds = 0;
-        for (d, &snr_db) in link.downlink_snr_db.iter().enumerate() {
-            let (tx, ok) = harq_draw(link.bler.bler(se, snr_db), link.max_tx, rng);
-            rounds = rounds.max(tx);
-            if !ok {
-                downlink_lost_blocks += 1;
-                let lo = blk * link.block_values;
-                let hi = (lo + link.block_values).min(n);
-                per_device[d][lo..hi].fill(0.0);
-            }
-        }
-        downlink_s += rounds as f64 * block_bits(blk) as f64 / (se * link.bandwidth_hz);
-    }
+    let (per_device, downlink_s, downlink_lost_blocks) = broadcast(&estimate, link, rng)?;
     Ok(DigitalSum {
         estimate,
         per_device,
@@ -519,6 +690,7 @@ pub fn digital_all_reduce<R: rand::Rng + ?Sized>(
         uplink_lost_blocks,
         downlink_lost_blocks,
         uplink_tx_s: per_device_time,
+        bits_per_value,
     })
 }
 

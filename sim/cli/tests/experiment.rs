@@ -567,11 +567,13 @@ fn allreduce_runs_meet_the_closed_forms() {
     // ZF (sum of directions): with common random numbers the same channels and noise samples
     // meet every SNR, so the error scales exactly as the noise variance; airtime per all-reduce:
     // AirComp n/2 channel uses + 2 × 16 bits of side information per device at 2 bits per use,
-    // FDMA K × n/2 uses + the same side information, + 50 µs per round, at 10 M uses/s
+    // FDMA K × n/2 uses + the same side information, + 50 µs per round, at 10 M uses/s (the
+    // uplink's closed forms: an ideal downlink)
     let f = write(
         &d,
         "e.toml",
         "kind = \"allreduce\"\nseed = 11\n[devices]\ncount = 3\n[scheme]\ndesign = \"zf_sum\"\n\
+         downlink = \"ideal\"\n\
          [allreduce]\nrealisations = 40\nvalues = 1000\n\
          [sweep]\n\"scheme.kind\" = [\"ideal\", \"aircomp\", \"fdma\"]\n\"channel.snr_db\" = [0, 20]\n",
     );
@@ -606,6 +608,13 @@ fn allreduce_runs_meet_the_closed_forms() {
         // exact scaling up to the f32 rounding of the estimates (≈ u·|sum|/|error| per value,
         // averaging out over 40 000 values; measured ≤ 1.1e-10): 1e-6 is loose
         assert!((ratio - 0.01).abs() < 1e-6, "{kind}: {ratio}");
+        // both MSE views: the aggregate's MSE is the NMSE times the sum's power, K = 3 for
+        // unit-variance partials (40 000 values: the empirical power is within ~1 % of 3)
+        for snr in ["0", "20"] {
+            let r = get(kind, snr);
+            let power = num(r, "mse") / num(r, "nmse");
+            assert!((power / 3.0 - 1.0).abs() < 0.03, "{kind} {snr} dB: {power}");
+        }
     }
     std::fs::remove_dir_all(&d).ok();
 }
@@ -619,7 +628,8 @@ fn the_same_allreduce_runs_at_symbol_and_waveform_level_and_through_a_radio() {
         &d,
         "w.toml",
         "kind = \"allreduce\"\nseed = 5\n[devices]\ncount = 3\n[channel]\nrx_antennas = 1\n\
-         snr_db = 15\n[scheme]\nkind = \"aircomp\"\ndesign = \"zf\"\n[waveform]\ncorrect = false\n\
+         snr_db = 15\n[scheme]\nkind = \"aircomp\"\ndesign = \"zf\"\ndownlink = \"ideal\"\n\
+         [waveform]\ncorrect = false\n\
          [allreduce]\nrealisations = 300\n[sweep]\n\"waveform.level\" = [\"symbol\", \"waveform\"]\n",
     );
     let out = d.join("out");

@@ -77,7 +77,7 @@ fn ideal_scheme_equals_the_single_device_perplexity() {
     assert_eq!(tp["agreement"].as_f64().unwrap(), 1.0);
     // f32 rounding of a 3-term sum: (2u·Σ|p|)² ≈ 1.4e-14·Σ|p|² (u = 2⁻²⁴) for activations of
     // O(1)…O(10) (measured 8e-16); absolute, so it assumes that scale
-    assert!(tp["mse"]["mlp_down"].as_f64().unwrap() < 1e-10);
+    assert!(tp["nmse"]["mlp_down"].as_f64().unwrap() < 1e-10);
     // ideal links take no airtime: the decode time is compute (+ idle) only
     assert_eq!(tp["decode_per_token"]["airtime_ms"].as_f64().unwrap(), 0.0);
 }

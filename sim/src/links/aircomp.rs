@@ -10,12 +10,13 @@
 //! digitally (2 × 16 bits at `side_info_bits_per_use`, devices one after another). Uncoded FDMA
 //! ([`super::fdma`]) shares this loop.
 
-use super::{Call, Carried, Link, RadioConfig, Streams};
+use super::{Broadcast, Call, Carried, Link, RadioConfig, Streams};
 use crate::des::Time;
 use airinfer_phy::aircomp::{
-    self, AirCompError, OtaLink, OtaOutcome, Problem, ReceiveDirection, Transceiver,
+    self, AirCompError, Downlink, OtaLink, OtaOutcome, Problem, ReceiveDirection, Transceiver,
 };
 use airinfer_phy::channel;
+use airinfer_phy::digital;
 use airinfer_phy::rng;
 use airinfer_phy::CMat;
 use serde::{Deserialize, Serialize};
@@ -127,7 +128,7 @@ impl Aircomp {
 impl Link for Aircomp {
     fn carry(&mut self, call: Call<'_>, buffers: &mut [Vec<f32>]) -> Carried {
         let design = self.design;
-        token_by_token(&self.radio, call, buffers, &mut |refs, link, s| {
+        token_by_token(&self.radio, call, buffers, 1.0, &mut |refs, link, s| {
             let f = design_fn(design, &mut s.design);
             aircomp::over_the_air_sum(refs, link, f, &mut s.noise)
         })
@@ -144,11 +145,13 @@ pub(super) type TokenSum<'s> =
 
 /// Carry a call token by token through `sum` (AirComp or FDMA): the channel at each token's
 /// time, imperfect CSI when set, the downlink, the side information; predicted error per real
-/// value (a channel use's over the 2L reals it carries).
+/// value (a channel use's over the 2L reals it carries). Every device sends at `power` times
+/// its full power.
 pub(super) fn token_by_token(
     radio: &RadioConfig,
     call: Call<'_>,
     buffers: &mut [Vec<f32>],
+    power: f64,
     sum: &mut TokenSum<'_>,
 ) -> Carried {
     let (start, width, n_tokens) = (call.start.secs(), call.width, call.n_tokens);
@@ -157,7 +160,7 @@ pub(super) fn token_by_token(
         .expect("an all-reduce through the AP has its channel");
     let k = buffers.len();
     let noise_var = radio.noise_var();
-    let power = vec![1.0; k];
+    let power = vec![power; k];
     let mut pred = 0.0;
     // every device transmits as long as the others: one on-time for all
     let mut on_s = 0.0;
@@ -194,7 +197,7 @@ pub(super) fn token_by_token(
             // arrives this token
             Err(_) => (vec![0f32; width], width.div_ceil(2), 8 * k),
         };
-        let downlink_s = deliver_token(&est, radio, call.streams, &mut out, tok, width);
+        let downlink_s = deliver_token(&est, radio, &h, call.streams, &mut out, tok, width);
         // side info: each device's mean and variance, 8 bytes as f32, sent as 2 × fp16
         let side_bits = 4.0 * side as f64;
         // every device sends its analog symbols at once, then its own share of the side info
@@ -205,29 +208,56 @@ pub(super) fn token_by_token(
             + downlink_s;
         t += air;
     }
-    finish_tokens(buffers, out, start, t, pred, on_s)
+    finish_tokens(buffers, out, start, t, pred, on_s, power[0])
 }
 
-/// Return token `tok`'s estimate `est` to every device through the downlink model, into its
-/// slice of `out`; the downlink's airtime.
+/// Return token `tok`'s estimate `est` to every device through the radio's [`Broadcast`] on
+/// channels `h`, into its slice of `out`; the downlink's airtime.
 pub(super) fn deliver_token(
     est: &[f32],
     radio: &RadioConfig,
+    h: &[CMat],
     streams: &mut Streams,
     out: &mut [Vec<f32>],
     tok: usize,
     width: usize,
 ) -> f64 {
-    let delivered = aircomp::deliver(est, out.len(), &radio.downlink, &mut streams.noise)
-        .expect("validated downlink");
-    for (o, v) in out.iter_mut().zip(delivered.per_device) {
+    let (per_device, airtime_s) = match radio.downlink {
+        Broadcast::Ideal => (vec![est.to_vec(); out.len()], 0.0),
+        Broadcast::Digital => {
+            let link = radio.digital_link(radio.mrc_snr_db(h));
+            let (per_device, airtime_s, _) =
+                digital::broadcast(est, &link, &mut streams.noise).expect("validated digital link");
+            (per_device, airtime_s)
+        }
+        Broadcast::Analog => {
+            let nr = h.first().map_or(1, |hk| hk.nrows()) as f64;
+            let snr = h
+                .iter()
+                .map(|hk| hk.norm_squared() / (nr * radio.noise_var()))
+                .collect();
+            let d = aircomp::deliver(
+                est,
+                out.len(),
+                &Downlink::Analog {
+                    symbol_rate_hz: radio.bandwidth_hz,
+                    snr,
+                },
+                &mut streams.noise,
+            )
+            .expect("validated downlink");
+            (d.per_device, d.airtime_s)
+        }
+    };
+    for (o, v) in out.iter_mut().zip(per_device) {
         o[tok * width..(tok + 1) * width].copy_from_slice(&v);
     }
-    delivered.airtime_s
+    airtime_s
 }
 
 /// A token-by-token call's end: what each device received into `buffers`, the airtime from
-/// `start_s` to `end_s`, the predicted error and every device's transmit time `on_s`.
+/// `start_s` to `end_s`, the predicted error and every device's transmit time `on_s` at
+/// `power` times its full power.
 pub(super) fn finish_tokens(
     buffers: &mut [Vec<f32>],
     out: Vec<Vec<f32>>,
@@ -235,6 +265,7 @@ pub(super) fn finish_tokens(
     end_s: f64,
     pred: f64,
     on_s: f64,
+    power: f64,
 ) -> Carried {
     for (b, o) in buffers.iter_mut().zip(out) {
         b.copy_from_slice(&o);
@@ -244,5 +275,7 @@ pub(super) fn finish_tokens(
         predicted_err2: Some(pred),
         lost_blocks: 0,
         tx_s: vec![on_s; buffers.len()],
+        tx_energy: vec![on_s * power; buffers.len()],
+        bits_per_value: None,
     }
 }

@@ -1,10 +1,11 @@
 //! Digital all-reduce through the AP: every device quantises its partial and sends it with link
 //! adaptation (NR CQI MCS from its MRC SNR `P‖h_k‖²/σ²`), HARQ and residual block losses, over
 //! TDMA or OFDMA; the AP sums and broadcasts the sum back (`phy::digital::digital_all_reduce`).
+//! Held to AirComp's energy or airtime ([`HeldEqual`]) each device sends what fits.
 
-use super::{Call, Carried, Link, RadioConfig};
+use super::{Call, Carried, HeldEqual, Link, RadioConfig};
 use crate::des::Time;
-use airinfer_phy::digital::{self, BlerModel, DigitalLink};
+use airinfer_phy::digital::{self, Access};
 
 /// The digital reduce-and-broadcast link.
 pub struct Digital {
@@ -22,26 +23,21 @@ impl Digital {
 
 impl Link for Digital {
     fn carry(&mut self, call: Call<'_>, buffers: &mut [Vec<f32>]) -> Carried {
-        let noise_var = self.radio.noise_var();
+        let k = buffers.len();
         let h = call
             .medium
             .expect("an all-reduce through the AP has its channel")
             .channels_at(call.start.secs(), &mut call.streams.fading);
-        let snr_db: Vec<f64> = h
-            .iter()
-            .map(|hk| 10.0 * (hk.norm_squared().max(1e-30) / noise_var).log10())
-            .collect();
-        let link = DigitalLink {
-            access: self.radio.access,
-            bandwidth_hz: self.radio.bandwidth_hz,
-            uplink_snr_db: snr_db.clone(),
-            downlink_snr_db: snr_db,
-            quantiser: self.radio.quantiser,
-            block_values: self.radio.block_values,
-            bler: BlerModel::default(),
-            target_bler: self.radio.target_bler,
-            max_tx: self.radio.max_tx,
-            overhead_s: 0.0,
+        let mut link = self.radio.digital_link(self.radio.mrc_snr_db(&h));
+        // the budget of what it is held equal to: AirComp's transmit time or airtime for the
+        // call's tokens
+        let (on_s, air_s) = self.radio.aircomp_uplink_s(k, call.width);
+        let n = call.n_tokens as f64;
+        link.budget_s = match (self.radio.held_equal, self.radio.access) {
+            (HeldEqual::Power, _) => None,
+            (HeldEqual::Energy, _) => Some(vec![on_s * n; k]),
+            (HeldEqual::Airtime, Access::Ofdma) => Some(vec![air_s * n; k]),
+            (HeldEqual::Airtime, Access::Tdma) => Some(vec![air_s * n / k as f64; k]),
         };
         let refs: Vec<&[f32]> = buffers.iter().map(|b| b.as_slice()).collect();
         let out = digital::digital_all_reduce(&refs, &link, &mut call.streams.noise)
@@ -53,7 +49,9 @@ impl Link for Digital {
             airtime: Time::from_secs(out.airtime.total_s()),
             predicted_err2: None,
             lost_blocks: out.uplink_lost_blocks + out.downlink_lost_blocks,
+            tx_energy: out.uplink_tx_s.clone(),
             tx_s: out.uplink_tx_s,
+            bits_per_value: Some(out.bits_per_value.iter().sum::<f64>() / k as f64),
         }
     }
 

@@ -11,6 +11,7 @@ impl Link for Exact {
         ideal_sum(buffers);
         Carried {
             tx_s: vec![0.0; buffers.len()],
+            tx_energy: vec![0.0; buffers.len()],
             ..Carried::default()
         }
     }

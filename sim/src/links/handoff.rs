@@ -265,11 +265,13 @@ impl Link for Handoff<'_> {
             carried.airtime = carried.airtime.after(Time::from_secs(dur));
             // the sender's transmitter: the bytes' time on the medium, without the link's fixed
             // per-message cost
-            carried.tx_s.push(match *self.link {
+            let on = match *self.link {
                 HandoffLink::Ideal => 0.0,
                 HandoffLink::Wired { bandwidth, .. } => bytes / bandwidth,
                 HandoffLink::Wireless { overhead_s, .. } => (dur - overhead_s).max(0.0),
-            });
+            };
+            carried.tx_s.push(on);
+            carried.tx_energy.push(on);
         }
         carried
     }

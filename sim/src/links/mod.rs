@@ -23,9 +23,8 @@ pub mod ring;
 pub mod waveform;
 
 use crate::des::Time;
-use airinfer_phy::aircomp::{self as phy_aircomp, Downlink};
 use airinfer_phy::channel::{FadingProcess, Mac, MacConfig, SmallScale, TimeModel};
-use airinfer_phy::digital::{Access, Quantiser};
+use airinfer_phy::digital::{Access, Quantiser, Rate};
 use airinfer_phy::rng::{self, component};
 use airinfer_phy::CMat;
 use serde::{Deserialize, Serialize};
@@ -49,6 +48,67 @@ pub enum SchemeKind {
     /// Over-the-air computation.
     Aircomp,
 }
+
+/// What a baseline (digital all-reduce, uncoded FDMA) is held equal to, against AirComp
+/// carrying the same call on the same channel. AirComp's reference for a token of `width`
+/// values: each device transmits for `U/B + s/B` (U = ⌈width/2L⌉ channel uses, s its side
+/// information's uses) at its full power P, and the uplink lasts `U/B + K s/B`
+/// ([`RadioConfig::aircomp_uplink_s`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum HeldEqual {
+    /// Equal transmit power per channel use: every device at its full power, whatever energy
+    /// and airtime the scheme then takes (uncoded FDMA: K× AirComp's airtime and energy).
+    #[default]
+    Power,
+    /// Equal transmit energy per all-reduce. Uncoded FDMA: power P/K on its 1/K sub-band, so
+    /// its K× longer transmission spends AirComp's energy (noise per sub-band σ²/K, SNR P/σ²).
+    /// Digital: full power for at most AirComp's transmit time, sending what fits (with OFDMA
+    /// this is the same budget as `airtime`; with TDMA each device's slot gets AirComp's
+    /// transmit time, K× the airtime). Our rule for digital: a lower power would buy more bits
+    /// per joule at the price of airtime without bound.
+    Energy,
+    /// Equal uplink airtime. Uncoded FDMA: each device's 1/K sub-band for AirComp's airtime
+    /// holds ⌊U/K⌋ channel uses; the values beyond are lost and the AP takes the device's mean
+    /// (side information) for them. Digital: the uplink gets AirComp's airtime (OFDMA: every
+    /// device for all of it; TDMA: a K-th each), each device sending what fits — fewer bits
+    /// per value ([`Quantiser::fitting`]), one transmission per block.
+    Airtime,
+}
+
+impl HeldEqual {
+    /// Name as written in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            HeldEqual::Power => "power",
+            HeldEqual::Energy => "energy",
+            HeldEqual::Airtime => "airtime",
+        }
+    }
+}
+
+/// How the AP returns the AirComp / FDMA estimate to every device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum Broadcast {
+    /// Every device receives the estimate exactly, with no airtime (an idealisation).
+    Ideal,
+    /// The digital all-reduce's own broadcast: the estimate quantised with the run's
+    /// quantiser, sent at the weakest device's rate (`rate`, link adaptation and HARQ as
+    /// digital's), so both pay the same downlink.
+    #[default]
+    Digital,
+    /// Analog broadcast (ours): the estimate scaled to unit power as complex symbols at the
+    /// band's symbol rate, from the AP's N_r antennas without beamforming (device k's SNR
+    /// ‖h_k‖²/(N_r σ²)).
+    Analog,
+}
+
+/// Bits of side information each AirComp / FDMA device sends per token (its mean and variance
+/// as two fp16).
+pub const SIDE_INFO_BITS: f64 = 32.0;
 
 /// The radio side of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,8 +147,12 @@ pub struct RadioConfig {
     pub target_bler: f64,
     /// Digital: transmissions per block at most.
     pub max_tx: u32,
+    /// Digital: rate model (link adaptation + HARQ, or Shannon).
+    pub rate: Rate,
     /// How the AirComp / FDMA estimate returns to the devices.
-    pub downlink: Downlink,
+    pub downlink: Broadcast,
+    /// What the baselines are held equal to against AirComp.
+    pub held_equal: HeldEqual,
 }
 
 impl Default for RadioConfig {
@@ -112,7 +176,9 @@ impl Default for RadioConfig {
             block_values: 1024,
             target_bler: 0.1,
             max_tx: 4,
-            downlink: Downlink::Ideal,
+            rate: Rate::Mcs,
+            downlink: Broadcast::Digital,
+            held_equal: HeldEqual::Power,
         }
     }
 }
@@ -121,6 +187,44 @@ impl RadioConfig {
     /// Noise variance σ² for unit transmit power: 10^(−snr_db/10).
     pub fn noise_var(&self) -> f64 {
         10f64.powf(-self.snr_db / 10.0)
+    }
+
+    /// AirComp's uplink for one token of `width` values from `k` devices at full power: each
+    /// device's transmit time and the uplink's airtime, s (the reference of [`HeldEqual`]).
+    pub fn aircomp_uplink_s(&self, k: usize, width: usize) -> (f64, f64) {
+        let uses = width.div_ceil(2).div_ceil(self.streams.max(1)) as f64;
+        let side = SIDE_INFO_BITS / self.side_info_bits_per_use;
+        (
+            (uses + side) / self.bandwidth_hz,
+            (uses + k as f64 * side) / self.bandwidth_hz,
+        )
+    }
+
+    /// Each device's SNR on the whole band after maximum-ratio combining at the AP,
+    /// `P‖h_k‖²/σ²` in dB (the digital links' link adaptation; the downlink by reciprocity).
+    pub fn mrc_snr_db(&self, h: &[CMat]) -> Vec<f64> {
+        let noise_var = self.noise_var();
+        h.iter()
+            .map(|hk| 10.0 * (hk.norm_squared().max(1e-30) / noise_var).log10())
+            .collect()
+    }
+
+    /// The digital link of this radio for SNRs `snr_db` (uplink and downlink alike).
+    pub fn digital_link(&self, snr_db: Vec<f64>) -> airinfer_phy::digital::DigitalLink {
+        airinfer_phy::digital::DigitalLink {
+            access: self.access,
+            bandwidth_hz: self.bandwidth_hz,
+            uplink_snr_db: snr_db.clone(),
+            downlink_snr_db: snr_db,
+            quantiser: self.quantiser,
+            block_values: self.block_values,
+            bler: airinfer_phy::digital::BlerModel::default(),
+            target_bler: self.target_bler,
+            max_tx: self.max_tx,
+            overhead_s: 0.0,
+            rate: self.rate,
+            budget_s: None,
+        }
     }
 
     /// Check the set-up for `k` devices.
@@ -182,12 +286,9 @@ impl RadioConfig {
                 radio.gains
             ));
         }
-        if let Downlink::Analog { snr, .. } = &radio.downlink {
-            if snr.len() != k {
-                return bad(format!("downlink: {} SNRs for {k} devices", snr.len()));
-            }
-        }
-        phy_aircomp::deliver(&[0.0], k, &radio.downlink, &mut rng::stream(0, &[]))
+        radio
+            .quantiser
+            .validate()
             .map_err(|e| SchemeError::Invalid(e.to_string()))?;
         Ok(())
     }
@@ -331,9 +432,14 @@ pub struct Carried {
     pub predicted_err2: Option<f64>,
     /// Transport blocks still lost after the last HARQ transmission (digital links).
     pub lost_blocks: usize,
-    /// Time each sending device's transmitter was on, s: its transmit energy is its power times
-    /// this (the AP's downlink not included). For a hand-off, the one sender's.
+    /// Time each sending device's transmitter was on, s (the AP's downlink not included). For
+    /// a hand-off, the one sender's.
     pub tx_s: Vec<f64>,
+    /// Transmit energy of each sending device in units of its full power × 1 s (its on-time
+    /// times the fraction of full power it sends at).
+    pub tx_energy: Vec<f64>,
+    /// Bits on the wire per value, averaged over the devices (digital links; None otherwise).
+    pub bits_per_value: Option<f64>,
 }
 
 /// A way of carrying an exchange between devices: an all-reduce of K partials, or a hand-off

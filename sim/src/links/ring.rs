@@ -53,7 +53,7 @@ impl Link for Ring {
         digital::ring_all_reduce(buffers, q);
         // 2(K − 1) steps, in each device k sends bits/K to k + 1 at its link's rate
         let steps = 2.0 * (k - 1) as f64;
-        let tx_s = rates
+        let tx_s: Vec<f64> = rates
             .iter()
             .map(|r| steps * (bits as f64 / k as f64) / r)
             .collect();
@@ -64,7 +64,9 @@ impl Link for Ring {
             ),
             predicted_err2: None,
             lost_blocks: 0,
+            tx_energy: tx_s.clone(),
             tx_s,
+            bits_per_value: Some(bits as f64 / buffers[0].len().max(1) as f64),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::des::Time;
+use fdma::Fdma;
 
 fn partials(k: usize, n: usize, seed: u64) -> Vec<Vec<f32>> {
     let mut s = 0x9E37_79B9_7F4A_7C15u64 ^ seed;
@@ -293,6 +294,7 @@ fn measured_and_predicted(
         tx_antennas: 4,
         streams,
         snr_db: 10.0,
+        downlink: Broadcast::Ideal,
         ..RadioConfig::default()
     };
     radio.validate(k).unwrap();
@@ -351,4 +353,198 @@ fn the_predicted_error_meets_the_measured_one_for_every_stream_count() {
             );
         }
     }
+}
+
+/// One call of `n_tokens` tokens of `width` values through `kind` on `radio` (channel and
+/// streams of `seed`): the squared error of device 0's copy of the sum, the carried record.
+fn one_call(
+    kind: SchemeKind,
+    radio: &RadioConfig,
+    k: usize,
+    width: usize,
+    n_tokens: usize,
+    seed: u64,
+) -> (f64, Carried) {
+    radio.validate(k).unwrap();
+    let mut streams = Streams::new(seed);
+    let mut medium = Medium::new(radio, k, seed, &mut streams).unwrap();
+    let mut b = partials(k, width * n_tokens, seed ^ 0x5EED);
+    let exact: Vec<f64> = (0..b[0].len())
+        .map(|i| b.iter().map(|v| v[i] as f64).sum())
+        .collect();
+    let c = build(kind, Design::Zf, radio).carry(
+        Call {
+            start: Time(1_000_000),
+            width,
+            n_tokens,
+            round: 0,
+            medium: Some(&mut medium),
+            streams: &mut streams,
+        },
+        &mut b,
+    );
+    let err2 = b[0]
+        .iter()
+        .zip(&exact)
+        .map(|(x, e)| (*x as f64 - e).powi(2))
+        .sum();
+    (err2, c)
+}
+
+#[test]
+fn equal_energy_fdma_pays_k_times_the_error_of_full_power_as_the_closed_form_says() {
+    // Uncoded FDMA, one antenna per device, N_r = 8, ZF per sub-band: device k's error per real
+    // value is σ²_sub·v/(P_k‖h_k‖²) with σ²_sub = σ²/K. At full power (P_k = 1) the K devices
+    // sum to σ²·v·E[1/‖h‖²] — flat in K; held to AirComp's energy (P_k = 1/K) each device's is
+    // K× that: K σ² v E[1/‖h‖²] in all, with E[1/‖h‖²] = 1/(N_r − 1) for h ~ CN(0, I_{N_r})
+    // and v = 1/12 for the uniform partials.
+    let nr = 8;
+    let base = RadioConfig {
+        rx_antennas: nr,
+        snr_db: 10.0,
+        downlink: Broadcast::Ideal,
+        ..RadioConfig::default()
+    };
+    let sigma2 = base.noise_var();
+    let width = 576;
+    for k in [2usize, 4, 8] {
+        let realisations = 3200 / k as u64;
+        let (mut power, mut energy) = (0.0, 0.0);
+        for seed in 0..realisations {
+            let (p, cp) = one_call(SchemeKind::Fdma, &base, k, width, 1, seed);
+            let held = RadioConfig {
+                held_equal: HeldEqual::Energy,
+                ..base.clone()
+            };
+            let (e, ce) = one_call(SchemeKind::Fdma, &held, k, width, 1, seed);
+            // same channel and noise draws: the error scales by exactly K (f32 rounding of
+            // the estimate aside), the energy is AirComp's (1/K of full power's), same airtime
+            assert!((e / p / k as f64 - 1.0).abs() < 1e-4, "K = {k}: {e} vs {p}");
+            assert!((ce.tx_energy[0] * k as f64 / cp.tx_energy[0] - 1.0).abs() < 1e-12);
+            assert_eq!(ce.airtime, cp.airtime);
+            power += p;
+            energy += e;
+        }
+        let per_value = |x: f64| x / (realisations as f64 * width as f64);
+        let closed = sigma2 / 12.0 / (nr as f64 - 1.0);
+        // 1/‖h‖² of Gamma(8, 1) has relative std √(1/(7·6))·7 − … ≈ 0.41 per draw; 3200 device
+        // draws per K: 0.7 % standard error, plus the noise's; 5 % is > 5 SE and far from K×
+        assert!(
+            (per_value(power) / closed - 1.0).abs() < 0.05,
+            "K = {k}, full power: {} vs {closed}",
+            per_value(power)
+        );
+        assert!(
+            (per_value(energy) / (k as f64 * closed) - 1.0).abs() < 0.05,
+            "K = {k}, equal energy: {} vs {}",
+            per_value(energy),
+            k as f64 * closed
+        );
+    }
+}
+
+#[test]
+fn equal_airtime_baselines_fit_in_aircomps_uplink() {
+    let k = 4;
+    let width = 576;
+    let base = RadioConfig {
+        snr_db: 20.0,
+        downlink: Broadcast::Ideal,
+        round_overhead_s: 0.0,
+        ..RadioConfig::default()
+    };
+    let (on_s, air_s) = base.aircomp_uplink_s(k, width);
+    // AirComp's own uplink is the reference: 288 uses + 16 side-info uses per device
+    let (_, ca) = one_call(SchemeKind::Aircomp, &base, k, width, 1, 3);
+    assert!((ca.airtime.secs() - air_s).abs() < 1e-9);
+    assert!((ca.tx_s[0] - on_s).abs() < 1e-12);
+    // uncoded FDMA held to it: ⌊288/4⌋ = 72 sub-band uses = 144 values per device go over the
+    // air, the other 432 are lost (the AP takes each device's mean): the same airtime
+    let held = |h: HeldEqual| RadioConfig {
+        held_equal: h,
+        ..base.clone()
+    };
+    let fdma = Fdma::new(&held(HeldEqual::Airtime));
+    assert_eq!(fdma.values_in_aircomps_airtime(k, width), 144);
+    let (e, cf) = one_call(SchemeKind::Fdma, &held(HeldEqual::Airtime), k, width, 1, 3);
+    assert!((cf.airtime.secs() - air_s).abs() < 1e-9, "{:?}", cf.airtime);
+    // its error is the lost values' (their spread about the mean, ≈ K·v = 1/3 per value) plus
+    // the kept ones' noise, and its prediction says so
+    let pred = cf.predicted_err2.unwrap();
+    assert!((e / pred - 1.0).abs() < 0.1, "{e} vs {pred}");
+    assert!(e / width as f64 > 0.7 * 432.0 / 576.0 * k as f64 / 12.0);
+    // digital at Shannon rate held to AirComp's airtime (OFDMA: every device for all of it):
+    // the bits per value the budget buys from each device's rate, the uplink within the budget
+    for h in [HeldEqual::Airtime, HeldEqual::Energy] {
+        let radio = RadioConfig {
+            rate: airinfer_phy::digital::Rate::Shannon,
+            ..held(h)
+        };
+        let (_, cd) = one_call(SchemeKind::Digital, &radio, k, width, 1, 3);
+        let budget = if h == HeldEqual::Airtime { air_s } else { on_s };
+        // the channels the link saw: same seed, same start
+        let mut streams = Streams::new(3);
+        let mut medium = Medium::new(&radio, k, 3, &mut streams).unwrap();
+        let hs = medium.channels_at(1e-3, &mut streams.fading);
+        let want: f64 = radio
+            .mrc_snr_db(&hs)
+            .iter()
+            .map(|snr_db| {
+                let lin = k as f64 * 10f64.powf(snr_db / 10.0);
+                let bits = radio.bandwidth_hz / k as f64 * (1.0 + lin).log2() * budget;
+                radio
+                    .quantiser
+                    .fitting(width, bits)
+                    .map_or(0.0, |q| q.bits(width) as f64 / width as f64)
+            })
+            .sum::<f64>()
+            / k as f64;
+        assert_eq!(cd.bits_per_value, Some(want), "{h:?}");
+        assert!(want > 0.0 && want < 9.0, "{h:?}: {want} bits per value");
+        for t in &cd.tx_s {
+            assert!(*t <= budget * (1.0 + 1e-12), "{h:?}: {t} > {budget}");
+        }
+    }
+}
+
+#[test]
+fn aircomps_digital_downlink_is_the_digital_broadcast() {
+    // AirComp with the digital downlink pays the broadcast of its estimate at the weakest
+    // device's rate: at Shannon rate, quantiser bits / (B log2(1 + min_k SNR_k)) on top of the
+    // uplink of the ideal downlink
+    let k = 4;
+    let width = 576;
+    let ideal = RadioConfig {
+        downlink: Broadcast::Ideal,
+        rate: airinfer_phy::digital::Rate::Shannon,
+        ..RadioConfig::default()
+    };
+    let digital = RadioConfig {
+        downlink: Broadcast::Digital,
+        ..ideal.clone()
+    };
+    let (_, ci) = one_call(SchemeKind::Aircomp, &ideal, k, width, 1, 8);
+    let (ed, cd) = one_call(SchemeKind::Aircomp, &digital, k, width, 1, 8);
+    let mut streams = Streams::new(8);
+    let mut medium = Medium::new(&digital, k, 8, &mut streams).unwrap();
+    let hs = medium.channels_at(1e-3, &mut streams.fading);
+    let weakest = digital
+        .mrc_snr_db(&hs)
+        .into_iter()
+        .fold(f64::INFINITY, f64::min);
+    let rate = digital.bandwidth_hz * (1.0 + 10f64.powf(weakest / 10.0)).log2();
+    let want = digital.quantiser.bits(width) as f64 / rate;
+    let got = cd.airtime.secs() - ci.airtime.secs();
+    // two clock roundings to the nanosecond
+    assert!((got - want).abs() <= 1e-9, "{got} vs {want}");
+    // the devices hold the quantised estimate: int8 adds its error to the uplink's
+    assert!(ed > 0.0);
+    // the analog broadcast takes ⌈width/2⌉ symbols at the band's rate
+    let analog = RadioConfig {
+        downlink: Broadcast::Analog,
+        ..ideal.clone()
+    };
+    let (_, ca) = one_call(SchemeKind::Aircomp, &analog, k, width, 1, 8);
+    let got = ca.airtime.secs() - ci.airtime.secs();
+    assert!((got - 288.0 / 10e6).abs() <= 1e-9, "{got}");
 }

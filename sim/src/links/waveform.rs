@@ -235,7 +235,8 @@ impl Link for Waveform {
                 // a channel the design cannot serve, or a radio failure: nothing arrives
                 Err(_) => vec![0f32; width],
             };
-            let downlink_s = deliver_token(&est, &self.radio, call.streams, &mut out, tok, width);
+            let downlink_s =
+                deliver_token(&est, &self.radio, &h, call.streams, &mut out, tok, width);
             let mut air = (2 + symbols) as f64 * sym_s;
             // each device: its data symbols (the beacon is the AP's), its training, its side info
             let mut on = symbols as f64 * sym_s;
@@ -251,7 +252,7 @@ impl Link for Waveform {
                 + downlink_s;
             t += air;
         }
-        finish_tokens(buffers, out, start, t, pred, on_s)
+        finish_tokens(buffers, out, start, t, pred, on_s, 1.0)
     }
 
     fn round_overhead_s(&self) -> f64 {

@@ -24,6 +24,9 @@ pub struct CoupledReport {
     pub nmse: [f64; 2],
     /// Normalised MSE over both sites (total squared error over total signal energy).
     pub nmse_all: f64,
+    /// MSE of the aggregate per reduced value over both sites (the squared error of the sum
+    /// itself, not normalised: the paper's MSE axis; it grows with the sum's power).
+    pub mse_all: f64,
     /// Tokens scored.
     pub scored_tokens: usize,
     /// Prompt tokens of the latency run.
@@ -138,6 +141,8 @@ pub fn evaluate(
         nmse: [c.stats[0].nmse(), c.stats[1].nmse()],
         nmse_all: (c.stats[0].err2 + c.stats[1].err2)
             / (c.stats[0].sig2 + c.stats[1].sig2).max(f64::MIN_POSITIVE),
+        mse_all: (c.stats[0].err2 + c.stats[1].err2)
+            / (c.stats[0].values + c.stats[1].values).max(1) as f64,
         scored_tokens: run.scored_tokens,
         prompt_tokens: prompt.len(),
         gen_tokens,

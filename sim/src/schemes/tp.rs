@@ -25,7 +25,7 @@ use crate::device::{DeviceProfile, Precision};
 use crate::links::{self, Call, Link, Medium, Streams};
 
 pub use crate::links::waveform::{SharedRadio, WaveformLevel};
-pub use crate::links::{Design, RadioConfig, SchemeError, SchemeKind};
+pub use crate::links::{Broadcast, Design, HeldEqual, RadioConfig, SchemeError, SchemeKind};
 
 /// Compute timing of the shards.
 #[derive(Debug, Clone)]
@@ -174,8 +174,15 @@ pub struct Breakdown {
     pub idle_s: Vec<f64>,
     /// Airtime including round overheads, s.
     pub airtime_s: f64,
-    /// Time each device's transmitter was on, s (its transmit energy is its power times this).
+    /// Time each device's transmitter was on, s.
     pub tx_s: Vec<f64>,
+    /// Transmit energy of each device in units of its full power × 1 s (times its maximum
+    /// transmit power: joules).
+    pub tx_energy: Vec<f64>,
+    /// Σ bits on the wire per value × values, over the reductions of digital links.
+    pub wire_bits: f64,
+    /// Values reduced over digital links (the denominator of `wire_bits`).
+    pub wire_values: u64,
     /// All-reduce rounds.
     pub rounds: u64,
 }
@@ -231,6 +238,13 @@ impl TpCollective {
             )));
         }
         radio.validate(k)?;
+        if scheme == SchemeKind::Ring && radio.held_equal != HeldEqual::Power {
+            return Err(SchemeError::Invalid(format!(
+                "held_equal = \"{}\" applies to the baselines through the AP (digital, fdma), \
+                 not to the device-to-device ring (it has no AirComp counterpart on its links)",
+                radio.held_equal.name()
+            )));
+        }
         let mut streams = Streams::new(seed);
         let medium = Medium::new(&radio, k, seed, &mut streams)?;
         Ok(TpCollective {
@@ -247,6 +261,7 @@ impl TpCollective {
                 compute_s: vec![0.0; k],
                 idle_s: vec![0.0; k],
                 tx_s: vec![0.0; k],
+                tx_energy: vec![0.0; k],
                 ..Default::default()
             },
             stats: [SiteStats::default(); 2],
@@ -291,6 +306,7 @@ impl TpCollective {
             compute_s: vec![0.0; k],
             idle_s: vec![0.0; k],
             tx_s: vec![0.0; k],
+            tx_energy: vec![0.0; k],
             ..Default::default()
         };
         self.timeline.clear();
@@ -375,6 +391,13 @@ impl Collective for TpCollective {
             predicted = carried.predicted_err2;
             for (t, c) in self.totals.tx_s.iter_mut().zip(&carried.tx_s) {
                 *t += c;
+            }
+            for (t, c) in self.totals.tx_energy.iter_mut().zip(&carried.tx_energy) {
+                *t += c;
+            }
+            if let Some(b) = carried.bits_per_value {
+                self.totals.wire_bits += b * n as f64;
+                self.totals.wire_values += n as u64;
             }
             carried
                 .airtime

@@ -5,10 +5,12 @@ use airinfer_llm::eval::PplOptions;
 use airinfer_llm::gguf::GgufFile;
 use airinfer_llm::model::Model;
 use airinfer_phy::channel::{SmallScale, TimeModel};
-use airinfer_phy::digital::{Access, Quantiser};
+use airinfer_phy::digital::{Access, Quantiser, Rate};
 use airinfer_sim::device::{Precision, Profiles};
 use airinfer_sim::schemes::coupled;
-use airinfer_sim::schemes::tp::{ComputeModel, Design, RadioConfig, SchemeKind, TpCollective};
+use airinfer_sim::schemes::tp::{
+    Broadcast, ComputeModel, Design, HeldEqual, RadioConfig, SchemeKind, TpCollective,
+};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde_json::json;
@@ -24,6 +26,15 @@ pub enum QuantName {
     Int8,
     /// int4, one scale per 32 values.
     Int4,
+}
+
+/// Rate model of the digital scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RateName {
+    /// NR CQI link adaptation, HARQ, residual losses.
+    Mcs,
+    /// Shannon capacity, error-free (the paper's digital baseline).
+    Shannon,
 }
 
 /// Uplink access of the digital scheme.
@@ -89,6 +100,16 @@ pub struct SchemeArgs {
     /// Digital: uplink access.
     #[arg(long, value_enum, default_value_t = AccessName::Ofdma)]
     pub access: AccessName,
+    /// Digital: rate model.
+    #[arg(long, value_enum, default_value_t = RateName::Mcs)]
+    pub rate: RateName,
+    /// Digital / FDMA: what the baseline is held equal to against AirComp (per channel use
+    /// power, energy per all-reduce, or uplink airtime).
+    #[arg(long, value_enum, default_value_t = HeldEqual::Power)]
+    pub held_equal: HeldEqual,
+    /// AirComp / FDMA: how the AP returns the estimate (digital broadcast, analog, or ideal).
+    #[arg(long, value_enum, default_value_t = Broadcast::Digital)]
+    pub downlink: Broadcast,
     /// Seed of every random draw (channel, noise, CSI error, designs).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -286,6 +307,12 @@ pub fn collective(s: &SchemeArgs, model: &Model, g: &GgufFile, seed: u64) -> Res
             AccessName::Tdma => Access::Tdma,
             AccessName::Ofdma => Access::Ofdma,
         },
+        rate: match s.rate {
+            RateName::Mcs => Rate::Mcs,
+            RateName::Shannon => Rate::Shannon,
+        },
+        held_equal: s.held_equal,
+        downlink: s.downlink,
         ..RadioConfig::default()
     };
     let scheme = s.scheme.unwrap_or(SchemeKind::Ideal);
@@ -362,7 +389,8 @@ pub fn run(
                 "perplexity": r.perplexity,
                 "reference_perplexity": r.reference_perplexity,
                 "agreement": agreement,
-                "mse": {"attn_output": stats[0], "mlp_down": stats[1]},
+                "nmse": {"attn_output": stats[0], "mlp_down": stats[1], "all": r.nmse_all},
+                "mse": r.mse_all,
                 "ttft_ms": ttft * 1e3,
                 "ms_per_token": per_token * 1e3,
                 "scored_tokens": r.scored_tokens,
@@ -389,8 +417,9 @@ pub fn run(
             r.perplexity, r.reference_perplexity, agreement, r.scored_tokens
         );
         println!(
-            "normalised MSE per reduction: attention output {:.3e}, MLP down {:.3e}",
-            stats[0], stats[1]
+            "normalised MSE per reduction: attention output {:.3e}, MLP down {:.3e}; MSE of the \
+             aggregate per value {:.3e}",
+            stats[0], stats[1], r.mse_all
         );
         println!(
             "time to first token {:.2} ms ({} prompt tokens), {:.3} ms per token",

@@ -97,6 +97,7 @@ pub fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str])
                 "reference_perplexity",
                 "agreement",
                 "nmse",
+                "mse",
                 "nmse_attn",
                 "nmse_mlp",
                 "ttft_ms",
@@ -115,7 +116,17 @@ pub fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str])
                 "fits",
             ],
         ),
-        Kind::Allreduce => (&["devices"], &["nmse", "predicted_nmse", "airtime_us"]),
+        Kind::Allreduce => (
+            &["devices"],
+            &[
+                "nmse",
+                "predicted_nmse",
+                "mse",
+                "airtime_us",
+                "energy_uj",
+                "bits_per_value",
+            ],
+        ),
         Kind::Plan => (&["assignment", "iteration"], &["expected_mse", "feasible"]),
         Kind::Systems => (
             &["devices", "stages"],
@@ -384,6 +395,7 @@ fn eval(
             ("reference_perplexity", r.reference_perplexity),
             ("agreement", r.agreement),
             ("nmse", r.nmse_all),
+            ("mse", r.mse_all),
             ("nmse_attn", r.nmse[0]),
             ("nmse_mlp", r.nmse[1]),
             ("ttft_ms", r.ttft_s * 1e3),
@@ -460,7 +472,12 @@ fn allreduce(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Ve
     let hw = open_hardware(spec)?;
     // one independent channel, noise and data draw per realisation, in parallel (one after
     // another through hardware); summed in order
-    let one = |r: u64| -> Result<(f64, f64, f64, f64)> {
+    let max_power: Vec<f64> = compute
+        .profiles
+        .iter()
+        .map(|p| p.max_tx_power_w())
+        .collect();
+    let one = |r: u64| -> Result<[f64; 7]> {
         let mut c = collective(
             spec,
             &compute,
@@ -493,10 +510,28 @@ fn allreduce(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Ve
         } else {
             f64::NAN
         };
-        Ok((s.err2, s.sig2, pred, c.totals.airtime_s))
+        // transmit energy per device at its maximum power, J (mean over devices)
+        let energy = c
+            .totals
+            .tx_energy
+            .iter()
+            .zip(&max_power)
+            .map(|(e, p)| e * p)
+            .sum::<f64>()
+            / k as f64;
+        let t = &c.totals;
+        Ok([
+            s.err2,
+            s.sig2,
+            pred,
+            t.airtime_s,
+            energy,
+            t.wire_bits,
+            t.wire_values as f64,
+        ])
     };
     let n_real = spec.allreduce.realisations as u64;
-    let per: Vec<(f64, f64, f64, f64)> = if hw.is_some() {
+    let per: Vec<[f64; 7]> = if hw.is_some() {
         (0..n_real).map(one).collect::<Result<_>>()?
     } else {
         (0..n_real)
@@ -505,15 +540,34 @@ fn allreduce(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Ve
             .collect::<Result<_>>()?
     };
     check_hardware(&hw, &spec.waveform.radio)?;
-    let (err2, sig2, pred2, air) = per.iter().fold((0.0, 0.0, 0.0, 0.0), |a, x| {
-        (a.0 + x.0, a.1 + x.1, a.2 + x.2, a.3 + x.3)
-    });
+    // summed in realisation order (the same numbers whatever the thread count)
+    let mut sum = [0.0; 7];
+    for x in &per {
+        for (a, b) in sum.iter_mut().zip(x) {
+            *a += b;
+        }
+    }
+    let [err2, sig2, pred2, air, energy, wire_bits, wire_values] = sum;
+    // err2 sums the squared error of each value of the sum (averaged over devices), sig2 the
+    // sum's energy: NMSE = err2/sig2 and the aggregate's MSE = err2/values
+    let values = n as f64 * n_real as f64;
     Ok(vec![row(
         k,
         vec![
             ("nmse", err2 / sig2),
             ("predicted_nmse", pred2 / sig2),
-            ("airtime_us", air / spec.allreduce.realisations as f64 * 1e6),
+            ("mse", err2 / values),
+            ("airtime_us", air / n_real as f64 * 1e6),
+            ("energy_uj", energy / n_real as f64 * 1e6),
+            // digital links only (NaN for the analog ones, which send no bits)
+            (
+                "bits_per_value",
+                if wire_values > 0.0 {
+                    wire_bits / wire_values
+                } else {
+                    f64::NAN
+                },
+            ),
         ],
     )])
 }

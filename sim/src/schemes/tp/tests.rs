@@ -91,7 +91,11 @@ fn ideal_rounds_cost_compute_only_and_sum_exactly() {
 
 #[test]
 fn aircomp_airtime_is_flat_in_k_and_digital_grows() {
-    let radio = RadioConfig::default();
+    // the uplink's closed form: an ideal downlink (the digital one is checked in links::tests)
+    let radio = RadioConfig {
+        downlink: Broadcast::Ideal,
+        ..RadioConfig::default()
+    };
     let mut air = Vec::new();
     let mut dig = Vec::new();
     for k in [2usize, 4, 8] {
@@ -217,10 +221,12 @@ fn ring_all_reduce_quantises_per_hop_and_takes_2k_minus_2_steps() {
 }
 
 /// A waveform-level AirComp collective for `k` single-antenna devices (10 MHz, 20 dB,
-/// a new channel every 10 µs so that tokens see different channels).
+/// a new channel every 10 µs so that tokens see different channels; ideal downlink: the
+/// uplink's closed forms are checked).
 fn waveform(k: usize, devices: Vec<Impairments>, correct: bool, seed: u64) -> TpCollective {
     let radio = RadioConfig {
         rx_antennas: 1,
+        downlink: Broadcast::Ideal,
         time: TimeModel::Block {
             coherence_time_s: 10e-6,
         },

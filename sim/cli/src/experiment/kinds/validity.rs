@@ -14,8 +14,9 @@ fn undefined_by_design(spec: &Spec, row: &Row, metric: &str) -> bool {
         return true;
     }
     match spec.kind {
-        // the closed-form prediction exists for some schemes only (NaN otherwise)
-        Kind::Allreduce => metric == "predicted_nmse",
+        // the closed-form prediction exists for the analog schemes only, bits on the wire for
+        // the digital ones only (NaN otherwise)
+        Kind::Allreduce => matches!(metric, "predicted_nmse" | "bits_per_value"),
         // quality metrics are measured only with `system.perplexity = true`
         Kind::Systems => {
             !spec.system.perplexity

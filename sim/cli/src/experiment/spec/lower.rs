@@ -13,7 +13,7 @@ use airinfer_phy::waveform::ofdm::OfdmConfig;
 use airinfer_phy::waveform::tdl::TdlChannel;
 use airinfer_sim::device::{DeviceProfile, Profiles};
 use airinfer_sim::schemes::pipeline::{Link, Network};
-use airinfer_sim::schemes::tp::{Design, RadioConfig, SchemeKind, WaveformLevel};
+use airinfer_sim::schemes::tp::{Design, HeldEqual, RadioConfig, SchemeKind, WaveformLevel};
 use std::path::{Path, PathBuf};
 
 /// Largest `waveform.n_fft`: 16 times the largest FFT of 5G NR and Wi-Fi.
@@ -354,6 +354,16 @@ impl Spec {
         if s.max_tx == 0 {
             return bad("scheme.max_tx", "0: must be at least 1");
         }
+        if s.kind == SchemeKind::Ring && s.held_equal != HeldEqual::Power {
+            return bad(
+                "scheme.held_equal",
+                format!(
+                    "\"{}\": the device-to-device ring has no AirComp counterpart on its links; \
+                     held_equal applies to digital and fdma",
+                    s.held_equal.name()
+                ),
+            );
+        }
         Ok(RadioConfig {
             rx_antennas: c.rx_antennas,
             tx_antennas: c.tx_antennas,
@@ -385,11 +395,15 @@ impl Spec {
                 QuantSpec::Int4 => Quantiser::Int4 {
                     block: s.quant_block,
                 },
+                QuantSpec::Int8Tensor => Quantiser::Int8 { block: usize::MAX },
             },
             access: s.access,
             block_values: s.block_values,
             target_bler: s.target_bler,
             max_tx: s.max_tx,
+            rate: s.rate,
+            held_equal: s.held_equal,
+            downlink: s.downlink,
             ..RadioConfig::default()
         })
     }

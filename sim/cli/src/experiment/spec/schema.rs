@@ -5,11 +5,11 @@
 
 use super::plots::{PlotSpec, TableSpec};
 use super::system::SystemSpec;
-use airinfer_phy::digital::Access;
+use airinfer_phy::digital::{Access, Rate};
 use airinfer_phy::waveform::impair::Impairments;
 use airinfer_phy::waveform::ofdm::OfdmConfig;
 use airinfer_sim::device::{DeviceProfile, Precision};
-use airinfer_sim::schemes::tp::{Design, SchemeKind};
+use airinfer_sim::schemes::tp::{Broadcast, Design, HeldEqual, SchemeKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -250,6 +250,8 @@ pub enum QuantSpec {
     Int8,
     /// int4 with an f32 scale per `quant_block` values.
     Int4,
+    /// int8 with one f32 scale for the whole tensor (the paper's plain 8-bit quantisation).
+    Int8Tensor,
 }
 
 /// `[scheme]`.
@@ -260,7 +262,7 @@ pub struct SchemeSpec {
     pub kind: SchemeKind,
     /// AirComp transceiver design: zf, zf_sum, mmse, sca or sdr (`fast` is the old name of sca).
     pub design: Design,
-    /// Digital / ring: fp16, bf16, int8 or int4.
+    /// Digital / ring (and the digital downlink): fp16, bf16, int8, int4 or int8_tensor.
     pub quantiser: QuantSpec,
     /// Values per scale of int8 / int4.
     pub quant_block: usize,
@@ -272,6 +274,17 @@ pub struct SchemeSpec {
     pub target_bler: f64,
     /// Digital: transmissions per block at most (HARQ).
     pub max_tx: u32,
+    /// Digital: `mcs` (NR CQI link adaptation, HARQ, residual losses) or `shannon` (capacity,
+    /// error-free: the paper's baseline).
+    pub rate: Rate,
+    /// What a baseline is held equal to against AirComp on the same channel: `power` (per
+    /// channel use), `energy` (per all-reduce) or `airtime` (of the uplink). Applies to
+    /// digital and fdma; AirComp is the reference and ideal has no radio (both ignore it:
+    /// the value is recorded with their runs); the ring refuses anything but `power`.
+    pub held_equal: HeldEqual,
+    /// How the AP returns the AirComp / FDMA estimate: `digital` (the digital all-reduce's
+    /// broadcast, default), `analog` or `ideal` (no airtime, no error).
+    pub downlink: Broadcast,
 }
 
 impl Default for SchemeSpec {
@@ -285,6 +298,9 @@ impl Default for SchemeSpec {
             block_values: 1024,
             target_bler: 0.1,
             max_tx: 4,
+            rate: Rate::Mcs,
+            held_equal: HeldEqual::Power,
+            downlink: Broadcast::Digital,
         }
     }
 }
