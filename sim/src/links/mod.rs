@@ -200,12 +200,21 @@ impl RadioConfig {
         )
     }
 
-    /// Each device's SNR on the whole band after maximum-ratio combining at the AP,
-    /// `P‖h_k‖²/σ²` in dB (the digital links' link adaptation; the downlink by reciprocity).
+    /// Each device's SNR on the whole band for one stream beamformed along its channel's
+    /// strongest direction and combined at the AP, `P s_max(H_k)²/σ²` in dB (`P‖h_k‖²/σ²`
+    /// with one transmit antenna: maximum-ratio combining); the digital links' link adaptation,
+    /// and the downlink's by reciprocity.
     pub fn mrc_snr_db(&self, h: &[CMat]) -> Vec<f64> {
         let noise_var = self.noise_var();
         h.iter()
-            .map(|hk| 10.0 * (hk.norm_squared().max(1e-30) / noise_var).log10())
+            .map(|hk| {
+                let gain = if hk.ncols() == 1 {
+                    hk.norm_squared()
+                } else {
+                    hk.singular_values().max().powi(2)
+                };
+                10.0 * (gain.max(1e-30) / noise_var).log10()
+            })
             .collect()
     }
 
