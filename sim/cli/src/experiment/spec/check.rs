@@ -83,6 +83,13 @@ impl Spec {
             positive("model.weight_bits", self.model.weight_bits)?;
         }
         self.waveform_level(k)?;
+        if let Some(name) = &devices.named {
+            crate::experiment::planned::check(self, name)?;
+            if self.kind == Kind::Latency {
+                // the whole plan problem (caps, channel) without solving it
+                crate::experiment::planned::problem(self, &self.preset()?, &devices)?;
+            }
+        }
         match self.kind {
             Kind::Eval => {
                 self.text_file(dir)?;
