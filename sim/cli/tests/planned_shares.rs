@@ -34,7 +34,11 @@ fn run_one(d: &Path, name: &str, toml: &str) -> Vec<(String, String)> {
     let (code, _, err) = airinfer(&["run", &f, "--out", out.to_str().unwrap(), "--quiet"]);
     assert_eq!(code, 0, "{err}");
     let rows = csv_rows(&out.join("results.csv"));
-    rows[0].iter().cloned().zip(rows[1].iter().cloned()).collect()
+    rows[0]
+        .iter()
+        .cloned()
+        .zip(rows[1].iter().cloned())
+        .collect()
 }
 
 fn col(row: &[(String, String)], c: &str) -> f64 {
@@ -80,7 +84,10 @@ fn sca_shares_of_a_latency_run_equal_airinfer_plans() {
         let s = sca["shares"][k].as_f64().unwrap();
         let p = sca["tx_power_w"][k].as_f64().unwrap() * 1e3;
         // the CSV writes shortest round-trip decimals: equal up to the mW conversion's rounding
-        assert!((col(&row, &format!("share_{k}")) - s).abs() <= 1e-12, "{k}: {row:?} vs {sca}");
+        assert!(
+            (col(&row, &format!("share_{k}")) - s).abs() <= 1e-12,
+            "{k}: {row:?} vs {sca}"
+        );
         assert!(
             (col(&row, &format!("tx_power_mw_{k}")) - p).abs() <= 1e-12 * p,
             "{k}: {row:?} vs {sca}"
@@ -115,7 +122,9 @@ fn baselines_by_name_are_the_profiles_proportions_under_the_same_budget() {
     // memory-proportional: the library's capacities (AGX Orin 64 GB, Orin Nano 8 GB, Pi 5 8 GB)
     // unless a cap projects them
     let memory = run_one(&d, "m.toml", &latency_toml("\"memory\"", ""));
-    let m: Vec<f64> = (0..3).map(|k| col(&memory, &format!("share_{k}"))).collect();
+    let m: Vec<f64> = (0..3)
+        .map(|k| col(&memory, &format!("share_{k}")))
+        .collect();
     assert!((m.iter().sum::<f64>() - 1.0).abs() < 1e-9);
     assert!(m[0] > m[1] && (m[1] - m[2]).abs() < 1e-9, "{m:?}");
     // a larger budget leaves more power to every device at the same shares
@@ -126,7 +135,10 @@ fn baselines_by_name_are_the_profiles_proportions_under_the_same_budget() {
     );
     for k in 0..3 {
         let c = format!("tx_power_mw_{k}");
-        assert!(col(&rich, &c) > col(&uniform, &c), "{rich:?} vs {uniform:?}");
+        assert!(
+            col(&rich, &c) > col(&uniform, &c),
+            "{rich:?} vs {uniform:?}"
+        );
     }
     std::fs::remove_dir_all(&d).ok();
 }
@@ -135,19 +147,27 @@ fn baselines_by_name_are_the_profiles_proportions_under_the_same_budget() {
 fn named_shares_that_cannot_be_planned_name_the_key() {
     let d = tmp("planned-bad");
     let cases: Vec<(String, &str, &str)> = vec![
-        (latency_toml("\"bogus\"", ""), "model.shares", "sca, uniform"),
+        (
+            latency_toml("\"bogus\"", ""),
+            "model.shares",
+            "sca, uniform",
+        ),
         (
             latency_toml("\"sca\"", "[scheme]\nkind = \"digital\"\n"),
             "model.shares",
             "aircomp",
         ),
         (
-            latency_toml("\"sca\"", "").replace("rician_k_db = 6\n", "rician_k_db = 6\nstreams = 3\n"),
+            latency_toml("\"sca\"", "")
+                .replace("rician_k_db = 6\n", "rician_k_db = 6\nstreams = 3\n"),
             "channel.streams",
             "min(",
         ),
         (
-            latency_toml("\"sca\"", "").replace("rician_k_db = 6\n", "rician_k_db = 6\ncsi_error_var = 0.1\n"),
+            latency_toml("\"sca\"", "").replace(
+                "rician_k_db = 6\n",
+                "rician_k_db = 6\ncsi_error_var = 0.1\n",
+            ),
             "channel.csi_error_var",
             "perfect CSI",
         ),

@@ -860,7 +860,10 @@ mod tests {
         assert!((closed - 0.875).abs() < 1e-12);
         let step = 0.005;
         let (grid, _) = brute_force(&tight, step, 99, 8);
-        assert!((grid - closed).abs() <= step, "grid {grid} vs closed form {closed}");
+        assert!(
+            (grid - closed).abs() <= step,
+            "grid {grid} vs closed form {closed}"
+        );
         let r = tight.optimise(300, 5, 8).unwrap();
         assert!(
             (r.shares[0] - grid).abs() <= 2.0 * step,
@@ -884,7 +887,11 @@ mod tests {
         let loose = two(1, los, [1.5, 1.5], 1.0);
         let r = loose.optimise(100, 5, 8).unwrap();
         assert!(r.energy_binds.iter().all(|&b| !b));
-        assert!(r.shares.iter().all(|&m| (m - 0.5).abs() < 1e-12), "{:?}", r.shares);
+        assert!(
+            r.shares.iter().all(|&m| (m - 0.5).abs() < 1e-12),
+            "{:?}",
+            r.shares
+        );
         let used = loose.energy_use(&r.shares, 3, 8);
         assert!(used.iter().all(|&u| u < 0.01 * 1.5), "{used:?}");
         let f0 = loose.expected_mse(&[0.1, 0.9], 3, 8);
@@ -920,7 +927,11 @@ mod tests {
         // within grid resolution: SCA (trained on other draws) is within one grid step of the
         // brute force's optimum on the brute force's own 200 channels, and its expected MSE
         // there within 0.2 % of the grid optimum's (measured: 0.004 and 0.008 %)
-        assert!((r.shares[0] - grid).abs() <= step, "{:?} vs {grid}", r.shares);
+        assert!(
+            (r.shares[0] - grid).abs() <= step,
+            "{:?} vs {grid}",
+            r.shares
+        );
         assert!(fsca <= fgrid * 1.002, "{fsca} vs {fgrid}");
         // the designs never spend more than the budget
         let used = p.energy_use(&r.shares, val, 50);
@@ -956,8 +967,8 @@ mod tests {
                 let eps = 1e-5;
                 let mp: Vec<f64> = m.iter().zip(&dir).map(|(a, b)| a + eps * b).collect();
                 let mm: Vec<f64> = m.iter().zip(&dir).map(|(a, b)| a - eps * b).collect();
-                let fd = (p.mse_and_gradient(&mp, &h).0 - p.mse_and_gradient(&mm, &h).0)
-                    / (2.0 * eps);
+                let fd =
+                    (p.mse_and_gradient(&mp, &h).0 - p.mse_and_gradient(&mm, &h).0) / (2.0 * eps);
                 let an: f64 = g.iter().zip(&dir).map(|(a, b)| a * b).sum();
                 assert!(f0 > 0.0 && f0.is_finite());
                 assert!(
@@ -1022,7 +1033,10 @@ mod tests {
         })
         .unwrap_err()
         .to_string();
-        assert!(e.contains("streams = 3") && e.contains("tx_antennas = 2"), "{e}");
+        assert!(
+            e.contains("streams = 3") && e.contains("tx_antennas = 2"),
+            "{e}"
+        );
         // a large explicit budget does not bind
         let big = [1.0, 1.0];
         let p = PlanProblem::for_devices(&PlanSetup {

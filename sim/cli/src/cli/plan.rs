@@ -1,8 +1,8 @@
 //! `airinfer plan`: the joint model assignment (long timescale) for a set of devices.
 
+use crate::experiment::spec::Spec;
 use airinfer_llm::cost::presets;
 use airinfer_llm::tp::TpPlan;
-use crate::experiment::spec::Spec;
 use airinfer_plan::{baselines, project_capped_simplex, SignalModel};
 use airinfer_sim::device::Profiles;
 use airinfer_sim::schemes::tp::{Span, SpanKind};
@@ -183,6 +183,10 @@ pub fn run(a: PlanArgs) -> Result<()> {
     spec.plan.signal = signal;
     spec.plan.latency_ms = a.latency_ms;
     let as_flag = |(key, msg): (String, String)| {
+        if key == "plan" {
+            // the plan problem itself (e.g. caps below the whole model): the budgets' flags
+            return anyhow::anyhow!("{msg} (--energy-mj, --latency-ms, --profiles)");
+        }
         let field = key.rsplit('.').next().unwrap_or(&key).to_string();
         let flag = match field.as_str() {
             "bandwidth_hz" => "bandwidth-mhz".to_string(),

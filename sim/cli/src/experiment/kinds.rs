@@ -141,12 +141,17 @@ pub fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str])
 }
 
 /// Columns a kind makes per device (plan: `share_<k>`; systems: `mem_gb_<k>`; eval and
-/// latency with `model.shares` by name: `share_<k>`, `tx_power_mw_<k>`).
+/// latency with `model.shares` by name: `share_<k>`, `tx_power_mw_<k>`, `shares_feasible`).
 pub fn is_dynamic_column(kind: Kind, c: &str) -> bool {
     let prefixes: &[&str] = match kind {
         Kind::Plan => &["share_"],
         Kind::Systems => &["mem_gb_"],
-        Kind::Eval | Kind::Latency => &["share_", "tx_power_mw_"],
+        Kind::Eval | Kind::Latency => {
+            if c == "shares_feasible" {
+                return true;
+            }
+            &["share_", "tx_power_mw_"]
+        }
         _ => return false,
     };
     prefixes.iter().any(|prefix| {
@@ -184,7 +189,8 @@ fn eval_config(
         Some(p) => p,
         None => assets::resolve_model(&spec.model.name, ws.quiet)?,
     };
-    let g = GgufFile::open(&path).with_context(|| format!("reading model file {}", path.display()))?;
+    let g =
+        GgufFile::open(&path).with_context(|| format!("reading model file {}", path.display()))?;
     airinfer_llm::model::config_from_gguf(&g)
         .with_context(|| format!("reading the architecture of {}", path.display()))
 }

@@ -6,7 +6,7 @@
 use super::spec::{Devices, Invalid, Level, Spec};
 use airinfer_llm::config::LlamaConfig;
 use airinfer_phy::channel::SmallScale;
-use airinfer_plan::{baseline, project_capped_simplex, PlanProblem, PlanSetup, PlanResult};
+use airinfer_plan::{baseline, project_capped_simplex, PlanProblem, PlanResult, PlanSetup};
 use airinfer_sim::schemes::tp::SchemeKind;
 
 fn bad<T>(key: &str, msg: impl Into<String>) -> Result<T, Invalid> {
@@ -107,7 +107,8 @@ impl Planned {
         self.power_w.iter().map(|p| p / self.reference_w).collect()
     }
 
-    /// The run's `share_<k>` and `tx_power_mw_<k>` columns.
+    /// The run's `share_<k>`, `shares_feasible` (0: the named shares broke a cap and were
+    /// projected onto the caps) and `tx_power_mw_<k>` columns.
     pub fn columns(&self) -> Vec<(String, f64)> {
         let mut v: Vec<(String, f64)> = self
             .shares
@@ -115,6 +116,7 @@ impl Planned {
             .enumerate()
             .map(|(i, x)| (format!("share_{i}"), *x))
             .collect();
+        v.push(("shares_feasible".into(), self.feasible as u8 as f64));
         v.extend(
             self.power_w
                 .iter()

@@ -183,7 +183,8 @@ impl Spec {
                 at_least_one("plan.iterations", p.iterations)?;
                 at_least_one("plan.validation", p.validation)?;
                 match p.energy_mj.len() {
-                    1 => {}
+                    // none: the default budget (binding at equal shares)
+                    0 | 1 => {}
                     n if n == k => {}
                     n => {
                         return bad(

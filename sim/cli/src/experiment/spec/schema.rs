@@ -118,8 +118,10 @@ pub struct ModelSpec {
     /// channel, devices and `[plan]` energy budget: `"sca"` (the joint design: stochastic SCA,
     /// seeded by the file's `seed`), `"uniform"`, `"compute"` (FP16 peak) or `"memory"`
     /// (capacity) proportional. A named assignment also sets each device's transmit power to
-    /// what its energy budget leaves (a factor on its large-scale gain) and writes `share_<k>`
-    /// and `tx_power_mw_<k>` columns (`eval`, `latency`; AirComp at symbol level).
+    /// what its energy budget leaves (a factor on its large-scale gain) and writes `share_<k>`,
+    /// `tx_power_mw_<k>` and `shares_feasible` columns (a baseline that breaks an energy,
+    /// memory or latency cap is projected onto the caps; `eval`, `latency`; AirComp at symbol
+    /// level). The plan's transceivers are the SCA design whatever `scheme.design` runs.
     pub shares: Option<SharesSpec>,
     /// Bits per weight including scales for the cost model (`latency`, `plan`): Q4_1 = 5,
     /// Q8_0 = 8.5, F16 = 16.
@@ -426,7 +428,9 @@ pub struct PlanSpec {
     pub validation: usize,
     /// Per-token energy budget of each device, mJ (one for all, or one per device; none: the
     /// compute energy of an equal share plus half the energy of sending every all-reduce at
-    /// the device's maximum power, so that the energy constraint binds).
+    /// the device's maximum power, so that the energy constraint binds). A single number is
+    /// one for all (so a sweep can give plain numbers).
+    #[serde(deserialize_with = "one_or_many")]
     pub energy_mj: Vec<f64>,
     /// Signal model of the partial sums: `paper` (Zhang et al.: the variance does not depend
     /// on the share) or `share_scaled` (ours: variance ∝ share).
@@ -444,6 +448,23 @@ impl Default for PlanSpec {
             signal: airinfer_plan::SignalModel::Paper,
             latency_ms: None,
         }
+    }
+}
+
+/// A number or a list of numbers, as a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum V {
+        One(f64),
+        Many(Vec<f64>),
+    }
+    match V::deserialize(d) {
+        Ok(V::One(x)) => Ok(vec![x]),
+        Ok(V::Many(v)) => Ok(v),
+        Err(_) => Err(serde::de::Error::custom(
+            "expected a number (mJ, one for all devices) or a list of numbers",
+        )),
     }
 }
 
