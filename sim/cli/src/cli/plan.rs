@@ -1,8 +1,9 @@
 //! `airinfer plan`: the joint model assignment (long timescale) for a set of devices.
 
+use crate::experiment::spec::Spec;
 use airinfer_llm::cost::presets;
 use airinfer_llm::tp::TpPlan;
-use airinfer_plan::{baselines, project_capped_simplex, PlanProblem, PlanSetup};
+use airinfer_plan::{baselines, project_capped_simplex, SignalModel};
 use airinfer_sim::device::Profiles;
 use airinfer_sim::schemes::tp::{Span, SpanKind};
 use airinfer_sim::systems::System;
@@ -22,15 +23,30 @@ pub struct PlanArgs {
     /// Large-scale gain of each device, dB (one value for all or one per device).
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true, default_values_t = vec![0.0, -3.0, -6.0, -10.0])]
     pub gains_db: Vec<f64>,
-    /// Per-token energy budget of each device, mJ (one or one per device).
-    #[arg(long, value_delimiter = ',', default_values_t = vec![5.0])]
+    /// Per-token energy budget of each device, mJ (one or one per device; none: the compute
+    /// energy of an equal share plus half the energy of sending every all-reduce at the
+    /// device's maximum power, so that the energy constraint binds).
+    #[arg(long, value_delimiter = ',')]
     pub energy_mj: Vec<f64>,
+    /// Signal model of the partial sums: paper (Zhang et al.: variance independent of the
+    /// share) or share_scaled (ours: variance ∝ share).
+    #[arg(long, default_value = "paper")]
+    pub signal: String,
     /// SNR of a device at full power and 0 dB gain, per channel use, dB.
     #[arg(long, default_value_t = 20.0, allow_hyphen_values = true)]
     pub snr_db: f64,
     /// AP antennas.
     #[arg(long, default_value_t = 4)]
     pub rx_antennas: usize,
+    /// Antennas per device (the AirComp plan; pipeline systems ignore it).
+    #[arg(long, default_value_t = 1)]
+    pub tx_antennas: usize,
+    /// Streams L of the AirComp transceivers, 1 ≤ L ≤ min(rx, tx antennas).
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
+    /// Rician K-factor, dB (absent: Rayleigh).
+    #[arg(long, allow_hyphen_values = true)]
+    pub rician_k_db: Option<f64>,
     /// Bandwidth, MHz.
     #[arg(long, default_value_t = 10.0)]
     pub bandwidth_mhz: f64,
@@ -136,34 +152,59 @@ pub fn run(a: PlanArgs) -> Result<()> {
         .map(|n| lib.get(n).cloned())
         .collect::<Result<Vec<_>, _>>()?;
     let gains = per_device(&a.gains_db, k, "gains-db")?;
-    let energy = per_device(&a.energy_mj, k, "energy-mj")?;
+    if !a.energy_mj.is_empty() {
+        per_device(&a.energy_mj, k, "energy-mj")?;
+    }
     if !(a.weight_bits.is_finite() && a.weight_bits > 0.0) {
         bail!("--weight-bits {}: must be positive", a.weight_bits);
     }
     if a.iterations == 0 || a.validation == 0 {
         bail!("--iterations and --validation must be positive");
     }
-    let p = PlanProblem::for_devices(&PlanSetup {
-        cfg: &cfg,
-        profiles: &profiles,
-        gains: &gains
-            .iter()
-            .map(|g| 10f64.powf(g / 10.0))
-            .collect::<Vec<_>>(),
-        energy_budget_j: &energy.iter().map(|e| e * 1e-3).collect::<Vec<_>>(),
-        snr_db: a.snr_db,
-        rx_antennas: a.rx_antennas,
-        bandwidth_hz: a.bandwidth_mhz * 1e6,
-        weight_bits: a.weight_bits,
-        latency_budget_s: a.latency_ms.map(|l| l * 1e-3),
-    })?;
+    let signal = match a.signal.as_str() {
+        "paper" => SignalModel::Paper,
+        "share_scaled" => SignalModel::ShareScaled,
+        o => bail!("--signal {o}: expected paper or share_scaled"),
+    };
+    // the same problem as an experiment's: a `kind = "plan"` spec of these options
+    let mut spec: Spec = toml::from_str("kind = \"plan\"")?;
+    spec.model.name = a.model.clone();
+    spec.model.weight_bits = a.weight_bits;
+    spec.devices.count = Some(k);
+    spec.devices.profiles = a.profiles.clone();
+    spec.channel.gains_db = gains;
+    spec.channel.snr_db = a.snr_db;
+    spec.channel.rx_antennas = a.rx_antennas;
+    spec.channel.tx_antennas = a.tx_antennas;
+    spec.channel.streams = a.streams;
+    spec.channel.rician_k_db = a.rician_k_db;
+    spec.channel.bandwidth_hz = a.bandwidth_mhz * 1e6;
+    spec.plan.energy_mj = a.energy_mj.clone();
+    spec.plan.signal = signal;
+    spec.plan.latency_ms = a.latency_ms;
+    let as_flag = |(key, msg): (String, String)| {
+        if key == "plan" {
+            // the plan problem itself (e.g. caps below the whole model): the budgets' flags
+            return anyhow::anyhow!("{msg} (--energy-mj, --latency-ms, --profiles)");
+        }
+        let field = key.rsplit('.').next().unwrap_or(&key).to_string();
+        let flag = match field.as_str() {
+            "bandwidth_hz" => "bandwidth-mhz".to_string(),
+            f => f.replace('_', "-"),
+        };
+        anyhow::anyhow!("--{flag}: {msg}")
+    };
+    let dir = |_: &str| std::path::PathBuf::from(".");
+    let d = spec.devices(&dir).map_err(as_flag)?;
+    let p = crate::experiment::planned::problem(&spec, &cfg, &d).map_err(as_flag)?;
     let r = p.optimise(a.iterations, a.seed, a.validation)?;
     let val = a.seed ^ 0xA5A5_0000_0000_0001;
     let caps = p.caps();
     let baselines = baselines(&profiles);
     let feasible = |m: &[f64]| m.iter().zip(&caps).all(|(x, c)| *x <= c + 1e-9);
     let mut rows = vec![
-        json!({"name": "sca", "shares": r.shares, "expected_mse": r.expected_mse, "feasible": feasible(&r.shares)}),
+        json!({"name": "sca", "shares": r.shares, "expected_mse": r.expected_mse, "feasible": feasible(&r.shares),
+               "tx_power_w": r.power_w, "energy_binds": r.energy_binds}),
     ];
     for (name, m) in &baselines {
         let proj = project_capped_simplex(m, &caps);
@@ -182,6 +223,8 @@ pub fn run(a: PlanArgs) -> Result<()> {
         println!(
             "{}",
             json!({"model": a.model, "profiles": a.profiles, "caps": caps, "results": rows,
+                   "energy_budget_mj": p.energy_budget_j.iter().map(|e| e * 1e3).collect::<Vec<_>>(),
+                   "signal": signal.name(),
                    "rounded_to_plan": realised, "trace": r.trace})
         );
         return Ok(());
@@ -210,6 +253,21 @@ pub fn run(a: PlanArgs) -> Result<()> {
                 .unwrap_or_default()
         );
     }
+    println!(
+        "signal model {}; energy budget per token (mJ): {}; transmit power of the SCA shares (mW): {}; energy constraint active: {:?}",
+        signal.name(),
+        p.energy_budget_j
+            .iter()
+            .map(|e| format!("{:.4}", e * 1e3))
+            .collect::<Vec<_>>()
+            .join(" "),
+        r.power_w
+            .iter()
+            .map(|w| format!("{:.1}", w * 1e3))
+            .collect::<Vec<_>>()
+            .join(" "),
+        r.energy_binds
+    );
     println!(
         "caps (energy, memory, latency): {}",
         caps.iter()
@@ -242,8 +300,11 @@ pub fn run(a: PlanArgs) -> Result<()> {
 
 /// `airinfer plan --system …`: plan and time one system.
 fn run_system(a: &PlanArgs) -> Result<()> {
+    if a.tx_antennas != 1 || a.streams != 1 || a.rician_k_db.is_some() || a.signal != "paper" {
+        bail!("--tx-antennas, --streams, --rician-k-db and --signal apply to the AirComp share plan, not to --system / --file (set them in the experiment file's [channel])");
+    }
     use crate::experiment::kinds::system_setup;
-    use crate::experiment::spec::{Kind, LinkSpec, LinkType, Spec};
+    use crate::experiment::spec::{Kind, LinkSpec, LinkType};
     use crate::experiment::Experiment;
     use airinfer_llm::cost::WeightFormat;
     let (spec, base): (Spec, std::path::PathBuf) = match &a.file {

@@ -151,15 +151,59 @@ pub fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str])
     }
 }
 
-/// Columns a kind makes per device (plan: `share_<k>`; systems: `mem_gb_<k>`).
+/// Columns a kind makes per device (plan: `share_<k>`; systems: `mem_gb_<k>`; eval and
+/// latency with `model.shares` by name: `share_<k>`, `tx_power_mw_<k>`, `shares_feasible`).
 pub fn is_dynamic_column(kind: Kind, c: &str) -> bool {
-    let prefix = match kind {
-        Kind::Plan => "share_",
-        Kind::Systems => "mem_gb_",
+    let prefixes: &[&str] = match kind {
+        Kind::Plan => &["share_"],
+        Kind::Systems => &["mem_gb_"],
+        Kind::Eval | Kind::Latency => {
+            if c == "shares_feasible" {
+                return true;
+            }
+            &["share_", "tx_power_mw_"]
+        }
         _ => return false,
     };
-    c.strip_prefix(prefix)
-        .is_some_and(|d| !d.is_empty() && d.chars().all(|x| x.is_ascii_digit()))
+    prefixes.iter().any(|prefix| {
+        c.strip_prefix(prefix)
+            .is_some_and(|d| !d.is_empty() && d.chars().all(|x| x.is_ascii_digit()))
+    })
+}
+
+/// `model.shares` by name: plan the shares and powers on `cfg`, put them into `d` and the
+/// radio's gains (a device's planned power as a factor on its gain), and return the columns.
+fn apply_named(
+    spec: &Spec,
+    cfg: &airinfer_llm::config::LlamaConfig,
+    d: &mut super::spec::Devices,
+    radio: &mut RadioConfig,
+) -> Result<Vec<(String, f64)>> {
+    let Some(name) = d.named.clone() else {
+        return Ok(Vec::new());
+    };
+    let p = super::planned::plan(spec, cfg, d, &name).map_err(invalid)?;
+    d.shares = p.shares.clone();
+    for (g, f) in radio.gains.iter_mut().zip(p.gain_factors()) {
+        *g *= f;
+    }
+    Ok(p.columns())
+}
+
+/// The architecture of an eval run's model file (for planning its shares).
+fn eval_config(
+    spec: &Spec,
+    dir: &dyn Fn(&str) -> PathBuf,
+    ws: &Workspace,
+) -> Result<airinfer_llm::config::LlamaConfig> {
+    let path = match spec.model_file(dir).map_err(invalid)? {
+        Some(p) => p,
+        None => assets::resolve_model(&spec.model.name, ws.quiet)?,
+    };
+    let g =
+        GgufFile::open(&path).with_context(|| format!("reading model file {}", path.display()))?;
+    airinfer_llm::model::config_from_gguf(&g)
+        .with_context(|| format!("reading the architecture of {}", path.display()))
 }
 
 /// What runs share: the loaded model, tokenised texts and error-free references (a campaign
@@ -359,8 +403,14 @@ fn eval(
     dir: &dyn Fn(&str) -> PathBuf,
     ws: &mut Workspace,
 ) -> Result<Vec<Row>> {
-    let d = spec.devices(dir).map_err(invalid)?;
-    let radio = spec.radio(d.profiles.len()).map_err(invalid)?;
+    let mut d = spec.devices(dir).map_err(invalid)?;
+    let mut radio = spec.radio(d.profiles.len()).map_err(invalid)?;
+    let planned = if d.named.is_some() {
+        let cfg = eval_config(spec, dir, ws)?;
+        apply_named(spec, &cfg, &mut d, &mut radio)?
+    } else {
+        Vec::new()
+    };
     let hw = open_hardware(spec)?;
     let l = load_eval(spec, dir, ws, &d.shares)?;
     let (_, _, model) = ws.model.as_ref().expect("loaded");
@@ -388,7 +438,7 @@ fn eval(
     )?;
     check_hardware(&hw, &spec.waveform.radio)?;
     let per_tok = |x: f64| x / r.gen_tokens as f64 * 1e3;
-    Ok(vec![row(
+    let mut out = row(
         model.n_devices(),
         vec![
             ("perplexity", r.perplexity),
@@ -407,13 +457,17 @@ fn eval(
             ),
             ("scored_tokens", r.scored_tokens as f64),
         ],
-    )])
+    );
+    out.metrics.extend(planned);
+    Ok(vec![out])
 }
 
 fn latency(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Vec<Row>> {
     let cfg = spec.preset().map_err(invalid)?;
-    let d = spec.devices(dir).map_err(invalid)?;
+    let mut d = spec.devices(dir).map_err(invalid)?;
     let k = d.profiles.len();
+    let mut radio = spec.radio(k).map_err(invalid)?;
+    let planned = apply_named(spec, &cfg, &mut d, &mut radio)?;
     let plan = TpPlan::from_shares(&cfg, &d.shares, 32)?;
     let l = &spec.latency;
     if !fits_memory(
@@ -423,7 +477,7 @@ fn latency(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Vec<
         spec.model.weight_bits,
         l.past_tokens,
     ) {
-        return Ok(vec![row(
+        let mut out = row(
             k,
             vec![
                 ("ms_per_token", f64::NAN),
@@ -431,7 +485,9 @@ fn latency(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Vec<
                 ("compute_ms_per_token", f64::NAN),
                 ("fits", 0.0),
             ],
-        )]);
+        );
+        out.metrics.extend(planned);
+        return Ok(vec![out]);
     }
     let compute = ComputeModel::new(
         &cfg,
@@ -440,13 +496,12 @@ fn latency(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Vec<
         spec.devices.precision,
         WeightFormat::Bits(spec.model.weight_bits),
     );
-    let radio = spec.radio(k).map_err(invalid)?;
     let hw = open_hardware(spec)?;
     let mut c = collective(spec, &compute, &radio, hw.as_ref(), seed)?;
     simulate_decode(&mut c, &cfg, l.past_tokens, l.tokens, seed);
     check_hardware(&hw, &spec.waveform.radio)?;
     let n = l.tokens as f64;
-    Ok(vec![row(
+    let mut out = row(
         k,
         vec![
             ("ms_per_token", c.now_s() / n * 1e3),
@@ -457,7 +512,9 @@ fn latency(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Vec<
             ),
             ("fits", 1.0),
         ],
-    )])
+    );
+    out.metrics.extend(planned);
+    Ok(vec![out])
 }
 
 fn allreduce(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Vec<Row>> {
@@ -573,26 +630,10 @@ fn allreduce(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Ve
 }
 
 fn plan(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Vec<Row>> {
-    use airinfer_plan::{baselines, project_capped_simplex, PlanProblem, PlanSetup};
+    use airinfer_plan::{baselines, project_capped_simplex};
     let cfg = spec.preset().map_err(invalid)?;
     let d = spec.devices(dir).map_err(invalid)?;
-    let k = d.profiles.len();
-    let gains = spec.gains(k).map_err(invalid)?;
-    let e = &spec.plan.energy_mj;
-    let energy: Vec<f64> = (0..k)
-        .map(|i| e[if e.len() == 1 { 0 } else { i }] * 1e-3)
-        .collect();
-    let p = PlanProblem::for_devices(&PlanSetup {
-        cfg: &cfg,
-        profiles: &d.profiles,
-        gains: &gains,
-        energy_budget_j: &energy,
-        snr_db: spec.channel.snr_db,
-        rx_antennas: spec.channel.rx_antennas,
-        bandwidth_hz: spec.channel.bandwidth_hz,
-        weight_bits: spec.model.weight_bits,
-        latency_budget_s: spec.plan.latency_ms.map(|l| l * 1e-3),
-    })?;
+    let p = super::planned::problem(spec, &cfg, &d).map_err(invalid)?;
     let r = p.optimise(spec.plan.iterations, seed, spec.plan.validation)?;
     let caps = r.caps.clone();
     let shares_metrics = |m: &[f64]| -> Vec<(String, f64)> {

@@ -17,6 +17,7 @@
 pub mod budget;
 pub mod figures;
 pub mod kinds;
+pub mod planned;
 pub mod source;
 pub mod spec;
 pub mod stats;

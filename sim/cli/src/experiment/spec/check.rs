@@ -83,6 +83,13 @@ impl Spec {
             positive("model.weight_bits", self.model.weight_bits)?;
         }
         self.waveform_level(k)?;
+        if let Some(name) = &devices.named {
+            crate::experiment::planned::check(self, name)?;
+            if self.kind == Kind::Latency {
+                // the whole plan problem (caps, channel) without solving it
+                crate::experiment::planned::problem(self, &self.preset()?, &devices)?;
+            }
+        }
         match self.kind {
             Kind::Eval => {
                 self.text_file(dir)?;
@@ -176,7 +183,8 @@ impl Spec {
                 at_least_one("plan.iterations", p.iterations)?;
                 at_least_one("plan.validation", p.validation)?;
                 match p.energy_mj.len() {
-                    1 => {}
+                    // none: the default budget (binding at equal shares)
+                    0 | 1 => {}
                     n if n == k => {}
                     n => {
                         return bad(

@@ -2,7 +2,7 @@
 //! radio, the waveform level, the links of a `systems` run, the cost preset, model and text files.
 
 use super::check::{at_least_one, bad, non_negative, positive, Invalid};
-use super::schema::{Kind, Level, QuantSpec, Spec};
+use super::schema::{Kind, Level, QuantSpec, SharesSpec, Spec, SHARE_NAMES};
 use super::system::{LinkSpec, LinkType};
 use airinfer_llm::config::LlamaConfig;
 use airinfer_llm::cost::presets;
@@ -39,8 +39,11 @@ pub fn relative_to(base: &Path, p: &str) -> PathBuf {
 pub struct Devices {
     /// Profile of each device.
     pub profiles: Vec<DeviceProfile>,
-    /// Normalised model shares.
+    /// Normalised model shares (equal until planned when `model.shares` names an assignment).
     pub shares: Vec<f64>,
+    /// The assignment `model.shares` names (`sca`, `uniform`, `compute`, `memory`), planned by
+    /// `experiment::planned`; None: the shares above are the file's numbers or equal.
+    pub named: Option<String>,
 }
 
 impl Spec {
@@ -50,7 +53,10 @@ impl Spec {
         d.count.unwrap_or(if d.profiles.len() > 1 {
             d.profiles.len()
         } else {
-            self.model.shares.as_ref().map_or(1, |s| s.len())
+            match &self.model.shares {
+                Some(SharesSpec::Numbers(s)) => s.len(),
+                _ => 1,
+            }
         })
     }
 
@@ -109,15 +115,37 @@ impl Spec {
             })?;
             profiles.push(p.clone());
         }
+        let mut named = None;
         let shares = match &self.model.shares {
             None => vec![1.0 / k as f64; k],
-            Some(s) if s.len() != k => {
+            Some(SharesSpec::Named(n)) => {
+                if !SHARE_NAMES.contains(&n.as_str()) {
+                    return bad(
+                        "model.shares",
+                        format!(
+                            "'{n}': numbers (one per device) or an assignment by name ({})",
+                            SHARE_NAMES.join(", ")
+                        ),
+                    );
+                }
+                if !matches!(self.kind, Kind::Eval | Kind::Latency) {
+                    return bad(
+                        "model.shares",
+                        format!(
+                            "\"{n}\": an assignment by name is planned for kinds eval and latency (kind plan compares them all itself); give numbers here"
+                        ),
+                    );
+                }
+                named = Some(n.clone());
+                vec![1.0 / k as f64; k]
+            }
+            Some(SharesSpec::Numbers(s)) if s.len() != k => {
                 return bad(
                     "model.shares",
                     format!("{} shares for {k} devices", s.len()),
                 )
             }
-            Some(s) => {
+            Some(SharesSpec::Numbers(s)) => {
                 for (i, x) in s.iter().enumerate() {
                     non_negative(&format!("model.shares[{i}]"), *x)?;
                 }
@@ -128,7 +156,11 @@ impl Spec {
                 s.iter().map(|x| x / sum).collect()
             }
         };
-        Ok(Devices { profiles, shares })
+        Ok(Devices {
+            profiles,
+            shares,
+            named,
+        })
     }
 
     /// Large-scale gain of each device, linear.

@@ -16,6 +16,6 @@ pub use lower::{relative_to, Devices};
 pub use plots::{PlotSpec, ReferenceSpec, TableSpec};
 pub use schema::{
     AllreduceSpec, ChannelSpec, DevicesSpec, EvalSpec, Kind, LatencySpec, Level, ModelSpec,
-    PlanSpec, QuantSpec, SchemeSpec, Spec, WaveformSpec,
+    PlanSpec, QuantSpec, SchemeSpec, SharesSpec, Spec, WaveformSpec, SHARE_NAMES,
 };
 pub use system::{LinkSpec, LinkType, SystemSpec};

@@ -113,8 +113,16 @@ pub struct ModelSpec {
     /// to the experiment file. `latency`, `allreduce`, `plan`: a cost preset (`llama2-7b`,
     /// `llama2-13b`, `llama2-70b`, `llama3-8b`, `llama3-70b`, `smollm2-135m`, …).
     pub name: String,
-    /// Model share of each device (heads and FFN columns in proportion); default equal.
-    pub shares: Option<Vec<f64>>,
+    /// Model share of each device (heads and FFN columns in proportion); default equal. Numbers
+    /// (one per device, unit transmit power), or an assignment by name planned with the run's
+    /// channel, devices and `[plan]` energy budget: `"sca"` (the joint design: stochastic SCA,
+    /// seeded by the file's `seed`), `"uniform"`, `"compute"` (FP16 peak) or `"memory"`
+    /// (capacity) proportional. A named assignment also sets each device's transmit power to
+    /// what its energy budget leaves (a factor on its large-scale gain) and writes `share_<k>`,
+    /// `tx_power_mw_<k>` and `shares_feasible` columns (a baseline that breaks an energy,
+    /// memory or latency cap is projected onto the caps; `eval`, `latency`; AirComp at symbol
+    /// level). The plan's transceivers are the SCA design whatever `scheme.design` runs.
+    pub shares: Option<SharesSpec>,
     /// Bits per weight including scales for the cost model (`latency`, `plan`): Q4_1 = 5,
     /// Q8_0 = 8.5, F16 = 16.
     pub weight_bits: f64,
@@ -129,6 +137,19 @@ impl Default for ModelSpec {
         }
     }
 }
+
+/// `[model] shares`: numbers, or an assignment by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SharesSpec {
+    /// One share per device.
+    Numbers(Vec<f64>),
+    /// `sca`, `uniform`, `compute` or `memory`.
+    Named(String),
+}
+
+/// The names `[model] shares` accepts.
+pub const SHARE_NAMES: [&str; 4] = ["sca", "uniform", "compute", "memory"];
 
 /// `[eval]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -421,8 +442,15 @@ pub struct PlanSpec {
     pub iterations: usize,
     /// Channel realisations of the expected MSE along the trace.
     pub validation: usize,
-    /// Per-token energy budget of each device, mJ (one for all, or one per device).
+    /// Per-token energy budget of each device, mJ (one for all, or one per device; none: the
+    /// compute energy of an equal share plus half the energy of sending every all-reduce at
+    /// the device's maximum power, so that the energy constraint binds). A single number is
+    /// one for all (so a sweep can give plain numbers).
+    #[serde(deserialize_with = "one_or_many")]
     pub energy_mj: Vec<f64>,
+    /// Signal model of the partial sums: `paper` (Zhang et al.: the variance does not depend
+    /// on the share) or `share_scaled` (ours: variance ∝ share).
+    pub signal: airinfer_plan::SignalModel,
     /// Per-token compute-latency budget, ms (none: no latency constraint).
     pub latency_ms: Option<f64>,
 }
@@ -432,9 +460,27 @@ impl Default for PlanSpec {
         PlanSpec {
             iterations: 300,
             validation: 128,
-            energy_mj: vec![5.0],
+            energy_mj: Vec::new(),
+            signal: airinfer_plan::SignalModel::Paper,
             latency_ms: None,
         }
+    }
+}
+
+/// A number or a list of numbers, as a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum V {
+        One(f64),
+        Many(Vec<f64>),
+    }
+    match V::deserialize(d) {
+        Ok(V::One(x)) => Ok(vec![x]),
+        Ok(V::Many(v)) => Ok(v),
+        Err(_) => Err(serde::de::Error::custom(
+            "expected a number (mJ, one for all devices) or a list of numbers",
+        )),
     }
 }
 
