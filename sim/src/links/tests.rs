@@ -280,15 +280,15 @@ fn transmit_time_per_device_meets_each_links_closed_form() {
     }
 }
 
-/// Measured squared error of the sum at the AP over `n_tokens` tokens of `width` values, and
-/// the link's prediction, for `streams` streams on a 4 × 4 MIMO MAC.
+/// Measured squared error of the sum at the AP over 100 tokens of 128 values, and the link's
+/// prediction, for `streams` streams on a 4 × 4 MIMO MAC (ideal downlink: every device holds
+/// the AP's estimate).
 fn measured_and_predicted(
     kind: SchemeKind,
     design: Design,
     streams: usize,
     seed: u64,
 ) -> (f64, f64) {
-    let k = 3;
     let radio = RadioConfig {
         rx_antennas: 4,
         tx_antennas: 4,
@@ -297,31 +297,7 @@ fn measured_and_predicted(
         downlink: Broadcast::Ideal,
         ..RadioConfig::default()
     };
-    radio.validate(k).unwrap();
-    let mut streams_ = Streams::new(seed);
-    let mut medium = Medium::new(&radio, k, seed, &mut streams_).unwrap();
-    let (width, n_tokens) = (128, 100);
-    let mut b = partials(k, width * n_tokens, seed);
-    let exact: Vec<f64> = (0..b[0].len())
-        .map(|i| b.iter().map(|v| v[i] as f64).sum())
-        .collect();
-    let c = build(kind, design, &radio).carry(
-        Call {
-            start: Time(1_000_000),
-            width,
-            n_tokens,
-            round: 0,
-            medium: Some(&mut medium),
-            streams: &mut streams_,
-        },
-        &mut b,
-    );
-    // the downlink is ideal: every device holds the AP's estimate
-    let err2: f64 = b[0]
-        .iter()
-        .zip(&exact)
-        .map(|(x, e)| (*x as f64 - e).powi(2))
-        .sum();
+    let (err2, c) = one_call(kind, design, &radio, 3, 128, 100, seed);
     (err2, c.predicted_err2.expect("analog links predict"))
 }
 
@@ -359,6 +335,7 @@ fn the_predicted_error_meets_the_measured_one_for_every_stream_count() {
 /// streams of `seed`): the squared error of device 0's copy of the sum, the carried record.
 fn one_call(
     kind: SchemeKind,
+    design: Design,
     radio: &RadioConfig,
     k: usize,
     width: usize,
@@ -372,7 +349,7 @@ fn one_call(
     let exact: Vec<f64> = (0..b[0].len())
         .map(|i| b.iter().map(|v| v[i] as f64).sum())
         .collect();
-    let c = build(kind, Design::Zf, radio).carry(
+    let c = build(kind, design, radio).carry(
         Call {
             start: Time(1_000_000),
             width,
@@ -389,6 +366,18 @@ fn one_call(
         .map(|(x, e)| (*x as f64 - e).powi(2))
         .sum();
     (err2, c)
+}
+
+/// [`one_call`] with zero-forcing (what FDMA uses whatever the design).
+fn one_call_zf(
+    kind: SchemeKind,
+    radio: &RadioConfig,
+    k: usize,
+    width: usize,
+    n_tokens: usize,
+    seed: u64,
+) -> (f64, Carried) {
+    one_call(kind, Design::Zf, radio, k, width, n_tokens, seed)
 }
 
 #[test]
@@ -411,12 +400,12 @@ fn equal_energy_fdma_pays_k_times_the_error_of_full_power_as_the_closed_form_say
         let realisations = 3200 / k as u64;
         let (mut power, mut energy) = (0.0, 0.0);
         for seed in 0..realisations {
-            let (p, cp) = one_call(SchemeKind::Fdma, &base, k, width, 1, seed);
+            let (p, cp) = one_call_zf(SchemeKind::Fdma, &base, k, width, 1, seed);
             let held = RadioConfig {
                 held_equal: HeldEqual::Energy,
                 ..base.clone()
             };
-            let (e, ce) = one_call(SchemeKind::Fdma, &held, k, width, 1, seed);
+            let (e, ce) = one_call_zf(SchemeKind::Fdma, &held, k, width, 1, seed);
             // same channel and noise draws: the error scales by exactly K (f32 rounding of
             // the estimate aside), the energy is AirComp's (1/K of full power's), same airtime
             assert!((e / p / k as f64 - 1.0).abs() < 1e-4, "K = {k}: {e} vs {p}");
@@ -455,7 +444,7 @@ fn equal_airtime_baselines_fit_in_aircomps_uplink() {
     };
     let (on_s, air_s) = base.aircomp_uplink_s(k, width);
     // AirComp's own uplink is the reference: 288 uses + 16 side-info uses per device
-    let (_, ca) = one_call(SchemeKind::Aircomp, &base, k, width, 1, 3);
+    let (_, ca) = one_call_zf(SchemeKind::Aircomp, &base, k, width, 1, 3);
     assert!((ca.airtime.secs() - air_s).abs() < 1e-9);
     assert!((ca.tx_s[0] - on_s).abs() < 1e-12);
     // uncoded FDMA held to it: ⌊288/4⌋ = 72 sub-band uses = 144 values per device go over the
@@ -466,7 +455,7 @@ fn equal_airtime_baselines_fit_in_aircomps_uplink() {
     };
     let fdma = Fdma::new(&held(HeldEqual::Airtime));
     assert_eq!(fdma.values_in_aircomps_airtime(k, width), 144);
-    let (e, cf) = one_call(SchemeKind::Fdma, &held(HeldEqual::Airtime), k, width, 1, 3);
+    let (e, cf) = one_call_zf(SchemeKind::Fdma, &held(HeldEqual::Airtime), k, width, 1, 3);
     assert!((cf.airtime.secs() - air_s).abs() < 1e-9, "{:?}", cf.airtime);
     // its error is the lost values' (their spread about the mean, ≈ K·v = 1/3 per value) plus
     // the kept ones' noise, and its prediction says so
@@ -480,7 +469,7 @@ fn equal_airtime_baselines_fit_in_aircomps_uplink() {
             rate: airinfer_phy::digital::Rate::Shannon,
             ..held(h)
         };
-        let (_, cd) = one_call(SchemeKind::Digital, &radio, k, width, 1, 3);
+        let (_, cd) = one_call_zf(SchemeKind::Digital, &radio, k, width, 1, 3);
         let budget = if h == HeldEqual::Airtime { air_s } else { on_s };
         // the channels the link saw: same seed, same start
         let mut streams = Streams::new(3);
@@ -523,8 +512,8 @@ fn aircomps_digital_downlink_is_the_digital_broadcast() {
         downlink: Broadcast::Digital,
         ..ideal.clone()
     };
-    let (_, ci) = one_call(SchemeKind::Aircomp, &ideal, k, width, 1, 8);
-    let (ed, cd) = one_call(SchemeKind::Aircomp, &digital, k, width, 1, 8);
+    let (_, ci) = one_call_zf(SchemeKind::Aircomp, &ideal, k, width, 1, 8);
+    let (ed, cd) = one_call_zf(SchemeKind::Aircomp, &digital, k, width, 1, 8);
     let mut streams = Streams::new(8);
     let mut medium = Medium::new(&digital, k, 8, &mut streams).unwrap();
     let hs = medium.channels_at(1e-3, &mut streams.fading);
@@ -544,7 +533,7 @@ fn aircomps_digital_downlink_is_the_digital_broadcast() {
         downlink: Broadcast::Analog,
         ..ideal.clone()
     };
-    let (_, ca) = one_call(SchemeKind::Aircomp, &analog, k, width, 1, 8);
+    let (_, ca) = one_call_zf(SchemeKind::Aircomp, &analog, k, width, 1, 8);
     let got = ca.airtime.secs() - ci.airtime.secs();
     assert!((got - 288.0 / 10e6).abs() <= 1e-9, "{got}");
 }
