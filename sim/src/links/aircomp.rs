@@ -145,8 +145,8 @@ pub(super) type TokenSum<'s> =
 
 /// Carry a call token by token through `sum` (AirComp or FDMA): the channel at each token's
 /// time, imperfect CSI when set, the downlink, the side information; predicted error per real
-/// value (a channel use's over the 2L reals it carries). Every device sends at `power` times
-/// its full power.
+/// value (a channel use's over the 2L reals it carries). Device d sends at `power` times its
+/// power (`radio.tx_power`, else full).
 pub(super) fn token_by_token(
     radio: &RadioConfig,
     call: Call<'_>,
@@ -160,7 +160,7 @@ pub(super) fn token_by_token(
         .expect("an all-reduce through the AP has its channel");
     let k = buffers.len();
     let noise_var = radio.noise_var();
-    let power = vec![power; k];
+    let power: Vec<f64> = (0..k).map(|d| power * radio.power_of(d)).collect();
     let mut pred = 0.0;
     // every device transmits as long as the others: one on-time for all
     let mut on_s = 0.0;
@@ -208,7 +208,7 @@ pub(super) fn token_by_token(
             + downlink_s;
         t += air;
     }
-    finish_tokens(buffers, out, start, t, pred, on_s, power[0])
+    finish_tokens(buffers, out, start, t, pred, on_s, &power)
 }
 
 /// Return token `tok`'s estimate `est` to every device through the radio's [`Broadcast`] on
@@ -257,7 +257,7 @@ pub(super) fn deliver_token(
 
 /// A token-by-token call's end: what each device received into `buffers`, the airtime from
 /// `start_s` to `end_s`, the predicted error and every device's transmit time `on_s` at
-/// `power` times its full power.
+/// `power[d]` times its full power.
 pub(super) fn finish_tokens(
     buffers: &mut [Vec<f32>],
     out: Vec<Vec<f32>>,
@@ -265,7 +265,7 @@ pub(super) fn finish_tokens(
     end_s: f64,
     pred: f64,
     on_s: f64,
-    power: f64,
+    power: &[f64],
 ) -> Carried {
     for (b, o) in buffers.iter_mut().zip(out) {
         b.copy_from_slice(&o);
@@ -275,7 +275,7 @@ pub(super) fn finish_tokens(
         predicted_err2: Some(pred),
         lost_blocks: 0,
         tx_s: vec![on_s; buffers.len()],
-        tx_energy: vec![on_s * power; buffers.len()],
+        tx_energy: power.iter().map(|p| on_s * p).collect(),
         bits_per_value: None,
     }
 }

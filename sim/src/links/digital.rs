@@ -29,6 +29,10 @@ impl Link for Digital {
             .expect("an all-reduce through the AP has its channel")
             .channels_at(call.start.secs(), &mut call.streams.fading);
         let mut link = self.radio.digital_link(self.radio.mrc_snr_db(&h));
+        // a device's own transmit power scales its uplink SNR; the AP's broadcast does not
+        for (d, snr) in link.uplink_snr_db.iter_mut().enumerate() {
+            *snr += 10.0 * self.radio.power_of(d).log10();
+        }
         // the budget of what it is held equal to: AirComp's transmit time or airtime for the
         // call's tokens
         let (on_s, air_s) = self.radio.aircomp_uplink_s(k, call.width);
@@ -49,7 +53,9 @@ impl Link for Digital {
             airtime: Time::from_secs(out.airtime.total_s()),
             predicted_err2: None,
             lost_blocks: out.uplink_lost_blocks + out.downlink_lost_blocks,
-            tx_energy: out.uplink_tx_s.clone(),
+            tx_energy: (0..k)
+                .map(|d| out.uplink_tx_s[d] * self.radio.power_of(d))
+                .collect(),
             tx_s: out.uplink_tx_s,
             bits_per_value: Some(out.bits_per_value.iter().sum::<f64>() / k as f64),
         }

@@ -129,6 +129,11 @@ pub struct RadioConfig {
     /// Large-scale (path-loss) gain of each device towards the AP, linear (empty: all 1).
     #[serde(default)]
     pub gains: Vec<f64>,
+    /// Transmit power of each device relative to the reference power of `snr_db` (empty: all
+    /// 1): what a planned assignment gives each device (`shares = "sca"`). It scales the
+    /// device's uplink only; the AP's downlink does not depend on it.
+    #[serde(default)]
+    pub tx_power: Vec<f64>,
     /// Bandwidth = complex symbol rate, Hz.
     pub bandwidth_hz: f64,
     /// Fixed cost per all-reduce round (synchronisation, pilots, CSI), s.
@@ -167,6 +172,7 @@ impl Default for RadioConfig {
             },
             snr_db: 20.0,
             gains: Vec::new(),
+            tx_power: Vec::new(),
             bandwidth_hz: 10e6,
             round_overhead_s: 50e-6,
             csi_error_var: 0.0,
@@ -187,6 +193,11 @@ impl RadioConfig {
     /// Noise variance σ² for unit transmit power: 10^(−snr_db/10).
     pub fn noise_var(&self) -> f64 {
         10f64.powf(-self.snr_db / 10.0)
+    }
+
+    /// Device d's transmit power relative to the reference (1 unless set).
+    pub fn power_of(&self, d: usize) -> f64 {
+        self.tx_power.get(d).copied().unwrap_or(1.0)
     }
 
     /// AirComp's uplink for one token of `width` values from `k` devices at full power: each
@@ -285,6 +296,15 @@ impl RadioConfig {
             return bad(format!(
                 "digital: block_values = {}, target_bler = {}, max_tx = {}: need ≥ 1, [0, 1), ≥ 1",
                 radio.block_values, radio.target_bler, radio.max_tx
+            ));
+        }
+        if !radio.tx_power.is_empty()
+            && (radio.tx_power.len() != k
+                || radio.tx_power.iter().any(|p| !(p.is_finite() && *p > 0.0)))
+        {
+            return bad(format!(
+                "tx_power: {:?} for {k} devices (need none, or one positive power per device)",
+                radio.tx_power
             ));
         }
         if !radio.gains.is_empty()

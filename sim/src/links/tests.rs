@@ -528,6 +528,16 @@ fn aircomps_digital_downlink_is_the_digital_broadcast() {
     assert!((got - want).abs() <= 1e-9, "{got} vs {want}");
     // the devices hold the quantised estimate: int8 adds its error to the uplink's
     assert!(ed > 0.0);
+    // a device's transmit power (a planned assignment's) scales its uplink energy only: the
+    // AP's broadcast takes as long as before
+    let weak = |r: &RadioConfig| RadioConfig {
+        tx_power: vec![0.01; k],
+        ..r.clone()
+    };
+    let (_, wi) = one_call_zf(SchemeKind::Aircomp, &weak(&ideal), k, width, 1, 8);
+    let (_, wd) = one_call_zf(SchemeKind::Aircomp, &weak(&digital), k, width, 1, 8);
+    assert!(((wd.airtime.secs() - wi.airtime.secs()) - want).abs() <= 1e-9);
+    assert!((wd.tx_energy[0] / cd.tx_energy[0] - 0.01).abs() < 1e-12);
     // the analog broadcast takes ⌈width/2⌉ symbols at the band's rate
     let analog = RadioConfig {
         downlink: Broadcast::Analog,

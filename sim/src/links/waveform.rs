@@ -252,7 +252,7 @@ impl Link for Waveform {
                 + downlink_s;
             t += air;
         }
-        finish_tokens(buffers, out, start, t, pred, on_s, 1.0)
+        finish_tokens(buffers, out, start, t, pred, on_s, &vec![1.0; k])
     }
 
     fn round_overhead_s(&self) -> f64 {

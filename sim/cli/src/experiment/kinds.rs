@@ -184,9 +184,7 @@ fn apply_named(
     };
     let p = super::planned::plan(spec, cfg, d, &name).map_err(invalid)?;
     d.shares = p.shares.clone();
-    for (g, f) in radio.gains.iter_mut().zip(p.gain_factors()) {
-        *g *= f;
-    }
+    radio.tx_power = p.power_factors();
     Ok(p.columns())
 }
 

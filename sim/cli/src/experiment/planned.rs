@@ -101,9 +101,9 @@ pub struct Planned {
 }
 
 impl Planned {
-    /// Device n's factor on its large-scale gain: a run sends at unit power (the reference
-    /// power of `channel.snr_db`), so transmitting at `p_n` is a gain `p_n / reference`.
-    pub fn gain_factors(&self) -> Vec<f64> {
+    /// Device n's transmit power relative to the reference power of `channel.snr_db` (the
+    /// run's `tx_power`): `p_n / reference`.
+    pub fn power_factors(&self) -> Vec<f64> {
         self.power_w.iter().map(|p| p / self.reference_w).collect()
     }
 
