@@ -145,8 +145,10 @@ pub(super) type TokenSum<'s> =
 
 /// Carry a call token by token through `sum` (AirComp or FDMA): the channel at each token's
 /// time, imperfect CSI when set, the downlink, the side information; predicted error per real
-/// value (a channel use's over the 2L reals it carries). Device d sends at `power` times its
-/// power (`radio.tx_power`, else full).
+/// value (a channel use's over the 2L reals it carries). Every device sends at `power` times
+/// its own transmit power (`radio.tx_power`, else the reference), which the receiver sees as a
+/// gain on the device's uplink channel (so the designs weigh the devices by it); the AP's
+/// broadcast sees the channels without it.
 pub(super) fn token_by_token(
     radio: &RadioConfig,
     call: Call<'_>,
@@ -160,7 +162,8 @@ pub(super) fn token_by_token(
         .expect("an all-reduce through the AP has its channel");
     let k = buffers.len();
     let noise_var = radio.noise_var();
-    let power: Vec<f64> = (0..k).map(|d| power * radio.power_of(d)).collect();
+    let energy_factor: Vec<f64> = (0..k).map(|d| power * radio.power_of(d)).collect();
+    let power = vec![power; k];
     let mut pred = 0.0;
     // every device transmits as long as the others: one on-time for all
     let mut on_s = 0.0;
@@ -168,8 +171,17 @@ pub(super) fn token_by_token(
     let mut out = vec![vec![0f32; width * n_tokens]; k];
     for tok in 0..n_tokens {
         let h = medium.channels_at(t, &mut call.streams.fading);
-        let csi: Option<Vec<CMat>> = (radio.csi_error_var > 0.0).then(|| {
+        // the uplink: each device's channel times the amplitude of its own transmit power
+        let up: Vec<CMat> = if radio.tx_power.is_empty() {
+            h.clone()
+        } else {
             h.iter()
+                .enumerate()
+                .map(|(d, hk)| hk * airinfer_phy::C64::new(radio.power_of(d).sqrt(), 0.0))
+                .collect()
+        };
+        let csi: Option<Vec<CMat>> = (radio.csi_error_var > 0.0).then(|| {
+            up.iter()
                 .map(|hk| {
                     channel::estimate(hk, radio.csi_error_var, &mut call.streams.csi)
                         .expect("validated")
@@ -181,7 +193,7 @@ pub(super) fn token_by_token(
             .map(|b| &b[tok * width..(tok + 1) * width])
             .collect();
         let link = OtaLink {
-            channels: &h,
+            channels: &up,
             csi: csi.as_deref(),
             power: &power,
             noise_var,
@@ -208,7 +220,7 @@ pub(super) fn token_by_token(
             + downlink_s;
         t += air;
     }
-    finish_tokens(buffers, out, start, t, pred, on_s, &power)
+    finish_tokens(buffers, out, start, t, pred, on_s, &energy_factor)
 }
 
 /// Return token `tok`'s estimate `est` to every device through the radio's [`Broadcast`] on

@@ -547,3 +547,52 @@ fn aircomps_digital_downlink_is_the_digital_broadcast() {
     let got = ca.airtime.secs() - ci.airtime.secs();
     assert!((got - 288.0 / 10e6).abs() <= 1e-9, "{got}");
 }
+
+#[test]
+fn a_devices_transmit_power_is_a_gain_on_its_uplink() {
+    // Sending at p × the reference power through h is, to the receiver, the reference power
+    // through √p·h: the same design problem, the same noise, the same error.
+    let k = 4;
+    let f = [0.3, 1.0, 0.05, 0.6];
+    let base = RadioConfig {
+        downlink: Broadcast::Ideal,
+        snr_db: 15.0,
+        ..RadioConfig::default()
+    };
+    for (kind, design) in [
+        (SchemeKind::Aircomp, Design::Zf),
+        (SchemeKind::Aircomp, Design::Sca),
+        (SchemeKind::Aircomp, Design::Mmse),
+        (SchemeKind::Fdma, Design::Zf),
+    ] {
+        let (ep, _) = one_call(
+            kind,
+            design,
+            &RadioConfig {
+                tx_power: f.to_vec(),
+                ..base.clone()
+            },
+            k,
+            576,
+            4,
+            21,
+        );
+        let (eg, _) = one_call(
+            kind,
+            design,
+            &RadioConfig {
+                gains: f.to_vec(),
+                ..base.clone()
+            },
+            k,
+            576,
+            4,
+            21,
+        );
+        // the uplink channels are the same products h·√p (the downlink, ideal here, is the
+        // only place the two differ): equal up to rounding; 1e-3 leaves room for an iterative
+        // design's stopping rule, far below the 17 % ZF differed by when the power was not a
+        // gain (its receive direction ignored the powers)
+        assert!((ep / eg - 1.0).abs() < 1e-3, "{kind:?} {design:?}: {ep} vs {eg}");
+    }
+}
