@@ -957,3 +957,26 @@ fn systems_runs_on_the_real_model_keep_exact_logits_on_exact_links() {
     );
     std::fs::remove_dir_all(&d).ok();
 }
+
+#[test]
+fn tensor_parallel_systems_have_no_planner_prediction_and_are_not_failures() {
+    // The planners predict a pipeline's latency and period; tensor parallelism has no planner,
+    // so its predicted columns are NaN by design — not a numerical failure (the 8 TP runs of
+    // systems_h2h_smollm2 were refused as failed before this was whitelisted)
+    let d = tmp("systems_tp");
+    let f = write(
+        &d,
+        "s.toml",
+        "kind = \"systems\"\nseed = 3\n[devices]\nprofiles = [\"jetson-orin-nano\", \"raspberry-pi-5\"]\n\
+         [system]\ngen_tokens = 2\n[sweep]\n\"system.name\" = [\"aircomp-tp\", \"digital-tp\", \"even\"]\n",
+    );
+    let out = d.join("out");
+    let (code, _, err) = airinfer(&["run", &f, "--out", out.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    for r in summary_rows(&out) {
+        let tp = r["stages"] == "tp";
+        assert!(num(&r, "ms_per_token") > 0.0);
+        assert_eq!(num(&r, "predicted_ms_per_token").is_nan(), tp, "{}", r["stages"]);
+    }
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -17,13 +17,17 @@ fn undefined_by_design(spec: &Spec, row: &Row, metric: &str) -> bool {
         // the closed-form prediction exists for the analog schemes only, bits on the wire for
         // the digital ones only (NaN otherwise)
         Kind::Allreduce => matches!(metric, "predicted_nmse" | "bits_per_value"),
-        // quality metrics are measured only with `system.perplexity = true`
+        // quality metrics are measured only with `system.perplexity = true`; the planners'
+        // predicted latency and period exist for the pipelines only (tensor parallelism, stages
+        // "tp", has no planner: NaN)
         Kind::Systems => {
-            !spec.system.perplexity
-                && matches!(
-                    metric,
-                    "perplexity" | "reference_perplexity" | "agreement" | "handoff_nmse"
-                )
+            let tp = row.keys.iter().any(|(k, v)| k == "stages" && v == "tp");
+            (tp && matches!(metric, "predicted_ms_per_token" | "predicted_tok_s"))
+                || (!spec.system.perplexity
+                    && matches!(
+                        metric,
+                        "perplexity" | "reference_perplexity" | "agreement" | "handoff_nmse"
+                    ))
         }
         Kind::Eval | Kind::Latency | Kind::Plan => false,
     }
