@@ -976,7 +976,12 @@ fn tensor_parallel_systems_have_no_planner_prediction_and_are_not_failures() {
     for r in summary_rows(&out) {
         let tp = r["stages"] == "tp";
         assert!(num(&r, "ms_per_token") > 0.0);
-        assert_eq!(num(&r, "predicted_ms_per_token").is_nan(), tp, "{}", r["stages"]);
+        assert_eq!(
+            num(&r, "predicted_ms_per_token").is_nan(),
+            tp,
+            "{}",
+            r["stages"]
+        );
     }
     std::fs::remove_dir_all(&d).ok();
 }

@@ -593,6 +593,9 @@ fn a_devices_transmit_power_is_a_gain_on_its_uplink() {
         // only place the two differ): equal up to rounding; 1e-3 leaves room for an iterative
         // design's stopping rule, far below the 17 % ZF differed by when the power was not a
         // gain (its receive direction ignored the powers)
-        assert!((ep / eg - 1.0).abs() < 1e-3, "{kind:?} {design:?}: {ep} vs {eg}");
+        assert!(
+            (ep / eg - 1.0).abs() < 1e-3,
+            "{kind:?} {design:?}: {ep} vs {eg}"
+        );
     }
 }
