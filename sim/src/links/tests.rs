@@ -29,20 +29,22 @@ const KINDS: [SchemeKind; 5] = [
     SchemeKind::Aircomp,
 ];
 
-/// Carry `buffers` once through the link of `kind` at `snr_db`, starting at 1 ms.
-fn carry(kind: SchemeKind, snr_db: f64, seed: u64, buffers: &mut [Vec<f32>]) -> Carried {
+/// Carry `buffers` (tokens of `width` values) once through the link of `kind` with `design` on
+/// `radio`, channel and streams of `seed`, starting at 1 ms.
+fn carry_with(
+    kind: SchemeKind,
+    design: Design,
+    radio: &RadioConfig,
+    seed: u64,
+    width: usize,
+    buffers: &mut [Vec<f32>],
+) -> Carried {
     let k = buffers.len();
-    let radio = RadioConfig {
-        snr_db,
-        quantiser: Quantiser::Fp16,
-        ..RadioConfig::default()
-    };
     radio.validate(k).unwrap();
     let mut streams = Streams::new(seed);
-    let mut medium = Medium::new(&radio, k, seed, &mut streams).unwrap();
-    let mut link = build(kind, Design::ZfSum, &radio);
-    let (width, n_tokens) = (64, buffers[0].len() / 64);
-    link.carry(
+    let mut medium = Medium::new(radio, k, seed, &mut streams).unwrap();
+    let n_tokens = buffers[0].len() / width;
+    build(kind, design, radio).carry(
         Call {
             start: Time(1_000_000),
             width,
@@ -53,6 +55,17 @@ fn carry(kind: SchemeKind, snr_db: f64, seed: u64, buffers: &mut [Vec<f32>]) -> 
         },
         buffers,
     )
+}
+
+/// Carry `buffers` once through the link of `kind` at `snr_db` (fp16, zf_sum), 64 values per
+/// token.
+fn carry(kind: SchemeKind, snr_db: f64, seed: u64, buffers: &mut [Vec<f32>]) -> Carried {
+    let radio = RadioConfig {
+        snr_db,
+        quantiser: Quantiser::Fp16,
+        ..RadioConfig::default()
+    };
+    carry_with(kind, Design::ZfSum, &radio, seed, 64, buffers)
 }
 
 #[test]
@@ -342,42 +355,17 @@ fn one_call(
     n_tokens: usize,
     seed: u64,
 ) -> (f64, Carried) {
-    radio.validate(k).unwrap();
-    let mut streams = Streams::new(seed);
-    let mut medium = Medium::new(radio, k, seed, &mut streams).unwrap();
     let mut b = partials(k, width * n_tokens, seed ^ 0x5EED);
     let exact: Vec<f64> = (0..b[0].len())
         .map(|i| b.iter().map(|v| v[i] as f64).sum())
         .collect();
-    let c = build(kind, design, radio).carry(
-        Call {
-            start: Time(1_000_000),
-            width,
-            n_tokens,
-            round: 0,
-            medium: Some(&mut medium),
-            streams: &mut streams,
-        },
-        &mut b,
-    );
+    let c = carry_with(kind, design, radio, seed, width, &mut b);
     let err2 = b[0]
         .iter()
         .zip(&exact)
         .map(|(x, e)| (*x as f64 - e).powi(2))
         .sum();
     (err2, c)
-}
-
-/// [`one_call`] with zero-forcing (what FDMA uses whatever the design).
-fn one_call_zf(
-    kind: SchemeKind,
-    radio: &RadioConfig,
-    k: usize,
-    width: usize,
-    n_tokens: usize,
-    seed: u64,
-) -> (f64, Carried) {
-    one_call(kind, Design::Zf, radio, k, width, n_tokens, seed)
 }
 
 #[test]
@@ -400,12 +388,12 @@ fn equal_energy_fdma_pays_k_times_the_error_of_full_power_as_the_closed_form_say
         let realisations = 3200 / k as u64;
         let (mut power, mut energy) = (0.0, 0.0);
         for seed in 0..realisations {
-            let (p, cp) = one_call_zf(SchemeKind::Fdma, &base, k, width, 1, seed);
+            let (p, cp) = one_call(SchemeKind::Fdma, Design::Zf, &base, k, width, 1, seed);
             let held = RadioConfig {
                 held_equal: HeldEqual::Energy,
                 ..base.clone()
             };
-            let (e, ce) = one_call_zf(SchemeKind::Fdma, &held, k, width, 1, seed);
+            let (e, ce) = one_call(SchemeKind::Fdma, Design::Zf, &held, k, width, 1, seed);
             // same channel and noise draws: the error scales by exactly K (f32 rounding of
             // the estimate aside), the energy is AirComp's (1/K of full power's), same airtime
             assert!((e / p / k as f64 - 1.0).abs() < 1e-4, "K = {k}: {e} vs {p}");
@@ -444,7 +432,7 @@ fn equal_airtime_baselines_fit_in_aircomps_uplink() {
     };
     let (on_s, air_s) = base.aircomp_uplink_s(k, width);
     // AirComp's own uplink is the reference: 288 uses + 16 side-info uses per device
-    let (_, ca) = one_call_zf(SchemeKind::Aircomp, &base, k, width, 1, 3);
+    let (_, ca) = one_call(SchemeKind::Aircomp, Design::Zf, &base, k, width, 1, 3);
     assert!((ca.airtime.secs() - air_s).abs() < 1e-9);
     assert!((ca.tx_s[0] - on_s).abs() < 1e-12);
     // uncoded FDMA held to it: ⌊288/4⌋ = 72 sub-band uses = 144 values per device go over the
@@ -455,7 +443,15 @@ fn equal_airtime_baselines_fit_in_aircomps_uplink() {
     };
     let fdma = Fdma::new(&held(HeldEqual::Airtime));
     assert_eq!(fdma.values_in_aircomps_airtime(k, width), 144);
-    let (e, cf) = one_call_zf(SchemeKind::Fdma, &held(HeldEqual::Airtime), k, width, 1, 3);
+    let (e, cf) = one_call(
+        SchemeKind::Fdma,
+        Design::Zf,
+        &held(HeldEqual::Airtime),
+        k,
+        width,
+        1,
+        3,
+    );
     assert!((cf.airtime.secs() - air_s).abs() < 1e-9, "{:?}", cf.airtime);
     // its error is the lost values' (their spread about the mean, ≈ K·v = 1/3 per value) plus
     // the kept ones' noise, and its prediction says so
@@ -469,7 +465,7 @@ fn equal_airtime_baselines_fit_in_aircomps_uplink() {
             rate: airinfer_phy::digital::Rate::Shannon,
             ..held(h)
         };
-        let (_, cd) = one_call_zf(SchemeKind::Digital, &radio, k, width, 1, 3);
+        let (_, cd) = one_call(SchemeKind::Digital, Design::Zf, &radio, k, width, 1, 3);
         let budget = if h == HeldEqual::Airtime { air_s } else { on_s };
         // the channels the link saw: same seed, same start
         let mut streams = Streams::new(3);
@@ -512,8 +508,8 @@ fn aircomps_digital_downlink_is_the_digital_broadcast() {
         downlink: Broadcast::Digital,
         ..ideal.clone()
     };
-    let (_, ci) = one_call_zf(SchemeKind::Aircomp, &ideal, k, width, 1, 8);
-    let (ed, cd) = one_call_zf(SchemeKind::Aircomp, &digital, k, width, 1, 8);
+    let (_, ci) = one_call(SchemeKind::Aircomp, Design::Zf, &ideal, k, width, 1, 8);
+    let (ed, cd) = one_call(SchemeKind::Aircomp, Design::Zf, &digital, k, width, 1, 8);
     let mut streams = Streams::new(8);
     let mut medium = Medium::new(&digital, k, 8, &mut streams).unwrap();
     let hs = medium.channels_at(1e-3, &mut streams.fading);
@@ -534,8 +530,24 @@ fn aircomps_digital_downlink_is_the_digital_broadcast() {
         tx_power: vec![0.01; k],
         ..r.clone()
     };
-    let (_, wi) = one_call_zf(SchemeKind::Aircomp, &weak(&ideal), k, width, 1, 8);
-    let (_, wd) = one_call_zf(SchemeKind::Aircomp, &weak(&digital), k, width, 1, 8);
+    let (_, wi) = one_call(
+        SchemeKind::Aircomp,
+        Design::Zf,
+        &weak(&ideal),
+        k,
+        width,
+        1,
+        8,
+    );
+    let (_, wd) = one_call(
+        SchemeKind::Aircomp,
+        Design::Zf,
+        &weak(&digital),
+        k,
+        width,
+        1,
+        8,
+    );
     assert!(((wd.airtime.secs() - wi.airtime.secs()) - want).abs() <= 1e-9);
     assert!((wd.tx_energy[0] / cd.tx_energy[0] - 0.01).abs() < 1e-12);
     // the analog broadcast takes ⌈width/2⌉ symbols at the band's rate
@@ -543,7 +555,7 @@ fn aircomps_digital_downlink_is_the_digital_broadcast() {
         downlink: Broadcast::Analog,
         ..ideal.clone()
     };
-    let (_, ca) = one_call_zf(SchemeKind::Aircomp, &analog, k, width, 1, 8);
+    let (_, ca) = one_call(SchemeKind::Aircomp, Design::Zf, &analog, k, width, 1, 8);
     let got = ca.airtime.secs() - ci.airtime.secs();
     assert!((got - 288.0 / 10e6).abs() <= 1e-9, "{got}");
 }
