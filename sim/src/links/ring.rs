@@ -22,16 +22,22 @@ impl Ring {
         }
     }
 
-    /// Shannon rates of the ring links k → k+1 (N_t × N_t Rayleigh D2D channels with MRT/MRC
-    /// gain ‖G‖²_F, unit large-scale gain) of the run of `seed` in coherence block `block`
-    /// (with Jakes' model, every round is a block).
+    /// Shannon rates of the ring links k → k+1 (N_t × N_t Rayleigh D2D channels, one stream
+    /// beamformed along the strongest singular direction: gain s_max(G)², |g|² with one antenna;
+    /// unit large-scale gain) of the run of `seed` in coherence block `block` (with Jakes'
+    /// model, every round is a block). ‖G‖²_F, used before, counted every antenna pair's gain.
     pub fn rates(&self, seed: u64, block: u64, k: usize) -> Vec<f64> {
         let noise_var = self.radio.noise_var();
         let mut r = rng::stream(seed, &[component::FADING, 0xD2D, block]);
         let n = self.radio.tx_antennas;
         (0..k)
             .map(|_| {
-                let g = channel::cn_matrix(n, n, &mut r).norm_squared();
+                let m = channel::cn_matrix(n, n, &mut r);
+                let g = if n == 1 {
+                    m.norm_squared()
+                } else {
+                    m.singular_values().max().powi(2)
+                };
                 digital::shannon_rate(self.radio.bandwidth_hz, g / noise_var, 0.0)
                     .expect("validated bandwidth")
                     .max(1e-3)
