@@ -28,10 +28,13 @@ fn the_allreduce_experiment_runs_through_soapysdr_as_through_the_emulator() {
     std::fs::remove_dir_all(&d).ok();
     std::fs::create_dir_all(&d).unwrap();
     let f = d.join("hil.toml");
+    // the uplink through the radio is what is compared (and its closed form predicted): the
+    // estimate returns over an ideal downlink
     std::fs::write(
         &f,
         "kind = \"allreduce\"\nseed = 9\n[devices]\ncount = 3\n[channel]\nrx_antennas = 1\n\
-         bandwidth_hz = 1e6\n[scheme]\nkind = \"aircomp\"\ndesign = \"zf\"\n[waveform]\n\
+         bandwidth_hz = 1e6\n[scheme]\nkind = \"aircomp\"\ndesign = \"zf\"\ndownlink = \"ideal\"\n\
+         [waveform]\n\
          correct = false\n[allreduce]\nrealisations = 60\n[sweep]\n\"channel.snr_db\" = [10, 20]\n\
          \"waveform.level\" = [\"symbol\", \"waveform\"]\n",
     )
