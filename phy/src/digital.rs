@@ -519,7 +519,24 @@ fn spectral_efficiency(link: &DigitalLink, snr_db: f64) -> Result<(f64, f64), Di
         }
         // below 1e-9 bit/s/Hz nothing a simulation can wait for goes through: floor it so that
         // times stay finite (10⁹ s per bit)
-        Rate::Shannon => Ok(((1.0 + 10f64.powf(snr_db / 10.0)).log2().max(1e-9), 0.0)),
+        Rate::Shannon => Ok((
+            shannon_rate(1.0, 10f64.powf(snr_db / 10.0), 0.0)?.max(1e-9),
+            0.0,
+        )),
+    }
+}
+
+/// Transmissions of one block at `bler` and whether it arrived: HARQ draws under MCS, one
+/// error-free transmission at Shannon rate (no draw).
+fn transmissions<R: rand::Rng + ?Sized>(
+    link: &DigitalLink,
+    bler: f64,
+    max_tx: u32,
+    rng: &mut R,
+) -> (u32, bool) {
+    match link.rate {
+        Rate::Mcs => harq_draw(bler, max_tx, rng),
+        Rate::Shannon => (1, true),
     }
 }
 
@@ -564,10 +581,7 @@ pub fn broadcast<R: rand::Rng + ?Sized>(
         let (lo, hi) = block_range(blk, link.block_values, n);
         let mut rounds = 0;
         for (d, &snr_db) in link.downlink_snr_db.iter().enumerate() {
-            let (tx, ok) = match link.rate {
-                Rate::Mcs => harq_draw(link.bler.bler(se, snr_db), link.max_tx, rng),
-                Rate::Shannon => (1, true),
-            };
+            let (tx, ok) = transmissions(link, link.bler.bler(se, snr_db), link.max_tx, rng);
             rounds = rounds.max(tx);
             if !ok {
                 lost += 1;
@@ -659,10 +673,7 @@ pub fn digital_all_reduce<R: rand::Rng + ?Sized>(
         let mut t = 0.0;
         for blk in 0..blocks {
             let (lo, hi) = block_range(blk, link.block_values, n);
-            let (tx, ok) = match link.rate {
-                Rate::Mcs => harq_draw(b, max_tx, rng),
-                Rate::Shannon => (1, true),
-            };
+            let (tx, ok) = transmissions(link, b, max_tx, rng);
             t += tx as f64 * q.bits(hi - lo) as f64 / (se * up_bw);
             if ok {
                 for (e, v) in estimate[lo..hi].iter_mut().zip(&sent[lo..hi]) {

@@ -34,13 +34,15 @@ pub use downlink::*;
 pub use fdma::{fdma_sum, simulate_fdma_mse, uncoded_fdma, FdmaDesign};
 pub use mmse::{mmse, refine_mmse};
 pub use montecarlo::simulate_mse;
-pub use ota::{over_the_air_all_reduce, over_the_air_sum, AllReduceOutcome, OtaLink, OtaOutcome};
+pub use ota::{
+    centre_stats, over_the_air_all_reduce, over_the_air_sum, AllReduceOutcome, OtaLink, OtaOutcome,
+};
 pub use sca::sca;
 pub use sdr::{sdr, SdrDesign};
 pub use zf::{refine_zf_directions, zero_forcing, zf_precoders, zf_with_directions};
 
 // the symbol packing of the over-the-air sum, shared with the FDMA baseline
-pub(crate) use ota::{centre_stats, check_partials, pack, unpack};
+pub(crate) use ota::{check_partials, pack, unpack};
 
 #[cfg(test)]
 use crate::channel::cn_matrix;

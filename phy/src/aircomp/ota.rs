@@ -123,7 +123,7 @@ pub(crate) fn check_partials<'a>(
 
 /// Each device's mean, and the variance of its centred complex symbols (two real components
 /// each of the device's variance); both 0 for empty vectors.
-pub(crate) fn centre_stats(partials: &[&[f32]]) -> (Vec<f64>, Vec<f64>) {
+pub fn centre_stats(partials: &[&[f32]]) -> (Vec<f64>, Vec<f64>) {
     partials
         .iter()
         .map(|v| {

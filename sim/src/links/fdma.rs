@@ -27,8 +27,7 @@ impl Fdma {
     /// uses).
     pub fn values_in_aircomps_airtime(&self, k: usize, width: usize) -> usize {
         let l = self.radio.streams.max(1);
-        let uses = width.div_ceil(2).div_ceil(l);
-        (uses / k * 2 * l).min(width)
+        (self.radio.aircomp_uses(width) / k * 2 * l).min(width)
     }
 }
 
@@ -47,13 +46,11 @@ impl Link for Fdma {
                 return aircomp::fdma_sum(refs, link, &mut s.noise);
             }
             // what fits goes over the air; for the rest the AP has each device's mean (side
-            // information), so its expected error there is Σ_k var_k per value
-            let (mut mean_sum, mut var_sum) = (0.0, 0.0);
-            for r in refs {
-                let m = r.iter().map(|&x| x as f64).sum::<f64>() / r.len() as f64;
-                mean_sum += m;
-                var_sum += r.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / r.len() as f64;
-            }
+            // information), so its expected error there is Σ_k var_k per value (the variance of
+            // a complex symbol is twice a real value's)
+            let (means, sym_var) = aircomp::centre_stats(refs);
+            let mean_sum: f64 = means.iter().sum();
+            let var_sum = sym_var.iter().sum::<f64>() / 2.0;
             let mut o = if fit > 0 {
                 let kept: Vec<&[f32]> = refs.iter().map(|r| &r[..fit]).collect();
                 aircomp::fdma_sum(&kept, link, &mut s.noise)?

@@ -200,10 +200,15 @@ impl RadioConfig {
         self.tx_power.get(d).copied().unwrap_or(1.0)
     }
 
+    /// AirComp's channel uses for one token of `width` reals: ⌈width/2L⌉ (2L reals per use).
+    pub fn aircomp_uses(&self, width: usize) -> usize {
+        width.div_ceil(2).div_ceil(self.streams.max(1))
+    }
+
     /// AirComp's uplink for one token of `width` values from `k` devices at full power: each
     /// device's transmit time and the uplink's airtime, s (the reference of [`HeldEqual`]).
     pub fn aircomp_uplink_s(&self, k: usize, width: usize) -> (f64, f64) {
-        let uses = width.div_ceil(2).div_ceil(self.streams.max(1)) as f64;
+        let uses = self.aircomp_uses(width) as f64;
         let side = SIDE_INFO_BITS / self.side_info_bits_per_use;
         (
             (uses + side) / self.bandwidth_hz,
@@ -218,14 +223,7 @@ impl RadioConfig {
     pub fn mrc_snr_db(&self, h: &[CMat]) -> Vec<f64> {
         let noise_var = self.noise_var();
         h.iter()
-            .map(|hk| {
-                let gain = if hk.ncols() == 1 {
-                    hk.norm_squared()
-                } else {
-                    hk.singular_values().max().powi(2)
-                };
-                10.0 * (gain.max(1e-30) / noise_var).log10()
-            })
+            .map(|hk| 10.0 * (beamformed_gain(hk).max(1e-30) / noise_var).log10())
             .collect()
     }
 
@@ -320,6 +318,16 @@ impl RadioConfig {
             .validate()
             .map_err(|e| SchemeError::Invalid(e.to_string()))?;
         Ok(())
+    }
+}
+
+/// Power gain of one stream through `h` beamformed along its strongest singular direction,
+/// `s_max(h)²` (`‖h‖²` with a single transmit antenna: maximum-ratio combining).
+pub fn beamformed_gain(h: &CMat) -> f64 {
+    if h.ncols() == 1 {
+        h.norm_squared()
+    } else {
+        h.singular_values().max().powi(2)
     }
 }
 

@@ -32,12 +32,7 @@ impl Ring {
         let n = self.radio.tx_antennas;
         (0..k)
             .map(|_| {
-                let m = channel::cn_matrix(n, n, &mut r);
-                let g = if n == 1 {
-                    m.norm_squared()
-                } else {
-                    m.singular_values().max().powi(2)
-                };
+                let g = super::beamformed_gain(&channel::cn_matrix(n, n, &mut r));
                 digital::shannon_rate(self.radio.bandwidth_hz, g / noise_var, 0.0)
                     .expect("validated bandwidth")
                     .max(1e-3)

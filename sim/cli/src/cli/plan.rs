@@ -3,7 +3,7 @@
 use crate::experiment::spec::Spec;
 use airinfer_llm::cost::presets;
 use airinfer_llm::tp::TpPlan;
-use airinfer_plan::{baselines, project_capped_simplex, SignalModel};
+use airinfer_plan::{baselines, project_capped_simplex, validation_seed, within_caps, SignalModel};
 use airinfer_sim::device::Profiles;
 use airinfer_sim::schemes::tp::{Span, SpanKind};
 use airinfer_sim::systems::System;
@@ -198,10 +198,10 @@ pub fn run(a: PlanArgs) -> Result<()> {
     let d = spec.devices(&dir).map_err(as_flag)?;
     let p = crate::experiment::planned::problem(&spec, &cfg, &d).map_err(as_flag)?;
     let r = p.optimise(a.iterations, a.seed, a.validation)?;
-    let val = a.seed ^ 0xA5A5_0000_0000_0001;
+    let val = validation_seed(a.seed);
     let caps = p.caps();
     let baselines = baselines(&profiles);
-    let feasible = |m: &[f64]| m.iter().zip(&caps).all(|(x, c)| *x <= c + 1e-9);
+    let feasible = |m: &[f64]| within_caps(m, &caps);
     let mut rows = vec![
         json!({"name": "sca", "shares": r.shares, "expected_mse": r.expected_mse, "feasible": feasible(&r.shares),
                "tx_power_w": r.power_w, "energy_binds": r.energy_binds}),

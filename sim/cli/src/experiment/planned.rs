@@ -5,8 +5,7 @@
 
 use super::spec::{Devices, Invalid, Level, Spec};
 use airinfer_llm::config::LlamaConfig;
-use airinfer_phy::channel::SmallScale;
-use airinfer_plan::{baseline, project_capped_simplex, PlanProblem, PlanResult, PlanSetup};
+use airinfer_plan::{baseline, onto_caps, PlanProblem, PlanSetup};
 use airinfer_sim::schemes::tp::SchemeKind;
 
 fn bad<T>(key: &str, msg: impl Into<String>) -> Result<T, Invalid> {
@@ -20,8 +19,9 @@ fn bad<T>(key: &str, msg: impl Into<String>) -> Result<T, Invalid> {
 pub fn problem(spec: &Spec, cfg: &LlamaConfig, d: &Devices) -> Result<PlanProblem, Invalid> {
     let k = d.profiles.len();
     let c = &spec.channel;
-    // the same range checks as the run's radio (antennas, streams, SNR, bandwidth, K-factor)
-    spec.radio(k)?;
+    // the run's radio: the same range checks (antennas, streams, SNR, bandwidth, K-factor), its
+    // gains and fading
+    let radio = spec.radio(k)?;
     if c.csi_error_var != 0.0 {
         return bad(
             "channel.csi_error_var",
@@ -31,7 +31,6 @@ pub fn problem(spec: &Spec, cfg: &LlamaConfig, d: &Devices) -> Result<PlanProble
             ),
         );
     }
-    let gains = spec.gains(k)?;
     let e = &spec.plan.energy_mj;
     let energy: Option<Vec<f64>> = match e.len() {
         0 => None,
@@ -59,23 +58,16 @@ pub fn problem(spec: &Spec, cfg: &LlamaConfig, d: &Devices) -> Result<PlanProble
             return bad("plan.latency_ms", format!("{l}: must be positive"));
         }
     }
-    let small_scale = match c.rician_k_db {
-        None => SmallScale::Rayleigh,
-        Some(kf) => SmallScale::Rician {
-            k_factor_db: kf,
-            aoa_deg: vec![],
-        },
-    };
     PlanProblem::for_devices(&PlanSetup {
         cfg,
         profiles: &d.profiles,
-        gains: &gains,
+        gains: &radio.gains,
         energy_budget_j: energy.as_deref(),
         snr_db: c.snr_db,
         rx_antennas: c.rx_antennas,
         tx_antennas: c.tx_antennas,
         streams: c.streams,
-        small_scale,
+        small_scale: radio.small_scale,
         signal: spec.plan.signal,
         bandwidth_hz: c.bandwidth_hz,
         weight_bits: spec.model.weight_bits,
@@ -96,8 +88,6 @@ pub struct Planned {
     /// Whether the named shares were within the energy / memory / latency caps (else projected
     /// onto them).
     pub feasible: bool,
-    /// The SCA result (None for a baseline).
-    pub sca: Option<PlanResult>,
 }
 
 impl Planned {
@@ -166,11 +156,11 @@ pub fn plan(spec: &Spec, cfg: &LlamaConfig, d: &Devices, name: &str) -> Result<P
     check(spec, name)?;
     let p = problem(spec, cfg, d)?;
     let caps = p.caps();
-    let (shares, feasible, sca) = if name == "sca" {
+    let (shares, feasible) = if name == "sca" {
         let r = p
             .optimise(spec.plan.iterations, spec.seed, spec.plan.validation)
             .map_err(|e| ("plan".to_string(), e.to_string()))?;
-        (r.shares.clone(), true, Some(r))
+        (r.shares, true)
     } else {
         let Some(m) = baseline(name, &d.profiles) else {
             return bad(
@@ -178,19 +168,12 @@ pub fn plan(spec: &Spec, cfg: &LlamaConfig, d: &Devices, name: &str) -> Result<P
                 format!("'{name}': not an assignment (sca, uniform, compute, memory)"),
             );
         };
-        let feasible = m.iter().zip(&caps).all(|(x, c)| *x <= c + 1e-9);
-        let m = if feasible {
-            m
-        } else {
-            project_capped_simplex(&m, &caps)
-        };
-        (m, feasible, None)
+        onto_caps(m, &caps)
     };
     Ok(Planned {
         power_w: (0..shares.len()).map(|n| p.power(n, shares[n])).collect(),
         reference_w: p.reference_power_w(),
         shares,
         feasible,
-        sca,
     })
 }

@@ -118,7 +118,7 @@ pub struct ModelSpec {
     /// channel, devices and `[plan]` energy budget: `"sca"` (the joint design: stochastic SCA,
     /// seeded by the file's `seed`), `"uniform"`, `"compute"` (FP16 peak) or `"memory"`
     /// (capacity) proportional. A named assignment also sets each device's transmit power to
-    /// what its energy budget leaves (a factor on its large-scale gain) and writes `share_<k>`,
+    /// what its energy budget leaves (its uplink only) and writes `share_<k>`,
     /// `tx_power_mw_<k>` and `shares_feasible` columns (a baseline that breaks an energy,
     /// memory or latency cap is projected onto the caps; `eval`, `latency`; AirComp at symbol
     /// level). The plan's transceivers are the SCA design whatever `scheme.design` runs.
