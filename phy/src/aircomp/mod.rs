@@ -37,9 +37,11 @@ pub use montecarlo::simulate_mse;
 pub use ota::{
     centre_stats, over_the_air_all_reduce, over_the_air_sum, AllReduceOutcome, OtaLink, OtaOutcome,
 };
-pub use sca::sca;
+pub use sca::{sca, sca_warm};
 pub use sdr::{sdr, SdrDesign};
-pub use zf::{refine_zf_directions, zero_forcing, zf_precoders, zf_with_directions};
+pub use zf::{
+    refine_zf_directions, refine_zf_directions_warm, zero_forcing, zf_precoders, zf_with_directions,
+};
 
 // the symbol packing of the over-the-air sum, shared with the FDMA baseline
 pub(crate) use ota::{check_partials, pack, unpack};

@@ -48,7 +48,7 @@ pub struct OtaOutcome {
 pub fn over_the_air_sum<R: rand::Rng + ?Sized>(
     partials: &[&[f32]],
     link: &OtaLink,
-    design: impl Fn(&Problem) -> Result<Transceiver, AirCompError>,
+    mut design: impl FnMut(&Problem) -> Result<Transceiver, AirCompError>,
     rng: &mut R,
 ) -> Result<OtaOutcome, AirCompError> {
     let channels = link.channels;
@@ -177,7 +177,7 @@ pub struct AllReduceOutcome {
 pub fn over_the_air_all_reduce<R: rand::Rng + ?Sized>(
     partials: &[&[f32]],
     link: &OtaLink,
-    design: impl Fn(&Problem) -> Result<Transceiver, AirCompError>,
+    design: impl FnMut(&Problem) -> Result<Transceiver, AirCompError>,
     downlink: &Downlink,
     rng: &mut R,
 ) -> Result<AllReduceOutcome, AirCompError> {

@@ -1,9 +1,10 @@
 //! The SCA design (successive convex approximation of the single-stream ZF receive beamformer),
 //! public as [`sca()`] (called `fast` before; the CLI and TOML name is `sca` too).
 
+use super::zf::top_eigenvectors;
 use super::{
-    mse, refine_zf_directions, scale_to_budgets, zero_forcing, zf_precoders, AirCompError, Problem,
-    ReceiveDirection, Transceiver,
+    mse, refine_zf_directions, refine_zf_directions_warm, scale_to_budgets, zero_forcing,
+    zf_precoders, zf_with_directions, AirCompError, Problem, ReceiveDirection, Transceiver,
 };
 use crate::{CMat, C64};
 
@@ -18,14 +19,7 @@ use crate::{CMat, C64};
 pub fn sca(p: &Problem, iterations: usize) -> Result<Transceiver, AirCompError> {
     p.validate()?;
     if p.streams != 1 {
-        let a = zero_forcing(p, ReceiveDirection::Eigen)?;
-        let b = zero_forcing(p, ReceiveDirection::SumDirections)?;
-        let start = if b.analytic_mse < a.analytic_mse {
-            b
-        } else {
-            a
-        };
-        return Ok(refine_zf_directions(p, start, iterations));
+        return Ok(refine_zf_directions(p, multi_stream_start(p)?, iterations));
     }
     let q: Vec<CMat> = p.channels.iter().map(|h| h * h.adjoint()).collect();
     let c: Vec<f64> = p
@@ -94,4 +88,63 @@ pub fn sca(p: &Problem, iterations: usize) -> Result<Transceiver, AirCompError> 
         analytic_mse,
     }
     .finite("SCA")
+}
+
+/// The best zero-forcing start for L > 1 streams: the eigen- and sum-directions, and the
+/// principal directions of `Σ_k Q_k/‖H_k‖²_F` (every device's channel weighted equally, so
+/// that a weak device's subspace is not left out, as the plain eigen-directions do when a few
+/// strong line-of-sight channels dominate Σ_k Q_k).
+pub(crate) fn multi_stream_start(p: &Problem) -> Result<Transceiver, AirCompError> {
+    let nr = p.channels[0].nrows();
+    let mut balanced = CMat::zeros(nr, nr);
+    for h in p.channels {
+        let n2 = h.norm_squared();
+        if n2 > 0.0 {
+            balanced.gemm(C64::new(1.0 / n2, 0.0), h, &h.adjoint(), C64::new(1.0, 0.0));
+        }
+    }
+    let candidates = [
+        zero_forcing(p, ReceiveDirection::Eigen),
+        zero_forcing(p, ReceiveDirection::SumDirections),
+        zf_with_directions(p, &top_eigenvectors(&balanced, p.streams)),
+    ];
+    let mut best: Option<Transceiver> = None;
+    let mut first_err = None;
+    for c in candidates {
+        match c {
+            Ok(t)
+                if best
+                    .as_ref()
+                    .is_none_or(|b| t.analytic_mse < b.analytic_mse) =>
+            {
+                best = Some(t)
+            }
+            Ok(_) => {}
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    best.ok_or_else(|| first_err.expect("three candidates"))
+}
+
+/// [`sca()`] warm-started from the receive directions `previous` of an earlier design on the
+/// same channel (the AP redesigns for every token's variances while the channel holds still
+/// over a coherence block): for L > 1 the ZF design along `previous` refined by
+/// [`refine_zf_directions_warm`], falling back to the cold [`sca()`] when `previous` does not
+/// fit or cannot serve a device; for L = 1 the cold design (its iterations are cheap).
+pub fn sca_warm(
+    p: &Problem,
+    iterations: usize,
+    previous: &CMat,
+) -> Result<Transceiver, AirCompError> {
+    p.validate()?;
+    let fits = previous.nrows() == p.channels[0].nrows() && previous.ncols() == p.streams;
+    if p.streams == 1 || !fits {
+        return sca(p, iterations);
+    }
+    match zf_with_directions(p, previous) {
+        Ok(start) => Ok(refine_zf_directions_warm(p, start, iterations)),
+        Err(_) => sca(p, iterations),
+    }
 }

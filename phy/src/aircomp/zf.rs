@@ -6,7 +6,7 @@ use super::{bad, mse, AirCompError, Problem, ReceiveDirection, Transceiver};
 use crate::{CMat, C64};
 
 /// Top-`l` eigenvectors of a Hermitian matrix (columns, by decreasing eigenvalue).
-fn top_eigenvectors(m: &CMat, l: usize) -> CMat {
+pub(crate) fn top_eigenvectors(m: &CMat, l: usize) -> CMat {
     let eig = m.clone().symmetric_eigen();
     let mut idx: Vec<usize> = (0..eig.eigenvalues.len()).collect();
     idx.sort_by(|&i, &j| eig.eigenvalues[j].total_cmp(&eig.eigenvalues[i]));
@@ -179,11 +179,31 @@ pub fn zf_precoders(p: &Problem, a: &CMat) -> Vec<CMat> {
 /// Local refinement of a zero-forcing design's receive directions G (any L): its exact MSE is
 /// `σ² ‖G‖²_F max_k w_k tr((GᴴQ_kG)⁻¹)` (w_k = σ_k²/P_k, Q_k = H_kH_kᴴ), invariant to the scale of
 /// G. The max is smoothed as a p-norm, `φ(G) = ln‖G‖² + (1/p) ln Σ_k (w_k t_k)^p`, with
-/// `∂t_k/∂G* = −Q_kGX_k⁻²`, and minimised by gradient descent with Armijo backtracking while p
-/// grows 4 → 256. Every candidate is scored by the exact MSE; the result is never worse than
-/// `start` (which must be a ZF design for `p`).
+/// `∂t_k/∂G* = −Q_kGX_k⁻²`, and minimised by normalised gradient descent with Armijo
+/// backtracking while p grows 4 → 256 (a stage ends when φ stops falling). Every candidate is
+/// scored by the exact MSE; the result is never worse than `start` (which must be a ZF design
+/// for `p`).
 pub fn refine_zf_directions(p: &Problem, start: Transceiver, iterations: usize) -> Transceiver {
-    let q: Vec<CMat> = p.channels.iter().map(|h| h * h.adjoint()).collect();
+    refine_stages(p, start, iterations, &[4.0, 16.0, 64.0, 256.0])
+}
+
+/// [`refine_zf_directions`] from a start that is already near a local optimum of the exact
+/// MSE (the previous design on the same channel, e.g. the last token of a coherence block):
+/// only the two sharpest smoothing stages, whose optimum is the max's; never worse than `start`.
+pub fn refine_zf_directions_warm(
+    p: &Problem,
+    start: Transceiver,
+    iterations: usize,
+) -> Transceiver {
+    refine_stages(p, start, iterations, &[64.0, 256.0])
+}
+
+fn refine_stages(
+    p: &Problem,
+    start: Transceiver,
+    iterations: usize,
+    stages: &[f64],
+) -> Transceiver {
     let w: Vec<f64> = p
         .signal_var
         .iter()
@@ -191,17 +211,19 @@ pub fn refine_zf_directions(p: &Problem, start: Transceiver, iterations: usize) 
         .map(|(s, pw)| s / pw)
         .collect();
     let l = start.receive_beamformer.ncols();
-    let active: Vec<usize> = (0..q.len()).filter(|&k| w[k] > 0.0).collect();
+    let active: Vec<usize> = (0..w.len()).filter(|&k| w[k] > 0.0).collect();
     if active.is_empty() {
         return start;
     }
-    // φ and its gradient w.r.t. G* at g (None if some X_k is singular)
-    let eval = |g: &CMat, pexp: f64, grad: bool| -> Option<(f64, CMat)> {
+    // φ and its gradient w.r.t. G* at g (None if some X_k is singular), through the channels
+    // themselves: R_k = H_kᴴG (N_t × L), X_k = R_kᴴR_k, Q_kGX_k⁻² = H_k(R_kX_k⁻²)
+    let eval = |g: &CMat, pexp: f64, grad: bool| -> Option<(f64, CMat, f64)> {
         let mut logs = Vec::with_capacity(active.len());
         let mut parts = Vec::new();
         for &k in &active {
-            let qg = &q[k] * g;
-            let x = g.adjoint() * &qg;
+            let h = &p.channels[k];
+            let r = h.ad_mul(g);
+            let x = r.ad_mul(&r);
             let xi = x.try_inverse()?;
             let t: f64 = (0..l).map(|j| xi[(j, j)].re).sum();
             if !(t.is_finite() && t > 0.0) {
@@ -209,13 +231,15 @@ pub fn refine_zf_directions(p: &Problem, start: Transceiver, iterations: usize) 
             }
             logs.push(pexp * (w[k] * t).ln());
             if grad {
-                parts.push((qg * (&xi * &xi), t));
+                parts.push((h * (r * (&xi * &xi)), t));
             }
         }
         let mx = logs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let sum: f64 = logs.iter().map(|u| (u - mx).exp()).sum();
         let n2 = g.norm_squared();
         let phi = n2.ln() + (mx + sum.ln()) / pexp;
+        // the exact ZF MSE along g over σ²: ‖g‖² max_k w_k t_k
+        let exact = n2 * (mx / pexp).exp();
         let mut gr = CMat::zeros(g.nrows(), l);
         if grad {
             gr = g * C64::new(1.0 / n2, 0.0);
@@ -224,50 +248,60 @@ pub fn refine_zf_directions(p: &Problem, start: Transceiver, iterations: usize) 
                 gr -= m * C64::new(soft / t, 0.0);
             }
         }
-        Some((phi, gr))
+        Some((phi, gr, exact))
     };
-    let mut best = start;
-    let mut g = best.receive_beamformer.clone();
+    let mut g = start.receive_beamformer.clone();
     g /= C64::new(g.norm(), 0.0);
-    let per_stage = (iterations.max(4) / 4).max(1);
-    for pexp in [4.0, 16.0, 64.0, 256.0] {
-        let mut step = 1.0;
+    // the best directions by the exact MSE (scored from the t_k the smoothing computes anyway)
+    let mut best_g: Option<(f64, CMat)> = None;
+    let per_stage = (iterations.max(stages.len()) / stages.len()).max(1);
+    for &pexp in stages {
+        // steps along the unit gradient direction: near a singular X_k the gradient's norm
+        // is huge, and a step proportional to it never passes the Armijo test
+        let mut step = 0.5;
         for _ in 0..per_stage {
-            let Some((phi, gr)) = eval(&g, pexp, true) else {
+            let Some((phi, gr, exact)) = eval(&g, pexp, true) else {
                 break;
             };
-            let gn2 = gr.norm_squared();
-            if gn2 < 1e-24 {
+            if best_g.as_ref().is_none_or(|(b, _)| exact < *b) {
+                best_g = Some((exact, g.clone()));
+            }
+            let gn = gr.norm();
+            if !(gn > 1e-12) {
                 break;
             }
-            let mut moved = false;
+            let dir = gr / C64::new(gn, 0.0);
+            let mut moved = None;
             for _ in 0..40 {
-                let mut c = &g - &gr * C64::new(step, 0.0);
+                let mut c = &g - &dir * C64::new(step, 0.0);
                 let cn = c.norm();
                 if cn == 0.0 {
                     step *= 0.5;
                     continue;
                 }
                 c /= C64::new(cn, 0.0);
-                if let Some((pc, _)) = eval(&c, pexp, false) {
-                    if pc <= phi - 1e-4 * step * gn2 {
+                if let Some((pc, _, exact)) = eval(&c, pexp, false) {
+                    if pc <= phi - 1e-4 * step * gn {
+                        if best_g.as_ref().is_none_or(|(b, _)| exact < *b) {
+                            best_g = Some((exact, c.clone()));
+                        }
                         g = c;
-                        moved = true;
-                        step *= 2.0;
+                        moved = Some(phi - pc);
+                        step = (step * 2.0).min(1.0);
                         break;
                     }
                 }
                 step *= 0.5;
             }
-            if !moved {
+            let Some(fall) = moved else { break };
+            // φ is a log: a fall below 1e-7 changes the MSE by less than 1e-7 relative
+            if fall < 1e-7 {
                 break;
-            }
-            if let Ok(t) = zf_with_directions(p, &g) {
-                if t.analytic_mse < best.analytic_mse {
-                    best = t;
-                }
             }
         }
     }
-    best
+    match best_g.map(|(_, g)| zf_with_directions(p, &g)) {
+        Some(Ok(t)) if t.analytic_mse < start.analytic_mse => t,
+        _ => start,
+    }
 }

@@ -113,6 +113,9 @@ pub fn design_fn(
 pub struct Aircomp {
     radio: RadioConfig,
     design: Design,
+    /// The channel (as the design saw it) and receive directions of the last SCA design: the
+    /// next token on the same channel starts from them ([`aircomp::sca_warm`]).
+    warm: Option<(Vec<CMat>, CMat)>,
 }
 
 impl Aircomp {
@@ -121,6 +124,7 @@ impl Aircomp {
         Aircomp {
             radio: radio.clone(),
             design,
+            warm: None,
         }
     }
 }
@@ -128,8 +132,21 @@ impl Aircomp {
 impl Link for Aircomp {
     fn carry(&mut self, call: Call<'_>, buffers: &mut [Vec<f32>]) -> Carried {
         let design = self.design;
+        let warm = &mut self.warm;
         token_by_token(&self.radio, call, buffers, 1.0, &mut |refs, link, s| {
-            let f = design_fn(design, &mut s.design);
+            if design != Design::Sca {
+                let f = design_fn(design, &mut s.design);
+                return aircomp::over_the_air_sum(refs, link, f, &mut s.noise);
+            }
+            // SCA on the channel of the previous token starts from its directions
+            let f = |p: &Problem| {
+                let t = match warm.as_ref() {
+                    Some((h, g)) if h.as_slice() == p.channels => aircomp::sca_warm(p, 40, g),
+                    _ => aircomp::sca(p, 100),
+                }?;
+                *warm = Some((p.channels.to_vec(), t.receive_beamformer.clone()));
+                Ok(t)
+            };
             aircomp::over_the_air_sum(refs, link, f, &mut s.noise)
         })
     }
