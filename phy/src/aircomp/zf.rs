@@ -267,7 +267,7 @@ fn refine_stages(
                 best_g = Some((exact, g.clone()));
             }
             let gn = gr.norm();
-            if !(gn > 1e-12) {
+            if gn.is_nan() || gn <= 1e-12 {
                 break;
             }
             let dir = gr / C64::new(gn, 0.0);

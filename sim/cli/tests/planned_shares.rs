@@ -195,3 +195,120 @@ fn named_shares_that_cannot_be_planned_name_the_key() {
     }
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// `airinfer eval --scheme aircomp --shares sca`: one command plans the shares and powers
+/// (`airinfer plan`'s numbers for the same flags), splits the real model by them and sends
+/// every all-reduce at the planned powers.
+#[test]
+fn eval_plans_its_shares_as_airinfer_plan_does_and_sends_at_the_planned_power() {
+    let common = [
+        "--profiles",
+        "jetson-agx-orin,jetson-orin-nano,raspberry-pi-5",
+        "--gains-db",
+        "0,-6,-10",
+        "--rx-antennas",
+        "4",
+        "--tx-antennas",
+        "2",
+        "--rician-k-db",
+        "6",
+        "--seed",
+        "11",
+    ];
+    let small = [
+        "eval",
+        "--scheme",
+        "aircomp",
+        "--ctx",
+        "32",
+        "--chunks",
+        "1",
+        "--prompt-tokens",
+        "2",
+        "--gen-tokens",
+        "1",
+        "--json",
+        "--quiet",
+    ];
+    let mut args: Vec<&str> = small.to_vec();
+    args.extend(common);
+    args.extend([
+        "--shares",
+        "sca",
+        "--plan-iterations",
+        "40",
+        "--plan-validation",
+        "16",
+    ]);
+    let (code, out, err) = airinfer(&args);
+    assert_eq!(code, 0, "{err}");
+    let ev: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut pargs = vec!["plan", "--json", "--iterations", "40", "--validation", "16"];
+    pargs.extend(common);
+    let (code, out, err) = airinfer(&pargs);
+    assert_eq!(code, 0, "{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let sca = &plan["results"][0];
+    let planned = &ev["planned"];
+    for k in 0..3 {
+        let (a, b) = (
+            planned["shares"][k].as_f64().unwrap(),
+            sca["shares"][k].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() <= 1e-12, "{k}: {planned} vs {sca}");
+        let (a, b) = (
+            planned["tx_power_mw"][k].as_f64().unwrap(),
+            sca["tx_power_w"][k].as_f64().unwrap() * 1e3,
+        );
+        assert!((a - b).abs() <= 1e-12 * b, "{k}: {planned} vs {sca}");
+    }
+    // the planned powers reach the radio: the same shares as numbers send every device at the
+    // reference power (above every planned power here), with a smaller error
+    let ref_mw = sca["tx_power_w"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_f64().unwrap() * 1e3)
+        .fold(0.0, f64::max);
+    assert!(ref_mw <= 100.0 + 1e-9, "{sca}");
+    let numbers = (0..3)
+        .map(|k| format!("{:?}", sca["shares"][k].as_f64().unwrap()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut nargs: Vec<&str> = small.to_vec();
+    nargs.extend(common);
+    nargs.extend(["--shares", &numbers]);
+    let (code, out, err) = airinfer(&nargs);
+    assert_eq!(code, 0, "{err}");
+    let full: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(full["planned"].is_null());
+    let (planned_nmse, full_nmse) = (
+        ev["nmse"]["all"].as_f64().unwrap(),
+        full["nmse"]["all"].as_f64().unwrap(),
+    );
+    assert!(
+        planned_nmse > 1.2 * full_nmse,
+        "{planned_nmse} vs {full_nmse}"
+    );
+    // a name without AirComp, or for a command that cannot plan, is one clear error
+    let (code, _, err) = airinfer(&["eval", "--shares", "sca", "--devices", "2", "--quiet"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--shares sca") && err.contains("--scheme aircomp"),
+        "{err}"
+    );
+    let (code, _, err) = airinfer(&[
+        "generate",
+        "--shares",
+        "uniform",
+        "--devices",
+        "2",
+        "--prompt",
+        "hi",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--shares uniform") && err.contains("eval --scheme aircomp"),
+        "{err}"
+    );
+}

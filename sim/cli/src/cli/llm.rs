@@ -26,19 +26,53 @@ pub struct ModelArgs {
     /// Number of devices for tensor parallelism (equal shares unless --shares is given).
     #[arg(long)]
     pub devices: Option<usize>,
-    /// Comma-separated non-negative model shares, one per device (e.g. 2,1,1).
-    #[arg(long, value_delimiter = ',')]
-    pub shares: Option<Vec<f64>>,
+    /// Comma-separated non-negative model shares, one per device (e.g. 2,1,1); with
+    /// `eval --scheme aircomp` also an assignment planned by name under the devices' energy
+    /// budgets (`airinfer plan`'s problem): sca (the joint design), uniform, compute, memory.
+    #[arg(long, value_parser = shares_value)]
+    pub shares: Option<SharesArg>,
+}
+
+/// `--shares`: numbers, or an assignment planned by name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SharesArg {
+    /// One non-negative share per device.
+    Numbers(Vec<f64>),
+    /// `sca`, `uniform`, `compute` or `memory`, planned for AirComp.
+    Named(String),
+}
+
+/// The planned assignments `--shares` accepts by name.
+pub const NAMED_SHARES: [&str; 4] = ["sca", "uniform", "compute", "memory"];
+
+fn shares_value(v: &str) -> Result<SharesArg, String> {
+    if NAMED_SHARES.contains(&v) {
+        return Ok(SharesArg::Named(v.to_string()));
+    }
+    v.split(',')
+        .map(|x| {
+            x.trim().parse::<f64>().map_err(|_| {
+                format!(
+                    "'{x}' is not a number: give one share per device (e.g. 2,1,1) or an assignment by name ({})",
+                    NAMED_SHARES.join(", ")
+                )
+            })
+        })
+        .collect::<Result<Vec<f64>, String>>()
+        .map(SharesArg::Numbers)
 }
 
 impl ModelArgs {
     /// The shares to split by: from --shares, else equal over --devices, else one device.
     pub fn shares(&self) -> Result<Vec<f64>> {
         match (&self.shares, self.devices) {
-            (Some(s), Some(k)) if s.len() != k => {
+            (Some(SharesArg::Named(n)), _) => bail!(
+                "--shares {n}: a planned assignment needs the AirComp energy model: only `airinfer eval --scheme aircomp` plans shares by name (give numbers here)"
+            ),
+            (Some(SharesArg::Numbers(s)), Some(k)) if s.len() != k => {
                 bail!("--shares has {} values but --devices is {k}", s.len())
             }
-            (Some(s), _) => Ok(s.clone()),
+            (Some(SharesArg::Numbers(s)), _) => Ok(s.clone()),
             (None, Some(0)) => bail!("--devices 0: at least one device is needed"),
             (None, Some(k)) => Ok(vec![1.0; k]),
             (None, None) => Ok(vec![1.0]),
@@ -185,7 +219,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     let margs = ModelArgs {
         model: path.display().to_string(),
         devices: a.devices,
-        shares: a.shares.clone(),
+        shares: a.shares.clone().map(SharesArg::Numbers),
     };
     let shares = margs.shares()?;
     let model = Model::load_shares(&g, &shares)
@@ -389,7 +423,29 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
 pub fn eval(a: EvalArgs) -> Result<()> {
     let quiet = a.quiet || a.json;
     let radio = a.radio.clone().with_config()?;
-    let (_path, g, model) = a.model.load(quiet)?;
+    let (g, model, planned) = match &a.model.shares {
+        // an assignment by name: plan it for this model's architecture, then split by it
+        Some(SharesArg::Named(name)) => {
+            let k = match (a.model.devices, radio.profiles.len()) {
+                (Some(k), _) => k,
+                (None, n) if n > 1 => n,
+                _ => bail!("--shares {name}: give --devices K (or one --profiles name per device)"),
+            };
+            let path = assets::resolve_model(&a.model.model, quiet)?;
+            let g = GgufFile::open(&path)
+                .with_context(|| format!("reading model file {}", path.display()))?;
+            let cfg = airinfer_llm::model::config_from_gguf(&g)
+                .with_context(|| format!("reading the architecture of {}", path.display()))?;
+            let p = radio.plan(&cfg, &a.model.model, k, name)?;
+            let model = Model::load_shares(&g, &p.shares)
+                .with_context(|| format!("loading model {}", path.display()))?;
+            (g, model, Some(p))
+        }
+        _ => {
+            let (_path, g, model) = a.model.load(quiet)?;
+            (g, model, None)
+        }
+    };
     let tok = Tokenizer::from_gguf(&g).context("building the tokenizer from the model file")?;
     let text_path = assets::resolve_text(&a.text, quiet)?;
     let text = assets::read_text(&text_path)?;
@@ -437,6 +493,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             &tokens,
             &opts,
             a.json,
+            planned.as_ref(),
             &mut |phase, d, _| {
                 if phase == "scheme" {
                     base = n_chunks_est;

@@ -118,6 +118,29 @@ pub struct PlanArgs {
     pub timeline: Option<std::path::PathBuf>,
 }
 
+/// The signal model named by `--signal`.
+pub(crate) fn signal_model(name: &str) -> Result<SignalModel> {
+    match name {
+        "paper" => Ok(SignalModel::Paper),
+        "share_scaled" => Ok(SignalModel::ShareScaled),
+        o => bail!("--signal {o}: expected paper or share_scaled"),
+    }
+}
+
+/// A spec error of the plan problem built from flags, as the flag that set the key (the plan
+/// problem's own errors, e.g. caps below the whole model, name the budgets' flags).
+pub(crate) fn as_flag((key, msg): (String, String)) -> anyhow::Error {
+    if key == "plan" {
+        return anyhow::anyhow!("{msg} (--energy-mj, --latency-ms, --profiles)");
+    }
+    let field = key.rsplit('.').next().unwrap_or(&key).to_string();
+    let flag = match field.as_str() {
+        "bandwidth_hz" => "bandwidth-mhz".to_string(),
+        f => f.replace('_', "-"),
+    };
+    anyhow::anyhow!("--{flag}: {msg}")
+}
+
 fn per_device(v: &[f64], k: usize, what: &str) -> Result<Vec<f64>> {
     match v.len() {
         1 => Ok(vec![v[0]; k]),
@@ -161,11 +184,7 @@ pub fn run(a: PlanArgs) -> Result<()> {
     if a.iterations == 0 || a.validation == 0 {
         bail!("--iterations and --validation must be positive");
     }
-    let signal = match a.signal.as_str() {
-        "paper" => SignalModel::Paper,
-        "share_scaled" => SignalModel::ShareScaled,
-        o => bail!("--signal {o}: expected paper or share_scaled"),
-    };
+    let signal = signal_model(&a.signal)?;
     // the same problem as an experiment's: a `kind = "plan"` spec of these options
     let mut spec: Spec = toml::from_str("kind = \"plan\"")?;
     spec.model.name = a.model.clone();
@@ -182,18 +201,6 @@ pub fn run(a: PlanArgs) -> Result<()> {
     spec.plan.energy_mj = a.energy_mj.clone();
     spec.plan.signal = signal;
     spec.plan.latency_ms = a.latency_ms;
-    let as_flag = |(key, msg): (String, String)| {
-        if key == "plan" {
-            // the plan problem itself (e.g. caps below the whole model): the budgets' flags
-            return anyhow::anyhow!("{msg} (--energy-mj, --latency-ms, --profiles)");
-        }
-        let field = key.rsplit('.').next().unwrap_or(&key).to_string();
-        let flag = match field.as_str() {
-            "bandwidth_hz" => "bandwidth-mhz".to_string(),
-            f => f.replace('_', "-"),
-        };
-        anyhow::anyhow!("--{flag}: {msg}")
-    };
     let dir = |_: &str| std::path::PathBuf::from(".");
     let d = spec.devices(&dir).map_err(as_flag)?;
     let p = crate::experiment::planned::problem(&spec, &cfg, &d).map_err(as_flag)?;

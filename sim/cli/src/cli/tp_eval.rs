@@ -110,7 +110,24 @@ pub struct SchemeArgs {
     /// AirComp / FDMA: how the AP returns the estimate (digital broadcast, analog, or ideal).
     #[arg(long, value_enum, default_value_t = Broadcast::Digital)]
     pub downlink: Broadcast,
-    /// Seed of every random draw (channel, noise, CSI error, designs).
+    /// Large-scale gain of each device, dB (one for all or one per device; default 0).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub gains_db: Vec<f64>,
+    /// `--shares sca|uniform|compute|memory`: per-token energy budget of each device, mJ (one
+    /// or one per device; none: `airinfer plan`'s default, under which the constraint binds).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub energy_mj: Vec<f64>,
+    /// `--shares` by name: signal model of the partial sums, paper (Zhang et al.) or
+    /// share_scaled (ours: variance ∝ share).
+    #[arg(long, default_value = "paper")]
+    pub signal: String,
+    /// `--shares sca`: stochastic SCA iterations.
+    #[arg(long, default_value_t = 300)]
+    pub plan_iterations: usize,
+    /// `--shares sca`: validation channel realisations of the plan's expected MSE.
+    #[arg(long, default_value_t = 128)]
+    pub plan_validation: usize,
+    /// Seed of every random draw (channel, noise, CSI error, designs, the plan).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Prompt tokens of the latency run (time to first token).
@@ -151,6 +168,14 @@ struct SchemeToml {
     overhead_us: Option<f64>,
     quantiser: Option<String>,
     access: Option<String>,
+    rate: Option<String>,
+    held_equal: Option<String>,
+    downlink: Option<String>,
+    gains_db: Option<Vec<f64>>,
+    energy_mj: Option<Vec<f64>>,
+    signal: Option<String>,
+    plan_iterations: Option<usize>,
+    plan_validation: Option<usize>,
     seed: Option<u64>,
     prompt_tokens: Option<usize>,
     gen_tokens: Option<usize>,
@@ -195,6 +220,15 @@ impl SchemeArgs {
         if let Some(v) = t.access {
             self.access = enum_value(&f, "access", &v)?;
         }
+        if let Some(v) = t.rate {
+            self.rate = enum_value(&f, "rate", &v)?;
+        }
+        if let Some(v) = t.held_equal {
+            self.held_equal = enum_value(&f, "held_equal", &v)?;
+        }
+        if let Some(v) = t.downlink {
+            self.downlink = enum_value(&f, "downlink", &v)?;
+        }
         macro_rules! take {
             ($($k:ident),*) => { $( if let Some(v) = t.$k { self.$k = v; } )* };
         }
@@ -210,7 +244,12 @@ impl SchemeArgs {
             overhead_us,
             seed,
             prompt_tokens,
-            gen_tokens
+            gen_tokens,
+            gains_db,
+            energy_mj,
+            signal,
+            plan_iterations,
+            plan_validation
         );
         if t.profiles_file.is_some() {
             self.profiles_file = t.profiles_file;
@@ -239,8 +278,15 @@ pub enum PrecisionName {
     Int8,
 }
 
-/// Build the collective the options describe for `model`.
-pub fn collective(s: &SchemeArgs, model: &Model, g: &GgufFile, seed: u64) -> Result<TpCollective> {
+/// Build the collective the options describe for `model`, each device sending at `tx_power`
+/// times the reference power (empty: all at the reference; a planned assignment's powers).
+pub fn collective(
+    s: &SchemeArgs,
+    model: &Model,
+    g: &GgufFile,
+    seed: u64,
+    tx_power: &[f64],
+) -> Result<TpCollective> {
     let k = model.n_devices();
     let mut lib = Profiles::builtin();
     if let Some(f) = &s.profiles_file {
@@ -313,13 +359,83 @@ pub fn collective(s: &SchemeArgs, model: &Model, g: &GgufFile, seed: u64) -> Res
         },
         held_equal: s.held_equal,
         downlink: s.downlink,
+        gains: s.gains(k)?,
+        tx_power: tx_power.to_vec(),
         ..RadioConfig::default()
     };
     let scheme = s.scheme.unwrap_or(SchemeKind::Ideal);
     Ok(TpCollective::new(scheme, s.design, radio, compute, seed)?)
 }
 
-/// Run the coupled evaluation and print the report.
+impl SchemeArgs {
+    /// The linear large-scale gain of each of `k` devices from `--gains-db` (empty: 0 dB).
+    pub fn gains(&self, k: usize) -> Result<Vec<f64>> {
+        let db = match self.gains_db.len() {
+            0 => return Ok(Vec::new()),
+            1 => vec![self.gains_db[0]; k],
+            n if n == k => self.gains_db.clone(),
+            n => bail!("--gains-db: {n} values for {k} devices (give one, or one per device)"),
+        };
+        if let Some(x) = db.iter().find(|x| !x.is_finite()) {
+            bail!("--gains-db: {x} is not a finite number of dB");
+        }
+        Ok(db.iter().map(|x| 10f64.powf(x / 10.0)).collect())
+    }
+
+    /// Plan the assignment `name` (`sca`, `uniform`, `compute`, `memory`) for model `cfg` of
+    /// catalogue name or path `model_name` over `k` devices: the problem `airinfer plan` and an
+    /// experiment's `[model] shares = "sca"` solve, built from these options (devices, gains,
+    /// channel, `--energy-mj`, `--signal`, `--plan-iterations`, `--plan-validation`, `--seed`).
+    pub fn plan(
+        &self,
+        cfg: &airinfer_llm::config::LlamaConfig,
+        model_name: &str,
+        k: usize,
+        name: &str,
+    ) -> Result<crate::experiment::planned::Planned> {
+        use crate::experiment::spec::Spec;
+        if self.scheme != Some(SchemeKind::Aircomp) {
+            bail!(
+                "--shares {name}: plans shares and power for AirComp's energy model; add --scheme aircomp (not {}), or give the shares as numbers",
+                self.scheme.map_or("none".to_string(), |x| format!("{x:?}").to_lowercase())
+            );
+        }
+        let mut spec: Spec = toml::from_str("kind = \"eval\"\n[scheme]\nkind = \"aircomp\"")?;
+        spec.seed = self.seed;
+        spec.model.name = model_name.to_string();
+        spec.devices.count = Some(k);
+        spec.devices.profiles = match self.profiles.len() {
+            1 => vec![self.profiles[0].clone(); k],
+            _ => self.profiles.clone(),
+        };
+        spec.devices.profiles_file = self.profiles_file.as_ref().map(|p| p.display().to_string());
+        spec.channel.gains_db = self.gains_db.clone();
+        spec.channel.snr_db = self.snr_db;
+        spec.channel.rx_antennas = self.rx_antennas;
+        spec.channel.tx_antennas = self.tx_antennas;
+        spec.channel.streams = self.streams;
+        spec.channel.rician_k_db = self.rician_k_db;
+        spec.channel.bandwidth_hz = self.bandwidth_mhz * 1e6;
+        spec.channel.csi_error_var = self.csi_error_var;
+        spec.plan.energy_mj = self.energy_mj.clone();
+        spec.plan.signal = super::plan::signal_model(&self.signal)?;
+        spec.plan.iterations = self.plan_iterations;
+        spec.plan.validation = self.plan_validation;
+        let as_flag = |(key, msg): (String, String)| match key.as_str() {
+            "plan.iterations" => anyhow::anyhow!("--plan-iterations: {msg}"),
+            "plan.validation" => anyhow::anyhow!("--plan-validation: {msg}"),
+            "model.shares" => anyhow::anyhow!("--shares {name}: {msg}"),
+            _ => super::plan::as_flag((key, msg)),
+        };
+        let dir = |p: &str| std::path::PathBuf::from(p);
+        let d = spec.devices(&dir).map_err(as_flag)?;
+        crate::experiment::planned::plan(&spec, cfg, &d, name).map_err(as_flag)
+    }
+}
+
+/// Run the coupled evaluation and print the report; `planned`: the assignment the shares
+/// came from when `--shares` named one (its powers go to the radio, its numbers to the report).
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     s: &SchemeArgs,
     model: &Model,
@@ -327,6 +443,7 @@ pub fn run(
     tokens: &[u32],
     opts: &PplOptions,
     json_out: bool,
+    planned: Option<&crate::experiment::planned::Planned>,
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<()> {
     if s.gen_tokens == 0 || s.prompt_tokens == 0 {
@@ -342,6 +459,11 @@ pub fn run(
         );
     }
     let scheme = s.scheme.unwrap_or(SchemeKind::Ideal);
+    let tx_power = planned.map_or(Vec::new(), |p| p.power_factors());
+    let planned_json = planned.map(|p| {
+        json!({"shares": p.shares, "tx_power_mw": p.power_w.iter().map(|w| w * 1e3).collect::<Vec<_>>(),
+               "feasible": p.feasible})
+    });
     // the error-free reference of the same split
     let reference =
         coupled::reference(model, tokens, opts, &mut |d, t| progress("reference", d, t))?;
@@ -350,7 +472,7 @@ pub fn run(
         tokens,
         opts,
         &reference,
-        &|seed| collective(s, model, g, seed),
+        &|seed| collective(s, model, g, seed, &tx_power),
         s.seed,
         s.prompt_tokens,
         s.gen_tokens,
@@ -384,6 +506,7 @@ pub fn run(
             json!({
                 "scheme": format!("{scheme:?}").to_lowercase(),
                 "design": format!("{:?}", s.design).to_lowercase(),
+                "planned": planned_json,
                 "snr_db": s.snr_db,
                 "devices": model.n_devices(),
                 "perplexity": r.perplexity,
@@ -412,6 +535,26 @@ pub fn run(
             s.design,
             s.snr_db
         );
+        if let Some(p) = planned {
+            println!(
+                "planned shares {} ({}), transmit power (mW) {}",
+                p.shares
+                    .iter()
+                    .map(|x| format!("{x:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                if p.feasible {
+                    "within every cap"
+                } else {
+                    "broke a cap, projected onto the caps"
+                },
+                p.power_w
+                    .iter()
+                    .map(|w| format!("{:.1}", w * 1e3))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
         println!(
             "perplexity {:.4} (error-free {:.4}), top-1 agreement {:.4} over {} tokens",
             r.perplexity, r.reference_perplexity, agreement, r.scored_tokens
