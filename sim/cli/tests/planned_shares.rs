@@ -18,6 +18,20 @@ fn csv_rows(p: &Path) -> Vec<Vec<String>> {
 
 const PROFILES: &str = "[\"jetson-agx-orin\", \"jetson-orin-nano\", \"raspberry-pi-5\"]";
 
+/// `airinfer plan` / `eval` flags of `latency_toml`'s devices and channel.
+const RADIO_FLAGS: [&str; 10] = [
+    "--profiles",
+    "jetson-agx-orin,jetson-orin-nano,raspberry-pi-5",
+    "--gains-db",
+    "0,-6,-10",
+    "--rx-antennas",
+    "4",
+    "--tx-antennas",
+    "2",
+    "--rician-k-db",
+    "6",
+];
+
 fn latency_toml(shares: &str, extra: &str) -> String {
     format!(
         "kind = \"latency\"\nseed = 11\n[model]\nname = \"smollm2-135m\"\nshares = {shares}\n\
@@ -54,28 +68,10 @@ fn col(row: &[(String, String)], c: &str) -> f64 {
 fn sca_shares_of_a_latency_run_equal_airinfer_plans() {
     let d = tmp("planned-sca");
     let row = run_one(&d, "sca.toml", &latency_toml("\"sca\"", ""));
-    let (code, out, err) = airinfer(&[
-        "plan",
-        "--json",
-        "--model",
-        "smollm2-135m",
-        "--profiles",
-        "jetson-agx-orin,jetson-orin-nano,raspberry-pi-5",
-        "--gains-db",
-        "0,-6,-10",
-        "--rx-antennas",
-        "4",
-        "--tx-antennas",
-        "2",
-        "--rician-k-db",
-        "6",
-        "--iterations",
-        "40",
-        "--validation",
-        "16",
-        "--seed",
-        "11",
-    ]);
+    let mut args = vec!["plan", "--json", "--model", "smollm2-135m"];
+    args.extend(RADIO_FLAGS);
+    args.extend(["--iterations", "40", "--validation", "16", "--seed", "11"]);
+    let (code, out, err) = airinfer(&args);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let sca = &v["results"][0];
@@ -201,20 +197,8 @@ fn named_shares_that_cannot_be_planned_name_the_key() {
 /// every all-reduce at the planned powers.
 #[test]
 fn eval_plans_its_shares_as_airinfer_plan_does_and_sends_at_the_planned_power() {
-    let common = [
-        "--profiles",
-        "jetson-agx-orin,jetson-orin-nano,raspberry-pi-5",
-        "--gains-db",
-        "0,-6,-10",
-        "--rx-antennas",
-        "4",
-        "--tx-antennas",
-        "2",
-        "--rician-k-db",
-        "6",
-        "--seed",
-        "11",
-    ];
+    let mut common = RADIO_FLAGS.to_vec();
+    common.extend(["--seed", "11"]);
     let small = [
         "eval",
         "--scheme",
@@ -231,7 +215,7 @@ fn eval_plans_its_shares_as_airinfer_plan_does_and_sends_at_the_planned_power() 
         "--quiet",
     ];
     let mut args: Vec<&str> = small.to_vec();
-    args.extend(common);
+    args.extend(&common);
     args.extend([
         "--shares",
         "sca",
@@ -244,7 +228,7 @@ fn eval_plans_its_shares_as_airinfer_plan_does_and_sends_at_the_planned_power() 
     assert_eq!(code, 0, "{err}");
     let ev: serde_json::Value = serde_json::from_str(&out).unwrap();
     let mut pargs = vec!["plan", "--json", "--iterations", "40", "--validation", "16"];
-    pargs.extend(common);
+    pargs.extend(&common);
     let (code, out, err) = airinfer(&pargs);
     assert_eq!(code, 0, "{err}");
     let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -276,7 +260,7 @@ fn eval_plans_its_shares_as_airinfer_plan_does_and_sends_at_the_planned_power() 
         .collect::<Vec<_>>()
         .join(",");
     let mut nargs: Vec<&str> = small.to_vec();
-    nargs.extend(common);
+    nargs.extend(&common);
     nargs.extend(["--shares", &numbers]);
     let (code, out, err) = airinfer(&nargs);
     assert_eq!(code, 0, "{err}");
