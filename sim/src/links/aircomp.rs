@@ -138,10 +138,13 @@ impl Link for Aircomp {
                 let f = design_fn(design, &mut s.design);
                 return aircomp::over_the_air_sum(refs, link, f, &mut s.noise);
             }
-            // SCA on the channel of the previous token starts from its directions
+            // SCA with L > 1 streams on the channel of the previous token starts from its
+            // directions (one stream: the cold design, whose iterations are cheap)
             let f = |p: &Problem| {
                 let t = match warm.as_ref() {
-                    Some((h, g)) if h.as_slice() == p.channels => aircomp::sca_warm(p, 40, g),
+                    Some((h, g)) if p.streams > 1 && h.as_slice() == p.channels => {
+                        aircomp::sca_warm(p, 40, g)
+                    }
                     _ => aircomp::sca(p, 100),
                 }?;
                 *warm = Some((p.channels.to_vec(), t.receive_beamformer.clone()));
