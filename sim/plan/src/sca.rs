@@ -384,9 +384,9 @@ impl PlanProblem {
             // surrogate step moves the shares by O(0.25), less as the devices' gradients
             // equalise near a stationary point, and the scale follows the objective down as the
             // shares improve. TUNED: the factor 2 (1 let the noisiest draws throw the small
-            // shares about by 3 % of MSE in `sca_decreases_the_objective…`). Fixed from the first gradient instead, one outlier (a device
-            // pushed off its energy cap at iteration 0, its gradient orders above the others')
-            // froze every later step.
+            // shares about by 3 % of MSE in `sca_decreases_the_objective…`). Fixed from the
+            // first gradient instead, one outlier (a device pushed off its energy cap at
+            // iteration 0, its gradient orders above the others') froze every later step.
             if f.is_finite() {
                 fbar = (1.0 - rho) * fbar + rho * f;
             }
