@@ -19,10 +19,14 @@ fn allreduce_toml(snrs: &[i32], reps: usize, realisations: usize) -> String {
 }
 
 /// Rows of a CSV file, header first.
+/// Every record of a CSV file, header included (quoted fields such as `"[1, 2]"` kept whole).
 fn csv_rows(p: &Path) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(p).unwrap();
-    text.lines()
-        .map(|l| l.split(',').map(String::from).collect())
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(p)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
         .collect()
 }
 
@@ -73,6 +77,18 @@ fn bad_experiment_files_give_one_located_error_each() {
             ":3:1:",
             "devices.count",
             "at least one device",
+        ),
+        (
+            "kind = \"allreduce\"\n[devices]\ncount = 3\n[allreduce]\ndevice_std = [1, 2]\n",
+            ":5:1:",
+            "allreduce.device_std",
+            "2 values for 3 devices",
+        ),
+        (
+            "kind = \"allreduce\"\n[devices]\ncount = 2\n[allreduce]\ndevice_std = [1, -2]\n",
+            ":5:18:",
+            "allreduce.device_std[1]",
+            "must be finite and ≥ 0",
         ),
         (
             "kind = \"allreduce\"\n[channel]\nbandwidth_hz = -1e6\n",
@@ -616,6 +632,55 @@ fn allreduce_runs_meet_the_closed_forms() {
             assert!((power / 3.0 - 1.0).abs() < 0.03, "{kind} {snr} dB: {power}");
         }
     }
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// `allreduce.device_std`: every device's values scaled by 2 (the same draws, channels and
+/// noise) scale every linear scheme's aggregate error by exactly 4 and leave its NMSE; one device
+/// dominating the sum costs AirComp its advantage over equal-energy FDMA, whose NMSE does not
+/// depend on the spread (each device's error is proportional to its own variance).
+#[test]
+fn device_std_scales_the_partials_as_the_closed_forms_say() {
+    let d = tmp("device-std");
+    let f = write(
+        &d,
+        "s.toml",
+        "kind = \"allreduce\"\nseed = 5\n[devices]\ncount = 4\n[scheme]\ndesign = \"sca\"\n\
+         downlink = \"ideal\"\n[allreduce]\nrealisations = 60\nvalues = 500\n\
+         [sweep]\n\"scheme.kind\" = [\"aircomp\", \"fdma\"]\n\
+         \"allreduce.device_std\" = [[1, 1, 1, 1], [2, 2, 2, 2], [1, 0.05, 0.05, 0.05]]\n\
+         [[sweep.zip]]\n\"scheme.held_equal\" = [\"energy\"]\n",
+    );
+    let out = d.join("out");
+    let (code, _, err) = airinfer(&["run", &f, "--out", out.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let s = summary_rows(&out);
+    let get = |kind: &str, std: &str| {
+        s.iter()
+            .find(|r| r["scheme.kind"] == kind && r["allreduce.device_std"] == std)
+            .unwrap_or_else(|| panic!("{kind} {std}: {s:?}"))
+    };
+    for kind in ["aircomp", "fdma"] {
+        let (one, two) = (get(kind, "[1, 1, 1, 1]"), get(kind, "[2, 2, 2, 2]"));
+        // linear in the data up to f32 rounding of the values (measured ≤ 1e-7 relative)
+        let r = num(two, "mse") / num(one, "mse");
+        assert!((r - 4.0).abs() < 1e-4, "{kind}: {r}");
+        let r = num(two, "nmse") / num(one, "nmse");
+        assert!((r - 1.0).abs() < 1e-4, "{kind}: {r}");
+    }
+    // equal partials: AirComp well ahead; one device with 20× the others' deviation: FDMA's
+    // NMSE unchanged within Monte-Carlo error and AirComp's advantage mostly gone (SCA, N_r = 4,
+    // one stream: measured 1.78× and 1.01×)
+    let adv = |std: &str| num(get("fdma", std), "nmse") / num(get("aircomp", std), "nmse");
+    let (equal, skewed) = (adv("[1, 1, 1, 1]"), adv("[1, 0.05, 0.05, 0.05]"));
+    eprintln!("AirComp's advantage: equal {equal}, skewed {skewed}");
+    assert!(
+        equal > 1.5 && skewed < 1.2 && skewed < 0.75 * equal,
+        "{equal} vs {skewed}"
+    );
+    let fdma_shift = num(get("fdma", "[1, 0.05, 0.05, 0.05]"), "nmse")
+        / num(get("fdma", "[1, 1, 1, 1]"), "nmse");
+    assert!((fdma_shift - 1.0).abs() < 0.3, "{fdma_shift}");
     std::fs::remove_dir_all(&d).ok();
 }
 

@@ -524,6 +524,7 @@ fn allreduce(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Ve
     let k = d.profiles.len();
     let plan = TpPlan::from_shares(&cfg, &d.shares, 32)?;
     let n = spec.allreduce.values.unwrap_or(cfg.n_embd);
+    let std = spec.device_std(k).map_err(invalid)?;
     let weights = WeightFormat::Bits(spec.model.weight_bits);
     let radio = spec.radio(k).map_err(invalid)?;
     let compute = ComputeModel::new(&cfg, &plan, d.profiles, spec.devices.precision, weights);
@@ -544,12 +545,13 @@ fn allreduce(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Ve
             rng::stream(seed, &[r]).next_u64(),
         )?;
         let mut data = rng::stream(seed, &[component::DATA, r]);
-        let mut bufs: Vec<Vec<f32>> = (0..k)
-            .map(|_| {
+        let mut bufs: Vec<Vec<f32>> = std
+            .iter()
+            .map(|sd| {
                 (0..n)
                     .map(|_| {
                         let x: f64 = StandardNormal.sample(&mut data);
-                        x as f32
+                        (sd * x) as f32
                     })
                     .collect()
             })

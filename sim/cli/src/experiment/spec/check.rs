@@ -177,6 +177,7 @@ impl Spec {
                 if let Some(v) = self.allreduce.values {
                     at_least_one("allreduce.values", v)?;
                 }
+                self.device_std(k)?;
             }
             Kind::Plan => {
                 let p = &self.plan;

@@ -185,6 +185,37 @@ impl Spec {
         Ok(db.iter().map(|x| 10f64.powf(x / 10.0)).collect())
     }
 
+    /// Each of `k` devices' standard deviation of its all-reduce values (`allreduce.device_std`).
+    pub fn device_std(&self, k: usize) -> Result<Vec<f64>, Invalid> {
+        let v = &self.allreduce.device_std;
+        let std = match v.len() {
+            0 => vec![1.0; k],
+            1 => vec![v[0]; k],
+            n if n == k => v.clone(),
+            n => {
+                return bad(
+                    "allreduce.device_std",
+                    format!("{n} values for {k} devices (give one for all, or one per device)"),
+                )
+            }
+        };
+        for (i, x) in std.iter().enumerate() {
+            if !(x.is_finite() && *x >= 0.0) {
+                return bad(
+                    &format!("allreduce.device_std[{i}]"),
+                    format!("{x}: must be finite and ≥ 0"),
+                );
+            }
+        }
+        if std.iter().all(|x| *x == 0.0) {
+            return bad(
+                "allreduce.device_std",
+                "every device's values would be 0: nothing to sum",
+            );
+        }
+        Ok(std)
+    }
+
     /// The waveform-level set-up for `k` devices (None at symbol level); the hardware radio is
     /// opened by the run.
     pub fn waveform_level(&self, k: usize) -> Result<Option<WaveformLevel>, Invalid> {

@@ -404,6 +404,9 @@ pub struct AllreduceSpec {
     pub realisations: usize,
     /// Values per device in one all-reduce (default: the model's hidden size, one token).
     pub values: Option<usize>,
+    /// Standard deviation of each device's i.i.d. N(0, σ²) values (one for all or one per
+    /// device; default 1): unequal partials, as a transformer's activations make them.
+    pub device_std: Vec<f64>,
 }
 
 impl Default for AllreduceSpec {
@@ -411,6 +414,7 @@ impl Default for AllreduceSpec {
         AllreduceSpec {
             realisations: 200,
             values: None,
+            device_std: Vec::new(),
         }
     }
 }
