@@ -4,7 +4,7 @@
 use super::{config_from_gguf, Block, DeviceWeights, Model, ModelError};
 use crate::config::LlamaConfig;
 use crate::gguf::{GgmlType, GgufFile, TensorInfo};
-use crate::kernels::{self, PackedMatrix, QK};
+use crate::kernels::{self, PackedMatrix};
 use crate::tp::TpPlan;
 use std::ops::Range;
 
@@ -35,13 +35,18 @@ fn vector(g: &GgufFile, name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
     Ok(g.tensor_f32(name)?)
 }
 
+/// Whether the kernels read `ty`'s own blocks (else the loader holds it as f32).
+fn packed(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
+}
+
 /// Bytes of one row of `cols` elements of type `ty`.
 fn row_bytes(ty: GgmlType, cols: usize) -> usize {
     cols / ty.block_size() * ty.type_size()
 }
 
 /// Load rows `rows` and columns `cols` of a 2-D weight (GGML dims = [n_cols, n_rows]) into the
-/// kernel layout. Column slices must be whole quantisation blocks.
+/// kernel layout. Column slices of the packed types (Q4_0, Q4_1, Q8_0) must be whole blocks.
 fn load_matrix(
     g: &GgufFile,
     name: &str,
@@ -55,7 +60,8 @@ fn load_matrix(
     let bytes = g.tensor_bytes(t);
     let (nr, nc) = (rows.len(), cols.len());
     let bs = ty.block_size();
-    if !n_cols.is_multiple_of(bs) || !cols.start.is_multiple_of(bs) || !cols.end.is_multiple_of(bs)
+    if !n_cols.is_multiple_of(bs)
+        || (packed(ty) && (!cols.start.is_multiple_of(bs) || !cols.end.is_multiple_of(bs)))
     {
         return Err(ModelError::BadShape {
             name: name.into(),
@@ -64,43 +70,37 @@ fn load_matrix(
         });
     }
     let rb = row_bytes(ty, n_cols);
-    let c0 = cols.start / bs * ty.type_size();
-    let c1 = cols.end / bs * ty.type_size();
-    let row = |r: usize| &bytes[r * rb + c0..r * rb + c1];
-    let nb = nr * nc / QK;
     let packing = match ty {
         GgmlType::Q4_0 => Some(kernels::Packing::Q4_0),
         GgmlType::Q4_1 => Some(kernels::Packing::Q4_1),
         GgmlType::Q8_0 => Some(kernels::Packing::Q8_0),
         _ => None,
     };
-    let _ = nb;
-    match ty {
-        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => {
-            let packing = packing.expect("quantised type");
-            let mut blocks = Vec::with_capacity(nr * (c1 - c0));
-            for r in rows.clone() {
-                blocks.extend_from_slice(row(r));
-            }
-            Ok(PackedMatrix::from_blocks(packing, nr, nc, blocks))
+    if let Some(packing) = packing {
+        // the kernels read GGML's own blocks: a column slice of whole blocks, row by row
+        let c0 = cols.start / bs * ty.type_size();
+        let c1 = cols.end / bs * ty.type_size();
+        let mut blocks = Vec::with_capacity(nr * (c1 - c0));
+        for r in rows.clone() {
+            blocks.extend_from_slice(&bytes[r * rb + c0..r * rb + c1]);
         }
-        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => {
-            let mut w = vec![0.0f32; nr * nc];
-            for (i, r) in rows.clone().enumerate() {
-                crate::quant::dequantize(ty, row(r), &mut w[i * nc..(i + 1) * nc]).map_err(
-                    |_| ModelError::UnsupportedType {
-                        name: name.into(),
-                        ty,
-                    },
-                )?;
-            }
-            Ok(PackedMatrix::from_dense(nr, nc, w))
-        }
-        other => Err(ModelError::UnsupportedType {
-            name: name.into(),
-            ty: other,
-        }),
+        return Ok(PackedMatrix::from_blocks(packing, nr, nc, blocks));
     }
+    // every other type the dequantisers read (F32, F16, BF16, Q5_0/1, IQ4, k-quants) is held
+    // as f32: each row dequantised whole, then its column slice taken (so a tensor-parallel
+    // split need not fall on the 256-value blocks of a k-quant)
+    let mut full = vec![0.0f32; n_cols];
+    let mut w = vec![0.0f32; nr * nc];
+    for (i, r) in rows.clone().enumerate() {
+        crate::quant::dequantize(ty, &bytes[r * rb..(r + 1) * rb], &mut full).map_err(|_| {
+            ModelError::UnsupportedType {
+                name: name.into(),
+                ty,
+            }
+        })?;
+        w[i * nc..(i + 1) * nc].copy_from_slice(&full[cols.clone()]);
+    }
+    Ok(PackedMatrix::from_dense(nr, nc, w))
 }
 
 impl Model {
@@ -123,8 +123,11 @@ impl Model {
     /// aligned to the down projection's quantisation block.
     pub fn load_shares(g: &GgufFile, shares: &[f64]) -> Result<Model, ModelError> {
         let cfg = config_from_gguf(g)?;
+        // FFN slices fall on whole blocks of the packed formats the kernels read (Q4_0, Q4_1,
+        // Q8_0); every other format is held as f32 and splits anywhere
         let align = g
             .tensor("blk.0.ffn_down.weight")
+            .filter(|t| packed(t.ggml_type))
             .map(|t| t.ggml_type.block_size())
             .unwrap_or(1);
         let plan = TpPlan::from_shares(&cfg, shares, align)?;

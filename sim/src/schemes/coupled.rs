@@ -52,7 +52,9 @@ pub fn weight_format(g: &GgufFile) -> WeightFormat {
         Some(GgmlType::F16) | Some(GgmlType::BF16) => WeightFormat::F16,
         Some(GgmlType::Q8_0) => WeightFormat::Q8_0,
         Some(GgmlType::Q4_0) => WeightFormat::Q4_0,
-        _ => WeightFormat::Q4_1,
+        Some(GgmlType::Q4_1) | None => WeightFormat::Q4_1,
+        // the other block formats by their storage: bits per weight of a block
+        Some(t) => WeightFormat::Bits((t.type_size() * 8) as f64 / t.block_size() as f64),
     }
 }
 
