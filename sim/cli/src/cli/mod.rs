@@ -43,8 +43,8 @@ pub enum Command {
     Plot(experiment::PlotArgs),
     /// Join the results directories of shards (`run --shard I/N`) into one.
     Merge(experiment::MergeArgs),
-    /// Fetch and verify catalogue assets into the cache (models: smollm2-135m; texts: lee-news,
-    /// wikitext-2) and print their paths.
+    /// Fetch and verify catalogue assets into the cache (models: smollm2-135m, gemma3-270m;
+    /// texts: lee-news, wikitext-2) and print their paths.
     Fetch {
         /// Asset names (with --verify: all cached assets when none is named).
         #[arg(required_unless_present = "verify")]
