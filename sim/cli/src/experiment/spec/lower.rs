@@ -165,18 +165,7 @@ impl Spec {
 
     /// Large-scale gain of each device, linear.
     pub fn gains(&self, k: usize) -> Result<Vec<f64>, Invalid> {
-        let g = &self.channel.gains_db;
-        let db = match g.len() {
-            0 => vec![0.0; k],
-            1 => vec![g[0]; k],
-            n if n == k => g.clone(),
-            n => {
-                return bad(
-                    "channel.gains_db",
-                    format!("{n} gains for {k} devices (give one for all, or one per device)"),
-                )
-            }
-        };
+        let db = per_device("channel.gains_db", &self.channel.gains_db, k, 0.0)?;
         for (i, x) in db.iter().enumerate() {
             if !x.is_finite() {
                 return bad(&format!("channel.gains_db[{i}]"), "must be finite");
@@ -187,18 +176,7 @@ impl Spec {
 
     /// Each of `k` devices' standard deviation of its all-reduce values (`allreduce.device_std`).
     pub fn device_std(&self, k: usize) -> Result<Vec<f64>, Invalid> {
-        let v = &self.allreduce.device_std;
-        let std = match v.len() {
-            0 => vec![1.0; k],
-            1 => vec![v[0]; k],
-            n if n == k => v.clone(),
-            n => {
-                return bad(
-                    "allreduce.device_std",
-                    format!("{n} values for {k} devices (give one for all, or one per device)"),
-                )
-            }
-        };
+        let std = per_device("allreduce.device_std", &self.allreduce.device_std, k, 1.0)?;
         for (i, x) in std.iter().enumerate() {
             if !(x.is_finite() && *x >= 0.0) {
                 return bad(
@@ -637,5 +615,19 @@ fn snr_in_range(key: &str, snr_db: f64) -> Result<(), Invalid> {
             key,
             format!("{snr_db:e} dB: must be within ±{max} dB (beyond, the noise power 10^(−snr/10) leaves the range of f64 arithmetic)"),
         )
+    }
+}
+
+/// A per-device list `v` of key `key` for `k` devices: none (every device `default`), one for
+/// all, or one per device.
+fn per_device(key: &str, v: &[f64], k: usize, default: f64) -> Result<Vec<f64>, Invalid> {
+    match v.len() {
+        0 => Ok(vec![default; k]),
+        1 => Ok(vec![v[0]; k]),
+        n if n == k => Ok(v.to_vec()),
+        n => bad(
+            key,
+            format!("{n} values for {k} devices (give one for all, or one per device)"),
+        ),
     }
 }
