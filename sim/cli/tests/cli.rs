@@ -345,3 +345,29 @@ fn the_whole_u64_seed_range_is_usable() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `inspect` on a GGUF whose architecture the engine does not run: what the file holds on
+/// stdout (architecture, tensor types), then one line naming the architecture, exit 1.
+#[test]
+fn inspect_shows_an_unsupported_file_and_names_its_architecture() {
+    use airinfer_llm::gguf::{GgmlType, GgufWriter, MetadataValue as V};
+    let dir = tmp("inspect-arch");
+    let mut w = GgufWriter::new(3);
+    w.add_metadata("general.architecture", V::String("gemma3".into()));
+    w.add_f32("output_norm.weight", &[4], &[1.0; 4]);
+    w.add_tensor(
+        "blk.0.ffn_down.weight",
+        &[256, 1],
+        GgmlType::Q4_K,
+        vec![0u8; 144],
+    );
+    let path = dir.join("g.gguf");
+    std::fs::write(&path, w.to_bytes()).unwrap();
+    let (code, out, err) = airinfer(&["inspect", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out} {err}");
+    assert!(out.contains("architecture gemma3, 2 tensors"), "{out}");
+    assert!(out.contains("Q4_K") && out.contains("F32"), "{out}");
+    assert!(err.contains("'gemma3' is not supported"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

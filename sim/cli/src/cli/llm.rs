@@ -204,8 +204,6 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     let path = assets::resolve_model(&a.model, a.json)?;
     let g =
         GgufFile::open(&path).with_context(|| format!("reading model file {}", path.display()))?;
-    let cfg = airinfer_llm::model::config_from_gguf(&g)
-        .with_context(|| format!("model file {}", path.display()))?;
     let mut types: BTreeMap<String, (usize, u64)> = BTreeMap::new();
     let mut total_bytes = 0u64;
     let mut n_params = 0u64;
@@ -216,6 +214,28 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         total_bytes += t.n_bytes();
         n_params += t.n_elements();
     }
+    let cfg = match airinfer_llm::model::config_from_gguf(&g) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            // what the file holds, before the one-line reason it does not run (text mode)
+            if !a.json {
+                let arch = match g.get("general.architecture") {
+                    Some(airinfer_llm::gguf::MetadataValue::String(s)) => s.clone(),
+                    _ => "?".into(),
+                };
+                println!(
+                    "architecture {arch}, {} tensors, {:.1} M parameters, {:.1} MB",
+                    g.tensors().len(),
+                    n_params as f64 / 1e6,
+                    total_bytes as f64 / 1e6
+                );
+                for (ty, (n, b)) in &types {
+                    println!("  {ty:<8} {n:>4} tensors {:>9.1} MB", *b as f64 / 1e6);
+                }
+            }
+            return Err(e).with_context(|| format!("model file {}", path.display()));
+        }
+    };
     let margs = ModelArgs {
         model: path.display().to_string(),
         devices: a.devices,
