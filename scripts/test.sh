@@ -2,7 +2,8 @@
 # The project's test command. In order:
 #   1. build the workspace's tests in the release profile (the quick start's
 #      `cargo run --release` build is reused, not a second build of every dependency);
-#   2. fetch the default model and evaluation text (SHA-256 checked, cached under
+#   2. fetch the default model, the evaluation text and gemma3-270m (its tokenizer and
+#      blocks are tested; SHA-256 checked, cached under
 #      $AIRINFER_HOME or ~/.cache/airinfer);
 #   3. run every test of the workspace, every test binary even after a failure (--no-fail-fast);
 #   4. run the kernel and model-equivalence tests once more per SIMD path this CPU has
@@ -41,7 +42,7 @@ done
 step() { [ "$steps" = all ] || [[ ",$steps," == *",$1,"* ]]; }
 cargo test --workspace --release --no-run -q "$@" || exit 1
 bin="$(pwd)/$target/release/airinfer"
-"$bin" fetch smollm2-135m lee-news || exit 1
+"$bin" fetch smollm2-135m lee-news gemma3-270m || exit 1
 
 export AIRINFER_REQUIRE_MODEL=1
 if [ "$steps" = all ]; then

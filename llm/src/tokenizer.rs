@@ -100,8 +100,25 @@ pub struct Tokenizer {
     vocab: TokenizerVocab,
     ids: HashMap<String, u32>,
     kind: Kind,
-    specials: Vec<(String, u32)>, // sorted longest first
+    /// Texts that are split off as their own token before tokenizing: the user-defined tokens
+    /// always (llama.cpp matches them whatever `parse_special` says, e.g. Gemma's runs of
+    /// spaces), and the control tokens too with `parse_special`. Leftmost-longest matchers with
+    /// the token of each pattern.
+    user_defined: Option<(aho_corasick::AhoCorasick, Vec<u32>)>,
+    specials: Option<(aho_corasick::AhoCorasick, Vec<u32>)>,
     eog: Vec<u32>,
+}
+
+/// A leftmost-longest matcher of the given (text, token) pairs (None when there are none).
+fn matcher(pairs: &[(String, u32)]) -> Option<(aho_corasick::AhoCorasick, Vec<u32>)> {
+    if pairs.is_empty() {
+        return None;
+    }
+    let ac = aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .build(pairs.iter().map(|(s, _)| s.as_str()))
+        .expect("token texts build a matcher");
+    Some((ac, pairs.iter().map(|(_, id)| *id).collect()))
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -211,14 +228,14 @@ impl Tokenizer {
             ids.entry(t.clone()).or_insert(i as u32);
         }
         let ty = |i: usize| v.token_types.get(i).copied().unwrap_or(token_type::NORMAL);
-        let mut specials: Vec<(String, u32)> = (0..n)
-            .filter(|&i| {
-                matches!(ty(i), token_type::CONTROL | token_type::USER_DEFINED)
-                    && !v.tokens[i].is_empty()
-            })
-            .map(|i| (v.tokens[i].clone(), i as u32))
-            .collect();
-        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+        let pairs = |types: &[i32]| -> Vec<(String, u32)> {
+            (0..n)
+                .filter(|&i| types.contains(&ty(i)) && !v.tokens[i].is_empty())
+                .map(|i| (v.tokens[i].clone(), i as u32))
+                .collect()
+        };
+        let user_defined = matcher(&pairs(&[token_type::USER_DEFINED]));
+        let specials = matcher(&pairs(&[token_type::CONTROL, token_type::USER_DEFINED]));
         let mut eog: Vec<u32> = v.eos_id.into_iter().collect();
         for s in [
             "<|im_end|>",
@@ -285,6 +302,7 @@ impl Tokenizer {
             vocab: v,
             ids,
             kind,
+            user_defined,
             specials,
             eog,
         })
@@ -436,36 +454,29 @@ impl Tokenizer {
         if add_special && self.add_bos() {
             out.extend(self.vocab.bos_id);
         }
-        // split on special tokens (when asked)
+        // split off the user-defined tokens, and the control tokens when asked
+        let m = if parse_special {
+            &self.specials
+        } else {
+            &self.user_defined
+        };
         let mut segments: Vec<Result<&str, u32>> = Vec::new();
-        if parse_special && !self.specials.is_empty() {
-            let mut rest = text;
-            'outer: while !rest.is_empty() {
-                // earliest special occurrence (longest at that position)
-                let mut best: Option<(usize, usize, u32)> = None;
-                for (s, id) in &self.specials {
-                    if let Some(p) = rest.find(s.as_str()) {
-                        if best.is_none_or(|(bp, bl, _)| p < bp || (p == bp && s.len() > bl)) {
-                            best = Some((p, s.len(), *id));
-                        }
+        match m {
+            Some((ac, ids)) => {
+                let mut at = 0;
+                for hit in ac.find_iter(text) {
+                    if hit.start() > at {
+                        segments.push(Ok(&text[at..hit.start()]));
                     }
+                    segments.push(Err(ids[hit.pattern().as_usize()]));
+                    at = hit.end();
                 }
-                match best {
-                    Some((p, l, id)) => {
-                        if p > 0 {
-                            segments.push(Ok(&rest[..p]));
-                        }
-                        segments.push(Err(id));
-                        rest = &rest[p + l..];
-                    }
-                    None => {
-                        segments.push(Ok(rest));
-                        break 'outer;
-                    }
+                if at < text.len() {
+                    segments.push(Ok(&text[at..]));
                 }
             }
-        } else if !text.is_empty() {
-            segments.push(Ok(text));
+            None if !text.is_empty() => segments.push(Ok(text)),
+            None => {}
         }
         let mut first_text = true;
         for seg in segments {
