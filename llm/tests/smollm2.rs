@@ -10,30 +10,10 @@ use airinfer_llm::model::{Logits, Model};
 use airinfer_llm::sampling::argmax;
 use airinfer_llm::tokenizer::Tokenizer;
 use airinfer_llm::tp::IdealCollective;
-use common::{lockstep_decode_step, Lockstep, LockstepStats, Record};
-use std::path::PathBuf;
-
-fn cache() -> PathBuf {
-    std::env::var_os("AIRINFER_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/airinfer")
-        })
-}
+use common::{cache, lockstep_decode_step, Lockstep, LockstepStats, Record};
 
 fn model_file() -> Option<GgufFile> {
-    let p = cache().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !p.is_file() {
-        if std::env::var_os("AIRINFER_REQUIRE_MODEL").is_some() {
-            panic!(
-                "{} is missing (run `airinfer inspect smollm2-135m` to fetch it)",
-                p.display()
-            );
-        }
-        eprintln!("note: {} absent; SmolLM2 test skipped", p.display());
-        return None;
-    }
-    Some(GgufFile::open(&p).expect("the cached model parses"))
+    common::cached_model("SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m")
 }
 
 fn lee_text() -> Option<String> {
@@ -231,24 +211,11 @@ fn cost_preset_matches_the_real_model() {
 fn tokenizer_matches_llama_cpp() {
     let Some(g) = model_file() else { return };
     let tok = Tokenizer::from_gguf(&g).unwrap();
-    let fixture: serde_json::Value =
-        serde_json::from_str(include_str!("data/tok_llamacpp_smollm2.json")).unwrap();
-    for (key, special) in [("cases", false), ("special_cases", true)] {
-        for case in fixture[key].as_array().unwrap() {
-            let text = case["text"].as_str().unwrap();
-            let want: Vec<u32> = case["ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect();
-            let got = tok.encode(text, true, special);
-            assert_eq!(got, want, "text {text:?} (parse_special {special})");
-            if !special {
-                assert_eq!(tok.decode(&got), text);
-            }
-        }
-    }
+    common::assert_tokenizes_as_llama_cpp(
+        &tok,
+        include_str!("data/tok_llamacpp_smollm2.json"),
+        true,
+    );
 }
 
 #[test]

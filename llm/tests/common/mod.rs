@@ -511,3 +511,54 @@ pub fn lockstep_decode_step(
     stats.sites += ls.next;
     la
 }
+
+/// The airinfer cache (`$AIRINFER_HOME`, default ~/.cache/airinfer).
+pub fn cache() -> std::path::PathBuf {
+    std::env::var_os("AIRINFER_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/airinfer")
+        })
+}
+
+/// The cached catalogue model `models/FILE` (`airinfer fetch NAME` puts it there); absent, a
+/// note and None, unless `AIRINFER_REQUIRE_MODEL` is set (scripts/test.sh fetches the models
+/// and sets it), which makes a missing file a failure.
+pub fn cached_model(file: &str, name: &str) -> Option<GgufFile> {
+    let p = cache().join("models").join(file);
+    if !p.is_file() {
+        if std::env::var_os("AIRINFER_REQUIRE_MODEL").is_some() {
+            panic!("{} is missing (run `airinfer fetch {name}`)", p.display());
+        }
+        eprintln!("note: {} absent; test skipped", p.display());
+        return None;
+    }
+    Some(GgufFile::open(&p).expect("the cached model parses"))
+}
+
+/// `tok` against a fixture of `llama-tokenize` ids (`cases` without and `special_cases` with
+/// special-token parsing); `round_trip`: decoding the ids of the plain cases gives the text back.
+pub fn assert_tokenizes_as_llama_cpp(
+    tok: &airinfer_llm::tokenizer::Tokenizer,
+    fixture: &str,
+    round_trip: bool,
+) {
+    let fixture: serde_json::Value = serde_json::from_str(fixture).unwrap();
+    for (key, special) in [("cases", false), ("special_cases", true)] {
+        for case in fixture[key].as_array().unwrap() {
+            let text = case["text"].as_str().unwrap();
+            let want: Vec<u32> = case["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            let got = tok.encode(text, true, special);
+            assert_eq!(got, want, "text {text:?} (parse_special {special})");
+            if round_trip && !special {
+                assert_eq!(tok.decode(&got), text);
+            }
+        }
+    }
+}
