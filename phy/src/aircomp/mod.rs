@@ -184,6 +184,16 @@ impl Transceiver {
     }
 }
 
+/// Keep `t` in `best` when it has the lower analytic MSE (or `best` is empty).
+pub(crate) fn keep_best(best: &mut Option<Transceiver>, t: Transceiver) {
+    if best
+        .as_ref()
+        .is_none_or(|b| t.analytic_mse < b.analytic_mse)
+    {
+        *best = Some(t);
+    }
+}
+
 /// `Σ_k σ_k² ‖AᴴH_kB_k − I‖²_F + σ² ‖A‖²_F`.
 pub fn mse(p: &Problem, a: &CMat, b: &[CMat]) -> f64 {
     let l = a.ncols();

@@ -3,8 +3,9 @@
 
 use super::zf::top_eigenvectors;
 use super::{
-    mse, refine_zf_directions, refine_zf_directions_warm, scale_to_budgets, zero_forcing,
-    zf_precoders, zf_with_directions, AirCompError, Problem, ReceiveDirection, Transceiver,
+    keep_best, mse, refine_zf_directions, refine_zf_directions_warm, scale_to_budgets,
+    zero_forcing, zf_precoders, zf_with_directions, AirCompError, Problem, ReceiveDirection,
+    Transceiver,
 };
 use crate::{CMat, C64};
 
@@ -112,14 +113,7 @@ pub(crate) fn multi_stream_start(p: &Problem) -> Result<Transceiver, AirCompErro
     let mut first_err = None;
     for c in candidates {
         match c {
-            Ok(t)
-                if best
-                    .as_ref()
-                    .is_none_or(|b| t.analytic_mse < b.analytic_mse) =>
-            {
-                best = Some(t)
-            }
-            Ok(_) => {}
+            Ok(t) => keep_best(&mut best, t),
             Err(e) => {
                 first_err.get_or_insert(e);
             }

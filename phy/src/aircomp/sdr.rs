@@ -144,7 +144,7 @@ fn sdr_multi_stream<R: rand::Rng + ?Sized>(
         super::ReceiveDirection::SumDirections,
     ] {
         if let Ok(t) = super::zero_forcing(p, dir) {
-            keep_best(&mut best, t);
+            super::keep_best(&mut best, t);
         }
     }
     // correction factors r_k = tr((GᴴQ_kG)⁻¹)·tr(GᴴQ_kG)/L² ≥ 1 of the best design so far; the
@@ -171,7 +171,7 @@ fn sdr_multi_stream<R: rand::Rng + ?Sized>(
         }
         for g in cands {
             if let Ok(t) = super::zf_with_directions(p, &g) {
-                keep_best(&mut best, t);
+                super::keep_best(&mut best, t);
             }
         }
         let Some(t) = best.as_ref() else { break };
@@ -215,15 +215,6 @@ fn eigen_root(m: &CMat) -> (CMat, CMat, Vec<usize>) {
 
 /// SDPs solved per multi-stream design: the relaxation, then re-solves with the correction factors.
 const SDR_ROUNDS: usize = 4;
-
-fn keep_best(best: &mut Option<Transceiver>, t: Transceiver) {
-    if best
-        .as_ref()
-        .is_none_or(|b| t.analytic_mse < b.analytic_mse)
-    {
-        *best = Some(t);
-    }
-}
 
 #[cfg(test)]
 mod tests {

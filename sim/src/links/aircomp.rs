@@ -147,7 +147,12 @@ impl Link for Aircomp {
                     }
                     _ => aircomp::sca(p, 100),
                 }?;
-                *warm = Some((p.channels.to_vec(), t.receive_beamformer.clone()));
+                match warm {
+                    Some((h, g)) if h.as_slice() == p.channels => {
+                        g.clone_from(&t.receive_beamformer)
+                    }
+                    _ => *warm = Some((p.channels.to_vec(), t.receive_beamformer.clone())),
+                }
                 Ok(t)
             };
             aircomp::over_the_air_sum(refs, link, f, &mut s.noise)

@@ -370,16 +370,13 @@ pub fn collective(
 impl SchemeArgs {
     /// The linear large-scale gain of each of `k` devices from `--gains-db` (empty: 0 dB).
     pub fn gains(&self, k: usize) -> Result<Vec<f64>> {
-        let db = match self.gains_db.len() {
-            0 => return Ok(Vec::new()),
-            1 => vec![self.gains_db[0]; k],
-            n if n == k => self.gains_db.clone(),
-            n => bail!("--gains-db: {n} values for {k} devices (give one, or one per device)"),
-        };
-        if let Some(x) = db.iter().find(|x| !x.is_finite()) {
-            bail!("--gains-db: {x} is not a finite number of dB");
+        if self.gains_db.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(db.iter().map(|x| 10f64.powf(x / 10.0)).collect())
+        // the experiment's `channel.gains_db` rules, errors named as the flag
+        let mut spec: crate::experiment::spec::Spec = toml::from_str("kind = \"eval\"")?;
+        spec.channel.gains_db = self.gains_db.clone();
+        spec.gains(k).map_err(super::plan::as_flag)
     }
 
     /// Plan the assignment `name` (`sca`, `uniform`, `compute`, `memory`) for model `cfg` of
