@@ -214,6 +214,7 @@ pub mod presets {
             rope_freq_base: rope,
             rms_norm_eps: eps,
             tied_embeddings: tied,
+            arch: Default::default(),
         }
     }
 

@@ -689,20 +689,102 @@ pub struct ChatMessage {
     pub content: String,
 }
 
+/// The chat formats airinfer can write, chosen as llama.cpp does: from the GGUF's
+/// `tokenizer.chat_template` (a Jinja template recognised by its markers, not executed), or,
+/// when the file has none, from the architecture (Gemma 3 GGUFs often carry no template).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatFormat {
+    /// `<|im_start|>{role}\n{content}<|im_end|>\n` (SmolLM2, Qwen).
+    ChatMl,
+    /// `<start_of_turn>{user|model}\n{content}<end_of_turn>\n`, a system message folded into
+    /// the first user turn (Gemma).
+    Gemma,
+    /// `<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>` (Llama 3).
+    Llama3,
+}
+
+impl ChatFormat {
+    /// The format of a model file: its template's markers, else its architecture's
+    /// (`gemma*`: Gemma), else ChatML (llama.cpp's default).
+    pub fn of(g: &GgufFile) -> ChatFormat {
+        if let Some(t) = g.get_str_opt("tokenizer.chat_template").ok().flatten() {
+            if t.contains("<|im_start|>") {
+                return ChatFormat::ChatMl;
+            }
+            if t.contains("<start_of_turn>") {
+                return ChatFormat::Gemma;
+            }
+            if t.contains("<|start_header_id|>") {
+                return ChatFormat::Llama3;
+            }
+        }
+        match g.get_str_opt("general.architecture").ok().flatten() {
+            Some(a) if a.starts_with("gemma") => ChatFormat::Gemma,
+            _ => ChatFormat::ChatMl,
+        }
+    }
+
+    /// The conversation as the model's prompt text (special tokens as text: tokenise it with
+    /// special-token parsing), ending with the assistant's turn opened when
+    /// `add_generation_prompt`.
+    pub fn apply(self, messages: &[ChatMessage], add_generation_prompt: bool) -> String {
+        let mut s = String::new();
+        match self {
+            ChatFormat::ChatMl => {
+                for m in messages {
+                    s.push_str(&format!(
+                        "<|im_start|>{}\n{}<|im_end|>\n",
+                        m.role, m.content
+                    ));
+                }
+                if add_generation_prompt {
+                    s.push_str("<|im_start|>assistant\n");
+                }
+            }
+            ChatFormat::Gemma => {
+                // no system role: system messages are folded into the next user turn
+                let mut system = String::new();
+                for m in messages {
+                    if m.role == "system" {
+                        system.push_str(m.content.trim());
+                        continue;
+                    }
+                    let role = if m.role == "assistant" {
+                        "model"
+                    } else {
+                        &m.role
+                    };
+                    s.push_str(&format!("<start_of_turn>{role}\n"));
+                    if !system.is_empty() && role != "model" {
+                        s.push_str(&format!("{}\n\n", std::mem::take(&mut system)));
+                    }
+                    s.push_str(&format!("{}<end_of_turn>\n", m.content.trim()));
+                }
+                if add_generation_prompt {
+                    s.push_str("<start_of_turn>model\n");
+                }
+            }
+            ChatFormat::Llama3 => {
+                for m in messages {
+                    s.push_str(&format!(
+                        "<|start_header_id|>{}<|end_header_id|>\n\n{}<|eot_id|>",
+                        m.role,
+                        m.content.trim()
+                    ));
+                }
+                if add_generation_prompt {
+                    s.push_str("<|start_header_id|>assistant<|end_header_id|>\n\n");
+                }
+            }
+        }
+        s
+    }
+}
+
 /// The ChatML template: `<|im_start|>{role}\n{content}<|im_end|>\n` per message, then
 /// `<|im_start|>assistant\n` when a reply is to be generated.
 pub fn chatml(messages: &[ChatMessage], add_generation_prompt: bool) -> String {
-    let mut s = String::new();
-    for m in messages {
-        s.push_str(&format!(
-            "<|im_start|>{}\n{}<|im_end|>\n",
-            m.role, m.content
-        ));
-    }
-    if add_generation_prompt {
-        s.push_str("<|im_start|>assistant\n");
-    }
-    s
+    ChatFormat::ChatMl.apply(messages, add_generation_prompt)
 }
 
 /// The default system message a GGUF chat template inserts when the conversation has none

@@ -260,6 +260,7 @@ mod tests {
             rope_freq_base: 1e4,
             rms_norm_eps: 1e-5,
             tied_embeddings: true,
+            arch: Default::default(),
         }
     }
 

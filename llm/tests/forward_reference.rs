@@ -135,7 +135,7 @@ proptest! {
         b.record_magnitudes = true;
         let mut rec = Record::default();
         let la = single.forward(&mut a, &TOKENS, &mut rec, Logits::From(0)).unwrap();
-        let mut ls = Lockstep::new(&rec, (t.n_embd, t.n_ff));
+        let mut ls = Lockstep::new(&rec, &single);
         let lb = tp.forward(&mut b, &TOKENS, &mut ls, Logits::From(0)).unwrap();
         prop_assert_eq!(ls.next, rec.sums.len());
         prop_assert!(la == lb, "shares {:?}: logits differ under lock-step", shares);

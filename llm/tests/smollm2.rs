@@ -10,15 +10,9 @@ use airinfer_llm::model::{Logits, Model};
 use airinfer_llm::sampling::argmax;
 use airinfer_llm::tokenizer::Tokenizer;
 use airinfer_llm::tp::IdealCollective;
-use common::{cache, lockstep_decode_step, Lockstep, LockstepStats, Record};
 
 fn model_file() -> Option<GgufFile> {
     common::cached_model("SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m")
-}
-
-fn lee_text() -> Option<String> {
-    let p = cache().join("texts/lee_background.cor");
-    std::fs::read_to_string(p).ok()
 }
 
 #[test]
@@ -53,65 +47,10 @@ fn greedy_generation_names_paris() {
 #[test]
 fn tensor_parallel_smollm2_equals_single_device() {
     let Some(g) = model_file() else { return };
-    let tok = Tokenizer::from_gguf(&g).unwrap();
-    let single = Model::load_single(&g).unwrap();
-    let cfg = &single.cfg;
-    let cols = (cfg.n_head * cfg.head_dim, cfg.n_ff);
-    let prompt = tok.encode(
-        "Over-the-air computation sums the partial activations.",
-        true,
-        false,
+    common::assert_tp_equals_single_device(
+        &g,
+        &[vec![2.0, 1.0, 0.5], vec![0.3, 1.0, 0.0, 2.0, 0.7]],
     );
-    eprintln!("kernel path: {}", airinfer_llm::kernels::kernel_name());
-    for shares in [vec![2.0, 1.0, 0.5], vec![0.3, 1.0, 0.0, 2.0, 0.7]] {
-        let tp = Model::load_shares(&g, &shares).unwrap();
-        // the f32 path: the whole prompt at once
-        let (mut a, mut b) = (single.new_session(64), tp.new_session(64));
-        a.record_magnitudes = true;
-        b.record_magnitudes = true;
-        let mut rec = Record::default();
-        let la = single
-            .forward(&mut a, &prompt, &mut rec, Logits::From(0))
-            .unwrap();
-        let mut ls = Lockstep::new(&rec, cols);
-        let lb = tp
-            .forward(&mut b, &prompt, &mut ls, Logits::From(0))
-            .unwrap();
-        assert_eq!(ls.next, rec.sums.len());
-        assert!(
-            la == lb,
-            "prefill, shares {shares:?}: logits differ under lock-step"
-        );
-        // (no bitwise KV check here: the GEMM crate picks its kernel and k-blocking by matrix
-        // shape, so a device's Q/K/V rows are the single device's up to reassociation too)
-        eprintln!(
-            "prefill, shares {shares:?}: worst |Δ|/bound {:.3}, {} of {} sites not bit-identical",
-            ls.worst, ls.differing, ls.next
-        );
-        // the 8-bit decode path: prompt token by token, then 5 greedy steps
-        let (mut a, mut b) = (single.new_session(64), tp.new_session(64));
-        a.record_magnitudes = true;
-        b.record_magnitudes = true;
-        let mut st = LockstepStats::default();
-        let mut next = prompt[0];
-        for step in 0..prompt.len() + 5 {
-            let what = format!("decode step {step}, shares {shares:?}");
-            let la = lockstep_decode_step(&single, &mut a, &tp, &mut b, next, &what, &mut st);
-            next = prompt
-                .get(step + 1)
-                .copied()
-                .unwrap_or_else(|| argmax(&la).unwrap());
-        }
-        let (worst, differing, sites) = (st.worst, st.differing, st.sites);
-        eprintln!(
-            "decode, shares {shares:?}: worst |Δ|/bound {worst:.3}, {differing} of {sites} sites not bit-identical"
-        );
-        // the check can fail: a TP split whose sums differ from one device's is caught
-        assert!(
-            differing > 0,
-            "no site differed at all: is the split in use?"
-        );
-    }
 }
 
 #[test]
@@ -143,7 +82,7 @@ fn smollm2_results_do_not_depend_on_the_thread_count() {
 #[test]
 fn tokenizer_roundtrips_the_lee_corpus_and_perplexity_is_sane() {
     let Some(g) = model_file() else { return };
-    let Some(text) = lee_text() else {
+    let Some(text) = common::lee_text() else {
         eprintln!("note: Lee corpus absent; skipped");
         return;
     };

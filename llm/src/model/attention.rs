@@ -2,6 +2,7 @@
 
 use super::ops::{linear, linear_magnitudes, linear_many, rmsnorm_rows, softmax};
 use super::Model;
+use crate::config::RopeStyle;
 use crate::kernels::{self, QActs};
 use rayon::prelude::*;
 
@@ -53,6 +54,7 @@ impl Model {
         pos0: usize,
         t: usize,
         rope: &RopeTable,
+        window: Option<usize>,
         cache: &mut KvCache,
         out: &mut [f32],
         mags: Option<&mut [f32]>,
@@ -83,31 +85,53 @@ impl Model {
             t,
             &mut xq,
         );
+        // biases (this device's slices)
+        for (y, bias) in [(&mut q, &b.bq), (&mut kk, &b.bk), (&mut v, &b.bv)] {
+            if let Some(bias) = bias {
+                for row in y.chunks_mut(bias.len()) {
+                    for (a, c) in row.iter_mut().zip(bias) {
+                        *a += c;
+                    }
+                }
+            }
+        }
+        // per-head RMSNorm of queries and keys
+        for (y, w) in [(&mut q, &b.q_norm), (&mut kk, &b.k_norm)] {
+            if let Some(w) = w {
+                *y = rmsnorm_rows(y, w, cfg.rms_norm_eps);
+            }
+        }
         // RoPE on queries and keys
-        rope.apply(&mut q, t, nh, hd);
-        rope.apply(&mut kk, t, nkv, hd);
+        let style = cfg.arch.rope;
+        rope.apply(&mut q, t, nh, hd, style);
+        rope.apply(&mut kk, t, nkv, hd, style);
         // append keys and values to this device's cache
         cache.append(&kk, &v);
         let (kc, vc) = (cache.keys(), cache.values());
         let len = pos0 + t; // cached positions
 
-        // multi-head attention (causal) over the cache; GQA: query head h uses KV head h / group
-        let scale = 1.0 / (hd as f32).sqrt();
+        // multi-head attention (causal) over the cache; GQA: query head h uses KV head h / group.
+        // A local layer's query at position p sees positions p − window + 1 ..= p.
+        let scale = cfg.attn_scale();
+        let first_visible = |p: usize| window.map_or(0, |w| (p + 1).saturating_sub(w));
         let group = cfg.gqa_group();
         let mut att = vec![0.0f32; t * nh * hd]; // (T, heads_k, head_dim)
         let kv_of = |i: usize| (dev.heads.start + i) / group - dev.kv_heads.start;
         if t == 1 {
-            let mut scores = vec![0.0f32; len];
+            let from = first_visible(pos0);
+            let mut scores = vec![0.0f32; len - from];
             for i in 0..nh {
                 let kvh = kv_of(i);
                 let qh = &q[i * hd..(i + 1) * hd];
-                for (p, sc) in scores.iter_mut().enumerate() {
+                for (j, sc) in scores.iter_mut().enumerate() {
+                    let p = from + j;
                     *sc = kernels::dot_f32(qh, &kc[(p * nkv + kvh) * hd..(p * nkv + kvh + 1) * hd])
                         * scale;
                 }
                 softmax(&mut scores);
                 let o = &mut att[i * hd..(i + 1) * hd];
-                for (p, &w) in scores.iter().enumerate() {
+                for (j, &w) in scores.iter().enumerate() {
+                    let p = from + j;
                     let vr = &vc[(p * nkv + kvh) * hd..(p * nkv + kvh + 1) * hd];
                     for (a, bv) in o.iter_mut().zip(vr) {
                         *a += w * bv;
@@ -137,11 +161,13 @@ impl Model {
                     kernels::sgemm_abt_serial(t, len, hd, &qh, &kh, &mut sc);
                     for r in 0..t {
                         let visible = pos0 + r + 1;
+                        let from = first_visible(pos0 + r);
                         let row = &mut sc[r * len..(r + 1) * len];
-                        for s in row[..visible].iter_mut() {
+                        for s in row[from..visible].iter_mut() {
                             *s *= scale;
                         }
-                        softmax(&mut row[..visible]);
+                        softmax(&mut row[from..visible]);
+                        row[..from].fill(0.0);
                         row[visible..].fill(0.0);
                     }
                     let mut oh = vec![0.0f32; t * hd];
@@ -163,13 +189,14 @@ impl Model {
         }
     }
 
-    pub(super) fn rope_table(&self, pos0: usize, t: usize) -> RopeTable {
-        let half = self.rope_freqs.len();
+    /// cos/sin of positions `pos0 .. pos0 + t` at frequencies `freqs`.
+    pub(super) fn rope_table(&self, freqs: &[f32], pos0: usize, t: usize) -> RopeTable {
+        let half = freqs.len();
         let mut cos = vec![0.0f32; t * half];
         let mut sin = vec![0.0f32; t * half];
         for i in 0..t {
             let p = (pos0 + i) as f32;
-            for (j, &f) in self.rope_freqs.iter().enumerate() {
+            for (j, &f) in freqs.iter().enumerate() {
                 let (s, c) = (p * f).sin_cos();
                 cos[i * half + j] = c;
                 sin[i * half + j] = s;
@@ -187,9 +214,11 @@ pub(super) struct RopeTable {
 }
 
 impl RopeTable {
-    /// Rotate adjacent pairs (x[2j], x[2j+1]) of every head by angle pos·θ_j (GGML "normal" RoPE,
-    /// which Llama GGUFs expect: the converter permutes Q/K rows accordingly).
-    fn apply(&self, x: &mut [f32], t: usize, n_heads: usize, hd: usize) {
+    /// Rotate pairs of every head by angle pos·θ_j: adjacent pairs (x[2j], x[2j+1]) (GGML
+    /// "normal" RoPE, which Llama GGUFs expect: the converter permutes Q/K rows accordingly), or
+    /// halves (x[j], x[j + d/2]) (NeoX: Qwen, Gemma).
+    fn apply(&self, x: &mut [f32], t: usize, n_heads: usize, hd: usize, style: RopeStyle) {
+        let half = hd / 2;
         for i in 0..t {
             let (c, s) = (
                 &self.cos[i * self.half..(i + 1) * self.half],
@@ -197,10 +226,14 @@ impl RopeTable {
             );
             for h in 0..n_heads {
                 let v = &mut x[(i * n_heads + h) * hd..(i * n_heads + h + 1) * hd];
-                for j in 0..hd / 2 {
-                    let (a, b) = (v[2 * j], v[2 * j + 1]);
-                    v[2 * j] = a * c[j] - b * s[j];
-                    v[2 * j + 1] = a * s[j] + b * c[j];
+                for j in 0..half {
+                    let (ja, jb) = match style {
+                        RopeStyle::Adjacent => (2 * j, 2 * j + 1),
+                        RopeStyle::Neox => (j, j + half),
+                    };
+                    let (a, b) = (v[ja], v[jb]);
+                    v[ja] = a * c[j] - b * s[j];
+                    v[jb] = a * s[j] + b * c[j];
                 }
             }
         }

@@ -3,6 +3,7 @@
 
 use super::ops::{linear, linear_magnitudes, linear_many, rmsnorm, rmsnorm_rows};
 use super::{Hidden, KvCache, Logits, Model, ModelError, Session};
+use crate::config::Activation;
 use crate::kernels::QActs;
 use crate::tp::{Collective, ReduceCtx, ReduceSite};
 use std::ops::Range;
@@ -59,6 +60,10 @@ impl Model {
         for (i, &tok) in tokens.iter().enumerate() {
             self.token_embd
                 .dequantize_row(tok as usize, &mut x0[i * d..(i + 1) * d]);
+        }
+        let scale = self.cfg.arch.embd_scale;
+        if scale != 1.0 {
+            x0.iter_mut().for_each(|v| *v *= scale);
         }
         Ok(Hidden {
             pos,
@@ -121,9 +126,17 @@ impl Model {
         } else {
             Vec::new()
         };
-        let rope = self.rope_table(pos0, t);
+        let rope = self.rope_table(&self.rope_freqs, pos0, t);
+        let rope_swa = layers
+            .clone()
+            .any(|l| cfg.is_local(l))
+            .then(|| self.rope_table(&self.rope_freqs_swa, pos0, t));
 
         for l in layers {
+            let (rope, window) = match &rope_swa {
+                Some(r) if cfg.is_local(l) => (r, cfg.arch.sliding_window),
+                _ => (&rope, None),
+            };
             // attention: each device computes its heads and its slice of the output projection
             for k in 0..n_dev {
                 self.attention(
@@ -132,7 +145,8 @@ impl Model {
                     &xs[k],
                     pos0,
                     t,
-                    &rope,
+                    rope,
+                    window,
                     &mut s.caches[k][l],
                     &mut partials[k],
                     mags.get_mut(k).map(|m| m.as_mut_slice()),
@@ -147,8 +161,14 @@ impl Model {
                 width: d,
             };
             reduce(collective, &ctx, &mut partials, &mags);
-            for (x, p) in xs.iter_mut().zip(&partials) {
-                add_assign(x, p);
+            let b0 = &self.devices[0].blocks[l];
+            for (x, p) in xs.iter_mut().zip(partials.iter_mut()) {
+                if let Some(bo) = &b0.bo {
+                    for row in p.chunks_mut(d) {
+                        add_assign(row, bo);
+                    }
+                }
+                self.residual_add(x, p, b0.post_attn_norm.as_deref());
             }
             // MLP: each device computes its FFN columns and its slice of the down projection
             for k in 0..n_dev {
@@ -170,8 +190,9 @@ impl Model {
                 width: d,
             };
             reduce(collective, &ctx, &mut partials, &mags);
-            for (x, p) in xs.iter_mut().zip(&partials) {
-                add_assign(x, p);
+            let post = self.devices[0].blocks[l].post_ffn_norm.as_deref();
+            for (x, p) in xs.iter_mut().zip(partials.iter_mut()) {
+                self.residual_add(x, p, post);
             }
         }
         s.pos += t;
@@ -200,7 +221,22 @@ impl Model {
         let head = self.output.as_ref().unwrap_or(&self.token_embd);
         let mut logits = vec![0.0f32; rows * cfg.vocab_size];
         linear(head, &xn, rows, &mut logits, &mut QActs::default());
+        if let Some(c) = cfg.arch.final_logit_softcap {
+            logits.iter_mut().for_each(|v| *v = c * (*v / c).tanh());
+        }
         logits
+    }
+
+    /// `x += p`, or `x += rmsnorm(p)` with the post-norm's weights (Gemma 3), row by row:
+    /// after the reduction, so each device normalises what it received.
+    fn residual_add(&self, x: &mut [f32], p: &mut [f32], post_norm: Option<&[f32]>) {
+        match post_norm {
+            None => add_assign(x, p),
+            Some(w) => {
+                let n = rmsnorm_rows(p, w, self.cfg.rms_norm_eps);
+                add_assign(x, &n);
+            }
+        }
     }
 
     /// One device's MLP for block `l`: writes its partial down projection into `out`.
@@ -236,9 +272,18 @@ impl Model {
             t,
             &mut xq,
         );
-        // SwiGLU: silu(gate) ⊙ up
-        for (g, u) in gate.iter_mut().zip(&up) {
-            *g = *g / (1.0 + (-*g).exp()) * u;
+        // SwiGLU: silu(gate) ⊙ up, or GeGLU: gelu(gate) ⊙ up
+        match cfg.arch.activation {
+            Activation::Silu => {
+                for (g, u) in gate.iter_mut().zip(&up) {
+                    *g = *g / (1.0 + (-*g).exp()) * u;
+                }
+            }
+            Activation::GeluTanh => {
+                for (g, u) in gate.iter_mut().zip(&up) {
+                    *g = gelu_tanh(*g) * u;
+                }
+            }
         }
         // down projection: this device's slice of the inputs → a partial n_embd vector
         linear(&b.w_down, &gate, t, out, &mut xq);
@@ -246,6 +291,12 @@ impl Model {
             linear_magnitudes(&b.w_down, &gate, &xq, t, m);
         }
     }
+}
+
+/// GELU in its tanh approximation, `x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044715 * x * x)).tanh())
 }
 
 fn add_assign(x: &mut [f32], y: &[f32]) {

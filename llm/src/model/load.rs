@@ -35,6 +35,47 @@ fn vector(g: &GgufFile, name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
     Ok(g.tensor_f32(name)?)
 }
 
+/// An optional 1-D f32 vector: `None` when the file lacks it.
+fn opt_vector(g: &GgufFile, name: &str, n: usize) -> Result<Option<Vec<f32>>, ModelError> {
+    if g.tensor(name).is_none() {
+        return Ok(None);
+    }
+    vector(g, name, n).map(Some)
+}
+
+/// A vector the architecture requires when `required`, else `None`.
+fn vector_if(
+    g: &GgufFile,
+    required: bool,
+    name: &str,
+    n: usize,
+) -> Result<Option<Vec<f32>>, ModelError> {
+    if required {
+        vector(g, name, n).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Tensors of a block this engine does not compute with: refused by name rather than ignored.
+const UNSUPPORTED_BLOCK_TENSORS: &[&str] = &[
+    "attn_qkv.weight",
+    "ffn_gate.bias",
+    "ffn_up.bias",
+    "ffn_down.bias",
+    "ffn_gate_inp.weight",
+];
+
+/// RoPE frequencies `scale · base^(−2i/d) / factor_i`, i < d/2.
+fn rope_frequencies(base: f32, scale: f32, d: usize, factors: Option<&[f32]>) -> Vec<f32> {
+    (0..d / 2)
+        .map(|i| {
+            let f = scale as f64 * (base as f64).powf(-2.0 * i as f64 / d as f64);
+            (f / factors.map_or(1.0, |v| v[i] as f64)) as f32
+        })
+        .collect()
+}
+
 /// Whether the kernels read `ty`'s own blocks (else the loader holds it as f32).
 fn packed(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
@@ -171,6 +212,21 @@ impl Model {
             )?)
         };
         let output_norm = vector(g, "output_norm.weight", d)?;
+        for l in 0..cfg.n_layer {
+            for s in UNSUPPORTED_BLOCK_TENSORS {
+                let name = format!("blk.{l}.{s}");
+                if g.tensor(&name).is_some() {
+                    return Err(ModelError::Config {
+                        key: name,
+                        reason: format!(
+                            "this tensor is not supported (a fused QKV, MLP biases or experts) in a '{}' model",
+                            cfg.arch.name
+                        ),
+                    });
+                }
+            }
+        }
+        let arch = &cfg.arch;
         let mut devices = Vec::with_capacity(plan.n_devices());
         for k in 0..plan.n_devices() {
             let heads = plan.heads[k].clone();
@@ -181,9 +237,21 @@ impl Model {
             let mut blocks = Vec::with_capacity(cfg.n_layer);
             for l in 0..cfg.n_layer {
                 let n = |s: &str| format!("blk.{l}.{s}.weight");
+                let bias = |s: &str, len: usize, rows: &Range<usize>| {
+                    opt_vector(g, &format!("blk.{l}.{s}.bias"), len)
+                        .map(|b| b.map(|v| v[rows.clone()].to_vec()))
+                };
                 blocks.push(Block {
                     attn_norm: vector(g, &n("attn_norm"), d)?,
                     ffn_norm: vector(g, &n("ffn_norm"), d)?,
+                    q_norm: vector_if(g, arch.qk_norm, &n("attn_q_norm"), hd)?,
+                    k_norm: vector_if(g, arch.qk_norm, &n("attn_k_norm"), hd)?,
+                    post_attn_norm: vector_if(g, arch.post_norms, &n("post_attention_norm"), d)?,
+                    post_ffn_norm: vector_if(g, arch.post_norms, &n("post_ffw_norm"), d)?,
+                    bq: bias("attn_q", nh * hd, &q_rows)?,
+                    bk: bias("attn_k", nkv * hd, &kv_rows)?,
+                    bv: bias("attn_v", nkv * hd, &kv_rows)?,
+                    bo: opt_vector(g, &format!("blk.{l}.attn_output.bias"), d)?,
                     wq: load_matrix(g, &n("attn_q"), nh * hd, d, q_rows.clone(), 0..d)?,
                     wk: load_matrix(g, &n("attn_k"), nkv * hd, d, kv_rows.clone(), 0..d)?,
                     wv: load_matrix(g, &n("attn_v"), nkv * hd, d, kv_rows.clone(), 0..d)?,
@@ -200,9 +268,24 @@ impl Model {
                 blocks,
             });
         }
-        let rope_freqs = (0..hd / 2)
-            .map(|i| (cfg.rope_freq_base as f64).powf(-2.0 * i as f64 / hd as f64) as f32)
-            .collect();
+        // Llama 3's RoPE scaling: per-frequency divisors in rope_freqs.weight
+        let factors = opt_vector(g, "rope_freqs.weight", hd / 2)?;
+        if let Some(f) = &factors {
+            if let Some(bad) = f.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                return Err(ModelError::Config {
+                    key: "rope_freqs.weight".into(),
+                    reason: format!("factor {bad} must be finite and positive"),
+                });
+            }
+        }
+        let rope_freqs = rope_frequencies(
+            cfg.rope_freq_base,
+            arch.rope_freq_scale,
+            hd,
+            factors.as_deref(),
+        );
+        // the local layers: their own base, unscaled (llama.cpp's freq_base_swa / scale_swa)
+        let rope_freqs_swa = rope_frequencies(arch.rope_freq_base_swa, 1.0, hd, None);
         Ok(Model {
             cfg,
             plan,
@@ -211,7 +294,18 @@ impl Model {
             output_norm,
             devices,
             rope_freqs,
+            rope_freqs_swa,
         })
+    }
+
+    /// Whether the row-parallel projections before the two reduction sites (attention output,
+    /// MLP down) are held in a packed quantised format, so that a single-token step multiplies
+    /// them with 8-bit activations (else, held as f32, with f32 ones).
+    pub fn site_weights_packed(&self) -> bool {
+        let b = &self.devices[0].blocks[0];
+        [&b.wo, &b.w_down]
+            .iter()
+            .all(|m| m.packing() != kernels::Packing::Dense)
     }
 
     /// Number of devices.
@@ -227,7 +321,22 @@ impl Model {
             .blocks
             .iter()
             .map(|b| {
-                4 * (b.attn_norm.len() + b.ffn_norm.len())
+                let vectors = [
+                    &b.q_norm,
+                    &b.k_norm,
+                    &b.post_attn_norm,
+                    &b.post_ffn_norm,
+                    &b.bq,
+                    &b.bk,
+                    &b.bv,
+                    &b.bo,
+                ];
+                4 * (b.attn_norm.len()
+                    + b.ffn_norm.len()
+                    + vectors
+                        .iter()
+                        .map(|v| v.as_ref().map_or(0, Vec::len))
+                        .sum::<usize>())
                     + [&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down]
                         .iter()
                         .map(|m| m.quantised_bytes())

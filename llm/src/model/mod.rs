@@ -1,9 +1,12 @@
-//! The Llama-architecture forward pass, on one device or tensor-parallel over K devices.
+//! The decoder forward pass (Llama and its relatives: Qwen 2/3, Gemma 3), on one device or
+//! tensor-parallel over K devices.
 //!
 //! Read [`Model::forward`] top to bottom: embedding, then per block "attention rmsnorm", "qkv
 //! matmuls", "RoPE", "multi-head attention", "output projection" + all-reduce + residual, "ffn
 //! rmsnorm", "gate/up matmuls", "SwiGLU", "down projection" + all-reduce + residual; then the
-//! final norm and the output head. Each device keeps its own copy of the residual stream, because
+//! final norm and the output head. What an architecture changes ([`crate::config::ArchConfig`]:
+//! embedding scale, Q/K biases and norms, NeoX RoPE, sliding-window layers, post-norms after
+//! each reduction, GeGLU) are options of this one pass. Each device keeps its own copy of the residual stream, because
 //! over a noisy channel each device may receive a different estimate of the all-reduced sum.
 //!
 //! Single-device inference is the K = 1 case of the same code.
@@ -89,8 +92,20 @@ pub enum ModelError {
 /// One block's weights held by one device.
 #[derive(Debug)]
 struct Block {
-    attn_norm: Vec<f32>,  // (n_embd)
-    ffn_norm: Vec<f32>,   // (n_embd)
+    attn_norm: Vec<f32>, // (n_embd)
+    ffn_norm: Vec<f32>,  // (n_embd)
+    // per-head RMSNorm weights of queries and keys (head_dim): Qwen 3, Gemma 3
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
+    // RMSNorm of the reduced attention / MLP output before the residual add (n_embd): Gemma 3
+    post_attn_norm: Option<Vec<f32>>,
+    post_ffn_norm: Option<Vec<f32>>,
+    // biases: this device's slices of the Q/K/V ones (Qwen 2), and the output projection's
+    // (n_embd), added once to the reduced sum
+    bq: Option<Vec<f32>>,
+    bk: Option<Vec<f32>>,
+    bv: Option<Vec<f32>>,
+    bo: Option<Vec<f32>>,
     wq: PackedMatrix,     // (heads_k·head_dim, n_embd)
     wk: PackedMatrix,     // (kv_k·head_dim, n_embd)
     wv: PackedMatrix,     // (kv_k·head_dim, n_embd)
@@ -120,7 +135,8 @@ pub struct Model {
     output: Option<PackedMatrix>, // (vocab, n_embd); None when tied to token_embd
     output_norm: Vec<f32>,    // (n_embd)
     devices: Vec<DeviceWeights>,
-    rope_freqs: Vec<f32>, // (head_dim/2): θ^(−2i/head_dim)
+    rope_freqs: Vec<f32>, // (head_dim/2): scale · θ^(−2i/head_dim) / factor_i
+    rope_freqs_swa: Vec<f32>, // the local (sliding-window) layers' frequencies
 }
 
 /// Which positions of a forward call get logits.

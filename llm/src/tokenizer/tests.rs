@@ -121,3 +121,34 @@ fn spm_merges_by_score_with_byte_fallback() {
     assert_eq!(ids, vec![3, 10 + 0xC3, 10 + 0xA9]);
     assert_eq!(t.decode(&t.encode("ab c é", true, false)), "ab c é");
 }
+
+/// The chat formats write what llama.cpp's built-in templates write for its test conversation
+/// (`tests/test-chat-template.cpp`, llama.cpp vendored in llama-cpp-python 0.3.36: the
+/// `expected_output` of google/gemma-7b-it, Llama 3, ChatML).
+#[test]
+fn chat_formats_match_llama_cpp() {
+    let m = |role: &str, content: &str| ChatMessage {
+        role: role.into(),
+        content: content.into(),
+    };
+    let conversation = [
+        m("system", "You are a helpful assistant"),
+        m("user", "Hello"),
+        m("assistant", "Hi there"),
+        m("user", "Who are you"),
+        m("assistant", "   I am an assistant   "),
+        m("user", "Another question"),
+    ];
+    assert_eq!(
+        ChatFormat::Gemma.apply(&conversation, true),
+        "<start_of_turn>user\nYou are a helpful assistant\n\nHello<end_of_turn>\n<start_of_turn>model\nHi there<end_of_turn>\n<start_of_turn>user\nWho are you<end_of_turn>\n<start_of_turn>model\nI am an assistant<end_of_turn>\n<start_of_turn>user\nAnother question<end_of_turn>\n<start_of_turn>model\n"
+    );
+    assert_eq!(
+        ChatFormat::Llama3.apply(&conversation, true),
+        "<|start_header_id|>system<|end_header_id|>\n\nYou are a helpful assistant<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHello<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nHi there<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nWho are you<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nI am an assistant<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nAnother question<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+    );
+    assert_eq!(
+        ChatFormat::ChatMl.apply(&conversation, true),
+        "<|im_start|>system\nYou are a helpful assistant<|im_end|>\n<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\nHi there<|im_end|>\n<|im_start|>user\nWho are you<|im_end|>\n<|im_start|>assistant\n   I am an assistant   <|im_end|>\n<|im_start|>user\nAnother question<|im_end|>\n<|im_start|>assistant\n"
+    );
+}

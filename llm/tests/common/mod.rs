@@ -317,8 +317,10 @@ pub fn gamma(n: usize) -> f64 {
 /// per block; the portable kernel adds 2 terms per block in sequence. The f32 path adds `cols`
 /// products in some order. Each summand carries ≤ 2 roundings of its own (d_w·d_x, then the
 /// product with the integer sum or the fused multiply-add).
-pub fn roundings(cols: usize, n_tokens: usize) -> usize {
-    let path = if f32_path(n_tokens) {
+/// `packed`: the site's weights are in a packed quantised format (else held as f32, and every
+/// path is the f32 one).
+pub fn roundings(cols: usize, n_tokens: usize, packed: bool) -> usize {
+    let path = if f32_path(n_tokens) || !packed {
         cols
     } else {
         2 * cols / 32 + 4
@@ -360,6 +362,8 @@ pub struct Lockstep<'a> {
     pub record: &'a Record,
     /// Input widths of the two sites: (n_head · head_dim, n_ff).
     pub cols: (usize, usize),
+    /// Whether the sites' weights are packed ([`Model::site_weights_packed`]).
+    pub packed: bool,
     pub next: usize,
     /// Largest |difference| / bound seen (≤ 1 passes).
     pub worst: f64,
@@ -368,10 +372,12 @@ pub struct Lockstep<'a> {
 }
 
 impl<'a> Lockstep<'a> {
-    pub fn new(record: &'a Record, cols: (usize, usize)) -> Self {
+    pub fn new(record: &'a Record, model: &airinfer_llm::model::Model) -> Self {
+        let cfg = &model.cfg;
         Lockstep {
             record,
-            cols,
+            cols: (cfg.n_head * cfg.head_dim, cfg.n_ff),
+            packed: model.site_weights_packed(),
             next: 0,
             worst: 0.0,
             differing: 0,
@@ -397,7 +403,7 @@ impl Collective for Lockstep<'_> {
             ReduceSite::AttnOutput => self.cols.0,
             ReduceSite::MlpDown => self.cols.1,
         };
-        let n = roundings(cols, ctx.n_tokens);
+        let n = roundings(cols, ctx.n_tokens, self.packed);
         // On the f32 (prefill) path the site's inputs come from GEMMs whose kernel and
         // k-blocking depend on the matrix shape (a device's rows vs all rows), so each input
         // element carries a reassociation error of its own: dot products of length n_embd
@@ -498,10 +504,9 @@ pub fn lockstep_decode_step(
     stats: &mut LockstepStats,
 ) -> Vec<f32> {
     use airinfer_llm::model::Logits;
-    let cfg = &single.cfg;
     let mut rec = Record::default();
     let la = single.forward(a, &[tok], &mut rec, Logits::Last).unwrap();
-    let mut ls = Lockstep::new(&rec, (cfg.n_head * cfg.head_dim, cfg.n_ff));
+    let mut ls = Lockstep::new(&rec, single);
     let lb = tp.forward(b, &[tok], &mut ls, Logits::Last).unwrap();
     assert_eq!(ls.next, rec.sums.len());
     assert!(la == lb, "{what}: logits differ under lock-step");
@@ -512,6 +517,75 @@ pub fn lockstep_decode_step(
     la
 }
 
+/// TP = one device on a real model, by the argument above (lock-step): at every reduction
+/// site the TP sum is within the reassociation bound of the single-device sum and made of the
+/// same summands; on the decode path (our kernels, row by row) every device's KV cache is bit
+/// for bit the single device's (the prompt fed token by token, then 5 decode steps); on the
+/// f32 prefill path (the GEMM crate) the sites are checked the same way. Run once per SIMD
+/// path by `scripts/test.sh` (`AIRINFER_SIMD`).
+pub fn assert_tp_equals_single_device(g: &GgufFile, share_sets: &[Vec<f64>]) {
+    use airinfer_llm::model::{Logits, Model};
+    use airinfer_llm::sampling::argmax;
+    use airinfer_llm::tokenizer::Tokenizer;
+    let tok = Tokenizer::from_gguf(g).unwrap();
+    let single = Model::load_single(g).unwrap();
+    let prompt = tok.encode(
+        "Over-the-air computation sums the partial activations.",
+        true,
+        false,
+    );
+    eprintln!("kernel path: {}", airinfer_llm::kernels::kernel_name());
+    for shares in share_sets {
+        let tp = Model::load_shares(g, shares).unwrap();
+        // the f32 path: the whole prompt at once
+        let (mut a, mut b) = (single.new_session(64), tp.new_session(64));
+        a.record_magnitudes = true;
+        b.record_magnitudes = true;
+        let mut rec = Record::default();
+        let la = single
+            .forward(&mut a, &prompt, &mut rec, Logits::From(0))
+            .unwrap();
+        let mut ls = Lockstep::new(&rec, &single);
+        let lb = tp
+            .forward(&mut b, &prompt, &mut ls, Logits::From(0))
+            .unwrap();
+        assert_eq!(ls.next, rec.sums.len());
+        assert!(
+            la == lb,
+            "prefill, shares {shares:?}: logits differ under lock-step"
+        );
+        // (no bitwise KV check here: the GEMM crate picks its kernel and k-blocking by matrix
+        // shape, so a device's Q/K/V rows are the single device's up to reassociation too)
+        eprintln!(
+            "prefill, shares {shares:?}: worst |Δ|/bound {:.3}, {} of {} sites not bit-identical",
+            ls.worst, ls.differing, ls.next
+        );
+        // the 8-bit decode path: prompt token by token, then 5 greedy steps
+        let (mut a, mut b) = (single.new_session(64), tp.new_session(64));
+        a.record_magnitudes = true;
+        b.record_magnitudes = true;
+        let mut st = LockstepStats::default();
+        let mut next = prompt[0];
+        for step in 0..prompt.len() + 5 {
+            let what = format!("decode step {step}, shares {shares:?}");
+            let la = lockstep_decode_step(&single, &mut a, &tp, &mut b, next, &what, &mut st);
+            next = prompt
+                .get(step + 1)
+                .copied()
+                .unwrap_or_else(|| argmax(&la).unwrap());
+        }
+        let (worst, differing, sites) = (st.worst, st.differing, st.sites);
+        eprintln!(
+            "decode, shares {shares:?}: worst |Δ|/bound {worst:.3}, {differing} of {sites} sites not bit-identical"
+        );
+        // the check can fail: a TP split whose sums differ from one device's is caught
+        assert!(
+            differing > 0,
+            "no site differed at all: is the split in use?"
+        );
+    }
+}
+
 /// The airinfer cache (`$AIRINFER_HOME`, default ~/.cache/airinfer).
 pub fn cache() -> std::path::PathBuf {
     std::env::var_os("AIRINFER_HOME")
@@ -520,6 +594,16 @@ pub fn cache() -> std::path::PathBuf {
             std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
                 .join(".cache/airinfer")
         })
+}
+
+/// The Lee corpus from the airinfer cache (fetched with the default text), if present.
+pub fn lee_text() -> Option<String> {
+    let p = cache().join("texts/lee_background.cor");
+    let t = std::fs::read_to_string(&p).ok();
+    if t.is_none() {
+        eprintln!("note: {} absent; skipped", p.display());
+    }
+    t
 }
 
 /// The cached catalogue model `models/FILE` (`airinfer fetch NAME` puts it there); absent, a

@@ -7,7 +7,7 @@ use airinfer_llm::eval::{perplexity, PplMode, PplOptions};
 use airinfer_llm::gguf::GgufFile;
 use airinfer_llm::model::{Logits, Model};
 use airinfer_llm::sampling::{Sampler, SamplerConfig};
-use airinfer_llm::tokenizer::{chatml, default_system_message, ChatMessage, Tokenizer};
+use airinfer_llm::tokenizer::{default_system_message, ChatFormat, ChatMessage, Tokenizer};
 use airinfer_llm::tp::IdealCollective;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -283,7 +283,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         mib(total_bytes as usize),
         n_params as f64 / 1e6
     );
-    println!("architecture llama: {} layers, n_embd {}, n_ff {}, {} heads / {} KV heads (head dim {}), vocab {}, context {}", cfg.n_layer, cfg.n_embd, cfg.n_ff, cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.vocab_size, cfg.context_length);
+    println!("architecture {}: {} layers, n_embd {}, n_ff {}, {} heads / {} KV heads (head dim {}), vocab {}, context {}", cfg.arch.name, cfg.n_layer, cfg.n_embd, cfg.n_ff, cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.vocab_size, cfg.context_length);
     println!(
         "             RoPE base {}, RMSNorm eps {:e}, {} output head",
         cfg.rope_freq_base,
@@ -342,7 +342,14 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
             role: "user".into(),
             content: a.prompt.clone(),
         });
-        chatml(&msgs, true)
+        let format = ChatFormat::of(&g);
+        if !quiet && g.get("tokenizer.chat_template").is_none() {
+            eprintln!(
+                "note: the model file has no chat template; using its architecture's turn format ({format:?}). \
+                 A base (not instruction-tuned) model may not follow it"
+            );
+        }
+        format.apply(&msgs, true)
     } else {
         a.prompt.clone()
     };
