@@ -13,6 +13,7 @@ pub mod kernels;
 pub mod model;
 pub mod quant;
 pub mod sampling;
+pub mod synth;
 pub use airinfer_spin as spin;
 pub mod tokenizer;
 pub mod tp;

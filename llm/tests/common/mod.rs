@@ -586,6 +586,60 @@ pub fn assert_tp_equals_single_device(g: &GgufFile, share_sets: &[Vec<f64>]) {
     }
 }
 
+/// The decode path (one token at a time: the 8-bit mat-vec of packed weights, the single-query
+/// attention loop and its sliding window) continues what the prefill path (f32 GEMMs, the
+/// masked attention matrix) computes: greedy decoding of `steps` tokens from `prompt` (special
+/// tokens parsed), then the prompt and the generated tokens prefilled at once give the same
+/// next-token choices wherever the prefill's top two logits are not nearly tied (0.1 apart:
+/// the two paths differ by the 8-bit activations' rounding).
+pub fn assert_decode_agrees_with_prefill(g: &GgufFile, prompt: &str, steps: usize) {
+    use airinfer_llm::model::{Logits, Model};
+    use airinfer_llm::sampling::argmax;
+    use airinfer_llm::tokenizer::Tokenizer;
+    use airinfer_llm::tp::IdealCollective;
+    let tok = Tokenizer::from_gguf(g).unwrap();
+    let model = Model::load_single(g).unwrap();
+    let prompt = tok.encode(prompt, true, true);
+    let limit = prompt.len() + steps;
+    let mut s = model.new_session(limit);
+    let mut logits = model
+        .forward(&mut s, &prompt, &mut IdealCollective, Logits::Last)
+        .unwrap();
+    let mut all = prompt.clone();
+    let mut decoded = Vec::new();
+    for _ in 0..steps {
+        let next = argmax(&logits).unwrap();
+        decoded.push(next);
+        all.push(next);
+        logits = model
+            .forward(&mut s, &[next], &mut IdealCollective, Logits::Last)
+            .unwrap();
+    }
+    let mut s = model.new_session(limit);
+    let v = model.cfg.vocab_size;
+    let pre = model
+        .forward(
+            &mut s,
+            &all[..all.len() - 1],
+            &mut IdealCollective,
+            Logits::From(prompt.len() - 1),
+        )
+        .unwrap();
+    let mut compared = 0;
+    for (i, row) in pre.chunks(v).enumerate() {
+        let mut sorted = row.to_vec();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        if sorted[0] - sorted[1] > 0.1 {
+            assert_eq!(argmax(row).unwrap(), decoded[i], "step {i}");
+            compared += 1;
+        }
+    }
+    assert!(
+        2 * compared >= steps,
+        "only {compared} of {steps} steps compared"
+    );
+}
+
 /// The airinfer cache (`$AIRINFER_HOME`, default ~/.cache/airinfer).
 pub fn cache() -> std::path::PathBuf {
     std::env::var_os("AIRINFER_HOME")
