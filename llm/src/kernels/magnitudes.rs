@@ -1,7 +1,7 @@
 //! The magnitudes `Σ |summand|` behind each output of the mat-vec and GEMM paths (a diagnostic
 //! for rounding-error bounds).
 
-use super::{f16_at, PackedMatrix, Packing, QActs, QK};
+use super::{PackedMatrix, Packing, QActs, QK};
 
 impl PackedMatrix {
     /// For every row, `Σ_b Σ_g |d_w·d_x·Σ_{j∈g} u_j q_j| + |m_b·dsum_b|` with `g` the eight
@@ -15,39 +15,17 @@ impl PackedMatrix {
         assert_eq!(xq.blocks() * QK, self.cols);
         assert_eq!(out.len(), self.rows);
         let bb = self.packing.block_bytes();
-        let mut w = [0i32; QK];
         for (r, o) in out.iter_mut().enumerate() {
             let mut s = 0.0f64;
             for (b, blk) in self.row_blocks(r).chunks_exact(bb).enumerate() {
-                let d = f16_at(blk, 0) as f64;
-                // integer weights in element order, and the offset factor
-                let m = match self.packing {
-                    Packing::Q8_0 => {
-                        for (j, wj) in w.iter_mut().enumerate() {
-                            *wj = (blk[2 + j] as i8) as i32;
-                        }
-                        0.0
-                    }
-                    _ => {
-                        let q41 = self.packing == Packing::Q4_1;
-                        let (m, c) = if q41 {
-                            (f16_at(blk, 2) as f64, &blk[4..20])
-                        } else {
-                            (-8.0 * d, &blk[2..18])
-                        };
-                        for j in 0..16 {
-                            w[j] = (c[j] & 0x0F) as i32;
-                            w[j + 16] = (c[j] >> 4) as i32;
-                        }
-                        m
-                    }
-                };
+                let k = super::repack::Block::decode(self.packing, blk);
                 let q = &xq.qs[b * QK..b * QK + QK];
-                let dd = d * xq.d[b] as f64;
                 for g in 0..QK / 4 {
-                    let p: i32 = (4 * g..4 * g + 4).map(|j| w[j] * q[j] as i32).sum();
+                    let p: i32 = (4 * g..4 * g + 4).map(|j| k.w[j] * q[j] as i32).sum();
+                    let dd = k.d[g / 4] as f64 * xq.d[b] as f64;
                     s += (dd * p as f64).abs();
                 }
+                let m = k.m as f64;
                 s += (m * xq.dsum[b] as f64).abs();
             }
             *o = round_up(s);

@@ -41,13 +41,7 @@ impl PackedMatrix {
             // rows beyond the chunk repeat the last row (computed, then discarded)
             let rows = [r, r + 1.min(n - 1), r + 2.min(n - 1), r + 3.min(n - 1)]
                 .map(|q| self.row_blocks(q));
-            match self.packing {
-                Packing::Q4_0 | Packing::Q4_1 => {
-                    kernel.q4_rows(rows, self.packing == Packing::Q4_1, xq, &mut res)
-                }
-                Packing::Q8_0 => kernel.q8_rows(rows, xq, &mut res),
-                Packing::Dense => unreachable!("dense matrices use the f32 path"),
-            }
+            kernel.rows(self.packing, rows, xq, &mut res);
             out[i..i + n].copy_from_slice(&res[..n]);
             i += n;
         }

@@ -1,8 +1,10 @@
 //! Hot-path kernels.
 //!
-//! * Decode (one token): weights stay block-quantised (Q4_0, Q4_1, Q8_0 from the GGUF), the
-//!   activation vector is quantised to 8 bits per 32-block (like ggml's Q8_1) and each output is a
-//!   sum of integer block dot products, scaled. AVX2 with runtime detection, portable fallback.
+//! * Decode (one token): weights stay block-quantised (GGML's Q4_0, Q4_1, Q8_0, Q5_0, Q5_1
+//!   blocks; the k-quants and IQ4 types repacked losslessly into 32-value blocks, `repack.rs`),
+//!   the activation vector is quantised to 8 bits per 32-block (like ggml's Q8_1) and each output
+//!   is a sum of integer block dot products, scaled. AVX2 and AVX-512 VNNI with runtime
+//!   detection, portable fallback.
 //! * Prefill (many tokens): weights dequantised once to f32 (lazily, on first use) and multiplied
 //!   by the f32 activations with the `gemm` crate's tuned kernels.
 //!
@@ -20,13 +22,15 @@ use std::sync::OnceLock;
 mod magnitudes;
 mod matvec;
 mod portable;
+mod repack;
 mod sgemm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
 pub use self::matvec::matvec_q_multi;
 pub use self::portable::dot_f32;
-use self::portable::{q4_portable, q8_portable};
+use self::portable::{generic_portable, q4_portable, q8_portable};
+pub use self::repack::{packing_for, repack_is_identity, repack_row};
 pub use self::sgemm::{sgemm_ab, sgemm_abt, sgemm_abt_serial};
 
 /// Elements per quantisation block (GGML's QK for Q4_0/Q4_1/Q8_0).
@@ -94,8 +98,19 @@ pub enum Packing {
     /// GGML Q4_1 blocks (20 bytes per 32 weights): f16 `d`, f16 `m`, 16 bytes of nibbles;
     /// `w = u·d + m`.
     Q4_1,
-    /// GGML Q8_0 blocks (34 bytes per 32 weights): f16 `d`, 32 × i8; `w = q·d`.
+    /// GGML Q8_0 blocks (34 bytes per 32 weights): f16 `d`, 32 × i8; `w = q·d` (also IQ4_NL,
+    /// its code book's values as i8).
     Q8_0,
+    /// GGML Q5_0 blocks (22 bytes): f16 `d`, u32 fifth bits, 16 bytes of nibbles; `w = (u−16)·d`.
+    Q5_0,
+    /// GGML Q5_1 blocks (24 bytes): f16 `d`, f16 `m`, u32 fifth bits, nibbles; `w = u·d + m`.
+    Q5_1,
+    /// Q4_K repacked (24 bytes): f32 `d`, f32 `m`, nibbles; `w = u·d + m` ([`repack_row`]).
+    Q4F,
+    /// Q5_K repacked (28 bytes): f32 `d`, f32 `m`, u32 fifth bits, nibbles.
+    Q5F,
+    /// Q6_K, Q3_K and IQ4_XS repacked (40 bytes): f32 scales of values 0–15 and 16–31, 32 × i8.
+    Q8S,
     /// Plain f32 (F32, F16, BF16 tensors).
     Dense,
 }
@@ -107,6 +122,10 @@ impl Packing {
             Packing::Q4_0 => 18,
             Packing::Q4_1 => 20,
             Packing::Q8_0 => 34,
+            Packing::Q5_0 => 22,
+            Packing::Q5_1 | Packing::Q4F => 24,
+            Packing::Q5F => 28,
+            Packing::Q8S => 40,
             Packing::Dense => 0,
         }
     }
@@ -221,6 +240,14 @@ impl PackedMatrix {
                     }
                 }
             }
+            p => {
+                for (o, blk) in out
+                    .chunks_exact_mut(QK)
+                    .zip(self.row_blocks(r).chunks_exact(bb))
+                {
+                    repack::Block::decode(p, blk).values(o);
+                }
+            }
         }
     }
 
@@ -308,51 +335,52 @@ pub fn kernel_name() -> &'static str {
 }
 
 impl Kernel {
-    /// Four rows of Q4_0 / Q4_1 blocks against the quantised activation.
+    /// Four rows of `packing`'s blocks against the quantised activation.
     #[inline]
-    fn q4_rows(self, rows: [&[u8]; 4], q41: bool, x: &QActs, out: &mut [f32; 4]) {
+    fn rows(self, packing: Packing, rows: [&[u8]; 4], x: &QActs, out: &mut [f32; 4]) {
         match self {
             Kernel::Portable => {
                 for r in 0..4 {
-                    out[r] = q4_portable(rows[r], q41, x);
+                    out[r] = match packing {
+                        Packing::Q4_0 => q4_portable(rows[r], false, x),
+                        Packing::Q4_1 => q4_portable(rows[r], true, x),
+                        Packing::Q8_0 => q8_portable(rows[r], x),
+                        p => generic_portable(p, rows[r], x),
+                    };
                 }
             }
             #[cfg(target_arch = "x86_64")]
             // SAFETY: selected only when the CPU reports avx2, fma and f16c.
             Kernel::Avx2 => unsafe {
-                if q41 {
-                    x86::q4_1_avx2(rows, x, out)
-                } else {
-                    x86::q4_0_avx2(rows, x, out)
+                use x86::*;
+                match packing {
+                    Packing::Q4_0 => rows_avx2::<Q4_0>(rows, x, out),
+                    Packing::Q4_1 => rows_avx2::<Q4_1>(rows, x, out),
+                    Packing::Q4F => rows_avx2::<Q4F>(rows, x, out),
+                    Packing::Q5_0 => rows_avx2::<Q5_0>(rows, x, out),
+                    Packing::Q5_1 => rows_avx2::<Q5_1>(rows, x, out),
+                    Packing::Q5F => rows_avx2::<Q5F>(rows, x, out),
+                    Packing::Q8_0 => rows_avx2::<Q8_0>(rows, x, out),
+                    Packing::Q8S => rows_avx2::<Q8S>(rows, x, out),
+                    Packing::Dense => unreachable!("dense matrices use the f32 path"),
                 }
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: selected only when the CPU reports avx512vnni and avx512vl as well.
             Kernel::Vnni => unsafe {
-                if q41 {
-                    x86::q4_1_vnni(rows, x, out)
-                } else {
-                    x86::q4_0_vnni(rows, x, out)
+                use x86::*;
+                match packing {
+                    Packing::Q4_0 => rows_vnni::<Q4_0>(rows, x, out),
+                    Packing::Q4_1 => rows_vnni::<Q4_1>(rows, x, out),
+                    Packing::Q4F => rows_vnni::<Q4F>(rows, x, out),
+                    Packing::Q5_0 => rows_vnni::<Q5_0>(rows, x, out),
+                    Packing::Q5_1 => rows_vnni::<Q5_1>(rows, x, out),
+                    Packing::Q5F => rows_vnni::<Q5F>(rows, x, out),
+                    Packing::Q8_0 => rows_vnni::<Q8_0>(rows, x, out),
+                    Packing::Q8S => rows_vnni::<Q8S>(rows, x, out),
+                    Packing::Dense => unreachable!("dense matrices use the f32 path"),
                 }
             },
-        }
-    }
-
-    /// Four rows of Q8_0 blocks against the quantised activation.
-    #[inline]
-    fn q8_rows(self, rows: [&[u8]; 4], x: &QActs, out: &mut [f32; 4]) {
-        match self {
-            Kernel::Portable => {
-                for r in 0..4 {
-                    out[r] = q8_portable(rows[r], x);
-                }
-            }
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: selected only when the CPU reports avx2, fma and f16c.
-            Kernel::Avx2 => unsafe { x86::q8_0_avx2(rows, x, out) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: selected only when the CPU reports avx512vnni and avx512vl as well.
-            Kernel::Vnni => unsafe { x86::q8_0_vnni(rows, x, out) },
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Portable kernels: the f32 dot product and the integer block dots of Q4_0/Q4_1/Q8_0 rows.
 
-use super::{f16_at, QActs, QK};
+use super::repack::Block;
+use super::{f16_at, Packing, QActs, QK};
 
 /// f32 dot product (auto-vectorised; 8 independent accumulators).
 #[inline]
@@ -51,6 +52,23 @@ pub(super) fn q8_portable(row: &[u8], x: &QActs) -> f32 {
             acc += (blk[2 + j] as i8) as i32 * q[j] as i32;
         }
         s += f16_at(blk, 0) * x.d[b] * acc as f32;
+    }
+    s
+}
+
+/// Any other packing: per block `Σ_h d_h·d_x·Σ_{j∈h} w_j q_j + m·dsum` over the two halves.
+pub(super) fn generic_portable(packing: Packing, row: &[u8], x: &QActs) -> f32 {
+    let mut s = 0.0f32;
+    for (b, blk) in row.chunks_exact(packing.block_bytes()).enumerate() {
+        let k = Block::decode(packing, blk);
+        let q = &x.qs[b * QK..b * QK + QK];
+        let half = |h: usize| -> i32 { (16 * h..16 * h + 16).map(|j| k.w[j] * q[j] as i32).sum() };
+        let dx = x.d[b];
+        if k.d[0] == k.d[1] {
+            s += k.d[0] * dx * (half(0) + half(1)) as f32 + k.m * x.dsum[b];
+        } else {
+            s += k.d[0] * dx * half(0) as f32 + k.d[1] * dx * half(1) as f32;
+        }
     }
     s
 }

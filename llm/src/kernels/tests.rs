@@ -185,3 +185,107 @@ fn gemm_matches_naive_and_is_thread_count_independent() {
         assert!((*a as f64 - b).abs() <= g * *mg as f64, "{a} vs {b}");
     }
 }
+
+/// Random blocks of GGML type `ty` for `n` values: random code bytes, f16 scales of a sane size
+/// at the format's scale offsets (random bytes there could be inf or NaN).
+fn random_file_blocks(ty: crate::ggml_type::GgmlType, n: usize, seed: &mut u64) -> Vec<u8> {
+    use crate::ggml_type::GgmlType as T;
+    let f16_fields: &[usize] = match ty {
+        T::Q5_0 | T::IQ4_NL | T::IQ4_XS => &[0],
+        T::Q5_1 | T::Q4_K | T::Q5_K => &[0, 2],
+        T::Q3_K => &[108],
+        T::Q6_K => &[208],
+        _ => unreachable!("{ty:?}"),
+    };
+    let (bs, ts) = (ty.block_size(), ty.type_size());
+    let mut b: Vec<u8> = (0..n / bs * ts)
+        .map(|_| ((lcg(seed) + 1.0) * 127.9) as u8)
+        .collect();
+    for blk in b.chunks_exact_mut(ts) {
+        for (i, &off) in f16_fields.iter().enumerate() {
+            let v = if i == 0 {
+                0.02 + 0.01 * lcg(seed)
+            } else {
+                0.01 * lcg(seed)
+            };
+            blk[off..off + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
+        }
+    }
+    b
+}
+
+/// The repacked types (Q5_0, Q5_1 as GGML's blocks; Q4_K, Q5_K, Q6_K, Q3_K, IQ4_NL, IQ4_XS
+/// repacked into 32-value blocks) on every kernel path against an exact reference computed
+/// from the file's own values: `Σ_c v_c · d_x · q_c` in f64, with `v` from the dequantisers
+/// (which equal gguf-py's, `quant::tests`), not from the repacker. Bound as for the GGML
+/// types, one rounding more (the kernels' offset term uses the f32 `dsum`). The packed
+/// matrix's rows also dequantise to the file's values bit for bit.
+#[test]
+fn repacked_matvec_matches_the_files_values_on_every_kernel() {
+    use crate::ggml_type::GgmlType as T;
+    let mut seed = 19u64;
+    let kernels = kernels_here();
+    for ty in [
+        T::Q5_0,
+        T::Q5_1,
+        T::Q4_K,
+        T::Q5_K,
+        T::Q6_K,
+        T::Q3_K,
+        T::IQ4_NL,
+        T::IQ4_XS,
+    ] {
+        for &(rows, cols) in &[(1, 256), (7, 512), (66, 768)] {
+            let file = random_file_blocks(ty, rows * cols, &mut seed);
+            let rb = cols / ty.block_size() * ty.type_size();
+            let packing = packing_for(ty).unwrap();
+            let mut blocks = Vec::new();
+            for r in 0..rows {
+                repack_row(ty, &file[r * rb..(r + 1) * rb], &mut blocks);
+            }
+            let m = PackedMatrix::from_blocks(packing, rows, cols, blocks);
+            let mut values = vec![0.0f32; cols];
+            let mut row = vec![0.0f32; cols];
+            let x: Vec<f32> = (0..cols).map(|_| lcg(&mut seed) * 3.0).collect();
+            let xq = QActs::quantize(&x);
+            let mut want = vec![0.0f64; rows];
+            for r in 0..rows {
+                crate::quant::dequantize(ty, &file[r * rb..(r + 1) * rb], &mut values).unwrap();
+                m.dequantize_row(r, &mut row);
+                assert!(
+                    row == values,
+                    "{ty:?}: row {r} does not dequantise to the file's values"
+                );
+                want[r] = (0..cols)
+                    .map(|c| values[c] as f64 * xq.d[c / QK] as f64 * xq.qs[c] as f64)
+                    .sum();
+            }
+            let mut mag = vec![0.0f32; rows];
+            m.matvec_q_magnitudes(&xq, &mut mag);
+            let g = gamma(2 * cols / QK + 7);
+            let mut outs = Vec::new();
+            for &k in &kernels {
+                let mut got = vec![0.0f32; rows];
+                m.rows_q(0, &mut got, &xq, k);
+                for r in 0..rows {
+                    let bound = g * mag[r] as f64;
+                    assert!(
+                        (got[r] as f64 - want[r]).abs() <= bound,
+                        "{k:?} {ty:?} {rows}x{cols} row {r}: {} vs exact {} (bound {bound:e})",
+                        got[r],
+                        want[r]
+                    );
+                }
+                outs.push((k, got));
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                let avx2 = outs.iter().find(|(k, _)| *k == Kernel::Avx2);
+                let vnni = outs.iter().find(|(k, _)| *k == Kernel::Vnni);
+                if let (Some(a), Some(v)) = (avx2, vnni) {
+                    assert!(a.1 == v.1, "{ty:?} {rows}x{cols}: AVX2 and VNNI differ");
+                }
+            }
+        }
+    }
+}

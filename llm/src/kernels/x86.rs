@@ -1,4 +1,5 @@
-//! AVX2 (+FMA, F16C) and AVX-512 VNNI kernels of the quantised block dots.
+//! AVX2 (+FMA, F16C) and AVX-512 VNNI kernels of the quantised block dots: one generic
+//! four-row kernel over the packings, instantiated per packing and instruction set.
 
 use super::{QActs, QK};
 use std::arch::x86_64::*;
@@ -31,91 +32,153 @@ unsafe fn h2f(p: *const u8) -> f32 {
     )))
 }
 
-macro_rules! q4rows {
-    ($name:ident, $feat:literal, $dot:ident, $bb:expr, $q41:expr) => {
-        /// # Safety
-        /// Needs the target features named. Row lengths are checked against `x`.
-        #[target_feature(enable = $feat)]
-        pub unsafe fn $name(rows: [&[u8]; 4], x: &QActs, out: &mut [f32; 4]) {
-            let nb = rows[0].len() / $bb;
-            assert!(x.qs.len() >= nb * QK && x.d.len() >= nb && x.dsum.len() >= nb);
-            for r in 0..4 {
-                assert!(rows[r].len() >= nb * $bb);
-            }
-            let mut acc = [_mm256_setzero_ps(); 4];
-            let mut macc = [0.0f32; 4];
-            let qp = x.qs.as_ptr();
-            for b in 0..nb {
-                let q = _mm256_loadu_si256(qp.add(b * QK) as *const __m256i);
-                let dx = *x.d.get_unchecked(b);
-                let ds = *x.dsum.get_unchecked(b);
-                for r in 0..4 {
-                    let blk = rows[r].as_ptr().add(b * $bb);
-                    _mm_prefetch(blk.add(8 * $bb) as *const i8, _MM_HINT_T0);
-                    // d (and m) as f32 with one conversion
-                    let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(if $q41 {
-                        i32::from_le_bytes([*blk, *blk.add(1), *blk.add(2), *blk.add(3)])
+/// Byte i = 16 where bit i of `qh` is set, else 0 (the fifth bits of a Q5 block).
+#[inline(always)]
+unsafe fn fifth_bits(qh: u32) -> __m256i {
+    let v = _mm256_set1_epi32(qh as i32);
+    // byte i takes byte i/8 of qh (the shuffle works per 128-bit lane; both hold qh)
+    let spread = _mm256_shuffle_epi8(
+        v,
+        _mm256_setr_epi64x(
+            0,
+            0x0101_0101_0101_0101,
+            0x0202_0202_0202_0202,
+            0x0303_0303_0303_0303,
+        ),
+    );
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    _mm256_and_si256(set, _mm256_set1_epi8(16))
+}
+
+#[inline(always)]
+unsafe fn f32_at(p: *const u8) -> f32 {
+    (p as *const f32).read_unaligned()
+}
+
+#[inline(always)]
+unsafe fn u32_at(p: *const u8) -> u32 {
+    (p as *const u32).read_unaligned()
+}
+
+/// The packings as const-generic codes.
+pub(super) const Q4_0: u8 = 0;
+pub(super) const Q4_1: u8 = 1;
+pub(super) const Q4F: u8 = 2;
+pub(super) const Q5_0: u8 = 3;
+pub(super) const Q5_1: u8 = 4;
+pub(super) const Q5F: u8 = 5;
+pub(super) const Q8_0: u8 = 6;
+pub(super) const Q8S: u8 = 7;
+
+/// Bytes per 32-value block of packing code `F`.
+const fn block_bytes(f: u8) -> usize {
+    match f {
+        Q4_0 => 18,
+        Q4_1 | Q4F => 20 + 4 * (f == Q4F) as usize,
+        Q5_0 => 22,
+        Q5_1 => 24,
+        Q5F => 28,
+        Q8_0 => 34,
+        _ => 40,
+    }
+}
+
+/// Four rows of packing `F` against the quantised activation: per block, a 32-value integer
+/// dot (`VNNI`: one `vpdpbusd`; else `vpmaddubsw` + `vpmaddwd`), converted and scaled into 8
+/// f32 lanes per row; the offset terms `m · Σx` (Q4/Q5 formats) summed apart.
+#[inline(always)]
+unsafe fn rows4<const F: u8, const VNNI: bool>(rows: [&[u8]; 4], x: &QActs, out: &mut [f32; 4]) {
+    let bb = block_bytes(F);
+    let nb = rows[0].len() / bb;
+    assert!(x.qs.len() >= nb * QK && x.d.len() >= nb && x.dsum.len() >= nb);
+    for r in 0..4 {
+        assert!(rows[r].len() >= nb * bb);
+    }
+    let dot = |u: __m256i, q: __m256i| if VNNI { dot_vnni(u, q) } else { dot_avx2(u, q) };
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut macc = [0.0f32; 4];
+    let qp = x.qs.as_ptr();
+    for b in 0..nb {
+        let q = _mm256_loadu_si256(qp.add(b * QK) as *const __m256i);
+        let dx = *x.d.get_unchecked(b);
+        let ds = *x.dsum.get_unchecked(b);
+        for r in 0..4 {
+            let blk = rows[r].as_ptr().add(b * bb);
+            _mm_prefetch(blk.add(8 * bb) as *const i8, _MM_HINT_T0);
+            match F {
+                Q8_0 | Q8S => {
+                    let off = if F == Q8_0 { 2 } else { 8 };
+                    let w = _mm256_loadu_si256(blk.add(off) as *const __m256i);
+                    // |w| · (q with w's sign): the dot instructions need an unsigned left side
+                    let p = dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w));
+                    let scale = if F == Q8_0 {
+                        _mm256_set1_ps(h2f(blk) * dx)
                     } else {
-                        u16::from_le_bytes([*blk, *blk.add(1)]) as i32
-                    }));
-                    let d = _mm_cvtss_f32(dm);
-                    let u = unpack(blk.add($bb - 16));
-                    let p = $dot(u, q);
-                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * dx), acc[r]);
-                    // offset term: m·Σx (Q4_1) or −8·d·Σx (Q4_0)
-                    let m = if $q41 {
-                        _mm_cvtss_f32(_mm_movehdup_ps(dm))
-                    } else {
-                        -8.0 * d
+                        // lanes 0-3 hold values 0-15, lanes 4-7 values 16-31
+                        _mm256_set_m128(
+                            _mm_set1_ps(f32_at(blk.add(4)) * dx),
+                            _mm_set1_ps(f32_at(blk) * dx),
+                        )
                     };
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc[r]);
+                }
+                _ => {
+                    // the scale d and offset factor m, then the codes (and fifth bits)
+                    let (d, m, codes, qh) = match F {
+                        Q4_0 | Q5_0 => {
+                            let d = h2f(blk);
+                            let m = if F == Q4_0 { -8.0 * d } else { -16.0 * d };
+                            (
+                                d,
+                                m,
+                                blk.add(bb - 16),
+                                if F == Q5_0 { u32_at(blk.add(2)) } else { 0 },
+                            )
+                        }
+                        Q4_1 | Q5_1 => {
+                            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(u32_at(blk) as i32));
+                            let m = _mm_cvtss_f32(_mm_movehdup_ps(dm));
+                            let qh = if F == Q5_1 { u32_at(blk.add(4)) } else { 0 };
+                            (_mm_cvtss_f32(dm), m, blk.add(bb - 16), qh)
+                        }
+                        _ => {
+                            let qh = if F == Q5F { u32_at(blk.add(8)) } else { 0 };
+                            (f32_at(blk), f32_at(blk.add(4)), blk.add(bb - 16), qh)
+                        }
+                    };
+                    let mut u = unpack(codes);
+                    if matches!(F, Q5_0 | Q5_1 | Q5F) {
+                        u = _mm256_or_si256(u, fifth_bits(qh));
+                    }
+                    let p = dot(u, q);
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * dx), acc[r]);
                     macc[r] += m * ds;
                 }
             }
-            for r in 0..4 {
-                out[r] = hsum(acc[r]) + macc[r];
-            }
         }
-    };
+    }
+    for r in 0..4 {
+        out[r] = hsum(acc[r]) + macc[r];
+    }
 }
 
-macro_rules! q8rows {
-    ($name:ident, $feat:literal, $dot:ident) => {
-        /// # Safety
-        /// Needs the target features named. Row lengths are checked against `x`.
-        #[target_feature(enable = $feat)]
-        pub unsafe fn $name(rows: [&[u8]; 4], x: &QActs, out: &mut [f32; 4]) {
-            let nb = rows[0].len() / 34;
-            assert!(x.qs.len() >= nb * QK && x.d.len() >= nb);
-            for r in 0..4 {
-                assert!(rows[r].len() >= nb * 34);
-            }
-            let mut acc = [_mm256_setzero_ps(); 4];
-            let qp = x.qs.as_ptr();
-            for b in 0..nb {
-                let q = _mm256_loadu_si256(qp.add(b * QK) as *const __m256i);
-                let dx = *x.d.get_unchecked(b);
-                for r in 0..4 {
-                    let blk = rows[r].as_ptr().add(b * 34);
-                    _mm_prefetch(blk.add(8 * 34) as *const i8, _MM_HINT_T0);
-                    let w = _mm256_loadu_si256(blk.add(2) as *const __m256i);
-                    // |w| · (q with w's sign): the dot instructions need an unsigned left side
-                    let p = $dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w));
-                    acc[r] = _mm256_fmadd_ps(
-                        _mm256_cvtepi32_ps(p),
-                        _mm256_set1_ps(h2f(blk) * dx),
-                        acc[r],
-                    );
-                }
-            }
-            for r in 0..4 {
-                out[r] = hsum(acc[r]);
-            }
-        }
-    };
+/// # Safety
+/// Needs avx2, fma and f16c. Row lengths are checked against `x`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn rows_avx2<const F: u8>(rows: [&[u8]; 4], x: &QActs, out: &mut [f32; 4]) {
+    rows4::<F, false>(rows, x, out)
+}
+
+/// # Safety
+/// Needs avx2, fma, f16c, avx512vnni and avx512vl. Row lengths are checked against `x`.
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+pub unsafe fn rows_vnni<const F: u8>(rows: [&[u8]; 4], x: &QActs, out: &mut [f32; 4]) {
+    rows4::<F, true>(rows, x, out)
 }
 
 /// u8 × i8 → 8 × i32 sums of 4 products (maddubs saturates only beyond 2·255·127; our
-/// left sides are ≤ 15 (nibbles) or ≤ 128 (|i8|), so it never does).
+/// left sides are ≤ 31 (4- and 5-bit codes) or ≤ 128 (|i8|), so it never does).
 #[inline(always)]
 unsafe fn dot_avx2(u: __m256i, q: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(u, q), _mm256_set1_epi16(1))
@@ -125,22 +188,3 @@ unsafe fn dot_avx2(u: __m256i, q: __m256i) -> __m256i {
 unsafe fn dot_vnni(u: __m256i, q: __m256i) -> __m256i {
     _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, q)
 }
-
-q4rows!(q4_0_avx2, "avx2,fma,f16c", dot_avx2, 18, false);
-q4rows!(q4_1_avx2, "avx2,fma,f16c", dot_avx2, 20, true);
-q4rows!(
-    q4_0_vnni,
-    "avx2,fma,f16c,avx512vnni,avx512vl",
-    dot_vnni,
-    18,
-    false
-);
-q4rows!(
-    q4_1_vnni,
-    "avx2,fma,f16c,avx512vnni,avx512vl",
-    dot_vnni,
-    20,
-    true
-);
-q8rows!(q8_0_avx2, "avx2,fma,f16c", dot_avx2);
-q8rows!(q8_0_vnni, "avx2,fma,f16c,avx512vnni,avx512vl", dot_vnni);

@@ -76,9 +76,10 @@ fn rope_frequencies(base: f32, scale: f32, d: usize, factors: Option<&[f32]>) ->
         .collect()
 }
 
-/// Whether the kernels read `ty`'s own blocks (else the loader holds it as f32).
+/// Whether the kernels read `ty` in a packed form (GGML's blocks, or repacked losslessly into
+/// 32-value blocks; else the loader holds it as f32).
 fn packed(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
+    kernels::packing_for(ty).is_some()
 }
 
 /// Bytes of one row of `cols` elements of type `ty`.
@@ -87,7 +88,8 @@ fn row_bytes(ty: GgmlType, cols: usize) -> usize {
 }
 
 /// Load rows `rows` and columns `cols` of a 2-D weight (GGML dims = [n_cols, n_rows]) into the
-/// kernel layout. Column slices of the packed types (Q4_0, Q4_1, Q8_0) must be whole blocks.
+/// kernel layout. Column slices of the packed types must be whole 32-value blocks (of the
+/// packing: a k-quant row is repacked whole, then sliced).
 fn load_matrix(
     g: &GgufFile,
     name: &str,
@@ -101,8 +103,9 @@ fn load_matrix(
     let bytes = g.tensor_bytes(t);
     let (nr, nc) = (rows.len(), cols.len());
     let bs = ty.block_size();
+    let qk = kernels::QK;
     if !n_cols.is_multiple_of(bs)
-        || (packed(ty) && (!cols.start.is_multiple_of(bs) || !cols.end.is_multiple_of(bs)))
+        || (packed(ty) && (!cols.start.is_multiple_of(qk) || !cols.end.is_multiple_of(qk)))
     {
         return Err(ModelError::BadShape {
             name: name.into(),
@@ -111,25 +114,26 @@ fn load_matrix(
         });
     }
     let rb = row_bytes(ty, n_cols);
-    let packing = match ty {
-        GgmlType::Q4_0 => Some(kernels::Packing::Q4_0),
-        GgmlType::Q4_1 => Some(kernels::Packing::Q4_1),
-        GgmlType::Q8_0 => Some(kernels::Packing::Q8_0),
-        _ => None,
-    };
-    if let Some(packing) = packing {
-        // the kernels read GGML's own blocks: a column slice of whole blocks, row by row
-        let c0 = cols.start / bs * ty.type_size();
-        let c1 = cols.end / bs * ty.type_size();
+    if let Some(packing) = kernels::packing_for(ty) {
+        // the kernels read 32-value blocks: each row in the packing, then its column slice
+        let pb = packing.block_bytes();
+        let (c0, c1) = (cols.start / qk * pb, cols.end / qk * pb);
         let mut blocks = Vec::with_capacity(nr * (c1 - c0));
+        let mut row = Vec::with_capacity(n_cols / qk * pb);
         for r in rows.clone() {
-            blocks.extend_from_slice(&bytes[r * rb + c0..r * rb + c1]);
+            let src = &bytes[r * rb..(r + 1) * rb];
+            if kernels::repack_is_identity(ty) {
+                blocks.extend_from_slice(&src[c0..c1]);
+            } else {
+                row.clear();
+                kernels::repack_row(ty, src, &mut row);
+                blocks.extend_from_slice(&row[c0..c1]);
+            }
         }
         return Ok(PackedMatrix::from_blocks(packing, nr, nc, blocks));
     }
-    // every other type the dequantisers read (F32, F16, BF16, Q5_0/1, IQ4, k-quants) is held
-    // as f32: each row dequantised whole, then its column slice taken (so a tensor-parallel
-    // split need not fall on the 256-value blocks of a k-quant)
+    // every other type the dequantisers read (F32, F16, BF16, Q2_K) is held as f32: each row
+    // dequantised whole, then its column slice taken
     let mut full = vec![0.0f32; n_cols];
     let mut w = vec![0.0f32; nr * nc];
     for (i, r) in rows.clone().enumerate() {
@@ -164,12 +168,12 @@ impl Model {
     /// aligned to the down projection's quantisation block.
     pub fn load_shares(g: &GgufFile, shares: &[f64]) -> Result<Model, ModelError> {
         let cfg = config_from_gguf(g)?;
-        // FFN slices fall on whole blocks of the packed formats the kernels read (Q4_0, Q4_1,
-        // Q8_0); every other format is held as f32 and splits anywhere
+        // FFN slices fall on whole 32-value blocks of the packings the kernels read (every
+        // quantised type but Q2_K); a format held as f32 splits anywhere
         let align = g
             .tensor("blk.0.ffn_down.weight")
             .filter(|t| packed(t.ggml_type))
-            .map(|t| t.ggml_type.block_size())
+            .map(|_| kernels::QK)
             .unwrap_or(1);
         let plan = TpPlan::from_shares(&cfg, shares, align)?;
         Self::load_with_config(g, cfg, plan)

@@ -8,6 +8,7 @@
 //! * Q5_0, Q5_1, IQ4_NL, IQ4_XS and the k-quants Q2_K … Q8_K: [`blocks`].
 
 mod blocks;
+pub use self::blocks::IQ4_NL;
 
 use crate::ggml_type::GgmlType;
 use half::{bf16, f16};
