@@ -92,8 +92,8 @@ unsafe fn rows4<const F: u8, const VNNI: bool>(rows: [&[u8]; 4], x: &QActs, out:
     let bb = block_bytes(F);
     let nb = rows[0].len() / bb;
     assert!(x.qs.len() >= nb * QK && x.d.len() >= nb && x.dsum.len() >= nb);
-    for r in 0..4 {
-        assert!(rows[r].len() >= nb * bb);
+    for row in &rows {
+        assert!(row.len() >= nb * bb);
     }
     let dot = |u: __m256i, q: __m256i| if VNNI { dot_vnni(u, q) } else { dot_avx2(u, q) };
     let mut acc = [_mm256_setzero_ps(); 4];
