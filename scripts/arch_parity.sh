@@ -12,7 +12,7 @@ work="${1:-/tmp/llamacpp-ref}"
 bin="$work/llama.cpp/build/bin"
 [ -x "$bin/llama-quantize" ] || cmake --build "$work/llama.cpp/build" -j2 --target llama-quantize llama-perplexity
 cd "$here"
-cargo build --release -q -p airinfer -p airinfer-llm --example synth_models
+cargo build --release -q -p airinfer -p airinfer-llm --example synth_models --example gguf_tensor_sha
 air=target/release/airinfer
 tokmodel="$($air fetch smollm2-135m)"
 text="$($air fetch lee-news)"
@@ -40,6 +40,15 @@ while read -r name src sha; do
     row "${name%-f32} (synthetic, llama-quantize)" "$ty" "$a" "$c"
   done
 done < <(target/release/examples/synth_models "$tokmodel" "$out/kq" --kquant-sources)
+# the quantisers' fixture: llama-quantize --pure's bytes of one tensor per type
+tensor=blk.0.ffn_up.weight
+shas=()
+for ty in Q5_0 Q5_1 Q4_K Q5_K Q6_K; do
+  "$bin/llama-quantize" --pure "$out/kq/llama-kq-f32.gguf" "$out/pure-$ty.gguf" "$ty" >/dev/null 2>&1
+  shas+=("\"$ty\": \"$(target/release/examples/gguf_tensor_sha "$out/pure-$ty.gguf" $tensor | cut -d' ' -f2)\"")
+done
+( IFS=,; echo "{\"source\": \"synthetic llama-kq-f32 (airinfer_llm::synth::kquant_sources()[0], SmolLM2's tokenizer), tensor $tensor (512 x 256 f32)\", \"command\": \"llama-quantize --pure llama-kq-f32.gguf OUT.gguf TYPE (llama.cpp vendored in llama-cpp-python 0.3.36), then the SHA-256 of the tensor's bytes (target/release/examples/gguf_tensor_sha); scripts/arch_parity.sh\", \"tensor\": \"$tensor\", \"sha256\": {${shas[*]}}}" ) \
+  | python3 -m json.tool > llm/tests/data/quantize_llamacpp.json
 gemma="$($air fetch gemma3-270m)"
 for c in "512 4" "2048 3"; do
   set -- $c

@@ -179,3 +179,40 @@ fn synthetic_models_split_and_decode_consistently() {
         );
     }
 }
+
+/// The quantisers write what llama.cpp's `llama-quantize --pure` writes (ggml's reference
+/// rules, no importance matrix) for the same f32 weights, byte for byte
+/// (`data/quantize_llamacpp.json`: the SHA-256 of llama.cpp's tensor bytes per type).
+#[test]
+fn quantisers_write_what_llama_quantize_writes() {
+    use airinfer_llm::gguf::GgmlType;
+    use airinfer_llm::synth::kquant_sources;
+    let Some(tok) = tokenizer_source() else {
+        return;
+    };
+    let fx: serde_json::Value =
+        serde_json::from_str(include_str!("data/quantize_llamacpp.json")).unwrap();
+    let g = GgufFile::from_bytes(synth_gguf(&kquant_sources()[0], &tok).to_bytes()).unwrap();
+    let name = fx["tensor"].as_str().unwrap();
+    let x = g.tensor_f32(name).unwrap();
+    for (ty, want) in fx["sha256"].as_object().unwrap() {
+        let t = match ty.as_str() {
+            "Q5_0" => GgmlType::Q5_0,
+            "Q5_1" => GgmlType::Q5_1,
+            "Q4_K" => GgmlType::Q4_K,
+            "Q5_K" => GgmlType::Q5_K,
+            "Q6_K" => GgmlType::Q6_K,
+            other => panic!("{other}"),
+        };
+        let bytes = airinfer_llm::quant::quantize(t, &x).unwrap();
+        let sha: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            &sha,
+            want.as_str().unwrap(),
+            "{ty}: not llama-quantize's bytes"
+        );
+    }
+}

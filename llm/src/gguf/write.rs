@@ -43,6 +43,18 @@ impl GgufWriter {
         self.tensors.push((name.into(), dims.to_vec(), ty, data));
         self
     }
+    /// Add a tensor quantised to `ty` from f32 values by ggml's reference rule
+    /// ([`crate::quant::quantize`]).
+    pub fn add_quantized(
+        &mut self,
+        name: &str,
+        dims: &[u64],
+        ty: GgmlType,
+        data: &[f32],
+    ) -> Result<&mut Self, crate::quant::QuantError> {
+        let bytes = crate::quant::quantize(ty, data)?;
+        Ok(self.add_tensor(name, dims, ty, bytes))
+    }
     /// Add an f32 tensor.
     pub fn add_f32(&mut self, name: &str, dims: &[u64], data: &[f32]) -> &mut Self {
         let bytes = data.iter().flat_map(|v| v.to_le_bytes()).collect();

@@ -279,11 +279,7 @@ impl Model {
                     *g = *g / (1.0 + (-*g).exp()) * u;
                 }
             }
-            Activation::GeluTanh => {
-                for (g, u) in gate.iter_mut().zip(&up) {
-                    *g = gelu_tanh(*g) * u;
-                }
-            }
+            Activation::GeluTanh => geglu(&mut gate, &up),
         }
         // down projection: this device's slice of the inputs → a partial n_embd vector
         linear(&b.w_down, &gate, t, out, &mut xq);
@@ -293,10 +289,37 @@ impl Model {
     }
 }
 
-/// GELU in its tanh approximation, `x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
-fn gelu_tanh(x: f32) -> f32 {
+/// `gate ← gelu(gate) ⊙ up`, GELU in its tanh approximation
+/// `x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³)))`, written as `x · σ(2z)` = `x / (1 + e^(−2z))`
+/// with the branch-free [`exp_poly`] so that the loop vectorises (libm's `tanhf` was 15 % of a
+/// Gemma prefill). Relative error a few ulps (llama.cpp reads GELU from an f16 table).
+fn geglu(gate: &mut [f32], up: &[f32]) {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044715 * x * x)).tanh())
+    for (g, u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        let z2 = 2.0 * SQRT_2_OVER_PI * x * (1.0 + 0.044715 * x * x);
+        *g = x / (1.0 + exp_poly(-z2)) * u;
+    }
+}
+
+/// `e^x` for f32 without branches (vectorisable): `2^k · p(r)`, `k = round(x·log₂e)`,
+/// `r = x − k·ln2` in two parts, `p` the degree-6 Taylor polynomial (|r| ≤ ln2/2: truncation
+/// ≤ 2.2e-8 relative); `x` clamped to [−87, 88] (e^−87 ≈ 1.6e-38 stays normal).
+#[inline(always)]
+fn exp_poly(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // round to nearest by the 1.5·2²³ trick (exact for |v| < 2²²)
+    const MAGIC: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let k = (x * LOG2E + MAGIC) - MAGIC;
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    f32::from_bits(p.to_bits().wrapping_add(((k as i32) << 23) as u32))
 }
 
 fn add_assign(x: &mut [f32], y: &[f32]) {
@@ -316,5 +339,52 @@ fn reduce(
         collective.all_reduce(ctx, partials);
     } else {
         collective.all_reduce_with_magnitudes(ctx, partials, mags);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{exp_poly, geglu};
+
+    /// The polynomial exp against f64 over the whole clamped range: within 4 ulps.
+    #[test]
+    fn exp_poly_is_within_a_few_ulps() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x <= 88.0 {
+            let want = (x as f64).exp();
+            let rel = ((exp_poly(x) as f64 - want) / want).abs();
+            worst = worst.max(rel);
+            x += 0.000_37;
+        }
+        assert!(
+            worst < 4.0 * f32::EPSILON as f64,
+            "worst relative error {worst:e}"
+        );
+    }
+
+    /// GeGLU against the tanh formula in f64, including the saturated tails.
+    #[test]
+    fn geglu_matches_the_tanh_formula() {
+        let xs: Vec<f32> = (-4000..4000).map(|i| i as f32 * 0.005).collect();
+        let mut g = xs.clone();
+        geglu(&mut g, &vec![1.0; xs.len()]);
+        for (x, got) in xs.iter().zip(&g) {
+            let x = *x as f64;
+            let want = 0.5
+                * x
+                * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh());
+            assert!(
+                (*got as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                "x {x}: {got} vs {want}"
+            );
+        }
+        let mut big = vec![-100.0f32, 100.0, 0.0];
+        geglu(&mut big, &[1.0, 1.0, 1.0]);
+        // the tails saturate: gelu(−100) = −100·σ(−160·…) underflows to (nearly) 0
+        assert!(
+            big[0].abs() < 1e-30 && big[1] == 100.0 && big[2] == 0.0,
+            "{big:?}"
+        );
     }
 }

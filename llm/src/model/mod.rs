@@ -53,7 +53,7 @@ pub enum ModelError {
         expected: Vec<u64>,
     },
     /// A tensor's storage type is not supported.
-    #[error("tensor '{name}' has type {ty:?}, which airinfer cannot compute with (supported: F32, F16, BF16, Q4_0, Q4_1, Q8_0)")]
+    #[error("tensor '{name}' has type {ty:?}, which airinfer cannot compute with (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL, IQ4_XS)")]
     UnsupportedType {
         /// Tensor name.
         name: String,

@@ -8,7 +8,11 @@
 //! * Q5_0, Q5_1, IQ4_NL, IQ4_XS and the k-quants Q2_K … Q8_K: [`blocks`].
 
 mod blocks;
+mod encode;
 pub use self::blocks::IQ4_NL;
+pub use self::encode::{
+    quantize_q4_k, quantize_q5_0, quantize_q5_1, quantize_q5_k, quantize_q6_k, quantize_q8_k,
+};
 
 use crate::ggml_type::GgmlType;
 use half::{bf16, f16};
@@ -32,6 +36,35 @@ pub enum QuantError {
         /// Elements asked for.
         elements: usize,
     },
+}
+
+/// Quantise `x` (a whole number of `ty`'s blocks) to `ty` by ggml's reference rule (what
+/// `llama-quantize` writes without an importance matrix): F32, F16, BF16, Q8_0, Q4_0, Q4_1,
+/// Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q8_K.
+pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>, QuantError> {
+    let bs = ty.block_size();
+    if bs == 0 || !x.len().is_multiple_of(bs) {
+        return Err(QuantError::Length {
+            ty,
+            bytes: 0,
+            elements: x.len(),
+        });
+    }
+    Ok(match ty {
+        GgmlType::F32 => x.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        GgmlType::F16 => f32_to_f16_bytes(x),
+        GgmlType::BF16 => f32_to_bf16_bytes(x),
+        GgmlType::Q8_0 => quantize_q8_0(x),
+        GgmlType::Q4_0 => quantize_q4_0(x),
+        GgmlType::Q4_1 => quantize_q4_1(x),
+        GgmlType::Q5_0 => quantize_q5_0(x),
+        GgmlType::Q5_1 => quantize_q5_1(x),
+        GgmlType::Q4_K => quantize_q4_k(x),
+        GgmlType::Q5_K => quantize_q5_k(x),
+        GgmlType::Q6_K => quantize_q6_k(x),
+        GgmlType::Q8_K => quantize_q8_k(x),
+        other => return Err(QuantError::Unsupported(other)),
+    })
 }
 
 fn f16_at(b: &[u8], i: usize) -> f32 {

@@ -353,7 +353,7 @@ fn inspect_shows_an_unsupported_file_and_names_its_architecture() {
     use airinfer_llm::gguf::{GgmlType, GgufWriter, MetadataValue as V};
     let dir = tmp("inspect-arch");
     let mut w = GgufWriter::new(3);
-    w.add_metadata("general.architecture", V::String("gemma3".into()));
+    w.add_metadata("general.architecture", V::String("mamba".into()));
     w.add_f32("output_norm.weight", &[4], &[1.0; 4]);
     w.add_tensor(
         "blk.0.ffn_down.weight",
@@ -365,9 +365,70 @@ fn inspect_shows_an_unsupported_file_and_names_its_architecture() {
     std::fs::write(&path, w.to_bytes()).unwrap();
     let (code, out, err) = airinfer(&["inspect", path.to_str().unwrap()]);
     assert_eq!(code, 1, "{out} {err}");
-    assert!(out.contains("architecture gemma3, 2 tensors"), "{out}");
+    assert!(out.contains("architecture mamba, 2 tensors"), "{out}");
     assert!(out.contains("Q4_K") && out.contains("F32"), "{out}");
-    assert!(err.contains("'gemma3' is not supported"), "{err}");
+    assert!(err.contains("'mamba' is not supported"), "{err}");
+    assert!(
+        err.contains("gemma3") && err.contains("qwen3"),
+        "the supported ones named: {err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A model of a supported architecture with a weight in a type the engine does not compute
+/// with (IQ2_XXS): `eval` names the tensor and the type in one line, exit 1.
+#[test]
+fn a_weight_of_an_unsupported_type_is_named() {
+    use airinfer_llm::gguf::{GgmlType, GgufWriter, MetadataValue as V};
+    let dir = tmp("unsupported-type");
+    let u = |x: u32| V::U32(x);
+    let mut w = GgufWriter::new(3);
+    w.add_metadata("general.architecture", V::String("llama".into()))
+        .add_metadata("llama.block_count", u(1))
+        .add_metadata("llama.embedding_length", u(256))
+        .add_metadata("llama.feed_forward_length", u(256))
+        .add_metadata("llama.attention.head_count", u(4));
+    w.add_f32("token_embd.weight", &[256, 4], &[0.0; 1024]);
+    w.add_f32("output_norm.weight", &[256], &[1.0; 256]);
+    for n in ["attn_norm", "ffn_norm"] {
+        w.add_f32(&format!("blk.0.{n}.weight"), &[256], &[1.0; 256]);
+    }
+    for n in [
+        "attn_q",
+        "attn_k",
+        "attn_v",
+        "attn_output",
+        "ffn_gate",
+        "ffn_up",
+    ] {
+        w.add_f32(
+            &format!("blk.0.{n}.weight"),
+            &[256, 256],
+            &vec![0.0; 256 * 256],
+        );
+    }
+    // IQ2_XXS: 66 bytes per 256 values
+    w.add_tensor(
+        "blk.0.ffn_down.weight",
+        &[256, 256],
+        GgmlType::IQ2_XXS,
+        vec![0u8; 66 * 256],
+    );
+    let path = dir.join("m.gguf");
+    std::fs::write(&path, w.to_bytes()).unwrap();
+    let (code, out, err) = airinfer(&[
+        "eval",
+        "--model",
+        path.to_str().unwrap(),
+        "--max-tokens",
+        "8",
+    ]);
+    assert_eq!(code, 1, "{out} {err}");
+    assert!(
+        err.contains("blk.0.ffn_down.weight") && err.contains("IQ2_XXS"),
+        "{err}"
+    );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
