@@ -199,6 +199,8 @@ fn quantisers_write_what_llama_quantize_writes() {
         let t = match ty.as_str() {
             "Q5_0" => GgmlType::Q5_0,
             "Q5_1" => GgmlType::Q5_1,
+            "Q2_K" => GgmlType::Q2_K,
+            "Q3_K" => GgmlType::Q3_K,
             "Q4_K" => GgmlType::Q4_K,
             "Q5_K" => GgmlType::Q5_K,
             "Q6_K" => GgmlType::Q6_K,

@@ -101,7 +101,8 @@ pub fn quantize_q8_k(x: &[f32]) -> Vec<u8> {
 }
 
 /// ggml's `make_qkx2_quants`: codes `0..=nmax` and a scale and (negated) min for `x`, the
-/// affine fit minimising the weighted squared error over `nstep + 1` trial scales.
+/// affine fit minimising the weighted squared (or, `use_mad`, absolute) error over
+/// `nstep + 1` trial scales.
 #[allow(clippy::too_many_arguments)]
 fn make_qkx2_quants(
     x: &[f32],
@@ -111,7 +112,9 @@ fn make_qkx2_quants(
     rmin: f32,
     rdelta: f32,
     nstep: i32,
+    use_mad: bool,
 ) -> (f32, f32) {
+    let err = |d: f32| if use_mad { d.abs() } else { d * d };
     let n = x.len();
     let (mut min, mut max) = (x[0], x[0]);
     let mut sum_w = w[0];
@@ -140,7 +143,7 @@ fn make_qkx2_quants(
         let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
         l_out[i] = l as u8;
         let diff = scale * l as f32 + min - x[i];
-        best_error += w[i] * (diff * diff);
+        best_error += w[i] * err(diff);
     }
     let mut aux = [0u8; 32];
     for is in 0..=nstep {
@@ -165,7 +168,7 @@ fn make_qkx2_quants(
             let mut cur_error = 0.0f32;
             for i in 0..n {
                 let diff = this_scale * aux[i] as f32 + this_min - x[i];
-                cur_error += w[i] * (diff * diff);
+                cur_error += w[i] * err(diff);
             }
             if cur_error < best_error {
                 l_out[..n].copy_from_slice(&aux[..n]);
@@ -249,8 +252,16 @@ fn quantize_k4(x: &[f32], five: bool) -> Vec<u8> {
             let sum_x2: f32 = xs.iter().fold(0.0, |s, v| s + v * v);
             let av_x = (sum_x2 / 32.0).sqrt();
             let w: Vec<f32> = xs.iter().map(|v| av_x + v.abs()).collect();
-            let (s, m) =
-                make_qkx2_quants(xs, nmax, &w, &mut l[32 * j..32 * j + 32], rmin, 0.1, nstep);
+            let (s, m) = make_qkx2_quants(
+                xs,
+                nmax,
+                &w,
+                &mut l[32 * j..32 * j + 32],
+                rmin,
+                0.1,
+                nstep,
+                false,
+            );
             scales[j] = s;
             mins[j] = m;
             if s > max_scale {
@@ -383,6 +394,186 @@ pub fn quantize_q6_k(x: &[f32]) -> Vec<u8> {
         out.extend_from_slice(&qh);
         out.extend(sc.iter().map(|&v| v as u8));
         out.extend_from_slice(&f16_bytes(1.0 / iscale));
+    }
+    out
+}
+
+/// Q2_K: per 16 values an affine fit of 2-bit codes (weights `|x|`, absolute error), the
+/// sixteen scales and mins quantised to 4 bits against their maxima, codes recomputed.
+pub fn quantize_q2_k(x: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(x.len() / 256 * 84);
+    for b in x.chunks_exact(256) {
+        let mut l = [0u8; 256];
+        let (mut scales, mut mins) = ([0.0f32; 16], [0.0f32; 16]);
+        let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+        for j in 0..16 {
+            let xs = &b[16 * j..16 * j + 16];
+            let w: Vec<f32> = xs.iter().map(|v| v.abs()).collect();
+            let (s, m) =
+                make_qkx2_quants(xs, 3, &w, &mut l[16 * j..16 * j + 16], -0.5, 0.1, 15, true);
+            scales[j] = s;
+            mins[j] = m;
+            if s > max_scale {
+                max_scale = s;
+            }
+            if m > max_min {
+                max_min = m;
+            }
+        }
+        let mut sc = [0u8; 16];
+        let d = if max_scale > 0.0 {
+            let iscale = 15.0 / max_scale;
+            for j in 0..16 {
+                sc[j] = nearest_int(iscale * scales[j]) as u8;
+            }
+            max_scale / 15.0
+        } else {
+            0.0
+        };
+        let dmin = if max_min > 0.0 {
+            let iscale = 15.0 / max_min;
+            for j in 0..16 {
+                sc[j] |= (nearest_int(iscale * mins[j]) << 4) as u8;
+            }
+            max_min / 15.0
+        } else {
+            0.0
+        };
+        let (df, dminf) = (f16_round(d), f16_round(dmin));
+        for j in 0..16 {
+            let dj = df * (sc[j] & 0x0F) as f32;
+            if dj == 0.0 {
+                continue;
+            }
+            let dm = dminf * (sc[j] >> 4) as f32;
+            for i in 0..16 {
+                l[16 * j + i] = nearest_int((b[16 * j + i] + dm) / dj).clamp(0, 3) as u8;
+            }
+        }
+        out.extend_from_slice(&sc);
+        for j in (0..256).step_by(128) {
+            out.extend((0..32).map(|i| {
+                l[j + i] | (l[j + i + 32] << 2) | (l[j + i + 64] << 4) | (l[j + i + 96] << 6)
+            }));
+        }
+        out.extend_from_slice(&f16_bytes(d));
+        out.extend_from_slice(&f16_bytes(dmin));
+    }
+    out
+}
+
+/// ggml's `make_q3_quants` with `do_rmse`: signed codes `−nmax..nmax−1` (stored `+ nmax`) fitted
+/// by up to five rounds of coordinate descent on the x²-weighted error; returns the scale.
+fn make_q3_quants(x: &[f32], nmax: i32, l_out: &mut [i8]) -> f32 {
+    let (max, amax) = signed_absmax(x);
+    if amax < 1e-15 {
+        l_out.fill(0);
+        return 0.0;
+    }
+    let iscale = -(nmax as f32) / max;
+    let mut l = [0i32; 16];
+    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
+    for (i, &v) in x.iter().enumerate() {
+        l[i] = nearest_int(iscale * v).clamp(-nmax, nmax - 1);
+        let w = v * v;
+        sumlx += w * v * l[i] as f32;
+        suml2 += w * l[i] as f32 * l[i] as f32;
+    }
+    for _ in 0..5 {
+        let mut changed = 0;
+        for (i, &v) in x.iter().enumerate() {
+            let w = v * v;
+            let mut slx = sumlx - w * v * l[i] as f32;
+            if slx > 0.0 {
+                let mut sl2 = suml2 - w * l[i] as f32 * l[i] as f32;
+                let new_l = nearest_int(v * sl2 / slx).clamp(-nmax, nmax - 1);
+                if new_l != l[i] {
+                    slx += w * v * new_l as f32;
+                    sl2 += w * new_l as f32 * new_l as f32;
+                    if sl2 > 0.0 && slx * slx * suml2 > sumlx * sumlx * sl2 {
+                        l[i] = new_l;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        changed += 1;
+                    }
+                }
+            }
+        }
+        if changed == 0 {
+            break;
+        }
+    }
+    for (o, li) in l_out.iter_mut().zip(&l) {
+        *o = (li + nmax) as i8;
+    }
+    if suml2 > 0.0 {
+        sumlx / suml2
+    } else {
+        0.0
+    }
+}
+
+/// Q3_K: per 16 values a signed 3-bit fit (`make_q3_quants`), the sixteen scales quantised to
+/// 6 bits against the largest, codes recomputed; the third bits go to `hmask`.
+pub fn quantize_q3_k(x: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(x.len() / 256 * 110);
+    for b in x.chunks_exact(256) {
+        let mut l = [0i8; 256];
+        let mut scales = [0.0f32; 16];
+        let (mut max_scale, mut amax) = (0.0f32, 0.0f32);
+        for j in 0..16 {
+            scales[j] = make_q3_quants(&b[16 * j..16 * j + 16], 4, &mut l[16 * j..16 * j + 16]);
+            if scales[j].abs() > amax {
+                amax = scales[j].abs();
+                max_scale = scales[j];
+            }
+        }
+        let mut sc = [0u8; 12];
+        let d = if max_scale != 0.0 {
+            let iscale = -32.0 / max_scale;
+            for j in 0..16 {
+                let v = ((nearest_int(iscale * scales[j]) as i8).clamp(-32, 31) + 32) as u8;
+                if j < 8 {
+                    sc[j] = v & 0x0F;
+                } else {
+                    sc[j - 8] |= (v & 0x0F) << 4;
+                }
+                sc[j % 4 + 8] |= (v >> 4) << (2 * (j / 4));
+            }
+            1.0 / iscale
+        } else {
+            0.0
+        };
+        let df = f16_round(d);
+        for j in 0..16 {
+            let lo = if j < 8 { sc[j] & 0x0F } else { sc[j - 8] >> 4 };
+            let s = (lo | (((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) as i32 - 32;
+            let dj = df * s as f32;
+            if dj == 0.0 {
+                continue;
+            }
+            for i in 0..16 {
+                l[16 * j + i] = (nearest_int(b[16 * j + i] / dj).clamp(-4, 3) + 4) as i8;
+            }
+        }
+        let mut hmask = [0u8; 32];
+        let mut lu = [0u8; 256];
+        for j in 0..256 {
+            let mut v = l[j] as u8;
+            if v > 3 {
+                hmask[j % 32] |= 1 << (j / 32);
+                v -= 4;
+            }
+            lu[j] = v;
+        }
+        out.extend_from_slice(&hmask);
+        for j in (0..256).step_by(128) {
+            out.extend((0..32).map(|i| {
+                lu[j + i] | (lu[j + i + 32] << 2) | (lu[j + i + 64] << 4) | (lu[j + i + 96] << 6)
+            }));
+        }
+        out.extend_from_slice(&sc);
+        out.extend_from_slice(&f16_bytes(d));
     }
     out
 }

@@ -11,7 +11,8 @@ mod blocks;
 mod encode;
 pub use self::blocks::IQ4_NL;
 pub use self::encode::{
-    quantize_q4_k, quantize_q5_0, quantize_q5_1, quantize_q5_k, quantize_q6_k, quantize_q8_k,
+    quantize_q2_k, quantize_q3_k, quantize_q4_k, quantize_q5_0, quantize_q5_1, quantize_q5_k,
+    quantize_q6_k, quantize_q8_k,
 };
 
 use crate::ggml_type::GgmlType;
@@ -40,7 +41,7 @@ pub enum QuantError {
 
 /// Quantise `x` (a whole number of `ty`'s blocks) to `ty` by ggml's reference rule (what
 /// `llama-quantize` writes without an importance matrix): F32, F16, BF16, Q8_0, Q4_0, Q4_1,
-/// Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q8_K.
+/// Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K.
 pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>, QuantError> {
     let bs = ty.block_size();
     if bs == 0 || !x.len().is_multiple_of(bs) {
@@ -59,6 +60,8 @@ pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>, QuantError> {
         GgmlType::Q4_1 => quantize_q4_1(x),
         GgmlType::Q5_0 => quantize_q5_0(x),
         GgmlType::Q5_1 => quantize_q5_1(x),
+        GgmlType::Q2_K => quantize_q2_k(x),
+        GgmlType::Q3_K => quantize_q3_k(x),
         GgmlType::Q4_K => quantize_q4_k(x),
         GgmlType::Q5_K => quantize_q5_k(x),
         GgmlType::Q6_K => quantize_q6_k(x),
