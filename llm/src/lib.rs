@@ -1,5 +1,5 @@
-//! airinfer-llm: the language model. Reads GGUF files, tokenizes, runs the Llama-architecture
-//! forward pass on one device or split tensor-parallel across K devices, and calls a
+//! airinfer-llm: the language model. Reads GGUF files, tokenizes, runs the decoder forward pass
+//! (Llama and its relatives: Qwen 2/3, Gemma 3) on one device or split tensor-parallel across K devices, and calls a
 //! [`Collective`](tp::Collective) at every all-reduce so that a caller can put a channel there.
 //!
 //! This crate knows nothing of radios (see ARCHITECTURE.md's dependency rule).

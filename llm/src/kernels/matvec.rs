@@ -1,6 +1,6 @@
 //! The decode path: quantised (and dense) mat-vecs, split over output rows.
 
-use super::{dot_f32, select_kernel, Kernel, PackedMatrix, Packing, QActs, QK};
+use super::{dot_f32, select_kernel, Kernel, PackedMatrix, Packing, QActs, GROUP, QK};
 use rayon::prelude::*;
 
 impl PackedMatrix {
@@ -31,17 +31,16 @@ impl PackedMatrix {
         matvec_q_multi(&mut [(self, out)], xq);
     }
 
-    /// Rows `r0 .. r0 + out.len()` of the quantised mat-vec, four rows at a time.
+    /// Rows `r0 .. r0 + out.len()` of the quantised mat-vec (`r0` a multiple of [`GROUP`]),
+    /// one interleaved group of four rows at a time.
     pub(super) fn rows_q(&self, r0: usize, out: &mut [f32], xq: &QActs, kernel: Kernel) {
+        debug_assert!(r0.is_multiple_of(GROUP));
         let mut i = 0;
         while i < out.len() {
-            let n = (out.len() - i).min(4);
-            let r = r0 + i;
-            let mut res = [0.0f32; 4];
-            // rows beyond the chunk repeat the last row (computed, then discarded)
-            let rows = [r, r + 1.min(n - 1), r + 2.min(n - 1), r + 3.min(n - 1)]
-                .map(|q| self.row_blocks(q));
-            kernel.rows(self.packing, rows, xq, &mut res);
+            let n = (out.len() - i).min(GROUP);
+            let mut res = [0.0f32; GROUP];
+            // a last group's padding rows are computed, then discarded
+            kernel.rows(self.packing, self.group((r0 + i) / GROUP), xq, &mut res);
             out[i..i + n].copy_from_slice(&res[..n]);
             i += n;
         }

@@ -136,6 +136,11 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
     half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
 }
 
+/// Rows of a quantised matrix interleaved block by block, so that the decode kernel's four rows
+/// are one contiguous stream (as llama.cpp's repacked 4-row layouts): group `g` holds rows
+/// `4g .. 4g + 4`, its block `b` of row `4g + i` at `((g · blocks_per_row + b) · 4 + i)` blocks.
+pub const GROUP: usize = 4;
+
 /// A weight matrix of `rows` outputs × `cols` inputs in the layout the kernels want.
 /// Row `r` holds the weights that produce output `r` (GGML's layout: `dims[0] = cols`).
 #[derive(Debug)]
@@ -145,7 +150,8 @@ pub struct PackedMatrix {
     /// Number of inputs (row length).
     pub cols: usize,
     packing: Packing,
-    /// GGML blocks, `rows · cols/32` of them, row-major (quantised packings only).
+    /// The blocks, [`GROUP`] rows interleaved block by block, the rows padded with zero blocks
+    /// to a whole group (quantised packings only).
     blocks: Vec<u8>,
     /// Dequantised weights (`rows × cols`, row-major); built on first GEMM use, or at
     /// construction for [`Packing::Dense`].
@@ -167,7 +173,8 @@ impl PackedMatrix {
         }
     }
 
-    /// A quantised matrix from GGML blocks (`rows · cols/32` blocks, row-major).
+    /// A quantised matrix from its blocks (`rows · cols/32` of them, row-major), stored
+    /// interleaved by groups of [`GROUP`] rows.
     pub fn from_blocks(
         packing: Packing,
         rows: usize,
@@ -175,7 +182,18 @@ impl PackedMatrix {
         blocks: Vec<u8>,
     ) -> PackedMatrix {
         assert!(packing != Packing::Dense && cols.is_multiple_of(QK));
-        assert_eq!(blocks.len(), rows * cols / QK * packing.block_bytes());
+        let (bb, nb) = (packing.block_bytes(), cols / QK);
+        assert_eq!(blocks.len(), rows * nb * bb);
+        let groups = rows.div_ceil(GROUP);
+        let mut inter = vec![0u8; groups * GROUP * nb * bb];
+        for r in 0..rows {
+            for b in 0..nb {
+                let dst = ((r / GROUP * nb + b) * GROUP + r % GROUP) * bb;
+                inter[dst..dst + bb]
+                    .copy_from_slice(&blocks[(r * nb + b) * bb..(r * nb + b + 1) * bb]);
+            }
+        }
+        let blocks = inter;
         PackedMatrix {
             rows,
             cols,
@@ -198,9 +216,21 @@ impl PackedMatrix {
         }
     }
 
-    fn row_blocks(&self, r: usize) -> &[u8] {
-        let rb = self.cols / QK * self.packing.block_bytes();
-        &self.blocks[r * rb..(r + 1) * rb]
+    /// The blocks of group `g` (rows `4g .. 4g + 4`, interleaved).
+    fn group(&self, g: usize) -> &[u8] {
+        let gb = GROUP * self.cols / QK * self.packing.block_bytes();
+        &self.blocks[g * gb..(g + 1) * gb]
+    }
+
+    /// Row `r`'s blocks, gathered (a copy: for the paths off the decode kernels).
+    fn row_blocks(&self, r: usize) -> Vec<u8> {
+        let (bb, nb) = (self.packing.block_bytes(), self.cols / QK);
+        let mut out = Vec::with_capacity(nb * bb);
+        for b in 0..nb {
+            let at = ((r / GROUP * nb + b) * GROUP + r % GROUP) * bb;
+            out.extend_from_slice(&self.blocks[at..at + bb]);
+        }
+        out
     }
 
     /// Row `r` dequantised into `out` (length `cols`).
@@ -335,17 +365,24 @@ pub fn kernel_name() -> &'static str {
 }
 
 impl Kernel {
-    /// Four rows of `packing`'s blocks against the quantised activation.
+    /// The four rows of one interleaved group of `packing`'s blocks against the quantised
+    /// activation.
     #[inline]
-    fn rows(self, packing: Packing, rows: [&[u8]; 4], x: &QActs, out: &mut [f32; 4]) {
+    fn rows(self, packing: Packing, group: &[u8], x: &QActs, out: &mut [f32; 4]) {
         match self {
             Kernel::Portable => {
-                for r in 0..4 {
-                    out[r] = match packing {
-                        Packing::Q4_0 => q4_portable(rows[r], false, x),
-                        Packing::Q4_1 => q4_portable(rows[r], true, x),
-                        Packing::Q8_0 => q8_portable(rows[r], x),
-                        p => generic_portable(p, rows[r], x),
+                let bb = packing.block_bytes();
+                let nb = group.len() / (GROUP * bb);
+                for (r, o) in out.iter_mut().enumerate() {
+                    let row: Vec<u8> = (0..nb)
+                        .flat_map(|b| &group[(b * GROUP + r) * bb..(b * GROUP + r + 1) * bb])
+                        .copied()
+                        .collect();
+                    *o = match packing {
+                        Packing::Q4_0 => q4_portable(&row, false, x),
+                        Packing::Q4_1 => q4_portable(&row, true, x),
+                        Packing::Q8_0 => q8_portable(&row, x),
+                        p => generic_portable(p, &row, x),
                     };
                 }
             }
@@ -354,14 +391,14 @@ impl Kernel {
             Kernel::Avx2 => unsafe {
                 use x86::*;
                 match packing {
-                    Packing::Q4_0 => rows_avx2::<Q4_0>(rows, x, out),
-                    Packing::Q4_1 => rows_avx2::<Q4_1>(rows, x, out),
-                    Packing::Q4F => rows_avx2::<Q4F>(rows, x, out),
-                    Packing::Q5_0 => rows_avx2::<Q5_0>(rows, x, out),
-                    Packing::Q5_1 => rows_avx2::<Q5_1>(rows, x, out),
-                    Packing::Q5F => rows_avx2::<Q5F>(rows, x, out),
-                    Packing::Q8_0 => rows_avx2::<Q8_0>(rows, x, out),
-                    Packing::Q8S => rows_avx2::<Q8S>(rows, x, out),
+                    Packing::Q4_0 => rows_avx2::<Q4_0>(group, x, out),
+                    Packing::Q4_1 => rows_avx2::<Q4_1>(group, x, out),
+                    Packing::Q4F => rows_avx2::<Q4F>(group, x, out),
+                    Packing::Q5_0 => rows_avx2::<Q5_0>(group, x, out),
+                    Packing::Q5_1 => rows_avx2::<Q5_1>(group, x, out),
+                    Packing::Q5F => rows_avx2::<Q5F>(group, x, out),
+                    Packing::Q8_0 => rows_avx2::<Q8_0>(group, x, out),
+                    Packing::Q8S => rows_avx2::<Q8S>(group, x, out),
                     Packing::Dense => unreachable!("dense matrices use the f32 path"),
                 }
             },
@@ -370,14 +407,14 @@ impl Kernel {
             Kernel::Vnni => unsafe {
                 use x86::*;
                 match packing {
-                    Packing::Q4_0 => rows_vnni::<Q4_0>(rows, x, out),
-                    Packing::Q4_1 => rows_vnni::<Q4_1>(rows, x, out),
-                    Packing::Q4F => rows_vnni::<Q4F>(rows, x, out),
-                    Packing::Q5_0 => rows_vnni::<Q5_0>(rows, x, out),
-                    Packing::Q5_1 => rows_vnni::<Q5_1>(rows, x, out),
-                    Packing::Q5F => rows_vnni::<Q5F>(rows, x, out),
-                    Packing::Q8_0 => rows_vnni::<Q8_0>(rows, x, out),
-                    Packing::Q8S => rows_vnni::<Q8S>(rows, x, out),
+                    Packing::Q4_0 => rows_vnni::<Q4_0>(group, x, out),
+                    Packing::Q4_1 => rows_vnni::<Q4_1>(group, x, out),
+                    Packing::Q4F => rows_vnni::<Q4F>(group, x, out),
+                    Packing::Q5_0 => rows_vnni::<Q5_0>(group, x, out),
+                    Packing::Q5_1 => rows_vnni::<Q5_1>(group, x, out),
+                    Packing::Q5F => rows_vnni::<Q5F>(group, x, out),
+                    Packing::Q8_0 => rows_vnni::<Q8_0>(group, x, out),
+                    Packing::Q8S => rows_vnni::<Q8S>(group, x, out),
                     Packing::Dense => unreachable!("dense matrices use the f32 path"),
                 }
             },

@@ -84,17 +84,17 @@ const fn block_bytes(f: u8) -> usize {
     }
 }
 
-/// Four rows of packing `F` against the quantised activation: per block, a 32-value integer
-/// dot (`VNNI`: one `vpdpbusd`; else `vpmaddubsw` + `vpmaddwd`), converted and scaled into 8
-/// f32 lanes per row; the offset terms `m · Σx` (Q4/Q5 formats) summed apart.
+/// The four rows of one interleaved group (block `b` of row `r` at `(4b + r)` blocks) of
+/// packing `F` against the quantised activation: per block, a 32-value integer dot (`VNNI`:
+/// one `vpdpbusd`; else `vpmaddubsw` + `vpmaddwd`), converted and scaled into 8 f32 lanes per
+/// row; the offset terms `m · Σx` (Q4/Q5 formats) summed apart. The group is one forward
+/// stream, prefetched 8 blocks ahead.
 #[inline(always)]
-unsafe fn rows4<const F: u8, const VNNI: bool>(rows: [&[u8]; 4], x: &QActs, out: &mut [f32; 4]) {
+unsafe fn rows4<const F: u8, const VNNI: bool>(group: &[u8], x: &QActs, out: &mut [f32; 4]) {
     let bb = block_bytes(F);
-    let nb = rows[0].len() / bb;
+    let nb = group.len() / (4 * bb);
     assert!(x.qs.len() >= nb * QK && x.d.len() >= nb && x.dsum.len() >= nb);
-    for row in &rows {
-        assert!(row.len() >= nb * bb);
-    }
+    assert!(group.len() >= nb * 4 * bb);
     let dot = |u: __m256i, q: __m256i| if VNNI { dot_vnni(u, q) } else { dot_avx2(u, q) };
     let mut acc = [_mm256_setzero_ps(); 4];
     let mut macc = [0.0f32; 4];
@@ -103,9 +103,15 @@ unsafe fn rows4<const F: u8, const VNNI: bool>(rows: [&[u8]; 4], x: &QActs, out:
         let q = _mm256_loadu_si256(qp.add(b * QK) as *const __m256i);
         let dx = *x.d.get_unchecked(b);
         let ds = *x.dsum.get_unchecked(b);
+        let step = group.as_ptr().add(4 * b * bb);
+        // 4·bb bytes per block step (72–160): two lines, 8 steps ahead
+        _mm_prefetch(step.add(32 * bb) as *const i8, _MM_HINT_T0);
+        _mm_prefetch(step.add(32 * bb + 64) as *const i8, _MM_HINT_T0);
+        if bb > 32 {
+            _mm_prefetch(step.add(32 * bb + 128) as *const i8, _MM_HINT_T0);
+        }
         for r in 0..4 {
-            let blk = rows[r].as_ptr().add(b * bb);
-            _mm_prefetch(blk.add(8 * bb) as *const i8, _MM_HINT_T0);
+            let blk = step.add(r * bb);
             match F {
                 Q8_0 | Q8S => {
                     let off = if F == Q8_0 { 2 } else { 8 };
@@ -166,15 +172,15 @@ unsafe fn rows4<const F: u8, const VNNI: bool>(rows: [&[u8]; 4], x: &QActs, out:
 /// # Safety
 /// Needs avx2, fma and f16c. Row lengths are checked against `x`.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn rows_avx2<const F: u8>(rows: [&[u8]; 4], x: &QActs, out: &mut [f32; 4]) {
-    rows4::<F, false>(rows, x, out)
+pub unsafe fn rows_avx2<const F: u8>(group: &[u8], x: &QActs, out: &mut [f32; 4]) {
+    rows4::<F, false>(group, x, out)
 }
 
 /// # Safety
 /// Needs avx2, fma, f16c, avx512vnni and avx512vl. Row lengths are checked against `x`.
 #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
-pub unsafe fn rows_vnni<const F: u8>(rows: [&[u8]; 4], x: &QActs, out: &mut [f32; 4]) {
-    rows4::<F, true>(rows, x, out)
+pub unsafe fn rows_vnni<const F: u8>(group: &[u8], x: &QActs, out: &mut [f32; 4]) {
+    rows4::<F, true>(group, x, out)
 }
 
 /// u8 × i8 → 8 × i32 sums of 4 products (maddubs saturates only beyond 2·255·127; our

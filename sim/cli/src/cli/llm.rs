@@ -20,7 +20,7 @@ use std::time::Instant;
 /// Which model, and how to split it.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Model: a catalogue name (smollm2-135m, fetched and cached on first use) or a GGUF path.
+    /// Model: a catalogue name (smollm2-135m, gemma3-270m; fetched and cached on first use) or a GGUF path.
     #[arg(long, default_value = "smollm2-135m")]
     pub model: String,
     /// Number of devices for tensor parallelism (equal shares unless --shares is given).
