@@ -43,7 +43,7 @@ done < <(target/release/examples/synth_models "$tokmodel" "$out/kq" --kquant-sou
 # the quantisers' fixture: llama-quantize --pure's bytes of one tensor per type
 tensor=blk.0.ffn_up.weight
 shas=()
-for ty in Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K; do
+for ty in Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL IQ4_XS; do
   "$bin/llama-quantize" --pure "$out/kq/llama-kq-f32.gguf" "$out/pure-$ty.gguf" "$ty" >/dev/null 2>&1
   shas+=("\"$ty\": \"$(target/release/examples/gguf_tensor_sha "$out/pure-$ty.gguf" $tensor | cut -d' ' -f2)\"")
 done

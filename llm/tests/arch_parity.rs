@@ -160,9 +160,10 @@ fn synthetic_models_match_llama_cpp() {
     }
 }
 
-/// TP = one device (the lock-step argument of `common`) and decode = prefill, on every
-/// architecture: Qwen 2's biases sliced with their heads, Gemma 3's one KV head on every
-/// device, its post-norms on the reduced sums, its sliding window (32) crossed while decoding.
+/// TP = one device (the lock-step argument of `common`), decode = prefill, and a pipeline of
+/// layer ranges = the whole forward pass, on every architecture: Qwen 2's biases sliced with
+/// their heads, Gemma 3's one KV head on every device, its post-norms on the reduced sums, its
+/// sliding window (32) crossed while decoding, its local layers' RoPE in a later stage.
 #[test]
 fn synthetic_models_split_and_decode_consistently() {
     let Some(tok) = tokenizer_source() else {
@@ -176,6 +177,35 @@ fn synthetic_models_split_and_decode_consistently() {
             &g,
             "Over-the-air computation sums the partial activations of every device at once.",
             28,
+        );
+        assert_pipeline_equals_forward(&g);
+    }
+}
+
+/// Stages of one block each (their own sessions, as pipeline stages hold their KV caches), a
+/// prefill then two decode steps: the logits bit for bit those of the whole forward pass.
+fn assert_pipeline_equals_forward(g: &GgufFile) {
+    use airinfer_llm::model::Logits;
+    let model = Model::load_single(g).unwrap();
+    let n = model.cfg.n_layer;
+    let steps: [&[u32]; 3] = [&[1, 17, 400, 9, 33, 2048, 5], &[77], &[3000]];
+    let mut whole = model.new_session(16);
+    let mut stages: Vec<_> = (0..n).map(|_| model.new_session(16)).collect();
+    for tokens in steps {
+        let want = model
+            .forward(&mut whole, tokens, &mut IdealCollective, Logits::From(0))
+            .unwrap();
+        let mut h = model.embed(stages[0].pos, tokens).unwrap();
+        for (l, s) in stages.iter_mut().enumerate() {
+            model
+                .run_layers(s, &mut h, l..l + 1, &mut IdealCollective)
+                .unwrap();
+        }
+        let got = model.head(&h, Logits::From(0));
+        assert!(
+            got == want,
+            "{}: pipeline stages differ from the whole forward pass",
+            model.cfg.name
         );
     }
 }
@@ -199,6 +229,8 @@ fn quantisers_write_what_llama_quantize_writes() {
         let t = match ty.as_str() {
             "Q5_0" => GgmlType::Q5_0,
             "Q5_1" => GgmlType::Q5_1,
+            "IQ4_NL" => GgmlType::IQ4_NL,
+            "IQ4_XS" => GgmlType::IQ4_XS,
             "Q2_K" => GgmlType::Q2_K,
             "Q3_K" => GgmlType::Q3_K,
             "Q4_K" => GgmlType::Q4_K,

@@ -577,3 +577,136 @@ pub fn quantize_q3_k(x: &[f32]) -> Vec<u8> {
     }
     out
 }
+
+/// ggml's `best_index_int8`: the index of the code-book value nearest `x` (ties to the upper
+/// unless strictly nearer the lower), by bisection of the sorted book.
+fn best_index(values: &[i8; 16], x: f32) -> u8 {
+    if x <= values[0] as f32 {
+        return 0;
+    }
+    if x >= values[15] as f32 {
+        return 15;
+    }
+    let (mut ml, mut mu) = (0usize, 15usize);
+    while mu - ml > 1 {
+        let mav = (ml + mu) / 2;
+        if x < values[mav] as f32 {
+            mu = mav;
+        } else {
+            ml = mav;
+        }
+    }
+    if x - (values[mu - 1] as f32) < values[mu] as f32 - x {
+        (mu - 1) as u8
+    } else {
+        mu as u8
+    }
+}
+
+/// ggml's `quantize_row_iq4_nl_impl` as `llama-quantize` calls it (no importance matrix, seven
+/// trial scales each side): per 32 values the x²-weighted best scale of the non-linear code
+/// book; for IQ4_XS (`super_block` 256) the eight scales then quantised to 6 bits against the
+/// largest and the codes recomputed. Writes `d`, (IQ4_XS: `scales_h`, `scales_l`) and the codes.
+fn quantize_iq4(x: &[f32], out: &mut Vec<u8>) {
+    let values = &super::IQ4_NL;
+    let nb = x.len() / 32;
+    let mut l = vec![0u8; x.len()];
+    let mut scales = vec![0.0f32; nb];
+    let (mut max_scale, mut amax_scale) = (0.0f32, 0.0f32);
+    let ntry = 7;
+    for ib in 0..nb {
+        let xb = &x[32 * ib..32 * ib + 32];
+        let lb = &mut l[32 * ib..32 * ib + 32];
+        let (max, amax) = signed_absmax(xb);
+        if amax < 1e-15 {
+            scales[ib] = 0.0;
+            continue;
+        }
+        let fit = |id: f32, lb: Option<&mut [u8]>| {
+            let (mut sumqx, mut sumq2) = (0.0f32, 0.0f32);
+            let mut ls = [0u8; 32];
+            for (j, &v) in xb.iter().enumerate() {
+                ls[j] = best_index(values, id * v);
+                let q = values[ls[j] as usize] as f32;
+                let w = v * v;
+                sumqx += w * q * v;
+                sumq2 += w * q * q;
+            }
+            if let Some(lb) = lb {
+                lb.copy_from_slice(&ls);
+            }
+            (sumqx, sumq2)
+        };
+        let d0 = -max / values[0] as f32;
+        let (sumqx, sumq2) = fit(1.0 / d0, Some(lb));
+        let mut d = if sumq2 > 0.0 { sumqx / sumq2 } else { 0.0 };
+        let mut best = d * sumqx;
+        for itry in -ntry..=ntry {
+            let id = (itry + values[0] as i32) as f32 / max;
+            let (sumqx, sumq2) = fit(id, None);
+            if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
+                d = sumqx / sumq2;
+                best = d * sumqx;
+            }
+        }
+        scales[ib] = d;
+        if d.abs() > amax_scale {
+            amax_scale = d.abs();
+            max_scale = d;
+        }
+    }
+    if nb > 1 {
+        let d = -max_scale / 32.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let (mut scales_h, mut scales_l) = (0u16, [0u8; 4]);
+        for ib in 0..nb {
+            let li = nearest_int(id * scales[ib]).clamp(-32, 31);
+            let dl = d * li as f32;
+            let idl = if dl != 0.0 { 1.0 / dl } else { 0.0 };
+            for j in 0..32 {
+                l[32 * ib + j] = best_index(values, idl * x[32 * ib + j]);
+            }
+            let li = (li + 32) as u8;
+            if ib % 2 == 0 {
+                scales_l[ib / 2] = li & 0x0F;
+            } else {
+                scales_l[ib / 2] |= (li & 0x0F) << 4;
+            }
+            scales_h |= ((li >> 4) as u16) << (2 * (ib % 8));
+        }
+        out.extend_from_slice(&f16_bytes(d));
+        out.extend_from_slice(&scales_h.to_le_bytes());
+        out.extend_from_slice(&scales_l);
+    } else {
+        out.extend_from_slice(&f16_bytes(scales[0]));
+        let id = if scales[0] != 0.0 {
+            1.0 / scales[0]
+        } else {
+            0.0
+        };
+        for (j, lj) in l.iter_mut().enumerate() {
+            *lj = best_index(values, id * x[j]);
+        }
+    }
+    for i in 0..nb {
+        out.extend((0..16).map(|j| l[32 * i + j] | (l[32 * i + 16 + j] << 4)));
+    }
+}
+
+/// IQ4_NL as `llama-quantize` writes it.
+pub fn quantize_iq4_nl(x: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(x.len() / 32 * 18);
+    for b in x.chunks_exact(32) {
+        quantize_iq4(b, &mut out);
+    }
+    out
+}
+
+/// IQ4_XS as `llama-quantize` writes it.
+pub fn quantize_iq4_xs(x: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(x.len() / 256 * 136);
+    for b in x.chunks_exact(256) {
+        quantize_iq4(b, &mut out);
+    }
+    out
+}

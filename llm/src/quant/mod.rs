@@ -11,8 +11,8 @@ mod blocks;
 mod encode;
 pub use self::blocks::IQ4_NL;
 pub use self::encode::{
-    quantize_q2_k, quantize_q3_k, quantize_q4_k, quantize_q5_0, quantize_q5_1, quantize_q5_k,
-    quantize_q6_k, quantize_q8_k,
+    quantize_iq4_nl, quantize_iq4_xs, quantize_q2_k, quantize_q3_k, quantize_q4_k, quantize_q5_0,
+    quantize_q5_1, quantize_q5_k, quantize_q6_k, quantize_q8_k,
 };
 
 use crate::ggml_type::GgmlType;
@@ -41,7 +41,7 @@ pub enum QuantError {
 
 /// Quantise `x` (a whole number of `ty`'s blocks) to `ty` by ggml's reference rule (what
 /// `llama-quantize` writes without an importance matrix): F32, F16, BF16, Q8_0, Q4_0, Q4_1,
-/// Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K.
+/// Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL, IQ4_XS.
 pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>, QuantError> {
     let bs = ty.block_size();
     if bs == 0 || !x.len().is_multiple_of(bs) {
@@ -66,6 +66,8 @@ pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>, QuantError> {
         GgmlType::Q5_K => quantize_q5_k(x),
         GgmlType::Q6_K => quantize_q6_k(x),
         GgmlType::Q8_K => quantize_q8_k(x),
+        GgmlType::IQ4_NL => quantize_iq4_nl(x),
+        GgmlType::IQ4_XS => quantize_iq4_xs(x),
         other => return Err(QuantError::Unsupported(other)),
     })
 }
@@ -442,5 +444,82 @@ mod tests {
         ));
         let mut out = vec![0.0; 33];
         assert!(dequantize(GgmlType::Q8_0, &[0u8; 34], &mut out).is_err());
+    }
+
+    /// Q8_K (no llama-quantize target to compare with): every value within half a step of
+    /// its source, the stored sums of 16 the sums of the codes, an all-zero block all zero.
+    #[test]
+    fn q8_k_round_trips_within_half_a_step() {
+        let mut x = data(512, 9);
+        x[256..].fill(0.0);
+        let q = quantize(GgmlType::Q8_K, &x).unwrap();
+        assert_eq!(q.len(), 2 * 292);
+        let mut back = vec![0.0f32; 512];
+        dequantize(GgmlType::Q8_K, &q, &mut back).unwrap();
+        let d = f32::from_le_bytes([q[0], q[1], q[2], q[3]]).abs();
+        for (v, b) in x[..256].iter().zip(&back) {
+            assert!(
+                (v - b).abs() <= 0.5 * d * (1.0 + 1e-6),
+                "{v} vs {b} (step {d})"
+            );
+        }
+        for g in 0..16 {
+            let sum: i32 = q[4 + 16 * g..4 + 16 * g + 16]
+                .iter()
+                .map(|&c| c as i8 as i32)
+                .sum();
+            let stored = i16::from_le_bytes([q[260 + 2 * g], q[261 + 2 * g]]);
+            assert_eq!(sum, stored as i32);
+        }
+        assert!(back[256..].iter().all(|&v| v == 0.0));
+    }
+
+    /// Every quantiser's output dequantises to values near its input, and a length that is not
+    /// whole blocks is an error. The bound is one quantisation step of a block spanning
+    /// [−2, 2]: range / (levels − 1) (the fitted k-quant scales may clip an extreme value, but
+    /// not by a step), and for IQ4 the code book's widest gap, 24 of its 127 units. (The
+    /// byte-exact comparison with llama-quantize is in `tests/arch_parity.rs`.)
+    #[test]
+    fn quantisers_round_trip_roughly_and_check_lengths() {
+        let x = data(1024, 4);
+        for (ty, levels) in [
+            (GgmlType::Q5_0, 32.0),
+            (GgmlType::Q5_1, 32.0),
+            (GgmlType::Q2_K, 4.0),
+            (GgmlType::Q3_K, 8.0),
+            (GgmlType::Q4_K, 16.0),
+            (GgmlType::Q5_K, 32.0),
+            (GgmlType::Q6_K, 64.0),
+            (GgmlType::IQ4_NL, 0.0),
+            (GgmlType::IQ4_XS, 0.0),
+        ] {
+            let q = quantize(ty, &x).unwrap();
+            assert_eq!(
+                q.len(),
+                x.len() / ty.block_size() * ty.type_size(),
+                "{ty:?}"
+            );
+            let mut back = vec![0.0f32; x.len()];
+            dequantize(ty, &q, &mut back).unwrap();
+            let worst = x
+                .iter()
+                .zip(&back)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            let step = if levels > 0.0 {
+                4.0 / (levels - 1.0)
+            } else {
+                4.0 * 24.0 / 127.0 / 2.0
+            };
+            assert!(
+                worst < step,
+                "{ty:?}: worst error {worst}, a step is {step}"
+            );
+            assert!(
+                quantize(ty, &x[..x.len() - 32]).is_err() || ty.block_size() == 32,
+                "{ty:?}"
+            );
+        }
+        assert!(quantize(GgmlType::IQ2_XXS, &x).is_err());
     }
 }
