@@ -6,6 +6,9 @@ use crate::config::RopeStyle;
 use crate::kernels::{self, QActs};
 use rayon::prelude::*;
 
+/// Query rows per block of the prefill attention.
+const QUERY_BLOCK: usize = 64;
+
 /// One device's cached keys and values of one block, each `(pos, kv_heads_k, head_dim)`
 /// row-major (the device's KV heads only).
 #[derive(Debug, Clone, Default)]
@@ -157,21 +160,43 @@ impl Model {
                         vh[p * hd..(p + 1) * hd]
                             .copy_from_slice(&vc[(p * nkv + kvh) * hd..(p * nkv + kvh + 1) * hd]);
                     }
-                    let mut sc = vec![0.0f32; t * len];
-                    kernels::sgemm_abt_serial(t, len, hd, &qh, &kh, &mut sc);
-                    for r in 0..t {
-                        let visible = pos0 + r + 1;
-                        let from = first_visible(pos0 + r);
-                        let row = &mut sc[r * len..(r + 1) * len];
-                        for s in row[from..visible].iter_mut() {
-                            *s *= scale;
-                        }
-                        softmax(&mut row[from..visible]);
-                        row[..from].fill(0.0);
-                        row[visible..].fill(0.0);
-                    }
+                    // blocks of query rows, each against only the keys its rows can see
+                    // (causal, and the sliding window): about half the work of the whole
+                    // T × len score matrix
                     let mut oh = vec![0.0f32; t * hd];
-                    kernels::sgemm_ab(t, hd, len, &sc, &vh, &mut oh);
+                    for r0 in (0..t).step_by(QUERY_BLOCK) {
+                        let r1 = (r0 + QUERY_BLOCK).min(t);
+                        let (k0, k1) = (first_visible(pos0 + r0), pos0 + r1);
+                        let (m, n) = (r1 - r0, k1 - k0);
+                        let mut sc = vec![0.0f32; m * n];
+                        kernels::sgemm_abt_serial(
+                            m,
+                            n,
+                            hd,
+                            &qh[r0 * hd..r1 * hd],
+                            &kh[k0 * hd..k1 * hd],
+                            &mut sc,
+                        );
+                        for r in r0..r1 {
+                            let visible = pos0 + r + 1 - k0;
+                            let from = first_visible(pos0 + r) - k0;
+                            let row = &mut sc[(r - r0) * n..(r - r0 + 1) * n];
+                            for s in row[from..visible].iter_mut() {
+                                *s *= scale;
+                            }
+                            softmax(&mut row[from..visible]);
+                            row[..from].fill(0.0);
+                            row[visible..].fill(0.0);
+                        }
+                        kernels::sgemm_ab(
+                            m,
+                            hd,
+                            n,
+                            &sc,
+                            &vh[k0 * hd..k1 * hd],
+                            &mut oh[r0 * hd..r1 * hd],
+                        );
+                    }
                     oh
                 })
                 .collect();
