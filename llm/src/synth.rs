@@ -47,9 +47,9 @@ pub struct SynthSpec {
     pub seed: u64,
 }
 
-/// The parity set: each architecture, each option, each weight type airinfer writes.
-pub fn parity_models() -> Vec<SynthSpec> {
-    let base = SynthSpec {
+/// A plain two-block Llama of width 128 (GQA 4/2, untied head, F32) that the sets vary.
+fn base() -> SynthSpec {
+    SynthSpec {
         name: "",
         arch: "llama",
         n_layer: 2,
@@ -66,7 +66,12 @@ pub fn parity_models() -> Vec<SynthSpec> {
         qkv_bias: false,
         sliding_window: None,
         seed: 1,
-    };
+    }
+}
+
+/// The parity set: each architecture, each option, each weight type airinfer writes.
+pub fn parity_models() -> Vec<SynthSpec> {
+    let base = base();
     vec![
         SynthSpec {
             name: "llama-q4_0",
@@ -125,21 +130,11 @@ pub fn parity_models() -> Vec<SynthSpec> {
 pub fn kquant_sources() -> Vec<SynthSpec> {
     let base = SynthSpec {
         name: "llama-kq-f32",
-        arch: "llama",
-        n_layer: 2,
         n_embd: 256,
         n_ff: 512,
-        n_head: 4,
-        n_head_kv: 2,
         head_dim: 64,
-        weight_type: GgmlType::F32,
-        untied: true,
-        rope_base: 10000.0,
-        rope_freqs: false,
-        rope_linear: None,
-        qkv_bias: false,
-        sliding_window: None,
         seed: 11,
+        ..base()
     };
     vec![
         base.clone(),

@@ -66,6 +66,46 @@ fn reference(w: &PackedMatrix, xq: &QActs) -> Vec<f64> {
         .collect()
 }
 
+/// Every kernel path this CPU has (whatever `AIRINFER_SIMD` says) on `m` against the exact
+/// values `want`: each row within γ_n · Σ|summands| with n = 2·blocks + `extra` roundings, and
+/// the AVX2 and VNNI paths bit for bit equal. Returns each path's output.
+fn check_every_kernel(
+    m: &PackedMatrix,
+    xq: &QActs,
+    want: &[f64],
+    extra: usize,
+    what: &str,
+) -> Vec<(Kernel, Vec<f32>)> {
+    let (rows, cols) = (m.rows, m.cols);
+    let mut mag = vec![0.0f32; rows];
+    m.matvec_q_magnitudes(xq, &mut mag);
+    let g = gamma(2 * cols / QK + extra);
+    let mut outs = Vec::new();
+    for k in kernels_here() {
+        let mut got = vec![0.0f32; rows];
+        m.rows_q(0, &mut got, xq, k);
+        for r in 0..rows {
+            let bound = g * mag[r] as f64;
+            assert!(
+                (got[r] as f64 - want[r]).abs() <= bound,
+                "{k:?} {what} {rows}x{cols} row {r}: {} vs exact {} (bound {bound:e})",
+                got[r],
+                want[r]
+            );
+        }
+        outs.push((k, got));
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2 = outs.iter().find(|(k, _)| *k == Kernel::Avx2);
+        let vnni = outs.iter().find(|(k, _)| *k == Kernel::Vnni);
+        if let (Some(a), Some(v)) = (avx2, vnni) {
+            assert!(a.1 == v.1, "{what} {rows}x{cols}: AVX2 and VNNI differ");
+        }
+    }
+    outs
+}
+
 /// γ_n = n·u/(1 − n·u), u = 2⁻²⁴.
 fn gamma(n: usize) -> f64 {
     let nu = n as f64 * 2f64.powi(-24);
@@ -91,23 +131,7 @@ fn quantized_matvec_matches_reference_on_every_kernel() {
             let want = reference(&m, &xq);
             let mut mag = vec![0.0f32; rows];
             m.matvec_q_magnitudes(&xq, &mut mag);
-            let g = gamma(2 * cols / QK + 6);
-            let mut outs = Vec::new();
-            for &k in &kernels {
-                let mut got = vec![0.0f32; rows];
-                m.rows_q(0, &mut got, &xq, k);
-                for r in 0..rows {
-                    let bound = g * mag[r] as f64;
-                    assert!(
-                        (got[r] as f64 - want[r]).abs() <= bound,
-                        "{k:?} {:?} {rows}x{cols} row {r}: {} vs exact {} (bound {bound:e})",
-                        m.packing,
-                        got[r],
-                        want[r]
-                    );
-                }
-                outs.push((k, got));
-            }
+            let outs = check_every_kernel(&m, &xq, &want, 6, &format!("{:?}", m.packing));
             // the dispatched path (whatever AIRINFER_SIMD selects) is one of them
             let mut got = vec![0.0; rows];
             m.matvec_q(&xq, &mut got);
@@ -115,18 +139,6 @@ fn quantized_matvec_matches_reference_on_every_kernel() {
                 outs.iter().any(|(_, o)| *o == got),
                 "dispatched path is none of the kernels"
             );
-            #[cfg(target_arch = "x86_64")]
-            {
-                let avx2 = outs.iter().find(|(k, _)| *k == Kernel::Avx2);
-                let vnni = outs.iter().find(|(k, _)| *k == Kernel::Vnni);
-                if let (Some(a), Some(v)) = (avx2, vnni) {
-                    assert!(
-                        a.1 == v.1,
-                        "{:?} {rows}x{cols}: AVX2 and VNNI differ",
-                        m.packing
-                    );
-                }
-            }
         }
     }
 }
@@ -224,7 +236,6 @@ fn random_file_blocks(ty: crate::ggml_type::GgmlType, n: usize, seed: &mut u64) 
 fn repacked_matvec_matches_the_files_values_on_every_kernel() {
     use crate::ggml_type::GgmlType as T;
     let mut seed = 19u64;
-    let kernels = kernels_here();
     for ty in [
         T::Q5_0,
         T::Q5_1,
@@ -260,32 +271,7 @@ fn repacked_matvec_matches_the_files_values_on_every_kernel() {
                     .map(|c| values[c] as f64 * xq.d[c / QK] as f64 * xq.qs[c] as f64)
                     .sum();
             }
-            let mut mag = vec![0.0f32; rows];
-            m.matvec_q_magnitudes(&xq, &mut mag);
-            let g = gamma(2 * cols / QK + 7);
-            let mut outs = Vec::new();
-            for &k in &kernels {
-                let mut got = vec![0.0f32; rows];
-                m.rows_q(0, &mut got, &xq, k);
-                for r in 0..rows {
-                    let bound = g * mag[r] as f64;
-                    assert!(
-                        (got[r] as f64 - want[r]).abs() <= bound,
-                        "{k:?} {ty:?} {rows}x{cols} row {r}: {} vs exact {} (bound {bound:e})",
-                        got[r],
-                        want[r]
-                    );
-                }
-                outs.push((k, got));
-            }
-            #[cfg(target_arch = "x86_64")]
-            {
-                let avx2 = outs.iter().find(|(k, _)| *k == Kernel::Avx2);
-                let vnni = outs.iter().find(|(k, _)| *k == Kernel::Vnni);
-                if let (Some(a), Some(v)) = (avx2, vnni) {
-                    assert!(a.1 == v.1, "{ty:?} {rows}x{cols}: AVX2 and VNNI differ");
-                }
-            }
+            check_every_kernel(&m, &xq, &want, 7, &format!("{ty:?}"));
         }
     }
 }
