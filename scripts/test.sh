@@ -59,7 +59,7 @@ if [ "$steps" = all ]; then
   echo "SIMD paths tested on this CPU: ${paths[*]}${untested:+; not available here, so not tested: ${untested[*]}}"
   for p in "${paths[@]}"; do
     echo "== AIRINFER_SIMD=$p"
-    AIRINFER_SIMD=$p run cargo test --release --no-fail-fast -p airinfer-llm --lib --test smollm2 --test forward_reference "$@" -- kernels:: tensor_parallel decode prefill greedy
+    AIRINFER_SIMD=$p run cargo test --release --no-fail-fast -p airinfer-llm --lib --test smollm2 --test forward_reference --test arch_parity "$@" -- kernels:: tensor_parallel decode prefill greedy
     AIRINFER_SIMD=$p run cargo test --release --no-fail-fast -p airinfer-phy --lib "$@" -- fastrng aircomp::
   done
 fi
