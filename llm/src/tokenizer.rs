@@ -151,6 +151,8 @@ fn gpt2_byte_chars() -> [char; 256] {
 const GPT2_PATTERN: &str =
     r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
 const LLAMA3_PATTERN: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// Qwen 2 / 2.5 / 3: Llama 3's pattern with single digits.
+const QWEN2_PATTERN: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// The regex sequence of a pre-tokenizer name (as llama.cpp's `llama-vocab.cpp` defines them).
 fn pre_regexes(pre: &str) -> Option<Vec<&'static str>> {
@@ -160,6 +162,7 @@ fn pre_regexes(pre: &str) -> Option<Vec<&'static str>> {
             vec![r"\p{N}", GPT2_PATTERN]
         }
         "llama-bpe" | "llama3" | "llama-v3" | "dbrx" | "smaug-bpe" => vec![LLAMA3_PATTERN],
+        "qwen2" | "deepseek-r1-qwen" => vec![QWEN2_PATTERN],
         _ => return None,
     })
 }

@@ -250,3 +250,38 @@ fn quantisers_write_what_llama_quantize_writes() {
         );
     }
 }
+
+/// The Qwen 2 and Llama 3 pre-tokenizers (regexes as llama.cpp's `llama-vocab.cpp`) equal
+/// `llama-tokenize` on the SmolLM2 fixture strings, run on a synthetic model whose
+/// `tokenizer.ggml.pre` names them (`examples/gguf_set_pre`; fixtures
+/// `data/tok_llamacpp_pre_*.json`). They split differently from SmolLM2's own pre-tokenizer on
+/// some of the strings, so the check sees the regex.
+#[test]
+fn qwen2_and_llama3_pre_tokenizers_match_llama_cpp() {
+    use airinfer_llm::synth::parity_models;
+    let Some(tok) = tokenizer_source() else {
+        return;
+    };
+    let g = GgufFile::from_bytes(synth_gguf(&parity_models()[0], &tok).to_bytes()).unwrap();
+    for (pre, fixture) in [
+        ("qwen2", include_str!("data/tok_llamacpp_pre_qwen2.json")),
+        (
+            "llama-bpe",
+            include_str!("data/tok_llamacpp_pre_llama_bpe.json"),
+        ),
+    ] {
+        let g2 = rewrite(
+            &g,
+            |k, v| {
+                if k == "tokenizer.ggml.pre" {
+                    Some((k.into(), MetadataValue::String(pre.into())))
+                } else {
+                    Some((k.into(), v.clone()))
+                }
+            },
+            |_| true,
+        );
+        let t = Tokenizer::from_gguf(&g2).unwrap();
+        common::assert_tokenizes_as_llama_cpp(&t, fixture, true);
+    }
+}
