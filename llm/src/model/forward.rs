@@ -273,13 +273,22 @@ impl Model {
             &mut xq,
         );
         // SwiGLU: silu(gate) ⊙ up, or GeGLU: gelu(gate) ⊙ up
-        match cfg.arch.activation {
+        // (element-wise: split over the rows of a prefill, the same numbers on any thread count)
+        let act = |g: &mut [f32], u: &[f32]| match cfg.arch.activation {
             Activation::Silu => {
-                for (g, u) in gate.iter_mut().zip(&up) {
+                for (g, u) in g.iter_mut().zip(u) {
                     *g = *g / (1.0 + (-*g).exp()) * u;
                 }
             }
-            Activation::GeluTanh => geglu(&mut gate, &up),
+            Activation::GeluTanh => geglu(g, u),
+        };
+        if t > 1 {
+            use rayon::prelude::*;
+            gate.par_chunks_mut(f)
+                .zip(up.par_chunks(f))
+                .for_each(|(g, u)| act(g, u));
+        } else {
+            act(&mut gate, &up);
         }
         // down projection: this device's slice of the inputs → a partial n_embd vector
         linear(&b.w_down, &gate, t, out, &mut xq);

@@ -12,10 +12,18 @@ pub fn rmsnorm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
 }
 
 /// RMSNorm of every `w.len()`-wide row of `x`.
+/// (Rows split over the threads when there are many; each row is computed the same way.)
 pub(super) fn rmsnorm_rows(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    use rayon::prelude::*;
     let mut out = vec![0.0f32; x.len()];
-    for (o, r) in out.chunks_mut(w.len()).zip(x.chunks(w.len())) {
-        rmsnorm(o, r, w, eps);
+    if x.len() >= 64 * w.len() {
+        out.par_chunks_mut(w.len())
+            .zip(x.par_chunks(w.len()))
+            .for_each(|(o, r)| rmsnorm(o, r, w, eps));
+    } else {
+        for (o, r) in out.chunks_mut(w.len()).zip(x.chunks(w.len())) {
+            rmsnorm(o, r, w, eps);
+        }
     }
     out
 }
