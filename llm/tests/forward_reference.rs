@@ -8,27 +8,41 @@ use proptest::prelude::*;
 
 const TOKENS: [u32; 7] = [3, 17, 95, 0, 42, 42, 7];
 
+/// Prefill (the integer GEMM for the quantised matrices) against the f64 reference with the
+/// same 8-bit activation quantisation. The emulation is exact only while no activation lands
+/// within rounding distance of a quantiser boundary, where the f32 engine and the f64 reference
+/// may round it to neighbouring steps; with a few thousand quantised values per forward that
+/// happens for some seeds (seen: untied seed 1, ≈ 1e-2 at every position, on decode too). So
+/// each variant runs three models and at least two must agree to 1e-4: a fault of the GEMM
+/// shows on every model, a boundary flip on one.
 #[test]
-fn prefill_matches_the_f32_reference() {
+fn prefill_matches_the_reference_with_the_same_activation_quantisation() {
     for tied in [true, false] {
-        let t = Tiny {
-            tied,
-            ..Default::default()
-        };
-        let g = tiny_gguf(&t, 1);
-        let model = Model::load_single(&g).unwrap();
-        let mut s = model.new_session(64);
-        let logits = model
-            .forward(&mut s, &TOKENS, &mut IdealCollective, Logits::From(0))
-            .unwrap();
-        let want = reference_logits(&g, &t, &TOKENS, false);
-        for (p, w) in want.iter().enumerate() {
-            let e = rel_err(&logits[p * t.vocab..(p + 1) * t.vocab], w);
-            // TUNED: each f32 mat-vec is within γ_n·Σ|w·x| of exact (n ≤ 256: ≈ 1.5e-5 of the
-            // magnitudes), but the growth through 2 layers of norms, attention and SiLU is not
-            // bounded; measured ≤ 1.5e-6 on every kernel path (portable, AVX2, AVX-512)
-            assert!(e < 1e-4, "tied={tied} position {p}: relative error {e}");
+        let mut worst = Vec::new();
+        for seed in 1..=3u64 {
+            let t = Tiny {
+                tied,
+                ..Default::default()
+            };
+            let g = tiny_gguf(&t, seed);
+            let model = Model::load_single(&g).unwrap();
+            let mut s = model.new_session(64);
+            let logits = model
+                .forward(&mut s, &TOKENS, &mut IdealCollective, Logits::From(0))
+                .unwrap();
+            let want = reference_logits(&g, &t, &TOKENS, true);
+            let e = want
+                .iter()
+                .enumerate()
+                .map(|(p, w)| rel_err(&logits[p * t.vocab..(p + 1) * t.vocab], w))
+                .fold(0.0f64, f64::max);
+            worst.push(e);
         }
+        // TUNED: each product is within γ_n·Σ|summands| of exact, but the growth through 2
+        // layers of norms, attention and SiLU is not bounded; measured ≤ 4.3e-7 on the models
+        // without a boundary flip
+        let agree = worst.iter().filter(|&&e| e < 1e-4).count();
+        assert!(agree >= 2, "tied={tied}: worst relative errors {worst:?}");
     }
 }
 
@@ -71,7 +85,7 @@ fn prefill_then_decode_continues_the_same_sequence() {
     let t = Tiny::default();
     let g = tiny_gguf(&t, 3);
     let model = Model::load_single(&g).unwrap();
-    let want = reference_logits(&g, &t, &TOKENS, false);
+    let want = reference_logits(&g, &t, &TOKENS, true);
     // prefill 5 tokens with the GEMM path, then the 6th and 7th through the decode path
     let mut s = model.new_session(64);
     model
@@ -86,10 +100,9 @@ fn prefill_then_decode_continues_the_same_sequence() {
                 Logits::Last,
             )
             .unwrap();
-        // decode quantises activations: agree with the f32 reference to ~1e-2. TUNED: this is
-        // the size of the 8-bit activation quantisation's effect on this model (measured 0.022,
-        // the same on every kernel path: quantisation, not rounding), not derived
-        assert!(rel_err(&l, &want[p]) < 3e-2, "position {p}");
+        // both paths quantise the activations as the reference does. TUNED: as for the
+        // prefill test above
+        assert!(rel_err(&l, &want[p]) < 1e-4, "position {p}");
     }
 }
 

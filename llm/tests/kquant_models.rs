@@ -1,11 +1,13 @@
 //! A model whose weights are in the 5-bit, non-linear and k-quant formats loads and runs: its
-//! prefill logits (the f32 path, on the weights the packed blocks dequantise to) equal, bit for
-//! bit, those of the same model written with the weights already dequantised to F32 (the
+//! prefill logits on the f32 path (`AIRINFER_F32_PREFILL=1`: f32 activations times the weights
+//! the packed blocks dequantise to) equal, bit for bit, those of the same model written with
+//! the weights already dequantised to F32 (the
 //! dequantisers themselves are checked against the `gguf` Python package in `quant::tests`), on
 //! one device and tensor-parallel with splits that do not fall on the k-quants' 256-value
-//! blocks. (The decode path multiplies the packed blocks with 8-bit activations, as for Q4_0:
-//! checked against the files' values in `kernels::tests`, and on a real k-quant model in
-//! `gemma3.rs`.)
+//! blocks. (The decode mat-vec and the default prefill GEMM multiply the packed blocks with 8-bit
+//! activations: checked against the files' values in `kernels::tests`, and on a real k-quant
+//! model in `gemma3.rs`.) This file holds one test, so the variable it sets is read by nothing
+//! else.
 
 use airinfer_llm::gguf::{GgmlType, GgufFile, GgufWriter, MetadataValue as V};
 use airinfer_llm::model::{Logits, Model};
@@ -134,6 +136,7 @@ fn logits(m: &Model, tokens: &[u32]) -> Vec<f32> {
 
 #[test]
 fn k_quant_models_equal_their_dequantised_twins_on_one_device_and_split() {
+    std::env::set_var("AIRINFER_F32_PREFILL", "1");
     let (kq, f) = twins();
     let tokens = [1u32, 7, 3, 60, 2, 9];
     for shares in [

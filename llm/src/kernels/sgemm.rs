@@ -1,9 +1,11 @@
-//! The prefill path: f32 GEMMs through the `gemm` crate.
+//! The f32 GEMMs through the `gemm` crate (dense weights, attention).
 
 use super::PackedMatrix;
 
 impl PackedMatrix {
-    /// `Y (t × rows) = X (t × cols) · Wᵀ` in f32 through the tuned GEMM (dequantising W once).
+    /// `Y (t × rows) = X (t × cols) · Wᵀ`: the integer GEMM for quantised weights (8-bit
+    /// activations, `qgemm.rs`), f32 through the tuned GEMM for dense ones (and for all with
+    /// [`super::f32_prefill`]).
     pub fn matmul(&self, x: &[f32], t: usize, y: &mut [f32]) {
         assert_eq!(x.len(), t * self.cols);
         assert_eq!(y.len(), t * self.rows);
@@ -14,8 +16,19 @@ impl PackedMatrix {
             y.fill(0.0);
             return;
         }
+        if !self.gemm_is_f32() {
+            return self.matmul_q(x, t, y);
+        }
         let w = self.dense();
         sgemm_abt(t, self.rows, self.cols, x, w, y);
+    }
+}
+
+impl PackedMatrix {
+    /// Whether [`PackedMatrix::matmul`] multiplies in f32 (dense weights, or
+    /// `AIRINFER_F32_PREFILL=1`), else with 8-bit activations.
+    pub fn gemm_is_f32(&self) -> bool {
+        self.packing == super::Packing::Dense || super::f32_prefill()
     }
 }
 

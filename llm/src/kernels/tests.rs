@@ -160,13 +160,15 @@ fn activation_quantisation_error_is_within_half_a_step() {
     assert!(zero.qs.iter().all(|&q| q == 0));
 }
 
+/// The f32 GEMM (dense weights) against an f64 naive product, and the same bits on 1 and 2
+/// threads.
 #[test]
 fn gemm_matches_naive_and_is_thread_count_independent() {
     let mut seed = 11u64;
     let (t, rows, cols) = (37, 130, 96);
-    let m = random_matrix(Packing::Q4_1, rows, cols, &mut seed);
+    let w: Vec<f32> = (0..rows * cols).map(|_| lcg(&mut seed)).collect();
+    let m = PackedMatrix::from_dense(rows, cols, w.clone());
     let x: Vec<f32> = (0..t * cols).map(|_| lcg(&mut seed)).collect();
-    let w = m.dense().to_vec();
     let mut want = vec![0.0f64; t * rows];
     for i in 0..t {
         for r in 0..rows {
@@ -175,19 +177,8 @@ fn gemm_matches_naive_and_is_thread_count_independent() {
                 .sum();
         }
     }
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            let mut y = vec![0.0f32; t * rows];
-            m.matmul(&x, t, &mut y);
-            y
-        })
-    };
-    let y1 = run(1);
-    let y2 = run(2);
+    let y1 = on_threads(1, || matmul(&m, &x, t));
+    let y2 = on_threads(2, || matmul(&m, &x, t));
     assert_eq!(y1, y2, "GEMM result depends on the thread count");
     // f32 dot products of `cols` terms in any order: |error| ≤ γ_{cols+1}·Σ|w·x|
     let mut mag = vec![0.0f32; t * rows];
@@ -195,6 +186,96 @@ fn gemm_matches_naive_and_is_thread_count_independent() {
     let g = gamma(cols + 1);
     for ((a, b), mg) in y1.iter().zip(&want).zip(&mag) {
         assert!((*a as f64 - b).abs() <= g * *mg as f64, "{a} vs {b}");
+    }
+}
+
+fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+fn matmul(m: &PackedMatrix, x: &[f32], t: usize) -> Vec<f32> {
+    let mut y = vec![0.0f32; t * m.rows];
+    m.matmul(x, t, &mut y);
+    y
+}
+
+/// The integer GEMM of a quantised matrix on every kernel path this CPU has, for `t` tokens
+/// `x`: each output against `want(token's QActs)` (the exact value, per row) within
+/// γ_n · Σ|summands|, n = 2·blocks + `extra`, Σ|summands| from `matvec_q_magnitudes` of
+/// that token's quantised activation (the GEMM adds the same block and offset terms, whole
+/// blocks or halves, in another order); every path and thread count the same bits.
+fn check_gemm_every_kernel(
+    m: &PackedMatrix,
+    x: &[f32],
+    t: usize,
+    want: impl Fn(&QActs) -> Vec<f64>,
+    extra: usize,
+    what: &str,
+) {
+    let (rows, cols) = (m.rows, m.cols);
+    let g = gamma(2 * cols / QK + extra);
+    let mut first: Option<Vec<f32>> = None;
+    for k in kernels_here() {
+        for threads in [1, 2] {
+            let got = on_threads(threads, || {
+                let mut y = vec![0.0f32; t * rows];
+                m.matmul_q_with(k, x, t, &mut y);
+                y
+            });
+            match &first {
+                None => first = Some(got),
+                Some(f) => assert!(
+                    *f == got,
+                    "{what} {t}x{rows}x{cols}: {k:?} on {threads} threads differs from the first path"
+                ),
+            }
+        }
+    }
+    let got = first.unwrap();
+    assert_eq!(
+        got,
+        matmul(m, x, t),
+        "{what}: the dispatched GEMM is none of the paths"
+    );
+    let mut mag = vec![0.0f32; rows];
+    for i in 0..t {
+        let xq = QActs::quantize(&x[i * cols..(i + 1) * cols]);
+        let w = want(&xq);
+        m.matvec_q_magnitudes(&xq, &mut mag);
+        for r in 0..rows {
+            let (y, bound) = (got[i * rows + r] as f64, g * mag[r] as f64);
+            assert!(
+                (y - w[r]).abs() <= bound,
+                "{what} {t}x{rows}x{cols} token {i} row {r}: {y} vs exact {} (bound {bound:e})",
+                w[r]
+            );
+        }
+    }
+}
+
+/// The prefill GEMM of GGML's own block types against the exact reference, on shapes with a
+/// partial last token tile and a partial last row group.
+#[test]
+fn quantized_gemm_matches_reference_on_every_kernel() {
+    let mut seed = 23u64;
+    eprintln!("kernel paths tested on this CPU: {:?}", kernels_here());
+    for &(t, rows, cols) in &[(1, 5, 32), (5, 3, 64), (17, 70, 96), (37, 130, 576)] {
+        for packing in [Packing::Q4_0, Packing::Q4_1, Packing::Q8_0] {
+            let m = random_matrix(packing, rows, cols, &mut seed);
+            let x: Vec<f32> = (0..t * cols).map(|_| lcg(&mut seed) * 3.0).collect();
+            check_gemm_every_kernel(
+                &m,
+                &x,
+                t,
+                |xq| reference(&m, xq),
+                6,
+                &format!("{packing:?}"),
+            );
+        }
     }
 }
 
@@ -272,6 +353,23 @@ fn repacked_matvec_matches_the_files_values_on_every_kernel() {
                     .sum();
             }
             check_every_kernel(&m, &xq, &want, 7, &format!("{ty:?}"));
+            // the prefill GEMM of the same matrix, 9 tokens
+            let t = 9;
+            let xs: Vec<f32> = (0..t * cols).map(|_| lcg(&mut seed) * 3.0).collect();
+            let mut vals = vec![vec![0.0f32; cols]; rows];
+            for (r, v) in vals.iter_mut().enumerate() {
+                crate::quant::dequantize(ty, &file[r * rb..(r + 1) * rb], v).unwrap();
+            }
+            let exact = |xq: &QActs| -> Vec<f64> {
+                vals.iter()
+                    .map(|v| {
+                        (0..cols)
+                            .map(|c| v[c] as f64 * xq.d[c / QK] as f64 * xq.qs[c] as f64)
+                            .sum()
+                    })
+                    .collect()
+            };
+            check_gemm_every_kernel(&m, &xs, t, exact, 7, &format!("{ty:?} GEMM"));
         }
     }
 }

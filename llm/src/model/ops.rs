@@ -42,7 +42,8 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// `out (T × rows) = x (T × cols) · Wᵀ`: quantised mat-vec for one token, f32 GEMM for several.
+/// `out (T × rows) = x (T × cols) · Wᵀ`: the quantised mat-vec for one token, the GEMM for
+/// several (integer for quantised weights, f32 for dense ones).
 /// Leaves the quantised activation of a single token in `xq` for [`linear_q`] to reuse.
 pub(super) fn linear(w: &PackedMatrix, x: &[f32], t: usize, out: &mut [f32], xq: &mut QActs) {
     if w.rows == 0 {
@@ -52,7 +53,7 @@ pub(super) fn linear(w: &PackedMatrix, x: &[f32], t: usize, out: &mut [f32], xq:
         out.fill(0.0);
         return;
     }
-    if t == 1 && !f32_decode() {
+    if t == 1 && !gemm_decode() {
         w.matvec(x, xq, out);
     } else {
         w.matmul(x, t, out);
@@ -60,9 +61,9 @@ pub(super) fn linear(w: &PackedMatrix, x: &[f32], t: usize, out: &mut [f32], xq:
 }
 
 /// `out[i·rows + r] = Σ |summand|` behind element (i, r) of [`linear`]'s result, for the path
-/// `linear` takes: the quantised mat-vec's block terms `|d_w·d_x·Σ u·q|` and offset terms
-/// `|m·d_x·Σ q|` (from `xq`, the activation `linear` just quantised), or the f32 products
-/// `|w·x|` of the GEMM path.
+/// `linear` takes: with quantised weights the block terms `|d_w·d_x·Σ u·q|` and offset terms
+/// `|m·d_x·Σ q|` of each token's 8-bit activation (the mat-vec and the integer GEMM add the
+/// same terms), with dense ones the f32 products `|w·x|`.
 pub(super) fn linear_magnitudes(
     w: &PackedMatrix,
     x: &[f32],
@@ -74,18 +75,25 @@ pub(super) fn linear_magnitudes(
         out.fill(0.0);
         return;
     }
-    if t == 1 && !f32_decode() && w.packing() != kernels::Packing::Dense {
+    if t == 1 && !gemm_decode() && w.packing() != kernels::Packing::Dense {
         w.matvec_q_magnitudes(xq, out);
-    } else {
+    } else if w.gemm_is_f32() {
         w.matmul_magnitudes(x, t, out);
+    } else {
+        let mut q = QActs::default();
+        for (xi, oi) in x.chunks_exact(w.cols).zip(out.chunks_exact_mut(w.rows)) {
+            q.quantize_into(xi);
+            w.matvec_q_magnitudes(&q, oi);
+        }
     }
 }
 
-/// `AIRINFER_F32_DECODE=1` makes single-token steps use f32 activations (the GEMM path) instead
-/// of 8-bit ones: slower, bit-for-bit the prefill arithmetic.
-fn f32_decode() -> bool {
+/// `AIRINFER_GEMM_DECODE=1` makes single-token steps take the prefill's GEMMs instead of the
+/// mat-vec kernels: slower, bit-for-bit the prefill arithmetic (the same 8-bit activations, the
+/// blocks added in the GEMM's order).
+fn gemm_decode() -> bool {
     static F: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *F.get_or_init(|| std::env::var("AIRINFER_F32_DECODE").is_ok_and(|v| v == "1"))
+    *F.get_or_init(|| std::env::var("AIRINFER_GEMM_DECODE").is_ok_and(|v| v == "1"))
 }
 
 /// Several [`linear`]s of the same input; for one token with quantised weights, one
@@ -99,7 +107,7 @@ pub(super) fn linear_many(
     let all_quantised = jobs
         .iter()
         .all(|(w, _)| w.packing() != kernels::Packing::Dense && w.cols == x.len());
-    if t == 1 && all_quantised && x.len().is_multiple_of(QK) && !f32_decode() {
+    if t == 1 && all_quantised && x.len().is_multiple_of(QK) && !gemm_decode() {
         xq.quantize_into(x);
         let mut js: Vec<(&PackedMatrix, &mut [f32])> = jobs
             .iter_mut()

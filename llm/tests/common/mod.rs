@@ -312,15 +312,19 @@ pub fn gamma(n: usize) -> f64 {
 }
 
 /// Roundings on the longest summation path of one output element at a site whose input has
-/// `cols` values. Quantised decode path: a SIMD kernel adds, per lane, one term per 32-block
-/// (≤ cols/32), then a horizontal sum (3) and the offset total (1), which itself adds one term
-/// per block; the portable kernel adds 2 terms per block in sequence. The f32 path adds `cols`
-/// products in some order. Each summand carries ≤ 2 roundings of its own (d_w·d_x, then the
-/// product with the integer sum or the fused multiply-add).
-/// `packed`: the site's weights are in a packed quantised format (else held as f32, and every
-/// path is the f32 one).
+/// `cols` values. Quantised weights, mat-vec (decode): a SIMD kernel adds, per lane, one term
+/// per 32-block (≤ cols/32), then a horizontal sum (3) and the offset total (1), which itself
+/// adds one term per block; the portable kernel adds 2 terms per block in sequence. Quantised
+/// weights, integer GEMM (prefill): per token and row one term per block (two for Q8S's
+/// halves), the offset terms apart, then their sum. Dense (f32) weights: `cols` products in
+/// some order. Each summand carries ≤ 2 roundings of its own (d_w·d_x, then the product with
+/// the integer sum or the fused multiply-add).
+/// `packed`: the site's weights are in a packed quantised format (else held as f32, as the
+/// GEMM path multiplies them all with `AIRINFER_F32_PREFILL=1`).
 pub fn roundings(cols: usize, n_tokens: usize, packed: bool) -> usize {
-    let path = if f32_path(n_tokens) || !packed {
+    let f32_gemm =
+        gemm_path(n_tokens) && std::env::var("AIRINFER_F32_PREFILL").as_deref() == Ok("1");
+    let path = if !packed || f32_gemm {
         cols
     } else {
         2 * cols / 32 + 4
@@ -328,9 +332,9 @@ pub fn roundings(cols: usize, n_tokens: usize, packed: bool) -> usize {
     path + 2
 }
 
-/// Whether a forward call of `n_tokens` takes the f32 GEMM path (else the 8-bit decode path).
-pub fn f32_path(n_tokens: usize) -> bool {
-    n_tokens > 1 || std::env::var("AIRINFER_F32_DECODE").as_deref() == Ok("1")
+/// Whether a forward call of `n_tokens` takes the GEMM path (else the mat-vec kernels).
+pub fn gemm_path(n_tokens: usize) -> bool {
+    n_tokens > 1 || std::env::var("AIRINFER_GEMM_DECODE").as_deref() == Ok("1")
 }
 
 /// Records what the single-device model's reduction sites produce (K = 1: the full vectors).
@@ -404,13 +408,14 @@ impl Collective for Lockstep<'_> {
             ReduceSite::MlpDown => self.cols.1,
         };
         let n = roundings(cols, ctx.n_tokens, self.packed);
-        // On the f32 (prefill) path the site's inputs come from GEMMs whose kernel and
-        // k-blocking depend on the matrix shape (a device's rows vs all rows), so each input
-        // element carries a reassociation error of its own: dot products of length n_embd
-        // (Q/K/V, gate/up) feed it, so we allow γ_{n_embd} relative on the summands. (Seen on an
-        // AVX2-only CPU: 1.6e-6 relative, against γ_576 = 3.4e-5.) On the decode path the inputs
-        // are bit-identical (our kernels work row by row), so no allowance.
-        let input = if f32_path(ctx.n_tokens) {
+        // On the GEMM (prefill) path the site's inputs may come from f32 GEMMs (dense weights,
+        // attention) whose kernel and k-blocking depend on the matrix shape (a device's rows vs
+        // all rows), so each input element carries a reassociation error of its own: dot
+        // products of length n_embd (Q/K/V, gate/up) feed it, so we allow γ_{n_embd} relative
+        // on the summands. (Seen on an AVX2-only CPU: 1.6e-6 relative, against γ_576 =
+        // 3.4e-5.) On the decode path the inputs are bit-identical (our kernels work row by
+        // row), so no allowance; the integer GEMM works row by row too.
+        let input = if gemm_path(ctx.n_tokens) {
             gamma(ctx.width)
         } else {
             0.0
