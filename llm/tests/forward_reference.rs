@@ -128,8 +128,8 @@ fn logits_with(model: &Model, tokens: &[u32], decode: bool) -> Vec<f32> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
     /// For K = 1..6 and random uneven shares (zeros allowed), tensor-parallel prefill equals the
-    /// single-device prefill (f32 path: the only difference is the order in which partial sums
-    /// are added), checked by the reassociation argument of `common` in lock-step: at every
+    /// single-device prefill (the only difference is the order in which partial sums are
+    /// added), checked by the reassociation argument of `common` in lock-step: at every
     /// reduction site the TP sum is within (γ_n + γ_{n+K})·Σ|summands| of the single device's,
     /// and handed the single device's sums the TP logits are bit for bit the single device's.
     /// (This replaces a free-running comparison at a bare relative 1e-4, which no bound gave.)

@@ -60,8 +60,9 @@ fn gemma3_tensors_all_dequantise() {
 /// gemma-3-270m-q4_k_m.gguf -f lee_background.cor -c CTX --chunks N -t 2`, llama.cpp vendored
 /// in llama-cpp-python 0.3.36; few chunks, to keep the test short). At 512 tokens no layer's
 /// sliding window (512) cuts anything; at 2048 the 15 local layers see only their last 512 positions, their RoPE base 10⁴ against the
-/// global layers' 10⁶. Within 1 %: llama.cpp multiplies with 8-bit activations (Q8_K/Q8_0)
-/// where our prefill uses f32 ones, which moves a perplexity by a few tenths of a percent.
+/// global layers' 10⁶. Within 1 %: llama.cpp quantises activations per 256 values (Q8_K) for
+/// its k-quant weights where ours are per 32, and keeps its KV cache in f16, which moves a
+/// perplexity by a few tenths of a percent.
 #[test]
 fn gemma3_perplexity_matches_llama_cpp() {
     let Some(g) = model_file() else { return };

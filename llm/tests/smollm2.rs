@@ -41,7 +41,7 @@ fn greedy_generation_names_paris() {
 /// reduction site the TP sum is within the reassociation bound of the single-device sum and
 /// made of the same summands; on the 8-bit decode path (our kernels, row by row) every device's
 /// KV cache is bit for bit the single device's (the prompt fed token by token, then 5 decode
-/// steps); on the f32 prefill path (the GEMM crate) the sites are checked the same way. Uneven
+/// steps); on the prefill path (the GEMMs) the sites are checked the same way. Uneven
 /// shares including a zero share.
 /// Run once per SIMD path by `scripts/test.sh` (`AIRINFER_SIMD`).
 #[test]

@@ -18,6 +18,7 @@
 //! `portable.rs` and the AVX2 / AVX-512 VNNI ones in `x86.rs`.
 
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 
 mod magnitudes;
@@ -299,14 +300,31 @@ impl PackedMatrix {
     }
 }
 
-/// Whether `AIRINFER_F32_PREFILL=1` is set: prefill then multiplies f32 activations by the
-/// dequantised weights (the `gemm` crate's f32 GEMM, the weights dequantised once and cached
-/// in f32) instead of 8-bit activations by the weights' codes — slower and 4 bytes per weight
-/// more, and no activation quantisation before the matrices in prefill (decode still
-/// quantises). Read once per process.
+/// The process's prefill arithmetic: 0 not yet chosen (`AIRINFER_F32_PREFILL` decides on first
+/// use), 1 8-bit activations, 2 f32.
+static PREFILL: AtomicU8 = AtomicU8::new(0);
+
+/// Whether prefill multiplies f32 activations by the dequantised weights (the `gemm` crate's
+/// f32 GEMM, the weights dequantised once and cached in f32) instead of 8-bit activations by
+/// the weights' codes (the default, as llama.cpp) — slower and 4 bytes per weight more, but
+/// continuous: no rounding of activations to 8 bits before the matrices in prefill (decode
+/// still quantises). Chosen by [`set_f32_prefill`], else by `AIRINFER_F32_PREFILL=1`.
 pub fn f32_prefill() -> bool {
-    static F: OnceLock<bool> = OnceLock::new();
-    *F.get_or_init(|| std::env::var("AIRINFER_F32_PREFILL").is_ok_and(|v| v == "1"))
+    match PREFILL.load(Ordering::Relaxed) {
+        0 => {
+            let f = std::env::var("AIRINFER_F32_PREFILL").is_ok_and(|v| v == "1");
+            // a concurrent first use reads the same variable; set_f32_prefill wins over it
+            let _ = PREFILL.compare_exchange(0, 1 + f as u8, Ordering::Relaxed, Ordering::Relaxed);
+            PREFILL.load(Ordering::Relaxed) == 2
+        }
+        v => v == 2,
+    }
+}
+
+/// Choose the prefill arithmetic for the process (see [`f32_prefill`]); takes effect for every
+/// GEMM that starts afterwards.
+pub fn set_f32_prefill(f32: bool) {
+    PREFILL.store(1 + f32 as u8, Ordering::Relaxed);
 }
 
 /// The integer block-dot kernels, chosen once per process by CPU feature detection.

@@ -26,7 +26,7 @@ impl Model {
     /// Run `tokens` (positions `session.pos ..`) through the model, calling `collective` at the
     /// two reduction sites of every block, and return logits (`rows × vocab`, row-major) for the
     /// positions `want` asks for. One token uses the quantised mat-vec path; several tokens the
-    /// f32 GEMM path. The same as [`Model::embed`], [`Model::run_layers`] over every block and
+    /// GEMM path (8-bit activations against quantised weights, f32 against dense ones). The same as [`Model::embed`], [`Model::run_layers`] over every block and
     /// [`Model::head`] (what a pipeline stage runs a piece of).
     pub fn forward(
         &self,

@@ -526,7 +526,7 @@ pub fn lockstep_decode_step(
 /// site the TP sum is within the reassociation bound of the single-device sum and made of the
 /// same summands; on the decode path (our kernels, row by row) every device's KV cache is bit
 /// for bit the single device's (the prompt fed token by token, then 5 decode steps); on the
-/// f32 prefill path (the GEMM crate) the sites are checked the same way. Run once per SIMD
+/// prefill path (the GEMMs) the sites are checked the same way. Run once per SIMD
 /// path by `scripts/test.sh` (`AIRINFER_SIMD`).
 pub fn assert_tp_equals_single_device(g: &GgufFile, share_sets: &[Vec<f64>]) {
     use airinfer_llm::model::{Logits, Model};
@@ -592,11 +592,12 @@ pub fn assert_tp_equals_single_device(g: &GgufFile, share_sets: &[Vec<f64>]) {
 }
 
 /// The decode path (one token at a time: the 8-bit mat-vec of packed weights, the single-query
-/// attention loop and its sliding window) continues what the prefill path (f32 GEMMs, the
+/// attention loop and its sliding window) continues what the prefill path (the GEMMs, the
 /// masked attention matrix) computes: greedy decoding of `steps` tokens from `prompt` (special
 /// tokens parsed), then the prompt and the generated tokens prefilled at once give the same
 /// next-token choices wherever the prefill's top two logits are not nearly tied (0.1 apart:
-/// the two paths differ by the 8-bit activations' rounding).
+/// the two paths add the same 8-bit products in other orders, and an activation that lands on a
+/// rounding boundary of the quantiser may go either way).
 pub fn assert_decode_agrees_with_prefill(g: &GgufFile, prompt: &str, steps: usize) {
     use airinfer_llm::model::{Logits, Model};
     use airinfer_llm::sampling::argmax;

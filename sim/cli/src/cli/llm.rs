@@ -142,6 +142,15 @@ pub struct GenerateArgs {
     pub quiet: bool,
 }
 
+/// `airinfer eval --prefill`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrefillArg {
+    /// 8-bit activations against the weights' integer codes.
+    Int8,
+    /// f32 activations against the dequantised weights.
+    F32,
+}
+
 /// `airinfer eval`.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -162,6 +171,11 @@ pub struct EvalArgs {
     /// Sliding-window perplexity with this stride instead of llama.cpp's chunked protocol.
     #[arg(long)]
     pub sliding: Option<usize>,
+    /// Prefill arithmetic: int8 (8-bit activations against the weights' codes, as llama.cpp)
+    /// or f32 (f32 activations against the dequantised weights: slower, continuous, as
+    /// experiments use by default).
+    #[arg(long, value_enum, default_value = "int8")]
+    pub prefill: PrefillArg,
     /// The coupled system: scheme, radio, devices, latency run.
     #[command(flatten)]
     pub radio: super::tp_eval::SchemeArgs,
@@ -448,6 +462,7 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
+    airinfer_llm::kernels::set_f32_prefill(a.prefill == PrefillArg::F32);
     let quiet = a.quiet || a.json;
     let radio = a.radio.clone().with_config()?;
     let (g, model, planned) = match &a.model.shares {
@@ -619,14 +634,19 @@ pub fn bench_llm(a: BenchLlmArgs) -> Result<()> {
         rows.push(json!({"threads": threads, "prefill_tok_s": pp, "decode_tok_s": tg}));
     }
     let weight_bytes = model.device_weight_bytes(0);
+    let prefill = if airinfer_llm::kernels::f32_prefill() {
+        "f32 (AIRINFER_F32_PREFILL=1)"
+    } else {
+        "int8"
+    };
     if a.json {
         println!(
             "{}",
-            json!({"model": path, "prompt_tokens": a.prompt_tokens, "gen_tokens": a.gen_tokens, "weight_bytes": weight_bytes, "kernel": airinfer_llm::kernels::kernel_name(), "threads": rows})
+            json!({"model": path, "prompt_tokens": a.prompt_tokens, "gen_tokens": a.gen_tokens, "weight_bytes": weight_bytes, "kernel": airinfer_llm::kernels::kernel_name(), "prefill": prefill, "threads": rows})
         );
     } else {
         println!(
-            "(weights read per decoded token: {:.1} MB; decode kernel path: {})",
+            "(weights read per decoded token: {:.1} MB; kernel path: {}; prefill: {prefill})",
             weight_bytes as f64 / 1e6,
             airinfer_llm::kernels::kernel_name()
         );

@@ -387,6 +387,17 @@ impl Experiment {
                 inputs,
             });
         }
+        // the prefill arithmetic is process-wide: one per campaign
+        if points
+            .windows(2)
+            .any(|w| w[0].spec.model.prefill != w[1].spec.model.prefill)
+        {
+            return Err(doc.error(
+                "model.prefill",
+                "cannot vary within a campaign (one prefill arithmetic per process); run one \
+                 experiment file per value",
+            ));
+        }
         let mut resolved = serde_json::to_vec(&doc.table).unwrap_or_default();
         // the contents of the files the runs read are part of the experiment, too (by key and
         // contents, not path: shards started from other directories are the same experiment)
@@ -586,6 +597,16 @@ pub fn run_hash(spec: &Spec, replication: usize, inputs: &[Input]) -> String {
         ]),
     };
     let mut text = format!("{v}/{replication}/{}", kinds::VERSION);
+    // the real model's prefill arithmetic: f32 (the default, and the only one before the
+    // integer GEMM: those runs keep their hash) or 8-bit activations
+    let runs_model = match spec.kind {
+        Kind::Eval => true,
+        Kind::Systems => spec.system.perplexity,
+        _ => false,
+    };
+    if runs_model && !spec.model.f32_prefill() {
+        text.push_str("/prefill=int8");
+    }
     for i in inputs {
         // by key and contents: the same bytes under another path give the same numbers
         text.push_str(&format!("/{}={}", i.key, i.sha256));
@@ -702,6 +723,9 @@ impl Experiment {
         st.write_views()?;
         let crash = store::crash_point()?;
         let delay = test_run_delay()?;
+        if let Some(p) = self.points.first() {
+            airinfer_llm::kernels::set_f32_prefill(p.spec.model.f32_prefill());
+        }
         let mut ws = kinds::Workspace::new(opts.quiet);
         let mut failed: Vec<String> = Vec::new();
         let mut recorded = 0;

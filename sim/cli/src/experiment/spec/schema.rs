@@ -126,6 +126,30 @@ pub struct ModelSpec {
     /// Bits per weight including scales for the cost model (`latency`, `plan`): Q4_1 = 5,
     /// Q8_0 = 8.5, F16 = 16.
     pub weight_bits: f64,
+    /// The real model's prefill arithmetic (`eval`, `systems` with perplexity): `"f32"` (the
+    /// default in experiments, ours: continuous, so an ideal all-reduce reproduces the single
+    /// device and a channel's error is not mixed with the 8-bit quantiser's rounding flips) or
+    /// `"int8"` (8-bit activations against the weights' codes, as llama.cpp and `airinfer eval`
+    /// by default; faster). One per campaign: it cannot be swept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill: Option<PrefillArith>,
+}
+
+/// `[model] prefill`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrefillArith {
+    /// f32 activations times the dequantised weights.
+    F32,
+    /// 8-bit activations times the weights' integer codes.
+    Int8,
+}
+
+impl ModelSpec {
+    /// Whether this campaign's prefill is f32 (the default in experiments).
+    pub fn f32_prefill(&self) -> bool {
+        self.prefill != Some(PrefillArith::Int8)
+    }
 }
 
 impl Default for ModelSpec {
@@ -134,6 +158,7 @@ impl Default for ModelSpec {
             name: "smollm2-135m".into(),
             shares: None,
             weight_bits: 5.0,
+            prefill: None,
         }
     }
 }
