@@ -858,6 +858,8 @@ fn eval_runs_on_the_real_model_agree_with_airinfer_eval() {
         "3",
         "--shares",
         "2,1,1",
+        "--prefill",
+        "f32",
         "--json",
     ]);
     assert_eq!(code, 0, "{err}");
@@ -890,6 +892,60 @@ fn eval_runs_on_the_real_model_agree_with_airinfer_eval() {
     assert!(num(lo, "nmse") > 100.0 * num(hi, "nmse"));
     assert!(num(lo, "agreement") < num(hi, "agreement"));
     assert!(num(hi, "ms_per_token") > num(ideal, "ms_per_token"));
+    // an explicit `prefill = "f32"` is the default: every run already finished; `"int8"` gives
+    // `airinfer eval`'s default arithmetic (8-bit activations) under run hashes of its own, so
+    // every run is redone
+    let o = out.to_str().unwrap();
+    let (code, _, err) = airinfer(&["run", &f, "--out", o, "--set", "model.prefill=\"f32\""]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("0 to run, 4 already finished"), "{err}");
+    let (code, _, err) = airinfer(&["run", &f, "--out", o, "--set", "model.prefill=\"int8\""]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("4 to run, 0 already finished"), "{err}");
+    let (code, stdout, err) = airinfer(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--text",
+        text.to_str().unwrap(),
+        "--ctx",
+        "64",
+        "--chunks",
+        "2",
+        "--devices",
+        "3",
+        "--shares",
+        "2,1,1",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let want8: f64 = serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["perplexity"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        want8 != want,
+        "int8 and f32 prefill give the same perplexity {want}"
+    );
+    for r in &summary_rows(&out) {
+        assert!(
+            (num(r, "reference_perplexity") - want8).abs() < 1e-9 * want8,
+            "int8: {} vs {want8}",
+            r["reference_perplexity"]
+        );
+    }
+    // and it is one per campaign
+    let f = write(
+        &d,
+        "sweep.toml",
+        "kind = \"eval\"\n[model]\nname = \"m.gguf\"\n[eval]\ntext = \"t.txt\"\n\
+         [sweep]\n\"model.prefill\" = [\"f32\", \"int8\"]\n",
+    );
+    let (code, _, err) = airinfer(&["run", &f, "--out", d.join("o2").to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("model.prefill") && err.contains("cannot vary"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&d).ok();
 }
 

@@ -131,8 +131,14 @@ pub struct ModelSpec {
     /// device and a channel's error is not mixed with the 8-bit quantiser's rounding flips) or
     /// `"int8"` (8-bit activations against the weights' codes, as llama.cpp and `airinfer eval`
     /// by default; faster). One per campaign: it cannot be swept.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "is_f32_prefill")]
     pub prefill: Option<PrefillArith>,
+}
+
+/// Left out of the serialised spec (and so of run hashes) when it is the default, f32: the
+/// runs made before the option keep their hashes.
+fn is_f32_prefill(p: &Option<PrefillArith>) -> bool {
+    *p != Some(PrefillArith::Int8)
 }
 
 /// `[model] prefill`.
