@@ -33,6 +33,7 @@ mod x86;
 pub use self::matvec::matvec_q_multi;
 pub use self::portable::dot_f32;
 use self::portable::{generic_portable, q4_portable, q8_portable};
+pub use self::qgemm::matmul_q_multi;
 pub use self::repack::{packing_for, repack_is_identity, repack_row};
 pub use self::sgemm::{sgemm_ab, sgemm_abt, sgemm_abt_serial};
 
@@ -70,17 +71,46 @@ impl QActs {
         self.qs.resize(x.len(), 0);
         self.d.resize(nb, 0.0);
         self.dsum.resize(nb, 0.0);
-        for b in 0..nb {
-            let xb = &x[b * QK..(b + 1) * QK];
-            let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        #[cfg(target_arch = "x86_64")]
+        if select_kernel() != Kernel::Portable {
+            // SAFETY: the non-portable kernels are selected only when the CPU reports avx2
+            unsafe { self.quantize_blocks_avx2(x) };
+            return;
+        }
+        self.quantize_blocks(x);
+    }
+
+    /// [`QActs::quantize_blocks`] compiled for AVX2: the same element-wise operations (IEEE
+    /// exact, no contraction), so the same bytes and scales.
+    ///
+    /// # Safety
+    /// Needs avx2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn quantize_blocks_avx2(&mut self, x: &[f32]) {
+        self.quantize_blocks(x)
+    }
+
+    /// The blocks of `x` into the buffers (sized by the caller).
+    #[inline(always)]
+    fn quantize_blocks(&mut self, x: &[f32]) {
+        for b in 0..x.len() / QK {
+            let xb: &[f32; QK] = x[b * QK..(b + 1) * QK].try_into().unwrap();
+            // eight running maxima (an order-free max: the same value as one fold)
+            let mut m8 = [0.0f32; 8];
+            for c in xb.chunks_exact(8) {
+                for (m, v) in m8.iter_mut().zip(c) {
+                    *m = m.max(v.abs());
+                }
+            }
+            let amax = m8.iter().fold(0.0f32, |m, v| m.max(*v));
             let d = amax / 127.0;
             let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-            let mut s = 0i32;
-            for (q, &v) in self.qs[b * QK..(b + 1) * QK].iter_mut().zip(xb) {
-                let r = (v * id).round() as i32;
-                *q = r.clamp(-127, 127) as i8;
-                s += *q as i32;
+            let qb: &mut [i8; QK] = (&mut self.qs[b * QK..(b + 1) * QK]).try_into().unwrap();
+            for (q, &v) in qb.iter_mut().zip(xb) {
+                *q = round_half_away(v * id).clamp(-127, 127) as i8;
             }
+            let s: i32 = qb.iter().map(|&q| q as i32).sum();
             self.d[b] = d;
             self.dsum[b] = d * s as f32;
         }
@@ -90,6 +120,16 @@ impl QActs {
     pub fn blocks(&self) -> usize {
         self.d.len()
     }
+}
+
+/// `v.round() as i32` (halves away from zero; NaN gives 0) for |v| < 2³¹, without the libm
+/// call `round` becomes on baseline x86-64: truncate, then step away from zero when the
+/// (exact) remainder is at least a half. Vectorises.
+#[inline(always)]
+fn round_half_away(v: f32) -> i32 {
+    let t = v as i32;
+    let rem = v - t as f32;
+    t + (rem >= 0.5) as i32 - (rem <= -0.5) as i32
 }
 
 /// How a [`PackedMatrix`] stores its weights. The quantised packings keep GGML's own block

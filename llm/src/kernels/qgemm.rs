@@ -30,8 +30,8 @@ use rayon::prelude::*;
 const R: usize = 4;
 /// 4-value chunks per 32-block.
 const CHUNKS: usize = QK / 4;
-/// Token tiles kept hot in the cache while a task's rows pass over them.
-const TILE_CHUNK: usize = 4;
+/// Tokens whose activation tiles stay in the cache while a task passes over every weight row.
+const TOKEN_CHUNK: usize = 128;
 
 /// A quantised matrix in the prefill layout (see the module documentation).
 #[derive(Debug)]
@@ -173,38 +173,95 @@ impl PackedMatrix {
     /// [`PackedMatrix::matmul_q`] on the given kernel path.
     pub(super) fn matmul_q_with(&self, kernel: Kernel, x: &[f32], t: usize, y: &mut [f32]) {
         assert!(x.len() == t * self.cols && y.len() == t * self.rows);
+        let tiles = Tiles::build(x, t, self.cols, kernel.gemm_tile());
+        self.gemm_tiles(kernel, &tiles, t, y);
+    }
+
+    /// `y (t × rows)` from activations already tiled for `kernel`.
+    fn gemm_tiles(&self, kernel: Kernel, tiles: &Tiles, t: usize, y: &mut [f32]) {
         let tt = kernel.gemm_tile();
+        assert!(tiles.tt == tt && tiles.nb * QK == self.cols && y.len() == t * self.rows);
+        assert!(tiles.n == t.div_ceil(tt));
         let p = self.prefill_pack();
-        let tiles = Tiles::build(x, t, self.cols, tt);
-        let tp = tiles.n * tt;
-        // the outputs transposed (row-major by weight row), so that tasks own contiguous rows
-        let mut yt = vec![0.0f32; p.rows_padded * tp];
+        let rows = self.rows;
         let groups = p.rows_padded / R;
         let threads = rayon::current_num_threads();
+        if tiles.n >= 2 * threads {
+            // enough tokens: each task owns whole token tiles, i.e. whole rows of `y`, and
+            // passes over every weight row for a chunk of its tiles at a time
+            let per_task = tiles.n.div_ceil(threads);
+            y.par_chunks_mut(per_task * tt * rows)
+                .enumerate()
+                .for_each(|(ci, yc)| {
+                    let first = ci * per_task;
+                    let n = yc.len().div_ceil(tt * rows);
+                    let mut buf = [0.0f32; R * 16];
+                    for c0 in (0..n).step_by(TOKEN_CHUNK / tt) {
+                        let c1 = (c0 + TOKEN_CHUNK / tt).min(n);
+                        for g in 0..groups {
+                            let nr = R.min(rows - g * R);
+                            for k in c0..c1 {
+                                kernel.gemm_tile_rows(p, g, tiles, first + k, &mut buf[..R * tt]);
+                                for i in 0..tt.min(yc.len() / rows - k * tt) {
+                                    let at = (k * tt + i) * rows + g * R;
+                                    for r in 0..nr {
+                                        yc[at + r] = buf[r * tt + i];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                });
+            return;
+        }
+        // few tokens: tasks own rows; their outputs are gathered transposed (row-major by weight
+        // row), then put in place
+        let tp = tiles.n * tt;
+        let mut yt = vec![0.0f32; p.rows_padded * tp];
         let per_task = groups.div_ceil(threads * 4).max(1);
         yt.par_chunks_mut(per_task * R * tp)
             .enumerate()
             .for_each(|(ci, chunk)| {
                 let g0 = ci * per_task;
                 let mut buf = [0.0f32; R * 16];
-                for tc in (0..tiles.n).step_by(TILE_CHUNK) {
-                    for gi in 0..chunk.len() / (R * tp) {
-                        for tile in tc..(tc + TILE_CHUNK).min(tiles.n) {
-                            kernel.gemm_tile_rows(p, g0 + gi, &tiles, tile, &mut buf[..R * tt]);
-                            for r in 0..R {
-                                let at = (gi * R + r) * tp + tile * tt;
-                                chunk[at..at + tt].copy_from_slice(&buf[r * tt..(r + 1) * tt]);
-                            }
+                for gi in 0..chunk.len() / (R * tp) {
+                    for tile in 0..tiles.n {
+                        kernel.gemm_tile_rows(p, g0 + gi, tiles, tile, &mut buf[..R * tt]);
+                        for r in 0..R {
+                            let at = (gi * R + r) * tp + tile * tt;
+                            chunk[at..at + tt].copy_from_slice(&buf[r * tt..(r + 1) * tt]);
                         }
                     }
                 }
             });
-        let rows = self.rows;
         y.par_chunks_mut(rows).enumerate().for_each(|(i, yr)| {
             for (r, o) in yr.iter_mut().enumerate() {
                 *o = yt[r * tp + i];
             }
         });
+    }
+}
+
+/// Several integer GEMMs of the same `t` activation rows `x` (e.g. Q, K and V, or gate and
+/// up), the activations quantised and tiled once: `jobs[j].1 = x · jobs[j].0ᵀ`. The matrices
+/// must be quantised ([`PackedMatrix::gemm_is_f32`] false) with `x`'s row length.
+pub fn matmul_q_multi(jobs: &mut [(&PackedMatrix, &mut [f32])], x: &[f32], t: usize) {
+    let Some(cols) = jobs.first().map(|(m, _)| m.cols) else {
+        return;
+    };
+    for (m, y) in jobs.iter() {
+        assert!(!m.gemm_is_f32() && m.cols == cols && y.len() == t * m.rows);
+    }
+    assert_eq!(x.len(), t * cols);
+    if t == 0 {
+        return;
+    }
+    let kernel = select_kernel();
+    let tiles = Tiles::build(x, t, cols, kernel.gemm_tile());
+    for (m, y) in jobs.iter_mut() {
+        if m.rows > 0 {
+            m.gemm_tiles(kernel, &tiles, t, y);
+        }
     }
 }
 

@@ -263,7 +263,15 @@ fn check_gemm_every_kernel(
 fn quantized_gemm_matches_reference_on_every_kernel() {
     let mut seed = 23u64;
     eprintln!("kernel paths tested on this CPU: {:?}", kernels_here());
-    for &(t, rows, cols) in &[(1, 5, 32), (5, 3, 64), (17, 70, 96), (37, 130, 576)] {
+    // token counts below and above the split by tokens (2 tiles per thread) and the chunk of
+    // 128 tokens, a partial last tile, row counts off the groups of 4
+    for &(t, rows, cols) in &[
+        (1, 5, 32),
+        (5, 3, 64),
+        (17, 70, 96),
+        (37, 130, 576),
+        (300, 6, 64),
+    ] {
         for packing in [Packing::Q4_0, Packing::Q4_1, Packing::Q8_0] {
             let m = random_matrix(packing, rows, cols, &mut seed);
             let x: Vec<f32> = (0..t * cols).map(|_| lcg(&mut seed) * 3.0).collect();
@@ -370,6 +378,39 @@ fn repacked_matvec_matches_the_files_values_on_every_kernel() {
                     .collect()
             };
             check_gemm_every_kernel(&m, &xs, t, exact, 7, &format!("{ty:?} GEMM"));
+        }
+    }
+}
+
+/// The libm-free rounding equals `f32::round` (halves away from zero) on halves, their
+/// neighbours, signs, NaN and random values; and the activation quantiser built on it gives
+/// the same bytes and scales as the plain formula (`round`, one fold for the maximum).
+#[test]
+fn activation_rounding_equals_round_half_away_from_zero() {
+    let mut vals = vec![0.0f32, -0.0, f32::NAN, 127.49999, 127.5, -127.5, 1e9, -1e9];
+    for k in -300..=300 {
+        let h = k as f32 + 0.5;
+        vals.extend([h, -h, h.next_up(), h.next_down(), k as f32]);
+    }
+    let mut seed = 41u64;
+    vals.extend((0..10_000).map(|_| lcg(&mut seed) * 140.0));
+    for v in vals {
+        assert_eq!(round_half_away(v), v.round() as i32, "{v:e}");
+    }
+    for scale in [1e-3f32, 1.0, 30.0] {
+        let x: Vec<f32> = (0..4096).map(|_| lcg(&mut seed) * scale).collect();
+        let q = QActs::quantize(&x);
+        for (b, xb) in x.chunks_exact(QK).enumerate() {
+            let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let want: Vec<i8> = xb
+                .iter()
+                .map(|v| ((v * id).round() as i32).clamp(-127, 127) as i8)
+                .collect();
+            assert_eq!(&q.qs[b * QK..(b + 1) * QK], &want[..]);
+            let s: i32 = want.iter().map(|&v| v as i32).sum();
+            assert_eq!((q.d[b], q.dsum[b]), (d, d * s as f32));
         }
     }
 }

@@ -96,8 +96,8 @@ fn gemm_decode() -> bool {
     *F.get_or_init(|| std::env::var("AIRINFER_GEMM_DECODE").is_ok_and(|v| v == "1"))
 }
 
-/// Several [`linear`]s of the same input; for one token with quantised weights, one
-/// activation quantisation and one parallel region for all of them.
+/// Several [`linear`]s of the same input; with quantised weights, one activation quantisation
+/// for all of them (and for one token one parallel region).
 pub(super) fn linear_many(
     jobs: &mut [(&PackedMatrix, &mut Vec<f32>)],
     x: &[f32],
@@ -114,6 +114,19 @@ pub(super) fn linear_many(
             .map(|(w, o)| (*w, o.as_mut_slice()))
             .collect();
         kernels::matvec_q_multi(&mut js, xq);
+    } else if t > 1
+        && !jobs.is_empty()
+        && x.len() == t * jobs[0].0.cols
+        && jobs
+            .iter()
+            .all(|(w, _)| !w.gemm_is_f32() && w.cols == jobs[0].0.cols)
+    {
+        // one quantisation of the activations for all the GEMMs
+        let mut js: Vec<(&PackedMatrix, &mut [f32])> = jobs
+            .iter_mut()
+            .map(|(w, o)| (*w, o.as_mut_slice()))
+            .collect();
+        kernels::matmul_q_multi(&mut js, x, t);
     } else {
         for (w, o) in jobs.iter_mut() {
             linear(w, x, t, o, xq);
