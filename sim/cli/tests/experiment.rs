@@ -844,28 +844,31 @@ fn eval_runs_on_the_real_model_agree_with_airinfer_eval() {
     assert_eq!(code, 0, "{err}");
     let s = summary_rows(&out);
     // the same split through `airinfer eval` (one process, its own loading and tokenising)
-    let (code, stdout, err) = airinfer(&[
-        "eval",
-        "--model",
-        model.to_str().unwrap(),
-        "--text",
-        text.to_str().unwrap(),
-        "--ctx",
-        "64",
-        "--chunks",
-        "2",
-        "--devices",
-        "3",
-        "--shares",
-        "2,1,1",
-        "--prefill",
-        "f32",
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let want: f64 = serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["perplexity"]
-        .as_f64()
-        .unwrap();
+    let eval_ppl = |prefill: &str| -> f64 {
+        let (code, stdout, err) = airinfer(&[
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--text",
+            text.to_str().unwrap(),
+            "--ctx",
+            "64",
+            "--chunks",
+            "2",
+            "--devices",
+            "3",
+            "--shares",
+            "2,1,1",
+            "--prefill",
+            prefill,
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["perplexity"]
+            .as_f64()
+            .unwrap()
+    };
+    let want = eval_ppl("f32");
     for r in &s {
         assert_eq!(r["devices"], "3");
         // the same computation as the CLI run, results written with every digit: equal up to
@@ -902,26 +905,7 @@ fn eval_runs_on_the_real_model_agree_with_airinfer_eval() {
     let (code, _, err) = airinfer(&["run", &f, "--out", o, "--set", "model.prefill=\"int8\""]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("4 to run, 0 already finished"), "{err}");
-    let (code, stdout, err) = airinfer(&[
-        "eval",
-        "--model",
-        model.to_str().unwrap(),
-        "--text",
-        text.to_str().unwrap(),
-        "--ctx",
-        "64",
-        "--chunks",
-        "2",
-        "--devices",
-        "3",
-        "--shares",
-        "2,1,1",
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let want8: f64 = serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["perplexity"]
-        .as_f64()
-        .unwrap();
+    let want8 = eval_ppl("int8");
     assert!(
         want8 != want,
         "int8 and f32 prefill give the same perplexity {want}"
