@@ -4,7 +4,8 @@
 use super::{PackedMatrix, Packing, QActs, QK};
 
 impl PackedMatrix {
-    /// For every row, `Σ_b Σ_g |d_w·d_x·Σ_{j∈g} u_j q_j| + |m_b·dsum_b|` with `g` the eight
+    /// For every row, `Σ_b Σ_g |d_w·d_x·Σ_{j∈g} u_j q_j| + |m_b·dsum_b|` (Q2F: the offset per
+    /// half, `Σ_h |m_h·dsum_h|`) with `g` the eight
     /// groups of four consecutive elements of a block: the magnitudes of the floating-point
     /// summands that the SIMD paths of [`PackedMatrix::matvec_q`] add up for that row (the
     /// portable path adds whole blocks, whose magnitudes this bounds too; Q8_0 has no offset
@@ -25,8 +26,13 @@ impl PackedMatrix {
                     let dd = k.d[g / 4] as f64 * xq.d[b] as f64;
                     s += (dd * p as f64).abs();
                 }
-                let m = k.m as f64;
-                s += (m * xq.dsum[b] as f64).abs();
+                if self.packing == Packing::Q2F {
+                    for h in 0..2 {
+                        s += (k.m[h] as f64 * xq.dsum_h[b][h] as f64).abs();
+                    }
+                } else {
+                    s += (k.m[0] as f64 * xq.dsum[b] as f64).abs();
+                }
             }
             *o = round_up(s);
         }

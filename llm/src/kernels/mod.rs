@@ -50,6 +50,8 @@ pub struct QActs {
     pub d: Vec<f32>,
     /// Per-block `d · Σ q`.
     pub dsum: Vec<f32>,
+    /// Per block, `d · Σ q` over elements 0–15 and over 16–31 (the offsets of Q2F, per half).
+    pub dsum_h: Vec<[f32; 2]>,
 }
 
 impl QActs {
@@ -71,6 +73,7 @@ impl QActs {
         self.qs.resize(x.len(), 0);
         self.d.resize(nb, 0.0);
         self.dsum.resize(nb, 0.0);
+        self.dsum_h.resize(nb, [0.0; 2]);
         #[cfg(target_arch = "x86_64")]
         if select_kernel() != Kernel::Portable {
             // SAFETY: the non-portable kernels are selected only when the CPU reports avx2
@@ -110,9 +113,11 @@ impl QActs {
             for (q, &v) in qb.iter_mut().zip(xb) {
                 *q = round_half_away(v * id).clamp(-127, 127) as i8;
             }
-            let s: i32 = qb.iter().map(|&q| q as i32).sum();
+            let s0: i32 = qb[..16].iter().map(|&q| q as i32).sum();
+            let s1: i32 = qb[16..].iter().map(|&q| q as i32).sum();
             self.d[b] = d;
-            self.dsum[b] = d * s as f32;
+            self.dsum[b] = d * (s0 + s1) as f32;
+            self.dsum_h[b] = [d * s0 as f32, d * s1 as f32];
         }
     }
 
@@ -154,6 +159,9 @@ pub enum Packing {
     Q5F,
     /// Q6_K, Q3_K and IQ4_XS repacked (40 bytes): f32 scales of values 0–15 and 16–31, 32 × i8.
     Q8S,
+    /// Q2_K repacked (32 bytes): f32 scales of values 0–15 and 16–31, f32 offsets of each,
+    /// 16 bytes of nibbles (codes 0–3); `w = u·d_h + m_h`.
+    Q2F,
     /// Plain f32 (F32, F16, BF16 tensors).
     Dense,
 }
@@ -167,6 +175,7 @@ impl Packing {
             Packing::Q8_0 => 34,
             Packing::Q5_0 => 22,
             Packing::Q5_1 | Packing::Q4F => 24,
+            Packing::Q2F => 32,
             Packing::Q5F => 28,
             Packing::Q8S => 40,
             Packing::Dense => 0,
@@ -478,6 +487,7 @@ impl Kernel {
                     Packing::Q5F => rows_avx2::<Q5F>(group, x, out),
                     Packing::Q8_0 => rows_avx2::<Q8_0>(group, x, out),
                     Packing::Q8S => rows_avx2::<Q8S>(group, x, out),
+                    Packing::Q2F => rows_avx2::<Q2F>(group, x, out),
                     Packing::Dense => unreachable!("dense matrices use the f32 path"),
                 }
             },
@@ -494,6 +504,7 @@ impl Kernel {
                     Packing::Q5F => rows_vnni::<Q5F>(group, x, out),
                     Packing::Q8_0 => rows_vnni::<Q8_0>(group, x, out),
                     Packing::Q8S => rows_vnni::<Q8S>(group, x, out),
+                    Packing::Q2F => rows_vnni::<Q2F>(group, x, out),
                     Packing::Dense => unreachable!("dense matrices use the f32 path"),
                 }
             },

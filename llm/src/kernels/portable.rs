@@ -56,7 +56,8 @@ pub(super) fn q8_portable(row: &[u8], x: &QActs) -> f32 {
     s
 }
 
-/// Any other packing: per block `Σ_h d_h·d_x·Σ_{j∈h} w_j q_j + m·dsum` over the two halves.
+/// Any other packing: per block `Σ_h d_h·d_x·Σ_{j∈h} w_j q_j + m·dsum` over the two halves
+/// (Q2F: `+ Σ_h m_h·dsum_h`).
 pub(super) fn generic_portable(packing: Packing, row: &[u8], x: &QActs) -> f32 {
     let mut s = 0.0f32;
     for (b, blk) in row.chunks_exact(packing.block_bytes()).enumerate() {
@@ -64,8 +65,13 @@ pub(super) fn generic_portable(packing: Packing, row: &[u8], x: &QActs) -> f32 {
         let q = &x.qs[b * QK..b * QK + QK];
         let half = |h: usize| -> i32 { (16 * h..16 * h + 16).map(|j| k.w[j] * q[j] as i32).sum() };
         let dx = x.d[b];
-        if k.d[0] == k.d[1] {
-            s += k.d[0] * dx * (half(0) + half(1)) as f32 + k.m * x.dsum[b];
+        if packing == Packing::Q2F {
+            let dh = x.dsum_h[b];
+            s += k.d[0] * dx * half(0) as f32
+                + k.d[1] * dx * half(1) as f32
+                + (k.m[0] * dh[0] + k.m[1] * dh[1]);
+        } else if k.d[0] == k.d[1] {
+            s += k.d[0] * dx * (half(0) + half(1)) as f32 + k.m[0] * x.dsum[b];
         } else {
             s += k.d[0] * dx * half(0) as f32 + k.d[1] * dx * half(1) as f32;
         }

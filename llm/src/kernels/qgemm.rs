@@ -38,7 +38,8 @@ const TOKEN_CHUNK: usize = 128;
 pub(super) struct PrefillPack {
     /// Q8_0 / Q8S: the codes are signed values, there is no offset term.
     signed: bool,
-    /// Q8S: elements 0–15 and 16–31 of a block have their own scales.
+    /// Q8S, Q2F: elements 0–15 and 16–31 of a block have their own scales (and Q2F its own
+    /// offsets).
     two: bool,
     /// Rows rounded up to a whole number of kernel row groups (the extra rows are zero).
     rows_padded: usize,
@@ -48,8 +49,9 @@ pub(super) struct PrefillPack {
     codes: Vec<u8>,
     /// Per row and block: the scale of elements 0–15 and of 16–31 (equal unless `two`).
     d: Vec<[f32; 2]>,
-    /// Per row and block: the offset factor `m` (unsigned formats).
-    m: Vec<f32>,
+    /// Per row and block: the offset factor `m` of elements 0–15 and of 16–31 (unsigned
+    /// formats; equal unless `two`).
+    m: Vec<[f32; 2]>,
     /// Per row and block (signed formats): `128 · Σ w` over elements 0–15 and 16–31 when
     /// `two`, else over the whole block in `[0]`.
     s: Vec<[i32; 2]>,
@@ -60,6 +62,7 @@ impl PrefillPack {
         let (signed, two) = match w.packing {
             Packing::Q8_0 => (true, false),
             Packing::Q8S => (true, true),
+            Packing::Q2F => (false, true),
             Packing::Dense => unreachable!("dense matrices use the f32 GEMM"),
             _ => (false, false),
         };
@@ -67,7 +70,7 @@ impl PrefillPack {
         let rows_padded = w.rows.div_ceil(R) * R;
         let mut codes = vec![0u8; rows_padded * cols];
         let mut d = vec![[0.0f32; 2]; rows_padded * nb];
-        let mut m = vec![0.0f32; rows_padded * nb];
+        let mut m = vec![[0.0f32; 2]; rows_padded * nb];
         let mut s = vec![[0i32; 2]; rows_padded * nb];
         let bb = w.packing.block_bytes();
         codes
@@ -119,6 +122,8 @@ struct Tiles {
     dx: Vec<f32>,
     /// Per tile, block: the `tt` tokens' `d · Σ q`.
     ds: Vec<f32>,
+    /// The same over elements 0–15 and over 16–31 (for Q2F's offsets per half).
+    ds_h: [Vec<f32>; 2],
 }
 
 impl Tiles {
@@ -128,11 +133,15 @@ impl Tiles {
         let mut q = vec![0i8; n * nb * QK * tt];
         let mut dx = vec![0.0f32; n * nb * tt];
         let mut ds = vec![0.0f32; n * nb * tt];
+        let mut ds0 = vec![0.0f32; n * nb * tt];
+        let mut ds1 = vec![0.0f32; n * nb * tt];
         q.par_chunks_mut(nb * QK * tt)
             .zip(dx.par_chunks_mut(nb * tt))
             .zip(ds.par_chunks_mut(nb * tt))
+            .zip(ds0.par_chunks_mut(nb * tt))
+            .zip(ds1.par_chunks_mut(nb * tt))
             .enumerate()
-            .for_each(|(tile, ((q, dx), ds))| {
+            .for_each(|(tile, ((((q, dx), ds), ds0), ds1))| {
                 let mut a = QActs::default();
                 for i in 0..tt.min(t - tile * tt) {
                     let tok = tile * tt + i;
@@ -145,6 +154,7 @@ impl Tiles {
                         }
                         dx[b * tt + i] = a.d[b];
                         ds[b * tt + i] = a.dsum[b];
+                        [ds0[b * tt + i], ds1[b * tt + i]] = a.dsum_h[b];
                     }
                 }
             });
@@ -155,6 +165,7 @@ impl Tiles {
             q,
             dx,
             ds,
+            ds_h: [ds0, ds1],
         }
     }
 }
@@ -282,13 +293,16 @@ impl Kernel {
     fn gemm_tile_rows(self, p: &PrefillPack, g: usize, a: &Tiles, tile: usize, out: &mut [f32]) {
         assert!((g + 1) * R <= p.rows_padded && tile < a.n && a.nb == p.nb);
         assert!(out.len() == R * a.tt && a.tt == self.gemm_tile());
+        assert!(a.ds.len() == a.dx.len() && a.ds_h.iter().all(|v| v.len() == a.dx.len()));
+        assert!(p.m.len() == p.d.len() && p.s.len() == p.d.len());
         match self {
             Kernel::Portable => tile_portable(p, g, a, tile, out),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: selected only when the CPU reports avx2 and fma; the bounds are asserted.
             Kernel::Avx2 => unsafe {
                 match (p.signed, p.two) {
-                    (false, _) => x86::tile_avx2::<false, false>(p, g, a, tile, out),
+                    (false, false) => x86::tile_avx2::<false, false>(p, g, a, tile, out),
+                    (false, true) => x86::tile_avx2::<false, true>(p, g, a, tile, out),
                     (true, false) => x86::tile_avx2::<true, false>(p, g, a, tile, out),
                     (true, true) => x86::tile_avx2::<true, true>(p, g, a, tile, out),
                 }
@@ -297,7 +311,8 @@ impl Kernel {
             // SAFETY: selected only when the CPU reports avx512f/bw/vnni; bounds asserted.
             Kernel::Vnni => unsafe {
                 match (p.signed, p.two) {
-                    (false, _) => x86::tile_vnni::<false, false>(p, g, a, tile, out),
+                    (false, false) => x86::tile_vnni::<false, false>(p, g, a, tile, out),
+                    (false, true) => x86::tile_vnni::<false, true>(p, g, a, tile, out),
                     (true, false) => x86::tile_vnni::<true, false>(p, g, a, tile, out),
                     (true, true) => x86::tile_vnni::<true, true>(p, g, a, tile, out),
                 }
@@ -331,8 +346,12 @@ fn tile_portable(p: &PrefillPack, g: usize, a: &Tiles, tile: usize, out: &mut [f
                     }
                     acc = (dot as f32).mul_add(dx * p.d[row * nb + b][h], acc);
                 }
-                if !p.signed {
-                    macc = a.ds[xb].mul_add(p.m[row * nb + b], macc);
+                let m = p.m[row * nb + b];
+                if p.two && !p.signed {
+                    macc = a.ds_h[0][xb].mul_add(m[0], macc);
+                    macc = a.ds_h[1][xb].mul_add(m[1], macc);
+                } else if !p.signed {
+                    macc = a.ds[xb].mul_add(m[0], macc);
                 }
             }
             out[r * tt + i] = acc + macc;
@@ -402,10 +421,14 @@ mod x86 {
                 }
             }
             if !SIGNED {
-                let ds = _mm512_loadu_ps(a.ds.as_ptr().add(xbase + b * 16));
-                for (r, v) in macc.iter_mut().enumerate() {
-                    let m = *p.m.get_unchecked((g * R + r) * nb + b);
-                    *v = _mm512_fmadd_ps(ds, _mm512_set1_ps(m), *v);
+                // the offsets: per half (Q2F) or per block
+                for h in 0..halves {
+                    let ds = if TWO { &a.ds_h[h] } else { &a.ds };
+                    let ds = _mm512_loadu_ps(ds.as_ptr().add(xbase + b * 16));
+                    for (r, v) in macc.iter_mut().enumerate() {
+                        let m = p.m.get_unchecked((g * R + r) * nb + b)[h];
+                        *v = _mm512_fmadd_ps(ds, _mm512_set1_ps(m), *v);
+                    }
                 }
             }
         }
@@ -478,10 +501,14 @@ mod x86 {
                 }
             }
             if !SIGNED {
-                let ds = _mm256_loadu_ps(a.ds.as_ptr().add(xbase + b * 8));
-                for (r, v) in macc.iter_mut().enumerate() {
-                    let m = *p.m.get_unchecked((g * R + r) * nb + b);
-                    *v = _mm256_fmadd_ps(ds, _mm256_set1_ps(m), *v);
+                // the offsets: per half (Q2F) or per block
+                for h in 0..halves {
+                    let ds = if TWO { &a.ds_h[h] } else { &a.ds };
+                    let ds = _mm256_loadu_ps(ds.as_ptr().add(xbase + b * 8));
+                    for (r, v) in macc.iter_mut().enumerate() {
+                        let m = p.m.get_unchecked((g * R + r) * nb + b)[h];
+                        *v = _mm256_fmadd_ps(ds, _mm256_set1_ps(m), *v);
+                    }
                 }
             }
         }

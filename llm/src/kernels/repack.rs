@@ -15,8 +15,7 @@
 //! | Q5_K | `Q5F`: f32 `d`, f32 `m`, u32 fifth bits, 16 bytes of nibbles | 28 | 22 |
 //! | Q6_K, Q3_K, IQ4_XS | `Q8S`: f32 scale of values 0–15, of 16–31, 32 × i8 | 40 | 26.25, 13.75, 17 |
 //! | IQ4_NL | Q8_0 (the code book's values as i8, the same f16 `d`) | 34 | 18 |
-//!
-//! Q2_K (scales and mins per 16 values) is held as f32.
+//! | Q2_K | `Q2F`: f32 scale and f32 offset of values 0–15 and of 16–31, nibbles | 32 | 10.5 |
 
 use super::{f16_at, Packing, QK};
 use crate::ggml_type::GgmlType;
@@ -33,6 +32,7 @@ pub fn packing_for(ty: GgmlType) -> Option<Packing> {
         GgmlType::Q4_K => Packing::Q4F,
         GgmlType::Q5_K => Packing::Q5F,
         GgmlType::Q6_K | GgmlType::Q3_K | GgmlType::IQ4_XS => Packing::Q8S,
+        GgmlType::Q2_K => Packing::Q2F,
         _ => return None,
     })
 }
@@ -178,6 +178,30 @@ pub fn repack_row(ty: GgmlType, src: &[u8], out: &mut Vec<u8>) {
                 }
             }
         }
+        GgmlType::Q2_K => {
+            for blk in src.chunks_exact(bb) {
+                let (scales, qs) = (&blk[0..16], &blk[16..80]);
+                let (d, dmin) = (f16_at(blk, 80), f16_at(blk, 82));
+                // value 32·p + l of half h (0–127, 128–255): bits 2p of byte l of the half's
+                // 32 code bytes; scale/min byte 8h + 2p + l/16 covers 16 values
+                for h in 0..2 {
+                    let q = &qs[32 * h..32 * h + 32];
+                    for p in 0..4 {
+                        let mut u = [0u8; QK];
+                        for (l, ul) in u.iter_mut().enumerate() {
+                            *ul = (q[l] >> (2 * p)) & 3;
+                        }
+                        let s0 = scales[8 * h + 2 * p];
+                        let s1 = scales[8 * h + 2 * p + 1];
+                        put_f32(out, d * (s0 & 0x0F) as f32);
+                        put_f32(out, d * (s1 & 0x0F) as f32);
+                        put_f32(out, -(dmin * (s0 >> 4) as f32));
+                        put_f32(out, -(dmin * (s1 >> 4) as f32));
+                        put_nibbles(out, &u);
+                    }
+                }
+            }
+        }
         GgmlType::Q3_K => {
             for blk in src.chunks_exact(bb) {
                 let (hmask, qs) = (&blk[0..32], &blk[32..96]);
@@ -206,12 +230,13 @@ pub fn repack_row(ty: GgmlType, src: &[u8], out: &mut Vec<u8>) {
 }
 
 /// One 32-value block of any quantised packing, decoded: the integer codes in element order,
-/// the scale of elements 0–15 and of 16–31, and the offset factor `m` (a value is
-/// `scale · w + m`; the mat-vec's offset term is `m · d_x · Σ q`).
+/// the scale of elements 0–15 and of 16–31, and the offset factor `m` of each (a value is
+/// `scale · w + m`; the mat-vec's offset term is `m · d_x · Σ q`, over the whole block when the
+/// two are one, i.e. for every packing but Q2F).
 pub(super) struct Block {
     pub w: [i32; QK],
     pub d: [f32; 2],
-    pub m: f32,
+    pub m: [f32; 2],
 }
 
 fn nibbles(c: &[u8], w: &mut [i32; QK]) {
@@ -236,7 +261,7 @@ impl Block {
     pub fn decode(packing: Packing, blk: &[u8]) -> Block {
         let mut w = [0i32; QK];
         let u32_at = |i: usize| u32::from_le_bytes([blk[i], blk[i + 1], blk[i + 2], blk[i + 3]]);
-        let (d, m) = match packing {
+        let (d, m): ([f32; 2], f32) = match packing {
             Packing::Q4_0 => {
                 nibbles(&blk[2..18], &mut w);
                 let d = f16_at(blk, 0);
@@ -283,15 +308,24 @@ impl Block {
                 }
                 ([f32_at(blk, 0), f32_at(blk, 4)], 0.0)
             }
+            Packing::Q2F => {
+                nibbles(&blk[16..32], &mut w);
+                let m = [f32_at(blk, 8), f32_at(blk, 12)];
+                return Block {
+                    w,
+                    d: [f32_at(blk, 0), f32_at(blk, 4)],
+                    m,
+                };
+            }
             Packing::Dense => unreachable!("dense matrices have no blocks"),
         };
-        Block { w, d, m }
+        Block { w, d, m: [m, m] }
     }
 
     /// The 32 values.
     pub fn values(&self, out: &mut [f32]) {
         for (j, o) in out.iter_mut().enumerate().take(QK) {
-            *o = self.d[j / 16] * self.w[j] as f32 + self.m;
+            *o = self.d[j / 16] * self.w[j] as f32 + self.m[j / 16];
         }
     }
 }

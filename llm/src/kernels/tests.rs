@@ -296,6 +296,7 @@ fn random_file_blocks(ty: crate::ggml_type::GgmlType, n: usize, seed: &mut u64) 
         T::Q5_1 | T::Q4_K | T::Q5_K => &[0, 2],
         T::Q3_K => &[108],
         T::Q6_K => &[208],
+        T::Q2_K => &[80, 82],
         _ => unreachable!("{ty:?}"),
     };
     let (bs, ts) = (ty.block_size(), ty.type_size());
@@ -315,8 +316,8 @@ fn random_file_blocks(ty: crate::ggml_type::GgmlType, n: usize, seed: &mut u64) 
     b
 }
 
-/// The repacked types (Q5_0, Q5_1 as GGML's blocks; Q4_K, Q5_K, Q6_K, Q3_K, IQ4_NL, IQ4_XS
-/// repacked into 32-value blocks) on every kernel path against an exact reference computed
+/// The repacked types (Q5_0, Q5_1 as GGML's blocks; Q4_K, Q5_K, Q6_K, Q3_K, Q2_K, IQ4_NL,
+/// IQ4_XS repacked into 32-value blocks) on every kernel path against an exact reference computed
 /// from the file's own values: `Σ_c v_c · d_x · q_c` in f64, with `v` from the dequantisers
 /// (which equal gguf-py's, `quant::tests`), not from the repacker. Bound as for the GGML
 /// types, one rounding more (the kernels' offset term uses the f32 `dsum`). The packed
@@ -334,6 +335,7 @@ fn repacked_matvec_matches_the_files_values_on_every_kernel() {
         T::Q3_K,
         T::IQ4_NL,
         T::IQ4_XS,
+        T::Q2_K,
     ] {
         for &(rows, cols) in &[(1, 256), (7, 512), (66, 768)] {
             let file = random_file_blocks(ty, rows * cols, &mut seed);

@@ -70,6 +70,7 @@ pub(super) const Q5_1: u8 = 4;
 pub(super) const Q5F: u8 = 5;
 pub(super) const Q8_0: u8 = 6;
 pub(super) const Q8S: u8 = 7;
+pub(super) const Q2F: u8 = 8;
 
 /// Bytes per 32-value block of packing code `F`.
 const fn block_bytes(f: u8) -> usize {
@@ -80,6 +81,7 @@ const fn block_bytes(f: u8) -> usize {
         Q5_1 => 24,
         Q5F => 28,
         Q8_0 => 34,
+        Q2F => 32,
         _ => 40,
     }
 }
@@ -94,6 +96,7 @@ unsafe fn rows4<const F: u8, const VNNI: bool>(group: &[u8], x: &QActs, out: &mu
     let bb = block_bytes(F);
     let nb = group.len() / (4 * bb);
     assert!(x.qs.len() >= nb * QK && x.d.len() >= nb && x.dsum.len() >= nb);
+    assert!(x.dsum_h.len() >= nb);
     assert!(group.len() >= nb * 4 * bb);
     let dot = |u: __m256i, q: __m256i| if VNNI { dot_vnni(u, q) } else { dot_avx2(u, q) };
     let mut acc = [_mm256_setzero_ps(); 4];
@@ -128,6 +131,17 @@ unsafe fn rows4<const F: u8, const VNNI: bool>(group: &[u8], x: &QActs, out: &mu
                         )
                     };
                     acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc[r]);
+                }
+                Q2F => {
+                    // scales and offsets per half: lanes 0-3 hold values 0-15, 4-7 16-31
+                    let p = dot(unpack(blk.add(16)), q);
+                    let scale = _mm256_set_m128(
+                        _mm_set1_ps(f32_at(blk.add(4)) * dx),
+                        _mm_set1_ps(f32_at(blk) * dx),
+                    );
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, acc[r]);
+                    let dh = x.dsum_h.get_unchecked(b);
+                    macc[r] += f32_at(blk.add(8)) * dh[0] + f32_at(blk.add(12)) * dh[1];
                 }
                 _ => {
                     // the scale d and offset factor m, then the codes (and fifth bits)

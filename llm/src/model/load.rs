@@ -132,7 +132,7 @@ fn load_matrix(
         }
         return Ok(PackedMatrix::from_blocks(packing, nr, nc, blocks));
     }
-    // every other type the dequantisers read (F32, F16, BF16, Q2_K) is held as f32: each row
+    // every other type the dequantisers read (F32, F16, BF16, Q8_K) is held as f32: each row
     // dequantised whole, then its column slice taken
     let mut full = vec![0.0f32; n_cols];
     let mut w = vec![0.0f32; nr * nc];
@@ -169,7 +169,7 @@ impl Model {
     pub fn load_shares(g: &GgufFile, shares: &[f64]) -> Result<Model, ModelError> {
         let cfg = config_from_gguf(g)?;
         // FFN slices fall on whole 32-value blocks of the packings the kernels read (every
-        // quantised type but Q2_K); a format held as f32 splits anywhere
+        // quantised type); a format held as f32 splits anywhere
         let align = g
             .tensor("blk.0.ffn_down.weight")
             .filter(|t| packed(t.ggml_type))
