@@ -11,7 +11,8 @@
 #      emulated AVX2-only CPU (qemu-user, where installed);
 #   5. model-check the decode thread team with loom (llm/spin);
 #   6. our SDR solver against clarabel on 200 instances (`--features clarabel`), where the
-#      system OpenBLAS is installed (libopenblas-dev, pkg-config);
+#      system OpenBLAS is installed (libopenblas-dev, pkg-config, and gfortran for the
+#      libgfortran.so it links);
 #   7. the SoapySDR feature against our loopback module, where SoapySDR is installed;
 #   8. the Slurm end-to-end test (a single-node cluster, a 4-task job array of
 #      experiments/smoke.toml, merged and compared with the unsharded run; needs root);
@@ -84,12 +85,14 @@ if [ "$steps" = all ]; then
 fi
 
 # our SDR solver against clarabel, which links the system OpenBLAS (phy's `clarabel` feature)
+# and, through it, libgfortran (Debian's OpenBLAS is built with gfortran)
+gfortran_lib="$(cc -print-file-name=libgfortran.so 2>/dev/null || true)"
 if ! step clarabel; then
   :
-elif pkg-config --exists openblas 2>/dev/null; then
+elif pkg-config --exists openblas 2>/dev/null && [ -e "$gfortran_lib" ]; then
   run cargo test --release -p airinfer-phy --features clarabel --test sdp_crosscheck "$@"
 else
-  echo "note: OpenBLAS (libopenblas-dev, pkg-config) missing, so the clarabel cross-check is not run"
+  echo "note: OpenBLAS or libgfortran (libopenblas-dev, pkg-config, gfortran) missing, so the clarabel cross-check is not run"
 fi
 
 # the SoapySDR path: build our loopback device module, then the `soapy` feature and its tests
