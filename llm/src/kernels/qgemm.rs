@@ -183,9 +183,7 @@ impl PackedMatrix {
 
     /// [`PackedMatrix::matmul_q`] on the given kernel path.
     pub(super) fn matmul_q_with(&self, kernel: Kernel, x: &[f32], t: usize, y: &mut [f32]) {
-        assert!(x.len() == t * self.cols && y.len() == t * self.rows);
-        let tiles = Tiles::build(x, t, self.cols, kernel.gemm_tile());
-        self.gemm_tiles(kernel, &tiles, t, y);
+        gemm_many(kernel, &mut [(self, y)], x, t)
     }
 
     /// `y (t × rows)` from activations already tiled for `kernel`.
@@ -257,6 +255,11 @@ impl PackedMatrix {
 /// up), the activations quantised and tiled once: `jobs[j].1 = x · jobs[j].0ᵀ`. The matrices
 /// must be quantised ([`PackedMatrix::gemm_is_f32`] false) with `x`'s row length.
 pub fn matmul_q_multi(jobs: &mut [(&PackedMatrix, &mut [f32])], x: &[f32], t: usize) {
+    gemm_many(select_kernel(), jobs, x, t)
+}
+
+/// [`matmul_q_multi`] on the given kernel path.
+fn gemm_many(kernel: Kernel, jobs: &mut [(&PackedMatrix, &mut [f32])], x: &[f32], t: usize) {
     let Some(cols) = jobs.first().map(|(m, _)| m.cols) else {
         return;
     };
@@ -267,7 +270,6 @@ pub fn matmul_q_multi(jobs: &mut [(&PackedMatrix, &mut [f32])], x: &[f32], t: us
     if t == 0 {
         return;
     }
-    let kernel = select_kernel();
     let tiles = Tiles::build(x, t, cols, kernel.gemm_tile());
     for (m, y) in jobs.iter_mut() {
         if m.rows > 0 {

@@ -96,6 +96,15 @@ fn gemm_decode() -> bool {
     *F.get_or_init(|| std::env::var("AIRINFER_GEMM_DECODE").is_ok_and(|v| v == "1"))
 }
 
+/// The jobs with their outputs as slices (what the kernels' multi-matrix calls take).
+fn slices<'a>(
+    jobs: &'a mut [(&PackedMatrix, &mut Vec<f32>)],
+) -> Vec<(&'a PackedMatrix, &'a mut [f32])> {
+    jobs.iter_mut()
+        .map(|(w, o)| (*w, o.as_mut_slice()))
+        .collect()
+}
+
 /// Several [`linear`]s of the same input; with quantised weights, one activation quantisation
 /// for all of them (and for one token one parallel region).
 pub(super) fn linear_many(
@@ -104,29 +113,16 @@ pub(super) fn linear_many(
     t: usize,
     xq: &mut QActs,
 ) {
+    let cols = x.len() / t.max(1);
     let all_quantised = jobs
         .iter()
-        .all(|(w, _)| w.packing() != kernels::Packing::Dense && w.cols == x.len());
-    if t == 1 && all_quantised && x.len().is_multiple_of(QK) && !gemm_decode() {
+        .all(|(w, _)| w.packing() != kernels::Packing::Dense && w.cols == cols);
+    if t == 1 && all_quantised && cols.is_multiple_of(QK) && !gemm_decode() {
         xq.quantize_into(x);
-        let mut js: Vec<(&PackedMatrix, &mut [f32])> = jobs
-            .iter_mut()
-            .map(|(w, o)| (*w, o.as_mut_slice()))
-            .collect();
-        kernels::matvec_q_multi(&mut js, xq);
-    } else if t > 1
-        && !jobs.is_empty()
-        && x.len() == t * jobs[0].0.cols
-        && jobs
-            .iter()
-            .all(|(w, _)| !w.gemm_is_f32() && w.cols == jobs[0].0.cols)
-    {
+        kernels::matvec_q_multi(&mut slices(jobs), xq);
+    } else if t > 1 && all_quantised && !kernels::f32_prefill() {
         // one quantisation of the activations for all the GEMMs
-        let mut js: Vec<(&PackedMatrix, &mut [f32])> = jobs
-            .iter_mut()
-            .map(|(w, o)| (*w, o.as_mut_slice()))
-            .collect();
-        kernels::matmul_q_multi(&mut js, x, t);
+        kernels::matmul_q_multi(&mut slices(jobs), x, t);
     } else {
         for (w, o) in jobs.iter_mut() {
             linear(w, x, t, o, xq);

@@ -322,8 +322,7 @@ pub fn gamma(n: usize) -> f64 {
 /// `packed`: the site's weights are in a packed quantised format (else held as f32, as the
 /// GEMM path multiplies them all with `AIRINFER_F32_PREFILL=1`).
 pub fn roundings(cols: usize, n_tokens: usize, packed: bool) -> usize {
-    let f32_gemm =
-        gemm_path(n_tokens) && std::env::var("AIRINFER_F32_PREFILL").as_deref() == Ok("1");
+    let f32_gemm = gemm_path(n_tokens) && airinfer_llm::kernels::f32_prefill();
     let path = if !packed || f32_gemm {
         cols
     } else {
