@@ -4,7 +4,8 @@
 
 use crate::device::{DeviceProfile, Precision};
 use crate::schemes::pipeline::{
-    simulate, Background, Balancer, CostSetup, Network, PipelineReport, Workload,
+    simulate, Background, Balancer, CostSetup, Network, PipelineReport, PlanObjective, Return,
+    Workload,
 };
 use crate::schemes::tp::{
     memory_per_device, simulate_forward, ComputeModel, Design, RadioConfig, SchemeKind,
@@ -156,6 +157,10 @@ pub struct Setup {
     pub balance_every: usize,
     /// Background load.
     pub slowdowns: Vec<Slowdown>,
+    /// What the pipeline planners minimise.
+    pub objective: PlanObjective,
+    /// What returns to the source after a pipeline's last stage.
+    pub ret: Return,
 }
 
 /// What a system run reports.
@@ -169,6 +174,11 @@ pub struct Outcome {
     pub predicted_latency_s: f64,
     /// The planner's predicted pipeline period, s (1 / throughput).
     pub predicted_period_s: f64,
+    /// The plan's time to first token for one micro-batch alone, s (prefill through the stages
+    /// and the return, from the same cost model).
+    pub predicted_ttft_s: f64,
+    /// Samples per micro-batch in the timed run (pipeline systems; TP decodes all at once).
+    pub micro_batch: usize,
     /// Time to first token (mean over samples), s.
     pub ttft_s: f64,
     /// Time per generated token of one sample, s.
@@ -196,17 +206,27 @@ impl Setup {
             kv_bytes: 2.0,
             profiles: self.profiles.clone(),
             wire: self.wire,
+            ret: self.ret,
         }
     }
 
     /// The planners' problem.
     pub fn problem(&self) -> Result<PartitionProblem, PartitionError> {
+        self.problem_for(self.objective)
+    }
+
+    /// The planners' problem for `objective`.
+    pub fn problem_for(
+        &self,
+        objective: PlanObjective,
+    ) -> Result<PartitionProblem, PartitionError> {
         self.cost().problem(
             &self.names,
             &self.net,
             &self.workload,
             self.source,
             self.memory_fraction,
+            objective,
         )
     }
 
@@ -275,7 +295,13 @@ struct OverlapBalancer {
 }
 
 impl Balancer for OverlapBalancer {
-    fn observe(&mut self, _now: f64, cur: &Assignment, measured: &[f64]) -> Option<Assignment> {
+    fn observe(
+        &mut self,
+        _now: f64,
+        cur: &Assignment,
+        measured: &[f64],
+        batch: usize,
+    ) -> Option<Assignment> {
         self.seen += 1;
         if !self.seen.is_multiple_of(self.every) || measured.iter().any(|&m| m <= 0.0) {
             return None;
@@ -287,7 +313,7 @@ impl Balancer for OverlapBalancer {
             let nominal: f64 = s
                 .units
                 .clone()
-                .map(|u| self.cost.unit_time_s(s.device, u, 1, past))
+                .map(|u| self.cost.unit_time_batch_s(s.device, u, batch, 1, past))
                 .sum();
             if nominal > 0.0 {
                 let r = m / nominal;
@@ -358,10 +384,13 @@ pub fn run(
         record,
     )?;
     let ttft = r.ttft_s.iter().sum::<f64>() / r.ttft_s.len() as f64;
+    let p_ttft = setup.problem_for(PlanObjective::Ttft)?;
     Ok(Outcome {
         system,
         predicted_latency_s: a.latency_s(&p),
         predicted_period_s: a.bottleneck_s(&p),
+        predicted_ttft_s: a.latency_s(&p_ttft),
+        micro_batch: r.micro_batch,
         stages: Some(a),
         ttft_s: ttft,
         per_token_s: r.per_token_s,
@@ -434,6 +463,8 @@ fn tp(system: System, s: &Setup, seed: u64) -> Result<Outcome, PartitionError> {
         stages: None,
         predicted_latency_s: f64::NAN,
         predicted_period_s: f64::NAN,
+        predicted_ttft_s: f64::NAN,
+        micro_batch: w.samples,
         ttft_s: ttft,
         per_token_s: per_token,
         tok_s: w.samples as f64 / per_token,

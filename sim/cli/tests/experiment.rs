@@ -127,6 +127,18 @@ fn bad_experiment_files_give_one_located_error_each() {
             "overlap",
         ),
         (
+            "kind = \"systems\"\n[devices]\ncount = 2\n[system]\nobjective = { mix = 1.5 }\n",
+            ":5:",
+            "system.objective.mix",
+            "must be in [0, 1]",
+        ),
+        (
+            "kind = \"systems\"\n[devices]\ncount = 2\n[system]\nobjective = \"fastest\"\n",
+            ":5:",
+            "system.objective",
+            "unknown variant",
+        ),
+        (
             "kind = \"systems\"\n[devices]\ncount = 2\n[system.link]\ntype = \"wired\"\nbandwidth_mbps = -10\n",
             ":6:1:",
             "system.link.bandwidth_mbps",

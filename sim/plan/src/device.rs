@@ -68,6 +68,19 @@ pub struct DeviceProfile {
     /// Fixed cost per kernel launch / matrix product, s (default 5 µs).
     #[serde(default = "default_overhead")]
     pub kernel_overhead_s: f64,
+    /// Device-side cost of each message sent or received over a pipeline link, fixed part, s
+    /// (serialisation, the runtime's locks and copies, the network stack): the device is busy
+    /// for it, so it competes with compute (default 0). Ours, to express what runtimes such as
+    /// MDI-LLM's pay per hop.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub msg_overhead_s: f64,
+    /// Device-side cost per byte of each message sent or received, s/byte (default 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub msg_overhead_s_per_byte: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// Invalid profile data.
@@ -117,6 +130,15 @@ impl DeviceProfile {
         c.max(m) + kernels as f64 * self.kernel_overhead_s
     }
 
+    /// Device time to send or receive one message of `bytes` (0 for no message).
+    pub fn message_s(&self, bytes: f64) -> f64 {
+        if bytes > 0.0 {
+            self.msg_overhead_s + self.msg_overhead_s_per_byte * bytes
+        } else {
+            0.0
+        }
+    }
+
     /// Compute energy of `flops`, J.
     pub fn compute_energy_j(&self, flops: f64) -> f64 {
         flops * self.energy_per_flop
@@ -150,6 +172,8 @@ impl DeviceProfile {
         for (field, v) in [
             ("energy_per_flop", self.energy_per_flop),
             ("kernel_overhead_s", self.kernel_overhead_s),
+            ("msg_overhead_s", self.msg_overhead_s),
+            ("msg_overhead_s_per_byte", self.msg_overhead_s_per_byte),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(bad(field, v, "must be finite and ≥ 0"));
@@ -266,6 +290,8 @@ mod tests {
             compute_efficiency: 0.5,
             bandwidth_efficiency: 0.5,
             kernel_overhead_s: 1e-6,
+            msg_overhead_s: 0.0,
+            msg_overhead_s_per_byte: 0.0,
         };
         // decode-like: 1 GFLOP, 1 GB → memory-bound: 1e9 / 50e9 = 20 ms, + 10 kernels × 1 µs
         let t = d.compute_time_s(1e9, 1e9, 10, Precision::F16);

@@ -182,24 +182,46 @@ impl HandoffLink {
         }
     }
 
-    /// Send `bytes`: the realised time, and which blocks (of `block_bytes`) were lost.
+    /// The part of a message's time that delays it without occupying the link: a wire's
+    /// latency (propagation, switching), a radio link's per-message overhead (scheduling
+    /// grant). Messages behind it on the same link are not held up by it.
+    pub fn propagation_s(&self) -> f64 {
+        match *self {
+            HandoffLink::Ideal => 0.0,
+            HandoffLink::Wired { latency_s, .. } => latency_s,
+            HandoffLink::Wireless { overhead_s, .. } => overhead_s,
+        }
+    }
+
+    /// Send `bytes`: the realised time from the first bit sent to the last received
+    /// ([`Self::occupancy`] plus [`Self::propagation_s`]), and which blocks (of `block_bytes`)
+    /// were lost.
     pub fn send<R: Rng + ?Sized>(&self, bytes: f64, rng: &mut R) -> (f64, Vec<usize>) {
+        if bytes <= 0.0 {
+            return (0.0, Vec::new());
+        }
+        let (occ, lost) = self.occupancy(bytes, rng);
+        (occ + self.propagation_s(), lost)
+    }
+
+    /// Send `bytes`: how long the link is occupied (serialisation, or the realised HARQ
+    /// airtime), and which blocks (of `block_bytes`) were lost.
+    pub fn occupancy<R: Rng + ?Sized>(&self, bytes: f64, rng: &mut R) -> (f64, Vec<usize>) {
         if bytes <= 0.0 {
             return (0.0, Vec::new());
         }
         match *self {
             HandoffLink::Ideal => (0.0, Vec::new()),
-            HandoffLink::Wired { .. } => (self.expected_s(bytes), Vec::new()),
+            HandoffLink::Wired { bandwidth, .. } => (bytes / bandwidth, Vec::new()),
             HandoffLink::Wireless {
                 bandwidth_hz,
                 max_tx,
                 block_bytes,
-                overhead_s,
                 ..
             } => {
                 let (se, b) = self.mcs().unwrap_or((NR_CQI_TABLE1_SE[0], 1.0));
                 let blocks = (bytes / block_bytes as f64).ceil() as usize;
-                let mut t = overhead_s;
+                let mut t = 0.0;
                 let mut lost = Vec::new();
                 for blk in 0..blocks {
                     let len = (bytes - (blk * block_bytes) as f64).min(block_bytes as f64);

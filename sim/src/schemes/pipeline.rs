@@ -10,18 +10,24 @@
 //!   by block with link adaptation and HARQ, a block still lost after the last transmission
 //!   arriving as zeros. With f32 on error-free links the logits are bit for bit those of one
 //!   device.
-//! * **Time** ([`simulate`]): B samples (requests) each prefill a prompt and generate tokens; a
-//!   sample's step visits the stages in order, the token returning to the source device to start
-//!   the next step (a ring when the source also holds the head, as in MDI-LLM). Each device and
+//! * **Time** ([`simulate`]): B samples (requests) each prefill a prompt and generate tokens,
+//!   grouped into micro-batches ([`Workload::micro_batch`]; by default ⌈B / stages⌉ samples,
+//!   one micro-batch per stage); a micro-batch's step visits the stages in order as one job per
+//!   stage (the weights read once for its samples, each sample attending over its own KV
+//!   cache), its tokens (or logits, [`Return`]) returning to the source device to start the
+//!   next step (a ring when the source also holds the head, as in MDI-LLM). Each device and
 //!   each directed link is a first-come-first-served resource: a job starts at
 //!   `max(arrival, resource free)` and events are processed in time order through
 //!   [`EventQueue`], so at most one job runs per resource and ties resolve deterministically.
 //!   Compute is the roofline of the device profile on `llm::cost` (per unit: embedding rows,
-//!   blocks with their KV reads for the sample's current context, head), multiplied by the
-//!   device's background-load factor at the job's start. A transfer of b bytes occupies its link
-//!   for `latency + b / bandwidth` (wired) or the realised HARQ airtime plus a fixed cost
-//!   (wireless). With several samples in flight the stages overlap: MDI-LLM's *recurrent
-//!   pipeline parallelism*.
+//!   blocks with their KV reads for the samples' current context, head), multiplied by the
+//!   device's background-load factor at the job's start; a device also spends its profile's
+//!   per-message cost (fixed + per byte) on every message it sends or receives, before and
+//!   after the stage's compute. A transfer of b bytes occupies its link for `b / bandwidth`
+//!   (wired) or the realised HARQ airtime (wireless), and arrives the link's latency (wired)
+//!   or fixed cost (wireless) later: that delay does not hold up the messages behind it. With
+//!   several micro-batches in flight the stages overlap: MDI-LLM's *recurrent pipeline
+//!   parallelism* (one sample per micro-batch), EdgeShard's pipelined throughput mode.
 //!
 //! A [`Balancer`] may move stage boundaries while the run goes on (LinguaLinked's runtime load
 //! balancer); a sample adopts the new stages at its next step, and the KV caches of every moved
@@ -60,6 +66,50 @@ impl Background {
     }
 }
 
+/// What returns to the source device after the last stage, per sample and step. (A hidden
+/// state returns when the plan puts the head on the source, as MDI-LLM's ring does: the last
+/// hand-off carries it.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Return {
+    /// The sampled token id (4 bytes): the last stage samples.
+    #[default]
+    Token,
+    /// The logits of the last position, in the hand-off wire format: the source samples.
+    Logits,
+}
+
+/// What the planners optimise: the time of one decode step (the papers' objective), the time
+/// to first token, the time of a whole request (first token plus every later step), or a mix.
+/// Stage and transfer times are linear in the per-unit times and bytes, so every mix is one
+/// partition problem whose unit times and hand-off bytes are the weighted sums (the weights
+/// normalised to 1, so that the per-message latency is counted once).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanObjective {
+    /// One decode step at the workload's mean context.
+    #[default]
+    Decode,
+    /// The prefill of the prompt (time to first token).
+    Ttft,
+    /// Time to first token plus `gen_tokens − 1` decode steps.
+    Request,
+    /// `w · TTFT + (1 − w) · decode step`, w in [0, 1].
+    Mix(f64),
+}
+
+impl PlanObjective {
+    /// Weight of the prefill in the normalised mix for `w`.
+    pub fn ttft_weight(self, w: &Workload) -> f64 {
+        match self {
+            PlanObjective::Decode => 0.0,
+            PlanObjective::Ttft => 1.0,
+            PlanObjective::Request => 1.0 / w.gen_tokens.max(1) as f64,
+            PlanObjective::Mix(x) => x,
+        }
+    }
+}
+
 /// How the timing model sees the model and the devices.
 #[derive(Debug, Clone)]
 pub struct CostSetup {
@@ -75,6 +125,8 @@ pub struct CostSetup {
     pub profiles: Vec<DeviceProfile>,
     /// Hidden-state wire format.
     pub wire: Wire,
+    /// What returns to the source after the last stage.
+    pub ret: Return,
 }
 
 impl CostSetup {
@@ -90,23 +142,32 @@ impl CostSetup {
 
     /// Roofline time of unit `u` on device `d` for `t` new tokens after `past` cached ones.
     pub fn unit_time_s(&self, d: usize, u: usize, t: usize, past: usize) -> f64 {
+        self.unit_time_batch_s(d, u, 1, t, past)
+    }
+
+    /// Roofline time of unit `u` on device `d` for a micro-batch of `b` samples, each with `t`
+    /// new tokens after `past` cached ones: the weights are read once for the batch, every
+    /// sample attends over its own KV cache (b × the per-sample FLOPs and KV traffic), the head
+    /// computes one row of logits per sample.
+    pub fn unit_time_batch_s(&self, d: usize, u: usize, b: usize, t: usize, past: usize) -> f64 {
         let c = &self.cfg;
         let p = &self.profiles[d];
+        let bf = b as f64;
         let (flops, bytes, kernels) = if u == 0 {
-            // embedding: read t rows
+            // embedding: read b·t rows
             (
                 0.0,
-                t as f64 * c.n_embd as f64 * self.weights.bits() / 8.0,
+                bf * t as f64 * c.n_embd as f64 * self.weights.bits() / 8.0,
                 1,
             )
         } else if u == c.n_layer + 1 {
-            let h = head_cost(c, 1, self.weights);
+            let h = head_cost(c, b, self.weights);
             (h.flops, h.weight_bytes, 1)
         } else {
-            let b = block_cost(c, &Shard::full(c), t, past, self.weights, self.kv_bytes);
+            let k = block_cost(c, &Shard::full(c), t, past, self.weights, self.kv_bytes);
             (
-                b.flops,
-                b.weight_bytes + b.kv_read_bytes + b.kv_write_bytes,
+                bf * k.flops,
+                k.weight_bytes + bf * (k.kv_read_bytes + k.kv_write_bytes),
                 7,
             )
         };
@@ -138,9 +199,19 @@ impl CostSetup {
         self.wire.bytes(t * self.cfg.n_embd)
     }
 
-    /// The planners' view: per-unit decode time at the workload's mean context, memory per unit
-    /// (weights + KV caches for every sample at full context), capacity `memory_fraction ×`
-    /// each profile's, expected link times.
+    /// Bytes returning to the source per sample and step.
+    pub fn return_bytes(&self) -> f64 {
+        match self.ret {
+            Return::Token => 4.0,
+            Return::Logits => self.wire.bytes(self.cfg.vocab_size),
+        }
+    }
+
+    /// The planners' view, for one micro-batch of [`Workload::plan_batch`] samples: per-unit
+    /// times and hand-off bytes of a decode step at the workload's mean context, of the prefill
+    /// of the prompt, or their mix (`objective`); memory per unit (weights + KV caches for
+    /// every sample at full context), capacity `memory_fraction ×` each profile's, expected
+    /// link times.
     pub fn problem(
         &self,
         names: &[String],
@@ -148,6 +219,7 @@ impl CostSetup {
         w: &Workload,
         source: usize,
         memory_fraction: f64,
+        objective: PlanObjective,
     ) -> Result<PartitionProblem, PartitionError> {
         let n = self.n_units();
         let m = self.profiles.len();
@@ -169,10 +241,21 @@ impl CostSetup {
                 reason: format!("{memory_fraction}: must be in (0, 1]"),
             });
         }
+        let wt = objective.ttft_weight(w);
+        if !(0.0..=1.0).contains(&wt) {
+            return Err(PartitionError::Invalid {
+                field: "objective".into(),
+                reason: format!("mix weight {wt}: must be in [0, 1]"),
+            });
+        }
+        let wd = 1.0 - wt;
+        let b = w.plan_batch(m);
         let past = w.prompt_tokens + w.gen_tokens / 2;
         let ctx = w.prompt_tokens + w.gen_tokens;
-        let mut out_bytes = vec![self.hidden_bytes(1); n];
-        out_bytes[n - 1] = 4.0; // the sampled token id
+        let bf = b as f64;
+        let hidden = wt * bf * self.hidden_bytes(w.prompt_tokens) + wd * bf * self.hidden_bytes(1);
+        let mut out_bytes = vec![hidden; n];
+        out_bytes[n - 1] = bf * self.return_bytes();
         let (mut lat, mut bw) = (vec![vec![0.0; m]; m], vec![vec![f64::MAX; m]; m]);
         for i in 0..m {
             for j in 0..m {
@@ -181,10 +264,20 @@ impl CostSetup {
                 }
             }
         }
+        let time = |d: usize, u: usize| {
+            let mut t = 0.0;
+            if wt > 0.0 {
+                t += wt * self.unit_time_batch_s(d, u, b, w.prompt_tokens, 0);
+            }
+            if wd > 0.0 {
+                t += wd * self.unit_time_batch_s(d, u, b, 1, past);
+            }
+            t
+        };
         Ok(PartitionProblem {
             devices: names.to_vec(),
             compute_s: (0..m)
-                .map(|d| (0..n).map(|u| self.unit_time_s(d, u, 1, past)).collect())
+                .map(|d| (0..n).map(|u| time(d, u)).collect())
                 .collect(),
             memory: (0..n)
                 .map(|u| self.unit_weight_bytes(u) + self.unit_kv_bytes(u, w.samples, ctx))
@@ -212,6 +305,28 @@ pub struct Workload {
     pub prompt_tokens: usize,
     /// Tokens each sample generates (the first comes out of the prefill).
     pub gen_tokens: usize,
+    /// Samples per micro-batch: a stage runs the micro-batch's samples as one batch (weights
+    /// read once, a KV cache per sample). 0: as many as fill the pipeline, ⌈samples / stages⌉
+    /// (one micro-batch per stage); 1: every sample on its own (MDI-LLM's recurrent pipeline).
+    pub micro_batch: usize,
+}
+
+impl Workload {
+    /// The micro-batch size the timed run uses on a plan of `stages` stages.
+    pub fn batch_for(&self, stages: usize) -> usize {
+        let b = if self.micro_batch == 0 {
+            self.samples.div_ceil(stages.max(1))
+        } else {
+            self.micro_batch
+        };
+        b.clamp(1, self.samples.max(1))
+    }
+
+    /// The micro-batch size the planners assume before the plan is known, with `devices`
+    /// devices: as [`Self::batch_for`] with one stage per device.
+    pub fn plan_batch(&self, devices: usize) -> usize {
+        self.batch_for(devices)
+    }
 }
 
 /// A busy interval of a device or a link.
@@ -219,7 +334,7 @@ pub struct Workload {
 pub struct Busy {
     /// `"dev3"` or `"link 0→2"`.
     pub resource: String,
-    /// Sample.
+    /// First sample of the micro-batch.
     pub sample: usize,
     /// Step of that sample (0 = prefill).
     pub step: usize,
@@ -232,8 +347,15 @@ pub struct Busy {
 /// A runtime load balancer: sees the measured per-stage compute of the last step and may return
 /// new stages (same devices, same order).
 pub trait Balancer {
-    /// Called whenever sample 0 finishes a step; `measured[i]` is stage i's last compute time.
-    fn observe(&mut self, now_s: f64, stages: &Assignment, measured: &[f64]) -> Option<Assignment>;
+    /// Called whenever the first micro-batch finishes a step; `measured[i]` is stage i's last
+    /// compute time, `batch` the micro-batch's samples.
+    fn observe(
+        &mut self,
+        now_s: f64,
+        stages: &Assignment,
+        measured: &[f64],
+        batch: usize,
+    ) -> Option<Assignment>;
 }
 
 /// Outcome of a timed run.
@@ -262,25 +384,72 @@ pub struct PipelineReport {
     pub final_stages: Assignment,
     /// Times at which the balancer moved boundaries.
     pub rebalances_s: Vec<f64>,
+    /// Samples per micro-batch.
+    pub micro_batch: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Ev {
-    /// Sample arrives at stage `stage` of assignment version `ver` for step `step`.
+    /// Micro-batch `mb` arrives at stage `stage` of assignment version `ver` for step `step`.
     Arrive {
-        sample: usize,
+        mb: usize,
         step: usize,
         stage: usize,
         ver: usize,
     },
-    /// The sample's token reached the source.
-    Token { sample: usize, step: usize },
+    /// The micro-batch's tokens reached the source.
+    Token { mb: usize, step: usize },
 }
 
 fn bad(field: &str, reason: impl Into<String>) -> PartitionError {
     PartitionError::Invalid {
         field: field.into(),
         reason: reason.into(),
+    }
+}
+
+/// The directed links as first-come-first-served resources.
+struct Links<'a> {
+    net: &'a Network,
+    free: BTreeMap<(usize, usize), Time>,
+    rng: rng::Rng,
+    record: bool,
+    timeline: Vec<Busy>,
+    bytes_sent: f64,
+}
+
+impl Links<'_> {
+    /// Send `bytes` over i → j, ready to go at `now`: the arrival time. The link is occupied
+    /// from `max(now, free)` for the serialisation (or HARQ airtime); the propagation delays the
+    /// arrival without occupying it.
+    fn send(
+        &mut self,
+        i: usize,
+        j: usize,
+        now: Time,
+        bytes: f64,
+        sample: usize,
+        step: usize,
+    ) -> Time {
+        if i == j || bytes <= 0.0 {
+            return now;
+        }
+        let link = &self.net.links[i][j];
+        let free = self.free.entry((i, j)).or_insert(Time::ZERO);
+        let start = now.max(*free);
+        let end = start.after(Time::from_secs(link.occupancy(bytes, &mut self.rng).0));
+        *free = end;
+        self.bytes_sent += bytes;
+        if self.record {
+            self.timeline.push(Busy {
+                resource: format!("link {i}→{j}"),
+                sample,
+                step,
+                start_s: start.secs(),
+                end_s: end.secs(),
+            });
+        }
+        end.after(Time::from_secs(link.propagation_s()))
     }
 }
 
@@ -315,135 +484,131 @@ pub fn simulate(
     }
     stages.check_cover(n, m)?;
     let source = stages.stages[0].device;
+    let batch = w.batch_for(stages.stages.len());
+    let n_mb = w.samples.div_ceil(batch);
+    // samples of micro-batch k
+    let members = |k: usize| k * batch..((k + 1) * batch).min(w.samples);
     let mut versions: Vec<Assignment> = vec![stages.clone()];
     let mut q: EventQueue<Ev> = EventQueue::new();
-    // when each device and each directed link is free, on the queue's clock (integer ns)
+    // when each device is free, on the queue's clock (integer ns)
     let mut dev_free = vec![Time::ZERO; m];
-    let mut link_free: BTreeMap<(usize, usize), Time> = BTreeMap::new();
-    let mut rng = rng::stream(seed, &[rng::component::PACKET, 0x919E]);
-    let mut timeline = Vec::new();
+    let mut links = Links {
+        net,
+        free: BTreeMap::new(),
+        rng: rng::stream(seed, &[rng::component::PACKET, 0x919E]),
+        record,
+        timeline: Vec::new(),
+        bytes_sent: 0.0,
+    };
     let mut token_times: Vec<Vec<f64>> = vec![Vec::new(); w.samples];
-    let mut sample_ver = vec![0usize; w.samples];
+    let mut mb_ver = vec![0usize; n_mb];
     let mut measured = vec![0.0f64; stages.stages.len()];
-    let mut bytes_sent = 0.0;
     let mut rebalances = Vec::new();
     let mut busy: Vec<Vec<(Time, Time)>> = vec![Vec::new(); m];
-    for s in 0..w.samples {
+    for k in 0..n_mb {
         q.schedule(
             Time::ZERO,
             0,
             Ev::Arrive {
-                sample: s,
+                mb: k,
                 step: 0,
                 stage: 0,
                 ver: 0,
             },
         );
     }
-    // send `bytes` over i → j starting no earlier than `now`: the arrival time
-    let mut transfer = |i: usize,
-                        j: usize,
-                        now: Time,
-                        bytes: f64,
-                        sample: usize,
-                        step: usize,
-                        link_free: &mut BTreeMap<(usize, usize), Time>,
-                        timeline: &mut Vec<Busy>,
-                        bytes_sent: &mut f64|
-     -> Time {
-        if i == j || bytes <= 0.0 {
-            return now;
-        }
-        let free = link_free.entry((i, j)).or_insert(Time::ZERO);
-        let start = now.max(*free);
-        let dur = Time::from_secs(net.links[i][j].send(bytes, &mut rng).0);
-        let end = start.after(dur);
-        *free = end;
-        *bytes_sent += bytes;
-        if record {
-            timeline.push(Busy {
-                resource: format!("link {i}→{j}"),
-                sample,
-                step,
-                start_s: start.secs(),
-                end_s: end.secs(),
-            });
-        }
-        end
-    };
     while let Some((now_t, ev)) = q.pop() {
         let now = now_t.secs();
         match ev {
             Ev::Arrive {
-                sample,
+                mb,
                 step,
                 stage,
                 ver,
             } => {
                 let a = &versions[ver];
                 let st = &a.stages[stage];
+                let b = members(mb).len();
                 let (t, past) = if step == 0 {
                     (w.prompt_tokens, 0)
                 } else {
                     (1, w.prompt_tokens + step - 1)
                 };
                 let d = st.device;
+                let prof = &cost.profiles[d];
+                // what came in over a link and what goes out: device-side message costs
+                let from = if stage > 0 {
+                    a.stages[stage - 1].device
+                } else {
+                    a.stages[a.stages.len() - 1].device
+                };
+                let in_bytes = if stage > 0 {
+                    b as f64 * cost.hidden_bytes(t)
+                } else if step > 0 {
+                    b as f64 * cost.return_bytes()
+                } else {
+                    0.0
+                };
+                let (to, out_bytes) = if stage + 1 < a.stages.len() {
+                    (a.stages[stage + 1].device, b as f64 * cost.hidden_bytes(t))
+                } else {
+                    (source, b as f64 * cost.return_bytes())
+                };
+                let recv = if from != d {
+                    prof.message_s(in_bytes)
+                } else {
+                    0.0
+                };
+                let send = if to != d {
+                    prof.message_s(out_bytes)
+                } else {
+                    0.0
+                };
                 let start = now_t.max(dev_free[d]);
                 let base: f64 = st
                     .units
                     .clone()
-                    .map(|u| cost.unit_time_s(d, u, t, past))
+                    .map(|u| cost.unit_time_batch_s(d, u, b, t, past))
                     .sum();
-                let dur = Time::from_secs(base * background.factor(d, start.secs()));
+                let compute = base * background.factor(d, start.secs());
+                let dur = Time::from_secs(recv + compute + send);
                 let done = start.after(dur);
                 dev_free[d] = done;
                 busy[d].push((start, done));
-                if sample == 0 && ver == sample_ver[0] && stage < measured.len() {
-                    measured[stage] = dur.secs();
+                if mb == 0 && ver == mb_ver[0] && stage < measured.len() {
+                    measured[stage] = compute;
                 }
+                let first = members(mb).start;
                 if record {
-                    timeline.push(Busy {
+                    links.timeline.push(Busy {
                         resource: format!("dev{d}"),
-                        sample,
+                        sample: first,
                         step,
                         start_s: start.secs(),
                         end_s: done.secs(),
                     });
                 }
-                let (to, bytes) = if stage + 1 < a.stages.len() {
-                    (a.stages[stage + 1].device, cost.hidden_bytes(t))
-                } else {
-                    (source, 4.0)
-                };
-                let arrive = transfer(
-                    d,
-                    to,
-                    done,
-                    bytes,
-                    sample,
-                    step,
-                    &mut link_free,
-                    &mut timeline,
-                    &mut bytes_sent,
-                );
+                let arrive = links.send(d, to, done, out_bytes, first, step);
                 let ev = if stage + 1 < a.stages.len() {
                     Ev::Arrive {
-                        sample,
+                        mb,
                         step,
                         stage: stage + 1,
                         ver,
                     }
                 } else {
-                    Ev::Token { sample, step }
+                    Ev::Token { mb, step }
                 };
                 q.schedule(arrive, 0, ev);
             }
-            Ev::Token { sample, step } => {
-                token_times[sample].push(now);
-                if sample == 0 {
-                    if let Some(b) = balancer.as_deref_mut() {
+            Ev::Token { mb, step } => {
+                for s in members(mb) {
+                    token_times[s].push(now);
+                }
+                if mb == 0 {
+                    if let Some(bal) = balancer.as_deref_mut() {
                         let cur = versions.last().expect("one version").clone();
-                        if let Some(new) = b.observe(now, &cur, &measured) {
+                        if let Some(new) = bal.observe(now, &cur, &measured, batch) {
                             if new != cur {
                                 // ship the KV caches of moved units, old device → new device
                                 let (od, nd) = (cur.device_of_units(n), new.device_of_units(n));
@@ -451,17 +616,7 @@ pub fn simulate(
                                 for u in 0..n {
                                     if od[u] != nd[u] {
                                         let kv = cost.unit_kv_bytes(u, w.samples, ctx);
-                                        transfer(
-                                            od[u],
-                                            nd[u],
-                                            now_t,
-                                            kv,
-                                            usize::MAX,
-                                            step,
-                                            &mut link_free,
-                                            &mut timeline,
-                                            &mut bytes_sent,
-                                        );
+                                        links.send(od[u], nd[u], now_t, kv, usize::MAX, step);
                                     }
                                 }
                                 measured = vec![0.0; new.stages.len()];
@@ -472,15 +627,15 @@ pub fn simulate(
                     }
                 }
                 if step + 1 < w.gen_tokens {
-                    sample_ver[sample] = versions.len() - 1;
+                    mb_ver[mb] = versions.len() - 1;
                     q.schedule(
                         now_t,
                         0,
                         Ev::Arrive {
-                            sample,
+                            mb,
                             step: step + 1,
                             stage: 0,
-                            ver: sample_ver[sample],
+                            ver: mb_ver[mb],
                         },
                     );
                 }
@@ -549,11 +704,12 @@ pub fn simulate(
         steady_tok_s: in_window as f64 / span,
         utilisation,
         memory_bytes,
-        timeline,
-        bytes_sent,
+        timeline: links.timeline,
+        bytes_sent: links.bytes_sent,
         final_stages: fin,
         rebalances_s: rebalances,
         token_times_s: token_times,
+        micro_batch: batch,
     })
 }
 

@@ -28,6 +28,7 @@ fn setup(system_devices: &[&str], slowdowns: Vec<Slowdown>, balance_every: usize
             samples: 3,
             prompt_tokens: 16,
             gen_tokens: 96,
+            micro_batch: 1,
         },
         source: 0,
         memory_fraction: 0.6,
@@ -35,6 +36,8 @@ fn setup(system_devices: &[&str], slowdowns: Vec<Slowdown>, balance_every: usize
         overlap: 4,
         balance_every,
         slowdowns,
+        objective: PlanObjective::Decode,
+        ret: Return::Token,
     }
 }
 

@@ -112,10 +112,31 @@ pub struct PlanArgs {
     /// Fraction of each device's memory the model may use.
     #[arg(long, default_value_t = 1.0)]
     pub memory_fraction: f64,
+    /// Samples per micro-batch of a pipeline (0: ⌈samples / stages⌉).
+    #[arg(long, default_value_t = 0)]
+    pub micro_batch: usize,
+    /// What the pipeline planners minimise: decode, ttft, request, or a number w in [0, 1]
+    /// (w · TTFT + (1 − w) · decode step).
+    #[arg(long, default_value = "decode")]
+    pub objective: String,
     /// Draw the simulated timeline of a pipeline system (a Gantt chart, .png or .svg): ten
     /// pipeline periods of the steady state, one lane per device and one for the links.
     #[arg(long)]
     pub timeline: Option<std::path::PathBuf>,
+}
+
+/// The planners' objective named by `--objective`.
+fn objective_flag(v: &str) -> Result<airinfer_sim::schemes::pipeline::PlanObjective> {
+    use airinfer_sim::schemes::pipeline::PlanObjective as O;
+    Ok(match v {
+        "decode" => O::Decode,
+        "ttft" => O::Ttft,
+        "request" => O::Request,
+        w => match w.parse::<f64>() {
+            Ok(x) if (0.0..=1.0).contains(&x) => O::Mix(x),
+            _ => bail!("--objective {w}: expected decode, ttft, request or a weight in [0, 1]"),
+        },
+    })
 }
 
 /// The signal model named by `--signal`.
@@ -374,6 +395,8 @@ fn run_system(a: &PlanArgs) -> Result<()> {
             s.system.gen_tokens = a.gen_tokens;
             s.system.source = a.source;
             s.system.memory_fraction = a.memory_fraction;
+            s.system.micro_batch = a.micro_batch;
+            s.system.objective = objective_flag(&a.objective)?;
             (s, std::path::PathBuf::from("."))
         }
     };
@@ -457,8 +480,10 @@ fn run_system(a: &PlanArgs) -> Result<()> {
             json!({"system": system.name(), "model": spec.model.name, "devices": setup.names,
                    "stages": stages,
                    "predicted": {"latency_ms_per_token": out.predicted_latency_s * 1e3,
-                                 "throughput_tok_s": 1.0 / out.predicted_period_s},
-                   "simulated": {"samples": setup.workload.samples, "ttft_ms": out.ttft_s * 1e3,
+                                 "throughput_tok_s": 1.0 / out.predicted_period_s,
+                                 "ttft_ms": out.predicted_ttft_s * 1e3},
+                   "simulated": {"samples": setup.workload.samples,
+                                 "micro_batch": out.micro_batch, "ttft_ms": out.ttft_s * 1e3,
                                  "ms_per_token": out.per_token_s * 1e3, "tok_s": out.tok_s,
                                  "memory_gb": mem, "utilisation": out.utilisation}})
         );
@@ -490,13 +515,15 @@ fn run_system(a: &PlanArgs) -> Result<()> {
     }
     if out.stages.is_some() {
         println!(
-            "predicted: {:.3} ms per token alone, {:.1} tok/s pipelined",
+            "predicted: {:.3} ms per token alone, {:.1} tok/s pipelined, time to first token {:.3} ms",
             out.predicted_latency_s * 1e3,
-            1.0 / out.predicted_period_s
+            1.0 / out.predicted_period_s,
+            out.predicted_ttft_s * 1e3
         );
     }
     println!(
-        "simulated: time to first token {:.3} ms, {:.3} ms per token, {:.1} tok/s; memory GB per device {}",
+        "simulated ({} per micro-batch): time to first token {:.3} ms, {:.3} ms per token, {:.1} tok/s; memory GB per device {}",
+        out.micro_batch,
         out.ttft_s * 1e3,
         out.per_token_s * 1e3,
         out.tok_s,
@@ -555,6 +582,7 @@ pub fn bench(a: BenchPlanArgs) -> Result<()> {
                 samples,
                 prompt_tokens: 32,
                 gen_tokens: gen,
+                micro_batch: 1,
             },
             source: 0,
             memory_fraction: 1.0,
@@ -562,6 +590,8 @@ pub fn bench(a: BenchPlanArgs) -> Result<()> {
             overlap: 0,
             balance_every: 0,
             slowdowns: vec![],
+            objective: Default::default(),
+            ret: Default::default(),
         })
     };
     let mut rows = Vec::new();

@@ -139,6 +139,8 @@ pub fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str])
                 "tok_s",
                 "predicted_ms_per_token",
                 "predicted_tok_s",
+                "predicted_ttft_ms",
+                "micro_batch",
                 "mem_max_gb",
                 "mem_total_gb",
                 "util_min",

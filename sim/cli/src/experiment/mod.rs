@@ -597,6 +597,11 @@ pub fn run_hash(spec: &Spec, replication: usize, inputs: &[Input]) -> String {
         ]),
     };
     let mut text = format!("{v}/{replication}/{}", kinds::VERSION);
+    // the pipeline timing model's version: 2 batches micro-batches in every stage, pipelines a
+    // link's latency and charges device-side message costs (issue 21); version 1 runs are redone
+    if spec.kind == Kind::Systems {
+        text.push_str("/pipeline-timing=2");
+    }
     // the real model's prefill arithmetic: f32 (the default, and the only one before the
     // integer GEMM: those runs keep their hash) or 8-bit activations
     let runs_model = match spec.kind {

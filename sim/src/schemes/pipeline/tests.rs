@@ -17,6 +17,7 @@ fn cost(devices: &[&str], kv_bytes: f64) -> CostSetup {
             .map(|d| lib.get(d).unwrap().clone())
             .collect(),
         wire: Wire::F16,
+        ret: Return::Token,
     }
 }
 
@@ -59,6 +60,7 @@ fn one_sample_follows_the_closed_form() {
         samples: 1,
         prompt_tokens: 8,
         gen_tokens: 5,
+        micro_batch: 0,
     };
     let r = run(&c, &net, &a, w, false);
     // step s: Σ unit times on their devices + two hand-offs + the 4-byte token home
@@ -94,8 +96,11 @@ fn many_samples_in_flight_reach_the_planned_bottleneck() {
         samples: 12,
         prompt_tokens: 4,
         gen_tokens: 60,
+        micro_batch: 1,
     };
-    let p = c.problem(&names, &net, &w, 0, 1.0).unwrap();
+    let p = c
+        .problem(&names, &net, &w, 0, 1.0, PlanObjective::Decode)
+        .unwrap();
     let a = EvenSplit::default().partition(&p).unwrap();
     let r = run(&c, &net, &a, w, false);
     let want = 1.0 / a.bottleneck_s(&p);
@@ -128,8 +133,11 @@ fn mdi_recurrent_pipeline_fills_the_ring() {
         samples: 1,
         prompt_tokens: 16,
         gen_tokens: 48,
+        micro_batch: 1,
     };
-    let p = c.problem(&names, &net, &base, 0, 1.0).unwrap();
+    let p = c
+        .problem(&names, &net, &base, 0, 1.0, PlanObjective::Decode)
+        .unwrap();
     let a = Mdi::default().partition(&p).unwrap();
     let rates: Vec<f64> = (1..=5)
         .map(|s| run(&c, &net, &a, Workload { samples: s, ..base }, false).steady_tok_s)
@@ -218,4 +226,236 @@ fn wireless_link_airtime_and_losses() {
     }
     .validate()
     .is_err());
+}
+
+/// Three Jetsons (memory-bound at the micro-batch sizes used here, so a unit's time does not
+/// depend on the context and the closed forms below are exact), a third of the blocks each.
+fn jetson_chain(kv_bytes: f64) -> (CostSetup, Assignment) {
+    let c = cost(
+        &["jetson-orin-nano", "jetson-orin-nx", "jetson-agx-orin"],
+        kv_bytes,
+    );
+    let n = c.n_units();
+    let a = Assignment {
+        stages: vec![
+            Stage {
+                device: 0,
+                units: 0..11,
+            },
+            Stage {
+                device: 1,
+                units: 11..22,
+            },
+            Stage {
+                device: 2,
+                units: 22..n,
+            },
+        ],
+    };
+    (c, a)
+}
+
+/// Mean interval between consecutive tokens of sample 0 over its second half.
+fn late_interval(r: &PipelineReport) -> f64 {
+    let t = &r.token_times_s[0];
+    let k0 = t.len() / 2;
+    (t[t.len() - 1] - t[k0]) / (t.len() - 1 - k0) as f64
+}
+
+#[test]
+fn micro_batches_meet_the_closed_pipeline_forms() {
+    let (c, a) = jetson_chain(0.0);
+    let (bw, lat) = (12.5e6, 2e-3);
+    let net = wired(3, bw, lat);
+    let b = 4;
+    let ctx_max = 16 + 40;
+    // per micro-batch of b: each stage's decode time (context-independent: checked), the
+    // hand-offs' serialisation and the tokens' return
+    let stage_s = |past: usize| -> Vec<f64> {
+        a.stages
+            .iter()
+            .map(|s| {
+                s.units
+                    .clone()
+                    .map(|u| c.unit_time_batch_s(s.device, u, b, 1, past))
+                    .sum()
+            })
+            .collect()
+    };
+    let st = stage_s(16);
+    assert_eq!(
+        st,
+        stage_s(ctx_max),
+        "the closed forms need context-free unit times"
+    );
+    let hop = b as f64 * c.hidden_bytes(1) / bw;
+    let ret = b as f64 * 4.0 / bw;
+    let period = st.iter().cloned().fold(hop.max(ret), f64::max);
+    // one micro-batch's round trip: every stage, two hand-offs and the return, each with the
+    // link's latency (which delays it but does not occupy the link)
+    let cycle = st.iter().sum::<f64>() + 2.0 * (hop + lat) + ret + lat;
+    assert!(
+        cycle > 4.0 * period,
+        "the set-up must separate the two regimes"
+    );
+    // few micro-batches: the round trip limits (a micro-batch's step takes the cycle); many:
+    // the slowest resource does (a step takes n_mb periods), however long the latency
+    let few = 2;
+    let many = (2.0 * cycle / period).ceil() as usize;
+    for (n_mb, want) in [(few, cycle), (many, many as f64 * period)] {
+        let w = Workload {
+            samples: n_mb * b,
+            prompt_tokens: 16,
+            gen_tokens: 40,
+            micro_batch: b,
+        };
+        let r = run(&c, &net, &a, w, false);
+        assert_eq!(r.micro_batch, b);
+        // integer-ns durations: a step of the round trip rounds 6 of them (3 jobs, 2
+        // hand-offs, the return) by ≤ ½ ns each; a step of the resource-bound regime n_mb
+        // jobs of the bottleneck (measured: 10.5 ns over 22)
+        let got = late_interval(&r);
+        let tol = (n_mb.max(6) as f64) * 0.5e-9 + 1e-12 * want;
+        assert!(
+            (got - want).abs() <= tol,
+            "{n_mb} micro-batches: step {got} s vs closed form {want} s"
+        );
+        // all b samples of a micro-batch share its tokens' times
+        assert_eq!(r.token_times_s[0], r.token_times_s[b - 1]);
+    }
+    // batching pays: b samples per job against one at a time, in the resource-bound regime
+    let w1 = Workload {
+        samples: many * b,
+        prompt_tokens: 16,
+        gen_tokens: 40,
+        micro_batch: 1,
+    };
+    let wb = Workload {
+        micro_batch: b,
+        ..w1
+    };
+    let (r1, rb) = (run(&c, &net, &a, w1, false), run(&c, &net, &a, wb, false));
+    assert!(
+        rb.steady_tok_s > 2.0 * r1.steady_tok_s,
+        "batched {} vs one by one {}",
+        rb.steady_tok_s,
+        r1.steady_tok_s
+    );
+}
+
+#[test]
+fn time_to_first_token_of_a_plan_follows_its_closed_form() {
+    let (c, a) = jetson_chain(2.0);
+    let (bw, lat) = (12.5e6, 2e-3);
+    let net = wired(3, bw, lat);
+    let (b, p) = (3, 24);
+    let w = Workload {
+        samples: 2 * b,
+        prompt_tokens: p,
+        gen_tokens: 3,
+        micro_batch: b,
+    };
+    let r = run(&c, &net, &a, w, false);
+    // the first micro-batch never waits: its b prompts through every stage, two hand-offs of
+    // b·p hidden rows and the tokens home
+    let compute: f64 = a
+        .stages
+        .iter()
+        .flat_map(|s| s.units.clone().map(move |u| (s.device, u)))
+        .map(|(d, u)| c.unit_time_batch_s(d, u, b, p, 0))
+        .sum();
+    let want =
+        compute + 2.0 * (lat + b as f64 * c.hidden_bytes(p) / bw) + lat + b as f64 * 4.0 / bw;
+    // three ½-ns roundings of scheduled arrivals
+    assert!(
+        (r.ttft_s[0] - want).abs() <= 1.5e-9 + 1e-12 * want,
+        "{} vs {want}",
+        r.ttft_s[0]
+    );
+    // the planners' TTFT problem scores the same plan identically (one micro-batch of b)
+    let names: Vec<String> = (0..3).map(|i| format!("d{i}")).collect();
+    let pt = c
+        .problem(&names, &net, &w, 0, 1.0, PlanObjective::Ttft)
+        .unwrap();
+    assert_eq!(w.plan_batch(3), b);
+    let planned = a.latency_s(&pt);
+    assert!(
+        (planned - want).abs() <= 1e-12 * want,
+        "{planned} vs {want}"
+    );
+    // on one device, micro-batch k waits for the k before it: TTFT_k = (k + 1) · prefill
+    let one = Assignment {
+        stages: vec![Stage {
+            device: 0,
+            units: 0..c.n_units(),
+        }],
+    };
+    let r = run(
+        &c,
+        &net,
+        &one,
+        Workload {
+            micro_batch: 2,
+            ..w
+        },
+        false,
+    );
+    let pre: f64 = (0..c.n_units())
+        .map(|u| c.unit_time_batch_s(0, u, 2, p, 0))
+        .sum();
+    for (s, t) in r.ttft_s.iter().enumerate() {
+        let k = (s / 2 + 1) as f64;
+        assert!(
+            (t - k * pre).abs() <= 1e-9 * k + 1e-12,
+            "sample {s}: {t} vs {}",
+            k * pre
+        );
+    }
+}
+
+#[test]
+fn device_message_costs_and_the_returned_logits_follow_the_closed_form() {
+    let (mut c, a) = jetson_chain(2.0);
+    let (fixed, per_byte) = (1.5e-3, 2e-9);
+    for p in &mut c.profiles {
+        p.msg_overhead_s = fixed;
+        p.msg_overhead_s_per_byte = per_byte;
+    }
+    c.ret = Return::Logits;
+    let (bw, lat) = (12.5e6, 2e-3);
+    let net = wired(3, bw, lat);
+    let w = Workload {
+        samples: 1,
+        prompt_tokens: 8,
+        gen_tokens: 4,
+        micro_batch: 0,
+    };
+    let r = run(&c, &net, &a, w, false);
+    let msg = |bytes: f64| fixed + per_byte * bytes;
+    let logits = Wire::F16.bytes(c.cfg.vocab_size);
+    assert_eq!(c.return_bytes(), logits);
+    let mut t = 0.0;
+    for step in 0..w.gen_tokens {
+        let (tok, past) = if step == 0 { (8, 0) } else { (1, 8 + step - 1) };
+        let h = c.hidden_bytes(tok);
+        for s in &a.stages {
+            t += s
+                .units
+                .clone()
+                .map(|u| c.unit_time_s(s.device, u, tok, past))
+                .sum::<f64>();
+        }
+        // two hand-offs (sender and receiver each pay), the logits home (the last stage pays
+        // to send, the source to receive: before its next step's work)
+        t += 2.0 * (2.0 * msg(h) + lat + h / bw) + msg(logits) + lat + logits / bw;
+        if step > 0 {
+            t += msg(logits);
+        }
+        let tol = 3.0 * (step + 1) as f64 * 0.5e-9 + 1e-12;
+        assert!(
+            (r.token_times_s[0][step] - t).abs() <= tol,
+            "step {step}: {} vs {t}",
+            r.token_times_s[0][step]
+        );
+    }
 }

@@ -35,6 +35,7 @@ pub fn system_setup(
             samples: y.samples,
             prompt_tokens: y.prompt_tokens,
             gen_tokens: y.gen_tokens,
+            micro_batch: y.micro_batch,
         },
         source: y.source,
         memory_fraction: y.memory_fraction,
@@ -42,6 +43,8 @@ pub fn system_setup(
         overlap: y.overlap,
         balance_every: y.balance_every,
         slowdowns: y.slowdown.clone(),
+        objective: y.objective,
+        ret: y.ret,
     })
 }
 
@@ -159,6 +162,8 @@ pub(super) fn systems(
             ("tok_s", out.tok_s),
             ("predicted_ms_per_token", out.predicted_latency_s * 1e3),
             ("predicted_tok_s", 1.0 / out.predicted_period_s),
+            ("predicted_ttft_ms", out.predicted_ttft_s * 1e3),
+            ("micro_batch", out.micro_batch as f64),
             ("mem_max_gb", mem.iter().cloned().fold(0.0, f64::max) / 1e9),
             ("mem_total_gb", mem.iter().sum::<f64>() / 1e9),
             (

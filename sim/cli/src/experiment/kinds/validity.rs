@@ -22,12 +22,14 @@ fn undefined_by_design(spec: &Spec, row: &Row, metric: &str) -> bool {
         // "tp", has no planner: NaN)
         Kind::Systems => {
             let tp = row.keys.iter().any(|(k, v)| k == "stages" && v == "tp");
-            (tp && matches!(metric, "predicted_ms_per_token" | "predicted_tok_s"))
-                || (!spec.system.perplexity
-                    && matches!(
-                        metric,
-                        "perplexity" | "reference_perplexity" | "agreement" | "handoff_nmse"
-                    ))
+            (tp && matches!(
+                metric,
+                "predicted_ms_per_token" | "predicted_tok_s" | "predicted_ttft_ms"
+            )) || (!spec.system.perplexity
+                && matches!(
+                    metric,
+                    "perplexity" | "reference_perplexity" | "agreement" | "handoff_nmse"
+                ))
         }
         Kind::Eval | Kind::Latency | Kind::Plan => false,
     }

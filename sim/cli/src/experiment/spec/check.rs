@@ -145,6 +145,14 @@ impl Spec {
                         format!("{}: must be in (0, 1]", y.memory_fraction),
                     );
                 }
+                if let airinfer_sim::schemes::pipeline::PlanObjective::Mix(w) = y.objective {
+                    if !(0.0..=1.0).contains(&w) {
+                        return bad(
+                            "system.objective.mix",
+                            format!("{w}: the weight of the time to first token must be in [0, 1]"),
+                        );
+                    }
+                }
                 if y.balance_every > 0 && y.overlap == 0 {
                     return bad(
                         "system.balance_every",

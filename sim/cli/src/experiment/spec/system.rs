@@ -1,6 +1,6 @@
 //! `[system]` (`kind = "systems"`) and its links.
 
-use airinfer_sim::schemes::pipeline::Wire;
+use airinfer_sim::schemes::pipeline::{PlanObjective, Return, Wire};
 use airinfer_sim::systems::{Slowdown, System};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,17 @@ pub struct SystemSpec {
     /// Also run the real model (`model.name` a GGUF or catalogue model) through the system:
     /// perplexity and agreement with its error-free run, using `[eval]`.
     pub perplexity: bool,
+    /// Pipeline systems: samples per micro-batch (0: ⌈samples / stages⌉, filling the pipeline
+    /// with one micro-batch per stage; 1: each sample alone, as MDI-LLM and LinguaLinked run).
+    pub micro_batch: usize,
+    /// What the pipeline planners minimise: `"decode"` (one decode step, the papers'),
+    /// `"ttft"` (time to first token), `"request"` (first token + every later step) or
+    /// `{ mix = w }` (w · TTFT + (1 − w) · decode step).
+    pub objective: PlanObjective,
+    /// What returns to the source after a pipeline's last stage: `"token"` (4 bytes) or
+    /// `"logits"` (the vocabulary in the wire format; the source samples).
+    #[serde(rename = "return")]
+    pub ret: Return,
 }
 
 impl Default for SystemSpec {
@@ -54,6 +65,9 @@ impl Default for SystemSpec {
             links: Vec::new(),
             slowdown: Vec::new(),
             perplexity: false,
+            micro_batch: 0,
+            objective: PlanObjective::Decode,
+            ret: Return::Token,
         }
     }
 }
@@ -87,7 +101,8 @@ pub struct LinkSpec {
     pub one_way: bool,
     /// Wired rate, Mbit/s.
     pub bandwidth_mbps: Option<f64>,
-    /// Per-message cost, ms (wired: latency; wireless: scheduling overhead).
+    /// Per-message delay, ms (wired: propagation and switching; wireless: scheduling): it
+    /// delays a message without occupying the link.
     pub latency_ms: f64,
     /// Wireless bandwidth, Hz (default `channel.bandwidth_hz`).
     pub bandwidth_hz: Option<f64>,
