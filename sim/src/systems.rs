@@ -5,7 +5,7 @@
 use crate::device::{DeviceProfile, Precision};
 use crate::schemes::pipeline::{
     simulate, Background, Balancer, CostSetup, Network, PipelineReport, PlanObjective, Return,
-    Workload,
+    Split, Workload,
 };
 use crate::schemes::tp::{
     memory_per_device, simulate_forward, ComputeModel, Design, RadioConfig, SchemeKind,
@@ -161,6 +161,8 @@ pub struct Setup {
     pub objective: PlanObjective,
     /// What returns to the source after a pipeline's last stage.
     pub ret: Return,
+    /// Where pipelines may cut the model.
+    pub split: Split,
 }
 
 /// What a system run reports.
@@ -207,6 +209,7 @@ impl Setup {
             profiles: self.profiles.clone(),
             wire: self.wire,
             ret: self.ret,
+            split: self.split,
         }
     }
 

@@ -110,6 +110,21 @@ impl PlanObjective {
     }
 }
 
+/// Where the model may be cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    /// Between blocks: units are the embedding, the blocks, the head.
+    #[default]
+    Block,
+    /// Also between a block's attention and MLP halves (LinguaLinked cuts its graph anywhere):
+    /// units are the embedding, then per block its attention half (sends the attention branch
+    /// on) and its MLP half (adds the branch and the block's input to the residual stream, runs
+    /// the MLP), then the head. The block's input reaches the MLP half over a residual link
+    /// from the unit before the attention half.
+    Half,
+}
+
 /// How the timing model sees the model and the devices.
 #[derive(Debug, Clone)]
 pub struct CostSetup {
@@ -127,17 +142,71 @@ pub struct CostSetup {
     pub wire: Wire,
     /// What returns to the source after the last stage.
     pub ret: Return,
+    /// Where the model may be cut.
+    pub split: Split,
+}
+
+/// What a unit of the model is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// The token embedding.
+    Embed,
+    /// A whole block.
+    Block(usize),
+    /// A block's attention half.
+    Attn(usize),
+    /// A block's MLP half.
+    Mlp(usize),
+    /// Final norm and output head.
+    Head,
 }
 
 impl CostSetup {
-    /// Units of the model: embedding, blocks, head.
+    /// Units of the model: embedding, blocks (or half-blocks), head.
     pub fn n_units(&self) -> usize {
-        self.cfg.n_layer + 2
+        match self.split {
+            Split::Block => self.cfg.n_layer + 2,
+            Split::Half => 2 * self.cfg.n_layer + 2,
+        }
     }
 
-    /// Blocks (layer indices) inside a range of units.
+    /// What unit `u` is.
+    pub fn unit(&self, u: usize) -> Unit {
+        let n = self.n_units();
+        if u == 0 {
+            Unit::Embed
+        } else if u + 1 >= n {
+            Unit::Head
+        } else {
+            match self.split {
+                Split::Block => Unit::Block(u - 1),
+                Split::Half if u % 2 == 1 => Unit::Attn((u - 1) / 2),
+                Split::Half => Unit::Mlp((u - 1) / 2),
+            }
+        }
+    }
+
+    /// Blocks (layer indices) touched by a range of units.
     pub fn layers_of(&self, units: &Range<usize>) -> Range<usize> {
-        blocks_of(self.cfg.n_layer, units)
+        match self.split {
+            Split::Block => blocks_of(self.cfg.n_layer, units),
+            Split::Half => {
+                let l = self.cfg.n_layer;
+                let a = (units.start.max(1) - 1) / 2;
+                let b = units.end.saturating_sub(1).div_ceil(2).min(l);
+                a.min(l)..b.max(a.min(l))
+            }
+        }
+    }
+
+    /// The residual links of the unit graph, `(from, to)`, each carrying a hidden state: with
+    /// half-blocks, block l's input goes from the unit before its attention half straight to
+    /// its MLP half.
+    pub fn residual_links(&self) -> Vec<(usize, usize)> {
+        match self.split {
+            Split::Block => Vec::new(),
+            Split::Half => (0..self.cfg.n_layer).map(|l| (2 * l, 2 * l + 2)).collect(),
+        }
     }
 
     /// Roofline time of unit `u` on device `d` for `t` new tokens after `past` cached ones.
@@ -153,45 +222,79 @@ impl CostSetup {
         let c = &self.cfg;
         let p = &self.profiles[d];
         let bf = b as f64;
-        let (flops, bytes, kernels) = if u == 0 {
+        let (flops, bytes, kernels) = match self.unit(u) {
             // embedding: read b·t rows
-            (
+            Unit::Embed => (
                 0.0,
                 bf * t as f64 * c.n_embd as f64 * self.weights.bits() / 8.0,
                 1,
-            )
-        } else if u == c.n_layer + 1 {
-            let h = head_cost(c, b, self.weights);
-            (h.flops, h.weight_bytes, 1)
-        } else {
-            let k = block_cost(c, &Shard::full(c), t, past, self.weights, self.kv_bytes);
-            (
-                bf * k.flops,
-                k.weight_bytes + bf * (k.kv_read_bytes + k.kv_write_bytes),
-                7,
-            )
+            ),
+            Unit::Head => {
+                let h = head_cost(c, b, self.weights);
+                (h.flops, h.weight_bytes, 1)
+            }
+            Unit::Block(_) => {
+                let k = block_cost(c, &Shard::full(c), t, past, self.weights, self.kv_bytes);
+                (
+                    bf * k.flops,
+                    k.weight_bytes + bf * (k.kv_read_bytes + k.kv_write_bytes),
+                    7,
+                )
+            }
+            // the halves: the block's attention (its matrices and all of its KV traffic) and
+            // its MLP (the matrices of a block without heads)
+            Unit::Attn(_) => {
+                let k = block_cost(c, &Shard::full(c), t, past, self.weights, self.kv_bytes);
+                let mlp = block_cost(c, &Self::mlp_shard(c), t, past, self.weights, 0.0);
+                (
+                    bf * (k.flops - mlp.flops),
+                    k.weight_bytes - mlp.weight_bytes + bf * (k.kv_read_bytes + k.kv_write_bytes),
+                    4,
+                )
+            }
+            Unit::Mlp(_) => {
+                let mlp = block_cost(c, &Self::mlp_shard(c), t, past, self.weights, 0.0);
+                (bf * mlp.flops, mlp.weight_bytes, 3)
+            }
         };
         p.compute_time_s(flops, bytes, kernels, self.precision)
+    }
+
+    /// A block's MLP alone, as a shard without heads.
+    fn mlp_shard(c: &LlamaConfig) -> Shard {
+        Shard {
+            q_heads: 0,
+            kv_heads: 0,
+            ffn_cols: c.n_ff,
+        }
     }
 
     /// Weight bytes of unit `u`.
     pub fn unit_weight_bytes(&self, u: usize) -> f64 {
         let c = &self.cfg;
         let (v, d) = (c.vocab_size as f64, c.n_embd as f64);
-        if u == 0 || u == c.n_layer + 1 {
-            v * d * self.weights.bits() / 8.0 + if u > 0 { 4.0 * d } else { 0.0 }
-        } else {
-            Shard::full(c).matrix_weights(c) as f64 * self.weights.bits() / 8.0 + 8.0 * d
+        let bytes = |s: Shard| s.matrix_weights(c) as f64 * self.weights.bits() / 8.0;
+        match self.unit(u) {
+            Unit::Embed => v * d * self.weights.bits() / 8.0,
+            Unit::Head => v * d * self.weights.bits() / 8.0 + 4.0 * d,
+            Unit::Block(_) => bytes(Shard::full(c)) + 8.0 * d,
+            Unit::Attn(_) => bytes(Shard::full(c)) - bytes(Self::mlp_shard(c)) + 4.0 * d,
+            Unit::Mlp(_) => bytes(Self::mlp_shard(c)) + 4.0 * d,
         }
     }
 
     /// KV-cache bytes of unit `u` for `samples` sequences of `ctx` positions.
     pub fn unit_kv_bytes(&self, u: usize, samples: usize, ctx: usize) -> f64 {
         let c = &self.cfg;
-        if u == 0 || u > c.n_layer {
-            return 0.0;
+        match self.unit(u) {
+            Unit::Block(_) | Unit::Attn(_) => {
+                2.0 * c.n_head_kv as f64
+                    * c.head_dim as f64
+                    * self.kv_bytes
+                    * (samples * ctx) as f64
+            }
+            _ => 0.0,
         }
-        2.0 * c.n_head_kv as f64 * c.head_dim as f64 * self.kv_bytes * (samples * ctx) as f64
     }
 
     /// Bytes of the hidden state for `t` tokens on the wire.
@@ -288,7 +391,11 @@ impl CostSetup {
                 .map(|p| p.mem_capacity * memory_fraction)
                 .collect(),
             out_bytes,
-            residual: Vec::new(),
+            residual: self
+                .residual_links()
+                .into_iter()
+                .map(|(u, v)| (u, v, hidden))
+                .collect(),
             latency_s: lat,
             bandwidth: bw,
             source,
@@ -453,6 +560,41 @@ impl Links<'_> {
     }
 }
 
+/// The hidden states one step sends between the stages of an assignment.
+struct Routes {
+    /// Per stage, the stages it sends to: the next one, then those its residual links reach.
+    out: Vec<Vec<usize>>,
+    /// Per stage, the messages it waits for (stage 0: the step's start).
+    need: Vec<usize>,
+}
+
+impl Routes {
+    fn new(a: &Assignment, residual: &[(usize, usize)], n: usize) -> Routes {
+        let k = a.stages.len();
+        let mut stage_of = vec![0; n];
+        for (i, s) in a.stages.iter().enumerate() {
+            for u in s.units.clone() {
+                stage_of[u] = i;
+            }
+        }
+        let mut out = vec![Vec::new(); k];
+        let mut need = vec![0; k];
+        need[0] = 1;
+        for i in 1..k {
+            out[i - 1].push(i);
+            need[i] += 1;
+        }
+        for &(u, v) in residual {
+            let (i, j) = (stage_of[u], stage_of[v]);
+            if i != j {
+                out[i].push(j);
+                need[j] += 1;
+            }
+        }
+        Routes { out, need }
+    }
+}
+
 /// Run `w` on `stages` through `net` (see the module doc). `preloaded[d]`, when given, are the
 /// units device d holds weights for (LinguaLinked's overlap); otherwise each holds its stages'.
 /// `record` keeps the timeline.
@@ -489,6 +631,10 @@ pub fn simulate(
     // samples of micro-batch k
     let members = |k: usize| k * batch..((k + 1) * batch).min(w.samples);
     let mut versions: Vec<Assignment> = vec![stages.clone()];
+    let residual = cost.residual_links();
+    let mut routes = vec![Routes::new(stages, &residual, n)];
+    // inputs arrived so far of a stage's job that waits for several (residual links)
+    let mut pending: BTreeMap<(usize, usize, usize, usize), usize> = BTreeMap::new();
     let mut q: EventQueue<Ev> = EventQueue::new();
     // when each device is free, on the queue's clock (integer ns)
     let mut dev_free = vec![Time::ZERO; m];
@@ -527,6 +673,15 @@ pub fn simulate(
                 ver,
             } => {
                 let a = &versions[ver];
+                let r = &routes[ver];
+                if r.need[stage] > 1 {
+                    let got = pending.entry((mb, step, stage, ver)).or_insert(0);
+                    *got += 1;
+                    if *got < r.need[stage] {
+                        continue;
+                    }
+                    pending.remove(&(mb, step, stage, ver));
+                }
                 let st = &a.stages[stage];
                 let b = members(mb).len();
                 let (t, past) = if step == 0 {
@@ -536,34 +691,33 @@ pub fn simulate(
                 };
                 let d = st.device;
                 let prof = &cost.profiles[d];
-                // what came in over a link and what goes out: device-side message costs
-                let from = if stage > 0 {
-                    a.stages[stage - 1].device
+                let hidden = b as f64 * cost.hidden_bytes(t);
+                let back = b as f64 * cost.return_bytes();
+                let last = a.stages.len() - 1;
+                // device-side message costs: what came in over links, what goes out
+                let mut recv = 0.0;
+                if stage == 0 {
+                    if step > 0 && a.stages[last].device != d {
+                        recv += prof.message_s(back);
+                    }
                 } else {
-                    a.stages[a.stages.len() - 1].device
-                };
-                let in_bytes = if stage > 0 {
-                    b as f64 * cost.hidden_bytes(t)
-                } else if step > 0 {
-                    b as f64 * cost.return_bytes()
-                } else {
-                    0.0
-                };
-                let (to, out_bytes) = if stage + 1 < a.stages.len() {
-                    (a.stages[stage + 1].device, b as f64 * cost.hidden_bytes(t))
-                } else {
-                    (source, b as f64 * cost.return_bytes())
-                };
-                let recv = if from != d {
-                    prof.message_s(in_bytes)
-                } else {
-                    0.0
-                };
-                let send = if to != d {
-                    prof.message_s(out_bytes)
-                } else {
-                    0.0
-                };
+                    for (i, o) in r.out.iter().enumerate().take(stage) {
+                        for &k in o {
+                            if k == stage && a.stages[i].device != d {
+                                recv += prof.message_s(hidden);
+                            }
+                        }
+                    }
+                }
+                let mut send = 0.0;
+                for &k in &r.out[stage] {
+                    if a.stages[k].device != d {
+                        send += prof.message_s(hidden);
+                    }
+                }
+                if stage == last && source != d {
+                    send += prof.message_s(back);
+                }
                 let start = now_t.max(dev_free[d]);
                 let base: f64 = st
                     .units
@@ -588,18 +742,23 @@ pub fn simulate(
                         end_s: done.secs(),
                     });
                 }
-                let arrive = links.send(d, to, done, out_bytes, first, step);
-                let ev = if stage + 1 < a.stages.len() {
-                    Ev::Arrive {
-                        mb,
-                        step,
-                        stage: stage + 1,
-                        ver,
-                    }
-                } else {
-                    Ev::Token { mb, step }
-                };
-                q.schedule(arrive, 0, ev);
+                for &k in &r.out[stage] {
+                    let arrive = links.send(d, a.stages[k].device, done, hidden, first, step);
+                    q.schedule(
+                        arrive,
+                        0,
+                        Ev::Arrive {
+                            mb,
+                            step,
+                            stage: k,
+                            ver,
+                        },
+                    );
+                }
+                if stage == last {
+                    let arrive = links.send(d, source, done, back, first, step);
+                    q.schedule(arrive, 0, Ev::Token { mb, step });
+                }
             }
             Ev::Token { mb, step } => {
                 for s in members(mb) {
@@ -620,6 +779,7 @@ pub fn simulate(
                                     }
                                 }
                                 measured = vec![0.0; new.stages.len()];
+                                routes.push(Routes::new(&new, &residual, n));
                                 versions.push(new);
                                 rebalances.push(now);
                             }

@@ -2,6 +2,7 @@ use super::*;
 use crate::device::Profiles;
 use crate::schemes::pipeline::{Link, Wire};
 use airinfer_llm::cost::presets;
+use airinfer_plan::pipeline::Stage;
 
 fn setup(system_devices: &[&str], slowdowns: Vec<Slowdown>, balance_every: usize) -> Setup {
     let lib = Profiles::builtin();
@@ -38,6 +39,7 @@ fn setup(system_devices: &[&str], slowdowns: Vec<Slowdown>, balance_every: usize
         slowdowns,
         objective: PlanObjective::Decode,
         ret: Return::Token,
+        split: Split::Block,
     }
 }
 
@@ -200,4 +202,79 @@ fn impossible_inputs_are_refused() {
         run(System::Even, &s, 1, false),
         Err(PartitionError::Invalid { .. })
     ));
+}
+
+/// LinguaLinked's MILP on the half-block graph of a real architecture (SmolLM2-135M's shapes,
+/// cut to 3 blocks: 8 units, a residual link per block) against every chain assignment.
+#[test]
+fn the_lingualinked_milp_is_exact_on_the_half_block_graph() {
+    let mut s = setup(
+        &["phone-flagship", "phone-midrange", "raspberry-pi-5"],
+        vec![],
+        0,
+    );
+    s.cfg = presets::smollm2_135m();
+    s.cfg.n_layer = 3;
+    s.split = Split::Half;
+    s.weights = WeightFormat::F16;
+    s.memory_fraction = 1.0;
+    for (i, (bw, lat)) in [(2e6, 1e-3), (50e6, 4e-3), (0.3e6, 0.5e-3)]
+        .iter()
+        .enumerate()
+    {
+        s.net = Network::uniform(
+            3,
+            Link::Wired {
+                bandwidth: *bw,
+                latency_s: *lat,
+            },
+        );
+        let mut p = s.problem().unwrap();
+        assert_eq!(p.n_units(), 8);
+        assert_eq!(p.residual.len(), 3);
+        // memory: no device holds more than 60 % of the model (every split is forced)
+        let total: f64 = p.memory.iter().sum();
+        p.capacity = vec![0.6 * total, 0.45 * total, 0.6 * total];
+        for (sys, bottleneck) in [
+            (System::Lingualinked, false),
+            (System::LingualinkedThroughput, true),
+        ] {
+            let score = |a: &Assignment| {
+                if bottleneck {
+                    a.bottleneck_s(&p)
+                } else {
+                    a.latency_s(&p)
+                }
+            };
+            // every non-decreasing map of the 8 units onto the chain 0, 1, 2 with unit 0 on
+            // the source (skipped devices allowed)
+            let mut best = f64::INFINITY;
+            for c1 in 1..=8 {
+                for c2 in c1..=8 {
+                    let mut stages = Vec::new();
+                    for (d, r) in [(0, 0..c1), (1, c1..c2), (2, c2..8)] {
+                        if !r.is_empty() {
+                            stages.push(Stage {
+                                device: d,
+                                units: r,
+                            });
+                        }
+                    }
+                    let a = Assignment { stages };
+                    if a.memory_violation(&p).is_none() {
+                        best = best.min(score(&a));
+                    }
+                }
+            }
+            assert!(best.is_finite(), "case {i}: some split fits");
+            let a = sys.partitioner(1.0).unwrap().partition(&p).unwrap();
+            assert!(a.memory_violation(&p).is_none());
+            // the MILP prunes at a relative 1e-9
+            let got = score(&a);
+            assert!(
+                (got - best).abs() <= 1e-9 * best,
+                "case {i} {sys:?}: MILP {got} vs brute force {best}"
+            );
+        }
+    }
 }

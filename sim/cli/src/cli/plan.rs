@@ -460,17 +460,17 @@ fn run_system(a: &PlanArgs) -> Result<()> {
         )?;
         eprintln!("timeline → {}", path.display());
     }
-    let l = cfg.n_layer;
+    let cost = setup.cost();
     let stages: Vec<serde_json::Value> = out
         .stages
         .iter()
         .flat_map(|a| a.stages.iter())
         .map(|s| {
-            let layers = airinfer_plan::pipeline::blocks_of(l, &s.units);
+            let layers = cost.layers_of(&s.units);
             json!({"device": s.device, "profile": setup.names[s.device],
                    "units": [s.units.start, s.units.end],
                    "blocks": [layers.start, layers.end.max(layers.start)],
-                   "embedding": s.units.start == 0, "head": s.units.end == l + 2})
+                   "embedding": s.units.start == 0, "head": s.units.end == cost.n_units()})
         })
         .collect();
     let mem: Vec<f64> = out.memory_bytes.iter().map(|b| b / 1e9).collect();
@@ -592,6 +592,7 @@ pub fn bench(a: BenchPlanArgs) -> Result<()> {
             slowdowns: vec![],
             objective: Default::default(),
             ret: Default::default(),
+            split: Default::default(),
         })
     };
     let mut rows = Vec::new();

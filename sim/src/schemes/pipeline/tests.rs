@@ -18,6 +18,7 @@ fn cost(devices: &[&str], kv_bytes: f64) -> CostSetup {
             .collect(),
         wire: Wire::F16,
         ret: Return::Token,
+        split: Split::Block,
     }
 }
 
@@ -457,5 +458,108 @@ fn device_message_costs_and_the_returned_logits_follow_the_closed_form() {
             "step {step}: {} vs {t}",
             r.token_times_s[0][step]
         );
+    }
+}
+
+#[test]
+fn half_blocks_split_each_block_without_losing_any_of_it() {
+    let (mut c, _) = jetson_chain(2.0);
+    let blocks = c.clone();
+    c.split = Split::Half;
+    let l = c.cfg.n_layer;
+    assert_eq!(c.n_units(), 2 * l + 2);
+    assert_eq!(c.unit(1), Unit::Attn(0));
+    assert_eq!(c.unit(2 * l), Unit::Mlp(l - 1));
+    assert_eq!(c.unit(2 * l + 1), Unit::Head);
+    assert_eq!(c.layers_of(&(2..5)), 0..2);
+    assert_eq!(c.layers_of(&(0..1)), 0..0);
+    assert_eq!(c.residual_links()[1], (2, 4));
+    // weights and caches: the halves add up to the block exactly
+    for b in 1..=l {
+        let (a, m) = (2 * b - 1, 2 * b);
+        let w = c.unit_weight_bytes(a) + c.unit_weight_bytes(m);
+        assert_eq!(w, blocks.unit_weight_bytes(b));
+        assert_eq!(
+            c.unit_kv_bytes(a, 3, 40) + c.unit_kv_bytes(m, 3, 40),
+            blocks.unit_kv_bytes(b, 3, 40)
+        );
+    }
+    // time: on a memory-bound device the halves' rooflines add up to the block's (the
+    // block's 7 kernels are the halves' 4 + 3); f64 sums of three terms
+    for (t, past) in [(1, 30), (1, 0)] {
+        let (a, m) = (c.unit_time_s(0, 1, t, past), c.unit_time_s(0, 2, t, past));
+        let whole = blocks.unit_time_s(0, 1, t, past);
+        assert!(
+            (a + m - whole).abs() <= 1e-12 * whole,
+            "{a} + {m} vs {whole}"
+        );
+    }
+}
+
+#[test]
+fn a_residual_link_joins_its_stage_with_the_chain() {
+    let (mut c, _) = jetson_chain(2.0);
+    c.split = Split::Half;
+    let n = c.n_units();
+    // stage 1 is block 1's attention half alone: block 1's input (unit 2's output) reaches
+    // the MLP half on device 2 straight from device 0, beside the chain 0 → 1 → 2
+    let a = Assignment {
+        stages: vec![
+            Stage {
+                device: 0,
+                units: 0..3,
+            },
+            Stage {
+                device: 1,
+                units: 3..4,
+            },
+            Stage {
+                device: 2,
+                units: 4..n,
+            },
+        ],
+    };
+    for (lat02, bw02) in [(2e-3, 12.5e6), (40e-3, 1e6)] {
+        let mut net = wired(3, 12.5e6, 2e-3);
+        net.links[0][2] = Link::Wired {
+            bandwidth: bw02,
+            latency_s: lat02,
+        };
+        let w = Workload {
+            samples: 1,
+            prompt_tokens: 8,
+            gen_tokens: 3,
+            micro_batch: 0,
+        };
+        let r = run(&c, &net, &a, w, false);
+        let mut t = 0.0;
+        for step in 0..w.gen_tokens {
+            let (tok, past) = if step == 0 { (8, 0) } else { (1, 8 + step - 1) };
+            let st = |i: usize| -> f64 {
+                let s = &a.stages[i];
+                s.units
+                    .clone()
+                    .map(|u| c.unit_time_s(s.device, u, tok, past))
+                    .sum()
+            };
+            let h = c.hidden_bytes(tok);
+            let chain = 2e-3 + h / 12.5e6 + st(1) + 2e-3 + h / 12.5e6;
+            let direct = lat02 + h / bw02;
+            t += st(0) + chain.max(direct) + st(2) + 2e-3 + 4.0 / 12.5e6;
+            let tol = 4.0 * (step + 1) as f64 * 0.5e-9 + 1e-12;
+            assert!(
+                (r.token_times_s[0][step] - t).abs() <= tol,
+                "step {step}: {} vs {t}",
+                r.token_times_s[0][step]
+            );
+        }
+        // the planners' latency counts the residual transfer in series (LinguaLinked's
+        // model): never below the simulated overlap
+        let names: Vec<String> = (0..3).map(|i| format!("d{i}")).collect();
+        let p = c
+            .problem(&names, &net, &w, 0, 1.0, PlanObjective::Decode)
+            .unwrap();
+        assert_eq!(p.residual.len(), c.cfg.n_layer);
+        assert!(a.latency_s(&p) > 0.0);
     }
 }

@@ -45,6 +45,7 @@ pub fn system_setup(
         slowdowns: y.slowdown.clone(),
         objective: y.objective,
         ret: y.ret,
+        split: y.split,
     })
 }
 

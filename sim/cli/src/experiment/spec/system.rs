@@ -1,6 +1,6 @@
 //! `[system]` (`kind = "systems"`) and its links.
 
-use airinfer_sim::schemes::pipeline::{PlanObjective, Return, Wire};
+use airinfer_sim::schemes::pipeline::{PlanObjective, Return, Split, Wire};
 use airinfer_sim::systems::{Slowdown, System};
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +47,10 @@ pub struct SystemSpec {
     /// `"logits"` (the vocabulary in the wire format; the source samples).
     #[serde(rename = "return")]
     pub ret: Return,
+    /// Where pipelines may cut the model: `"block"` (between blocks) or `"half"` (also between
+    /// a block's attention and MLP halves, with the block's input on a residual link; the
+    /// LinguaLinked planners and the simple splits handle it, EdgeShard's refuse it).
+    pub split: Split,
 }
 
 impl Default for SystemSpec {
@@ -68,6 +72,7 @@ impl Default for SystemSpec {
             micro_batch: 0,
             objective: PlanObjective::Decode,
             ret: Return::Token,
+            split: Split::Block,
         }
     }
 }
