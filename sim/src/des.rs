@@ -14,6 +14,8 @@ pub struct Time(pub u64);
 impl Time {
     /// Zero.
     pub const ZERO: Time = Time(0);
+    /// The end of time (never).
+    pub const MAX: Time = Time(u64::MAX);
 
     /// From seconds, rounded to the nearest nanosecond (negative and NaN become 0, values past
     /// u64 saturate).

@@ -181,6 +181,8 @@ pub struct Outcome {
     pub predicted_ttft_s: f64,
     /// Samples per micro-batch in the timed run (pipeline systems; TP decodes all at once).
     pub micro_batch: usize,
+    /// When the last device finished loading its weights on a cold start, s (else 0).
+    pub loaded_s: f64,
     /// Time to first token (mean over samples), s.
     pub ttft_s: f64,
     /// Time per generated token of one sample, s.
@@ -394,6 +396,7 @@ pub fn run(
         predicted_period_s: a.bottleneck_s(&p),
         predicted_ttft_s: a.latency_s(&p_ttft),
         micro_batch: r.micro_batch,
+        loaded_s: r.loaded_s,
         stages: Some(a),
         ttft_s: ttft,
         per_token_s: r.per_token_s,
@@ -468,6 +471,7 @@ fn tp(system: System, s: &Setup, seed: u64) -> Result<Outcome, PartitionError> {
         predicted_period_s: f64::NAN,
         predicted_ttft_s: f64::NAN,
         micro_batch: w.samples,
+        loaded_s: 0.0,
         ttft_s: ttft,
         per_token_s: per_token,
         tok_s: w.samples as f64 / per_token,

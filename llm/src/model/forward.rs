@@ -5,7 +5,7 @@ use super::ops::{linear, linear_magnitudes, linear_many, rmsnorm, rmsnorm_rows};
 use super::{Hidden, KvCache, Logits, Model, ModelError, Session};
 use crate::config::Activation;
 use crate::kernels::QActs;
-use crate::tp::{Collective, ReduceCtx, ReduceSite};
+use crate::tp::{Collective, IdealCollective, ReduceCtx, ReduceSite};
 use std::ops::Range;
 
 impl Model {
@@ -75,7 +75,8 @@ impl Model {
     /// Run blocks `layers` on the hidden state `h` (whose first token must sit at `s.pos`),
     /// appending their keys and values to `s`'s caches, and advance `s.pos` (an empty range only
     /// advances it). A pipeline stage owns a session of
-    /// its own, so its KV caches live with it.
+    /// its own, so its KV caches live with it. The caches of the blocks run must hold exactly
+    /// `s.pos` positions (an error otherwise).
     pub fn run_layers(
         &self,
         s: &mut Session,
@@ -84,7 +85,7 @@ impl Model {
         collective: &mut dyn Collective,
     ) -> Result<(), ModelError> {
         let cfg = &self.cfg;
-        let (t, d, n_dev) = (h.n_tokens, cfg.n_embd, self.devices.len());
+        let t = h.n_tokens;
         if layers.end > cfg.n_layer || layers.start > layers.end {
             return Err(ModelError::Config {
                 key: "layers".into(),
@@ -94,12 +95,8 @@ impl Model {
                 ),
             });
         }
-        if h.xs.len() != n_dev || h.xs.iter().any(|x| x.len() != t * d) {
-            return Err(ModelError::Config {
-                key: "hidden".into(),
-                reason: format!("expected {n_dev} streams of {t} × {d} values"),
-            });
-        }
+        self.check_hidden("hidden", h, t)?;
+        self.check_session(s)?;
         if s.pos != h.pos {
             return Err(ModelError::Config {
                 key: "session".into(),
@@ -118,57 +115,290 @@ impl Model {
                 limit: s.limit,
             });
         }
-        let pos0 = s.pos;
-        let xs = &mut h.xs; // per-device residual streams (T, n_embd)
+        self.check_caches(s, layers.clone(), s.pos)?;
+        let record = s.record_magnitudes;
+        self.run_halves_unchecked(
+            &mut s.caches,
+            &mut h.xs,
+            &mut None,
+            2 * layers.start..2 * layers.end,
+            (s.pos, t),
+            collective,
+            record,
+        );
+        s.pos += t;
+        Ok(())
+    }
+
+    /// Run the half-blocks `halves` of a single-device model: the pipeline piece for stages cut
+    /// inside blocks (LinguaLinked-style). Half-block `2l` is the attention half of block `l`,
+    /// `2l + 1` its MLP half, so the chain of a model is
+    /// `embed, 0 (attn 0), 1 (mlp 0), 2 (attn 1), …, 2·n_layer − 1 (mlp n_layer − 1), head`,
+    /// and `run_halves(.., 2a..2b)` is `run_layers(.., a..b)` with the [`IdealCollective`]
+    /// (bit for bit: the same code).
+    ///
+    /// What crosses a cut at half-block `u` is the residual stream `h` entering block `⌊u/2⌋`
+    /// and, when `u` is odd (a cut between the attention and MLP halves of block `l = ⌊u/2⌋`),
+    /// also the attention branch `a` of block `l` in `branch` (what the residual add of block
+    /// `l` adds to `h`: attention, output projection and its bias, before a post-attention
+    /// norm). So a stage cut after an attention half sends two streams on: `h` is a residual
+    /// link that skips its attention half.
+    ///
+    /// On entry `h` is the stream at `halves.start` and `branch` must be `Some(a)` exactly when
+    /// `halves.start` is odd (`a` at `h`'s positions); on return `h` is the stream at
+    /// `halves.end` and `branch` is `Some(a)` exactly when `halves.end` is odd (an empty range
+    /// leaves both as they were). [`Model::head`] takes the stream at `2·n_layer` (no branch).
+    ///
+    /// Positions and caches as [`Model::run_layers`]: `h.pos` must equal `s.pos`, every
+    /// attention half of block `l` appends to `s`'s cache of block `l` (which must hold exactly
+    /// `s.pos` positions), and `s.pos` advances by `h.n_tokens` once per call, whatever the
+    /// halves (also for a stage of MLP halves only, or an empty range), so each stage's session
+    /// stays at the position of the next token. Magnitudes are not recorded (there is no
+    /// reduction). Errors, with nothing changed: a tensor-parallel model, a range outside
+    /// `0 ..= 2·n_layer`, streams of the wrong shape or position, a missing or unexpected
+    /// branch, a session at another position or of another model, a full context.
+    ///
+    /// [`IdealCollective`]: crate::tp::IdealCollective
+    pub fn run_halves(
+        &self,
+        s: &mut Session,
+        h: &mut Hidden,
+        branch: &mut Option<Hidden>,
+        halves: Range<usize>,
+    ) -> Result<(), ModelError> {
+        self.check_single("run_halves")?;
+        let t = h.n_tokens;
+        let n = 2 * self.cfg.n_layer;
+        if halves.end > n || halves.start > halves.end {
+            return Err(ModelError::Config {
+                key: "halves".into(),
+                reason: format!(
+                    "{halves:?} is not a range of the model's {n} half-blocks (2 per block)"
+                ),
+            });
+        }
+        self.check_hidden("hidden", h, t)?;
+        self.check_branch(h, branch.as_ref(), halves.start)?;
+        self.check_session(s)?;
+        if s.pos != h.pos {
+            return Err(ModelError::Config {
+                key: "session".into(),
+                reason: format!(
+                    "the hidden state is at position {} but the session's caches at {}",
+                    h.pos, s.pos
+                ),
+            });
+        }
+        if t == 0 || halves.is_empty() {
+            // nothing to compute; the branch is what a cut at `halves.end` carries
+            if is_attention_half(halves.end) {
+                *branch = None;
+            } else if branch.is_none() {
+                *branch = Some(Hidden {
+                    pos: h.pos,
+                    n_tokens: 0,
+                    xs: vec![Vec::new()],
+                });
+            }
+            s.pos += t;
+            return Ok(());
+        }
+        if s.pos + t > s.limit {
+            return Err(ModelError::ContextFull {
+                len: s.pos + t,
+                limit: s.limit,
+            });
+        }
+        let attn_layers = halves
+            .clone()
+            .filter(|&u| is_attention_half(u))
+            .map(|u| u / 2);
+        self.check_caches(s, attn_layers, s.pos)?;
+        let mut b = branch.take().map(|a| a.xs);
+        self.run_halves_unchecked(
+            &mut s.caches,
+            &mut h.xs,
+            &mut b,
+            halves,
+            (s.pos, t),
+            &mut IdealCollective,
+            false,
+        );
+        *branch = b.map(|xs| Hidden {
+            pos: h.pos,
+            n_tokens: t,
+            xs,
+        });
+        s.pos += t;
+        Ok(())
+    }
+
+    /// The attention half of block `layer` (single-device model): from the residual stream
+    /// `x_in` entering the block, the branch `a` its residual add would add (attention, output
+    /// projection and bias, before any post-attention norm), at `x_in`'s positions; appends
+    /// the keys and values to `s`'s cache of block `layer`.
+    ///
+    /// A primitive that leaves `s.pos` alone: the tokens sit at `x_in.pos`, and the cache of
+    /// block `layer` must hold exactly `x_in.pos` positions (so each block's attention half
+    /// runs once per position, in order; other blocks' caches are not looked at). A caller
+    /// that also uses the session with [`Model::run_layers`], [`Model::run_halves`] or
+    /// [`Model::forward`] keeps `s.pos` itself (e.g. `s.pos += n_tokens` after a step);
+    /// [`Model::run_halves`] does that bookkeeping for a stage. Errors: a tensor-parallel
+    /// model, a layer out of range, a stream of the wrong shape, a cache at another position,
+    /// a full context (`x_in.pos + n_tokens` over the session's limit).
+    pub fn attn_half(
+        &self,
+        s: &mut Session,
+        x_in: &Hidden,
+        layer: usize,
+    ) -> Result<Hidden, ModelError> {
+        self.check_single("attn_half")?;
+        self.check_layer(layer)?;
+        let t = x_in.n_tokens;
+        self.check_hidden("x_in", x_in, t)?;
+        self.check_session(s)?;
+        if t > 0 && x_in.pos + t > s.limit {
+            return Err(ModelError::ContextFull {
+                len: x_in.pos + t,
+                limit: s.limit,
+            });
+        }
+        self.check_caches(s, layer..layer + 1, x_in.pos)?;
+        let mut xs = x_in.xs.clone();
+        let mut branch = None;
+        if t > 0 {
+            self.run_halves_unchecked(
+                &mut s.caches,
+                &mut xs,
+                &mut branch,
+                2 * layer..2 * layer + 1,
+                (x_in.pos, t),
+                &mut IdealCollective,
+                false,
+            );
+        }
+        Ok(Hidden {
+            pos: x_in.pos,
+            n_tokens: t,
+            xs: branch.unwrap_or_else(|| vec![Vec::new()]),
+        })
+    }
+
+    /// The MLP half of block `layer` (single-device model): from the stream `x_in` entering
+    /// the block and its attention branch `a` ([`Model::attn_half`]), `x_mid = x_in + a` (with
+    /// the post-attention norm of `a` if the architecture has one) then
+    /// `x_out = x_mid + mlp(x_mid)` (likewise post-normed): the stream entering block
+    /// `layer + 1`. No cache is involved. Errors: a tensor-parallel model, a layer out of
+    /// range, streams of the wrong shape, `x_in` and `a` at different positions or lengths.
+    pub fn mlp_half(&self, x_in: &Hidden, a: &Hidden, layer: usize) -> Result<Hidden, ModelError> {
+        self.check_single("mlp_half")?;
+        self.check_layer(layer)?;
+        let t = x_in.n_tokens;
+        self.check_hidden("x_in", x_in, t)?;
+        self.check_branch(x_in, Some(a), 2 * layer + 1)?;
+        let mut xs = x_in.xs.clone();
+        if t > 0 {
+            self.run_halves_unchecked(
+                &mut [],
+                &mut xs,
+                &mut Some(a.xs.clone()),
+                2 * layer + 1..2 * layer + 2,
+                (x_in.pos, t),
+                &mut IdealCollective,
+                false,
+            );
+        }
+        Ok(Hidden {
+            pos: x_in.pos,
+            n_tokens: t,
+            xs,
+        })
+    }
+
+    /// The half-blocks `halves` on the per-device streams `xs` (`t` tokens from position
+    /// `pos0`), all checked by the caller: caches of the attention halves' blocks at `pos0`,
+    /// `branch` holding the per-device attention branch when `halves` starts with an MLP half
+    /// (taken), and receiving it when `halves` ends after an attention half. Per block: every
+    /// device's attention, the all-reduce, the output bias, the residual add (post-norm), every
+    /// device's MLP, the all-reduce, the residual add (post-norm).
+    #[allow(clippy::too_many_arguments)]
+    fn run_halves_unchecked(
+        &self,
+        caches: &mut [Vec<KvCache>],
+        xs: &mut [Vec<f32>],
+        branch: &mut Option<Vec<Vec<f32>>>,
+        halves: Range<usize>,
+        (pos0, t): (usize, usize),
+        collective: &mut dyn Collective,
+        record_magnitudes: bool,
+    ) {
+        let cfg = &self.cfg;
+        let (d, n_dev) = (cfg.n_embd, self.devices.len());
         let mut partials: Vec<Vec<f32>> = vec![vec![0.0f32; t * d]; n_dev];
-        let mut mags: Vec<Vec<f32>> = if s.record_magnitudes {
+        let mut mags: Vec<Vec<f32>> = if record_magnitudes {
             vec![vec![0.0f32; t * d]; n_dev]
         } else {
             Vec::new()
         };
         let rope = self.rope_table(&self.rope_freqs, pos0, t);
-        let rope_swa = layers
+        let rope_swa = halves
             .clone()
-            .any(|l| cfg.is_local(l))
+            .any(|u| is_attention_half(u) && cfg.is_local(u / 2))
             .then(|| self.rope_table(&self.rope_freqs_swa, pos0, t));
 
-        for l in layers {
-            let (rope, window) = match &rope_swa {
-                Some(r) if cfg.is_local(l) => (r, cfg.arch.sliding_window),
-                _ => (&rope, None),
-            };
-            // attention: each device computes its heads and its slice of the output projection
-            for k in 0..n_dev {
-                self.attention(
-                    k,
-                    l,
-                    &xs[k],
-                    pos0,
-                    t,
-                    rope,
-                    window,
-                    &mut s.caches[k][l],
-                    &mut partials[k],
-                    mags.get_mut(k).map(|m| m.as_mut_slice()),
-                );
-            }
-            // all-reduce of the attention output, then the residual add
-            let ctx = ReduceCtx {
-                layer: l,
-                site: ReduceSite::AttnOutput,
-                n_tokens: t,
-                pos: pos0,
-                width: d,
-            };
-            reduce(collective, &ctx, &mut partials, &mags);
-            let b0 = &self.devices[0].blocks[l];
-            for (x, p) in xs.iter_mut().zip(partials.iter_mut()) {
-                if let Some(bo) = &b0.bo {
-                    for row in p.chunks_mut(d) {
-                        add_assign(row, bo);
+        for u in halves.clone() {
+            let l = u / 2;
+            if is_attention_half(u) {
+                let (rope, window) = match &rope_swa {
+                    Some(r) if cfg.is_local(l) => (r, cfg.arch.sliding_window),
+                    _ => (&rope, None),
+                };
+                // attention: each device computes its heads and its slice of the output
+                // projection
+                for k in 0..n_dev {
+                    self.attention(
+                        k,
+                        l,
+                        &xs[k],
+                        pos0,
+                        t,
+                        rope,
+                        window,
+                        &mut caches[k][l],
+                        &mut partials[k],
+                        mags.get_mut(k).map(|m| m.as_mut_slice()),
+                    );
+                }
+                // all-reduce of the attention output, plus the output bias: the branch
+                let ctx = ReduceCtx {
+                    layer: l,
+                    site: ReduceSite::AttnOutput,
+                    n_tokens: t,
+                    pos: pos0,
+                    width: d,
+                };
+                reduce(collective, &ctx, &mut partials, &mags);
+                if let Some(bo) = &self.devices[0].blocks[l].bo {
+                    for p in partials.iter_mut() {
+                        for row in p.chunks_mut(d) {
+                            add_assign(row, bo);
+                        }
                     }
                 }
-                self.residual_add(x, p, b0.post_attn_norm.as_deref());
+                if u + 1 == halves.end {
+                    // the range ends between the halves: the branch goes on beside the stream
+                    *branch = Some(std::mem::take(&mut partials));
+                    break;
+                }
+                self.add_attention_branch(l, xs, &mut partials);
+                continue;
+            }
+            if u == halves.start {
+                // the range starts between the halves: the branch came beside the stream
+                if let Some(a) = branch.take() {
+                    partials = a;
+                }
+                self.add_attention_branch(l, xs, &mut partials);
             }
             // MLP: each device computes its FFN columns and its slice of the down projection
             for k in 0..n_dev {
@@ -195,7 +425,292 @@ impl Model {
                 self.residual_add(x, p, post);
             }
         }
-        s.pos += t;
+    }
+
+    /// One decode step of `B = sessions.len()` independent sequences (single-device model):
+    /// `tokens[b]` is the next token of `sessions[b]`, at its own position `sessions[b].pos`
+    /// (the sessions may be at different positions). [`Model::embed`],
+    /// [`Model::run_layers_batch`] over every block and [`Model::head`]; returns the logits
+    /// that `want` asks of each session's one-token call, row `b` for `sessions[b]`
+    /// (`Logits::Last` or `Logits::From(0)`: `B × vocab`; `Logits::None` or `From(n ≥ 1)`:
+    /// none), and advances every session by one.
+    ///
+    /// The linears (QKV, output projection, gate/up, down, head) run once over the `B` rows, so
+    /// the weights are read once per step (llama.cpp's batched decode); RoPE uses each row's
+    /// position; row `b`'s attention appends to and reads `sessions[b]`'s caches only.
+    ///
+    /// Against each session's own [`Model::forward`] of its one token:
+    /// * `B = 1` is bit for bit the same (the same mat-vec path, the same attention code);
+    /// * `B > 1` is **not** bit for bit in the default arithmetic. The linears take the
+    ///   multi-token path ([`kernels::f32_prefill`](crate::kernels::f32_prefill) chooses its
+    ///   arithmetic, as for a prefill): the integer GEMM, which quantises each row's
+    ///   activations exactly as the mat-vec does and adds the same exact per-block integer
+    ///   dots, but sums the blocks' scaled terms in another floating-point order, so each
+    ///   linear's outputs differ in the last bits (≈1e-7 relative). Where such a difference
+    ///   moves a value across a rounding boundary of the next 8-bit activation quantisation
+    ///   it grows to a code step, so over the whole model the logits differ as a prefill's and
+    ///   a token-by-token decode's of the same tokens do (on SmolLM2-135M Q4_1 up to ~3e-2
+    ///   relative to the largest logit, greedy tokens normally the same; the tests allow 6e-2);
+    /// * with `AIRINFER_GEMM_DECODE=1` (single steps take the GEMM too) they are bit for bit,
+    ///   so the batching itself (positions, caches, row isolation) adds nothing;
+    /// * a row's result does not depend on the other rows of the batch (`B ≥ 2`, 8-bit
+    ///   arithmetic: the GEMM computes each row alone in a fixed order);
+    /// * with f32 prefill arithmetic the `B > 1` rows are multiplied in f32, unquantised, and
+    ///   differ from the 8-bit single steps by the activation rounding.
+    ///
+    /// The attention and element-wise parts are the single decode's code, row by row. Session
+    /// magnitudes are not recorded (there is no reduction).
+    ///
+    /// Errors, with no session changed: a tensor-parallel model, `tokens` and `sessions` of
+    /// different lengths, a bad token, a full session, a session of another model or whose
+    /// caches are not at its position.
+    pub fn decode_batch(
+        &self,
+        sessions: &mut [&mut Session],
+        tokens: &[u32],
+        want: Logits,
+    ) -> Result<Vec<f32>, ModelError> {
+        self.check_single("decode_batch")?;
+        if tokens.len() != sessions.len() {
+            return Err(ModelError::Config {
+                key: "tokens".into(),
+                reason: format!(
+                    "{} tokens for {} sessions (one token per session)",
+                    tokens.len(),
+                    sessions.len()
+                ),
+            });
+        }
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut h = self.embed(0, tokens)?;
+        self.run_layers_batch(sessions, &mut h, 0..self.cfg.n_layer)?;
+        Ok(match want {
+            Logits::Last | Logits::From(0) => self.head(&h, Logits::From(0)),
+            Logits::None | Logits::From(_) => Vec::new(),
+        })
+    }
+
+    /// Blocks `layers` of a batched decode step ([`Model::decode_batch`]'s pipeline piece,
+    /// single-device model): `h` holds `B = sessions.len()` rows (`h.n_tokens == B`), row `b`
+    /// the next token of `sessions[b]` at position `sessions[b].pos` (`h.pos` is not read:
+    /// the rows have their own positions). Appends each row's keys and values to its session's
+    /// caches of the blocks run (which must hold exactly `sessions[b].pos` positions) and
+    /// advances every session by one (an empty range only advances them), as
+    /// [`Model::run_layers`] does for one sequence. Linears once over all rows, RoPE and
+    /// attention per row: see [`Model::decode_batch`] for how the rows compare with single
+    /// decode steps. Errors, with no session changed: a tensor-parallel model, a bad range,
+    /// `h` not `B × n_embd`, a full session, a session of another model or with its caches
+    /// at another position.
+    pub fn run_layers_batch(
+        &self,
+        sessions: &mut [&mut Session],
+        h: &mut Hidden,
+        layers: Range<usize>,
+    ) -> Result<(), ModelError> {
+        self.check_single("run_layers_batch")?;
+        let cfg = &self.cfg;
+        let (rows, d) = (sessions.len(), cfg.n_embd);
+        if layers.end > cfg.n_layer || layers.start > layers.end {
+            return Err(ModelError::Config {
+                key: "layers".into(),
+                reason: format!(
+                    "{layers:?} is not a range of the model's {} blocks",
+                    cfg.n_layer
+                ),
+            });
+        }
+        if h.n_tokens != rows {
+            return Err(ModelError::Config {
+                key: "hidden".into(),
+                reason: format!(
+                    "{} rows for {rows} sessions (one row per session)",
+                    h.n_tokens
+                ),
+            });
+        }
+        self.check_hidden("hidden", h, rows)?;
+        for s in sessions.iter() {
+            self.check_session(s)?;
+            if s.pos + 1 > s.limit {
+                return Err(ModelError::ContextFull {
+                    len: s.pos + 1,
+                    limit: s.limit,
+                });
+            }
+            self.check_caches(s, layers.clone(), s.pos)?;
+        }
+        if rows == 0 {
+            return Ok(());
+        }
+        let positions: Vec<usize> = sessions.iter().map(|s| s.pos).collect();
+        let rope = self.rope_rows(&self.rope_freqs, positions.iter().copied());
+        let rope_swa = layers
+            .clone()
+            .any(|l| cfg.is_local(l))
+            .then(|| self.rope_rows(&self.rope_freqs_swa, positions.iter().copied()));
+        let x = &mut h.xs[0];
+        let mut p = vec![0.0f32; rows * d];
+        for l in layers {
+            let (rope, window) = match &rope_swa {
+                Some(r) if cfg.is_local(l) => (r, cfg.arch.sliding_window),
+                _ => (&rope, None),
+            };
+            let b = &self.devices[0].blocks[l];
+            let mut caches: Vec<&mut KvCache> =
+                sessions.iter_mut().map(|s| &mut s.caches[0][l]).collect();
+            self.attention_batch(l, x, &positions, rope, window, &mut caches, &mut p);
+            if let Some(bo) = &b.bo {
+                for row in p.chunks_mut(d) {
+                    add_assign(row, bo);
+                }
+            }
+            self.residual_add(x, &mut p, b.post_attn_norm.as_deref());
+            self.mlp(0, l, x, rows, &mut p, None);
+            self.residual_add(x, &mut p, b.post_ffn_norm.as_deref());
+        }
+        for s in sessions.iter_mut() {
+            s.pos += 1;
+        }
+        Ok(())
+    }
+
+    /// An error unless the model runs on one device.
+    fn check_single(&self, what: &str) -> Result<(), ModelError> {
+        if self.devices.len() == 1 {
+            return Ok(());
+        }
+        Err(ModelError::Config {
+            key: "devices".into(),
+            reason: format!(
+                "{what} needs a single-device model; this one is split over {} devices",
+                self.devices.len()
+            ),
+        })
+    }
+
+    /// An error unless `layer` is a block of the model.
+    fn check_layer(&self, layer: usize) -> Result<(), ModelError> {
+        if layer < self.cfg.n_layer {
+            return Ok(());
+        }
+        Err(ModelError::Config {
+            key: "layer".into(),
+            reason: format!(
+                "block {layer} does not exist (the model has {})",
+                self.cfg.n_layer
+            ),
+        })
+    }
+
+    /// An error unless `h` holds one stream per device of `t` tokens × n_embd values.
+    fn check_hidden(&self, key: &str, h: &Hidden, t: usize) -> Result<(), ModelError> {
+        let (d, n_dev) = (self.cfg.n_embd, self.devices.len());
+        if h.n_tokens == t && h.xs.len() == n_dev && h.xs.iter().all(|x| x.len() == t * d) {
+            return Ok(());
+        }
+        Err(ModelError::Config {
+            key: key.into(),
+            reason: format!(
+                "expected {n_dev} streams of {t} × {d} values, got {} of lengths {:?} \
+                 ({} tokens)",
+                h.xs.len(),
+                h.xs.iter().map(|x| x.len()).collect::<Vec<_>>(),
+                h.n_tokens
+            ),
+        })
+    }
+
+    /// An error unless `branch` is what a cut at half-block `u` carries beside the stream `h`:
+    /// an attention branch at `h`'s positions when `u` is odd, none when it is even.
+    fn check_branch(
+        &self,
+        h: &Hidden,
+        branch: Option<&Hidden>,
+        u: usize,
+    ) -> Result<(), ModelError> {
+        match (!is_attention_half(u), branch) {
+            (false, None) => Ok(()),
+            (false, Some(_)) => Err(ModelError::Config {
+                key: "branch".into(),
+                reason: format!(
+                    "half-block {u} is an attention half (block {}), but an attention branch \
+                     was given: a branch only enters an MLP half",
+                    u / 2
+                ),
+            }),
+            (true, None) => Err(ModelError::Config {
+                key: "branch".into(),
+                reason: format!(
+                    "half-block {u} is the MLP half of block {}: it needs that block's \
+                     attention branch beside the stream",
+                    u / 2
+                ),
+            }),
+            (true, Some(a)) => {
+                if a.pos != h.pos || a.n_tokens != h.n_tokens {
+                    return Err(ModelError::Config {
+                        key: "branch".into(),
+                        reason: format!(
+                            "the attention branch holds positions {}..{} but the stream {}..{}",
+                            a.pos,
+                            a.pos + a.n_tokens,
+                            h.pos,
+                            h.pos + h.n_tokens
+                        ),
+                    });
+                }
+                self.check_hidden("branch", a, h.n_tokens)
+            }
+        }
+    }
+
+    /// An error unless `s` has the caches of this model (one per device and block).
+    fn check_session(&self, s: &Session) -> Result<(), ModelError> {
+        let (n_dev, n_layer) = (self.devices.len(), self.cfg.n_layer);
+        if s.caches.len() == n_dev && s.caches.iter().all(|c| c.len() == n_layer) {
+            return Ok(());
+        }
+        Err(ModelError::Config {
+            key: "session".into(),
+            reason: format!(
+                "the session was made for another model ({} devices × {:?} blocks; this one \
+                 has {n_dev} × {n_layer})",
+                s.caches.len(),
+                s.caches.iter().map(|c| c.len()).collect::<Vec<_>>()
+            ),
+        })
+    }
+
+    /// An error unless every device's cache of each block in `layers` holds exactly `pos`
+    /// positions (where the next tokens go; a device without heads caches nothing).
+    fn check_caches(
+        &self,
+        s: &Session,
+        layers: impl Iterator<Item = usize>,
+        pos: usize,
+    ) -> Result<(), ModelError> {
+        let hd = self.cfg.head_dim;
+        for l in layers {
+            for (k, dev) in self.devices.iter().enumerate() {
+                let width = dev.kv_heads.len() * hd;
+                if dev.heads.is_empty() || width == 0 {
+                    continue;
+                }
+                let keys = s.caches[k][l].keys().len();
+                if keys != pos * width {
+                    return Err(ModelError::Config {
+                        key: "session".into(),
+                        reason: format!(
+                            "block {l}'s KV cache (device {k}) holds {} positions, but the \
+                             tokens start at position {pos}",
+                            keys / width
+                        ),
+                    });
+                }
+            }
+        }
         Ok(())
     }
 
@@ -225,6 +740,14 @@ impl Model {
             logits.iter_mut().for_each(|v| *v = c * (*v / c).tanh());
         }
         logits
+    }
+
+    /// The residual add of block `l`'s (reduced) attention branch on every device's stream.
+    fn add_attention_branch(&self, l: usize, xs: &mut [Vec<f32>], partials: &mut [Vec<f32>]) {
+        let post = self.devices[0].blocks[l].post_attn_norm.as_deref();
+        for (x, p) in xs.iter_mut().zip(partials.iter_mut()) {
+            self.residual_add(x, p, post);
+        }
     }
 
     /// `x += p`, or `x += rmsnorm(p)` with the post-norm's weights (Gemma 3), row by row:
@@ -329,6 +852,12 @@ fn exp_poly(x: f32) -> f32 {
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     f32::from_bits(p.to_bits().wrapping_add(((k as i32) << 23) as u32))
+}
+
+/// Whether half-block `u` is an attention half (`2l`; else the MLP half `2l + 1` of block
+/// `l = u / 2`). As a cut point: a cut at an odd `u` falls between a block's two halves.
+fn is_attention_half(u: usize) -> bool {
+    u.is_multiple_of(2)
 }
 
 fn add_assign(x: &mut [f32], y: &[f32]) {

@@ -11,6 +11,14 @@
 //!
 //! Single-device inference is the K = 1 case of the same code.
 //!
+//! Pipeline stages run pieces of the pass on sessions of their own: [`Model::embed`],
+//! [`Model::run_layers`] (whole blocks) or [`Model::run_halves`] (half-blocks, for cuts between
+//! a block's attention and MLP halves, with [`Model::attn_half`] and [`Model::mlp_half`] as
+//! primitives), and [`Model::head`]; bit for bit the whole [`Model::forward`]. Several
+//! sequences decode together, one token each at their own positions, with
+//! [`Model::decode_batch`] (its pipeline piece [`Model::run_layers_batch`]): the linears run
+//! once over all rows.
+//!
 //! The code is laid out by concern: [`config_from_gguf`] (hyper-parameters from GGUF metadata)
 //! in `config.rs`, building a [`Model`] from a GGUF file in `load.rs`, the forward pass
 //! ([`Model::embed`], [`Model::run_layers`], [`Model::head`], sessions) and the MLP in
@@ -150,7 +158,9 @@ pub enum Logits {
     From(usize),
 }
 
-/// The residual stream between blocks: what a pipeline stage hands to the next.
+/// The residual stream between blocks: what a pipeline stage hands to the next (with, at a cut
+/// between a block's attention and MLP halves, the attention branch beside it: see
+/// [`Model::run_halves`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hidden {
     /// Sequence position of the first token.
@@ -166,7 +176,10 @@ pub struct Hidden {
 /// KV heads). Several sessions can share one [`Model`] (one per sample in flight).
 #[derive(Debug, Clone)]
 pub struct Session {
-    /// Number of positions already in the caches.
+    /// Number of positions already in the caches: where the next token goes. Advanced once
+    /// per call by [`Model::forward`], [`Model::run_layers`], [`Model::run_halves`] and
+    /// [`Model::decode_batch`] / [`Model::run_layers_batch`] (by one); left alone by the
+    /// primitives [`Model::attn_half`] and [`Model::mlp_half`].
     pub pos: usize,
     /// Compute, at every reduction site, the magnitude `Σ |summand|` behind each element of
     /// each device's partial and hand it to

@@ -77,6 +77,10 @@ pub struct DeviceProfile {
     /// Device-side cost per byte of each message sent or received, s/byte (default 0).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub msg_overhead_s_per_byte: f64,
+    /// Sequential read rate of the storage the weights are loaded from, bytes/s (0: not
+    /// given; a run that starts cold needs it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub storage_bandwidth: f64,
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -174,6 +178,7 @@ impl DeviceProfile {
             ("kernel_overhead_s", self.kernel_overhead_s),
             ("msg_overhead_s", self.msg_overhead_s),
             ("msg_overhead_s_per_byte", self.msg_overhead_s_per_byte),
+            ("storage_bandwidth", self.storage_bandwidth),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(bad(field, v, "must be finite and ≥ 0"));
@@ -292,6 +297,7 @@ mod tests {
             kernel_overhead_s: 1e-6,
             msg_overhead_s: 0.0,
             msg_overhead_s_per_byte: 0.0,
+            storage_bandwidth: 0.0,
         };
         // decode-like: 1 GFLOP, 1 GB → memory-bound: 1e9 / 50e9 = 20 ms, + 10 kernels × 1 µs
         let t = d.compute_time_s(1e9, 1e9, 10, Precision::F16);

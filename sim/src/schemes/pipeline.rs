@@ -416,6 +416,11 @@ pub struct Workload {
     /// read once, a KV cache per sample). 0: as many as fill the pipeline, ⌈samples / stages⌉
     /// (one micro-batch per stage); 1: every sample on its own (MDI-LLM's recurrent pipeline).
     pub micro_batch: usize,
+    /// The run starts with the weights in storage: each device reads the units it holds (its
+    /// stages' first, in order, then any pre-loaded overlap) at its profile's
+    /// `storage_bandwidth`, while it computes; a unit runs once it is loaded. A unit a
+    /// rebalance moves to a device that does not hold it is read then. Off: weights resident.
+    pub cold_start: bool,
 }
 
 impl Workload {
@@ -493,6 +498,8 @@ pub struct PipelineReport {
     pub rebalances_s: Vec<f64>,
     /// Samples per micro-batch.
     pub micro_batch: usize,
+    /// When the last device finished loading its weights, s (0 unless the run starts cold).
+    pub loaded_s: f64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -626,6 +633,43 @@ pub fn simulate(
     }
     stages.check_cover(n, m)?;
     let source = stages.stages[0].device;
+    // cold start: when each unit is in each device's memory (∞: not held)
+    let mut loaded = vec![vec![Time::ZERO; n]; m];
+    let mut storage_free = vec![Time::ZERO; m];
+    if w.cold_start {
+        for (d, p) in cost.profiles.iter().enumerate() {
+            let own: Vec<usize> = stages
+                .stages
+                .iter()
+                .filter(|s| s.device == d)
+                .flat_map(|s| s.units.clone())
+                .collect();
+            if own.is_empty() && preloaded.is_none_or(|p| p.get(d).is_none_or(|r| r.is_empty())) {
+                loaded[d] = vec![Time::MAX; n];
+                continue;
+            }
+            if p.storage_bandwidth <= 0.0 {
+                return Err(bad(
+                    "storage_bandwidth",
+                    format!("device {d} has none: a cold start reads the weights from storage"),
+                ));
+            }
+            let extra = preloaded
+                .and_then(|p| p.get(d))
+                .map(|r| r.clone().filter(|u| !own.contains(u)).collect::<Vec<_>>())
+                .unwrap_or_default();
+            loaded[d] = vec![Time::MAX; n];
+            let mut t = Time::ZERO;
+            for u in own.into_iter().chain(extra) {
+                t = t.after(Time::from_secs(
+                    cost.unit_weight_bytes(u) / p.storage_bandwidth,
+                ));
+                loaded[d][u] = t;
+            }
+            storage_free[d] = t;
+        }
+    }
+    let loaded_s = storage_free.iter().map(|t| t.secs()).fold(0.0, f64::max);
     let batch = w.batch_for(stages.stages.len());
     let n_mb = w.samples.div_ceil(batch);
     // samples of micro-batch k
@@ -719,14 +763,31 @@ pub fn simulate(
                     send += prof.message_s(back);
                 }
                 let start = now_t.max(dev_free[d]);
+                let factor = background.factor(d, start.secs());
                 let base: f64 = st
                     .units
                     .clone()
                     .map(|u| cost.unit_time_batch_s(d, u, b, t, past))
                     .sum();
-                let compute = base * background.factor(d, start.secs());
-                let dur = Time::from_secs(recv + compute + send);
-                let done = start.after(dur);
+                let compute = base * factor;
+                let done = if w.cold_start {
+                    // unit by unit, each once it is loaded (a unit not held is read now)
+                    let mut at = start.after(Time::from_secs(recv));
+                    for u in st.units.clone() {
+                        if loaded[d][u] == Time::MAX {
+                            let bw = cost.profiles[d].storage_bandwidth;
+                            let from = storage_free[d].max(now_t);
+                            loaded[d][u] =
+                                from.after(Time::from_secs(cost.unit_weight_bytes(u) / bw));
+                            storage_free[d] = loaded[d][u];
+                        }
+                        let unit = cost.unit_time_batch_s(d, u, b, t, past) * factor;
+                        at = at.max(loaded[d][u]).after(Time::from_secs(unit));
+                    }
+                    at.after(Time::from_secs(send))
+                } else {
+                    start.after(Time::from_secs(recv + compute + send))
+                };
                 dev_free[d] = done;
                 busy[d].push((start, done));
                 if mb == 0 && ver == mb_ver[0] && stage < measured.len() {
@@ -870,6 +931,7 @@ pub fn simulate(
         rebalances_s: rebalances,
         token_times_s: token_times,
         micro_batch: batch,
+        loaded_s,
     })
 }
 
@@ -897,7 +959,10 @@ impl HandoffStats {
 pub struct PipelineForward<'a> {
     model: &'a Model,
     stages: Vec<Stage>,
-    layers: Vec<Range<usize>>,
+    split: Split,
+    /// Per stage: its blocks ([`Split::Block`]) or its half-blocks ([`Split::Half`], in
+    /// [`Model::run_halves`]' numbering).
+    ranges: Vec<Range<usize>>,
     sessions: Vec<Session>,
     net: &'a Network,
     wire: Wire,
@@ -907,10 +972,25 @@ pub struct PipelineForward<'a> {
 }
 
 impl<'a> PipelineForward<'a> {
-    /// Stages of `a` on `model` (a single-device split), sessions of `limit` positions.
+    /// Stages of `a` on `model` (a single-device split into blocks), sessions of `limit`
+    /// positions.
     pub fn new(
         model: &'a Model,
         a: &Assignment,
+        net: &'a Network,
+        wire: Wire,
+        limit: usize,
+        seed: u64,
+    ) -> Result<Self, PartitionError> {
+        Self::with_split(model, a, Split::Block, net, wire, limit, seed)
+    }
+
+    /// Stages of `a` over the units of `split` ([`CostSetup::n_units`]: with half-blocks, unit
+    /// `1 + h` is [`Model::run_halves`]' half-block `h`).
+    pub fn with_split(
+        model: &'a Model,
+        a: &Assignment,
+        split: Split,
         net: &'a Network,
         wire: Wire,
         limit: usize,
@@ -922,17 +1002,30 @@ impl<'a> PipelineForward<'a> {
                 "pipeline stages run a single-device (not tensor-parallel) model",
             ));
         }
-        a.check_cover(model.cfg.n_layer + 2, net.n())?;
-        let layers = a
+        let l = model.cfg.n_layer;
+        let n = match split {
+            Split::Block => l + 2,
+            Split::Half => 2 * l + 2,
+        };
+        a.check_cover(n, net.n())?;
+        let ranges = a
             .stages
             .iter()
-            .map(|s| blocks_of(model.cfg.n_layer, &s.units))
+            .map(|s| match split {
+                Split::Block => blocks_of(l, &s.units),
+                Split::Half => {
+                    let lo = s.units.start.clamp(1, 2 * l + 1) - 1;
+                    let hi = s.units.end.clamp(1, 2 * l + 1) - 1;
+                    lo..hi.max(lo)
+                }
+            })
             .collect();
         Ok(PipelineForward {
             model,
             sessions: a.stages.iter().map(|_| model.new_session(limit)).collect(),
             stages: a.stages.clone(),
-            layers,
+            split,
+            ranges,
             net,
             wire,
             streams: Streams::new(seed),
@@ -952,9 +1045,8 @@ impl<'a> PipelineForward<'a> {
         self.sessions.iter().map(|s| s.kv_bytes(0)).collect()
     }
 
-    /// Hand `h` from stage `i` to stage `i + 1`: quantise, send, zero lost blocks.
-    fn handoff(&mut self, i: usize, h: &mut Hidden) {
-        let (from, to) = (self.stages[i].device, self.stages[i + 1].device);
+    /// Send `h` from device `from` to device `to`: quantise, send, zero lost blocks.
+    fn send(&mut self, from: usize, to: usize, h: &mut Hidden) {
         let sent = h.xs[0].clone();
         let x = &mut h.xs[0];
         if from != to {
@@ -996,12 +1088,51 @@ impl airinfer_llm::eval::Forward for PipelineForward<'_> {
             return Ok(Vec::new());
         }
         let mut h = self.model.embed(self.sessions[0].pos, tokens)?;
+        // half-blocks: the attention branch beside the stream after a cut between a block's
+        // halves, and the block's input as it left the stage that produced it (with its
+        // device), which the MLP half receives over its own residual link
+        let mut branch: Option<Hidden> = None;
+        let mut residual: Option<(usize, Hidden)> = None;
         for i in 0..self.stages.len() {
-            let layers = self.layers[i].clone();
-            self.model
-                .run_layers(&mut self.sessions[i], &mut h, layers, &mut IdealCollective)?;
-            if i + 1 < self.stages.len() {
-                self.handoff(i, &mut h);
+            let r = self.ranges[i].clone();
+            // a stage of one attention half: the block's input came from an earlier stage
+            let attention_only = r.start + 1 == r.end;
+            match self.split {
+                Split::Block => {
+                    self.model
+                        .run_layers(&mut self.sessions[i], &mut h, r, &mut IdealCollective)?
+                }
+                Split::Half => {
+                    self.model
+                        .run_halves(&mut self.sessions[i], &mut h, &mut branch, r)?
+                }
+            }
+            if i + 1 == self.stages.len() {
+                break;
+            }
+            let (from, to) = (self.stages[i].device, self.stages[i + 1].device);
+            if let Some(a) = branch.as_mut() {
+                // a cut between the halves of a block: the branch goes on to the next stage,
+                // the block's input straight from where it was made
+                self.send(from, to, a);
+                h = match residual.take() {
+                    Some((src, mut x)) if attention_only => {
+                        self.send(src, to, &mut x);
+                        x
+                    }
+                    _ => {
+                        let mut x = h;
+                        self.send(from, to, &mut x);
+                        x
+                    }
+                };
+            } else {
+                // the stream as it leaves this stage, kept in case the next stage runs only
+                // an attention half and the MLP half after it needs this input
+                if self.split == Split::Half {
+                    residual = Some((from, h.clone()));
+                }
+                self.send(from, to, &mut h);
             }
         }
         Ok(self.model.head(&h, want))

@@ -30,6 +30,7 @@ fn setup(system_devices: &[&str], slowdowns: Vec<Slowdown>, balance_every: usize
             prompt_tokens: 16,
             gen_tokens: 96,
             micro_batch: 1,
+            cold_start: false,
         },
         source: 0,
         memory_fraction: 0.6,

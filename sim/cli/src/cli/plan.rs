@@ -583,6 +583,7 @@ pub fn bench(a: BenchPlanArgs) -> Result<()> {
                 prompt_tokens: 32,
                 gen_tokens: gen,
                 micro_batch: 1,
+                cold_start: false,
             },
             source: 0,
             memory_fraction: 1.0,

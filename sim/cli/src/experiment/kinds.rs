@@ -141,6 +141,7 @@ pub fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str])
                 "predicted_tok_s",
                 "predicted_ttft_ms",
                 "micro_batch",
+                "load_ms",
                 "mem_max_gb",
                 "mem_total_gb",
                 "util_min",

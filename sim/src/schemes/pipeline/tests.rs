@@ -62,6 +62,7 @@ fn one_sample_follows_the_closed_form() {
         prompt_tokens: 8,
         gen_tokens: 5,
         micro_batch: 0,
+        cold_start: false,
     };
     let r = run(&c, &net, &a, w, false);
     // step s: Σ unit times on their devices + two hand-offs + the 4-byte token home
@@ -98,6 +99,7 @@ fn many_samples_in_flight_reach_the_planned_bottleneck() {
         prompt_tokens: 4,
         gen_tokens: 60,
         micro_batch: 1,
+        cold_start: false,
     };
     let p = c
         .problem(&names, &net, &w, 0, 1.0, PlanObjective::Decode)
@@ -135,6 +137,7 @@ fn mdi_recurrent_pipeline_fills_the_ring() {
         prompt_tokens: 16,
         gen_tokens: 48,
         micro_batch: 1,
+        cold_start: false,
     };
     let p = c
         .problem(&names, &net, &base, 0, 1.0, PlanObjective::Decode)
@@ -309,6 +312,7 @@ fn micro_batches_meet_the_closed_pipeline_forms() {
             prompt_tokens: 16,
             gen_tokens: 40,
             micro_batch: b,
+            cold_start: false,
         };
         let r = run(&c, &net, &a, w, false);
         assert_eq!(r.micro_batch, b);
@@ -330,6 +334,7 @@ fn micro_batches_meet_the_closed_pipeline_forms() {
         prompt_tokens: 16,
         gen_tokens: 40,
         micro_batch: 1,
+        cold_start: false,
     };
     let wb = Workload {
         micro_batch: b,
@@ -355,6 +360,7 @@ fn time_to_first_token_of_a_plan_follows_its_closed_form() {
         prompt_tokens: p,
         gen_tokens: 3,
         micro_batch: b,
+        cold_start: false,
     };
     let r = run(&c, &net, &a, w, false);
     // the first micro-batch never waits: its b prompts through every stage, two hand-offs of
@@ -430,6 +436,7 @@ fn device_message_costs_and_the_returned_logits_follow_the_closed_form() {
         prompt_tokens: 8,
         gen_tokens: 4,
         micro_batch: 0,
+        cold_start: false,
     };
     let r = run(&c, &net, &a, w, false);
     let msg = |bytes: f64| fixed + per_byte * bytes;
@@ -530,6 +537,7 @@ fn a_residual_link_joins_its_stage_with_the_chain() {
             prompt_tokens: 8,
             gen_tokens: 3,
             micro_batch: 0,
+            cold_start: false,
         };
         let r = run(&c, &net, &a, w, false);
         let mut t = 0.0;
@@ -562,4 +570,73 @@ fn a_residual_link_joins_its_stage_with_the_chain() {
         assert_eq!(p.residual.len(), c.cfg.n_layer);
         assert!(a.latency_s(&p) > 0.0);
     }
+}
+
+#[test]
+fn a_cold_start_overlaps_loading_with_compute() {
+    let mut c = cost(&["phone-midrange"], 2.0);
+    let n = c.n_units();
+    let net = wired(1, 1e9, 0.0);
+    let one = Assignment {
+        stages: vec![Stage {
+            device: 0,
+            units: 0..n,
+        }],
+    };
+    let w = Workload {
+        samples: 1,
+        prompt_tokens: 16,
+        gen_tokens: 4,
+        micro_batch: 0,
+        cold_start: false,
+    };
+    let warm = run(&c, &net, &one, w, false);
+    let cold_w = Workload {
+        cold_start: true,
+        ..w
+    };
+    let bytes: Vec<f64> = (0..n).map(|u| c.unit_weight_bytes(u)).collect();
+    let pre: Vec<f64> = (0..n).map(|u| c.unit_time_s(0, u, 16, 0)).collect();
+    let ns = |s: f64| Time::from_secs(s).secs();
+    // slow storage: every unit computes faster than the next one loads, so the prefill ends
+    // one unit's compute after the last load
+    c.profiles[0].storage_bandwidth = 20e6;
+    let load: Vec<f64> = bytes.iter().map(|b| ns(b / 20e6)).collect();
+    assert!((1..n).all(|u| pre[u - 1] < load[u]), "load-bound set-up");
+    let r = run(&c, &net, &one, cold_w, false);
+    let want = load.iter().sum::<f64>() + pre[n - 1];
+    assert!(
+        (r.ttft_s[0] - want).abs() <= n as f64 * 1e-9,
+        "{} vs {want}",
+        r.ttft_s[0]
+    );
+    assert!((r.loaded_s - load.iter().sum::<f64>()).abs() <= 1e-12);
+    // fast storage: only the embedding's load comes first; the rest loads ahead of compute
+    c.profiles[0].storage_bandwidth = 1e15;
+    let r = run(&c, &net, &one, cold_w, false);
+    let want = warm.ttft_s[0] + ns(bytes[0] / 1e15);
+    assert!(
+        (r.ttft_s[0] - want).abs() <= n as f64 * 1e-9,
+        "{} vs {want}",
+        r.ttft_s[0]
+    );
+    // decode after the load is the warm run's (a cold job rounds each unit's time to the ns,
+    // a warm one their sum: ≤ ½ ns per unit)
+    assert!((r.per_token_s - warm.per_token_s).abs() <= n as f64 * 0.5e-9);
+    // no storage rate: the cold start is refused, naming the field
+    c.profiles[0].storage_bandwidth = 0.0;
+    let e = simulate(
+        &c,
+        &net,
+        &one,
+        &cold_w,
+        &Background::default(),
+        None,
+        None,
+        7,
+        false,
+    );
+    assert!(
+        matches!(e, Err(PartitionError::Invalid { field, .. }) if field == "storage_bandwidth")
+    );
 }

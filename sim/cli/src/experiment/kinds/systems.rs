@@ -36,6 +36,7 @@ pub fn system_setup(
             prompt_tokens: y.prompt_tokens,
             gen_tokens: y.gen_tokens,
             micro_batch: y.micro_batch,
+            cold_start: y.cold_start,
         },
         source: y.source,
         memory_fraction: y.memory_fraction,
@@ -102,8 +103,14 @@ pub(super) fn systems(
         let reference = &ws.references[&l.ref_key];
         let run = match &out.stages {
             Some(a) => {
-                let mut f = airinfer_sim::schemes::pipeline::PipelineForward::new(
-                    model, a, &setup.net, setup.wire, l.opts.ctx, seed,
+                let mut f = airinfer_sim::schemes::pipeline::PipelineForward::with_split(
+                    model,
+                    a,
+                    setup.split,
+                    &setup.net,
+                    setup.wire,
+                    l.opts.ctx,
+                    seed,
                 )?;
                 let r = airinfer_llm::eval::perplexity_with(
                     &mut f,
@@ -165,6 +172,7 @@ pub(super) fn systems(
             ("predicted_tok_s", 1.0 / out.predicted_period_s),
             ("predicted_ttft_ms", out.predicted_ttft_s * 1e3),
             ("micro_batch", out.micro_batch as f64),
+            ("load_ms", out.loaded_s * 1e3),
             ("mem_max_gb", mem.iter().cloned().fold(0.0, f64::max) / 1e9),
             ("mem_total_gb", mem.iter().sum::<f64>() / 1e9),
             (

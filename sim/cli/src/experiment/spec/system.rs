@@ -51,6 +51,9 @@ pub struct SystemSpec {
     /// a block's attention and MLP halves, with the block's input on a residual link; the
     /// LinguaLinked planners and the simple splits handle it, EdgeShard's refuse it).
     pub split: Split,
+    /// Pipeline systems: start with the weights in storage, each device reading its units at
+    /// its profile's `storage_bandwidth` while it computes (time to first token includes it).
+    pub cold_start: bool,
 }
 
 impl Default for SystemSpec {
@@ -73,6 +76,7 @@ impl Default for SystemSpec {
             objective: PlanObjective::Decode,
             ret: Return::Token,
             split: Split::Block,
+            cold_start: false,
         }
     }
 }
