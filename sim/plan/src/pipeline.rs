@@ -7,15 +7,16 @@
 //! one device; an assignment is the list of stages in execution order. Unit u sends
 //! `out_bytes[u]` to unit u+1 (the hidden state); the last unit's entry is what travels back to
 //! the source device to start the next step (the sampled token). A transfer of b bytes from
-//! device i to device j takes `latency_s[i][j] + b / bandwidth[i][j]` and occupies that directed
-//! link for the whole time (store and forward, a per-message cost); nothing crosses a link when
-//! i = j.
+//! device i to device j takes `latency_s[i][j] + b / bandwidth[i][j]`, of which only the
+//! serialisation `b / bandwidth[i][j]` occupies that directed link (the latency — propagation,
+//! switching, scheduling — delays the message without holding up the ones behind it); nothing
+//! crosses a link when i = j.
 //!
 //! Two scores. *Latency* (one sample alone): Σ stage compute + Σ transfers, including the
 //! return to the source. *Bottleneck* (many samples in flight, the pipeline's period): the
 //! largest load of any resource per step, where each device is one resource (the sum of its
-//! stages' compute) and each directed link another (the sum of what crosses it); throughput is
-//! its inverse.
+//! stages' compute) and each directed link another (the sum of the serialisation times of what
+//! crosses it); throughput is its inverse.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -110,6 +111,16 @@ impl PartitionProblem {
             0.0
         } else {
             self.latency_s[i][j] + bytes / self.bandwidth[i][j]
+        }
+    }
+
+    /// How long sending `bytes` from device `i` to device `j` occupies that link: the
+    /// serialisation, without the latency (0 when i = j or bytes = 0).
+    pub fn link_load_s(&self, i: usize, j: usize, bytes: f64) -> f64 {
+        if i == j || bytes <= 0.0 {
+            0.0
+        } else {
+            bytes / self.bandwidth[i][j]
         }
     }
 
@@ -281,6 +292,15 @@ impl Assignment {
     /// Every transfer of one step: (from device, to device, seconds), in execution order
     /// (sequential hand-offs, residual links, then the return to the source).
     pub fn transfers(&self, p: &PartitionProblem) -> Vec<(usize, usize, f64)> {
+        self.messages(p, PartitionProblem::transfer_s)
+    }
+
+    /// Every transfer of one step as [`Self::transfers`], timed by `time(p, from, to, bytes)`.
+    fn messages(
+        &self,
+        p: &PartitionProblem,
+        time: fn(&PartitionProblem, usize, usize, f64) -> f64,
+    ) -> Vec<(usize, usize, f64)> {
         let n = p.n_units();
         let dev = self.device_of_units(n);
         let mut out = Vec::new();
@@ -289,18 +309,14 @@ impl Assignment {
             out.push((
                 w[0].device,
                 w[1].device,
-                p.transfer_s(w[0].device, w[1].device, p.out_bytes[u]),
+                time(p, w[0].device, w[1].device, p.out_bytes[u]),
             ));
         }
         for &(u, v, b) in &p.residual {
-            out.push((dev[u], dev[v], p.transfer_s(dev[u], dev[v], b)));
+            out.push((dev[u], dev[v], time(p, dev[u], dev[v], b)));
         }
         let last = self.stages.last().map_or(p.source, |s| s.device);
-        out.push((
-            last,
-            p.source,
-            p.transfer_s(last, p.source, p.out_bytes[n - 1]),
-        ));
+        out.push((last, p.source, time(p, last, p.source, p.out_bytes[n - 1])));
         out.retain(|t| t.0 != t.1);
         out
     }
@@ -319,14 +335,15 @@ impl Assignment {
             + self.transfers(p).iter().map(|t| t.2).sum::<f64>()
     }
 
-    /// The pipeline period: the largest per-step load of any device or directed link.
+    /// The pipeline period: the largest per-step load of any device or directed link (a link's
+    /// load: the serialisation of what crosses it).
     pub fn bottleneck_s(&self, p: &PartitionProblem) -> f64 {
         let mut dev = vec![0.0; p.n_devices()];
         for (s, c) in self.stages.iter().zip(self.stage_compute_s(p)) {
             dev[s.device] += c;
         }
         let mut links: BTreeMap<(usize, usize), f64> = BTreeMap::new();
-        for (i, j, t) in self.transfers(p) {
+        for (i, j, t) in self.messages(p, PartitionProblem::link_load_s) {
             *links.entry((i, j)).or_default() += t;
         }
         dev.into_iter()

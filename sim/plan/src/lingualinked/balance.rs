@@ -172,13 +172,14 @@ impl Rebalancer<'_> {
                     if !rb.is_finite() {
                         continue;
                     }
-                    let t = if i + 1 == k {
-                        p.transfer_s(d, p.source, p.out_bytes[n - 1])
+                    let (to, bytes) = if i + 1 == k {
+                        (p.source, p.out_bytes[n - 1])
                     } else {
-                        p.transfer_s(d, self.devices[i + 1], p.out_bytes[e - 1])
+                        (self.devices[i + 1], p.out_bytes[e - 1])
                     };
+                    let (load, t) = (p.link_load_s(d, to, bytes), p.transfer_s(d, to, bytes));
                     // Independent minima: each is a valid bound on its own.
-                    best.0 = best.0.min(comp.max(t).max(rb));
+                    best.0 = best.0.min(comp.max(load).max(rb));
                     best.1 = best.1.min(comp + t + rl);
                 }
                 suf[i][s] = best;
@@ -206,10 +207,9 @@ impl Rebalancer<'_> {
             dev_of[r].fill(d);
         }
         let mut send = |from: usize, to: usize, bytes: f64, lat: &mut f64| {
-            let t = p.transfer_s(from, to, bytes);
             if from != to {
-                link[from * m + to] += t;
-                *lat += t;
+                link[from * m + to] += p.link_load_s(from, to, bytes);
+                *lat += p.transfer_s(from, to, bytes);
             }
         };
         // Hand-offs into stages 1..=i.

@@ -41,9 +41,28 @@ impl<'a> Chain<'a> {
         self.p.transfer_s(self.order[i], self.order[j], bytes)
     }
 
+    /// How long the transfer occupies its link (what a pipeline period counts).
+    pub(super) fn load(&self, i: usize, j: usize, bytes: f64) -> f64 {
+        self.p.link_load_s(self.order[i], self.order[j], bytes)
+    }
+
+    /// The transfer's term in `objective`'s score: its time for the latency, its link load
+    /// for the bottleneck.
+    pub(super) fn term(&self, objective: Objective, i: usize, j: usize, bytes: f64) -> f64 {
+        match objective {
+            Objective::Latency => self.transfer(i, j, bytes),
+            Objective::Bottleneck => self.load(i, j, bytes),
+        }
+    }
+
     /// Return from the last unit's position k to the source.
     pub(super) fn ret(&self, k: usize) -> f64 {
         self.transfer(k, 0, self.p.out_bytes[self.n - 1])
+    }
+
+    /// How long the return from position `k` occupies its link.
+    pub(super) fn ret_load(&self, k: usize) -> f64 {
+        self.load(k, 0, self.p.out_bytes[self.n - 1])
     }
 
     /// Whether `units` fit on position k (summed in unit order, as everywhere else).
@@ -127,9 +146,11 @@ impl<'a> Chain<'a> {
     /// links (exact without them): Latency sums, Bottleneck takes the maximum (ties: sum).
     pub(super) fn dp(&self, objective: Objective) -> Option<Vec<usize>> {
         let (n, m) = (self.n, self.m);
-        let combine = |acc: (f64, f64), t: f64| match objective {
-            Objective::Latency => (acc.0 + t, acc.1 + t),
-            Objective::Bottleneck => (acc.0.max(t), acc.1 + t),
+        // t: (the term's load, its time): the score takes the load for the bottleneck, the
+        // tie-breaking latency always the time
+        let combine = |acc: (f64, f64), t: (f64, f64)| match objective {
+            Objective::Latency => (acc.0 + t.1, acc.1 + t.1),
+            Objective::Bottleneck => (acc.0.max(t.0), acc.1 + t.1),
         };
         // best[b][k]: units 0..b placed, unit b−1 on position k.
         let mut best: Vec<Vec<DpCell>> = vec![vec![None; m]; n + 1];
@@ -157,7 +178,8 @@ impl<'a> Chain<'a> {
                     continue;
                 };
                 for k2 in k + 1..m {
-                    let h = self.transfer(k, k2, self.p.out_bytes[b - 1]);
+                    let bytes = self.p.out_bytes[b - 1];
+                    let h = (self.load(k, k2, bytes), self.transfer(k, k2, bytes));
                     let mut mem = 0.0;
                     let mut c = 0.0;
                     for e in b + 1..=n {
@@ -166,13 +188,15 @@ impl<'a> Chain<'a> {
                             break;
                         }
                         c += self.comp(k2, e - 1);
-                        relax(&mut best, e, k2, combine(combine(val, h), c), (b, k));
+                        relax(&mut best, e, k2, combine(combine(val, h), (c, c)), (b, k));
                     }
                 }
             }
         }
         let (_, mut k) = (0..m)
-            .filter_map(|k| best[n][k].map(|(v, _, _)| (combine(v, self.ret(k)), k)))
+            .filter_map(|k| {
+                best[n][k].map(|(v, _, _)| (combine(v, (self.ret_load(k), self.ret(k))), k))
+            })
             .min_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal))?;
         let mut pos = vec![0; n];
         let mut b = n;

@@ -138,7 +138,9 @@ impl Milp<'_, '_> {
         let handoff: Vec<Pair> = (0..n - 1)
             .map(|u| {
                 let bytes = p.out_bytes[u];
-                pair(&mut pv, u, u + 1, &|i, j| ch.transfer(i, j, bytes))
+                pair(&mut pv, u, u + 1, &|i, j| {
+                    ch.term(self.objective, i, j, bytes)
+                })
             })
             .collect();
         // Residual links grouped by (u, v); a group's cost sums its links' transfers.
@@ -152,8 +154,13 @@ impl Milp<'_, '_> {
                 None => groups.push((u, v, vec![b])),
             }
         }
+        // a group's transfers, in the objective's terms (time, or link load)
         let gcost = |g: &(usize, usize, Vec<f64>), i: usize, j: usize| -> f64 {
-            g.2.iter().map(|&b| ch.transfer(i, j, b)).sum()
+            g.2.iter().map(|&b| ch.term(self.objective, i, j, b)).sum()
+        };
+        let ret = |k: usize| match self.objective {
+            Objective::Latency => ch.ret(k),
+            Objective::Bottleneck => ch.ret_load(k),
         };
         let residual: Vec<Pair> = groups
             .iter()
@@ -195,7 +202,7 @@ impl Milp<'_, '_> {
                     les.push(l);
                 }
             }
-            if !allowed(ch.ret(k)) {
+            if !allowed(ret(k)) {
                 let mut l = Lin::default();
                 vars.add_x(&mut l, 1.0, n - 1, k);
                 les.push(l);
@@ -248,7 +255,7 @@ impl Milp<'_, '_> {
                     }
                     l.add(-1.0, Some(zv));
                     les.push(l);
-                    let r = ch.ret(k) / ts;
+                    let r = ret(k) / ts;
                     if r != 0.0 {
                         let mut l = Lin::default();
                         vars.add_x(&mut l, r, n - 1, k);
@@ -259,7 +266,7 @@ impl Milp<'_, '_> {
                 let mut links: Vec<Lin> = (0..m * m).map(|_| Lin::default()).collect();
                 for (u, pr) in handoff.iter().enumerate() {
                     for &(i, j, v) in &pr.vars {
-                        let t = ch.transfer(i, j, p.out_bytes[u]) / ts;
+                        let t = ch.load(i, j, p.out_bytes[u]) / ts;
                         if i != j && t != 0.0 {
                             links[i * m + j].add(t, Some(v));
                         }

@@ -54,10 +54,13 @@
 //!   and every hand-off, residual or return pair whose transfer alone exceeds U gets no
 //!   variable. No solution at least as good as the incumbent is cut off.
 //! * Bottleneck only: `z ≥ Σ_u compute[π(k)][u] · x[u][k]` for every position k (device
-//!   load); `z ≥ Σ_u T(i,j,out_bytes[u]) · w[u][i][j] + Σ_g T_g(i,j) · r[g][i][j]` for every
+//!   load); `z ≥ Σ_u L(i,j,out_bytes[u]) · w[u][i][j] + Σ_g L_g(i,j) · r[g][i][j]` for every
 //!   forward link i < j (a link can carry a hand-off and several residual links; the load sums
-//!   them per directed link exactly as `bottleneck_s` does); `z ≥ T(k,0,out_bytes[n−1]) ·
-//!   x[n−1][k]` for every return link k → 0 (the only backward links ever used).
+//!   them per directed link exactly as `bottleneck_s` does); `z ≥ L(k,0,out_bytes[n−1]) ·
+//!   x[n−1][k]` for every return link k → 0 (the only backward links ever used). `L(i,j,b)`
+//!   is `PartitionProblem::link_load_s`, the serialisation `b / bandwidth` without the
+//!   latency, which delays a message but does not occupy the link; the cut-off above uses
+//!   `L` for Bottleneck and `T` for Latency.
 //!
 //! Objective: Latency minimises `Σ_{u,k} compute[π(k)][u] x[u][k] + Σ T(i,j,out_bytes[u])
 //! w[u][i][j] + Σ T_g(i,j) r[g][i][j] + Σ_k T(k,0,out_bytes[n−1]) x[n−1][k]`, which is
