@@ -14,7 +14,9 @@ use crate::schemes::tp::{
 use airinfer_llm::config::LlamaConfig;
 use airinfer_llm::cost::WeightFormat;
 use airinfer_llm::tp::TpPlan;
-use airinfer_plan::edgeshard::{EdgeShardLatency, EdgeShardThroughput};
+use airinfer_plan::edgeshard::{
+    CloudEdgeOpt, EdgeShardLatency, EdgeShardLatencyReuse, EdgeShardThroughput,
+};
 use airinfer_plan::lingualinked::{self, LinguaLinked, Objective};
 use airinfer_plan::pipeline::{gb, Assignment, PartitionError, PartitionProblem, Partitioner};
 use airinfer_plan::simple::{BestSingle, EvenSplit, Mdi, SingleDevice};
@@ -35,6 +37,12 @@ pub enum System {
     EdgeshardLatency,
     /// EdgeShard, throughput-optimal DP.
     EdgeshardThroughput,
+    /// EdgeShard's latency problem as published, over (layer, device): a device may hold
+    /// several stages (solved exactly with the memory limits).
+    EdgeshardLatencyReuse,
+    /// EdgeShard's "Cloud-Edge-Opt" baseline: the latency-optimal split between the source and
+    /// the last device (the cloud server) alone.
+    CloudEdgeOpt,
     /// LinguaLinked: MILP assignment (latency objective), overlap and optional load balancer
     /// (Zhao et al. 2023).
     Lingualinked,
@@ -74,6 +82,8 @@ impl System {
             System::AircompTp | System::DigitalTp => return None,
             System::EdgeshardLatency => Box::new(EdgeShardLatency),
             System::EdgeshardThroughput => Box::new(EdgeShardThroughput),
+            System::EdgeshardLatencyReuse => Box::new(EdgeShardLatencyReuse),
+            System::CloudEdgeOpt => Box::new(CloudEdgeOpt { cloud: None }),
             System::Lingualinked => Box::new(LinguaLinked {
                 objective: Objective::Latency,
                 memory_fraction,
@@ -343,13 +353,15 @@ pub fn run(
     if !system.is_pipeline() {
         return tp(system, setup, seed);
     }
-    let p = setup.problem()?;
-    p.validate()?;
     // the problem's capacities are already `memory_fraction` of each device's memory
     let planner = system
         .partitioner(1.0)
         .expect("a pipeline system has a planner");
-    let a = planner.partition(&p)?;
+    let (a, p, workload) = plan_batched(system, &*planner, setup)?;
+    let setup = &Setup {
+        workload,
+        ..setup.clone()
+    };
     let cost = setup.cost();
     let background = setup.background();
     let mut preloaded_dev: Option<Vec<Range<usize>>> = None;
@@ -406,6 +418,78 @@ pub fn run(
         rebalances: r.rebalances_s.len(),
         report: Some(r),
     })
+}
+
+/// Whether a system's planner minimises the pipeline period.
+fn plans_throughput(system: System) -> bool {
+    matches!(
+        system,
+        System::EdgeshardThroughput | System::LingualinkedThroughput
+    )
+}
+
+/// The plan, its problem and the workload with the micro-batch size it runs. A set
+/// `micro_batch` is kept (planned for one micro-batch of that size). Otherwise (ours) the size
+/// b of 1..=B with the best closed-form throughput `min(b / period, B / round trip)` is chosen,
+/// period and round trip being the plan's [`Assignment::bottleneck_s`] and
+/// [`Assignment::latency_s`] on the problem of a micro-batch of b (the exact steady state of
+/// the timed run when unit times do not depend on the context): a throughput planner plans
+/// for every b, the others plan once for one request (their objective) and only the batching
+/// is chosen. Ties go to the smaller b.
+fn plan_batched(
+    system: System,
+    planner: &dyn Partitioner,
+    setup: &Setup,
+) -> Result<(Assignment, PartitionProblem, Workload), PartitionError> {
+    let w = setup.workload;
+    let with = |b: usize| -> Result<(Workload, PartitionProblem), PartitionError> {
+        let wb = Workload {
+            micro_batch: b,
+            ..w
+        };
+        let p = Setup {
+            workload: wb,
+            ..setup.clone()
+        }
+        .problem()?;
+        p.validate()?;
+        Ok((wb, p))
+    };
+    if w.micro_batch > 0 || w.samples == 1 {
+        let (wb, p) = with(w.micro_batch.max(1))?;
+        let a = planner.partition(&p)?;
+        return Ok((a, p, wb));
+    }
+    let fixed = if plans_throughput(system) {
+        None
+    } else {
+        Some(planner.partition(&with(1)?.1)?)
+    };
+    let mut best: Option<(f64, Assignment, PartitionProblem, Workload)> = None;
+    for b in 1..=w.samples {
+        let (wb, p) = with(b)?;
+        let a = match &fixed {
+            Some(a) => a.clone(),
+            None => match planner.partition(&p) {
+                Ok(a) => a,
+                // memory does not depend on b: a size that does not plan is skipped
+                Err(PartitionError::Infeasible(_)) => continue,
+                Err(e) => return Err(e),
+            },
+        };
+        let est = (b as f64 / a.bottleneck_s(&p)).min(w.samples as f64 / a.latency_s(&p));
+        if best.as_ref().is_none_or(|x| est > x.0) {
+            best = Some((est, a, p, wb));
+        }
+    }
+    match best {
+        Some((_, a, p, wb)) => Ok((a, p, wb)),
+        None => Err(PartitionError::Infeasible(format!(
+            "{}: no micro-batch size of 1..={} can be planned",
+            system.name(),
+            w.samples
+        ))),
+    }
 }
 
 /// Tensor parallelism over every device with equal shares: the batch of B prompts prefilled in

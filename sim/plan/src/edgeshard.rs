@@ -11,15 +11,24 @@
 //! * [`EdgeShardThroughput`] minimises [`Assignment::bottleneck_s`] (the pipeline period), and
 //!   among the assignments with that period the one with the least latency.
 //!
+//! The paper states its latency problem over (layer, device), so a device may hold several
+//! stages (source → server → source → server); [`EdgeShardLatencyReuse`] solves that problem
+//! exactly, each device's memory summed over all its stages, by a label-setting search with
+//! bounds (module `reuse`); its optimum is never slower than [`EdgeShardLatency`]'s. Its
+//! throughput problem uses device sets as the dynamic programme below does. The paper's
+//! "Cloud-Edge-Opt" baseline, the latency optimum on the source and one cloud device only, is
+//! [`CloudEdgeOpt`].
+//!
 //! # The recurrence
 //!
 //! Let `s` be the source, `n` the number of units, and for a device `d` and units `i..j`
 //! `C_d(i, j) = Σ_{u=i}^{j−1} compute_s[d][u]`, `M(i, j) = Σ_{u=i}^{j−1} memory[u]`, and
-//! `T(d, e, i) = transfer_s(d, e, out_bytes[i − 1])` the hand-off from the stage ending at
-//! unit `i − 1` on `d` to the next stage on `e`. `⊕` is `+` for latency and `max` for the
-//! bottleneck. The state is `F(S, d, j)`: the best partial score of an assignment of units
-//! `0..j` whose stages use exactly the device set `S ∋ s` and whose last stage is on `d ∈ S`
-//! and ends just before unit `j`:
+//! `T(d, e, i)` the hand-off from the stage ending at unit `i − 1` on `d` to the next stage on
+//! `e`: for the latency its time `transfer_s(d, e, out_bytes[i − 1])`, for the bottleneck the
+//! load it puts on its link, `link_load_s` (the serialisation; the latency does not occupy the
+//! link). `⊕` is `+` for latency and `max` for the bottleneck. The state is `F(S, d, j)`: the
+//! best partial score of an assignment of units `0..j` whose stages use exactly the device set
+//! `S ∋ s` and whose last stage is on `d ∈ S` and ends just before unit `j`:
 //!
 //! ```text
 //! F({s}, s, j)      = C_s(0, j)                                        if M(0, j) ≤ cap_s
@@ -49,14 +58,23 @@
 //! device, all ascending) wins, comparisons being strict.
 //!
 //! The throughput planner runs two passes: the bottleneck DP gives the optimal period `B*`;
-//! a latency DP that only admits stages and transfers of at most `B*` seconds then finds the
-//! fastest assignment with that period (the terms are computed identically in both passes, so
-//! the optimum of the first pass is admitted by the second).
+//! a latency DP that only admits stages of at most `B*` seconds and transfers whose link load
+//! is at most `B*` then finds the fastest assignment with that period (the loads are computed
+//! identically in both passes, so the optimum of the first pass is admitted by the second).
 //!
 //! EdgeShard's network model has only the sequential hand-offs between consecutive units, so a
 //! problem with residual links is refused.
 
 use crate::pipeline::{Assignment, PartitionError, PartitionProblem, Partitioner, Stage};
+
+mod cloud_edge;
+mod reuse;
+
+pub use cloud_edge::CloudEdgeOpt;
+pub use reuse::{
+    EdgeShardLatencyReuse, MAX_DOMINANCE_TESTS, MAX_LABELS, MAX_REUSE_DEVICES,
+    QUANTIZED_MAX_ENTRIES,
+};
 
 /// Most devices the planners accept: the state space grows as `2^(m−1)` in the device count.
 pub const MAX_DEVICES: usize = 16;
@@ -168,11 +186,22 @@ impl Objective {
         }
     }
 
-    /// Whether a stage or transfer of `term` seconds is allowed.
+    /// Whether a stage or transfer of `term` seconds (its resource's load) is allowed.
     fn admits(self, term: f64) -> bool {
         match self {
             Objective::Latency { cap } => term <= cap,
             Objective::Bottleneck => true,
+        }
+    }
+
+    /// The term of a transfer of `bytes` from `d` to `e` in this objective, and its link's
+    /// load (what `admits` judges): the transfer's time for the latency, the link's load —
+    /// the serialisation, without the latency — for the bottleneck.
+    fn transfer(self, p: &PartitionProblem, d: usize, e: usize, bytes: f64) -> (f64, f64) {
+        let load = p.link_load_s(d, e, bytes);
+        match self {
+            Objective::Latency { .. } => (p.transfer_s(d, e, bytes), load),
+            Objective::Bottleneck => (load, load),
         }
     }
 }
@@ -259,8 +288,8 @@ fn solve(
                     if f == f64::INFINITY {
                         continue;
                     }
-                    let t = p.transfer_s(d, e, bytes);
-                    if !obj.admits(t) {
+                    let (t, load) = obj.transfer(p, d, e, bytes);
+                    if !obj.admits(load) {
                         continue;
                     }
                     let v = obj.combine(f, t);
@@ -304,8 +333,8 @@ fn solve(
             if f == f64::INFINITY {
                 continue;
             }
-            let t = p.transfer_s(d, s, p.out_bytes[n - 1]);
-            if !obj.admits(t) {
+            let (t, load) = obj.transfer(p, d, s, p.out_bytes[n - 1]);
+            if !obj.admits(load) {
                 continue;
             }
             let v = obj.combine(f, t);
@@ -348,15 +377,33 @@ fn solve(
 
 /// Why no assignment fits: the most specific reason found.
 fn why_infeasible(p: &PartitionProblem) -> String {
+    if let Some(why) = unit_misfit(p) {
+        return why;
+    }
+    format!(
+        "the model needs {:.3} GB and the {} devices have {:.3} GB together, but no way of \
+         cutting the {} units into contiguous shards, one per device and the first on the \
+         source {}, fits every shard in its device's memory",
+        p.memory.iter().sum::<f64>() / 1e9,
+        p.n_devices(),
+        p.capacity.iter().sum::<f64>() / 1e9,
+        p.n_units(),
+        p.devices[p.source]
+    )
+}
+
+/// A unit that fits nowhere it may go: the embedding not on the source, or a unit larger than
+/// the largest device.
+fn unit_misfit(p: &PartitionProblem) -> Option<String> {
     let gb = |b: f64| b / 1e9;
     let s = p.source;
     if p.memory[0] > p.capacity[s] * (1.0 + MEMORY_RTOL) {
-        return format!(
+        return Some(format!(
             "unit 0 (the embedding) needs {:.3} GB but the source device {} has {:.3} GB",
             gb(p.memory[0]),
             p.devices[s],
             gb(p.capacity[s])
-        );
+        ));
     }
     let (big, cap) = p
         .capacity
@@ -372,30 +419,21 @@ fn why_infeasible(p: &PartitionProblem) -> String {
                 }
             },
         );
-    if let Some((u, &need)) = p
-        .memory
+    p.memory
         .iter()
         .enumerate()
         .find(|&(_, &need)| need > cap * (1.0 + MEMORY_RTOL))
-    {
-        return format!(
-            "unit {u} needs {:.3} GB but the largest device, {}, has {:.3} GB",
-            gb(need),
-            p.devices[big],
-            gb(cap)
-        );
-    }
-    format!(
-        "the model needs {:.3} GB and the {} devices have {:.3} GB together, but no way of \
-         cutting the {} units into contiguous shards, one per device and the first on the \
-         source {}, fits every shard in its device's memory",
-        gb(p.memory.iter().sum::<f64>()),
-        p.n_devices(),
-        gb(p.capacity.iter().sum::<f64>()),
-        p.n_units(),
-        p.devices[s]
-    )
+        .map(|(u, &need)| {
+            format!(
+                "unit {u} needs {:.3} GB but the largest device, {}, has {:.3} GB",
+                gb(need),
+                p.devices[big],
+                gb(cap)
+            )
+        })
 }
 
+#[cfg(test)]
+mod reuse_tests;
 #[cfg(test)]
 mod tests;

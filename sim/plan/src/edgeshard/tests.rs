@@ -13,7 +13,11 @@ fn expect_invalid(p: &PartitionProblem, field_name: &str) {
 }
 
 /// A problem with uniform links; callers adjust fields.
-fn problem(compute_s: Vec<Vec<f64>>, memory: Vec<f64>, capacity: Vec<f64>) -> PartitionProblem {
+pub(super) fn problem(
+    compute_s: Vec<Vec<f64>>,
+    memory: Vec<f64>,
+    capacity: Vec<f64>,
+) -> PartitionProblem {
     let m = compute_s.len();
     let n = memory.len();
     PartitionProblem {
@@ -29,7 +33,7 @@ fn problem(compute_s: Vec<Vec<f64>>, memory: Vec<f64>, capacity: Vec<f64>) -> Pa
     }
 }
 
-fn random_problem(rng: &mut Rng, n: usize, m: usize) -> PartitionProblem {
+pub(super) fn random_problem(rng: &mut Rng, n: usize, m: usize) -> PartitionProblem {
     let integer = rng.coin(0.3); // many exact ties
     let compute_s: Vec<Vec<f64>> = (0..m)
         .map(|_| {
@@ -305,8 +309,9 @@ fn fastest_source_keeps_everything() {
     };
     assert_eq!(EdgeShardLatency.partition(&p), Ok(want.clone()));
     // For the period a split can pay even with 1 s links (3 units on dev1 take 4.5 s < 6 s),
-    // so make every link cost more than the whole model.
-    p.latency_s = vec![vec![10.0; 3]; 3];
+    // and a link's latency does not occupy it: make every hand-off's serialisation (1 MB at
+    // 100 kB/s = 10 s) longer than the whole model.
+    p.bandwidth = vec![vec![1e5; 3]; 3];
     assert_eq!(EdgeShardThroughput.partition(&p), Ok(want));
 }
 
