@@ -362,6 +362,13 @@ pub fn run(
         workload,
         ..setup.clone()
     };
+    // what the run is judged by: decode steps (the balancer's view too) and the first token,
+    // whatever the planner minimised
+    let p = if setup.objective == PlanObjective::Decode {
+        p
+    } else {
+        setup.problem_for(PlanObjective::Decode)?
+    };
     let cost = setup.cost();
     let background = setup.background();
     let mut preloaded_dev: Option<Vec<Range<usize>>> = None;

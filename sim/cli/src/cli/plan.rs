@@ -112,13 +112,14 @@ pub struct PlanArgs {
     /// Fraction of each device's memory the model may use.
     #[arg(long, default_value_t = 1.0)]
     pub memory_fraction: f64,
-    /// Samples per micro-batch of a pipeline (0: ⌈samples / stages⌉).
-    #[arg(long, default_value_t = 0)]
-    pub micro_batch: usize,
-    /// What the pipeline planners minimise: decode, ttft, request, or a number w in [0, 1]
-    /// (w · TTFT + (1 − w) · decode step).
-    #[arg(long, default_value = "decode")]
-    pub objective: String,
+    /// Samples per micro-batch of a pipeline (default: the size with the best closed-form
+    /// throughput for the plan); also overrides `--file`'s.
+    #[arg(long)]
+    pub micro_batch: Option<usize>,
+    /// What the pipeline planners minimise: decode (default), ttft, request, or a number w in
+    /// [0, 1] (w · TTFT + (1 − w) · decode step); also overrides `--file`'s.
+    #[arg(long)]
+    pub objective: Option<String>,
     /// Draw the simulated timeline of a pipeline system (a Gantt chart, .png or .svg): ten
     /// pipeline periods of the steady state, one lane per device and one for the links.
     #[arg(long)]
@@ -395,14 +396,18 @@ fn run_system(a: &PlanArgs) -> Result<()> {
             s.system.gen_tokens = a.gen_tokens;
             s.system.source = a.source;
             s.system.memory_fraction = a.memory_fraction;
-            s.system.micro_batch = a.micro_batch;
-            s.system.objective = objective_flag(&a.objective)?;
             (s, std::path::PathBuf::from("."))
         }
     };
     let mut spec = spec;
     if let Some(sys) = a.system {
         spec.system.name = sys;
+    }
+    if let Some(b) = a.micro_batch {
+        spec.system.micro_batch = b;
+    }
+    if let Some(o) = &a.objective {
+        spec.system.objective = objective_flag(o)?;
     }
     spec.system.perplexity = false;
     let dir = |_: &str| base.clone();

@@ -640,3 +640,40 @@ fn a_cold_start_overlaps_loading_with_compute() {
         matches!(e, Err(PartitionError::Invalid { field, .. }) if field == "storage_bandwidth")
     );
 }
+
+#[test]
+fn a_mixed_objective_scores_every_plan_as_the_mix_of_its_scores() {
+    let (c, a) = jetson_chain(2.0);
+    let net = wired(3, 12.5e6, 2e-3);
+    let names: Vec<String> = (0..3).map(|i| format!("d{i}")).collect();
+    let w = Workload {
+        samples: 6,
+        prompt_tokens: 24,
+        gen_tokens: 9,
+        micro_batch: 2,
+        cold_start: false,
+    };
+    let prob = |o| c.problem(&names, &net, &w, 0, 1.0, o).unwrap();
+    let (pd, pt) = (prob(PlanObjective::Decode), prob(PlanObjective::Ttft));
+    let (dec, ttft) = (a.latency_s(&pd), a.latency_s(&pt));
+    assert!(
+        ttft > dec,
+        "a 24-token prefill of 2 samples outlasts a decode step"
+    );
+    for x in [0.0, 0.3, 1.0] {
+        let mix = a.latency_s(&prob(PlanObjective::Mix(x)));
+        let want = x * ttft + (1.0 - x) * dec;
+        // sums of a few dozen terms, each mixed before summing: f64 rounding only
+        assert!(
+            (mix - want).abs() <= 1e-12 * want,
+            "w = {x}: {mix} vs {want}"
+        );
+    }
+    // a request: the first token and 8 more steps, i.e. 9 × the mix with w = 1/9
+    let req = a.latency_s(&prob(PlanObjective::Request));
+    let want = (ttft + 8.0 * dec) / 9.0;
+    assert!((req - want).abs() <= 1e-12 * want, "{req} vs {want}");
+    assert!(c
+        .problem(&names, &net, &w, 0, 1.0, PlanObjective::Mix(1.5))
+        .is_err());
+}
