@@ -184,7 +184,8 @@ pub struct Outcome {
     pub stages: Option<Assignment>,
     /// The planner's prediction for one sample alone (per decode step), s.
     pub predicted_latency_s: f64,
-    /// The planner's predicted pipeline period, s (1 / throughput).
+    /// The planner's predicted pipeline period for one micro-batch, s (`micro_batch /
+    /// period` tokens per second).
     pub predicted_period_s: f64,
     /// The plan's time to first token for one micro-batch alone, s (prefill through the stages
     /// and the return, from the same cost model).

@@ -97,9 +97,9 @@ pub struct PlanArgs {
     /// Per-message cost of the link to the cloud, ms.
     #[arg(long, default_value_t = 20.0)]
     pub cloud_latency_ms: f64,
-    /// Requests in flight.
-    #[arg(long, default_value_t = 1)]
-    pub samples: usize,
+    /// Requests in flight (default 1); also overrides `--file`'s.
+    #[arg(long)]
+    pub samples: Option<usize>,
     /// Prompt tokens per request.
     #[arg(long, default_value_t = 32)]
     pub prompt_tokens: usize,
@@ -391,7 +391,7 @@ fn run_system(a: &PlanArgs) -> Result<()> {
                     });
                 }
             }
-            s.system.samples = a.samples;
+            s.system.samples = 1;
             s.system.prompt_tokens = a.prompt_tokens;
             s.system.gen_tokens = a.gen_tokens;
             s.system.source = a.source;
@@ -402,6 +402,9 @@ fn run_system(a: &PlanArgs) -> Result<()> {
     let mut spec = spec;
     if let Some(sys) = a.system {
         spec.system.name = sys;
+    }
+    if let Some(n) = a.samples {
+        spec.system.samples = n;
     }
     if let Some(b) = a.micro_batch {
         spec.system.micro_batch = b;
@@ -485,7 +488,7 @@ fn run_system(a: &PlanArgs) -> Result<()> {
             json!({"system": system.name(), "model": spec.model.name, "devices": setup.names,
                    "stages": stages,
                    "predicted": {"latency_ms_per_token": out.predicted_latency_s * 1e3,
-                                 "throughput_tok_s": 1.0 / out.predicted_period_s,
+                                 "throughput_tok_s": out.micro_batch as f64 / out.predicted_period_s,
                                  "ttft_ms": out.predicted_ttft_s * 1e3},
                    "simulated": {"samples": setup.workload.samples,
                                  "micro_batch": out.micro_batch, "ttft_ms": out.ttft_s * 1e3,
@@ -522,7 +525,7 @@ fn run_system(a: &PlanArgs) -> Result<()> {
         println!(
             "predicted: {:.3} ms per token alone, {:.1} tok/s pipelined, time to first token {:.3} ms",
             out.predicted_latency_s * 1e3,
-            1.0 / out.predicted_period_s,
+            out.micro_batch as f64 / out.predicted_period_s,
             out.predicted_ttft_s * 1e3
         );
     }
