@@ -248,6 +248,22 @@ impl Assignment {
         Ok(())
     }
 
+    /// The assignment of a map of units to devices (`dev[u]`: unit u's device): each run of
+    /// units on one device is a stage.
+    pub fn from_device_map(dev: &[usize]) -> Assignment {
+        let mut stages: Vec<Stage> = Vec::new();
+        for (u, &d) in dev.iter().enumerate() {
+            match stages.last_mut() {
+                Some(st) if st.device == d => st.units.end = u + 1,
+                _ => stages.push(Stage {
+                    device: d,
+                    units: u..u + 1,
+                }),
+            }
+        }
+        Assignment { stages }
+    }
+
     /// Device holding each unit.
     pub fn device_of_units(&self, n_units: usize) -> Vec<usize> {
         let mut d = vec![usize::MAX; n_units];

@@ -103,7 +103,7 @@
 //! problem with residual links is refused.
 
 use super::{unit_misfit, EdgeShardLatency, MEMORY_RTOL};
-use crate::pipeline::{Assignment, PartitionError, PartitionProblem, Partitioner, Stage};
+use crate::pipeline::{Assignment, PartitionError, PartitionProblem, Partitioner};
 use std::collections::VecDeque;
 
 /// Most devices [`EdgeShardLatencyReuse`] accepts (labels carry one memory entry per device).
@@ -1223,17 +1223,7 @@ impl<'a> Search<'a> {
 
 /// The assignment of a map of units to devices: each run of units on one device is a stage.
 fn assignment_of(dev: &[usize]) -> Assignment {
-    let mut stages: Vec<Stage> = Vec::new();
-    for (u, &d) in dev.iter().enumerate() {
-        match stages.last_mut() {
-            Some(st) if st.device == d => st.units.end = u + 1,
-            _ => stages.push(Stage {
-                device: d,
-                units: u..u + 1,
-            }),
-        }
-    }
-    Assignment { stages }
+    Assignment::from_device_map(dev)
 }
 
 fn too_much(what: String) -> PartitionError {

@@ -7,17 +7,7 @@ use crate::pipeline::test_rng::Rng;
 
 /// The assignment of a unit → device map, runs on one device merged into a stage.
 fn from_map(dev: &[usize]) -> Assignment {
-    let mut stages: Vec<Stage> = Vec::new();
-    for (u, &d) in dev.iter().enumerate() {
-        match stages.last_mut() {
-            Some(st) if st.device == d => st.units.end = u + 1,
-            _ => stages.push(Stage {
-                device: d,
-                units: u..u + 1,
-            }),
-        }
-    }
-    Assignment { stages }
+    Assignment::from_device_map(dev)
 }
 
 /// Every memory-feasible assignment with reuse: every map of units to devices with unit 0 on

@@ -169,7 +169,10 @@ pub(super) fn systems(
             ("ms_per_token", out.per_token_s * 1e3),
             ("tok_s", out.tok_s),
             ("predicted_ms_per_token", out.predicted_latency_s * 1e3),
-            ("predicted_tok_s", out.micro_batch as f64 / out.predicted_period_s),
+            (
+                "predicted_tok_s",
+                out.micro_batch as f64 / out.predicted_period_s,
+            ),
             ("predicted_ttft_ms", out.predicted_ttft_s * 1e3),
             ("micro_batch", out.micro_batch as f64),
             ("load_ms", out.loaded_s * 1e3),
