@@ -609,6 +609,8 @@ pub fn bench(a: BenchPlanArgs) -> Result<()> {
         let p = setup(m, 1, 32)?.problem()?;
         for sys in [
             System::EdgeshardLatency,
+            System::EdgeshardLatencyReuse,
+            System::CloudEdgeOpt,
             System::EdgeshardThroughput,
             System::Lingualinked,
             System::LingualinkedThroughput,
