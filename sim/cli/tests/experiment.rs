@@ -127,6 +127,12 @@ fn bad_experiment_files_give_one_located_error_each() {
             "overlap",
         ),
         (
+            "kind = \"systems\"\n[devices]\ncount = 2\nmsg_overhead_s = -1e-3\n",
+            ":4:",
+            "devices.msg_overhead_s",
+            "must be finite and ≥ 0",
+        ),
+        (
             "kind = \"systems\"\n[devices]\ncount = 2\n[system]\nobjective = { mix = 1.5 }\n",
             ":5:",
             "system.objective.mix",

@@ -359,10 +359,22 @@ impl Collective for TpCollective {
         let k = buffers.len();
         // compute of the half-block that ends here; the reduction starts when the slowest
         // device is done
+        // with other devices, each also sends its partial and receives the sum: its profile's
+        // device time per message (f32 values' bytes for the per-byte part)
+        let bytes = 4.0 * buffers[0].len() as f64;
+        let msg: Vec<f64> = (0..k)
+            .map(|d| {
+                if k > 1 {
+                    self.compute.profiles[d].message_s(bytes)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         let jobs: Vec<(usize, Time)> = (0..k)
             .map(|d| {
                 let s = self.compute.site_time_s(d, ctx.site, ctx.n_tokens, ctx.pos);
-                (d, Time::from_secs(s))
+                (d, Time::from_secs(s + msg[d]))
             })
             .collect();
         let start = self.compute_then_sync(&jobs);
@@ -427,8 +439,8 @@ impl Collective for TpCollective {
         // every device resumes when the sum is back
         self.queue.schedule(start.after(air), 0, TpEvent::Reduced);
         let (end, _) = self.queue.pop().expect("the reduction was scheduled");
-        for r in self.ready.iter_mut() {
-            *r = end;
+        for (d, r) in self.ready.iter_mut().enumerate() {
+            *r = end.after(Time::from_secs(msg[d]));
         }
     }
 }

@@ -462,3 +462,61 @@ fn the_lockstep_runs_on_the_event_queue_in_integer_nanoseconds() {
         }
     }
 }
+
+#[test]
+fn device_message_costs_add_a_send_and_a_receive_per_all_reduce() {
+    let k = 3;
+    let (fixed, per_byte) = (0.4e-3, 1e-9);
+    let mut with_costs = compute(k);
+    for p in &mut with_costs.profiles {
+        p.msg_overhead_s = fixed;
+        p.msg_overhead_s_per_byte = per_byte;
+    }
+    let mut plain = setup(k, SchemeKind::Ideal, RadioConfig::default(), 1);
+    let mut costly = TpCollective::new(
+        SchemeKind::Ideal,
+        Design::ZfSum,
+        RadioConfig::default(),
+        with_costs,
+        1,
+    )
+    .unwrap();
+    let rounds = 5;
+    for _ in 0..rounds {
+        for site in [ReduceSite::AttnOutput, ReduceSite::MlpDown] {
+            plain.all_reduce(&ctx(site, 1), &mut partials(k, 576, 2));
+            costly.all_reduce(&ctx(site, 1), &mut partials(k, 576, 2));
+        }
+    }
+    // identical devices in lockstep: every all-reduce adds the send (before it) and the
+    // receive (after it) of a 576-value f32 message; one rounding to the ns per job
+    let per = 2.0 * (fixed + per_byte * 4.0 * 576.0);
+    let want = plain.now_s() + 2.0 * rounds as f64 * per;
+    let got = costly.now_s();
+    assert!(
+        (got - want).abs() <= 2.0 * 2.0 * rounds as f64 * 1e-9,
+        "{got} vs {want}"
+    );
+    // one device sends nothing
+    let mut one = compute(1);
+    one.profiles[0].msg_overhead_s = fixed;
+    let mut solo = TpCollective::new(
+        SchemeKind::Ideal,
+        Design::ZfSum,
+        RadioConfig::default(),
+        one,
+        1,
+    )
+    .unwrap();
+    let mut alone = TpCollective::new(
+        SchemeKind::Ideal,
+        Design::ZfSum,
+        RadioConfig::default(),
+        compute(1),
+        1,
+    )
+    .unwrap();
+    solo.all_reduce(&ctx(ReduceSite::MlpDown, 1), &mut partials(1, 576, 3));
+    alone.all_reduce(&ctx(ReduceSite::MlpDown, 1), &mut partials(1, 576, 3));
+    assert_eq!(solo.now_s(), alone.now_s());
+}

@@ -113,7 +113,17 @@ impl Spec {
                     ),
                 )
             })?;
-            profiles.push(p.clone());
+            let mut p = p.clone();
+            if let Some(o) = d.msg_overhead_s {
+                if !(o.is_finite() && o >= 0.0) {
+                    return bad(
+                        "devices.msg_overhead_s",
+                        format!("{o}: must be finite and ≥ 0"),
+                    );
+                }
+                p.msg_overhead_s = o;
+            }
+            profiles.push(p);
         }
         let mut named = None;
         let shares = match &self.model.shares {

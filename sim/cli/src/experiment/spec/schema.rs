@@ -230,6 +230,10 @@ pub struct DevicesSpec {
     pub custom: BTreeMap<String, DeviceProfile>,
     /// Arithmetic of the matrix products (f32, f16, int8).
     pub precision: Precision,
+    /// Device time per message sent or received, s, for every device (replaces the profiles'
+    /// `msg_overhead_s`; sweepable): what a runtime spends per hop or per all-reduce.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msg_overhead_s: Option<f64>,
 }
 
 impl Default for DevicesSpec {
@@ -240,6 +244,7 @@ impl Default for DevicesSpec {
             profiles_file: None,
             custom: BTreeMap::new(),
             precision: Precision::default(),
+            msg_overhead_s: None,
         }
     }
 }
