@@ -438,12 +438,12 @@ fn plans_throughput(system: System) -> bool {
 
 /// The plan, its problem and the workload with the micro-batch size it runs. A set
 /// `micro_batch` is kept (planned for one micro-batch of that size). Otherwise (ours) the size
-/// b of 1..=B with the best closed-form throughput `min(b / period, B / round trip)` is chosen,
-/// period and round trip being the plan's [`Assignment::bottleneck_s`] and
-/// [`Assignment::latency_s`] on the problem of a micro-batch of b (the exact steady state of
-/// the timed run when unit times do not depend on the context): a throughput planner plans
-/// for every b, the others plan once for one request (their objective) and only the batching
-/// is chosen. Ties go to the smaller b.
+/// b (of 1..=B; beyond 16 requests, of a log-spaced set) with the best closed-form throughput
+/// `min(b / period, B / round trip)` is chosen, period and round trip being the plan's
+/// [`Assignment::bottleneck_s`] and [`Assignment::latency_s`] on the problem of a micro-batch
+/// of b (the exact steady state of the timed run when unit times do not depend on the
+/// context): a throughput planner plans for every b, the others plan once for one request
+/// (their objective) and only the batching is chosen. Ties go to the smaller b.
 fn plan_batched(
     system: System,
     planner: &dyn Partitioner,
@@ -473,8 +473,24 @@ fn plan_batched(
     } else {
         Some(planner.partition(&with(1)?.1)?)
     };
+    // every size up to 16 requests; beyond, powers of two, one micro-batch per k stages for
+    // k up to one more than the devices, and all at once (each a plan for a throughput planner)
+    let sizes: Vec<usize> = if w.samples <= 16 {
+        (1..=w.samples).collect()
+    } else {
+        let m = setup.profiles.len();
+        let mut v: Vec<usize> = (0..usize::BITS)
+            .map(|i| 1usize << i)
+            .take_while(|&b| b < w.samples)
+            .chain((1..=m + 1).map(|k| w.samples.div_ceil(k)))
+            .chain([w.samples])
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
     let mut best: Option<(f64, Assignment, PartitionProblem, Workload)> = None;
-    for b in 1..=w.samples {
+    for b in sizes {
         let (wb, p) = with(b)?;
         let a = match &fixed {
             Some(a) => a.clone(),
