@@ -4,6 +4,7 @@
 
 pub mod aircomp;
 pub mod channel;
+pub mod csma;
 pub mod digital;
 pub mod fastrng;
 pub mod montecarlo;
