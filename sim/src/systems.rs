@@ -450,16 +450,20 @@ fn plan_batched(
     setup: &Setup,
 ) -> Result<(Assignment, PartitionProblem, Workload), PartitionError> {
     let w = setup.workload;
+    let cost = setup.cost();
     let with = |b: usize| -> Result<(Workload, PartitionProblem), PartitionError> {
         let wb = Workload {
             micro_batch: b,
             ..w
         };
-        let p = Setup {
-            workload: wb,
-            ..setup.clone()
-        }
-        .problem()?;
+        let p = cost.problem(
+            &setup.names,
+            &setup.net,
+            &wb,
+            setup.source,
+            setup.memory_fraction,
+            setup.objective,
+        )?;
         p.validate()?;
         Ok((wb, p))
     };

@@ -571,8 +571,8 @@ impl Links<'_> {
 struct Routes {
     /// Per stage, the stages it sends to: the next one, then those its residual links reach.
     out: Vec<Vec<usize>>,
-    /// Per stage, the messages it waits for (stage 0: the step's start).
-    need: Vec<usize>,
+    /// Per stage, the stages it receives from (stage 0: none; it waits for the step's start).
+    inp: Vec<Vec<usize>>,
 }
 
 impl Routes {
@@ -585,20 +585,19 @@ impl Routes {
             }
         }
         let mut out = vec![Vec::new(); k];
-        let mut need = vec![0; k];
-        need[0] = 1;
-        for i in 1..k {
-            out[i - 1].push(i);
-            need[i] += 1;
+        let mut inp = vec![Vec::new(); k];
+        let chain = (1..k).map(|j| (j - 1, j));
+        let skips = residual.iter().map(|&(u, v)| (stage_of[u], stage_of[v]));
+        for (i, j) in chain.chain(skips).filter(|(i, j)| i != j) {
+            out[i].push(j);
+            inp[j].push(i);
         }
-        for &(u, v) in residual {
-            let (i, j) = (stage_of[u], stage_of[v]);
-            if i != j {
-                out[i].push(j);
-                need[j] += 1;
-            }
-        }
-        Routes { out, need }
+        Routes { out, inp }
+    }
+
+    /// The messages stage `j`'s job waits for.
+    fn need(&self, j: usize) -> usize {
+        self.inp[j].len().max(1)
     }
 }
 
@@ -718,10 +717,10 @@ pub fn simulate(
             } => {
                 let a = &versions[ver];
                 let r = &routes[ver];
-                if r.need[stage] > 1 {
+                if r.need(stage) > 1 {
                     let got = pending.entry((mb, step, stage, ver)).or_insert(0);
                     *got += 1;
-                    if *got < r.need[stage] {
+                    if *got < r.need(stage) {
                         continue;
                     }
                     pending.remove(&(mb, step, stage, ver));
@@ -745,11 +744,9 @@ pub fn simulate(
                         recv += prof.message_s(back);
                     }
                 } else {
-                    for (i, o) in r.out.iter().enumerate().take(stage) {
-                        for &k in o {
-                            if k == stage && a.stages[i].device != d {
-                                recv += prof.message_s(hidden);
-                            }
+                    for &i in &r.inp[stage] {
+                        if a.stages[i].device != d {
+                            recv += prof.message_s(hidden);
                         }
                     }
                 }
@@ -775,7 +772,7 @@ pub fn simulate(
                     let mut at = start.after(Time::from_secs(recv));
                     for u in st.units.clone() {
                         if loaded[d][u] == Time::MAX {
-                            let bw = cost.profiles[d].storage_bandwidth;
+                            let bw = prof.storage_bandwidth;
                             let from = storage_free[d].max(now_t);
                             loaded[d][u] =
                                 from.after(Time::from_secs(cost.unit_weight_bytes(u) / bw));

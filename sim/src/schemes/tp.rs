@@ -357,8 +357,6 @@ impl TpCollective {
 impl Collective for TpCollective {
     fn all_reduce(&mut self, ctx: &ReduceCtx, buffers: &mut [Vec<f32>]) {
         let k = buffers.len();
-        // compute of the half-block that ends here; the reduction starts when the slowest
-        // device is done
         // with other devices, each also sends its partial and receives the sum: its profile's
         // device time per message (f32 values' bytes for the per-byte part)
         let bytes = 4.0 * buffers[0].len() as f64;
@@ -371,6 +369,8 @@ impl Collective for TpCollective {
                 }
             })
             .collect();
+        // compute of the half-block that ends here, then the send; the reduction starts when
+        // the slowest device is done
         let jobs: Vec<(usize, Time)> = (0..k)
             .map(|d| {
                 let s = self.compute.site_time_s(d, ctx.site, ctx.n_tokens, ctx.pos);

@@ -50,6 +50,35 @@ fn assert_feasible(p: &PartitionProblem, a: &Assignment) {
     }
 }
 
+/// The reuse planner on `p` against every map: `Infeasible` exactly when no map fits, else a
+/// feasible assignment as fast as the best map. Its latency, when feasible.
+fn check_exhaustive(case: usize, p: &PartitionProblem) -> Option<f64> {
+    let all = every_map(p);
+    let got = EdgeShardLatencyReuse.partition(p);
+    if all.is_empty() {
+        assert!(
+            matches!(got, Err(PartitionError::Infeasible(_))),
+            "case {case}: {got:?}\n{p:?}"
+        );
+        return None;
+    }
+    let a = match got {
+        Ok(a) => a,
+        Err(e) => panic!("case {case}: feasible but {e:?}\n{p:?}"),
+    };
+    assert_feasible(p, &a);
+    let best = all
+        .iter()
+        .map(|a| a.latency_s(p))
+        .fold(f64::INFINITY, f64::min);
+    let lat = a.latency_s(p);
+    assert!(
+        close(lat, best),
+        "case {case}: latency {lat} vs exhaustive {best}\n{a:?}\n{p:?}"
+    );
+    Some(lat)
+}
+
 /// Compare the reuse planner with every map on random instances; returns (feasible,
 /// infeasible, instances where reuse beats the no-reuse planner).
 fn compare_random(
@@ -64,31 +93,11 @@ fn compare_random(
         let n = rng.int(units.0, units.1);
         let m = rng.int(devs.0, devs.1);
         let p = random_problem(&mut rng, n, m);
-        let all = every_map(&p);
-        let got = EdgeShardLatencyReuse.partition(&p);
-        if all.is_empty() {
+        let Some(lat) = check_exhaustive(case, &p) else {
             infeasible += 1;
-            assert!(
-                matches!(got, Err(PartitionError::Infeasible(_))),
-                "case {case}: {got:?}\n{p:?}"
-            );
             continue;
-        }
-        feasible += 1;
-        let a = match got {
-            Ok(a) => a,
-            Err(e) => panic!("case {case}: feasible but {e:?}\n{p:?}"),
         };
-        assert_feasible(&p, &a);
-        let best = all
-            .iter()
-            .map(|a| a.latency_s(&p))
-            .fold(f64::INFINITY, f64::min);
-        let lat = a.latency_s(&p);
-        assert!(
-            close(lat, best),
-            "case {case}: latency {lat} vs exhaustive {best}\n{a:?}\n{p:?}"
-        );
+        feasible += 1;
         // Never worse than the planner without reuse, whose answers are among ours.
         if let Ok(b) = EdgeShardLatency.partition(&p) {
             let no_reuse = b.latency_s(&p);
@@ -126,27 +135,9 @@ fn reuse_matches_exhaustive_search_tight_memory() {
         let mut p = random_problem(&mut rng, n, m);
         let total: f64 = p.memory.iter().sum();
         p.capacity = (0..m).map(|_| total * rng.range(0.3, 0.6)).collect();
-        let all = every_map(&p);
-        let got = EdgeShardLatencyReuse.partition(&p);
-        if all.is_empty() {
-            assert!(
-                matches!(got, Err(PartitionError::Infeasible(_))),
-                "case {case}: {got:?}"
-            );
-            continue;
+        if check_exhaustive(case, &p).is_some() {
+            checked += 1;
         }
-        let a = got.expect("feasible");
-        assert_feasible(&p, &a);
-        let best = all
-            .iter()
-            .map(|a| a.latency_s(&p))
-            .fold(f64::INFINITY, f64::min);
-        assert!(
-            close(a.latency_s(&p), best),
-            "case {case}: {} vs {best}\n{a:?}\n{p:?}",
-            a.latency_s(&p)
-        );
-        checked += 1;
     }
     assert!(checked >= 150, "{checked} feasible");
 }
@@ -162,27 +153,9 @@ fn reuse_matches_exhaustive_search_llama_like() {
         let m = rng.int(3, 4);
         let binding = rng.int(1, m - 1);
         let p = edge_cloud(blocks, m, binding, rng.coin(0.5), 100 + case);
-        let all = every_map(&p);
-        let got = EdgeShardLatencyReuse.partition(&p);
-        if all.is_empty() {
-            assert!(
-                matches!(got, Err(PartitionError::Infeasible(_))),
-                "case {case}: {got:?}"
-            );
-            continue;
+        if check_exhaustive(case as usize, &p).is_some() {
+            checked += 1;
         }
-        let a = got.expect("feasible");
-        assert_feasible(&p, &a);
-        let best = all
-            .iter()
-            .map(|a| a.latency_s(&p))
-            .fold(f64::INFINITY, f64::min);
-        assert!(
-            close(a.latency_s(&p), best),
-            "case {case}: {} vs {best}\n{a:?}\n{p:?}",
-            a.latency_s(&p)
-        );
-        checked += 1;
     }
     assert!(checked >= 40, "{checked} feasible");
 }
