@@ -2,7 +2,7 @@ use super::*;
 use crate::device::Profiles;
 use airinfer_llm::cost::presets;
 use airinfer_phy::digital::BlerModel;
-use airinfer_plan::pipeline::Partitioner;
+use airinfer_plan::pipeline::{Partitioner, Stage};
 use airinfer_plan::simple::{EvenSplit, Mdi};
 
 fn cost(devices: &[&str], kv_bytes: f64) -> CostSetup {
