@@ -130,6 +130,55 @@ pub fn bianchi(dcf: &Dcf, n: u32) -> Result<Saturation, String> {
     })
 }
 
+/// IEEE 802.11ax timing on the 5 GHz band: 9 µs slot, SIFS 16 µs, DIFS = SIFS + 2 slots
+/// = 34 µs, CW_min 16 and CW_max 1024 (m = 6), a 40 µs HE SU preamble, a block ack of 32 µs
+/// (at a legacy 24 Mbit/s rate, with its own preamble), basic access; a collision lasts the
+/// frame and an ack time-out (SIFS + ack) then DIFS.
+pub const WIFI_SLOT_S: f64 = 9e-6;
+const WIFI_SIFS_S: f64 = 16e-6;
+const WIFI_DIFS_S: f64 = WIFI_SIFS_S + 2.0 * WIFI_SLOT_S;
+const WIFI_PREAMBLE_S: f64 = 40e-6;
+const WIFI_ACK_S: f64 = 32e-6;
+/// The longest PPDU 802.11ax allows, s: an aggregate frame carries at most this much payload.
+pub const WIFI_MAX_PPDU_S: f64 = 5.484e-3;
+
+impl Dcf {
+    /// 802.11ax DCF (see [`WIFI_SLOT_S`]) for frames carrying `payload_s` of payload airtime
+    /// each (at most [`WIFI_MAX_PPDU_S`] minus the preamble).
+    pub fn wifi(payload_s: f64) -> Dcf {
+        let p = payload_s.clamp(0.0, WIFI_MAX_PPDU_S - WIFI_PREAMBLE_S);
+        Dcf {
+            cw_min: 16,
+            max_stage: 6,
+            slot_s: WIFI_SLOT_S,
+            success_s: WIFI_PREAMBLE_S + p + WIFI_SIFS_S + WIFI_ACK_S + WIFI_DIFS_S,
+            payload_s: p,
+            collision_s: WIFI_PREAMBLE_S + p + WIFI_SIFS_S + WIFI_ACK_S + WIFI_DIFS_S,
+        }
+    }
+}
+
+/// Expected channel time a message of `payload_s` payload airtime takes on an 802.11ax channel
+/// where `n` stations (this one among them) have frames to send: sent as ⌈payload_s /
+/// max⌉ aggregate frames of equal length, each costing its payload divided by Bianchi's
+/// saturation throughput for `n` stations ([`bianchi`]). The channel then carries payload at
+/// the rate of n saturated stations, so messages that hold it one after the other in this
+/// time give the channel Bianchi's throughput between them (a mean-field model of the
+/// contention: ours). With n = 1 it is the mean back-off, preamble, SIFS, ack and DIFS per
+/// frame on top of the payload.
+pub fn wifi_channel_time_s(payload_s: f64, n: u32) -> Result<f64, String> {
+    if !(payload_s.is_finite() && payload_s >= 0.0) {
+        return Err(format!("payload_s = {payload_s}: must be ≥ 0"));
+    }
+    if payload_s == 0.0 {
+        return Ok(0.0);
+    }
+    let max = WIFI_MAX_PPDU_S - WIFI_PREAMBLE_S;
+    let frames = (payload_s / max).ceil().max(1.0);
+    let s = bianchi(&Dcf::wifi(payload_s / frames), n)?;
+    Ok(payload_s / s.throughput)
+}
+
 /// What a simulation measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Measured {
@@ -260,6 +309,30 @@ mod tests {
         assert!(b50.p > b5.p && b50.tau < b5.tau);
         let flat = bianchi(&dcf(32, 0), 10).unwrap();
         assert!((flat.tau - 2.0 / 33.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_wifi_message_costs_its_frames_contention() {
+        // one station: per frame the mean back-off (W − 1)/2 slots, preamble, SIFS, ack, DIFS
+        let p = 1e-3;
+        let one = wifi_channel_time_s(p, 1).unwrap();
+        let want = p + 7.5 * 9e-6 + 40e-6 + 16e-6 + 32e-6 + 34e-6;
+        assert!((one - want).abs() < 1e-12, "{one} vs {want}");
+        // a long message splits into frames of at most the longest PPDU
+        let long = wifi_channel_time_s(12e-3, 1).unwrap();
+        let frames = 3.0;
+        let want = 12e-3 + frames * (7.5 * 9e-6 + 40e-6 + 16e-6 + 32e-6 + 34e-6);
+        assert!((long - want).abs() < 1e-9, "{long} vs {want}");
+        // more contenders, more channel time per payload; the simulated protocol agrees
+        let ten = wifi_channel_time_s(p, 10).unwrap();
+        assert!(ten > one);
+        let mut rng = crate::rng::stream(5, &[0xC5B]);
+        let sim = simulate_saturated(&Dcf::wifi(p), 10, 200_000, &mut rng).unwrap();
+        let measured = p / sim.throughput;
+        assert!((measured / ten - 1.0).abs() < 0.05, "{measured} vs {ten}");
+        assert_eq!(wifi_channel_time_s(0.0, 3).unwrap(), 0.0);
+        assert!(wifi_channel_time_s(-1.0, 3).is_err());
+        assert!(wifi_channel_time_s(1e-3, 0).is_err());
     }
 
     #[test]
