@@ -6,9 +6,11 @@
 //!   over many steps.
 //! * Rates: Shannon with an SNR gap, `R = B log2(1 + SNR/Γ)`.
 //! * Protocols: TDMA (devices one after another, each at its own rate, the whole band), OFDMA
-//!   (the band split equally, devices in parallel, time of the slowest), then a broadcast of the
-//!   sum at the rate of the weakest device; plus a fixed per-round cost.
+//!   (the band split equally, devices in parallel, time of the slowest), CSMA/CA (the devices
+//!   contend for the whole band with 802.11 DCF, [`crate::csma`]), then a broadcast of the sum
+//!   at the rate of the weakest device; plus a fixed per-round cost.
 
+use crate::csma;
 use serde::{Deserialize, Serialize};
 
 /// Invalid digital-link parameters.
@@ -194,6 +196,25 @@ pub enum Access {
     Tdma,
     /// Frequency division: the band split in K equal parts, all devices at once.
     Ofdma,
+    /// Contention on one Wi-Fi channel (IEEE 802.11 DCF, 802.11ax timing): each device sends
+    /// on the whole band at its own rate, as with TDMA (link adaptation and HARQ alike), but
+    /// wins the channel frame by frame. All K start backlogged; the uplink lasts
+    /// [`csma::wifi_shared_channel_time_s`] of the devices' payload airtimes (a mean-field,
+    /// processor-sharing view of Bianchi's model: ours), and the AP's broadcast after it is one
+    /// station's message, [`csma::wifi_channel_time_s`]`(t, 1)`.
+    Csma,
+}
+
+/// The uplink time of devices whose payload airtimes (each alone on the whole band) are
+/// `per_device_s` under CSMA ([`Access::Csma`]).
+fn csma_uplink_s(per_device_s: &[f64]) -> Result<f64, DigitalError> {
+    csma::wifi_shared_channel_time_s(per_device_s)
+        .map_err(|e| DigitalError::Invalid(format!("csma: {e}")))
+}
+
+/// The channel time of the AP's broadcast of `payload_s` payload airtime under CSMA.
+fn csma_downlink_s(payload_s: f64) -> Result<f64, DigitalError> {
+    csma::wifi_channel_time_s(payload_s, 1).map_err(|e| DigitalError::Invalid(format!("csma: {e}")))
 }
 
 /// Airtime of one reduce-at-AP + broadcast round.
@@ -215,7 +236,8 @@ impl Airtime {
 }
 
 /// Airtime for each device sending `bits[k]` to the AP at uplink SNRs `snr[k]` over
-/// `bandwidth_hz`, then the AP broadcasting `broadcast_bits` at the weakest device's rate.
+/// `bandwidth_hz`, then the AP broadcasting `broadcast_bits` at the weakest device's rate
+/// (with [`Access::Csma`] both contend for the channel).
 pub fn reduce_broadcast_airtime(
     access: Access,
     bits: &[u64],
@@ -245,6 +267,13 @@ pub fn reduce_broadcast_airtime(
             }
             t
         }
+        Access::Csma => {
+            let mut t = Vec::with_capacity(k);
+            for (&b, &s) in bits.iter().zip(snr) {
+                t.push(b as f64 / shannon_rate(bandwidth_hz, s, gap_db)?);
+            }
+            csma_uplink_s(&t)?
+        }
         Access::Ofdma => {
             let mut t: f64 = 0.0;
             for (&b, &s) in bits.iter().zip(snr) {
@@ -255,7 +284,10 @@ pub fn reduce_broadcast_airtime(
         }
     };
     let weakest = snr.iter().cloned().fold(f64::INFINITY, f64::min);
-    let downlink_s = broadcast_bits as f64 / shannon_rate(bandwidth_hz, weakest, gap_db)?;
+    let mut downlink_s = broadcast_bits as f64 / shannon_rate(bandwidth_hz, weakest, gap_db)?;
+    if access == Access::Csma {
+        downlink_s = csma_downlink_s(downlink_s)?;
+    }
     Ok(Airtime {
         uplink_s,
         downlink_s,
@@ -493,7 +525,8 @@ pub struct DigitalSum {
     /// Downlink (device, block) pairs lost after HARQ.
     pub downlink_lost_blocks: usize,
     /// Time each device's transmitter was on in the uplink (its slot with TDMA, its sub-band's
-    /// time with OFDMA), HARQ retransmissions included, s.
+    /// time with OFDMA, its payload's airtime with CSMA: contention not counted), HARQ
+    /// retransmissions included, s.
     pub uplink_tx_s: Vec<f64>,
     /// Bits on the wire per value each device sent (scales included; 0: nothing fitted).
     pub bits_per_value: Vec<f64>,
@@ -550,7 +583,8 @@ fn block_range(blk: usize, block_values: usize, n: usize) -> (usize, usize) {
 /// each block repeated until every device has it or `max_tx` is reached (drawn from `rng`):
 /// what each device received (lost blocks read as zero), the airtime and the lost
 /// (device, block) pairs. The quantised broadcast of [`digital_all_reduce`], and AirComp's
-/// digital downlink.
+/// digital downlink. The airtime is the payload's, whatever `link.access` (under
+/// [`Access::Csma`], [`digital_all_reduce`] adds the AP's contention).
 pub fn broadcast<R: rand::Rng + ?Sized>(
     estimate: &[f32],
     link: &DigitalLink,
@@ -598,7 +632,9 @@ pub fn broadcast<R: rand::Rng + ?Sized>(
 /// vector and sends it block by block at the rate its SNR gives ([`Rate`]: the MCS chosen by
 /// [`mcs_airtime`]'s rule, or Shannon's); with MCS each block is retransmitted until decoded
 /// or `max_tx` is reached (drawn from `rng`); under a time budget a device sends what fits;
-/// the AP sums what arrived, quantises the sum and [`broadcast`]s it.
+/// the AP sums what arrived, quantises the sum and [`broadcast`]s it. The uplink is scheduled
+/// by `link.access`: under [`Access::Csma`] each device's transmissions are TDMA's and the
+/// uplink and the broadcast take their contended channel time.
 pub fn digital_all_reduce<R: rand::Rng + ?Sized>(
     partials: &[&[f32]],
     link: &DigitalLink,
@@ -647,7 +683,7 @@ pub fn digital_all_reduce<R: rand::Rng + ?Sized>(
     let blocks = n.div_ceil(link.block_values);
     // rate per uplink: its bandwidth and SNR gain
     let (up_bw, up_gain) = match link.access {
-        Access::Tdma => (link.bandwidth_hz, 1.0),
+        Access::Tdma | Access::Csma => (link.bandwidth_hz, 1.0),
         Access::Ofdma => (link.bandwidth_hz / k as f64, k as f64),
     };
     let mut estimate = vec![0.0f32; n];
@@ -688,8 +724,13 @@ pub fn digital_all_reduce<R: rand::Rng + ?Sized>(
     let uplink_s: f64 = match link.access {
         Access::Tdma => per_device_time.iter().sum(),
         Access::Ofdma => per_device_time.iter().cloned().fold(0.0, f64::max),
+        // the same transmissions as TDMA's (HARQ included), scheduled by contention
+        Access::Csma => csma_uplink_s(&per_device_time)?,
     };
-    let (per_device, downlink_s, downlink_lost_blocks) = broadcast(&estimate, link, rng)?;
+    let (per_device, mut downlink_s, downlink_lost_blocks) = broadcast(&estimate, link, rng)?;
+    if link.access == Access::Csma {
+        downlink_s = csma_downlink_s(downlink_s)?;
+    }
     Ok(DigitalSum {
         estimate,
         per_device,

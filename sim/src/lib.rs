@@ -8,4 +8,5 @@ pub use airinfer_plan::device;
 pub mod des;
 pub mod links;
 pub mod schemes;
+pub mod serving;
 pub mod systems;

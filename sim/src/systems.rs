@@ -147,7 +147,7 @@ pub struct Setup {
     pub names: Vec<String>,
     /// Profiles.
     pub profiles: Vec<DeviceProfile>,
-    /// Links of the pipeline systems.
+    /// Links of the pipeline systems (and how their wireless links share the air).
     pub net: Network,
     /// The radio of the tensor-parallel systems.
     pub radio: RadioConfig,
@@ -607,6 +607,9 @@ pub fn stages_text(a: &Assignment) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+mod serve;
+pub use serve::{serve, serving_plan, ServingSetup};
 
 #[cfg(test)]
 mod tests;

@@ -174,6 +174,7 @@ fn half_block_pipelines_match_one_device_bit_for_bit() {
         max_tx: 1,
         block_bytes: 64,
         overhead_s: 0.0,
+        fading: None,
     };
     for (a, uses_0_to_2) in [(&layouts[0], false), (&layouts[1], true)] {
         let mut f =

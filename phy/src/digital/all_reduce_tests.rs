@@ -29,7 +29,7 @@ fn clean_links_sum_exactly_at_the_top_mcs() {
         .collect();
     let refs: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
     let q = Quantiser::Int8 { block: 32 };
-    for access in [Access::Tdma, Access::Ofdma] {
+    for access in [Access::Tdma, Access::Ofdma, Access::Csma] {
         let l = link(60.0, access, 4);
         let out = digital_all_reduce(&refs, &l, &mut stream(1, &[])).unwrap();
         assert_eq!(out.uplink_lost_blocks + out.downlink_lost_blocks, 0);
@@ -50,15 +50,55 @@ fn clean_links_sum_exactly_at_the_top_mcs() {
         // hand-computed airtime: bits / (5.5547 bit/s/Hz · band) with one transmission each
         let bits = q.bits(256) as f64 * 3.0 + q.bits(1000 - 768) as f64;
         let per_dev = bits / (5.5547 * 1e6);
-        let up = match access {
-            Access::Tdma => 4.0 * per_dev,
-            Access::Ofdma => bits / (5.5547 * 0.25e6),
+        let (up, down) = match access {
+            Access::Tdma => (4.0 * per_dev, per_dev),
+            Access::Ofdma => (bits / (5.5547 * 0.25e6), per_dev),
+            // four equal messages contend at n = 4; the AP's broadcast alone
+            Access::Csma => (
+                4.0 * crate::csma::wifi_channel_time_s(per_dev, 4).unwrap(),
+                crate::csma::wifi_channel_time_s(per_dev, 1).unwrap(),
+            ),
         };
         // f64 sums of ≤ 16 block times: relative rounding ≲ 16·2⁻⁵³ ≈ 2e-15
         assert!((out.airtime.uplink_s / up - 1.0).abs() < 1e-9, "{access:?}");
-        assert!((out.airtime.downlink_s / per_dev - 1.0).abs() < 1e-9);
-        assert!((out.airtime.total_s() - up - per_dev - 1e-3).abs() < 1e-12);
+        assert!((out.airtime.downlink_s / down - 1.0).abs() < 1e-9);
+        assert!((out.airtime.total_s() - up - down - 1e-3).abs() < 1e-12);
     }
+}
+
+#[test]
+fn csma_sends_tdmas_transmissions_and_pays_the_contention() {
+    // the same devices, SNRs and draws: CSMA replaces the schedule, not the link adaptation or
+    // HARQ, so every device's transmissions, losses and sum are TDMA's; the uplink is the
+    // contended channel time of the devices' transmit times, the broadcast one station's
+    let xs = gaussian(4, 5000, 31);
+    let refs: Vec<&[f32]> = xs.iter().map(|v| v.as_slice()).collect();
+    let mut l = link(3.0, Access::Tdma, 2);
+    // unequal devices: different MCS and retransmissions
+    l.uplink_snr_db = vec![-8.0, 2.0, 11.0, 20.0];
+    let tdma = digital_all_reduce(&refs, &l, &mut stream(4, &[])).unwrap();
+    l.access = Access::Csma;
+    let csma = digital_all_reduce(&refs, &l, &mut stream(4, &[])).unwrap();
+    assert_eq!(csma.uplink_tx_s, tdma.uplink_tx_s);
+    assert_eq!(csma.estimate, tdma.estimate);
+    assert_eq!(csma.per_device, tdma.per_device);
+    assert_eq!(csma.uplink_lost_blocks, tdma.uplink_lost_blocks);
+    // the device at −8 dB retransmits (its time exceeds one transmission at the lowest MCS)
+    let once = Quantiser::Int8 { block: 32 }.bits(5000) as f64 / (NR_CQI_TABLE1_SE[0] * 1e6);
+    assert!(tdma.uplink_tx_s[0] > 1.2 * once, "{:?}", tdma.uplink_tx_s);
+    let up = crate::csma::wifi_shared_channel_time_s(&tdma.uplink_tx_s).unwrap();
+    let down = crate::csma::wifi_channel_time_s(tdma.airtime.downlink_s, 1).unwrap();
+    assert_eq!(csma.airtime.uplink_s, up);
+    assert_eq!(csma.airtime.downlink_s, down);
+    assert!(csma.airtime.uplink_s > tdma.airtime.uplink_s);
+    assert!(csma.airtime.total_s() > tdma.airtime.total_s());
+    // under an airtime budget (each device its TDMA slot): the same formats as TDMA
+    l.budget_s = Some(vec![2e-3; 4]);
+    let csma_b = digital_all_reduce(&refs, &l, &mut stream(4, &[])).unwrap();
+    l.access = Access::Tdma;
+    let tdma_b = digital_all_reduce(&refs, &l, &mut stream(4, &[])).unwrap();
+    assert_eq!(csma_b.bits_per_value, tdma_b.bits_per_value);
+    assert!(csma_b.airtime.uplink_s > tdma_b.airtime.uplink_s);
 }
 
 #[test]

@@ -82,3 +82,60 @@ fn invalid_parameters_are_errors() {
     assert!(reduce_broadcast_airtime(Access::Tdma, &[1], &[1.0, 2.0], 0, 1e6, 0.0, 0.0).is_err());
     assert!(reduce_broadcast_airtime(Access::Tdma, &[1], &[1.0], 0, 1e6, 0.0, -1.0).is_err());
 }
+
+#[test]
+fn csma_with_one_device_adds_one_frames_overheads_to_tdma() {
+    // K = 1: the uplink is TDMA's payload time plus, per frame, the mean back-off of one
+    // station (W − 1)/2 = 7.5 slots of 9 µs, the 40 µs preamble, SIFS 16 µs, the 32 µs ack and
+    // DIFS 34 µs (no one to collide with); the broadcast likewise
+    let per_frame = 7.5 * 9e-6 + 40e-6 + 16e-6 + 32e-6 + 34e-6;
+    // 2 bit/s/Hz on 1 MHz: 2 Mbit/s; 2 kbit → 1 ms (one frame), 24 kbit → 12 ms (three)
+    for (bits, frames) in [(2_000u64, 1.0), (24_000, 3.0)] {
+        let args = |access| {
+            reduce_broadcast_airtime(access, &[bits], &[3.0], bits / 2, 1e6, 0.0, 1e-4).unwrap()
+        };
+        let (tdma, csma) = (args(Access::Tdma), args(Access::Csma));
+        // closed forms on ms-sized values: rounding ~1e-18 s
+        assert!((csma.uplink_s - tdma.uplink_s - frames * per_frame).abs() < 1e-12);
+        let down_frames = if frames > 1.0 { 2.0 } else { 1.0 };
+        assert!((csma.downlink_s - tdma.downlink_s - down_frames * per_frame).abs() < 1e-12);
+        assert_eq!(csma.overhead_s, tdma.overhead_s);
+    }
+}
+
+#[test]
+fn access_names_in_files_are_snake_case() {
+    for (a, name) in [
+        (Access::Tdma, "\"tdma\""),
+        (Access::Ofdma, "\"ofdma\""),
+        (Access::Csma, "\"csma\""),
+    ] {
+        assert_eq!(serde_json::to_string(&a).unwrap(), name);
+        assert_eq!(serde_json::from_str::<Access>(name).unwrap(), a);
+    }
+}
+
+#[test]
+fn csma_never_beats_tdma() {
+    // the same payloads, contended: never less airtime than taking turns (random instances)
+    use rand::Rng;
+    let mut rng = crate::rng::stream(17, &[0xC5E]);
+    for _ in 0..300 {
+        let k = rng.random_range(1..=12);
+        let bits: Vec<u64> = (0..k).map(|_| rng.random_range(0..200_000)).collect();
+        let snr: Vec<f64> = (0..k).map(|_| rng.random_range(0.1..1000.0)).collect();
+        let down = rng.random_range(0..200_000);
+        let bw = rng.random_range(1e6..80e6);
+        let air =
+            |access| reduce_broadcast_airtime(access, &bits, &snr, down, bw, 3.0, 0.0).unwrap();
+        let (tdma, csma) = (air(Access::Tdma), air(Access::Csma));
+        assert!(
+            csma.uplink_s >= tdma.uplink_s,
+            "{bits:?}: {csma:?} vs {tdma:?}"
+        );
+        assert!(csma.downlink_s >= tdma.downlink_s);
+        if bits.iter().any(|&b| b > 0) {
+            assert!(csma.uplink_s > tdma.uplink_s);
+        }
+    }
+}

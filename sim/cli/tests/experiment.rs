@@ -157,6 +157,42 @@ fn bad_experiment_files_give_one_located_error_each() {
             "two different devices",
         ),
         (
+            "kind = \"systems\"\n[devices]\ncount = 2\n[system.link]\nfading = \"rayleigh\"\ncoherence_time_ms = -5\n",
+            ":6:1:",
+            "system.link.coherence_time_ms",
+            "positive",
+        ),
+        (
+            "kind = \"systems\"\n[devices]\ncount = 2\n[system.link]\nfading = \"rician\"\n",
+            ":4:",
+            "system.link.k_factor_db",
+            "needs its K-factor",
+        ),
+        (
+            "kind = \"systems\"\n[devices]\ncount = 2\n[[system.links]]\nfrom = 0\nto = 1\nfading = \"rayleigh\"\ncoherence_time_ms = 5\ndoppler_hz = 10\n",
+            ":9:1:",
+            "system.links[0].doppler_hz",
+            "not both",
+        ),
+        (
+            "kind = \"systems\"\n[devices]\ncount = 2\n[system.link]\ntype = \"wired\"\nbandwidth_mbps = 10\nfading = \"rayleigh\"\n",
+            ":7:1:",
+            "system.link.fading",
+            "wireless links",
+        ),
+        (
+            "kind = \"systems\"\n[devices]\ncount = 3\n[system.geometry]\npositions_m = [[0, 0], [10, 0]]\ntx_snr_db = 90\nexponent = 3\npl0_db = 40\n",
+            ":5:1:",
+            "system.geometry.positions_m",
+            "2 positions for 3 devices",
+        ),
+        (
+            "kind = \"systems\"\n[devices]\ncount = 2\n[system.geometry]\npositions_m = [[0, 0], [0, 0]]\ntx_snr_db = 90\nexponent = 3\npl0_db = 40\n",
+            ":5:24:",
+            "system.geometry.positions_m[1]",
+            "same place",
+        ),
+        (
             "kind = \"allreduce\"\n[channel]\nrx_antennas = 2\n[scheme]\nkind = \"aircomp\"\ndesign = \"zf\"\n[waveform]\nlevel = \"waveform\"\n",
             ":3:1:",
             "channel.rx_antennas",

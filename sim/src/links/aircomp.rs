@@ -9,6 +9,12 @@
 //! needs the token's per-device variances). Each device also sends its token's mean and variance
 //! digitally (2 × 16 bits at `side_info_bits_per_use`, devices one after another). Uncoded FDMA
 //! ([`super::fdma`]) shares this loop.
+//!
+//! On one Wi-Fi channel (`access = csma`) the devices cannot all transmit at once by
+//! contending: the AP wins the channel and sends a trigger frame, and the devices answer
+//! together SIFS later (an 802.11ax trigger-based PPDU). Every round then costs
+//! [`csma::WIFI_TRIGGER_ACCESS_S`] (157.5 µs: DIFS, one station's mean back-off, the trigger
+//! frame, SIFS) on top of the radio's `round_overhead_s` ([`Aircomp::round_overhead_s`]).
 
 use super::{Broadcast, Call, Carried, Link, RadioConfig, Streams};
 use crate::des::Time;
@@ -16,7 +22,8 @@ use airinfer_phy::aircomp::{
     self, AirCompError, Downlink, OtaLink, OtaOutcome, Problem, ReceiveDirection, Transceiver,
 };
 use airinfer_phy::channel;
-use airinfer_phy::digital;
+use airinfer_phy::csma;
+use airinfer_phy::digital::{self, Access};
 use airinfer_phy::rng;
 use airinfer_phy::CMat;
 use serde::{Deserialize, Serialize};
@@ -159,8 +166,14 @@ impl Link for Aircomp {
         })
     }
 
+    /// The radio's per-round cost, plus under CSMA the AP's channel access and trigger frame
+    /// ([`csma::WIFI_TRIGGER_ACCESS_S`]; see the module doc).
     fn round_overhead_s(&self) -> f64 {
         self.radio.round_overhead_s
+            + match self.radio.access {
+                Access::Csma => csma::WIFI_TRIGGER_ACCESS_S,
+                Access::Tdma | Access::Ofdma => 0.0,
+            }
     }
 }
 

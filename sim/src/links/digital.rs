@@ -1,6 +1,7 @@
 //! Digital all-reduce through the AP: every device quantises its partial and sends it with link
 //! adaptation (NR CQI MCS from its MRC SNR `P‖h_k‖²/σ²`), HARQ and residual block losses, over
-//! TDMA or OFDMA; the AP sums and broadcasts the sum back (`phy::digital::digital_all_reduce`).
+//! TDMA, OFDMA or CSMA/CA; the AP sums and broadcasts the sum back
+//! (`phy::digital::digital_all_reduce`).
 //! Held to AirComp's energy or airtime ([`HeldEqual`]) each device sends what fits.
 
 use super::{Call, Carried, HeldEqual, Link, RadioConfig};
@@ -41,7 +42,11 @@ impl Link for Digital {
             (HeldEqual::Power, _) => None,
             (HeldEqual::Energy, _) => Some(vec![on_s * n; k]),
             (HeldEqual::Airtime, Access::Ofdma) => Some(vec![air_s * n; k]),
-            (HeldEqual::Airtime, Access::Tdma) => Some(vec![air_s * n / k as f64; k]),
+            // CSMA: a device holding the channel transmits alone on the whole band, as in its
+            // TDMA slot (the contention comes on top)
+            (HeldEqual::Airtime, Access::Tdma | Access::Csma) => {
+                Some(vec![air_s * n / k as f64; k])
+            }
         };
         let refs: Vec<&[f32]> = buffers.iter().map(|b| b.as_slice()).collect();
         let out = digital::digital_all_reduce(&refs, &link, &mut call.streams.noise)

@@ -1,6 +1,6 @@
 //! Links: the one seam every exchange of a tensor-parallel all-reduce crosses. Each way of
 //! carrying a reduction is one type in one file behind [`Link`]: [`exact`] (the exact sum, no
-//! airtime), [`digital`] (quantise, MCS / BLER / HARQ, TDMA or OFDMA through the AP, broadcast),
+//! airtime), [`digital`] (quantise, MCS / BLER / HARQ, TDMA, OFDMA or CSMA via the AP, broadcast),
 //! [`ring`] (the device-to-device ring all-reduce), [`fdma`] (uncoded analog FDMA), [`aircomp`]
 //! (over-the-air computation at symbol level) and [`waveform`] (AirComp as OFDM bursts through the
 //! emulator or a SoapySDR radio). A link takes the partials, the simulated time and the run's
@@ -18,7 +18,9 @@ pub mod aircomp;
 pub mod digital;
 pub mod exact;
 pub mod fdma;
+pub mod geometry;
 pub mod handoff;
+pub mod medium;
 pub mod ring;
 pub mod waveform;
 
@@ -65,15 +67,16 @@ pub enum HeldEqual {
     /// Equal transmit energy per all-reduce. Uncoded FDMA: power P/K on its 1/K sub-band, so
     /// its K× longer transmission spends AirComp's energy (noise per sub-band σ²/K, SNR P/σ²).
     /// Digital: full power for at most AirComp's transmit time, sending what fits (with OFDMA
-    /// this is the same budget as `airtime`; with TDMA each device's slot gets AirComp's
-    /// transmit time, K× the airtime). Our rule for digital: a lower power would buy more bits
-    /// per joule at the price of airtime without bound.
+    /// this is the same budget as `airtime`; with TDMA or CSMA each device's slot gets
+    /// AirComp's transmit time, K× the airtime). Our rule for digital: a lower power would buy
+    /// more bits per joule at the price of airtime without bound.
     Energy,
     /// Equal uplink airtime. Uncoded FDMA: each device's 1/K sub-band for AirComp's airtime
     /// holds ⌊U/K⌋ channel uses; the values beyond are lost and the AP takes the device's mean
     /// (side information) for them. Digital: the uplink gets AirComp's airtime (OFDMA: every
-    /// device for all of it; TDMA: a K-th each), each device sending what fits — fewer bits
-    /// per value ([`Quantiser::fitting`]), one transmission per block.
+    /// device for all of it; TDMA: a K-th each; CSMA: a K-th of payload time each, the
+    /// contention on top), each device sending what fits — fewer bits per value
+    /// ([`Quantiser::fitting`]), one transmission per block.
     Airtime,
 }
 
@@ -144,7 +147,8 @@ pub struct RadioConfig {
     pub side_info_bits_per_use: f64,
     /// Digital: number format.
     pub quantiser: Quantiser,
-    /// Digital: uplink access.
+    /// Digital: uplink access. `csma` (one Wi-Fi channel) also makes AirComp pay the AP's
+    /// channel access and trigger frame every round ([`aircomp::Aircomp`]).
     pub access: Access,
     /// Digital: values per transport block.
     pub block_values: usize,

@@ -201,6 +201,7 @@ fn a_hand_off_crosses_the_same_seam_wire_format_then_link() {
         max_tx: 1,
         block_bytes: 400,
         overhead_s: 0.0,
+        fading: None,
     };
     let mut p = x.clone();
     let c = go(&lossy, Wire::F32, &mut p);
@@ -259,8 +260,9 @@ fn transmit_time_per_device_meets_each_links_closed_form() {
         "{longest} vs {:?}",
         c.airtime
     );
-    // digital: each device's uplink time; with TDMA they take turns within the airtime
-    for access in [Access::Tdma, Access::Ofdma] {
+    // digital: each device's uplink time; with TDMA (and CSMA) they take turns within the
+    // airtime
+    for access in [Access::Tdma, Access::Ofdma, Access::Csma] {
         let radio = RadioConfig {
             access,
             quantiser: Quantiser::Fp16,
@@ -282,7 +284,7 @@ fn transmit_time_per_device_meets_each_links_closed_form() {
         );
         assert!(c.tx_s.iter().all(|t| *t > 0.0), "{access:?}");
         let on = match access {
-            Access::Tdma => c.tx_s.iter().sum::<f64>(),
+            Access::Tdma | Access::Csma => c.tx_s.iter().sum::<f64>(),
             Access::Ofdma => c.tx_s.iter().cloned().fold(0.0, f64::max),
         };
         assert!(
@@ -610,4 +612,107 @@ fn a_devices_transmit_power_is_a_gain_on_its_uplink() {
             "{kind:?} {design:?}: {ep} vs {eg}"
         );
     }
+}
+
+#[test]
+fn digital_over_csma_sends_what_tdma_sends_and_pays_the_contention() {
+    // the same channel, MCS and HARQ draws as TDMA: what arrives and each device's transmit
+    // time are TDMA's, the airtime is the contended uplink plus the AP's contended broadcast
+    use airinfer_phy::csma;
+    let k = 4;
+    let width = 576;
+    for held_equal in [HeldEqual::Power, HeldEqual::Airtime] {
+        let radio = |access| RadioConfig {
+            access,
+            held_equal,
+            snr_db: 5.0,
+            ..RadioConfig::default()
+        };
+        let (et, ct) = one_call(
+            SchemeKind::Digital,
+            Design::Zf,
+            &radio(Access::Tdma),
+            k,
+            width,
+            2,
+            9,
+        );
+        let (ec, cc) = one_call(
+            SchemeKind::Digital,
+            Design::Zf,
+            &radio(Access::Csma),
+            k,
+            width,
+            2,
+            9,
+        );
+        assert_eq!(ec, et, "{held_equal:?}");
+        assert_eq!(cc.tx_s, ct.tx_s, "{held_equal:?}");
+        assert_eq!(cc.bits_per_value, ct.bits_per_value, "{held_equal:?}");
+        assert_eq!(cc.lost_blocks, ct.lost_blocks, "{held_equal:?}");
+        assert!(
+            cc.airtime > ct.airtime,
+            "{held_equal:?}: {:?} vs {:?}",
+            cc.airtime,
+            ct.airtime
+        );
+        // the uplink: the devices' transmit times contended; TDMA's airtime is their sum plus
+        // the broadcast, which CSMA pays as one station's message
+        let up = csma::wifi_shared_channel_time_s(&ct.tx_s).unwrap();
+        let down_tdma = ct.airtime.secs() - ct.tx_s.iter().sum::<f64>();
+        let down = csma::wifi_channel_time_s(down_tdma, 1).unwrap();
+        // Carried's airtime is whole nanoseconds: ±1 ns each
+        assert!(
+            (cc.airtime.secs() - up - down).abs() < 2e-9,
+            "{held_equal:?}: {:?} vs {up} + {down}",
+            cc.airtime
+        );
+        assert_eq!(
+            build(SchemeKind::Digital, Design::Zf, &radio(Access::Csma)).round_overhead_s(),
+            radio(Access::Csma).round_overhead_s
+        );
+    }
+}
+
+#[test]
+fn aircomp_over_csma_pays_one_channel_access_and_trigger_per_round() {
+    // all devices at once on a Wi-Fi channel: the AP wins the channel (DIFS + one station's
+    // mean back-off) and triggers the uplink (a preamble-length frame + SIFS) every round;
+    // the call itself is unchanged
+    use airinfer_phy::csma::WIFI_TRIGGER_ACCESS_S;
+    let radio = |access| RadioConfig {
+        access,
+        round_overhead_s: 50e-6,
+        ..RadioConfig::default()
+    };
+    assert!((WIFI_TRIGGER_ACCESS_S - (34e-6 + 7.5 * 9e-6 + 40e-6 + 16e-6)).abs() < 1e-15);
+    for access in [Access::Tdma, Access::Ofdma, Access::Csma] {
+        let got = build(SchemeKind::Aircomp, Design::Zf, &radio(access)).round_overhead_s();
+        let want = 50e-6
+            + if access == Access::Csma {
+                WIFI_TRIGGER_ACCESS_S
+            } else {
+                0.0
+            };
+        assert_eq!(got, want, "{access:?}");
+    }
+    let (eo, co) = one_call(
+        SchemeKind::Aircomp,
+        Design::Zf,
+        &radio(Access::Ofdma),
+        4,
+        128,
+        2,
+        5,
+    );
+    let (ec, cc) = one_call(
+        SchemeKind::Aircomp,
+        Design::Zf,
+        &radio(Access::Csma),
+        4,
+        128,
+        2,
+        5,
+    );
+    assert_eq!((eo, co), (ec, cc));
 }

@@ -40,7 +40,10 @@
 
 use crate::des::{EventQueue, Time};
 use crate::device::{DeviceProfile, Precision};
+use crate::links::handoff::FadingState;
 pub use crate::links::handoff::{HandoffLink as Link, Network, Wire};
+pub use crate::links::medium::Medium;
+use crate::links::medium::SharedAir;
 use airinfer_llm::config::LlamaConfig;
 use airinfer_llm::cost::{block_cost, head_cost, Shard, WeightFormat};
 use airinfer_phy::rng;
@@ -220,42 +223,67 @@ impl CostSetup {
     /// sample attends over its own KV cache (b × the per-sample FLOPs and KV traffic), the head
     /// computes one row of logits per sample.
     pub fn unit_time_batch_s(&self, d: usize, u: usize, b: usize, t: usize, past: usize) -> f64 {
+        self.unit_time_groups_s(d, u, &[(b, t, past)])
+    }
+
+    /// Roofline time of unit `u` on device `d` for a micro-batch of mixed samples: `groups`
+    /// lists `(count, t, past)`, `count` samples each with `t` new tokens after `past` cached
+    /// ones (a prefill and decode steps in one batch, as continuous batching runs them). The
+    /// weights are read once; FLOPs and KV traffic add up over the samples; the head computes
+    /// one row per sample.
+    pub fn unit_time_groups_s(&self, d: usize, u: usize, groups: &[(usize, usize, usize)]) -> f64 {
         let c = &self.cfg;
         let p = &self.profiles[d];
-        let bf = b as f64;
+        let samples: usize = groups.iter().map(|g| g.0).sum();
+        // Σ over the groups of count × (per-sample FLOPs, per-sample KV bytes) of `f`
+        let per = |f: &dyn Fn(usize, usize) -> (f64, f64)| {
+            groups.iter().fold((0.0, 0.0), |(a, b), &(n, t, past)| {
+                let (x, y) = f(t, past);
+                (a + n as f64 * x, b + n as f64 * y)
+            })
+        };
         let (flops, bytes, kernels) = match self.unit(u) {
-            // embedding: read b·t rows
-            Unit::Embed => (
-                0.0,
-                bf * t as f64 * c.n_embd as f64 * self.weights.bits() / 8.0,
-                1,
-            ),
+            // embedding: read one row per token
+            Unit::Embed => {
+                let rows: usize = groups.iter().map(|&(n, t, _)| n * t).sum();
+                (
+                    0.0,
+                    rows as f64 * c.n_embd as f64 * self.weights.bits() / 8.0,
+                    1,
+                )
+            }
             Unit::Head => {
-                let h = head_cost(c, b, self.weights);
+                let h = head_cost(c, samples, self.weights);
                 (h.flops, h.weight_bytes, 1)
             }
             Unit::Block(_) => {
-                let k = block_cost(c, &Shard::full(c), t, past, self.weights, self.kv_bytes);
-                (
-                    bf * k.flops,
-                    k.weight_bytes + bf * (k.kv_read_bytes + k.kv_write_bytes),
-                    7,
-                )
+                let full = Shard::full(c);
+                let w = block_cost(c, &full, 1, 0, self.weights, self.kv_bytes).weight_bytes;
+                let (f, kv) = per(&|t, past| {
+                    let k = block_cost(c, &full, t, past, self.weights, self.kv_bytes);
+                    (k.flops, k.kv_read_bytes + k.kv_write_bytes)
+                });
+                (f, w + kv, 7)
             }
             // the halves: the block's attention (its matrices and all of its KV traffic) and
             // its MLP (the matrices of a block without heads)
             Unit::Attn(_) => {
-                let k = block_cost(c, &Shard::full(c), t, past, self.weights, self.kv_bytes);
-                let mlp = block_cost(c, &Self::mlp_shard(c), t, past, self.weights, 0.0);
-                (
-                    bf * (k.flops - mlp.flops),
-                    k.weight_bytes - mlp.weight_bytes + bf * (k.kv_read_bytes + k.kv_write_bytes),
-                    4,
-                )
+                let (full, mlp) = (Shard::full(c), Self::mlp_shard(c));
+                let w = block_cost(c, &full, 1, 0, self.weights, self.kv_bytes).weight_bytes
+                    - block_cost(c, &mlp, 1, 0, self.weights, 0.0).weight_bytes;
+                let (f, kv) = per(&|t, past| {
+                    let k = block_cost(c, &full, t, past, self.weights, self.kv_bytes);
+                    let m = block_cost(c, &mlp, t, past, self.weights, 0.0);
+                    (k.flops - m.flops, k.kv_read_bytes + k.kv_write_bytes)
+                });
+                (f, w + kv, 4)
             }
             Unit::Mlp(_) => {
-                let mlp = block_cost(c, &Self::mlp_shard(c), t, past, self.weights, 0.0);
-                (bf * mlp.flops, mlp.weight_bytes, 3)
+                let mlp = Self::mlp_shard(c);
+                let w = block_cost(c, &mlp, 1, 0, self.weights, 0.0).weight_bytes;
+                let (f, _) =
+                    per(&|t, past| (block_cost(c, &mlp, t, past, self.weights, 0.0).flops, 0.0));
+                (f, w, 3)
             }
         };
         p.compute_time_s(flops, bytes, kernels, self.precision)
@@ -514,6 +542,16 @@ enum Ev {
     },
     /// The micro-batch's tokens reached the source.
     Token { mb: usize, step: usize },
+    /// Stage `stage`'s job is done: its `hidden` (and, from the last stage, `back`) bytes go
+    /// on the links now (on a shared channel, sends are booked in time order).
+    Sent {
+        mb: usize,
+        step: usize,
+        stage: usize,
+        ver: usize,
+        hidden: f64,
+        back: f64,
+    },
 }
 
 fn bad(field: &str, reason: impl Into<String>) -> PartitionError {
@@ -524,20 +562,38 @@ fn bad(field: &str, reason: impl Into<String>) -> PartitionError {
 }
 
 /// The directed links as first-come-first-served resources.
-struct Links<'a> {
+pub(crate) struct Links<'a> {
     net: &'a Network,
     free: BTreeMap<(usize, usize), Time>,
     rng: rng::Rng,
+    /// The fading links' channels in simulated time.
+    fading: FadingState,
+    /// The one channel wireless links share (unless each has its own).
+    pub(crate) air: SharedAir,
     record: bool,
-    timeline: Vec<Busy>,
-    bytes_sent: f64,
+    pub(crate) timeline: Vec<Busy>,
+    pub(crate) bytes_sent: f64,
 }
 
-impl Links<'_> {
+impl<'a> Links<'a> {
+    /// Idle links of `net`, random draws from `seed`; `record` keeps the busy intervals.
+    pub(crate) fn new(net: &'a Network, seed: u64, record: bool) -> Links<'a> {
+        Links {
+            net,
+            free: BTreeMap::new(),
+            rng: rng::stream(seed, &[rng::component::PACKET, 0x919E]),
+            fading: FadingState::new(seed),
+            air: SharedAir::new(net.medium),
+            record,
+            timeline: Vec::new(),
+            bytes_sent: 0.0,
+        }
+    }
+
     /// Send `bytes` over i → j, ready to go at `now`: the arrival time. The link is occupied
-    /// from `max(now, free)` for the serialisation (or HARQ airtime); the propagation delays the
-    /// arrival without occupying it.
-    fn send(
+    /// from `max(now, free)` for the serialisation (or HARQ airtime, at the SNR of a fading link
+    /// when the transmission starts); the propagation delays the arrival without occupying it.
+    pub(crate) fn send(
         &mut self,
         i: usize,
         j: usize,
@@ -550,10 +606,22 @@ impl Links<'_> {
             return now;
         }
         let link = &self.net.links[i][j];
-        let free = self.free.entry((i, j)).or_insert(Time::ZERO);
-        let start = now.max(*free);
-        let end = start.after(Time::from_secs(link.occupancy(bytes, &mut self.rng).0));
-        *free = end;
+        let shared = self.air.shared() && matches!(link, Link::Wireless { .. });
+        let free = if shared {
+            self.air.free()
+        } else {
+            *self.free.get(&(i, j)).unwrap_or(&Time::ZERO)
+        };
+        let start = now.max(free);
+        let snr = self.fading.snr_db(link, i, j, start.secs());
+        let occ = link.occupancy_at(bytes, snr, &mut self.rng).0;
+        let end = if shared {
+            self.air.book(i, now, occ).1
+        } else {
+            let end = start.after(Time::from_secs(occ));
+            self.free.insert((i, j), end);
+            end
+        };
         self.bytes_sent += bytes;
         if self.record {
             self.timeline.push(Busy {
@@ -569,15 +637,15 @@ impl Links<'_> {
 }
 
 /// The hidden states one step sends between the stages of an assignment.
-struct Routes {
+pub(crate) struct Routes {
     /// Per stage, the stages it sends to: the next one, then those its residual links reach.
-    out: Vec<Vec<usize>>,
+    pub(crate) out: Vec<Vec<usize>>,
     /// Per stage, the stages it receives from (stage 0: none; it waits for the step's start).
-    inp: Vec<Vec<usize>>,
+    pub(crate) inp: Vec<Vec<usize>>,
 }
 
 impl Routes {
-    fn new(a: &Assignment, residual: &[(usize, usize)], n: usize) -> Routes {
+    pub(crate) fn new(a: &Assignment, residual: &[(usize, usize)], n: usize) -> Routes {
         let k = a.stages.len();
         let mut stage_of = vec![0; n];
         for (i, s) in a.stages.iter().enumerate() {
@@ -597,8 +665,175 @@ impl Routes {
     }
 
     /// The messages stage `j`'s job waits for.
-    fn need(&self, j: usize) -> usize {
+    pub(crate) fn need(&self, j: usize) -> usize {
         self.inp[j].len().max(1)
+    }
+}
+
+/// The devices of a timed run as resources: when each is free, when each unit's weights are in
+/// its memory ([`Time::MAX`]: not held), when its storage is free, its busy intervals.
+pub(crate) struct Devices {
+    pub(crate) free: Vec<Time>,
+    pub(crate) loaded: Vec<Vec<Time>>,
+    pub(crate) storage_free: Vec<Time>,
+    pub(crate) busy: Vec<Vec<(Time, Time)>>,
+    /// Units run once loaded, unit by unit (a cold start, or weights reloaded after a re-plan);
+    /// otherwise every weight is resident.
+    pub(crate) cold: bool,
+}
+
+/// One stage job: when it started and finished, its compute time, the bytes it sends on.
+pub(crate) struct Job {
+    pub(crate) start: Time,
+    pub(crate) done: Time,
+    pub(crate) compute_s: f64,
+    /// Hidden state to each next stage.
+    pub(crate) hidden: f64,
+    /// What returns to the source from the last stage.
+    pub(crate) back: f64,
+}
+
+impl Devices {
+    /// Resident weights on `m` devices of `n` units each.
+    pub(crate) fn new(m: usize, n: usize) -> Devices {
+        Devices {
+            free: vec![Time::ZERO; m],
+            loaded: vec![vec![Time::ZERO; n]; m],
+            storage_free: vec![Time::ZERO; m],
+            busy: vec![Vec::new(); m],
+            cold: false,
+        }
+    }
+
+    /// Read unit `u` into device `d`'s memory from storage, from `now` or when the storage is
+    /// free (if it is not already there or on its way).
+    pub(crate) fn load(&mut self, cost: &CostSetup, d: usize, u: usize, now: Time) -> Time {
+        if self.loaded[d][u] == Time::MAX {
+            let bw = cost.profiles[d].storage_bandwidth;
+            let from = self.storage_free[d].max(now);
+            self.loaded[d][u] = from.after(Time::from_secs(cost.unit_weight_bytes(u) / bw));
+            self.storage_free[d] = self.loaded[d][u];
+        }
+        self.loaded[d][u]
+    }
+
+    /// Run stage `stage` of plan `a` (routes `r`), on `cost` under `background` load, for a micro-batch of `groups` (`(count, t,
+    /// past)`, see [`CostSetup::unit_time_groups_s`]) whose inputs are all in at `now`: the
+    /// device's message costs for what came in and what goes out, then its units' compute
+    /// (times its background factor at the start), first come first served on the device.
+    pub(crate) fn run_stage(
+        &mut self,
+        (cost, background): (&CostSetup, &Background),
+        (a, r): (&Assignment, &Routes),
+        stage: usize,
+        groups: &[(usize, usize, usize)],
+        first_step: bool,
+        now: Time,
+    ) -> Job {
+        let st = &a.stages[stage];
+        let d = st.device;
+        let source = a.stages[0].device;
+        let prof = &cost.profiles[d];
+        let samples: usize = groups.iter().map(|g| g.0).sum();
+        let hidden = groups
+            .iter()
+            .fold(0.0, |x, &(n, t, _)| x + n as f64 * cost.hidden_bytes(t));
+        let back = samples as f64 * cost.return_bytes();
+        let last = a.stages.len() - 1;
+        // device-side message costs: what came in over links, what goes out
+        let mut recv = 0.0;
+        if stage == 0 {
+            if !first_step && a.stages[last].device != d {
+                recv += prof.message_s(back);
+            }
+        } else {
+            for &i in &r.inp[stage] {
+                if a.stages[i].device != d {
+                    recv += prof.message_s(hidden);
+                }
+            }
+        }
+        let mut send = 0.0;
+        for &k in &r.out[stage] {
+            if a.stages[k].device != d {
+                send += prof.message_s(hidden);
+            }
+        }
+        if stage == last && source != d {
+            send += prof.message_s(back);
+        }
+        let start = now.max(self.free[d]);
+        let factor = background.factor(d, start.secs());
+        let base: f64 = st
+            .units
+            .clone()
+            .map(|u| cost.unit_time_groups_s(d, u, groups))
+            .sum();
+        let compute_s = base * factor;
+        let done = if self.cold {
+            // unit by unit, each once it is loaded (a unit not held is read now)
+            let mut at = start.after(Time::from_secs(recv));
+            for u in st.units.clone() {
+                let ready = self.load(cost, d, u, now);
+                let unit = cost.unit_time_groups_s(d, u, groups) * factor;
+                at = at.max(ready).after(Time::from_secs(unit));
+            }
+            at.after(Time::from_secs(send))
+        } else {
+            start.after(Time::from_secs(recv + compute_s + send))
+        };
+        self.free[d] = done;
+        self.busy[d].push((start, done));
+        Job {
+            start,
+            done,
+            compute_s,
+            hidden,
+            back,
+        }
+    }
+}
+
+/// The sends of a done stage job (`sent`, an [`Ev::Sent`]) at `at`: its hidden state to each
+/// next stage, its tokens to the source from the last stage.
+fn send_on(
+    links: &mut Links,
+    q: &mut EventQueue<Ev>,
+    versions: &[Assignment],
+    routes: &[Routes],
+    sent: Ev,
+    at: Time,
+    first: usize,
+) {
+    let Ev::Sent {
+        mb,
+        step,
+        stage,
+        ver,
+        hidden,
+        back,
+    } = sent
+    else {
+        return;
+    };
+    let (a, r) = (&versions[ver], &routes[ver]);
+    let d = a.stages[stage].device;
+    for &k in &r.out[stage] {
+        let arrive = links.send(d, a.stages[k].device, at, hidden, first, step);
+        q.schedule(
+            arrive,
+            0,
+            Ev::Arrive {
+                mb,
+                step,
+                stage: k,
+                ver,
+            },
+        );
+    }
+    if stage + 1 == a.stages.len() {
+        let arrive = links.send(d, a.stages[0].device, at, back, first, step);
+        q.schedule(arrive, 0, Ev::Token { mb, step });
     }
 }
 
@@ -632,10 +867,10 @@ pub fn simulate(
         return Err(bad("stages", "no stages"));
     }
     stages.check_cover(n, m)?;
-    let source = stages.stages[0].device;
     // cold start: when each unit is in each device's memory (∞: not held)
-    let mut loaded = vec![vec![Time::ZERO; n]; m];
-    let mut storage_free = vec![Time::ZERO; m];
+    let mut devs = Devices::new(m, n);
+    devs.cold = w.cold_start;
+    let (loaded, storage_free) = (&mut devs.loaded, &mut devs.storage_free);
     if w.cold_start {
         for (d, p) in cost.profiles.iter().enumerate() {
             let own: Vec<usize> = stages
@@ -680,21 +915,11 @@ pub fn simulate(
     // inputs arrived so far of a stage's job that waits for several (residual links)
     let mut pending: BTreeMap<(usize, usize, usize, usize), usize> = BTreeMap::new();
     let mut q: EventQueue<Ev> = EventQueue::new();
-    // when each device is free, on the queue's clock (integer ns)
-    let mut dev_free = vec![Time::ZERO; m];
-    let mut links = Links {
-        net,
-        free: BTreeMap::new(),
-        rng: rng::stream(seed, &[rng::component::PACKET, 0x919E]),
-        record,
-        timeline: Vec::new(),
-        bytes_sent: 0.0,
-    };
+    let mut links = Links::new(net, seed, record);
     let mut token_times: Vec<Vec<f64>> = vec![Vec::new(); w.samples];
     let mut mb_ver = vec![0usize; n_mb];
     let mut measured = vec![0.0f64; stages.stages.len()];
     let mut rebalances = Vec::new();
-    let mut busy: Vec<Vec<(Time, Time)>> = vec![Vec::new(); m];
     for k in 0..n_mb {
         q.schedule(
             Time::ZERO,
@@ -726,68 +951,23 @@ pub fn simulate(
                     }
                     pending.remove(&(mb, step, stage, ver));
                 }
-                let st = &a.stages[stage];
                 let b = members(mb).len();
                 let (t, past) = if step == 0 {
                     (w.prompt_tokens, 0)
                 } else {
                     (1, w.prompt_tokens + step - 1)
                 };
-                let d = st.device;
-                let prof = &cost.profiles[d];
-                let hidden = b as f64 * cost.hidden_bytes(t);
-                let back = b as f64 * cost.return_bytes();
-                let last = a.stages.len() - 1;
-                // device-side message costs: what came in over links, what goes out
-                let mut recv = 0.0;
-                if stage == 0 {
-                    if step > 0 && a.stages[last].device != d {
-                        recv += prof.message_s(back);
-                    }
-                } else {
-                    for &i in &r.inp[stage] {
-                        if a.stages[i].device != d {
-                            recv += prof.message_s(hidden);
-                        }
-                    }
-                }
-                let mut send = 0.0;
-                for &k in &r.out[stage] {
-                    if a.stages[k].device != d {
-                        send += prof.message_s(hidden);
-                    }
-                }
-                if stage == last && source != d {
-                    send += prof.message_s(back);
-                }
-                let start = now_t.max(dev_free[d]);
-                let factor = background.factor(d, start.secs());
-                let base: f64 = st
-                    .units
-                    .clone()
-                    .map(|u| cost.unit_time_batch_s(d, u, b, t, past))
-                    .sum();
-                let compute = base * factor;
-                let done = if w.cold_start {
-                    // unit by unit, each once it is loaded (a unit not held is read now)
-                    let mut at = start.after(Time::from_secs(recv));
-                    for u in st.units.clone() {
-                        if loaded[d][u] == Time::MAX {
-                            let bw = prof.storage_bandwidth;
-                            let from = storage_free[d].max(now_t);
-                            loaded[d][u] =
-                                from.after(Time::from_secs(cost.unit_weight_bytes(u) / bw));
-                            storage_free[d] = loaded[d][u];
-                        }
-                        let unit = cost.unit_time_batch_s(d, u, b, t, past) * factor;
-                        at = at.max(loaded[d][u]).after(Time::from_secs(unit));
-                    }
-                    at.after(Time::from_secs(send))
-                } else {
-                    start.after(Time::from_secs(recv + compute + send))
-                };
-                dev_free[d] = done;
-                busy[d].push((start, done));
+                let d = a.stages[stage].device;
+                let job = devs.run_stage(
+                    (cost, background),
+                    (a, r),
+                    stage,
+                    &[(b, t, past)],
+                    step == 0,
+                    now_t,
+                );
+                let (start, done, compute, hidden, back) =
+                    (job.start, job.done, job.compute_s, job.hidden, job.back);
                 if mb == 0 && ver == mb_ver[0] && stage < measured.len() {
                     measured[stage] = compute;
                 }
@@ -801,23 +981,24 @@ pub fn simulate(
                         end_s: done.secs(),
                     });
                 }
-                for &k in &r.out[stage] {
-                    let arrive = links.send(d, a.stages[k].device, done, hidden, first, step);
-                    q.schedule(
-                        arrive,
-                        0,
-                        Ev::Arrive {
-                            mb,
-                            step,
-                            stage: k,
-                            ver,
-                        },
-                    );
+                let sent = Ev::Sent {
+                    mb,
+                    step,
+                    stage,
+                    ver,
+                    hidden,
+                    back,
+                };
+                if links.air.shared() {
+                    q.schedule(done, 0, sent);
+                } else {
+                    // each link its own: booking now, in the order jobs are run, is the same
+                    send_on(&mut links, &mut q, &versions, &routes, sent, done, first);
                 }
-                if stage == last {
-                    let arrive = links.send(d, source, done, back, first, step);
-                    q.schedule(arrive, 0, Ev::Token { mb, step });
-                }
+            }
+            Ev::Sent { mb, .. } => {
+                let first = members(mb).start;
+                send_on(&mut links, &mut q, &versions, &routes, ev, now_t, first);
             }
             Ev::Token { mb, step } => {
                 for s in members(mb) {
@@ -888,7 +1069,8 @@ pub fn simulate(
         .filter(|&&t| t > lo && t <= hi)
         .count();
     let span = (hi - lo).max(f64::MIN_POSITIVE);
-    let utilisation = busy
+    let utilisation = devs
+        .busy
         .iter()
         .map(|iv| {
             iv.iter()

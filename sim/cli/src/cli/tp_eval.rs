@@ -44,6 +44,8 @@ pub enum AccessName {
     Tdma,
     /// Frequency division.
     Ofdma,
+    /// CSMA/CA contention on one Wi-Fi channel (802.11 DCF).
+    Csma,
 }
 
 /// The coupled-system options of `airinfer eval`.
@@ -352,6 +354,7 @@ pub fn collective(
         access: match s.access {
             AccessName::Tdma => Access::Tdma,
             AccessName::Ofdma => Access::Ofdma,
+            AccessName::Csma => Access::Csma,
         },
         rate: match s.rate {
             RateName::Mcs => Rate::Mcs,

@@ -285,6 +285,14 @@ impl Estimator {
                     y.samples as f64 * (y.prompt_tokens as f64 + y.gen_tokens as f64) * k * 64.0,
                 );
             }
+            Kind::Serving => {
+                let s = &spec.serving;
+                term(
+                    "serving.requests",
+                    "requests and their events",
+                    s.requests as f64 * (256.0 + 64.0 * k),
+                );
+            }
             Kind::Eval | Kind::Plan => {}
         }
         if spec.waveform.level == Level::Waveform {

@@ -31,9 +31,19 @@ pub fn chart(p: &PlotSpec, summary: &Table) -> Result<LineChart> {
         .map(|(c, v)| Ok((col(c)?, v)))
         .collect::<Result<_>>()?;
     let mut series: Vec<Series> = Vec::new();
-    // a column of names becomes a categorical axis, in order of first appearance
+    let kept = |row: &Vec<String>| {
+        filters
+            .iter()
+            .all(|(c, allowed)| matches(&row[*c], allowed))
+    };
+    // a column of names (in the rows the filter keeps) becomes a categorical axis, in order
+    // of first appearance
     let mut categories: Vec<String> = Vec::new();
-    let categorical = summary.rows.iter().any(|r| r[x].parse::<f64>().is_err());
+    let categorical = summary
+        .rows
+        .iter()
+        .filter(|r| kept(r))
+        .any(|r| r[x].parse::<f64>().is_err());
     if categorical && (p.log_x || !p.reference.is_empty()) {
         bail!(
             "plot '{}': x column '{}' holds names, which cannot take log_x or reference curves",
@@ -42,10 +52,7 @@ pub fn chart(p: &PlotSpec, summary: &Table) -> Result<LineChart> {
         );
     }
     for row in &summary.rows {
-        if !filters
-            .iter()
-            .all(|(c, allowed)| matches(&row[*c], allowed))
-        {
+        if !kept(row) {
             continue;
         }
         let label = series_cols
@@ -160,7 +167,19 @@ pub fn terminal_table(spec: &TableSpec, summary: &Table, metrics: &[String]) -> 
         spec.columns.clone()
     };
     let mut grid: Vec<Vec<String>> = vec![cols.clone()];
+    let filters: Vec<(Option<usize>, &Vec<String>)> = spec
+        .filter
+        .iter()
+        .map(|(c, v)| (summary.col(c), v))
+        .collect();
     for row in &summary.rows {
+        // a filter on a column the summary lacks keeps nothing
+        if !filters
+            .iter()
+            .all(|(c, allowed)| c.is_some_and(|c| matches(&row[c], allowed)))
+        {
+            continue;
+        }
         grid.push(
             cols.iter()
                 .map(|c| {

@@ -81,6 +81,7 @@ mod metric_values {
     }
 }
 
+mod serving;
 mod systems;
 mod validity;
 pub use systems::system_setup;
@@ -153,6 +154,7 @@ pub fn columns(kind: Kind) -> (&'static [&'static str], &'static [&'static str])
                 "handoff_nmse",
             ],
         ),
+        Kind::Serving => (&["devices", "stages", "part", "t_s"], serving::METRICS),
     }
 }
 
@@ -251,6 +253,7 @@ pub fn execute(run: &Run, dir: &dyn Fn(&str) -> PathBuf, ws: &mut Workspace) -> 
         Kind::Allreduce => allreduce(spec, run.seed, dir),
         Kind::Plan => plan(spec, run.seed, dir),
         Kind::Systems => systems::systems(spec, run.seed, dir, ws),
+        Kind::Serving => serving::serving(spec, run.seed, dir),
     }
 }
 

@@ -121,6 +121,11 @@ pub fn input_files(
             out.push(("eval.text".to_string(), p));
         }
     }
+    if spec.kind == Kind::Serving {
+        if let Some(p) = spec.trace_file(dir)? {
+            out.push(("serving.trace".to_string(), p));
+        }
+    }
     Ok(out)
 }
 
@@ -580,6 +585,16 @@ pub fn run_hash(spec: &Spec, replication: usize, inputs: &[Input]) -> String {
             spec.plan,
             spec.devices,
             spec.channel
+        ]),
+        Kind::Serving => serde_json::json!([
+            spec.kind,
+            spec.seed,
+            spec.model,
+            spec.system,
+            spec.serving,
+            spec.devices,
+            spec.channel,
+            spec.scheme
         ]),
         Kind::Systems => serde_json::json!([
             spec.kind,

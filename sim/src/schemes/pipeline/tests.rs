@@ -202,6 +202,7 @@ fn wireless_link_airtime_and_losses() {
         max_tx: 4,
         block_bytes: 1000,
         overhead_s: 1e-4,
+        fading: None,
     };
     l.validate().unwrap();
     let mut r = rng::stream(1, &[9]);
@@ -220,6 +221,7 @@ fn wireless_link_airtime_and_losses() {
         max_tx: 1,
         block_bytes: 1000,
         overhead_s: 1e-4,
+        fading: None,
     };
     let (_, lost) = bad.send(10_000.0, &mut r);
     // BLER of the lowest CQI at −20 dB ≈ 1 − 4e-11: all 10 blocks are lost in practice
@@ -676,4 +678,157 @@ fn a_mixed_objective_scores_every_plan_as_the_mix_of_its_scores() {
     assert!(c
         .problem(&names, &net, &w, 0, 1.0, PlanObjective::Mix(1.5))
         .is_err());
+}
+
+#[test]
+fn fading_links_vary_the_hand_off_airtime_deterministically() {
+    use crate::links::handoff::{LinkFading, LinkSmallScale};
+    use airinfer_phy::channel::TimeModel;
+    let c = cost(&["jetson-orin-nano", "raspberry-pi-5"], 2.0);
+    let n = c.n_units();
+    let a = Assignment {
+        stages: vec![
+            Stage {
+                device: 0,
+                units: 0..12,
+            },
+            Stage {
+                device: 1,
+                units: 12..n,
+            },
+        ],
+    };
+    let w = Workload {
+        samples: 1,
+        prompt_tokens: 8,
+        gen_tokens: 30,
+        micro_batch: 0,
+        cold_start: false,
+    };
+    // at 30 dB the top CQI's BLER is ≈ 1e-9: without fading every hand-off of the same size
+    // takes the same airtime; with Rayleigh fading around it the MCS follows the channel
+    let link = |fading| Link::Wireless {
+        bandwidth_hz: 1e6,
+        snr_db: 30.0,
+        bler: BlerModel::default(),
+        target_bler: 0.1,
+        max_tx: 4,
+        block_bytes: 1000,
+        overhead_s: 0.0,
+        fading,
+    };
+    let fading = Some(LinkFading {
+        small_scale: LinkSmallScale::Rayleigh,
+        time: TimeModel::Block {
+            coherence_time_s: 5e-3,
+        },
+    });
+    let airtimes = |r: &PipelineReport| {
+        let mut d: Vec<u64> = r
+            .timeline
+            .iter()
+            .filter(|b| b.resource == "link 0→1" && b.step > 0)
+            .map(|b| ((b.end_s - b.start_s) * 1e12).round() as u64)
+            .collect();
+        d.sort();
+        d.dedup();
+        d.len()
+    };
+    let still = run(&c, &Network::uniform(2, link(None)), &a, w, true);
+    let faded = run(&c, &Network::uniform(2, link(fading)), &a, w, true);
+    assert_eq!(airtimes(&still), 1);
+    assert!(airtimes(&faded) > 3, "{}", airtimes(&faded));
+    // the same seed, the same channel
+    let again = run(&c, &Network::uniform(2, link(fading)), &a, w, true);
+    assert_eq!(faded.token_times_s, again.token_times_s);
+    assert_ne!(faded.token_times_s, still.token_times_s);
+}
+
+/// On one shared channel no two wireless transfers overlap in time, and sharing it (TDMA), then
+/// contending for it (CSMA), costs throughput against a channel per link; the dedicated
+/// channels of the same run do overlap.
+#[test]
+fn a_shared_channel_carries_one_transfer_at_a_time() {
+    let c = cost(
+        &["jetson-orin-nano", "jetson-orin-nano", "jetson-orin-nano"],
+        2.0,
+    );
+    let n = c.n_units();
+    let a = Assignment {
+        stages: vec![
+            Stage {
+                device: 0,
+                units: 0..n / 3,
+            },
+            Stage {
+                device: 1,
+                units: n / 3..2 * n / 3,
+            },
+            Stage {
+                device: 2,
+                units: 2 * n / 3..n,
+            },
+        ],
+    };
+    let link = Link::Wireless {
+        bandwidth_hz: 5e6,
+        snr_db: 15.0,
+        bler: BlerModel::default(),
+        target_bler: 0.1,
+        max_tx: 4,
+        block_bytes: 1500,
+        overhead_s: 0.0,
+        fading: None,
+    };
+    let w = Workload {
+        samples: 6,
+        prompt_tokens: 32,
+        gen_tokens: 12,
+        micro_batch: 1,
+        cold_start: false,
+    };
+    let on = |medium| {
+        let net = Network {
+            medium,
+            ..Network::uniform(3, link.clone())
+        };
+        run(&c, &net, &a, w, true)
+    };
+    let overlaps = |r: &PipelineReport| {
+        let mut iv: Vec<(f64, f64)> = r
+            .timeline
+            .iter()
+            .filter(|b| b.resource.starts_with("link"))
+            .map(|b| (b.start_s, b.end_s))
+            .collect();
+        iv.sort_by(|x, y| x.0.total_cmp(&y.0));
+        iv.windows(2).filter(|p| p[1].0 < p[0].1 - 1e-9).count()
+    };
+    let (own, tdma, csma) = (on(Medium::Dedicated), on(Medium::Tdma), on(Medium::Csma));
+    assert!(
+        overlaps(&own) > 0,
+        "the dedicated links overlap in this run"
+    );
+    assert_eq!(overlaps(&tdma), 0);
+    assert_eq!(overlaps(&csma), 0);
+    assert!(tdma.throughput_tok_s < own.throughput_tok_s);
+    assert!(csma.throughput_tok_s < tdma.throughput_tok_s);
+    // the same bytes cross the air whatever the access
+    assert_eq!(own.bytes_sent, tdma.bytes_sent);
+    // a transfer on the CSMA channel carries its frames' preamble, SIFS, ack and DIFS (and
+    // the contention) on top of its airtime: the shortest takes longer than those overheads
+    let min_link = |r: &PipelineReport| {
+        r.timeline
+            .iter()
+            .filter(|b| b.resource.starts_with("link"))
+            .map(|b| b.end_s - b.start_s)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let overheads = (40.0 + 16.0 + 32.0 + 34.0) * 1e-6;
+    assert!(
+        min_link(&csma) > min_link(&tdma) + overheads,
+        "{} vs {}",
+        min_link(&csma),
+        min_link(&tdma)
+    );
 }

@@ -31,6 +31,33 @@ fn undefined_by_design(spec: &Spec, row: &Row, metric: &str) -> bool {
                     "perplexity" | "reference_perplexity" | "agreement" | "handoff_nmse"
                 ))
         }
+        // a row holds the metrics of its part (summary, timeline window, event) only; time per
+        // output token needs two tokens; latencies need a finished request
+        Kind::Serving => {
+            let part = row
+                .keys
+                .iter()
+                .find(|(k, _)| k == "part")
+                .map_or("", |(_, v)| v.as_str());
+            let value = |name: &str| {
+                row.metrics
+                    .iter()
+                    .find(|(m, _)| m == name)
+                    .map_or(f64::NAN, |x| x.1)
+            };
+            match part {
+                "summary" => {
+                    metric.starts_with("window_")
+                        || metric == "ready_s"
+                        || (metric.starts_with("tpot_") && spec.system.gen_tokens < 2)
+                        || (metric == "offered_req_s" && spec.serving.requests < 2)
+                        || (value("finished") == 0.0
+                            && (metric.contains("_p") || metric.ends_with("_mean_ms")))
+                }
+                "timeline" => metric != "window_tok_s",
+                _ => !matches!(metric, "retries" | "ready_s"),
+            }
+        }
         Kind::Eval | Kind::Latency | Kind::Plan => false,
     }
 }

@@ -128,48 +128,11 @@ impl Spec {
             Kind::Latency => {
                 at_least_one("latency.tokens", self.latency.tokens)?;
             }
-            Kind::Systems => {
-                let y = &self.system;
-                at_least_one("system.samples", y.samples)?;
-                at_least_one("system.prompt_tokens", y.prompt_tokens)?;
-                at_least_one("system.gen_tokens", y.gen_tokens)?;
-                if y.source >= k {
-                    return bad(
-                        "system.source",
-                        format!("{}: there are {k} devices (0..{k})", y.source),
-                    );
-                }
-                if !(y.memory_fraction > 0.0 && y.memory_fraction <= 1.0) {
-                    return bad(
-                        "system.memory_fraction",
-                        format!("{}: must be in (0, 1]", y.memory_fraction),
-                    );
-                }
-                if let airinfer_sim::schemes::pipeline::PlanObjective::Mix(w) = y.objective {
-                    if !(0.0..=1.0).contains(&w) {
-                        return bad(
-                            "system.objective.mix",
-                            format!("{w}: the weight of the time to first token must be in [0, 1]"),
-                        );
-                    }
-                }
-                if y.balance_every > 0 && y.overlap == 0 {
-                    return bad(
-                        "system.balance_every",
-                        "the load balancer moves boundaries inside the overlap: set system.overlap ≥ 1",
-                    );
-                }
-                for (i, s) in y.slowdown.iter().enumerate() {
-                    if s.device >= k {
-                        return bad(
-                            &format!("system.slowdown[{i}].device"),
-                            format!("{}: there are {k} devices", s.device),
-                        );
-                    }
-                    positive(&format!("system.slowdown[{i}].factor"), s.factor)?;
-                    non_negative(&format!("system.slowdown[{i}].from_s"), s.from_s)?;
-                }
-                self.network(k)?;
+            Kind::Systems => self.check_system(k)?,
+            Kind::Serving => {
+                self.check_system(k)?;
+                self.check_serving(k)?;
+                self.trace_file(dir)?;
             }
             Kind::Allreduce => {
                 at_least_one("allreduce.realisations", self.allreduce.realisations)?;
@@ -241,6 +204,54 @@ impl Spec {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+impl Spec {
+    /// Check `[system]` for `k` devices.
+    fn check_system(&self, k: usize) -> Result<(), Invalid> {
+        let y = &self.system;
+        at_least_one("system.samples", y.samples)?;
+        at_least_one("system.prompt_tokens", y.prompt_tokens)?;
+        at_least_one("system.gen_tokens", y.gen_tokens)?;
+        if y.source >= k {
+            return bad(
+                "system.source",
+                format!("{}: there are {k} devices (0..{k})", y.source),
+            );
+        }
+        if !(y.memory_fraction > 0.0 && y.memory_fraction <= 1.0) {
+            return bad(
+                "system.memory_fraction",
+                format!("{}: must be in (0, 1]", y.memory_fraction),
+            );
+        }
+        if let airinfer_sim::schemes::pipeline::PlanObjective::Mix(w) = y.objective {
+            if !(0.0..=1.0).contains(&w) {
+                return bad(
+                    "system.objective.mix",
+                    format!("{w}: the weight of the time to first token must be in [0, 1]"),
+                );
+            }
+        }
+        if y.balance_every > 0 && y.overlap == 0 {
+            return bad(
+                "system.balance_every",
+                "the load balancer moves boundaries inside the overlap: set system.overlap ≥ 1",
+            );
+        }
+        for (i, s) in y.slowdown.iter().enumerate() {
+            if s.device >= k {
+                return bad(
+                    &format!("system.slowdown[{i}].device"),
+                    format!("{}: there are {k} devices", s.device),
+                );
+            }
+            positive(&format!("system.slowdown[{i}].factor"), s.factor)?;
+            non_negative(&format!("system.slowdown[{i}].from_s"), s.from_s)?;
+        }
+        self.network(k)?;
         Ok(())
     }
 }

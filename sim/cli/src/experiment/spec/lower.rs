@@ -3,15 +3,18 @@
 
 use super::check::{at_least_one, bad, non_negative, positive, Invalid};
 use super::schema::{Kind, Level, QuantSpec, SharesSpec, Spec, SHARE_NAMES};
-use super::system::{LinkSpec, LinkType};
+use super::system::{FadingType, GeometrySpec, LinkSpec, LinkType};
 use airinfer_llm::config::LlamaConfig;
 use airinfer_llm::cost::presets;
-use airinfer_phy::channel::{SmallScale, TimeModel};
+use airinfer_phy::channel::{LargeScale, SmallScale, TimeModel};
 use airinfer_phy::digital::Quantiser;
+use airinfer_phy::rng;
 use airinfer_phy::waveform::impair::Impairments;
 use airinfer_phy::waveform::ofdm::OfdmConfig;
 use airinfer_phy::waveform::tdl::TdlChannel;
 use airinfer_sim::device::{DeviceProfile, Profiles};
+use airinfer_sim::links::geometry::Geometry;
+use airinfer_sim::links::handoff::{LinkFading, LinkSmallScale};
 use airinfer_sim::schemes::pipeline::{Link, Network};
 use airinfer_sim::schemes::tp::{Design, HeldEqual, RadioConfig, SchemeKind, WaveformLevel};
 use std::path::{Path, PathBuf};
@@ -459,53 +462,96 @@ impl Spec {
         })
     }
 
-    /// The links of a `systems` run among `k` devices.
+    /// The links of a `systems` run among `k` devices (with `[system.geometry]`, each pair's
+    /// mean SNR from its distance).
     pub fn network(&self, k: usize) -> Result<Network, Invalid> {
         let y = &self.system;
-        let link = |l: &LinkSpec, key: &str| -> Result<Link, Invalid> {
-            let link = match l.kind {
-                LinkType::Ideal => Link::Ideal,
-                LinkType::Wired => {
-                    let mbps = l.bandwidth_mbps.ok_or_else(|| {
-                        (
-                            format!("{key}.bandwidth_mbps"),
-                            "a wired link needs its rate".to_string(),
-                        )
-                    })?;
-                    positive(&format!("{key}.bandwidth_mbps"), mbps)?;
-                    non_negative(&format!("{key}.latency_ms"), l.latency_ms)?;
-                    Link::Wired {
-                        bandwidth: mbps * 1e6 / 8.0,
-                        latency_s: l.latency_ms * 1e-3,
-                    }
-                }
-                LinkType::Wireless => {
-                    let bw = l.bandwidth_hz.unwrap_or(self.channel.bandwidth_hz);
-                    positive(&format!("{key}.bandwidth_hz"), bw)?;
-                    non_negative(&format!("{key}.latency_ms"), l.latency_ms)?;
-                    let snr = l.snr_db.unwrap_or(self.channel.snr_db);
-                    snr_in_range(&format!("{key}.snr_db"), snr)?;
-                    Link::Wireless {
-                        bandwidth_hz: bw,
-                        snr_db: snr,
-                        bler: Default::default(),
-                        target_bler: self.scheme.target_bler,
-                        max_tx: self.scheme.max_tx,
-                        block_bytes: l.block_bytes.unwrap_or(1024),
-                        overhead_s: l.latency_ms * 1e-3,
-                    }
-                }
-            };
-            link.validate().map_err(|e| (key.to_string(), e))?;
-            Ok(link)
+        let geo = match &y.geometry {
+            Some(g) => Some(self.geometry_snr(g, k)?),
+            None => None,
         };
+        // `pair`: the link's devices when it has them (the pair's SNR from the geometry)
+        let link =
+            |l: &LinkSpec, key: &str, pair: Option<(usize, usize)>| -> Result<Link, Invalid> {
+                let fading_keys = [
+                    ("fading", l.fading.is_some()),
+                    ("k_factor_db", l.k_factor_db.is_some()),
+                    ("coherence_time_ms", l.coherence_time_ms.is_some()),
+                    ("doppler_hz", l.doppler_hz.is_some()),
+                ];
+                if l.kind != LinkType::Wireless {
+                    if let Some((name, _)) = fading_keys.iter().find(|f| f.1) {
+                        return bad(
+                            &format!("{key}.{name}"),
+                            "fading applies to wireless links (type = \"wireless\")",
+                        );
+                    }
+                }
+                let link = match l.kind {
+                    LinkType::Ideal => Link::Ideal,
+                    LinkType::Wired => {
+                        let mbps = l.bandwidth_mbps.ok_or_else(|| {
+                            (
+                                format!("{key}.bandwidth_mbps"),
+                                "a wired link needs its rate".to_string(),
+                            )
+                        })?;
+                        positive(&format!("{key}.bandwidth_mbps"), mbps)?;
+                        non_negative(&format!("{key}.latency_ms"), l.latency_ms)?;
+                        Link::Wired {
+                            bandwidth: mbps * 1e6 / 8.0,
+                            latency_s: l.latency_ms * 1e-3,
+                        }
+                    }
+                    LinkType::Wireless => {
+                        let bw = l.bandwidth_hz.unwrap_or(self.channel.bandwidth_hz);
+                        positive(&format!("{key}.bandwidth_hz"), bw)?;
+                        non_negative(&format!("{key}.latency_ms"), l.latency_ms)?;
+                        let snr = match (l.snr_db, &geo, pair) {
+                            (Some(s), _, _) => s,
+                            (None, Some(g), Some((a, b))) => g[a][b],
+                            _ => self.channel.snr_db,
+                        };
+                        snr_in_range(&format!("{key}.snr_db"), snr)?;
+                        Link::Wireless {
+                            bandwidth_hz: bw,
+                            snr_db: snr,
+                            bler: Default::default(),
+                            target_bler: self.scheme.target_bler,
+                            max_tx: self.scheme.max_tx,
+                            block_bytes: l.block_bytes.unwrap_or(1024),
+                            overhead_s: l.latency_ms * 1e-3,
+                            fading: self.link_fading(l, key)?,
+                        }
+                    }
+                };
+                link.validate().map_err(|e| (key.to_string(), e))?;
+                Ok(link)
+            };
         if y.link.from.is_some() || y.link.to.is_some() {
             return bad(
                 "system.link",
                 "the default link joins every pair: put from/to links in [[system.links]]",
             );
         }
-        let mut net = Network::uniform(k, link(&y.link, "system.link")?);
+        let mut net = Network::uniform(k, link(&y.link, "system.link", None)?);
+        net.medium = y.medium;
+        if let Some(g) = &geo {
+            if y.link.snr_db.is_some() && y.link.kind == LinkType::Wireless {
+                return bad(
+                    "system.link.snr_db",
+                    "[system.geometry] gives every pair its SNR: drop one of them (an explicit \
+                     snr_db on a [[system.links]] entry overrides the geometry for its pair)",
+                );
+            }
+            for (i, row) in net.links.iter_mut().enumerate() {
+                for (j, l) in row.iter_mut().enumerate() {
+                    if let (Link::Wireless { snr_db, .. }, true) = (l, i != j) {
+                        *snr_db = g[i][j];
+                    }
+                }
+            }
+        }
         for (i, l) in y.links.iter().enumerate() {
             let key = format!("system.links[{i}]");
             let (Some(a), Some(b)) = (l.from, l.to) else {
@@ -517,13 +563,159 @@ impl Spec {
                     format!("from = {a}, to = {b}: two different devices of 0..{k}"),
                 );
             }
-            let x = link(l, &key)?;
+            let x = link(l, &key, Some((a, b)))?;
             net.links[a][b] = x.clone();
             if !l.one_way {
                 net.links[b][a] = x;
             }
         }
         Ok(net)
+    }
+
+    /// The fading of wireless link `l` at `key` (None: `fading` not set).
+    fn link_fading(&self, l: &LinkSpec, key: &str) -> Result<Option<LinkFading>, Invalid> {
+        let Some(kind) = l.fading else {
+            for (name, set) in [
+                ("k_factor_db", l.k_factor_db.is_some()),
+                ("coherence_time_ms", l.coherence_time_ms.is_some()),
+                ("doppler_hz", l.doppler_hz.is_some()),
+            ] {
+                if set {
+                    return bad(
+                        &format!("{key}.{name}"),
+                        "describes fading: set fading = \"rayleigh\" or \"rician\"",
+                    );
+                }
+            }
+            return Ok(None);
+        };
+        let small_scale = match kind {
+            FadingType::Rayleigh => {
+                if l.k_factor_db.is_some() {
+                    return bad(
+                        &format!("{key}.k_factor_db"),
+                        "applies to fading = \"rician\" (a Rayleigh link has no line of sight)",
+                    );
+                }
+                LinkSmallScale::Rayleigh
+            }
+            FadingType::Rician => {
+                let kf = l.k_factor_db.ok_or_else(|| {
+                    (
+                        format!("{key}.k_factor_db"),
+                        "fading = \"rician\" needs its K-factor, dB".to_string(),
+                    )
+                })?;
+                let max = airinfer_sim::links::MAX_SNR_DB;
+                if !(kf.is_finite() && kf.abs() <= max) {
+                    return bad(
+                        &format!("{key}.k_factor_db"),
+                        format!("{kf}: must be a finite number of dB (within ±{max})"),
+                    );
+                }
+                LinkSmallScale::Rician { k_factor_db: kf }
+            }
+        };
+        let time = match (l.coherence_time_ms, l.doppler_hz) {
+            (Some(_), Some(_)) => {
+                return bad(
+                    &format!("{key}.doppler_hz"),
+                    "give coherence_time_ms (block fading) or doppler_hz (Jakes), not both",
+                )
+            }
+            (Some(ms), None) => {
+                positive(&format!("{key}.coherence_time_ms"), ms)?;
+                TimeModel::Block {
+                    coherence_time_s: ms * 1e-3,
+                }
+            }
+            (None, Some(f)) => {
+                non_negative(&format!("{key}.doppler_hz"), f)?;
+                TimeModel::Jakes { doppler_hz: f }
+            }
+            (None, None) => match self.channel.doppler_hz {
+                Some(f) => {
+                    non_negative("channel.doppler_hz", f)?;
+                    TimeModel::Jakes { doppler_hz: f }
+                }
+                None => {
+                    positive("channel.coherence_time_s", self.channel.coherence_time_s)?;
+                    TimeModel::Block {
+                        coherence_time_s: self.channel.coherence_time_s,
+                    }
+                }
+            },
+        };
+        Ok(Some(LinkFading { small_scale, time }))
+    }
+
+    /// Each ordered pair's mean SNR from `[system.geometry]` for `k` devices (the shadowing
+    /// from the file's seed: one deployment for the whole campaign); the diagonal unused.
+    fn geometry_snr(&self, g: &GeometrySpec, k: usize) -> Result<Vec<Vec<f64>>, Invalid> {
+        let key = "system.geometry";
+        if g.positions_m.len() != k {
+            return bad(
+                &format!("{key}.positions_m"),
+                format!(
+                    "{} positions for {k} devices (one [x, y] per device)",
+                    g.positions_m.len()
+                ),
+            );
+        }
+        for (i, p) in g.positions_m.iter().enumerate() {
+            if !(p[0].is_finite() && p[1].is_finite()) {
+                return bad(
+                    &format!("{key}.positions_m[{i}]"),
+                    format!("{p:?}: must be finite"),
+                );
+            }
+            if let Some(j) = (0..i).find(|&j| g.positions_m[j] == *p) {
+                return bad(
+                    &format!("{key}.positions_m[{i}]"),
+                    format!(
+                        "{p:?}: device {j} is at the same place (the path loss needs a \
+                         positive distance)"
+                    ),
+                );
+            }
+        }
+        snr_in_range(&format!("{key}.tx_snr_db"), g.tx_snr_db)?;
+        non_negative(&format!("{key}.exponent"), g.exponent)?;
+        if !g.pl0_db.is_finite() {
+            return bad(
+                &format!("{key}.pl0_db"),
+                format!("{}: must be finite", g.pl0_db),
+            );
+        }
+        positive(&format!("{key}.d0_m"), g.d0_m)?;
+        non_negative(&format!("{key}.shadowing_db"), g.shadowing_db)?;
+        let geo = Geometry {
+            positions_m: g.positions_m.clone(),
+            large_scale: LargeScale::LogDistance {
+                pl0_db: g.pl0_db,
+                d0_m: g.d0_m,
+                exponent: g.exponent,
+                shadowing_db: g.shadowing_db,
+                distances_m: Vec::new(),
+            },
+            tx_snr_db: g.tx_snr_db,
+        };
+        let mut r = rng::stream(self.seed, &[rng::component::LARGE_SCALE, 0x6E0]);
+        let snr = geo.mean_snr_db(&mut r).map_err(|e| (key.to_string(), e))?;
+        for (i, row) in snr.iter().enumerate() {
+            for (j, s) in row.iter().enumerate() {
+                if i != j && !(s.is_finite() && s.abs() <= airinfer_sim::links::MAX_SNR_DB) {
+                    return bad(
+                        key,
+                        format!(
+                            "devices {i} and {j}: mean SNR {s:e} dB, beyond ±{} dB",
+                            airinfer_sim::links::MAX_SNR_DB
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(snr)
     }
 
     /// The cost preset named by `model.name` (latency, allreduce, plan).
@@ -639,5 +831,114 @@ fn per_device(key: &str, v: &[f64], k: usize, default: f64) -> Result<Vec<f64>, 
             key,
             format!("{n} values for {k} devices (give one for all, or one per device)"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(text: &str) -> Spec {
+        toml::from_str(&format!("kind = \"systems\"\nseed = 5\n{text}")).unwrap()
+    }
+
+    #[test]
+    fn geometry_and_fading_lower_onto_the_links() {
+        let s = spec(
+            "[devices]\ncount = 3\n[channel]\ncoherence_time_s = 0.02\n\
+             [system.link]\nfading = \"rayleigh\"\n\
+             [system.geometry]\npositions_m = [[0, 0], [10, 0], [0, 100]]\n\
+             tx_snr_db = 90\nexponent = 3\npl0_db = 40\n\
+             [[system.links]]\nfrom = 0\nto = 2\nsnr_db = 7\nfading = \"rician\"\n\
+             k_factor_db = 6\ndoppler_hz = 5\none_way = true\n",
+        );
+        let net = s.network(3).unwrap();
+        let snr = |i: usize, j: usize| net.links[i][j].mean_snr_db().unwrap();
+        // 90 − 40 − 30·log10(d), both ways
+        assert!((snr(0, 1) - 20.0).abs() < 1e-9 && (snr(1, 0) - 20.0).abs() < 1e-9);
+        let d12 = (100f64 * 100.0 + 100.0).sqrt();
+        assert!((snr(2, 1) - (50.0 - 30.0 * d12.log10())).abs() < 1e-9);
+        // the reverse of the one-way override keeps the geometry: 100 m
+        assert!((snr(2, 0) + 10.0).abs() < 1e-9);
+        // the explicit snr_db of a [[system.links]] entry wins, with its own fading
+        assert_eq!(snr(0, 2), 7.0);
+        assert_eq!(
+            net.links[0][2].fading(),
+            Some(&LinkFading {
+                small_scale: LinkSmallScale::Rician { k_factor_db: 6.0 },
+                time: TimeModel::Jakes { doppler_hz: 5.0 },
+            })
+        );
+        // the default link's time model: the [channel]'s coherence time
+        assert_eq!(
+            net.links[1][0].fading(),
+            Some(&LinkFading {
+                small_scale: LinkSmallScale::Rayleigh,
+                time: TimeModel::Block {
+                    coherence_time_s: 0.02
+                },
+            })
+        );
+        // without the geometry and fading keys, the links are what they were
+        let plain = spec("[devices]\ncount = 2\n[system.link]\nsnr_db = 12\n")
+            .network(2)
+            .unwrap();
+        assert_eq!(plain.links[0][1].mean_snr_db(), Some(12.0));
+        assert_eq!(plain.links[0][1].fading(), None);
+        // shadowing from the file's seed: the same deployment on every call
+        let shadowed = spec(
+            "[devices]\ncount = 2\n[system.geometry]\npositions_m = [[0, 0], [10, 0]]\n\
+             tx_snr_db = 90\nexponent = 3\npl0_db = 40\nshadowing_db = 6\n",
+        );
+        let a = shadowed.network(2).unwrap();
+        assert_eq!(a, shadowed.network(2).unwrap());
+        assert_ne!(a.links[0][1].mean_snr_db(), Some(20.0));
+        assert_eq!(a.links[0][1].mean_snr_db(), a.links[1][0].mean_snr_db());
+    }
+
+    #[test]
+    fn bad_fading_and_geometry_name_the_field() {
+        let cases = [
+            (
+                "[devices]\ncount = 2\n[system.link]\nfading = \"rayleigh\"\ncoherence_time_ms = nan\n",
+                "system.link.coherence_time_ms",
+            ),
+            (
+                "[devices]\ncount = 2\n[system.link]\nfading = \"rayleigh\"\ndoppler_hz = -1\n",
+                "system.link.doppler_hz",
+            ),
+            (
+                "[devices]\ncount = 2\n[system.link]\nfading = \"rayleigh\"\nk_factor_db = 3\n",
+                "system.link.k_factor_db",
+            ),
+            (
+                "[devices]\ncount = 2\n[system.link]\nk_factor_db = 3\n",
+                "system.link.k_factor_db",
+            ),
+            (
+                "[devices]\ncount = 2\n[system.geometry]\npositions_m = [[0, 0], [1, inf]]\n\
+                 tx_snr_db = 90\nexponent = 3\npl0_db = 40\n",
+                "system.geometry.positions_m[1]",
+            ),
+            (
+                "[devices]\ncount = 2\n[system.geometry]\npositions_m = [[0, 0], [1, 0]]\n\
+                 tx_snr_db = 90\nexponent = 3\npl0_db = 40\nd0_m = 0\n",
+                "system.geometry.d0_m",
+            ),
+            (
+                "[devices]\ncount = 2\n[system.geometry]\npositions_m = [[0, 0], [1, 0]]\n\
+                 tx_snr_db = 90\nexponent = 3\npl0_db = 40\nshadowing_db = -2\n",
+                "system.geometry.shadowing_db",
+            ),
+            (
+                "[devices]\ncount = 2\n[system.geometry]\npositions_m = [[0, 0], [1, 0]]\n\
+                 tx_snr_db = nan\nexponent = 3\npl0_db = 40\n",
+                "system.geometry.tx_snr_db",
+            ),
+        ];
+        for (text, key) in cases {
+            let (k, msg) = spec(text).network(2).unwrap_err();
+            assert_eq!(k, key, "{text}: {msg}");
+        }
     }
 }

@@ -9,6 +9,7 @@ mod check;
 mod lower;
 mod plots;
 mod schema;
+mod serving;
 mod system;
 
 pub use check::Invalid;
@@ -18,4 +19,5 @@ pub use schema::{
     AllreduceSpec, ChannelSpec, DevicesSpec, EvalSpec, Kind, LatencySpec, Level, ModelSpec,
     PlanSpec, QuantSpec, SchemeSpec, SharesSpec, Spec, WaveformSpec, SHARE_NAMES,
 };
+pub use serving::{Process, ServingSpec};
 pub use system::{LinkSpec, LinkType, SystemSpec};

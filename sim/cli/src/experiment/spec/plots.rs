@@ -118,4 +118,10 @@ pub struct ReferenceSpec {
 pub struct TableSpec {
     /// Columns (default: the swept keys, the row keys and every metric).
     pub columns: Vec<String>,
+    /// Keep only rows whose column has one of these values, as a plot's `filter`.
+    #[serde(
+        deserialize_with = "scalar_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub filter: BTreeMap<String, Vec<String>>,
 }

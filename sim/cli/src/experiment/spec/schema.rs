@@ -35,6 +35,10 @@ pub enum Kind {
     /// with B requests in flight, memory per device; with `perplexity = true`, the real model's
     /// perplexity and agreement through the system's links.
     Systems,
+    /// One system serving requests that arrive over time (`[serving]`: Poisson, bursty or a
+    /// trace), with queueing, batching and device failures: time to first token, time per
+    /// output token and end-to-end latency (p50 / p95 / p99), throughput, retries.
+    Serving,
 }
 
 /// Replications when the file gives none (`Spec` has a required key, so no `Default`).
@@ -97,6 +101,9 @@ pub struct Spec {
     /// The system compared (`kind = "systems"`).
     #[serde(default)]
     pub system: SystemSpec,
+    /// Arrivals, scheduling and failures (`kind = "serving"`).
+    #[serde(default)]
+    pub serving: super::ServingSpec,
     /// Figures drawn from the results.
     #[serde(default)]
     pub plot: Vec<PlotSpec>,
@@ -323,7 +330,8 @@ pub struct SchemeSpec {
     pub quantiser: QuantSpec,
     /// Values per scale of int8 / int4.
     pub quant_block: usize,
-    /// Digital uplink access: tdma or ofdma.
+    /// Digital uplink access: tdma, ofdma or csma (802.11 DCF contention on one Wi-Fi channel;
+    /// AirComp then pays the AP's channel access and trigger frame every round).
     pub access: Access,
     /// Digital: values per transport block.
     pub block_values: usize,
