@@ -524,34 +524,9 @@ fn plan_batched(
 /// one call (B·P positions), then B decode positions per step, every all-reduce through the
 /// scheme.
 fn tp(system: System, s: &Setup, seed: u64) -> Result<Outcome, PartitionError> {
-    let k = s.profiles.len();
-    let plan =
-        TpPlan::from_shares(&s.cfg, &vec![1.0; k], 32).map_err(|e| PartitionError::Invalid {
-            field: "devices".into(),
-            reason: e.to_string(),
-        })?;
     let w = &s.workload;
     let ctx = w.prompt_tokens + w.gen_tokens;
-    let memory_bytes = memory_per_device(&s.cfg, &plan, s.weights.bits(), w.samples * ctx);
-    for (d, m) in memory_bytes.iter().enumerate() {
-        let cap = s.profiles[d].mem_capacity * s.memory_fraction;
-        if *m > cap {
-            return Err(PartitionError::Infeasible(format!(
-                "tensor parallelism: device {d} ({}) needs {} but can give {}",
-                s.names[d],
-                gb(*m),
-                gb(cap)
-            )));
-        }
-    }
-    let compute = ComputeModel::new(&s.cfg, &plan, s.profiles.clone(), s.precision, s.weights);
-    let kind = match system {
-        System::AircompTp => SchemeKind::Aircomp,
-        _ => SchemeKind::Digital,
-    };
-    let solver = |e: crate::schemes::tp::SchemeError| PartitionError::Solver(e.to_string());
-    let mut c =
-        TpCollective::new(kind, s.design, s.radio.clone(), compute, seed).map_err(solver)?;
+    let (mut c, _, memory_bytes) = equal_tp(system, s, w.samples * ctx, seed)?;
     simulate_forward(
         &mut c,
         &s.cfg,
@@ -597,6 +572,42 @@ fn tp(system: System, s: &Setup, seed: u64) -> Result<Outcome, PartitionError> {
         rebalances: 0,
         report: None,
     })
+}
+
+/// Tensor parallelism over every device of `s` with equal shares, its memory checked for
+/// `positions` cached positions per device: the collective, the plan and each device's bytes.
+fn equal_tp(
+    system: System,
+    s: &Setup,
+    positions: usize,
+    seed: u64,
+) -> Result<(TpCollective, TpPlan, Vec<f64>), PartitionError> {
+    let k = s.profiles.len();
+    let plan =
+        TpPlan::from_shares(&s.cfg, &vec![1.0; k], 32).map_err(|e| PartitionError::Invalid {
+            field: "devices".into(),
+            reason: e.to_string(),
+        })?;
+    let memory = memory_per_device(&s.cfg, &plan, s.weights.bits(), positions);
+    for (d, m) in memory.iter().enumerate() {
+        let cap = s.profiles[d].mem_capacity * s.memory_fraction;
+        if *m > cap {
+            return Err(PartitionError::Infeasible(format!(
+                "tensor parallelism: device {d} ({}) needs {} but can give {}",
+                s.names[d],
+                gb(*m),
+                gb(cap)
+            )));
+        }
+    }
+    let compute = ComputeModel::new(&s.cfg, &plan, s.profiles.clone(), s.precision, s.weights);
+    let kind = match system {
+        System::AircompTp => SchemeKind::Aircomp,
+        _ => SchemeKind::Digital,
+    };
+    let c = TpCollective::new(kind, s.design, s.radio.clone(), compute, seed)
+        .map_err(|e| PartitionError::Solver(e.to_string()))?;
+    Ok((c, plan, memory))
 }
 
 /// Stages as text: `0:0-9 1:9-20 2:20-32` (device:units).

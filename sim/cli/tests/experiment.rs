@@ -157,6 +157,42 @@ fn bad_experiment_files_give_one_located_error_each() {
             "two different devices",
         ),
         (
+            "kind = \"serving\"\n[devices]\ncount = 2\n[serving]\nrate_per_s = -1\n",
+            ":5:1:",
+            "serving.rate_per_s",
+            "finite rate",
+        ),
+        (
+            "kind = \"serving\"\n[devices]\ncount = 3\n[serving]\nfailure = [{ device = 0, at_s = 1.0 }]\n",
+            ":5:",
+            "serving.failure[0].device",
+            "is the source",
+        ),
+        (
+            "kind = \"serving\"\n[devices]\ncount = 3\n[serving]\nfailure = [{ device = 2, at_s = 5.0, rejoin_s = 1.0 }]\n",
+            ":5:",
+            "serving.failure[0].rejoin_s",
+            "must come after",
+        ),
+        (
+            "kind = \"serving\"\n[devices]\ncount = 2\n[serving]\nprocess = \"mmpp\"\nrates_per_s = [1.0]\nmean_dwell_s = [1.0, 2.0]\n",
+            ":",
+            "serving.rates_per_s",
+            "one rate and one mean",
+        ),
+        (
+            "kind = \"serving\"\n[devices]\ncount = 2\n[serving]\nprocess = \"trace\"\n",
+            ":",
+            "serving.trace",
+            "needs the CSV file",
+        ),
+        (
+            "kind = \"serving\"\n[devices]\ncount = 2\n[serving]\nmax_batch = 0\n",
+            ":5:1:",
+            "serving.max_batch",
+            "at least one request",
+        ),
+        (
             "kind = \"systems\"\n[devices]\ncount = 2\n[system.link]\nfading = \"rayleigh\"\ncoherence_time_ms = -5\n",
             ":6:1:",
             "system.link.coherence_time_ms",

@@ -74,7 +74,7 @@ enum Ev {
     Fail(usize),
     /// Failure `i`'s device is back.
     Rejoin(usize),
-    /// The weights are in: start what waits.
+    /// Start what waits, in every free place (after an arrival, or once a re-plan is done).
     Ready,
 }
 
@@ -361,21 +361,10 @@ pub fn serve(
                     continue;
                 }
                 queue.push_back(r);
-                for k in 0..slots.len() {
-                    dispatch(
-                        k,
-                        now,
-                        &mut slots,
-                        &mut queue,
-                        &mut records,
-                        &mut kv,
-                        &mut exec,
-                        &mut q,
-                    );
-                }
+                q.schedule(now, 1, Ev::Ready);
             }
             Ev::Stage { slot, epoch, stage } => {
-                if slots[slot].epoch != epoch {
+                if slots.get(slot).is_none_or(|s| s.epoch != epoch) {
                     continue;
                 }
                 let Exec::Pipe(p) = &mut exec else {
@@ -403,7 +392,7 @@ pub fn serve(
                 q.schedule(job.done, 1, Ev::Sent { slot, epoch, stage });
             }
             Ev::Sent { slot, epoch, stage } => {
-                if slots[slot].epoch != epoch {
+                if slots.get(slot).is_none_or(|s| s.epoch != epoch) {
                     continue;
                 }
                 let Exec::Pipe(p) = &mut exec else {
@@ -433,7 +422,7 @@ pub fn serve(
                 }
             }
             Ev::Token { slot, epoch } => {
-                if slots[slot].epoch != epoch {
+                if slots.get(slot).is_none_or(|s| s.epoch != epoch) {
                     continue;
                 }
                 let s = &mut slots[slot];

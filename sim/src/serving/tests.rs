@@ -226,7 +226,12 @@ fn a_failure_loses_and_duplicates_nothing_and_replans_with_the_planner() {
         rejoin_s: Some(8.0),
     }];
     let mut used = 0;
-    for system in [System::EdgeshardLatency, System::Even, System::Lingualinked] {
+    for system in [
+        System::EdgeshardLatency,
+        System::Even,
+        System::Lingualinked,
+        System::Mdi,
+    ] {
         let s = systems::ServingSetup {
             requests: requests.clone(),
             policy,
@@ -360,4 +365,70 @@ fn continuous_batching_starts_requests_sooner_than_static() {
     let (c, st) = (run(Batching::Continuous), run(Batching::Static));
     assert_eq!((c.finished, st.finished), (100, 100));
     assert!(c.ttft.mean < st.ttft.mean, "{:?} vs {:?}", c.ttft, st.ttft);
+}
+
+/// A re-plan to fewer stages leaves fewer micro-batch places: the events still on their way
+/// for the places that are gone are dropped, and every request is still answered once.
+#[test]
+fn a_replan_to_fewer_stages_drops_the_events_of_the_places_gone() {
+    let c = cost(&["jetson-orin-nano", "jetson-orin-nano", "jetson-orin-nano"]);
+    let n = c.n_units();
+    let net = Network::uniform(
+        3,
+        Link::Wired {
+            bandwidth: 20e6,
+            latency_s: 5e-3,
+        },
+    );
+    let three = Assignment {
+        stages: (0..3)
+            .map(|d| Stage {
+                device: d,
+                units: d * n / 3..(d + 1) * n / 3,
+            })
+            .collect(),
+    };
+    let bg = Background::default();
+    let mut calls = 0;
+    let replan = Box::new(|alive: &[bool]| {
+        calls += 1;
+        assert!(!alive[2]);
+        Ok(Assignment {
+            stages: vec![Stage {
+                device: 0,
+                units: 0..n,
+            }],
+        })
+    });
+    // arrivals fast enough that every place is busy when device 2 leaves
+    let requests = Arrivals::Poisson { rate_per_s: 50.0 }
+        .requests(60, 16, 6, 1)
+        .unwrap();
+    let r = serve(
+        Executor::Pipeline {
+            cost: &c,
+            net: &net,
+            stages: three,
+            background: &bg,
+            replan,
+        },
+        &requests,
+        &Policy {
+            max_batch: 2,
+            ..Policy::default()
+        },
+        &[Failure {
+            device: 2,
+            at_s: 0.3,
+            rejoin_s: None,
+        }],
+        3,
+        0,
+        1,
+    )
+    .unwrap();
+    assert_eq!(r.summary.finished, 60);
+    assert!(r.records.iter().all(|x| x.tokens == 6));
+    assert_eq!(r.events[0].plan, format!("0:0-{n}"));
+    assert!(r.events[0].retried >= 3, "{}", r.events[0].retried);
 }

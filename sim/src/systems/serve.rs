@@ -139,32 +139,8 @@ fn tp_collective(
     positions: usize,
     seed: u64,
 ) -> Result<(CollectiveSteps, TpPlan), PartitionError> {
-    let k = s.profiles.len();
-    let plan =
-        TpPlan::from_shares(&s.cfg, &vec![1.0; k], 32).map_err(|e| PartitionError::Invalid {
-            field: "devices".into(),
-            reason: e.to_string(),
-        })?;
-    let memory = memory_per_device(&s.cfg, &plan, s.weights.bits(), positions);
-    for (d, m) in memory.iter().enumerate() {
-        let cap = s.profiles[d].mem_capacity * s.memory_fraction;
-        if *m > cap {
-            return Err(PartitionError::Infeasible(format!(
-                "tensor parallelism: device {d} ({}) needs {} but can give {}",
-                s.names[d],
-                gb(*m),
-                gb(cap)
-            )));
-        }
-    }
-    let compute = ComputeModel::new(&s.cfg, &plan, s.profiles.clone(), s.precision, s.weights);
-    let kind = match system {
-        System::AircompTp => SchemeKind::Aircomp,
-        _ => SchemeKind::Digital,
-    };
-    let c = TpCollective::new(kind, s.design, s.radio.clone(), compute, seed)
-        .map_err(|e| PartitionError::Solver(e.to_string()))?;
-    let text = format!("{} equal shares", k);
+    let (c, plan, _) = equal_tp(system, s, positions, seed)?;
+    let text = format!("{} equal shares", s.profiles.len());
     Ok((
         CollectiveSteps {
             c,
