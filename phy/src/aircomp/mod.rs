@@ -23,6 +23,7 @@ mod downlink;
 pub mod fdma;
 mod mmse;
 mod montecarlo;
+mod named;
 mod ota;
 mod sca;
 pub mod sdp;
@@ -34,6 +35,7 @@ pub use downlink::*;
 pub use fdma::{fdma_sum, simulate_fdma_mse, uncoded_fdma, FdmaDesign};
 pub use mmse::{mmse, refine_mmse};
 pub use montecarlo::simulate_mse;
+pub use named::NamedDesign;
 pub use ota::{
     centre_stats, over_the_air_all_reduce, over_the_air_sum, AllReduceOutcome, OtaLink, OtaOutcome,
 };

@@ -105,6 +105,17 @@ struct Pipe<'a> {
     replan: Replan<'a>,
 }
 
+/// The plan and routes of the steps running (there are steps only while there is a plan).
+fn running<'b>(
+    plan: &'b Option<Assignment>,
+    routes: &'b Option<Routes>,
+) -> (&'b Assignment, &'b Routes) {
+    (
+        plan.as_ref().expect("a running step has a plan"),
+        routes.as_ref().expect("a plan has its routes"),
+    )
+}
+
 struct Tp<'a> {
     steps: Option<Box<dyn TpSteps + 'a>>,
     free: Time,
@@ -370,8 +381,7 @@ pub fn serve(
                 let Exec::Pipe(p) = &mut exec else {
                     unreachable!("stage events come from pipelines")
                 };
-                let a = p.plan.as_ref().expect("a running step has a plan");
-                let r = p.routes.as_ref().expect("with routes");
+                let (a, r) = running(&p.plan, &p.routes);
                 if r.need(stage) > 1 {
                     let got = p.pending.entry((slot, epoch, stage)).or_insert(0);
                     *got += 1;
@@ -398,8 +408,7 @@ pub fn serve(
                 let Exec::Pipe(p) = &mut exec else {
                     unreachable!("send events come from pipelines")
                 };
-                let a = p.plan.as_ref().expect("a running step has a plan");
-                let r = p.routes.as_ref().expect("with routes");
+                let (a, r) = running(&p.plan, &p.routes);
                 let s = &mut slots[slot];
                 let (hidden, back) = s.out.remove(&stage).expect("the stage ran");
                 let d = a.stages[stage].device;

@@ -30,23 +30,18 @@ pub enum DesignName {
 
 impl DesignName {
     fn run(self, p: &Problem, seed: u64, index: u64) -> Result<Transceiver> {
-        Ok(match self {
-            DesignName::Zf => aircomp::zero_forcing(p, ReceiveDirection::Eigen)?,
-            DesignName::ZfSum => aircomp::zero_forcing(p, ReceiveDirection::SumDirections)?,
-            DesignName::Mmse => aircomp::mmse(p, 100)?,
-            DesignName::Sca => aircomp::sca(p, 100)?,
-            DesignName::Sdr => {
-                aircomp::sdr(
-                    p,
-                    100,
-                    &mut rng::stream(seed, &[component::RANDOMISATION, index]),
-                )?
-                .transceiver
-            }
+        use aircomp::NamedDesign as N;
+        let named = match self {
+            DesignName::Zf => N::Zf,
+            DesignName::ZfSum => N::ZfSum,
+            DesignName::Mmse => N::Mmse,
+            DesignName::Sca => N::Sca,
+            DesignName::Sdr => N::Sdr,
             DesignName::Fdma => {
                 bail!("uncoded FDMA has one combiner per device, not one receive beamformer")
             }
-        })
+        };
+        Ok(named.run(p, seed, index)?)
     }
 
     /// (analytic, simulated) MSE of this design on `p`.

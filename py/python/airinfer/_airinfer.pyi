@@ -1,0 +1,42 @@
+"""Type stubs of the Rust extension (use airinfer.aircomp and airinfer.channel)."""
+
+from typing import Optional, TypedDict
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class _DesignDict(TypedDict):
+    receive_beamformer: npt.NDArray[np.complex128]
+    precoders: npt.NDArray[np.complex128]
+    mse: npt.NDArray[np.float64]
+    power: npt.NDArray[np.float64]
+
+def design(
+    channels_npy: bytes,
+    design: str,
+    power_budget: list[float],
+    signal_var: list[float],
+    noise_var: float,
+    streams: int,
+    seed: int,
+) -> _DesignDict: ...
+def mse(
+    channels_npy: bytes,
+    receive_beamformer: npt.NDArray[np.complex128],
+    precoders: npt.NDArray[np.complex128],
+    signal_var: list[float],
+    noise_var: float,
+) -> npt.NDArray[np.float64]: ...
+def mac(
+    devices: int,
+    rx_antennas: int,
+    tx_antennas: int,
+    realisations: int,
+    seed: int,
+    point: int,
+    rician_k_db: Optional[float],
+    rx_correlation: float,
+    tx_correlation: float,
+) -> npt.NDArray[np.complex128]: ...
