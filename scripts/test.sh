@@ -9,7 +9,8 @@
 #   4. run the kernel and model-equivalence tests once more per SIMD path this CPU has
 #      (AIRINFER_SIMD=portable|avx2|avx512), saying which paths it could not test, and on an
 #      emulated AVX2-only CPU (qemu-user, where installed);
-#   5. model-check the decode thread team with loom (llm/spin);
+#   5. build the Python package (py/) into .venv and run its pytest suite;
+#   5b. model-check the decode thread team with loom (llm/spin);
 #   6. our SDR solver against clarabel on 200 instances (`--features clarabel`), where the
 #      system OpenBLAS is installed (libopenblas-dev, pkg-config, and gfortran for the
 #      libgfortran.so it links);
@@ -78,6 +79,28 @@ else
   echo "note: qemu-user missing, so the AVX2-only CPU model is not tested"
 fi
 
+# the Python package (py/): built once in release into the virtual environment .venv (created
+# here; `. .venv/bin/activate` then `import airinfer`), sharing this target directory, then its
+# pytest suite (the CLI comparisons use the release binary built above)
+if [ "$steps" = all ]; then
+  if python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    echo "== Python package (py/) into .venv"
+    out="$( { [ -x .venv/bin/python ] || python3 -m venv .venv; } 2>&1 &&
+      .venv/bin/python -m pip install -q --upgrade pip 2>&1 &&
+      .venv/bin/python -m pip install -q maturin numpy pandas pytest 2>&1 &&
+      CARGO_TARGET_DIR="$(pwd)/$target" .venv/bin/python -m pip install -q ./py 2>&1 &&
+      AIRINFER_CLI="$bin" .venv/bin/python -m pytest py/tests -q -p no:cacheprovider 2>&1)"
+    pystatus=$?
+    printf '%s\n' "$out"
+    p="$(grep -oE '[0-9]+ passed' <<<"$out" | tail -1 | grep -oE '[0-9]+' || true)"
+    f="$(grep -oE '[0-9]+ (failed|errors?)' <<<"$out" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')"
+    if [ "$pystatus" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then f=1; fi
+    echo "python: ${p:-0} passed, ${f:-0} failed" | tee -a "$log"
+  else
+    echo "note: python3 with venv/ensurepip (python3-venv) missing, so the Python package is not tested"
+  fi
+fi
+
 # the decode team's protocol, every interleaving (loom; its own target directory, so the cfg
 # does not rebuild the main one)
 if [ "$steps" = all ]; then
@@ -131,8 +154,8 @@ fi
 # every test binary that started ("Running …", "Doc-tests …") without printing a result
 results=$(grep -cE '^test result:' "$log")
 started=$(grep -cE '^ *(Running |Doc-tests )' "$log")
-passed=$(grep -E '^(test result:|slurm: |soapy: )' "$log" | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')
-failed=$(grep -E '^(test result:|slurm: |soapy: )' "$log" | sed -E 's/.* ([0-9]+) failed.*/\1/' | awk '{s+=$1} END {print s+0}')
+passed=$(grep -E '^(test result:|slurm: |soapy: |python: )' "$log" | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -E '^(test result:|slurm: |soapy: |python: )' "$log" | sed -E 's/.* ([0-9]+) failed.*/\1/' | awk '{s+=$1} END {print s+0}')
 if [ "$started" -gt "$results" ]; then
   echo "note: $((started - results)) test binaries started but printed no result (crashed?)"
   failed=$((failed + started - results))
