@@ -7,6 +7,10 @@
 //! [`channel::channels_from_bytes`], the reader of the CLI's `--channels`: same checks, same
 //! one-line messages. Errors become `ValueError` with the Rust message unchanged; the GIL is
 //! released while Rust computes.
+//!
+//! Experiment campaigns (`airinfer/experiment.py`) run through `airinfer run`'s own function
+//! ([`airinfer::cli::experiment::run`], the CLI crate as a library), and Python dicts become
+//! TOML through the CLI's `toml` crate, so a dict is the same document as the file it stands for.
 
 use airinfer_phy::aircomp::{self, NamedDesign, Problem, Transceiver};
 use airinfer_phy::channel::{self, Mac, MacConfig, SmallScale};
@@ -17,7 +21,9 @@ use numpy::{IntoPyArray, PyArray1, PyArray4, PyReadonlyArrayDyn};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple};
 use rayon::prelude::*;
+use std::path::{Path, PathBuf};
 
 fn value_error(msg: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(msg.to_string())
@@ -227,12 +233,187 @@ fn mac<'py>(
     Ok(out.map_err(value_error)?.into_pyarray(py))
 }
 
-/// The Rust extension of the `airinfer` package (use `airinfer.aircomp`, `airinfer.channel`).
+// --- experiment campaigns -------------------------------------------------------------------
+
+/// `key` for messages: `channel.snr_db`, `plot[0].x`; the whole document is `(top level)`.
+fn key_name(key: &str) -> &str {
+    if key.is_empty() {
+        "(top level)"
+    } else {
+        key
+    }
+}
+
+/// A Python value as a TOML value: bool, int, float, str, dict (a table; str keys, in their
+/// order), list or tuple (an array); NumPy scalars through `__index__` / `__float__`.
+fn to_toml(v: &Bound<'_, PyAny>, key: &str) -> Result<toml::Value, String> {
+    if v.is_instance_of::<PyBool>() {
+        return Ok(toml::Value::Boolean(
+            v.extract::<bool>().map_err(|e| e.to_string())?,
+        ));
+    }
+    if v.is_instance_of::<PyInt>() {
+        return v.extract::<i64>().map(toml::Value::Integer).map_err(|_| {
+            format!(
+                "{}: {v} is beyond TOML's signed 64-bit integers (write a larger seed as a string)",
+                key_name(key)
+            )
+        });
+    }
+    if v.is_instance_of::<PyFloat>() {
+        return Ok(toml::Value::Float(
+            v.extract::<f64>().map_err(|e| e.to_string())?,
+        ));
+    }
+    if let Ok(s) = v.cast::<PyString>() {
+        return Ok(toml::Value::String(s.to_string()));
+    }
+    if let Ok(d) = v.cast::<PyDict>() {
+        let mut t = toml::Table::new();
+        for (k, x) in d.iter() {
+            let Ok(k) = k.cast::<PyString>().map(|k| k.to_string()) else {
+                return Err(format!(
+                    "{}: the key {k:?} is not a string (TOML keys are)",
+                    key_name(key)
+                ));
+            };
+            let path = if key.is_empty() {
+                k.clone()
+            } else {
+                format!("{key}.{k}")
+            };
+            t.insert(k, to_toml(&x, &path)?);
+        }
+        return Ok(toml::Value::Table(t));
+    }
+    let items: Option<Vec<Bound<'_, PyAny>>> = if let Ok(l) = v.cast::<PyList>() {
+        Some(l.iter().collect())
+    } else if let Ok(t) = v.cast::<PyTuple>() {
+        Some(t.iter().collect())
+    } else {
+        None
+    };
+    if let Some(items) = items {
+        return items
+            .iter()
+            .enumerate()
+            .map(|(i, x)| to_toml(x, &format!("{key}[{i}]")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(toml::Value::Array);
+    }
+    if v.is_none() {
+        return Err(format!(
+            "{}: None has no TOML value (leave the key out for its default)",
+            key_name(key)
+        ));
+    }
+    // NumPy scalars and other numbers: integers first (np.int64 has __index__), then floats
+    if v.hasattr("__index__").unwrap_or(false) {
+        if let Ok(i) = v.extract::<i64>() {
+            return Ok(toml::Value::Integer(i));
+        }
+    }
+    if let Ok(x) = v.extract::<f64>() {
+        return Ok(toml::Value::Float(x));
+    }
+    let ty = v
+        .get_type()
+        .name()
+        .map_or_else(|_| "?".to_string(), |n| n.to_string());
+    Err(format!(
+        "{}: a value of type {ty} has no TOML value (bool, int, float, str, dict, list)",
+        key_name(key)
+    ))
+}
+
+/// An experiment as a Python dict → the text of its TOML file, written by the CLI's `toml`.
+#[pyfunction]
+fn toml_document(config: &Bound<'_, PyDict>) -> PyResult<String> {
+    let toml::Value::Table(t) = to_toml(config.as_any(), "").map_err(value_error)? else {
+        unreachable!("a dict is a table")
+    };
+    toml::to_string(&t).map_err(value_error)
+}
+
+/// One value as inline TOML (the VALUE of `--set KEY=VALUE`; `key` names it in errors).
+#[pyfunction]
+#[pyo3(signature = (value, key))]
+fn toml_value(value: &Bound<'_, PyAny>, key: &str) -> PyResult<String> {
+    Ok(to_toml(value, key).map_err(value_error)?.to_string())
+}
+
+/// `airinfer run`'s results directory when `--out` is not given (its private `out_dir` without
+/// shard and radio): results/<name>, and results/<name>/set-<overrides> with overrides.
+fn default_out(name: &str, sets: &[String]) -> PathBuf {
+    let safe = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let mut d = Path::new("results").join(name);
+    if !sets.is_empty() {
+        d = d.join(format!("set-{}", safe(&sets.join(","))));
+    }
+    d
+}
+
+/// `airinfer run FILE [--set KEY=VALUE …] [--out OUT] [--force] [--quiet]`, in this process:
+/// returns the results directory.
+#[pyfunction]
+#[pyo3(signature = (file, sets, out, force, quiet))]
+fn run_experiment(
+    py: Python<'_>,
+    file: PathBuf,
+    sets: Vec<String>,
+    out: Option<PathBuf>,
+    force: bool,
+    quiet: bool,
+) -> PyResult<PathBuf> {
+    use airinfer::cli::experiment::{run, RunArgs};
+    use airinfer::experiment::Experiment;
+    py.detach(|| -> Result<PathBuf, String> {
+        // what `airinfer` checks before any command
+        airinfer_llm::kernels::simd_cap().map_err(|e| format!("environment: {e}"))?;
+        let out = match out {
+            Some(o) => o,
+            None => {
+                let exp = Experiment::load_with(&file, None, &sets).map_err(|e| e.to_string())?;
+                default_out(&exp.name, &sets)
+            }
+        };
+        run(RunArgs {
+            file,
+            out: Some(out.clone()),
+            shard: None,
+            force,
+            quiet,
+            radio: None,
+            sets,
+            max_memory: None,
+        })
+        // the CLI prints `error: {e:#}`
+        .map_err(|e| format!("{e:#}"))?;
+        Ok(out)
+    })
+    .map_err(value_error)
+}
+
+/// The Rust extension of the `airinfer` package (use `airinfer.aircomp`, `airinfer.channel`,
+/// `airinfer.run`).
 #[pymodule]
 fn _airinfer(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(design, m)?)?;
     m.add_function(wrap_pyfunction!(mse, m)?)?;
     m.add_function(wrap_pyfunction!(mac, m)?)?;
+    m.add_function(wrap_pyfunction!(toml_document, m)?)?;
+    m.add_function(wrap_pyfunction!(toml_value, m)?)?;
+    m.add_function(wrap_pyfunction!(run_experiment, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

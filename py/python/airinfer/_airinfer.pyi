@@ -1,6 +1,7 @@
-"""Type stubs of the Rust extension (use airinfer.aircomp and airinfer.channel)."""
+"""Type stubs of the Rust extension (use airinfer.aircomp, airinfer.channel, airinfer.run)."""
 
-from typing import Optional, TypedDict
+from pathlib import Path
+from typing import Any, Mapping, Optional, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -40,3 +41,12 @@ def mac(
     rx_correlation: float,
     tx_correlation: float,
 ) -> npt.NDArray[np.complex128]: ...
+def toml_document(config: Mapping[str, Any]) -> str: ...
+def toml_value(value: Any, key: str) -> str: ...
+def run_experiment(
+    file: str,
+    sets: list[str],
+    out: Optional[str],
+    force: bool,
+    quiet: bool,
+) -> Path: ...
