@@ -23,7 +23,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple};
 use rayon::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn value_error(msg: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(msg.to_string())
@@ -342,27 +342,6 @@ fn toml_value(value: &Bound<'_, PyAny>, key: &str) -> PyResult<String> {
     Ok(to_toml(value, key).map_err(value_error)?.to_string())
 }
 
-/// `airinfer run`'s results directory when `--out` is not given (its private `out_dir` without
-/// shard and radio): results/<name>, and results/<name>/set-<overrides> with overrides.
-fn default_out(name: &str, sets: &[String]) -> PathBuf {
-    let safe = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    let mut d = Path::new("results").join(name);
-    if !sets.is_empty() {
-        d = d.join(format!("set-{}", safe(&sets.join(","))));
-    }
-    d
-}
-
 /// `airinfer run FILE [--set KEY=VALUE …] [--out OUT] [--force] [--quiet]`, in this process:
 /// returns the results directory.
 #[pyfunction]
@@ -375,7 +354,7 @@ fn run_experiment(
     force: bool,
     quiet: bool,
 ) -> PyResult<PathBuf> {
-    use airinfer::cli::experiment::{run, RunArgs};
+    use airinfer::cli::experiment::{out_dir, run, RunArgs};
     use airinfer::experiment::Experiment;
     py.detach(|| -> Result<PathBuf, String> {
         // what `airinfer` checks before any command
@@ -384,7 +363,7 @@ fn run_experiment(
             Some(o) => o,
             None => {
                 let exp = Experiment::load_with(&file, None, &sets).map_err(|e| e.to_string())?;
-                default_out(&exp.name, &sets)
+                out_dir(&exp, None, None, &sets)
             }
         };
         run(RunArgs {

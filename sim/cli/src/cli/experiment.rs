@@ -202,7 +202,7 @@ fn fmt_metric(v: f64) -> String {
 
 /// Where `run` writes by default: results/<name> (a shard's subdirectory with --shard), with a
 /// directory of its own for a radio or overrides, so such runs never replace the file's own.
-fn out_dir(
+pub fn out_dir(
     exp: &Experiment,
     shard: Option<(usize, usize)>,
     radio: Option<&str>,
