@@ -106,6 +106,8 @@ pub struct SystemEvent {
 /// A serving run's outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServingReport {
+    /// The plan at the start (as [`SystemEvent::plan`]).
+    pub plan: String,
     /// Every request, in arrival order.
     pub records: Vec<RequestRecord>,
     /// Their summary.

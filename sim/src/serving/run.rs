@@ -246,14 +246,7 @@ pub fn serve(
             let routes = Routes::new(&stages, &cost.residual_links(), n);
             // each device holds the weights of its stages
             let mut devs = Devices::new(devices, n);
-            let own = stages.device_of_units(n);
-            for (d, row) in devs.loaded.iter_mut().enumerate() {
-                for (u, t) in row.iter_mut().enumerate() {
-                    if own[u] != d {
-                        *t = Time::MAX;
-                    }
-                }
-            }
+            devs.hold_only(&stages);
             Exec::Pipe(Box::new(Pipe {
                 cost,
                 background,
@@ -278,6 +271,7 @@ pub fn serve(
             e.stages().max(1)
         }
     };
+    let plan = exec.plan_text();
     let mut slots = vec![Slot::default(); in_flight(&exec)];
     let mut records: Vec<RequestRecord> = requests.iter().map(|&r| RequestRecord::new(r)).collect();
     let mut kv = vec![false; requests.len()];
@@ -529,6 +523,7 @@ pub fn serve(
     }
     let summary = Summary::of(&records);
     Ok(ServingReport {
+        plan,
         records,
         summary,
         events,
@@ -568,14 +563,7 @@ fn replan(
             let mut ready = now;
             if let Some(a) = &plan {
                 // keep what each device holds of its new units, drop the rest, read the missing
-                let own = a.device_of_units(n);
-                for (d, row) in p.devs.loaded.iter_mut().enumerate() {
-                    for (u, t) in row.iter_mut().enumerate() {
-                        if own[u] != d {
-                            *t = Time::MAX;
-                        }
-                    }
-                }
+                p.devs.hold_only(a);
                 for s in &a.stages {
                     for u in s.units.clone() {
                         ready = ready.max(p.devs.load(p.cost, s.device, u, now));

@@ -34,7 +34,7 @@ pub(super) const METRICS: &[&str] = &[
 
 pub(super) fn serving(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> Result<Vec<Row>> {
     use airinfer_plan::pipeline::PartitionError;
-    use airinfer_sim::systems::{serve, serving_plan, stages_text, ServingSetup};
+    use airinfer_sim::systems::{serve, ServingSetup};
     let y = &spec.system;
     let system = y.name;
     let k = spec.device_count();
@@ -76,15 +76,6 @@ pub(super) fn serving(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> 
             })
             .collect(),
     };
-    let stages = if system.is_pipeline() {
-        match serving_plan(system, &setup, &policy) {
-            Ok(a) => stages_text(&a),
-            Err(PartitionError::Infeasible(_)) => "infeasible".into(),
-            Err(e) => return Err(anyhow::anyhow!("system.{}: {e}", system.name())),
-        }
-    } else {
-        "tp".into()
-    };
     let r = match serve(system, &setup, &s, seed) {
         Ok(r) => r,
         Err(PartitionError::Infeasible(_)) => {
@@ -94,6 +85,12 @@ pub(super) fn serving(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> 
             )])
         }
         Err(e) => return Err(anyhow::anyhow!("system.{}: {e}", system.name())),
+    };
+    // the plan's stages, "tp" for tensor parallelism (as the systems kind writes them)
+    let stages = if system.is_pipeline() {
+        r.plan.clone()
+    } else {
+        "tp".into()
     };
     let m = &r.summary;
     let ms = 1e3;
