@@ -87,7 +87,7 @@ if [ "$steps" = all ]; then
     echo "== Python package (py/) into .venv"
     out="$( { [ -x .venv/bin/python ] || python3 -m venv .venv; } 2>&1 &&
       .venv/bin/python -m pip install -q --upgrade pip 2>&1 &&
-      .venv/bin/python -m pip install -q maturin numpy pandas pytest 2>&1 &&
+      .venv/bin/python -m pip install -q maturin numpy pandas matplotlib pytest 2>&1 &&
       CARGO_TARGET_DIR="$(pwd)/$target" .venv/bin/python -m pip install -q ./py 2>&1 &&
       AIRINFER_CLI="$bin" .venv/bin/python -m pytest py/tests -q -p no:cacheprovider 2>&1)"
     pystatus=$?

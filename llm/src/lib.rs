@@ -7,6 +7,7 @@
 pub mod config;
 pub mod cost;
 pub mod eval;
+pub mod generate;
 pub mod ggml_type;
 pub mod gguf;
 pub mod kernels;

@@ -57,6 +57,13 @@ pub trait Collective {
         let _ = magnitudes;
         self.all_reduce(ctx, buffers);
     }
+
+    /// Why this collective cannot go on, once it cannot (a hook written by a user that raised,
+    /// an interrupt): the forward pass stops after the reduction that failed and returns
+    /// [`crate::model::ModelError::Collective`] with this message. The default never fails.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The exact all-reduce: every device receives Σ_k partial_k, summed in device order.

@@ -242,6 +242,59 @@ fn every_reduction_site_is_intercepted_and_errors_reach_the_output() {
     assert!(rel_err32(&noisy, &clean) > 1e-3);
 }
 
+/// A collective that gives up after `ok` reductions (a user's Python link that raised).
+struct Quits {
+    ok: usize,
+    calls: usize,
+}
+
+impl Collective for Quits {
+    fn all_reduce(&mut self, _ctx: &ReduceCtx, buffers: &mut [Vec<f32>]) {
+        self.calls += 1;
+        airinfer_llm::tp::ideal_sum(buffers);
+    }
+    fn failure(&self) -> Option<String> {
+        (self.calls > self.ok).then(|| format!("quit after {} reductions", self.ok))
+    }
+}
+
+#[test]
+fn a_collective_that_fails_stops_the_forward_pass_with_its_message() {
+    let t = Tiny::default();
+    let g = tiny_gguf(&t, 5);
+    let model = Model::load_shares(&g, &[1.0, 1.0]).unwrap();
+    let sites = 2 * t.n_layer;
+    // never failing: the same logits as the ideal all-reduce
+    let mut s = model.new_session(64);
+    let mut q = Quits {
+        ok: usize::MAX,
+        calls: 0,
+    };
+    let a = model
+        .forward(&mut s, &TOKENS, &mut q, Logits::Last)
+        .unwrap();
+    let mut s = model.new_session(64);
+    let b = model
+        .forward(&mut s, &TOKENS, &mut IdealCollective, Logits::Last)
+        .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(q.calls, sites);
+    // failing at every site in turn: the error carries the message, no reduction after it runs
+    for ok in 0..sites {
+        let mut s = model.new_session(64);
+        let mut q = Quits { ok, calls: 0 };
+        let e = model
+            .forward(&mut s, &TOKENS, &mut q, Logits::Last)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("the all-reduce failed: quit after {ok} reductions")
+        );
+        assert_eq!(q.calls, ok + 1, "reductions run after the failure");
+        assert_eq!(s.pos, 0, "a failed call must not advance the session");
+    }
+}
+
 #[test]
 fn bad_tokens_and_context_overflow_are_errors() {
     let t = Tiny::default();

@@ -23,6 +23,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple};
 use rayon::prelude::*;
+
+mod model;
 use std::path::PathBuf;
 
 fn value_error(msg: impl std::fmt::Display) -> PyErr {
@@ -393,6 +395,7 @@ fn _airinfer(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(toml_document, m)?)?;
     m.add_function(wrap_pyfunction!(toml_value, m)?)?;
     m.add_function(wrap_pyfunction!(run_experiment, m)?)?;
+    m.add_class::<model::PyModel>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -126,6 +126,9 @@ impl Model {
             collective,
             record,
         );
+        if let Some(why) = collective.failure() {
+            return Err(ModelError::Collective(why));
+        }
         s.pos += t;
         Ok(())
     }
@@ -378,6 +381,9 @@ impl Model {
                     width: d,
                 };
                 reduce(collective, &ctx, &mut partials, &mags);
+                if collective.failure().is_some() {
+                    return;
+                }
                 if let Some(bo) = &self.devices[0].blocks[l].bo {
                     for p in partials.iter_mut() {
                         for row in p.chunks_mut(d) {
@@ -420,6 +426,9 @@ impl Model {
                 width: d,
             };
             reduce(collective, &ctx, &mut partials, &mags);
+            if collective.failure().is_some() {
+                return;
+            }
             let post = self.devices[0].blocks[l].post_ffn_norm.as_deref();
             for (x, p) in xs.iter_mut().zip(partials.iter_mut()) {
                 self.residual_add(x, p, post);

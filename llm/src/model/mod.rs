@@ -87,6 +87,10 @@ pub enum ModelError {
         /// Vocabulary size.
         vocab: usize,
     },
+    /// The collective gave up ([`crate::tp::Collective::failure`]); the session's caches are
+    /// then part-written: reset it before using it again.
+    #[error("the all-reduce failed: {0}")]
+    Collective(String),
     /// The sequence would exceed the KV cache capacity.
     #[error("sequence length {len} exceeds the context limit {limit}")]
     ContextFull {

@@ -9,6 +9,10 @@ seed give the same bits from both. Campaigns:
   as pandas DataFrames, ``config``, ``dir``);
 - :func:`load` -- the same :class:`Results` of a finished results directory.
 
+The model: :class:`Model` (``Model("smollm2-135m").eval(text, ctx=..., devices=..., link=...)``
+and ``.generate(prompt, ...)``) runs the real model tensor-parallel with the ideal all-reduce,
+the CLI's simulated radio, or your own Python callable as the all-reduce.
+
 Submodules:
 
 - :mod:`airinfer.aircomp` -- :func:`~airinfer.aircomp.design` (ZF, MMSE, SCA, SDR
@@ -22,8 +26,9 @@ Channels are complex NumPy arrays of shape ``(R, K, N_r, N_t)``: R realisations 
 :class:`ValueError` with the CLI's one-line message. The GIL is released while Rust computes.
 """
 
-from . import aircomp, channel, experiment
+from . import aircomp, channel, experiment, model
 from ._airinfer import __version__
 from .experiment import Results, load, run
+from .model import Model
 
-__all__ = ["aircomp", "channel", "experiment", "run", "load", "Results", "__version__"]
+__all__ = ["aircomp", "channel", "experiment", "model", "run", "load", "Results", "Model", "__version__"]

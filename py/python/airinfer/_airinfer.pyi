@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension (use airinfer.aircomp, airinfer.channel, airinfer.run)."""
 
 from pathlib import Path
-from typing import Any, Mapping, Optional, TypedDict
+from typing import Any, Callable, Mapping, Optional, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -50,3 +50,25 @@ def run_experiment(
     force: bool,
     quiet: bool,
 ) -> Path: ...
+
+class Model:
+    """A GGUF model, open (use :class:`airinfer.Model`)."""
+
+    def __init__(self, path_or_name: str, quiet: bool = True) -> None: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def config(self) -> dict[str, Any]: ...
+    def eval(
+        self,
+        args: list[str],
+        config: Optional[str] = None,
+        link: Optional[Callable[[list[npt.NDArray[np.float32]], int], Any]] = None,
+        quiet: bool = True,
+    ) -> str: ...
+    def generate(
+        self,
+        args: list[str],
+        link: Optional[Callable[[list[npt.NDArray[np.float32]], int], Any]] = None,
+        quiet: bool = True,
+    ) -> str: ...

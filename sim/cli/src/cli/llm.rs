@@ -6,7 +6,7 @@ use crate::progress;
 use airinfer_llm::eval::{perplexity, PplMode, PplOptions};
 use airinfer_llm::gguf::GgufFile;
 use airinfer_llm::model::{Logits, Model};
-use airinfer_llm::sampling::{Sampler, SamplerConfig};
+use airinfer_llm::sampling::SamplerConfig;
 use airinfer_llm::tokenizer::{default_system_message, ChatFormat, ChatMessage, Tokenizer};
 use airinfer_llm::tp::IdealCollective;
 use anyhow::{bail, Context, Result};
@@ -331,22 +331,19 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn generate(a: GenerateArgs) -> Result<()> {
-    let quiet = a.quiet || a.json;
-    if !(a.temperature.is_finite() && a.temperature >= 0.0) {
-        bail!(
-            "--temperature {}: must be finite and non-negative",
-            a.temperature
-        );
-    }
-    if !(a.top_p > 0.0 && a.top_p <= 1.0) {
-        bail!("--top-p {}: must be in (0, 1]", a.top_p);
-    }
-    let (_path, g, model) = a.model.load(quiet)?;
-    let tok = Tokenizer::from_gguf(&g).context("building the tokenizer from the model file")?;
-    let text = if a.chat {
+/// The token ids of `prompt`, wrapped in the model's chat template as a user message (after
+/// its default system message) when `chat`; the errors of `airinfer generate --prompt`.
+pub fn prompt_ids(
+    g: &GgufFile,
+    tok: &Tokenizer,
+    model: &Model,
+    prompt: &str,
+    chat: bool,
+    quiet: bool,
+) -> Result<Vec<u32>> {
+    let text = if chat {
         let mut msgs = Vec::new();
-        if let Some(sys) = default_system_message(&g) {
+        if let Some(sys) = default_system_message(g) {
             msgs.push(ChatMessage {
                 role: "system".into(),
                 content: sys,
@@ -354,9 +351,9 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         }
         msgs.push(ChatMessage {
             role: "user".into(),
-            content: a.prompt.clone(),
+            content: prompt.to_string(),
         });
-        let format = ChatFormat::of(&g);
+        let format = ChatFormat::of(g);
         if !quiet && g.get("tokenizer.chat_template").is_none() {
             eprintln!(
                 "note: the model file has no chat template; using its architecture's turn format ({format:?}). \
@@ -365,46 +362,77 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         }
         format.apply(&msgs, true)
     } else {
-        a.prompt.clone()
+        prompt.to_string()
     };
-    let prompt = tok.encode(&text, true, a.chat);
-    if prompt.is_empty() {
+    let ids = tok.encode(&text, true, chat);
+    if ids.is_empty() {
         bail!("--prompt: the prompt is empty after tokenisation");
     }
     let context = model.cfg.context_length;
-    if prompt.len() >= context {
+    if ids.len() >= context {
         bail!(
             "--prompt: {} tokens, but the model's context holds {context}: no room for a generated token (shorten the prompt)",
-            prompt.len()
+            ids.len()
         );
     }
-    let limit = (prompt.len() + a.max_tokens).min(context);
-    let mut session = model.new_session(limit);
-    let mut coll = IdealCollective;
-    let mut sampler = Sampler::new(SamplerConfig {
-        temperature: a.temperature,
-        top_k: a.top_k,
-        top_p: a.top_p,
-        seed: a.seed,
-    });
-    let t0 = Instant::now();
-    let mut logits = model.forward(&mut session, &prompt, &mut coll, Logits::Last)?;
-    let t_prefill = t0.elapsed().as_secs_f64();
-    let mut out_ids = Vec::new();
+    Ok(ids)
+}
+
+/// `--temperature`, `--top-p`, `--seed` and friends as a sampler, checked.
+pub fn sampler_config(
+    temperature: f32,
+    top_k: usize,
+    top_p: f32,
+    seed: u64,
+) -> Result<SamplerConfig> {
+    if !(temperature.is_finite() && temperature >= 0.0) {
+        bail!("--temperature {temperature}: must be finite and non-negative");
+    }
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        bail!("--top-p {top_p}: must be in (0, 1]");
+    }
+    Ok(SamplerConfig {
+        temperature,
+        top_k,
+        top_p,
+        seed,
+    })
+}
+
+/// What `airinfer generate --json` prints of a generation after `prompt_tokens` tokens.
+pub fn generation_json(
+    tok: &Tokenizer,
+    prompt_tokens: usize,
+    r: &airinfer_llm::generate::Generation,
+) -> serde_json::Value {
+    json!({"text": tok.decode(&r.ids), "token_ids": r.ids, "prompt_tokens": prompt_tokens,
+        "stop": r.stop.name(), "prefill_tok_s": prompt_tokens as f64 / r.prefill_s,
+        "decode_tok_s": r.ids.len() as f64 / r.decode_s.max(1e-9)})
+}
+
+pub fn generate(a: GenerateArgs) -> Result<()> {
+    let quiet = a.quiet || a.json;
+    let sampler = sampler_config(a.temperature, a.top_k, a.top_p, a.seed)?;
+    let (_path, g, model) = a.model.load(quiet)?;
+    let tok = Tokenizer::from_gguf(&g).context("building the tokenizer from the model file")?;
+    let prompt = prompt_ids(&g, &tok, &model, &a.prompt, a.chat, quiet)?;
     let mut pending: Vec<u8> = Vec::new();
     let stdout = std::io::stdout();
     if !a.json && !a.chat {
         print!("{}", a.prompt);
         stdout.lock().flush().ok();
     }
-    let t1 = Instant::now();
-    while out_ids.len() < a.max_tokens && session.pos < limit {
-        let next = sampler.sample(&logits);
-        if tok.is_eog(next) {
-            break;
-        }
-        out_ids.push(next);
-        if !a.json {
+    let r = airinfer_llm::generate::generate(
+        &model,
+        &tok,
+        &prompt,
+        a.max_tokens,
+        sampler,
+        &mut IdealCollective,
+        &mut |next| {
+            if a.json {
+                return;
+            }
             // stream whole UTF-8 characters only
             pending.extend_from_slice(&tok.token_bytes(next));
             let valid = match std::str::from_utf8(&pending) {
@@ -416,29 +444,10 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
                 stdout.lock().flush().ok();
                 pending.drain(..valid);
             }
-        }
-        if out_ids.len() == a.max_tokens || session.pos >= limit {
-            break;
-        }
-        logits = model.forward(&mut session, &[next], &mut coll, Logits::Last)?;
-    }
-    let t_decode = t1.elapsed().as_secs_f64();
-    let text_out = tok.decode(&out_ids);
-    // why generation stopped: the cap, the model's context (its KV cache is full), or an
-    // end-of-generation token
-    let stop = if out_ids.len() == a.max_tokens {
-        "max_tokens"
-    } else if session.pos >= context {
-        "context"
-    } else {
-        "end_of_generation"
-    };
+        },
+    )?;
     if a.json {
-        println!(
-            "{}",
-            json!({"text": text_out, "token_ids": out_ids, "prompt_tokens": prompt.len(), "stop": stop,
-            "prefill_tok_s": prompt.len() as f64 / t_prefill, "decode_tok_s": out_ids.len() as f64 / t_decode.max(1e-9)})
-        );
+        println!("{}", generation_json(&tok, prompt.len(), &r));
     } else {
         if !pending.is_empty() {
             print!("{}", String::from_utf8_lossy(&pending));
@@ -448,24 +457,66 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
             eprintln!(
                 "[{} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s, {} device(s)]",
                 prompt.len(),
-                prompt.len() as f64 / t_prefill,
-                out_ids.len(),
-                out_ids.len() as f64 / t_decode.max(1e-9),
+                prompt.len() as f64 / r.prefill_s,
+                r.ids.len(),
+                r.ids.len() as f64 / r.decode_s.max(1e-9),
                 model.n_devices()
             );
-            if stop == "context" {
-                eprintln!("[stopped at the model's context length, {context} tokens]");
+            if r.stop == airinfer_llm::generate::Stop::Context {
+                eprintln!(
+                    "[stopped at the model's context length, {} tokens]",
+                    model.cfg.context_length
+                );
             }
         }
     }
     Ok(())
 }
 
-pub fn eval(a: EvalArgs) -> Result<()> {
-    airinfer_llm::kernels::set_f32_prefill(a.prefill == PrefillArg::F32);
-    let quiet = a.quiet || a.json;
-    let radio = a.radio.clone().with_config()?;
-    let (g, model, planned) = match &a.model.shares {
+/// `airinfer eval`'s options from its arguments (without the command name), the way the CLI
+/// parses them; a bad one is the first line of clap's message.
+pub fn parse_eval_args(argv: &[String]) -> Result<EvalArgs> {
+    #[derive(clap::Parser)]
+    #[command(name = "airinfer eval", no_binary_name = true)]
+    struct Command {
+        #[command(flatten)]
+        a: EvalArgs,
+    }
+    use clap::Parser;
+    Command::try_parse_from(argv)
+        .map(|c| c.a)
+        .map_err(|e| anyhow::anyhow!("{}", first_line(&e.render().to_string())))
+}
+
+/// `airinfer generate`'s options from its arguments (without the command name).
+pub fn parse_generate_args(argv: &[String]) -> Result<GenerateArgs> {
+    #[derive(clap::Parser)]
+    #[command(name = "airinfer generate", no_binary_name = true)]
+    struct Command {
+        #[command(flatten)]
+        a: GenerateArgs,
+    }
+    use clap::Parser;
+    Command::try_parse_from(argv)
+        .map(|c| c.a)
+        .map_err(|e| anyhow::anyhow!("{}", first_line(&e.render().to_string())))
+}
+
+fn first_line(s: &str) -> &str {
+    let l = s.lines().next().unwrap_or("");
+    l.strip_prefix("error: ").unwrap_or(l)
+}
+
+/// The split model `a` evaluates, from the open model file `g` at `path`: by `--shares`
+/// numbers or `--devices`, or by the assignment `--shares NAME` plans under `radio` (returned
+/// with it).
+pub fn eval_split(
+    a: &EvalArgs,
+    radio: &super::tp_eval::SchemeArgs,
+    g: &GgufFile,
+    path: &std::path::Path,
+) -> Result<(Model, Option<crate::experiment::planned::Planned>)> {
+    let shares = match &a.model.shares {
         // an assignment by name: plan it for this model's architecture, then split by it
         Some(SharesArg::Named(name)) => {
             let k = match (a.model.devices, radio.profiles.len()) {
@@ -473,22 +524,36 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 (None, n) if n > 1 => n,
                 _ => bail!("--shares {name}: give --devices K (or one --profiles name per device)"),
             };
-            let path = assets::resolve_model(&a.model.model, quiet)?;
-            let g = GgufFile::open(&path)
-                .with_context(|| format!("reading model file {}", path.display()))?;
-            let cfg = airinfer_llm::model::config_from_gguf(&g)
+            let cfg = airinfer_llm::model::config_from_gguf(g)
                 .with_context(|| format!("reading the architecture of {}", path.display()))?;
             let p = radio.plan(&cfg, &a.model.model, k, name)?;
-            let model = Model::load_shares(&g, &p.shares)
+            let model = Model::load_shares(g, &p.shares)
                 .with_context(|| format!("loading model {}", path.display()))?;
-            (g, model, Some(p))
+            return Ok((model, Some(p)));
         }
-        _ => {
-            let (_path, g, model) = a.model.load(quiet)?;
-            (g, model, None)
-        }
+        _ => a.model.shares()?,
     };
-    let tok = Tokenizer::from_gguf(&g).context("building the tokenizer from the model file")?;
+    let model = Model::load_shares(g, &shares)
+        .with_context(|| format!("loading model {}", path.display()))?;
+    Ok((model, None))
+}
+
+/// What `airinfer eval` reports: the `--json` object. `radio` is `a.radio` with its
+/// `--config` applied; `link`: every all-reduce through this collective instead of the ideal
+/// one (not with `--scheme`, whose collective is the simulated radio).
+#[allow(clippy::too_many_arguments)]
+pub fn eval_report(
+    a: &EvalArgs,
+    radio: &super::tp_eval::SchemeArgs,
+    g: &GgufFile,
+    model: &Model,
+    planned: Option<&crate::experiment::planned::Planned>,
+    link: Option<&mut dyn airinfer_llm::tp::Collective>,
+    quiet: bool,
+    print: bool,
+) -> Result<serde_json::Value> {
+    airinfer_llm::kernels::set_f32_prefill(a.prefill == PrefillArg::F32);
+    let tok = Tokenizer::from_gguf(g).context("building the tokenizer from the model file")?;
     let text_path = assets::resolve_text(&a.text, quiet)?;
     let text = assets::read_text(&text_path)?;
     let mode = match a.sliding {
@@ -526,16 +591,18 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     };
     let n_chunks_est = a.chunks.map_or(n_chunks_est, |c| c.min(n_chunks_est));
     if radio.scheme.is_some() {
+        if link.is_some() {
+            bail!("a link of your own replaces the all-reduce, which --scheme simulates: give one of the two");
+        }
         let pb = progress::items_bar(2 * n_chunks_est as u64, "reference + scheme", quiet);
         let mut base = 0;
-        let r = super::tp_eval::run(
-            &radio,
-            &model,
-            &g,
+        let r = super::tp_eval::evaluate(
+            radio,
+            model,
+            g,
             &tokens,
             &opts,
-            a.json,
-            planned.as_ref(),
+            planned,
             &mut |phase, d, _| {
                 if phase == "scheme" {
                     base = n_chunks_est;
@@ -544,33 +611,59 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             },
         );
         pb.finish_and_clear();
-        return r;
+        let r = r?;
+        if print {
+            r.print();
+        }
+        return Ok(r.json());
     }
     let pb = progress::items_bar(n_chunks_est as u64, "perplexity", quiet);
     let t0 = Instant::now();
+    let mut ideal = IdealCollective;
     let r = perplexity(
-        &model,
+        model,
         &tokens,
         &opts,
-        &mut IdealCollective,
+        link.unwrap_or(&mut ideal),
         &mut |done, _| pb.set_position(done as u64),
-    )?;
+    );
     pb.finish_and_clear();
+    let r = r?;
     let secs = t0.elapsed().as_secs_f64();
     let tok_s = r.processed_tokens as f64 / secs;
-    if a.json {
-        println!(
-            "{}",
-            json!({"perplexity": r.perplexity, "nll_stderr": r.nll_stderr, "tokens": r.scored_tokens,
-                "text_tokens": tokens.len(), "processed_tokens": r.processed_tokens, "chunks": r.chunks,
-                "ctx": a.ctx, "tokens_per_s": tok_s, "seconds": secs, "devices": model.n_devices(),
-                "running_ppl": r.running_ppl})
-        );
-    } else {
+    if print {
         println!(
             "perplexity {:.4} ± {:.4} (nll stderr) over {} scored tokens ({} chunks of {}, {} text tokens); {:.1} tokens/s, {} device(s)",
             r.perplexity, r.perplexity * r.nll_stderr, r.scored_tokens, r.chunks, a.ctx, tokens.len(), tok_s, model.n_devices()
         );
+    }
+    Ok(
+        json!({"perplexity": r.perplexity, "nll_stderr": r.nll_stderr, "tokens": r.scored_tokens,
+        "text_tokens": tokens.len(), "processed_tokens": r.processed_tokens, "chunks": r.chunks,
+        "ctx": a.ctx, "tokens_per_s": tok_s, "seconds": secs, "devices": model.n_devices(),
+        "running_ppl": r.running_ppl}),
+    )
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let quiet = a.quiet || a.json;
+    let radio = a.radio.clone().with_config()?;
+    let path = assets::resolve_model(&a.model.model, quiet)?;
+    let g =
+        GgufFile::open(&path).with_context(|| format!("reading model file {}", path.display()))?;
+    let (model, planned) = eval_split(&a, &radio, &g, &path)?;
+    let r = eval_report(
+        &a,
+        &radio,
+        &g,
+        &model,
+        planned.as_ref(),
+        None,
+        quiet,
+        !a.json,
+    )?;
+    if a.json {
+        println!("{r}");
     }
     Ok(())
 }

@@ -196,40 +196,45 @@ fn enum_value<T: ValueEnum>(file: &str, key: &str, v: &str) -> Result<T> {
 
 impl SchemeArgs {
     /// Apply `--config FILE` (if given) over these options.
-    pub fn with_config(mut self) -> Result<SchemeArgs> {
+    pub fn with_config(self) -> Result<SchemeArgs> {
         let Some(path) = self.config.clone() else {
             return Ok(self);
         };
         let f = path.display().to_string();
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {f}"))?;
-        let t: SchemeToml = toml::from_str(&text)
+        self.with_config_text(&text, &f)
+    }
+
+    /// Apply the TOML `text` of a `--config` file (named `f` in errors) over these options.
+    pub fn with_config_text(mut self, text: &str, f: &str) -> Result<SchemeArgs> {
+        let t: SchemeToml = toml::from_str(text)
             .map_err(|e| anyhow::anyhow!("{f}: {}", e.to_string().trim().replace('\n', " ")))?;
         if let Some(v) = t.scheme {
-            self.scheme = Some(enum_value(&f, "scheme", &v)?);
+            self.scheme = Some(enum_value(f, "scheme", &v)?);
         }
         if let Some(v) = t.design {
             if let Some(new) = airinfer_sim::links::aircomp::renamed(&v) {
                 anyhow::bail!("{f}: design = \"{v}\": now called \"{new}\"");
             }
-            self.design = enum_value(&f, "design", &v)?;
+            self.design = enum_value(f, "design", &v)?;
         }
         if let Some(v) = t.precision {
-            self.precision = enum_value(&f, "precision", &v)?;
+            self.precision = enum_value(f, "precision", &v)?;
         }
         if let Some(v) = t.quantiser {
-            self.quantiser = enum_value(&f, "quantiser", &v)?;
+            self.quantiser = enum_value(f, "quantiser", &v)?;
         }
         if let Some(v) = t.access {
-            self.access = enum_value(&f, "access", &v)?;
+            self.access = enum_value(f, "access", &v)?;
         }
         if let Some(v) = t.rate {
-            self.rate = enum_value(&f, "rate", &v)?;
+            self.rate = enum_value(f, "rate", &v)?;
         }
         if let Some(v) = t.held_equal {
-            self.held_equal = enum_value(&f, "held_equal", &v)?;
+            self.held_equal = enum_value(f, "held_equal", &v)?;
         }
         if let Some(v) = t.downlink {
-            self.downlink = enum_value(&f, "downlink", &v)?;
+            self.downlink = enum_value(f, "downlink", &v)?;
         }
         macro_rules! take {
             ($($k:ident),*) => { $( if let Some(v) = t.$k { self.$k = v; } )* };
@@ -433,19 +438,29 @@ impl SchemeArgs {
     }
 }
 
-/// Run the coupled evaluation and print the report; `planned`: the assignment the shares
+/// The coupled evaluation's report and what it was run with.
+pub struct Evaluated<'a> {
+    /// The options.
+    pub s: &'a SchemeArgs,
+    /// The simulation's numbers.
+    pub r: airinfer_sim::schemes::coupled::CoupledReport,
+    /// The assignment the shares came from when `--shares` named one.
+    pub planned: Option<&'a crate::experiment::planned::Planned>,
+    /// Devices.
+    pub devices: usize,
+}
+
+/// Run the coupled evaluation (and draw `--timeline`); `planned`: the assignment the shares
 /// came from when `--shares` named one (its powers go to the radio, its numbers to the report).
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    s: &SchemeArgs,
+pub fn evaluate<'a>(
+    s: &'a SchemeArgs,
     model: &Model,
     g: &GgufFile,
     tokens: &[u32],
     opts: &PplOptions,
-    json_out: bool,
-    planned: Option<&crate::experiment::planned::Planned>,
+    planned: Option<&'a crate::experiment::planned::Planned>,
     progress: &mut dyn FnMut(&str, usize, usize),
-) -> Result<()> {
+) -> Result<Evaluated<'a>> {
     if s.gen_tokens == 0 || s.prompt_tokens == 0 {
         bail!("--prompt-tokens and --gen-tokens must be positive");
     }
@@ -460,10 +475,6 @@ pub fn run(
     }
     let scheme = s.scheme.unwrap_or(SchemeKind::Ideal);
     let tx_power = planned.map_or(Vec::new(), |p| p.power_factors());
-    let planned_json = planned.map(|p| {
-        json!({"shares": p.shares, "tx_power_mw": p.power_w.iter().map(|w| w * 1e3).collect::<Vec<_>>(),
-               "feasible": p.feasible})
-    });
     // the error-free reference of the same split
     let reference =
         coupled::reference(model, tokens, opts, &mut |d, t| progress("reference", d, t))?;
@@ -492,50 +503,65 @@ pub fn run(
             path,
         )?;
     }
-    let (ttft, per_token, prefill, decode) = (r.ttft_s, r.per_token_s, &r.prefill, &r.decode);
-    let stats = r.nmse;
-    let agreement = r.agreement;
-    let per_tok = |v: &[f64]| {
+    Ok(Evaluated {
+        s,
+        r,
+        planned,
+        devices: model.n_devices(),
+    })
+}
+
+impl Evaluated<'_> {
+    fn per_tok(&self, v: &[f64]) -> Vec<f64> {
         v.iter()
-            .map(|x| x / s.gen_tokens as f64 * 1e3)
-            .collect::<Vec<_>>()
-    };
-    if json_out {
-        println!(
-            "{}",
-            json!({
-                "scheme": format!("{scheme:?}").to_lowercase(),
-                "design": format!("{:?}", s.design).to_lowercase(),
-                "planned": planned_json,
-                "snr_db": s.snr_db,
-                "devices": model.n_devices(),
-                "perplexity": r.perplexity,
-                "reference_perplexity": r.reference_perplexity,
-                "agreement": agreement,
-                "nmse": {"attn_output": stats[0], "mlp_down": stats[1], "all": r.nmse_all},
-                "mse": r.mse_all,
-                "ttft_ms": ttft * 1e3,
-                "ms_per_token": per_token * 1e3,
-                "scored_tokens": r.scored_tokens,
-                "prompt_tokens": r.prompt_tokens,
-                "gen_tokens": s.gen_tokens,
-                "prefill": {"compute_ms": prefill.compute_s.iter().map(|x| x * 1e3).collect::<Vec<_>>(),
-                            "idle_ms": prefill.idle_s.iter().map(|x| x * 1e3).collect::<Vec<_>>(),
-                            "airtime_ms": prefill.airtime_s * 1e3},
-                "decode_per_token": {"compute_ms": per_tok(&decode.compute_s), "idle_ms": per_tok(&decode.idle_s),
-                            "airtime_ms": decode.airtime_s / s.gen_tokens as f64 * 1e3,
-                            "rounds": decode.rounds / s.gen_tokens as u64},
-            })
-        );
-    } else {
+            .map(|x| x / self.s.gen_tokens as f64 * 1e3)
+            .collect()
+    }
+
+    /// The report as `airinfer eval --scheme … --json` prints it.
+    pub fn json(&self) -> serde_json::Value {
+        let (s, r) = (self.s, &self.r);
+        let scheme = s.scheme.unwrap_or(SchemeKind::Ideal);
+        let planned_json = self.planned.map(|p| {
+            json!({"shares": p.shares, "tx_power_mw": p.power_w.iter().map(|w| w * 1e3).collect::<Vec<_>>(),
+                   "feasible": p.feasible})
+        });
+        let (prefill, decode) = (&r.prefill, &r.decode);
+        json!({
+            "scheme": format!("{scheme:?}").to_lowercase(),
+            "design": format!("{:?}", s.design).to_lowercase(),
+            "planned": planned_json,
+            "snr_db": s.snr_db,
+            "devices": self.devices,
+            "perplexity": r.perplexity,
+            "reference_perplexity": r.reference_perplexity,
+            "agreement": r.agreement,
+            "nmse": {"attn_output": r.nmse[0], "mlp_down": r.nmse[1], "all": r.nmse_all},
+            "mse": r.mse_all,
+            "ttft_ms": r.ttft_s * 1e3,
+            "ms_per_token": r.per_token_s * 1e3,
+            "scored_tokens": r.scored_tokens,
+            "prompt_tokens": r.prompt_tokens,
+            "gen_tokens": s.gen_tokens,
+            "prefill": {"compute_ms": prefill.compute_s.iter().map(|x| x * 1e3).collect::<Vec<_>>(),
+                        "idle_ms": prefill.idle_s.iter().map(|x| x * 1e3).collect::<Vec<_>>(),
+                        "airtime_ms": prefill.airtime_s * 1e3},
+            "decode_per_token": {"compute_ms": self.per_tok(&decode.compute_s), "idle_ms": self.per_tok(&decode.idle_s),
+                        "airtime_ms": decode.airtime_s / s.gen_tokens as f64 * 1e3,
+                        "rounds": decode.rounds / s.gen_tokens as u64},
+        })
+    }
+
+    /// The report as `airinfer eval --scheme …` prints it.
+    pub fn print(&self) {
+        let (s, r) = (self.s, &self.r);
+        let scheme = s.scheme.unwrap_or(SchemeKind::Ideal);
+        let decode = &r.decode;
         println!(
             "{} devices, scheme {:?} ({:?}), SNR {} dB",
-            model.n_devices(),
-            scheme,
-            s.design,
-            s.snr_db
+            self.devices, scheme, s.design, s.snr_db
         );
-        if let Some(p) = planned {
+        if let Some(p) = self.planned {
             println!(
                 "planned shares {} ({}), transmit power (mW) {}",
                 p.shares
@@ -557,25 +583,28 @@ pub fn run(
         }
         println!(
             "perplexity {:.4} (error-free {:.4}), top-1 agreement {:.4} over {} tokens",
-            r.perplexity, r.reference_perplexity, agreement, r.scored_tokens
+            r.perplexity, r.reference_perplexity, r.agreement, r.scored_tokens
         );
         println!(
             "normalised MSE per reduction: attention output {:.3e}, MLP down {:.3e}; MSE of the \
              aggregate per value {:.3e}",
-            stats[0], stats[1], r.mse_all
+            r.nmse[0], r.nmse[1], r.mse_all
         );
         println!(
             "time to first token {:.2} ms ({} prompt tokens), {:.3} ms per token",
-            ttft * 1e3,
+            r.ttft_s * 1e3,
             r.prompt_tokens,
-            per_token * 1e3
+            r.per_token_s * 1e3
         );
         println!("per decoded token:   device  compute ms    idle ms");
-        for d in 0..model.n_devices() {
+        let (compute, idle) = (
+            self.per_tok(&decode.compute_s),
+            self.per_tok(&decode.idle_s),
+        );
+        for d in 0..self.devices {
             println!(
                 "                     {d:>6} {:>11.4} {:>10.4}",
-                decode.compute_s[d] / s.gen_tokens as f64 * 1e3,
-                decode.idle_s[d] / s.gen_tokens as f64 * 1e3
+                compute[d], idle[d]
             );
         }
         println!(
@@ -584,5 +613,4 @@ pub fn run(
             decode.rounds / s.gen_tokens as u64
         );
     }
-    Ok(())
 }
