@@ -396,6 +396,7 @@ fn _airinfer(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(toml_value, m)?)?;
     m.add_function(wrap_pyfunction!(run_experiment, m)?)?;
     m.add_class::<model::PyModel>()?;
+    m.add_function(wrap_pyfunction!(model::link_seconds_per_call, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

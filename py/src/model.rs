@@ -311,3 +311,57 @@ impl PyModel {
         format!("airinfer.Model('{}')", self.path.display())
     }
 }
+
+/// Seconds per all-reduce of `link` (a callable, or None: the built-in ideal sum) on `devices`
+/// partials of `n_tokens × width` values, over `iters` calls made as the forward pass makes
+/// them (GIL released between calls): the benchmark of a Python link's overhead
+/// (`py/bench/bench_link.py`).
+#[pyfunction]
+#[pyo3(signature = (link, devices, n_tokens, width, iters))]
+pub fn link_seconds_per_call(
+    py: Python<'_>,
+    link: Option<Py<PyAny>>,
+    devices: usize,
+    n_tokens: usize,
+    width: usize,
+    iters: usize,
+) -> PyResult<f64> {
+    if devices == 0 || n_tokens == 0 || width == 0 || iters == 0 {
+        return Err(PyValueError::new_err(
+            "devices, n_tokens, width and iters must be ≥ 1",
+        ));
+    }
+    let custom = link.is_some();
+    let mut link = PyLink::new(link);
+    let r = py.detach(|| {
+        // zeros: what the sums write back stays finite however many calls there are
+        let mut bufs = vec![vec![0.0f32; n_tokens * width]; devices];
+        let t0 = std::time::Instant::now();
+        for i in 0..iters {
+            let ctx = ReduceCtx {
+                layer: i / 2,
+                site: if i % 2 == 0 {
+                    ReduceSite::AttnOutput
+                } else {
+                    ReduceSite::MlpDown
+                },
+                n_tokens,
+                pos: 0,
+                width,
+            };
+            if custom {
+                link.all_reduce(&ctx, &mut bufs);
+                if link.failure().is_some() {
+                    break;
+                }
+            } else {
+                ideal_sum(&mut bufs);
+            }
+        }
+        t0.elapsed().as_secs_f64() / iters as f64
+    });
+    match link.err.take() {
+        Some(e) => Err(e),
+        None => Ok(r),
+    }
+}

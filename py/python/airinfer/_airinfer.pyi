@@ -72,3 +72,11 @@ class Model:
         link: Optional[Callable[[list[npt.NDArray[np.float32]], int], Any]] = None,
         quiet: bool = True,
     ) -> str: ...
+
+def link_seconds_per_call(
+    link: Optional[Callable[[list[npt.NDArray[np.float32]], int], Any]],
+    devices: int,
+    n_tokens: int,
+    width: int,
+    iters: int,
+) -> float: ...
