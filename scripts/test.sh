@@ -42,9 +42,14 @@ for s in ${steps//,/ }; do
 done
 # step NAME: is this optional step selected?
 step() { [ "$steps" = all ] || [[ ",$steps," == *",$1,"* ]]; }
+# lap NAME: the seconds since the last lap go to the closing "time per step" line
+laps=()
+t_lap=$SECONDS
+lap() { laps+=("$1 $((SECONDS - t_lap)) s"); t_lap=$SECONDS; }
 cargo test --workspace --release --no-run -q "$@" || exit 1
 bin="$(pwd)/$target/release/airinfer"
 "$bin" fetch smollm2-135m lee-news gemma3-270m || exit 1
+lap "build+fetch"
 
 export AIRINFER_REQUIRE_MODEL=1
 if [ "$steps" = all ]; then
@@ -64,6 +69,7 @@ if [ "$steps" = all ]; then
     AIRINFER_SIMD=$p run cargo test --release --no-fail-fast -p airinfer-llm --lib --test smollm2 --test forward_reference --test arch_parity "$@" -- kernels:: tensor_parallel decode prefill greedy
     AIRINFER_SIMD=$p run cargo test --release --no-fail-fast -p airinfer-phy --lib "$@" -- fastrng aircomp::
   done
+  lap "workspace+simd"
 fi
 
 # an AVX2-only CPU (no AVX-512 anywhere, the gemm crate's prefill kernels included), emulated by
@@ -75,6 +81,7 @@ elif command -v qemu-x86_64 >/dev/null && [ "$(uname -m)" = x86_64 ]; then
   echo "== AVX2-only CPU (qemu-x86_64 -cpu Haswell)"
   CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64 -cpu Haswell" \
     run cargo test --release --no-fail-fast -p airinfer-llm --lib --test smollm2 --test forward_reference "$@" -- kernels:: tensor_parallel
+  lap qemu
 else
   echo "note: qemu-user missing, so the AVX2-only CPU model is not tested"
 fi
@@ -96,6 +103,7 @@ if [ "$steps" = all ]; then
     f="$(grep -oE '[0-9]+ (failed|errors?)' <<<"$out" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')"
     if [ "$pystatus" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then f=1; fi
     echo "python: ${p:-0} passed, ${f:-0} failed" | tee -a "$log"
+    lap python
   else
     echo "note: python3 with venv/ensurepip (python3-venv) missing, so the Python package is not tested"
   fi
@@ -105,6 +113,7 @@ fi
 # does not rebuild the main one)
 if [ "$steps" = all ]; then
   RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR="$target/loom" run cargo test --release -p airinfer-spin --lib
+  lap loom
 fi
 
 # our SDR solver against clarabel, which links the system OpenBLAS (phy's `clarabel` feature)
@@ -114,6 +123,7 @@ if ! step clarabel; then
   :
 elif pkg-config --exists openblas 2>/dev/null && [ -e "$gfortran_lib" ]; then
   run cargo test --release -p airinfer-phy --features clarabel --test sdp_crosscheck "$@"
+  lap clarabel
 else
   echo "note: OpenBLAS or libgfortran (libopenblas-dev, pkg-config, gfortran) missing, so the clarabel cross-check is not run"
 fi
@@ -133,6 +143,7 @@ elif pkg-config --exists SoapySDR 2>/dev/null && command -v g++ >/dev/null; then
     SOAPY_SDR_PLUGIN_PATH="$modules" run cargo test --release -p airinfer-phy --features soapy --test soapy_loopback "$@"
     # the same experiment through SoapySDR end to end: `airinfer run --radio driver=airinfer-loopback`
     SOAPY_SDR_PLUGIN_PATH="$modules" run cargo test --release -p airinfer --features soapy --test soapy_hil "$@"
+    lap soapy
   else
     printf '%s\n' "$found"
     echo "soapy: 0 passed, 1 failed (the loopback module did not build or was not found)" | tee -a "$log"
@@ -146,6 +157,7 @@ if ! step slurm; then
   :
 elif [ "$(id -u)" -eq 0 ]; then
   AIRINFER="$bin" run bash scripts/slurm/test.sh
+  lap slurm
 else
   echo "note: not root, so the Slurm test (scripts/slurm/test.sh) is skipped"
 fi
@@ -166,5 +178,6 @@ if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   echo "note: a step failed without a failing test (a build error?)"
   failed=1
 fi
+echo "time per step: $(IFS=,; echo "${laps[*]}" | sed 's/,/, /g') (total $SECONDS s)"
 echo "tests: $passed passed, $failed failed"
 exit "$status"
