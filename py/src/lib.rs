@@ -344,8 +344,22 @@ fn toml_value(value: &Bound<'_, PyAny>, key: &str) -> PyResult<String> {
     Ok(to_toml(value, key).map_err(value_error)?.to_string())
 }
 
+thread_local! {
+    /// The exception of a signal handler (Ctrl-C's KeyboardInterrupt) that stopped a campaign.
+    static STOPPED_BY: std::cell::RefCell<Option<PyErr>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A campaign's stop hook: Python's pending signals, checked before each run on the thread
+/// that runs the campaign (the caller's); a handler's exception is kept for the caller.
+fn signalled() -> Option<String> {
+    let e = Python::attach(|py| py.check_signals()).err()?;
+    STOPPED_BY.with(|s| *s.borrow_mut() = Some(e));
+    Some("interrupted".to_string())
+}
+
 /// `airinfer run FILE [--set KEY=VALUE …] [--out OUT] [--force] [--quiet]`, in this process:
-/// returns the results directory.
+/// returns the results directory. Ctrl-C stops it before its next run (finished runs kept;
+/// running it again resumes) with KeyboardInterrupt.
 #[pyfunction]
 #[pyo3(signature = (file, sets, out, force, quiet))]
 fn run_experiment(
@@ -358,7 +372,8 @@ fn run_experiment(
 ) -> PyResult<PathBuf> {
     use airinfer::cli::experiment::{out_dir, run, RunArgs};
     use airinfer::experiment::Experiment;
-    py.detach(|| -> Result<PathBuf, String> {
+    STOPPED_BY.with(|s| s.borrow_mut().take());
+    let r = py.detach(|| -> Result<PathBuf, String> {
         // what `airinfer` checks before any command
         airinfer_llm::kernels::simd_cap().map_err(|e| format!("environment: {e}"))?;
         let out = match out {
@@ -377,12 +392,17 @@ fn run_experiment(
             radio: None,
             sets,
             max_memory: None,
+            stop: Some(signalled),
         })
         // the CLI prints `error: {e:#}`
         .map_err(|e| format!("{e:#}"))?;
         Ok(out)
+    });
+    r.map_err(|e| {
+        STOPPED_BY
+            .with(|s| s.borrow_mut().take())
+            .unwrap_or_else(|| value_error(e))
     })
-    .map_err(value_error)
 }
 
 /// The Rust extension of the `airinfer` package (use `airinfer.aircomp`, `airinfer.channel`,

@@ -104,6 +104,26 @@ def test_rerun_resumes(tmp_path):
     pd.testing.assert_frame_equal(a.results, b.results)
 
 
+@needs_cli
+def test_ctrl_c_stops_a_campaign_between_runs_and_a_rerun_completes_it(tmp_path, monkeypatch):
+    import _thread
+    import threading
+
+    # every run 200 ms longer (the campaign's test hook), so that Ctrl-C lands mid-campaign
+    monkeypatch.setenv("AIRINFER_TEST_RUN_DELAY_MS", "200")
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        airinfer.run(SMOKE, out=tmp_path / "py")
+    timer.cancel()
+    done = len(list((tmp_path / "py" / "runs").iterdir()))
+    assert 0 < done < 8, f"{done} runs finished before the interrupt took effect"
+    monkeypatch.delenv("AIRINFER_TEST_RUN_DELAY_MS")
+    airinfer.run(SMOKE, out=tmp_path / "py")  # resumes
+    cli_run(SMOKE, tmp_path / "cli")
+    same_directories(tmp_path / "py", tmp_path / "cli")
+
+
 # --- (2) a dict with overrides = the TOML edited the same way --------------------------------
 
 

@@ -104,6 +104,7 @@ def run(
             process's stderr and stdout.
 
     Re-running into the same directory resumes: finished runs of the same configuration are
+    kept. Ctrl-C (KeyboardInterrupt) stops the campaign before its next run, the finished ones
     kept. Errors (a bad file or key, a failed run) raise :class:`ValueError` with the CLI's
     message (without ``error:``); for a dict, its temporary file is named ``<dict>``.
     """

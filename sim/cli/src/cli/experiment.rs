@@ -68,6 +68,10 @@ pub struct RunArgs {
     /// machine's available memory). `check` prints the estimate and what it counts.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_memory: Option<f64>,
+    /// Not a flag: asked before each run whether to stop ([`CampaignOptions::stop`]; Python's
+    /// Ctrl-C).
+    #[arg(skip)]
+    pub stop: Option<fn() -> Option<String>>,
 }
 
 fn parse_size(s: &str) -> Result<f64, String> {
@@ -242,6 +246,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         shard: a.shard,
         force: a.force,
         quiet: a.quiet,
+        stop: a.stop,
     };
     let mut pb = None;
     let t0 = std::time::Instant::now();

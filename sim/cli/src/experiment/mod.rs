@@ -659,6 +659,9 @@ pub struct CampaignOptions {
     pub force: bool,
     /// No fetch messages.
     pub quiet: bool,
+    /// Asked before each run whether to stop there (a front end's Ctrl-C: Python's signal
+    /// check); `Some(why)` ends the campaign with an error saying why, the finished runs kept.
+    pub stop: Option<fn() -> Option<String>>,
 }
 
 /// What the campaign reports as it goes.
@@ -750,6 +753,12 @@ impl Experiment {
         let mut failed: Vec<String> = Vec::new();
         let mut recorded = 0;
         for i in todo {
+            if let Some(why) = opts.stop.and_then(|stop| stop()) {
+                anyhow::bail!(
+                    "{}: {why} after {recorded} runs of this call; the finished runs are kept: run again to resume",
+                    self.file.display()
+                );
+            }
             let run = self.run(i);
             progress(Progress::Begin(&run));
             let started_at = store::now_rfc3339();
