@@ -8,8 +8,8 @@
 //! is kept, so a sweep over links or SNRs loads it once.
 
 use airinfer::cli::llm::{
-    eval_report, eval_split, generation_json, parse_eval_args, parse_generate_args, prompt_ids,
-    sampler_config, SharesArg,
+    eval_report, eval_split, generation_json, parse_eval_args, parse_generate_args, run_generation,
+    SharesArg,
 };
 use airinfer_llm::gguf::GgufFile;
 use airinfer_llm::model::Model;
@@ -289,19 +289,10 @@ impl PyModel {
         let mut link = PyLink::new(link);
         let r = py.detach(|| -> anyhow::Result<String> {
             let a = parse_generate_args(&self.argv(args))?;
-            let sampler = sampler_config(a.temperature, a.top_k, a.top_p, a.seed)?;
             let model = self.split(&a.model.shares()?)?;
             let tok = Tokenizer::from_gguf(&self.g)?;
-            let prompt = prompt_ids(&self.g, &tok, &model, &a.prompt, a.chat, quiet)?;
-            let r = airinfer_llm::generate::generate(
-                &model,
-                &tok,
-                &prompt,
-                a.max_tokens,
-                sampler,
-                &mut link,
-                &mut |_| {},
-            )?;
+            let (prompt, r) =
+                run_generation(&a, &self.g, &tok, &model, &mut link, quiet, &mut |_| {})?;
             Ok(generation_json(&tok, prompt.len(), &r).to_string())
         });
         r.map_err(|e| link.error(e))

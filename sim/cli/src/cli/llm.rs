@@ -410,25 +410,51 @@ pub fn generation_json(
         "decode_tok_s": r.ids.len() as f64 / r.decode_s.max(1e-9)})
 }
 
+/// `airinfer generate`'s generation of `a` on `model` (from the file `g`, tokenised by `tok`),
+/// every all-reduce through `collective`, `on_token` seeing each token as it comes: the
+/// prompt's token ids and the generation.
+pub fn run_generation(
+    a: &GenerateArgs,
+    g: &GgufFile,
+    tok: &Tokenizer,
+    model: &Model,
+    collective: &mut dyn airinfer_llm::tp::Collective,
+    quiet: bool,
+    on_token: &mut dyn FnMut(u32),
+) -> Result<(Vec<u32>, airinfer_llm::generate::Generation)> {
+    let sampler = sampler_config(a.temperature, a.top_k, a.top_p, a.seed)?;
+    let prompt = prompt_ids(g, tok, model, &a.prompt, a.chat, quiet)?;
+    let r = airinfer_llm::generate::generate(
+        model,
+        tok,
+        &prompt,
+        a.max_tokens,
+        sampler,
+        collective,
+        on_token,
+    )?;
+    Ok((prompt, r))
+}
+
 pub fn generate(a: GenerateArgs) -> Result<()> {
     let quiet = a.quiet || a.json;
-    let sampler = sampler_config(a.temperature, a.top_k, a.top_p, a.seed)?;
+    // the sampler's options are checked before the model is fetched or loaded
+    sampler_config(a.temperature, a.top_k, a.top_p, a.seed)?;
     let (_path, g, model) = a.model.load(quiet)?;
     let tok = Tokenizer::from_gguf(&g).context("building the tokenizer from the model file")?;
-    let prompt = prompt_ids(&g, &tok, &model, &a.prompt, a.chat, quiet)?;
     let mut pending: Vec<u8> = Vec::new();
     let stdout = std::io::stdout();
     if !a.json && !a.chat {
         print!("{}", a.prompt);
         stdout.lock().flush().ok();
     }
-    let r = airinfer_llm::generate::generate(
-        &model,
+    let (prompt, r) = run_generation(
+        &a,
+        &g,
         &tok,
-        &prompt,
-        a.max_tokens,
-        sampler,
+        &model,
         &mut IdealCollective,
+        quiet,
         &mut |next| {
             if a.json {
                 return;
@@ -473,33 +499,29 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
-/// `airinfer eval`'s options from its arguments (without the command name), the way the CLI
-/// parses them; a bad one is the first line of clap's message.
-pub fn parse_eval_args(argv: &[String]) -> Result<EvalArgs> {
+/// A command's options from its arguments (without the command name), the way the CLI parses
+/// them; a bad one is the first line of clap's message.
+fn parse_args<A: clap::Args>(argv: &[String]) -> Result<A> {
     #[derive(clap::Parser)]
-    #[command(name = "airinfer eval", no_binary_name = true)]
-    struct Command {
+    #[command(no_binary_name = true)]
+    struct Command<A: clap::Args> {
         #[command(flatten)]
-        a: EvalArgs,
+        a: A,
     }
     use clap::Parser;
-    Command::try_parse_from(argv)
+    Command::<A>::try_parse_from(argv)
         .map(|c| c.a)
         .map_err(|e| anyhow::anyhow!("{}", first_line(&e.render().to_string())))
 }
 
+/// `airinfer eval`'s options from its arguments (without the command name).
+pub fn parse_eval_args(argv: &[String]) -> Result<EvalArgs> {
+    parse_args(argv)
+}
+
 /// `airinfer generate`'s options from its arguments (without the command name).
 pub fn parse_generate_args(argv: &[String]) -> Result<GenerateArgs> {
-    #[derive(clap::Parser)]
-    #[command(name = "airinfer generate", no_binary_name = true)]
-    struct Command {
-        #[command(flatten)]
-        a: GenerateArgs,
-    }
-    use clap::Parser;
-    Command::try_parse_from(argv)
-        .map(|c| c.a)
-        .map_err(|e| anyhow::anyhow!("{}", first_line(&e.render().to_string())))
+    parse_args(argv)
 }
 
 fn first_line(s: &str) -> &str {
