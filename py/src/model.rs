@@ -8,8 +8,8 @@
 //! is kept, so a sweep over links or SNRs loads it once.
 
 use airinfer::cli::llm::{
-    eval_report, eval_split, generation_json, parse_eval_args, parse_generate_args, run_generation,
-    SharesArg,
+    eval_report, eval_split, generation_json, generation_setup, parse_eval_args,
+    parse_generate_args, SharesArg,
 };
 use airinfer_llm::gguf::GgufFile;
 use airinfer_llm::model::Model;
@@ -291,8 +291,16 @@ impl PyModel {
             let a = parse_generate_args(&self.argv(args))?;
             let model = self.split(&a.model.shares()?)?;
             let tok = Tokenizer::from_gguf(&self.g)?;
-            let (prompt, r) =
-                run_generation(&a, &self.g, &tok, &model, &mut link, quiet, &mut |_| {})?;
+            let (sampler, prompt) = generation_setup(&a, &self.g, &tok, &model, quiet)?;
+            let r = airinfer_llm::generate::generate(
+                &model,
+                &tok,
+                &prompt,
+                a.max_tokens,
+                sampler,
+                &mut link,
+                &mut |_| {},
+            )?;
             Ok(generation_json(&tok, prompt.len(), &r).to_string())
         });
         r.map_err(|e| link.error(e))

@@ -410,30 +410,19 @@ pub fn generation_json(
         "decode_tok_s": r.ids.len() as f64 / r.decode_s.max(1e-9)})
 }
 
-/// `airinfer generate`'s generation of `a` on `model` (from the file `g`, tokenised by `tok`),
-/// every all-reduce through `collective`, `on_token` seeing each token as it comes: the
-/// prompt's token ids and the generation.
-pub fn run_generation(
+/// What `airinfer generate` checks and prepares of `a` for `model` (from the file `g`, tokenised
+/// by `tok`) before it generates: the sampler and the prompt's token ids (an error for an empty
+/// prompt or one that fills the context).
+pub fn generation_setup(
     a: &GenerateArgs,
     g: &GgufFile,
     tok: &Tokenizer,
     model: &Model,
-    collective: &mut dyn airinfer_llm::tp::Collective,
     quiet: bool,
-    on_token: &mut dyn FnMut(u32),
-) -> Result<(Vec<u32>, airinfer_llm::generate::Generation)> {
+) -> Result<(SamplerConfig, Vec<u32>)> {
     let sampler = sampler_config(a.temperature, a.top_k, a.top_p, a.seed)?;
     let prompt = prompt_ids(g, tok, model, &a.prompt, a.chat, quiet)?;
-    let r = airinfer_llm::generate::generate(
-        model,
-        tok,
-        &prompt,
-        a.max_tokens,
-        sampler,
-        collective,
-        on_token,
-    )?;
-    Ok((prompt, r))
+    Ok((sampler, prompt))
 }
 
 pub fn generate(a: GenerateArgs) -> Result<()> {
@@ -442,19 +431,20 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     sampler_config(a.temperature, a.top_k, a.top_p, a.seed)?;
     let (_path, g, model) = a.model.load(quiet)?;
     let tok = Tokenizer::from_gguf(&g).context("building the tokenizer from the model file")?;
+    let (sampler, prompt) = generation_setup(&a, &g, &tok, &model, quiet)?;
     let mut pending: Vec<u8> = Vec::new();
     let stdout = std::io::stdout();
     if !a.json && !a.chat {
         print!("{}", a.prompt);
         stdout.lock().flush().ok();
     }
-    let (prompt, r) = run_generation(
-        &a,
-        &g,
-        &tok,
+    let r = airinfer_llm::generate::generate(
         &model,
+        &tok,
+        &prompt,
+        a.max_tokens,
+        sampler,
         &mut IdealCollective,
-        quiet,
         &mut |next| {
             if a.json {
                 return;
