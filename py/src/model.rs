@@ -8,8 +8,8 @@
 //! is kept, so a sweep over links or SNRs loads it once.
 
 use airinfer::cli::llm::{
-    eval_report, eval_split, generation_json, generation_setup, parse_eval_args,
-    parse_generate_args, SharesArg,
+    eval_report, eval_split, eval_text, eval_tokens, generation_json, generation_setup,
+    parse_eval_args, parse_generate_args, SharesArg,
 };
 use airinfer_llm::gguf::GgufFile;
 use airinfer_llm::model::Model;
@@ -146,7 +146,10 @@ impl Collective for PyLink {
 pub struct PyModel {
     path: PathBuf,
     g: GgufFile,
+    tok: Tokenizer,
     split: Mutex<Option<(Vec<f64>, Arc<Model>)>>,
+    /// The last evaluation text and its tokens (a sweep evaluates one text many times).
+    text: Mutex<Option<(String, Arc<Vec<u32>>)>>,
 }
 
 impl PyModel {
@@ -166,6 +169,19 @@ impl PyModel {
         );
         *s = Some((shares.to_vec(), m.clone()));
         Ok(m)
+    }
+
+    /// The tokens of `text`: the last ones if it is the same text.
+    fn tokens(&self, text: String) -> Arc<Vec<u32>> {
+        let mut c = self.text.lock().unwrap_or_else(|p| p.into_inner());
+        match c.as_ref() {
+            Some((t, ids)) if *t == text => ids.clone(),
+            _ => {
+                let ids = Arc::new(eval_tokens(&self.tok, &text));
+                *c = Some((text, ids.clone()));
+                ids
+            }
+        }
     }
 
     fn argv(&self, args: Vec<String>) -> Vec<String> {
@@ -193,13 +209,15 @@ impl PyModel {
                 .map_err(|e| {
                     e.context(format!("reading the architecture of {}", path.display()))
                 })?;
-            Tokenizer::from_gguf(&g)
+            let tok = Tokenizer::from_gguf(&g)
                 .map_err(anyhow::Error::from)
                 .map_err(|e| e.context("building the tokenizer from the model file"))?;
             Ok(PyModel {
                 path,
                 g,
+                tok,
                 split: Mutex::new(None),
+                text: Mutex::new(None),
             })
         })
         .map_err(value_error)
@@ -261,10 +279,12 @@ impl PyModel {
                 (false, true) => None,
                 _ => Some(&mut link),
             };
+            let tokens = self.tokens(eval_text(&a, quiet)?);
             let r = eval_report(
                 &a,
                 &radio,
-                &self.g,
+                (&self.g, &self.tok),
+                &tokens,
                 &model,
                 planned.as_ref(),
                 l,
@@ -290,18 +310,18 @@ impl PyModel {
         let r = py.detach(|| -> anyhow::Result<String> {
             let a = parse_generate_args(&self.argv(args))?;
             let model = self.split(&a.model.shares()?)?;
-            let tok = Tokenizer::from_gguf(&self.g)?;
-            let (sampler, prompt) = generation_setup(&a, &self.g, &tok, &model, quiet)?;
+            let tok = &self.tok;
+            let (sampler, prompt) = generation_setup(&a, &self.g, tok, &model, quiet)?;
             let r = airinfer_llm::generate::generate(
                 &model,
-                &tok,
+                tok,
                 &prompt,
                 a.max_tokens,
                 sampler,
                 &mut link,
                 &mut |_| {},
             )?;
-            Ok(generation_json(&tok, prompt.len(), &r).to_string())
+            Ok(generation_json(tok, prompt.len(), &r).to_string())
         });
         r.map_err(|e| link.error(e))
     }

@@ -87,6 +87,40 @@ pub struct Failure {
     pub rejoin_s: Option<f64>,
 }
 
+impl Failure {
+    /// Whether this failure can happen among `devices` devices whose queue is on `source`:
+    /// `Err((field, reason))`, the field `device`, `at_s` or `rejoin_s`.
+    pub fn check(&self, devices: usize, source: usize) -> Result<(), (&'static str, String)> {
+        if self.device >= devices {
+            return Err((
+                "device",
+                format!("{}: there are {devices} devices", self.device),
+            ));
+        }
+        if self.device == source {
+            return Err((
+                "device",
+                format!(
+                    "{} is the source (system.source): it holds the queue and cannot leave",
+                    self.device
+                ),
+            ));
+        }
+        if !(self.at_s.is_finite() && self.at_s >= 0.0) {
+            return Err(("at_s", format!("{}: must be ≥ 0", self.at_s)));
+        }
+        if let Some(r) = self.rejoin_s {
+            if !(r.is_finite() && r > self.at_s) {
+                return Err((
+                    "rejoin_s",
+                    format!("{r}: must come after at_s = {}", self.at_s),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Something that happened to the system.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SystemEvent {

@@ -97,8 +97,8 @@ struct Slot {
 struct Pipe<'a> {
     cost: &'a CostSetup,
     background: &'a Background,
-    plan: Option<Assignment>,
-    routes: Option<Routes>,
+    /// The plan and its routes; none while no plan fits the devices alive.
+    live: Option<(Assignment, Routes)>,
     devs: Devices,
     links: Links<'a>,
     pending: BTreeMap<(usize, u64, usize), usize>,
@@ -106,14 +106,14 @@ struct Pipe<'a> {
 }
 
 /// The plan and routes of the steps running (there are steps only while there is a plan).
-fn running<'b>(
-    plan: &'b Option<Assignment>,
-    routes: &'b Option<Routes>,
-) -> (&'b Assignment, &'b Routes) {
-    (
-        plan.as_ref().expect("a running step has a plan"),
-        routes.as_ref().expect("a plan has its routes"),
-    )
+fn running(live: &Option<(Assignment, Routes)>) -> (&Assignment, &Routes) {
+    let (a, r) = live.as_ref().expect("a running step has a plan");
+    (a, r)
+}
+
+/// Whether an event of `slot` at `epoch` belongs to a step abandoned since (a failure).
+fn stale(slots: &[Slot], slot: usize, epoch: u64) -> bool {
+    slots.get(slot).is_none_or(|s| s.epoch != epoch)
 }
 
 struct Tp<'a> {
@@ -127,24 +127,35 @@ enum Exec<'a> {
     Tp(Tp<'a>),
 }
 
-impl Exec<'_> {
+impl<'a> Exec<'a> {
+    /// The pipeline (stage and send events come from pipelines only).
+    fn pipe(&mut self) -> &mut Pipe<'a> {
+        match self {
+            Exec::Pipe(p) => p,
+            Exec::Tp(_) => unreachable!("stage and send events come from pipelines"),
+        }
+    }
+
     fn stages(&self) -> usize {
         match self {
-            Exec::Pipe(p) => p.plan.as_ref().map_or(0, |a| a.stages.len()),
+            Exec::Pipe(p) => p.live.as_ref().map_or(0, |(a, _)| a.stages.len()),
             Exec::Tp(_) => 1,
         }
     }
 
     fn up(&self) -> bool {
         match self {
-            Exec::Pipe(p) => p.plan.is_some(),
+            Exec::Pipe(p) => p.live.is_some(),
             Exec::Tp(t) => t.steps.is_some(),
         }
     }
 
     fn plan_text(&self) -> String {
         match self {
-            Exec::Pipe(p) => p.plan.as_ref().map_or("none".into(), stages_text),
+            Exec::Pipe(p) => p
+                .live
+                .as_ref()
+                .map_or("none".into(), |(a, _)| stages_text(a)),
             Exec::Tp(t) => t.steps.as_ref().map_or("none".into(), |s| s.plan()),
         }
     }
@@ -192,27 +203,8 @@ pub fn serve(
         }
     }
     for (i, f) in failures.iter().enumerate() {
-        let field = format!("serving.failure[{i}]");
-        if f.device >= devices {
-            return Err(bad(&field, format!("device {} of {devices}", f.device)));
-        }
-        if f.device == source {
-            return Err(bad(
-                &field,
-                format!(
-                    "device {} is the source: it holds the queue and cannot leave",
-                    f.device
-                ),
-            ));
-        }
-        if !(f.at_s.is_finite() && f.at_s >= 0.0) {
-            return Err(bad(&field, format!("at_s = {}: must be ≥ 0", f.at_s)));
-        }
-        if let Some(r) = f.rejoin_s {
-            if !(r.is_finite() && r > f.at_s) {
-                return Err(bad(&field, format!("rejoin_s = {r}: must come after at_s")));
-            }
-        }
+        f.check(devices, source)
+            .map_err(|(key, why)| bad(&format!("serving.failure[{i}].{key}"), why))?;
     }
     let mut exec = match exec {
         Executor::Pipeline {
@@ -250,8 +242,7 @@ pub fn serve(
             Exec::Pipe(Box::new(Pipe {
                 cost,
                 background,
-                plan: Some(stages),
-                routes: Some(routes),
+                live: Some((stages, routes)),
                 devs,
                 links: Links::new(net, seed, false),
                 pending: BTreeMap::new(),
@@ -369,13 +360,11 @@ pub fn serve(
                 q.schedule(now, 1, Ev::Ready);
             }
             Ev::Stage { slot, epoch, stage } => {
-                if slots.get(slot).is_none_or(|s| s.epoch != epoch) {
+                if stale(&slots, slot, epoch) {
                     continue;
                 }
-                let Exec::Pipe(p) = &mut exec else {
-                    unreachable!("stage events come from pipelines")
-                };
-                let (a, r) = running(&p.plan, &p.routes);
+                let p = exec.pipe();
+                let (a, r) = running(&p.live);
                 if r.need(stage) > 1 {
                     let got = p.pending.entry((slot, epoch, stage)).or_insert(0);
                     *got += 1;
@@ -396,13 +385,11 @@ pub fn serve(
                 q.schedule(job.done, 1, Ev::Sent { slot, epoch, stage });
             }
             Ev::Sent { slot, epoch, stage } => {
-                if slots.get(slot).is_none_or(|s| s.epoch != epoch) {
+                if stale(&slots, slot, epoch) {
                     continue;
                 }
-                let Exec::Pipe(p) = &mut exec else {
-                    unreachable!("send events come from pipelines")
-                };
-                let (a, r) = running(&p.plan, &p.routes);
+                let p = exec.pipe();
+                let (a, r) = running(&p.live);
                 let s = &mut slots[slot];
                 let (hidden, back) = s.out.remove(&stage).expect("the stage ran");
                 let d = a.stages[stage].device;
@@ -425,7 +412,7 @@ pub fn serve(
                 }
             }
             Ev::Token { slot, epoch } => {
-                if slots.get(slot).is_none_or(|s| s.epoch != epoch) {
+                if stale(&slots, slot, epoch) {
                     continue;
                 }
                 let s = &mut slots[slot];
@@ -570,11 +557,11 @@ fn replan(
                     }
                 }
                 p.devs.cold = true;
-                p.routes = Some(Routes::new(a, &p.cost.residual_links(), n));
-            } else {
-                p.routes = None;
             }
-            p.plan = plan;
+            p.live = plan.map(|a| {
+                let r = Routes::new(&a, &p.cost.residual_links(), n);
+                (a, r)
+            });
             Ok((now, ready))
         }
         Exec::Tp(t) => match (t.resplit)(alive) {

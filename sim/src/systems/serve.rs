@@ -85,9 +85,8 @@ pub fn serving_plan(
         workload: setup.serving_workload(policy),
         ..setup.clone()
     };
-    let p = s.problem()?;
-    p.validate()?;
-    planner.partition(&p)
+    // a fixed micro-batch (max_batch ≥ 1): plan_batched's one plan for it
+    super::plan_batched(system, &*planner, &s).map(|(a, _, _)| a)
 }
 
 /// Tensor parallelism's step times: a [`TpCollective`] stepped for a batch (its own clock runs

@@ -550,14 +550,27 @@ pub fn eval_split(
     Ok((model, None))
 }
 
-/// What `airinfer eval` reports: the `--json` object. `radio` is `a.radio` with its
+/// `airinfer eval`'s text `--text` (a catalogue name, fetched when missing, or a file).
+pub fn eval_text(a: &EvalArgs, quiet: bool) -> Result<String> {
+    assets::read_text(&assets::resolve_text(&a.text, quiet)?)
+}
+
+/// The tokens `airinfer eval` scores of `text`, all of them (`--max-tokens` is applied by
+/// [`eval_report`]).
+pub fn eval_tokens(tok: &Tokenizer, text: &str) -> Vec<u32> {
+    tok.encode(text, true, false)
+}
+
+/// What `airinfer eval` reports: the `--json` object, for the text's tokens `text_tokens`
+/// ([`eval_tokens`]). `radio` is `a.radio` with its
 /// `--config` applied; `link`: every all-reduce through this collective instead of the ideal
 /// one (not with `--scheme`, whose collective is the simulated radio).
 #[allow(clippy::too_many_arguments)]
 pub fn eval_report(
     a: &EvalArgs,
     radio: &super::tp_eval::SchemeArgs,
-    g: &GgufFile,
+    (g, tok): (&GgufFile, &Tokenizer),
+    text_tokens: &[u32],
     model: &Model,
     planned: Option<&crate::experiment::planned::Planned>,
     link: Option<&mut dyn airinfer_llm::tp::Collective>,
@@ -565,9 +578,6 @@ pub fn eval_report(
     print: bool,
 ) -> Result<serde_json::Value> {
     airinfer_llm::kernels::set_f32_prefill(a.prefill == PrefillArg::F32);
-    let tok = Tokenizer::from_gguf(g).context("building the tokenizer from the model file")?;
-    let text_path = assets::resolve_text(&a.text, quiet)?;
-    let text = assets::read_text(&text_path)?;
     let mode = match a.sliding {
         Some(stride) => PplMode::Sliding { stride },
         None => PplMode::LlamaCpp,
@@ -585,10 +595,9 @@ pub fn eval_report(
             model.cfg.context_length
         );
     }
-    let mut tokens = tok.encode(&text, true, false);
-    if let Some(m) = a.max_tokens {
-        tokens.truncate(m);
-    }
+    let tokens = &text_tokens[..a
+        .max_tokens
+        .map_or(text_tokens.len(), |m| m.min(text_tokens.len()))];
     let opts = PplOptions {
         ctx: a.ctx,
         max_chunks: a.chunks,
@@ -612,7 +621,7 @@ pub fn eval_report(
             radio,
             model,
             g,
-            &tokens,
+            tokens,
             &opts,
             planned,
             &mut |phase, d, _| {
@@ -634,7 +643,7 @@ pub fn eval_report(
     let mut ideal = IdealCollective;
     let r = perplexity(
         model,
-        &tokens,
+        tokens,
         &opts,
         link.unwrap_or(&mut ideal),
         &mut |done, _| pb.set_position(done as u64),
@@ -664,10 +673,13 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let g =
         GgufFile::open(&path).with_context(|| format!("reading model file {}", path.display()))?;
     let (model, planned) = eval_split(&a, &radio, &g, &path)?;
+    let tok = Tokenizer::from_gguf(&g).context("building the tokenizer from the model file")?;
+    let tokens = eval_tokens(&tok, &eval_text(&a, quiet)?);
     let r = eval_report(
         &a,
         &radio,
-        &g,
+        (&g, &tok),
+        &tokens,
         &model,
         planned.as_ref(),
         None,

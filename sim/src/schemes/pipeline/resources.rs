@@ -218,23 +218,23 @@ impl Devices {
         }
         let start = now.max(self.free[d]);
         let factor = background.factor(d, start.secs());
-        let base: f64 = st
-            .units
-            .clone()
-            .map(|u| cost.unit_time_groups_s(d, u, groups))
-            .sum();
-        let compute_s = base * factor;
-        let done = if self.cold {
+        let unit_s = |u| cost.unit_time_groups_s(d, u, groups);
+        let (compute_s, done) = if self.cold {
             // unit by unit, each once it is loaded (a unit not held is read now)
-            let mut at = start.after(Time::from_secs(recv));
+            let (mut base, mut at) = (0.0, start.after(Time::from_secs(recv)));
             for u in st.units.clone() {
                 let ready = self.load(cost, d, u, now);
-                let unit = cost.unit_time_groups_s(d, u, groups) * factor;
-                at = at.max(ready).after(Time::from_secs(unit));
+                let t = unit_s(u);
+                base += t;
+                at = at.max(ready).after(Time::from_secs(t * factor));
             }
-            at.after(Time::from_secs(send))
+            (base * factor, at.after(Time::from_secs(send)))
         } else {
-            start.after(Time::from_secs(recv + compute_s + send))
+            let compute_s = st.units.clone().map(unit_s).sum::<f64>() * factor;
+            (
+                compute_s,
+                start.after(Time::from_secs(recv + compute_s + send)),
+            )
         };
         self.free[d] = done;
         self.busy[d].push((start, done));

@@ -123,7 +123,11 @@ pub(super) fn serving(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> 
     // the plan from then on, the requests put back and when the weights were in
     for e in &r.events {
         rows.push(row(
-            keys(e.plan.clone(), &e.what, cell(e.at_s)),
+            keys(
+                e.plan.clone(),
+                &e.what,
+                crate::experiment::format_f64(e.at_s),
+            ),
             &[("retries", e.retried as f64), ("ready_s", e.ready_s)],
         ));
     }
@@ -141,7 +145,11 @@ pub(super) fn serving(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> 
         }
         for b in 0..bins {
             rows.push(row(
-                keys(stages.clone(), "timeline", cell(b as f64 * w)),
+                keys(
+                    stages.clone(),
+                    "timeline",
+                    crate::experiment::format_f64(b as f64 * w),
+                ),
                 &[
                     ("window_tok_s", tokens[b] as f64 / w),
                     (
@@ -153,9 +161,4 @@ pub(super) fn serving(spec: &Spec, seed: u64, dir: &dyn Fn(&str) -> PathBuf) -> 
         }
     }
     Ok(rows)
-}
-
-/// A time as a CSV cell: shortest text that reads back the same.
-fn cell(t: f64) -> String {
-    format!("{t}")
 }

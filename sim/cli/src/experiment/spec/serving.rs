@@ -114,34 +114,8 @@ impl Spec {
             self.arrivals(&|_| PathBuf::new())?;
         }
         for (i, f) in s.failure.iter().enumerate() {
-            if f.device >= k {
-                return bad(
-                    &format!("failure[{i}].device"),
-                    format!("{}: there are {k} devices", f.device),
-                );
-            }
-            if f.device == self.system.source {
-                return bad(
-                    &format!("failure[{i}].device"),
-                    format!(
-                        "{} is the source (system.source): it holds the queue and cannot leave",
-                        f.device
-                    ),
-                );
-            }
-            if !(f.at_s.is_finite() && f.at_s >= 0.0) {
-                return bad(
-                    &format!("failure[{i}].at_s"),
-                    format!("{}: must be ≥ 0", f.at_s),
-                );
-            }
-            if let Some(r) = f.rejoin_s {
-                if !(r.is_finite() && r > f.at_s) {
-                    return bad(
-                        &format!("failure[{i}].rejoin_s"),
-                        format!("{r}: must come after at_s = {}", f.at_s),
-                    );
-                }
+            if let Err((key, why)) = f.check(k, self.system.source) {
+                return bad(&format!("failure[{i}].{key}"), why);
             }
         }
         Ok(())
